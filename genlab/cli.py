@@ -1,0 +1,152 @@
+"""`genlab data|train|eval|generate|eval-nets ...`: one entry point; errors are one line, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from genlab.errors import GenlabError
+
+
+def _cmd_data(args: argparse.Namespace) -> None:
+    from genlab.data import IMAGE_DATASETS, load_image_dataset
+
+    print(f"{'name':<15} {'train':>7} {'test':>7} {'classes':>7}  source")
+    for name in IMAGE_DATASETS:
+        try:
+            data = load_image_dataset(name)
+            print(f"{name:<15} {len(data.train_labels):>7} {len(data.test_labels):>7} "
+                  f"{data.num_classes:>7}  {data.source}")
+        except GenlabError as exc:
+            print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7}  unavailable: {exc}")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from genlab.config import from_dict, load_recipe, apply_override, Recipe
+    from genlab.pipeline import train
+    from genlab.tracking import RunDir
+
+    if args.resume:
+        run_path = Path(args.resume)
+        tree = RunDir(run_path).read_config()
+        overrides = ([args.recipe] if args.recipe else []) + args.overrides
+        for assignment in overrides:
+            apply_override(tree, assignment)
+        recipe = from_dict(Recipe, tree)
+    else:
+        if not args.recipe:
+            raise GenlabError("name a recipe (a YAML file or one of recipes/), or pass --resume RUN")
+        recipe = load_recipe(args.recipe, args.overrides)
+        run_path = Path(args.out or Path("runs") / recipe.name)
+    report = train(recipe, run_path, resume=bool(args.resume))
+    if int(os.environ.get("RANK", "0")) == 0:
+        cost = report["cost"]
+        print(f"trained {cost['steps']} steps ({cost['epochs']} epochs) in {cost['train_seconds']:.0f} s; "
+              f"run: {run_path}")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from genlab.pipeline import evaluate
+
+    metrics = evaluate(Path(args.run), args.n)
+    shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
+    print(json.dumps(shown, indent=2))
+    print(f"class histogram: " + ", ".join(f"{k}: {v:.3f}" for k, v in metrics["class_histogram"].items()))
+    print(f"written to {Path(args.run) / 'report.json'}")
+
+
+def _cmd_generate(args: argparse.Namespace) -> None:
+    from genlab.images import save_images
+    from genlab.pipeline import load_generator, sample
+
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npy"):
+        raise GenlabError(f"--out {out} must end in .png or .npy")
+    if not out.parent.is_dir():
+        raise GenlabError(f"--out {out}: folder {out.parent} does not exist")
+    if args.n < 1:
+        raise GenlabError(f"--n must be at least 1, got {args.n}")
+    generator, _, config = load_generator(Path(args.run))
+    images, _ = sample(generator, config, args.n, args.seed, args.label)
+    save_images(images, out, nrow=config.num_classes or None)
+    print(f"wrote {args.n} samples to {out}")
+
+
+def _cmd_eval_nets(args: argparse.Namespace) -> None:
+    from genlab.evaluation.classifier import evaluator_info, train_evaluator
+
+    if args.action == "train":
+        out = Path(args.out) if args.out else Path(__file__).parent / "evaluation" / "weights"
+        kwargs = {"epochs": args.epochs} if args.epochs else {}
+        info = train_evaluator(args.data, out, seed=args.seed, **kwargs)
+        print(json.dumps(info, indent=2))
+    else:
+        from genlab.data import IMAGE_DATASETS
+
+        for name in IMAGE_DATASETS:
+            try:
+                info = evaluator_info(name)
+                print(f"{name:<15} test accuracy {info['test_accuracy']:.4f}  sha256 {info['sha256'][:16]}…")
+            except GenlabError as exc:
+                print(f"{name:<15} {exc}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genlab", description="Pretrain, fine-tune, evaluate and "
+                                     "generate with small generative models.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="list the data sets and where they were found")
+    data.add_argument("action", choices=["list"])
+    data.set_defaults(func=_cmd_data)
+
+    train = commands.add_parser("train", help="train a recipe into a run directory")
+    train.add_argument("recipe", nargs="?", help="recipe YAML file or name in recipes/")
+    train.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    train.add_argument("--out", help="run directory (default runs/<recipe name>)")
+    train.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser("eval", help="score a run's samples; writes report.json")
+    evaluate.add_argument("run")
+    evaluate.add_argument("--n", type=int, help="number of generated samples (default: recipe eval.num_samples)")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    generate = commands.add_parser("generate", help="write samples of a run as PNG grid or .npy")
+    generate.add_argument("run")
+    generate.add_argument("--n", type=int, default=64)
+    generate.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (N x 28 x 28 in [0, 1])")
+    generate.add_argument("--label", type=int, help="class to generate (conditional models)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(func=_cmd_generate)
+
+    nets = commands.add_parser("eval-nets", help="the fixed classifier networks behind FID/precision/recall")
+    nets.add_argument("action", choices=["list", "train"])
+    nets.add_argument("--data", default="mnist")
+    nets.add_argument("--epochs", type=int)
+    nets.add_argument("--seed", type=int, default=0)
+    nets.add_argument("--out", help="folder for the weights (default: the package's shipped folder)")
+    nets.set_defaults(func=_cmd_eval_nets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "command", None) == "eval" and args.n is not None and args.n < 1:
+        print(f"genlab: error: --n must be at least 1, got {args.n}", file=sys.stderr)
+        return 2
+    try:
+        args.func(args)
+    except GenlabError as exc:
+        print(f"genlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genlab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

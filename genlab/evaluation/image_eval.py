@@ -1,0 +1,75 @@
+"""Score generated images against a dataset's test split in the feature space of its evaluator CNN."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from genlab.data import ImageData
+from genlab.errors import GenlabError
+from genlab.evaluation.classifier import ImageClassifier, to_tensor
+from genlab.evaluation.metrics import class_histogram, frechet_distance, inception_score, precision_recall
+
+# Test-split features per (dataset, source, evaluator checksum): every evaluation in a run reuses them.
+_REAL_CACHE: dict[tuple[str, str, str], np.ndarray] = {}
+
+
+@torch.no_grad()
+def embed(images: torch.Tensor, evaluator: ImageClassifier, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, D) and class probabilities (N, C) as float64, computed batch by batch."""
+    evaluator.eval()
+    feats, probs = [], []
+    for i in range(0, len(images), batch_size):
+        h = evaluator.features(images[i:i + batch_size].float())  # (B, D)
+        feats.append(h.double().numpy())
+        probs.append(evaluator.head(h).softmax(dim=1).double().numpy())  # (B, C)
+    return np.concatenate(feats), np.concatenate(probs)
+
+
+def real_features(dataset: ImageData, evaluator: ImageClassifier, batch_size: int = 500) -> np.ndarray:
+    key = (dataset.name, dataset.source, evaluator.info.get("sha256", str(id(evaluator))))
+    if key not in _REAL_CACHE:
+        _REAL_CACHE[key] = embed(to_tensor(dataset.test_images), evaluator, batch_size)[0]
+    return _REAL_CACHE[key]  # (N_test, D)
+
+
+def evaluate_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: ImageClassifier,
+                     requested_labels: torch.Tensor | None = None, batch_size: int = 500) -> dict:
+    """FID, precision/recall (k=3), Inception-style score and class histogram of fake_images (N, 1, 28, 28).
+
+    With requested_labels (N,) (a conditional generator), also label_accuracy: how often the evaluator
+    recognises the class that was asked for. Returns plain floats/dicts, ready for json.
+    """
+    if fake_images.ndim != 4 or tuple(fake_images.shape[1:]) != (1, 28, 28):
+        raise GenlabError(f"samples must have shape (N, 1, 28, 28), got {tuple(fake_images.shape)}")
+    if fake_images.min() < 0 or fake_images.max() > 1:
+        raise GenlabError("samples must lie in [0, 1]")
+    if evaluator.info.get("dataset", dataset.name) != dataset.name:
+        raise GenlabError(f"evaluator was trained on {evaluator.info['dataset']}, not {dataset.name}")
+    fake_feats, fake_probs = embed(fake_images.detach().cpu(), evaluator, batch_size)
+    real_feats = real_features(dataset, evaluator, batch_size)
+    precision, recall = precision_recall(real_feats, fake_feats, k=3)
+    is_mean, is_std = inception_score(fake_probs, splits=min(10, len(fake_probs)))
+    histogram = class_histogram(fake_probs, dataset.num_classes)
+    result = {
+        "fid": frechet_distance(real_feats, fake_feats),
+        "precision": precision,
+        "recall": recall,
+        "inception_score": {"mean": is_mean, "std": is_std},
+        "class_histogram": {name: float(f) for name, f in zip(dataset.class_names, histogram)},
+        # A dropped mode shows up as a class the generator (almost) never produces.
+        "min_class_fraction": float(histogram.min()),
+        "num_samples": len(fake_images),
+        "num_real": len(real_feats),
+        "evaluator": {
+            "dataset": evaluator.info.get("dataset", dataset.name),
+            "sha256": evaluator.info.get("sha256"),
+            "test_accuracy": evaluator.info.get("test_accuracy"),
+        },
+    }
+    if requested_labels is not None:
+        if requested_labels.shape != (len(fake_images),):
+            raise GenlabError(f"requested_labels must have shape ({len(fake_images)},), "
+                              f"got {tuple(requested_labels.shape)}")
+        predicted = fake_probs.argmax(axis=1)
+        result["label_accuracy"] = float((predicted == requested_labels.cpu().numpy()).mean())
+    return result

@@ -1,0 +1,118 @@
+"""What the CLI commands do, as plain functions: train, load, generate, evaluate.
+
+Data flows one way: recipe -> dataset -> model -> trainer -> run directory -> eval / generate.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.config import Recipe, from_dict, recipe_to_dict
+from genlab.data import load_image_dataset
+from genlab.errors import GenlabError
+from genlab.models.gan import GANConfig, Generator, build_gan
+from genlab.tracking import CostMeter, RunDir
+from genlab.training.checkpoint import load_weights, read_meta
+from genlab.training.distributed import init_distributed, shutdown
+from genlab.training.gan import GanTask
+from genlab.training.trainer import LoopConfig, Trainer
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def train(recipe: Recipe, run_path: Path, resume: bool = False) -> dict[str, Any]:
+    """Train `recipe` into `run_path` (or continue it); returns the run's report."""
+    meter = CostMeter()
+    env = init_distributed(recipe.train.device)
+    try:
+        run = RunDir(run_path, writer=env.is_main)
+        if run.exists() and not resume:
+            raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it "
+                              "or choose another --out")
+        torch.manual_seed(recipe.seed)
+        data = load_image_dataset(recipe.data.name, recipe.data.path)
+        task = GanTask(recipe, data, env)
+        trainer = Trainer(task, run, LoopConfig(
+            seed=recipe.seed, epochs=recipe.train.epochs, global_batch=recipe.data.batch_size,
+            max_minutes=recipe.train.max_minutes, sample_every=recipe.train.sample_every,
+            checkpoint_every=recipe.train.checkpoint_every, progress=recipe.train.progress), env)
+        run.create(recipe_to_dict(recipe))
+        resumed = trainer.resume() if resume else False
+        if env.is_main:
+            print(f"data: {data.name} from {data.source}; run: {run_path}"
+                  + (f" (resumed at step {trainer.step})" if resumed else ""))
+        summary = trainer.fit()
+        ledger = {
+            **summary,
+            **meter.snapshot(env.device.type),
+            "processes": env.world_size,
+            "device": str(env.device),
+            "parameters": {name: count_parameters(m) for name, m in task.modules.items()},
+            "data_source": data.source,
+        }
+        run.update_report("cost", ledger)
+        run.close()
+        return run.read_report()
+    finally:
+        shutdown(env)
+
+
+def load_generator(run_path: Path, device: str = "cpu") -> tuple[Generator, Recipe, GANConfig]:
+    """The trained generator of a run directory, in eval mode."""
+    run = RunDir(run_path)
+    recipe = from_dict(Recipe, run.read_config())
+    folder = run.checkpoint_dir
+    meta = read_meta(folder)
+    if meta.get("task") != "gan":
+        raise GenlabError(f"{run_path} is a '{meta.get('task')}' run, not a GAN")
+    config = from_dict(GANConfig, meta["model"])
+    generator, discriminator = build_gan(config)
+    load_weights(folder, {"generator": generator}, meta)
+    return generator.to(device).eval(), recipe, config
+
+
+@torch.no_grad()
+def sample(generator: Generator, config: GANConfig, n: int, seed: int, label: int | None = None,
+           batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n images (n, 1, 28, 28) in [0, 1] and the labels asked for (cycling 0..K-1 when label is None)."""
+    if n < 1:
+        raise GenlabError(f"--n must be at least 1, got {n}")
+    if label is not None and not config.num_classes:
+        raise GenlabError("--label needs a class-conditional model; this one is unconditional")
+    if label is not None and not 0 <= label < config.num_classes:
+        raise GenlabError(f"--label must be in 0..{config.num_classes - 1}, got {label}")
+    device = next(generator.parameters()).device
+    noise = torch.Generator().manual_seed(seed)
+    labels = None
+    if config.num_classes:
+        labels = torch.full((n,), label) if label is not None else torch.arange(n) % config.num_classes
+    chunks = []
+    for start in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - start), config.latent_dim, generator=noise).to(device)
+        chunk_labels = labels[start:start + len(z)].to(device) if labels is not None else None
+        chunks.append(generator(z, chunk_labels).cpu())
+    return torch.cat(chunks), labels
+
+
+def evaluate(run_path: Path, num_samples: int | None = None, seed: int = 1234) -> dict[str, Any]:
+    """Score a run's generator against the held-out test split and store it in report.json."""
+    from genlab.evaluation.classifier import load_evaluator
+    from genlab.evaluation.image_eval import evaluate_samples
+
+    generator, recipe, config = load_generator(run_path)
+    n = num_samples or recipe.eval.num_samples
+    data = load_image_dataset(recipe.data.name, recipe.data.path)
+    evaluator = load_evaluator(recipe.data.name)
+    meter = CostMeter()
+    images, labels = sample(generator, config, n, seed, batch_size=recipe.eval.batch_size)
+    metrics = evaluate_samples(images, data, evaluator, requested_labels=labels,
+                               batch_size=recipe.eval.batch_size)
+    metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
+    run = RunDir(run_path)
+    run.update_report("quality", metrics)
+    return metrics

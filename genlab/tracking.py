@@ -1,0 +1,140 @@
+"""The run directory (DESIGN.md §2) and the cost ledger.
+
+run/
+  config.yaml        the resolved recipe
+  checkpoints/last/  resumable state (safetensors weights + trainer state)
+  samples/           a fixed-noise sample grid per epoch
+  events.*           TensorBoard scalars and images
+  metrics.jsonl      one JSON object per logged step / epoch
+  report.json        final metrics + cost ledger
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genlab.errors import GenlabError
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write to a temp file beside `path`, then rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GenlabError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+class RunDir:
+    """Paths and writers of one experiment's directory; TensorBoard only on the writing rank."""
+
+    def __init__(self, path: str | Path, writer: bool = True):
+        self.path = Path(path)
+        self.is_writer = writer
+        self._tensorboard = None
+
+    # paths ---------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints" / "last"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.json"
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    # writing --------------------------------------------------------------------------------
+    def create(self, config: dict[str, Any]) -> None:
+        if not self.is_writer:
+            return
+        try:
+            self.samples_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GenlabError(f"cannot create run directory {self.path}: {exc.strerror or exc}") from None
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.exists():
+            raise GenlabError(f"{self.path} is not a genlab run directory (no config.yaml)")
+        return yaml.safe_load(self.config_path.read_text())
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.is_writer:
+            return
+        with open(self.path / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": step, **metrics}) + "\n")
+        writer = self.tensorboard()
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)):
+                writer.add_scalar(key, value, step)
+
+    def log_image(self, tag: str, image_hwc, step: int) -> None:
+        if self.is_writer:
+            self.tensorboard().add_image(tag, image_hwc, step, dataformats="HWC")
+
+    def tensorboard(self):
+        if self._tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(str(self.path))
+        return self._tensorboard
+
+    def close(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+
+    def read_report(self) -> dict[str, Any]:
+        if self.report_path.is_file():
+            return json.loads(self.report_path.read_text())
+        return {}
+
+    def update_report(self, section: str, values: dict[str, Any]) -> None:
+        if not self.is_writer:
+            return
+        report = self.read_report()
+        report[section] = values
+        atomic_write_text(self.report_path, json.dumps(report, indent=2) + "\n")
+
+
+class CostMeter:
+    """Wall time, CPU time and peak memory of this process since `start()`."""
+
+    def __init__(self) -> None:
+        self.wall_start = time.perf_counter()
+        self.cpu_start = time.process_time()
+
+    def snapshot(self, device: str = "cpu") -> dict[str, float]:
+        import torch
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        ledger = {
+            "wall_seconds": round(time.perf_counter() - self.wall_start, 3),
+            "cpu_seconds": round(time.process_time() - self.cpu_start, 3),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux
+        }
+        if device == "cuda" and torch.cuda.is_available():
+            ledger["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return ledger

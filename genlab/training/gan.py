@@ -1,0 +1,128 @@
+"""The GAN task: the essay's algorithm done right.
+
+Per step: noise z ~ N(0, I) -> G; a D step on [real, G(z).detach()] with its own Adam; a G step with
+the non-saturating loss through the freshly updated D, with its own Adam. Optional R1 penalty on real
+data, applied lazily every `r1_every` steps with its weight scaled up to match (StyleGAN2).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from genlab.config import Recipe
+from genlab.data import ImageData
+from genlab.images import make_grid, png_bytes
+from genlab.models.gan import GANConfig, build_gan
+from genlab.objectives import discriminator_loss, generator_loss, r1_penalty
+from genlab.tracking import RunDir, atomic_write_bytes
+from genlab.training.distributed import DistEnv, unwrap, wrap_ddp
+
+R1_EVERY = 4
+GRID_SIDE = 10  # sample grid: 10 x 10; for conditional models column c shows label c
+
+
+def resolve_model_config(recipe: Recipe, data: ImageData) -> GANConfig:
+    """Fill in what the dataset decides (the number of classes of a conditional model)."""
+    return dataclasses.replace(recipe.model, num_classes=data.num_classes if recipe.model.conditional else 0)
+
+
+def grid_labels(num_classes: int, n: int, device: torch.device) -> torch.Tensor | None:
+    return torch.arange(n, device=device) % num_classes if num_classes else None
+
+
+class GanTask:
+    def __init__(self, recipe: Recipe, data: ImageData, env: DistEnv):
+        self.recipe, self.env = recipe, env
+        self.config = resolve_model_config(recipe, data)
+        device = env.device
+        torch.manual_seed(recipe.seed)  # identical initial weights on every rank
+        generator, discriminator = build_gan(self.config)
+        self.generator = wrap_ddp(generator.to(device), env)
+        self.discriminator = wrap_ddp(discriminator.to(device), env)
+        self.modules = {"generator": generator, "discriminator": discriminator}
+        t = recipe.train
+        self.optimizers = {
+            "generator": torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=tuple(t.betas)),
+            "discriminator": torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas)),
+        }
+        images, labels = data.split("train")
+        if recipe.data.limit:
+            images, labels = images[: recipe.data.limit], labels[: recipe.data.limit]
+        # The whole (small) training set lives on the device as floats in [0, 1]: (N, 1, 28, 28).
+        self.images = torch.from_numpy(images).to(device).unsqueeze(1).float().div_(255)
+        self.labels = torch.from_numpy(labels).to(device)
+        self.num_examples = len(self.labels)
+        # Noise comes from its own generator, identical on all ranks; each rank takes its slice.
+        self.noise = torch.Generator().manual_seed(recipe.seed + 1)
+        self.fixed_z = torch.randn(GRID_SIDE * GRID_SIDE, self.config.latent_dim,
+                                   generator=torch.Generator().manual_seed(recipe.seed + 2)).to(device)
+        self.r1_weight = t.r1_gamma / 2 * R1_EVERY
+
+    def meta(self) -> dict[str, Any]:
+        return {"task": "gan", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name}
+
+    def rng_state(self) -> dict[str, Any]:
+        return {"noise": self.noise.get_state()}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        self.noise.set_state(state["noise"])
+
+    def step_kind(self, step: int) -> str:
+        return "d+g+r1" if self.r1_weight and step % R1_EVERY == 0 else "d+g"
+
+    def _local_noise(self, local_batch: int) -> torch.Tensor:
+        world, rank = self.env.world_size, self.env.rank
+        z = torch.randn(local_batch * world, self.config.latent_dim, generator=self.noise)
+        return z[rank * local_batch:(rank + 1) * local_batch].to(self.env.device)
+
+    def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
+        real = self.images[indices.to(self.images.device)]  # (B, 1, 28, 28)
+        labels = self.labels[indices.to(self.labels.device)] if self.config.num_classes else None
+        z = self._local_noise(len(indices))  # (B, latent)
+        fake = self.generator(z, labels)  # (B, 1, 28, 28)
+
+        # D step: one forward over [real; fake] so DDP sees a single forward per backward.
+        use_r1 = self.step_kind(step).endswith("r1")
+        real = real.requires_grad_(use_r1)
+        both_labels = torch.cat([labels, labels]) if labels is not None else None
+        logits = self.discriminator(torch.cat([real, fake.detach()]), both_labels)  # (2B,)
+        real_logits, fake_logits = logits.chunk(2)
+        d_loss = discriminator_loss(real_logits, fake_logits)
+        loss = d_loss
+        metrics = {}
+        if use_r1:
+            penalty = r1_penalty(real_logits, real)
+            loss = loss + self.r1_weight * penalty
+            metrics["r1"] = penalty.item()
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["discriminator"].step()
+
+        # G step through the updated D. The bare module is used: D's gradients from this pass are
+        # discarded (zeroed before D's next step), so they need no all-reduce.
+        g_loss = generator_loss(unwrap(self.discriminator)(fake, labels))
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.optimizers["generator"].step()
+        return {
+            "loss/d": d_loss.item(), "loss/g": g_loss.item(),
+            "d/real_prob": torch.sigmoid(real_logits).mean().item(),
+            "d/fake_prob": torch.sigmoid(fake_logits).mean().item(), **metrics,
+        }
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        generator = unwrap(self.generator).eval()
+        images = generator(self.fixed_z, grid_labels(self.config.num_classes, len(self.fixed_z), self.env.device))
+        generator.train()
+        return images
+
+    def end_epoch(self, epoch: int, run: RunDir) -> dict[str, float]:
+        if not self.env.is_main:
+            return {}
+        grid = make_grid(self.sample_grid(), nrow=GRID_SIDE)
+        atomic_write_bytes(run.samples_dir / f"epoch_{epoch:04d}.png", png_bytes(grid))
+        run.log_image("samples", grid[:, :, None], epoch)
+        return {}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install the Debian packages that carry genlab's offline data sets (DESIGN.md §3).
+# Needs root and apt; otherwise prints the command to run and carries on (mnist still works from the
+# bundled subset; the data sets that need these packages say so when asked for).
+set -u
+packages=(dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian data packages: ${missing[*]}"
+  if apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; then
+    exit 0
+  fi
+  echo "warning: apt-get could not install ${missing[*]}" >&2
+else
+  echo "note: genlab's data sets ${missing[*]} come from Debian packages; install them with:" >&2
+fi
+echo "    sudo apt-get update && sudo apt-get install ${missing[*]}" >&2
+exit 0
