@@ -66,8 +66,6 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         raise GenlabError(f"--out {out} must end in .png or .npy")
     if not out.parent.is_dir():
         raise GenlabError(f"--out {out}: folder {out.parent} does not exist")
-    if args.n < 1:
-        raise GenlabError(f"--n must be at least 1, got {args.n}")
     generator, _, config = load_generator(Path(args.run))
     images, _ = sample(generator, config, args.n, args.seed, args.label)
     save_images(images, out, nrow=config.num_classes or None)
@@ -134,9 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "command", None) == "eval" and args.n is not None and args.n < 1:
-        print(f"genlab: error: --n must be at least 1, got {args.n}", file=sys.stderr)
-        return 2
     try:
         args.func(args)
     except GenlabError as exc:

@@ -105,7 +105,7 @@ def evaluate(run_path: Path, num_samples: int | None = None, seed: int = 1234) -
     from genlab.evaluation.image_eval import evaluate_samples
 
     generator, recipe, config = load_generator(run_path)
-    n = num_samples or recipe.eval.num_samples
+    n = recipe.eval.num_samples if num_samples is None else num_samples
     data = load_image_dataset(recipe.data.name, recipe.data.path)
     evaluator = load_evaluator(recipe.data.name)
     meter = CostMeter()

@@ -1,0 +1,143 @@
+"""Every CLI command end to end on tiny data, and bad input: one line on stderr, exit 2, no files."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from genlab.cli import main
+from tests.conftest import tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory, tiny_idx_dir):
+    """One unconditional and one conditional tiny run, trained through the CLI."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENLAB_OFFLINE", "1")
+        assert main(["train", "essay-mlp-mnist", *tiny_overrides(tiny_idx_dir), "--out", str(root / "plain")]) == 0
+        assert main(["train", "conditional-mlp-mnist", *tiny_overrides(tiny_idx_dir), "--out", str(root / "cond")]) == 0
+    return root
+
+
+def one_error_line(capsys, expected: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("genlab: error:") and expected in err[0], err
+
+
+def test_data_list(capsys):
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "mnist" in out and "4000" in out and "bundled" in out
+    assert "fashion-mnist" in out
+
+
+def test_generate_png_and_npy(trained_runs, tmp_path):
+    assert main(["generate", str(trained_runs / "plain"), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["generate", str(trained_runs / "plain"), "--n", "5", "--out", str(tmp_path / "s.npy"), "--seed", "3"]) == 0
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (5, 28, 28) and samples.dtype == np.float32
+    assert 0.0 <= samples.min() and samples.max() <= 1.0
+    main(["generate", str(trained_runs / "plain"), "--n", "5", "--out", str(tmp_path / "again.npy"), "--seed", "3"])
+    np.testing.assert_array_equal(samples, np.load(tmp_path / "again.npy"))
+
+
+def test_generate_conditional_label(trained_runs, tmp_path):
+    out = tmp_path / "sevens.npy"
+    assert main(["generate", str(trained_runs / "cond"), "--n", "4", "--label", "7", "--out", str(out)]) == 0
+    assert np.load(out).shape == (4, 28, 28)
+
+
+def test_eval_writes_report(trained_runs, capsys):
+    run = trained_runs / "cond"
+    assert main(["eval", str(run), "--n", "200"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    quality = report["quality"]
+    for key in ("fid", "precision", "recall", "inception_score", "class_histogram", "label_accuracy"):
+        assert key in quality, key
+    assert quality["num_samples"] == 200
+    assert abs(sum(quality["class_histogram"].values()) - 1) < 1e-6
+    assert report["cost"]["train_flops"] > 0  # the cost ledger sits beside the quality figures
+
+
+def test_resume_through_cli(trained_runs, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "plain"
+    shutil.copytree(trained_runs / "plain", run)
+    assert main(["train", "--resume", str(run), "train.epochs=3"]) == 0
+    assert json.loads((run / "report.json").read_text())["cost"]["steps"] == 12
+
+
+def test_eval_nets_list(capsys):
+    assert main(["eval-nets", "list"]) == 0
+    assert "mnist" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train", "essay-mlp-mnist", "data.name=cifar"], "unknown image dataset 'cifar'"),
+    (["train", "essay-mlp-mnist", "train.epochz=1"], "unknown recipe key 'train.epochz'"),
+    (["train", "essay-mlp-mnist", "train.epochs=many"], "'train.epochs' must be int"),
+    (["train", "no-such-recipe"], "not found"),
+    (["train", "--resume", "/nonexistent/run"], "not a genlab run directory"),
+    (["generate", "/nonexistent/run", "--out", "x.png"], "no checkpoint"),
+])
+def test_bad_input_gives_one_line(argv, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    one_error_line(capsys, expected)
+    assert not (tmp_path / "runs").exists()  # nothing half-made
+
+
+def test_corrupt_data_file_fails_cleanly(tmp_path, tiny_idx_dir, capsys):
+    for f in tiny_idx_dir.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    blob = (tmp_path / "train-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 3])
+    overrides = tiny_overrides(tmp_path)
+    assert main(["train", "essay-mlp-mnist", *overrides, "--out", str(tmp_path / "run")]) == 2
+    one_error_line(capsys, "corrupt or truncated gzip")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--n", "0"], "--n must be at least 1"),
+    (["--n", "-3"], "--n must be at least 1"),
+    (["--label", "3"], "needs a class-conditional model"),
+    (["--out", "/proc/genlab-samples.png"], "cannot write"),
+    (["--out", "{tmp}/missing/dir/s.png"], "does not exist"),
+    (["--out", "{tmp}/samples.jpg"], "must end in .png or .npy"),
+])
+def test_generate_bad_input(trained_runs, tmp_path, capsys, args, expected):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "s.png")]
+    assert main(["generate", str(trained_runs / "plain"), *args]) == 2
+    one_error_line(capsys, expected)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_bad_n(trained_runs, capsys):
+    assert main(["eval", str(trained_runs / "plain"), "--n", "0"]) == 2
+    one_error_line(capsys, "--n must be at least 1")
+
+
+def test_checkpoint_of_another_architecture(trained_runs, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs / "plain", run)
+    assert main(["train", "--resume", str(run), "model.arch=dcgan", "train.epochs=3"]) == 2
+    one_error_line(capsys, "from another model")
+
+
+def test_no_traceback_from_the_installed_command(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", "model.arch=vae"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert "model.arch must be one of" in result.stderr
