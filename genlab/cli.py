@@ -50,7 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from genlab.pipeline import evaluate
 
-    metrics = evaluate(Path(args.run), args.n)
+    metrics = evaluate(Path(args.run), args.n, args.checkpoint)
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     print(json.dumps(shown, indent=2))
     print(f"class histogram: " + ", ".join(f"{k}: {v:.3f}" for k, v in metrics["class_histogram"].items()))
@@ -59,15 +59,16 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 def _cmd_generate(args: argparse.Namespace) -> None:
     from genlab.images import save_images
-    from genlab.pipeline import load_generator, sample
+    from genlab.models.gan import sample_images
+    from genlab.pipeline import load_generator
 
     out = Path(args.out)
     if out.suffix not in (".png", ".npy"):
         raise GenlabError(f"--out {out} must end in .png or .npy")
     if not out.parent.is_dir():
         raise GenlabError(f"--out {out}: folder {out.parent} does not exist")
-    generator, _, config = load_generator(Path(args.run))
-    images, _ = sample(generator, config, args.n, args.seed, args.label)
+    generator, _, config = load_generator(Path(args.run), args.checkpoint)
+    images, _ = sample_images(generator, args.n, args.seed, args.label)
     save_images(images, out, nrow=config.num_classes or None)
     print(f"wrote {args.n} samples to {out}")
 
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="score a run's samples; writes report.json")
     evaluate.add_argument("run")
     evaluate.add_argument("--n", type=int, help="number of generated samples (default: recipe eval.num_samples)")
+    evaluate.add_argument("--checkpoint", choices=["last", "best"], default="last",
+                          help="best = the epoch with the lowest quick FID during training")
     evaluate.set_defaults(func=_cmd_eval)
 
     generate = commands.add_parser("generate", help="write samples of a run as PNG grid or .npy")
@@ -118,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (N x 28 x 28 in [0, 1])")
     generate.add_argument("--label", type=int, help="class to generate (conditional models)")
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--checkpoint", choices=["last", "best"], default="last")
     generate.set_defaults(func=_cmd_generate)
 
     nets = commands.add_parser("eval-nets", help="the fixed classifier networks behind FID/precision/recall")

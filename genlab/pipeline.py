@@ -13,7 +13,7 @@ import torch
 from genlab.config import Recipe, from_dict, recipe_to_dict
 from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
-from genlab.models.gan import GANConfig, Generator, build_gan
+from genlab.models.gan import GANConfig, Generator, build_gan, sample_images
 from genlab.tracking import CostMeter, RunDir
 from genlab.training.checkpoint import load_weights, read_meta
 from genlab.training.distributed import init_distributed, shutdown
@@ -62,11 +62,12 @@ def train(recipe: Recipe, run_path: Path, resume: bool = False) -> dict[str, Any
         shutdown(env)
 
 
-def load_generator(run_path: Path, device: str = "cpu") -> tuple[Generator, Recipe, GANConfig]:
-    """The trained generator of a run directory, in eval mode."""
+def load_generator(run_path: Path, checkpoint: str = "last",
+                   device: str = "cpu") -> tuple[Generator, Recipe, GANConfig]:
+    """The trained generator of a run directory (its last or best checkpoint), in eval mode."""
     run = RunDir(run_path)
     recipe = from_dict(Recipe, run.read_config())
-    folder = run.checkpoint_dir
+    folder = run.checkpoint_dir if checkpoint == "last" else run.best_checkpoint_dir
     meta = read_meta(folder)
     if meta.get("task") != "gan":
         raise GenlabError(f"{run_path} is a '{meta.get('task')}' run, not a GAN")
@@ -76,42 +77,21 @@ def load_generator(run_path: Path, device: str = "cpu") -> tuple[Generator, Reci
     return generator.to(device).eval(), recipe, config
 
 
-@torch.no_grad()
-def sample(generator: Generator, config: GANConfig, n: int, seed: int, label: int | None = None,
-           batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n images (n, 1, 28, 28) in [0, 1] and the labels asked for (cycling 0..K-1 when label is None)."""
-    if n < 1:
-        raise GenlabError(f"--n must be at least 1, got {n}")
-    if label is not None and not config.num_classes:
-        raise GenlabError("--label needs a class-conditional model; this one is unconditional")
-    if label is not None and not 0 <= label < config.num_classes:
-        raise GenlabError(f"--label must be in 0..{config.num_classes - 1}, got {label}")
-    device = next(generator.parameters()).device
-    noise = torch.Generator().manual_seed(seed)
-    labels = None
-    if config.num_classes:
-        labels = torch.full((n,), label) if label is not None else torch.arange(n) % config.num_classes
-    chunks = []
-    for start in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - start), config.latent_dim, generator=noise).to(device)
-        chunk_labels = labels[start:start + len(z)].to(device) if labels is not None else None
-        chunks.append(generator(z, chunk_labels).cpu())
-    return torch.cat(chunks), labels
-
-
-def evaluate(run_path: Path, num_samples: int | None = None, seed: int = 1234) -> dict[str, Any]:
+def evaluate(run_path: Path, num_samples: int | None = None, checkpoint: str = "last",
+             seed: int = 1234) -> dict[str, Any]:
     """Score a run's generator against the held-out test split and store it in report.json."""
     from genlab.evaluation.classifier import load_evaluator
     from genlab.evaluation.image_eval import evaluate_samples
 
-    generator, recipe, config = load_generator(run_path)
+    generator, recipe, config = load_generator(run_path, checkpoint)
     n = recipe.eval.num_samples if num_samples is None else num_samples
     data = load_image_dataset(recipe.data.name, recipe.data.path)
     evaluator = load_evaluator(recipe.data.name)
     meter = CostMeter()
-    images, labels = sample(generator, config, n, seed, batch_size=recipe.eval.batch_size)
+    images, labels = sample_images(generator, n, seed, batch_size=recipe.eval.batch_size)
     metrics = evaluate_samples(images, data, evaluator, requested_labels=labels,
                                batch_size=recipe.eval.batch_size)
+    metrics["checkpoint"] = checkpoint
     metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
     run = RunDir(run_path)
     run.update_report("quality", metrics)

@@ -3,6 +3,7 @@
 run/
   config.yaml        the resolved recipe
   checkpoints/last/  resumable state (safetensors weights + trainer state)
+  checkpoints/best/  the same, from the epoch with the best quick score (e.g. lowest FID)
   samples/           a fixed-noise sample grid per epoch
   events.*           TensorBoard scalars and images
   metrics.jsonl      one JSON object per logged step / epoch
@@ -53,6 +54,10 @@ class RunDir:
     @property
     def checkpoint_dir(self) -> Path:
         return self.path / "checkpoints" / "last"
+
+    @property
+    def best_checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints" / "best"
 
     @property
     def samples_dir(self) -> Path:

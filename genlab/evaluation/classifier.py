@@ -163,7 +163,11 @@ def evaluator_info(dataset_name: str, weights_dir: Path | None = None) -> dict:
     if not path.is_file():
         raise GenlabError(f"no evaluator for '{dataset_name}' ({path} missing); "
                           f"run `genlab eval-nets train --data {dataset_name}`")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise GenlabError(f"{path} is not valid json ({err}); "
+                          f"run `genlab eval-nets train --data {dataset_name}`") from None
 
 
 def load_evaluator(dataset_name: str, weights_dir: Path | None = None) -> ImageClassifier:

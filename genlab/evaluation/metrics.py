@@ -6,6 +6,8 @@ caller's business (genlab uses a small per-dataset classifier, see classifier.py
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy import linalg
@@ -25,11 +27,15 @@ def frechet_distance_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.nda
                                 eps: float = 1e-6) -> float:
     """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians."""
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        # Singular product (e.g. fewer samples than dimensions): regularise as pytorch-fid does.
-        offset = np.eye(len(sigma1)) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    with warnings.catch_warnings():
+        # Post-ReLU features have dead units, so singular covariances are normal here; what matters
+        # is whether the root came out finite and (nearly) real, which is checked below.
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():
+            # Fewer samples than dimensions can break sqrtm: regularise as pytorch-fid does.
+            offset = np.eye(len(sigma1)) * eps
+            covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         # sqrtm of a PSD product is real; small imaginary parts are round-off, large ones a bug.
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.errors import GenlabError
+
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
 
@@ -108,3 +110,30 @@ ARCHITECTURES = {"mlp": _mlp_pair, "dcgan": _dcgan_pair}
 
 def build_gan(config: GANConfig) -> tuple[Generator, Discriminator]:
     return ARCHITECTURES[config.arch](config)
+
+
+@torch.no_grad()
+def sample_images(generator: Generator, n: int, seed: int, label: int | None = None,
+                  batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n images (n, 1, 28, 28) in [0, 1] and the labels asked for (cycling 0..K-1 when label is None)."""
+    num_classes = generator.config.num_classes
+    if n < 1:
+        raise GenlabError(f"--n must be at least 1, got {n}")
+    if label is not None and not num_classes:
+        raise GenlabError("--label needs a class-conditional model; this one is unconditional")
+    if label is not None and not 0 <= label < num_classes:
+        raise GenlabError(f"--label must be in 0..{num_classes - 1}, got {label}")
+    was_training = generator.training
+    generator.eval()
+    device = next(generator.parameters()).device
+    noise = torch.Generator().manual_seed(seed)
+    labels = None
+    if num_classes:
+        labels = torch.full((n,), label) if label is not None else torch.arange(n) % num_classes
+    chunks = []
+    for start in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - start), generator.config.latent_dim, generator=noise).to(device)
+        chunk_labels = labels[start:start + len(z)].to(device) if labels is not None else None
+        chunks.append(generator(z, chunk_labels).cpu())
+    generator.train(was_training)
+    return torch.cat(chunks), labels

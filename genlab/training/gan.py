@@ -13,14 +13,18 @@ import torch
 
 from genlab.config import Recipe
 from genlab.data import ImageData
+from genlab.errors import GenlabError
+from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.image_eval import evaluate_samples
 from genlab.images import make_grid, png_bytes
-from genlab.models.gan import GANConfig, build_gan
+from genlab.models.gan import GANConfig, build_gan, sample_images
 from genlab.objectives import discriminator_loss, generator_loss, r1_penalty
 from genlab.tracking import RunDir, atomic_write_bytes
 from genlab.training.distributed import DistEnv, unwrap, wrap_ddp
 
 R1_EVERY = 4
 GRID_SIDE = 10  # sample grid: 10 x 10; for conditional models column c shows label c
+QUICK_EVAL_SAMPLES = 1000  # per-epoch FID/precision/recall: cheap, and enough to pick the best epoch
 
 
 def resolve_model_config(recipe: Recipe, data: ImageData) -> GANConfig:
@@ -33,6 +37,8 @@ def grid_labels(num_classes: int, n: int, device: torch.device) -> torch.Tensor 
 
 
 class GanTask:
+    best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
+
     def __init__(self, recipe: Recipe, data: ImageData, env: DistEnv):
         self.recipe, self.env = recipe, env
         self.config = resolve_model_config(recipe, data)
@@ -59,6 +65,11 @@ class GanTask:
         self.fixed_z = torch.randn(GRID_SIDE * GRID_SIDE, self.config.latent_dim,
                                    generator=torch.Generator().manual_seed(recipe.seed + 2)).to(device)
         self.r1_weight = t.r1_gamma / 2 * R1_EVERY
+        self.data = data
+        try:
+            self.evaluator = load_evaluator(data.name) if env.is_main else None
+        except GenlabError:
+            self.evaluator = None  # no evaluator for this data: train without the quick scores
 
     def meta(self) -> dict[str, Any]:
         return {"task": "gan", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name}
@@ -125,4 +136,9 @@ class GanTask:
         grid = make_grid(self.sample_grid(), nrow=GRID_SIDE)
         atomic_write_bytes(run.samples_dir / f"epoch_{epoch:04d}.png", png_bytes(grid))
         run.log_image("samples", grid[:, :, None], epoch)
-        return {}
+        if self.evaluator is None:
+            return {}
+        images, labels = sample_images(unwrap(self.generator), QUICK_EVAL_SAMPLES, seed=self.recipe.seed + 3)
+        quality = evaluate_samples(images, self.data, self.evaluator, requested_labels=labels)
+        keys = ("fid", "precision", "recall", "min_class_fraction", "label_accuracy")
+        return {f"quality/{k}": quality[k] for k in keys if k in quality}

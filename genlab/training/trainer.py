@@ -66,6 +66,7 @@ class Trainer:
         self.flops_by_kind: dict[str, int] = {}
         self.total_flops = 0
         self.train_seconds = 0.0  # accumulated over resumed sessions
+        self.best_score = float("inf")  # of task.best_metric, lower is better
 
     # checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -76,12 +77,20 @@ class Trainer:
             "flops_by_kind": self.flops_by_kind,
             "total_flops": self.total_flops,
             "train_seconds": self.train_seconds,
+            "best_score": self.best_score,
         }
 
     def save(self) -> None:
         if self.env.is_main:
             save_checkpoint(self.run.checkpoint_dir, self.task.modules, self._state(), self.task.meta())
         barrier(self.env)
+
+    def _keep_if_best(self, metrics: dict[str, float]) -> None:
+        # Only the main rank scores samples, so only it sees the metric: no barrier here.
+        score = metrics.get(getattr(self.task, "best_metric", ""))
+        if score is not None and score < self.best_score:
+            self.best_score = score
+            save_checkpoint(self.run.best_checkpoint_dir, self.task.modules, self._state(), self.task.meta())
 
     def resume(self) -> bool:
         """Load the last checkpoint when the run has one; True if training continues from it."""
@@ -98,6 +107,7 @@ class Trainer:
         self.flops_by_kind = state["flops_by_kind"]
         self.total_flops = state["total_flops"]
         self.train_seconds = state["train_seconds"]
+        self.best_score = state["best_score"]
         return True
 
     # the loop ---------------------------------------------------------------------------------
@@ -152,6 +162,7 @@ class Trainer:
                     if (epoch + 1) % loop.sample_every == 0 or done:
                         epoch_metrics.update(self.task.end_epoch(epoch + 1, self.run))
                     self.run.log(self.step, epoch_metrics)
+                    self._keep_if_best(epoch_metrics)
                 if (epoch + 1) % loop.checkpoint_every == 0 or done:
                     self.save()
                 if stopped_by == "budget":

@@ -1,0 +1,223 @@
+"""One transformer for both text models: causal (GPT) and bidirectional (BERT).
+
+`causal=True` gives a GPT-2 shaped decoder (pre-LayerNorm, final LayerNorm, tied LM head).
+`causal=False` gives a BERT-shaped encoder with a masked-LM head. `pre_ln=False` switches to the
+post-LayerNorm layout of the original BERT, which is what pretrained BERT checkpoints need
+(genlab/models/hf_io.py loads them). The model maps token ids to logits and hidden states; losses
+live in genlab/text_objectives.py and sampling in genlab/generation.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.errors import GenlabError
+
+ACTIVATIONS = ("gelu", "gelu_new")
+
+# Per layer: (keys, values), each (B, n_head, T_past, head_dim).
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int = 256
+    block_size: int = 128  # longest sequence the position table covers
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    n_inner: int | None = None  # MLP width; None means 4 * n_embd
+    dropout: float = 0.0
+    causal: bool = True  # GPT (True) or BERT (False)
+    bias: bool = True
+    pre_ln: bool = True  # False: original BERT post-LN blocks, embedding LayerNorm, no final LayerNorm
+    layer_norm_eps: float = 1e-5
+    type_vocab_size: int = 0  # BERT's segment embeddings; 0 means none
+    activation: str = "gelu"  # "gelu" (exact erf, BERT) or "gelu_new" (tanh approximation, GPT-2)
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise GenlabError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.activation not in ACTIVATIONS:
+            raise GenlabError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) < 1:
+                raise GenlabError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise GenlabError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def inner(self) -> int:
+        return self.n_inner or 4 * self.n_embd
+
+
+@dataclass
+class TransformerOutput:
+    logits: torch.Tensor  # (B, T, V)
+    hidden_states: torch.Tensor  # (B, T, C), after the last block (and final LayerNorm when pre-LN)
+    kv_cache: KVCache | None = field(default=None)
+
+
+def _gelu(x: torch.Tensor, kind: str) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh" if kind == "gelu_new" else "none")
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, past: tuple | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, nh, T, hd)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, nh, T_past + T, hd)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
+        )
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.proj(y), (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.n_embd, cfg.inner, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.inner, cfg.n_embd, bias=cfg.bias)
+        self.activation = cfg.activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(_gelu(self.fc(x), self.activation))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.pre_ln = cfg.pre_ln
+        self.ln1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.attn = SelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, mask, is_causal, past):
+        if self.pre_ln:  # GPT-2: the residual stream is never normalised, which trains stably when deep
+            a, kv = self.attn(self.ln1(x), mask, is_causal, past)
+            x = x + self.drop(a)
+            return x + self.drop(self.mlp(self.ln2(x))), kv
+        a, kv = self.attn(x, mask, is_causal, past)  # original BERT: normalise after each residual add
+        x = self.ln1(x + self.drop(a))
+        return self.ln2(x + self.drop(self.mlp(x))), kv
+
+
+class MLMHead(nn.Module):
+    """BERT's prediction head: dense -> gelu -> LayerNorm, then the tied embedding plus a bias."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.n_embd, cfg.n_embd)
+        self.ln = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.activation = cfg.activation
+
+    def forward(self, h: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        h = self.ln(_gelu(self.dense(h), self.activation))
+        return h @ embedding.T + self.bias  # (B, T, V)
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.config = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.type_emb = nn.Embedding(cfg.type_vocab_size, cfg.n_embd) if cfg.type_vocab_size else None
+        self.ln_emb = None if cfg.pre_ln else nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias) if cfg.pre_ln else None
+        # GPT reads logits straight off the tied embedding; BERT adds its transform head.
+        self.mlm_head = None if cfg.causal else MLMHead(cfg)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):  # GPT-2: scale residual projections by depth
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        use_cache: bool = False,
+    ) -> TransformerOutput:
+        """idx (B, T) token ids; attention_mask (B, T_past + T), 1 = attend, 0 = padding.
+
+        With `kv_cache` (from a previous call's output) only the new tokens are passed in `idx`.
+        """
+        cfg = self.config
+        B, T = idx.shape
+        past = kv_cache[0][0].size(2) if kv_cache else 0
+        if past + T > cfg.block_size:
+            raise GenlabError(f"sequence of {past + T} tokens is longer than the context ({cfg.block_size})")
+        pos = torch.arange(past, past + T, device=idx.device)
+        x = self.tok_emb(idx) + self.pos_emb(pos)  # (B, T, C)
+        if self.type_emb is not None:
+            types = token_type_ids if token_type_ids is not None else torch.zeros_like(idx)
+            x = x + self.type_emb(types)
+        if self.ln_emb is not None:
+            x = self.ln_emb(x)
+        x = self.drop(x)
+
+        mask, is_causal = self._attention_mask(attention_mask, B, T, past, idx.device)
+        new_cache: KVCache = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, mask, is_causal, kv_cache[i] if kv_cache else None)
+            new_cache.append(kv)
+        h = self.ln_f(x) if self.ln_f is not None else x  # (B, T, C)
+        logits = self.mlm_head(h, self.tok_emb.weight) if self.mlm_head is not None else h @ self.tok_emb.weight.T
+        return TransformerOutput(logits=logits, hidden_states=h, kv_cache=new_cache if use_cache else None)
+
+    def _attention_mask(
+        self, attention_mask: torch.Tensor | None, B: int, T: int, past: int, device: torch.device
+    ) -> tuple[torch.Tensor | None, bool]:
+        """A boolean mask broadcastable to (B, nh, T, past + T), or SDPA's fast is_causal path."""
+        causal = self.config.causal
+        if attention_mask is None and (not causal or T == 1):
+            return None, False  # one new token may see every cached one
+        if attention_mask is None and past == 0:
+            return None, True
+        mask = torch.ones(T, past + T, dtype=torch.bool, device=device)
+        if causal:  # query i sits at absolute position past + i
+            mask = mask.tril(diagonal=past)
+        mask = mask.expand(B, 1, T, past + T)
+        if attention_mask is not None:
+            if attention_mask.shape != (B, past + T):
+                raise GenlabError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(B, past + T)}")
+            mask = mask & attention_mask.bool()[:, None, None, :]
+            # A padding query that sees nothing would turn into NaN and leak through 0 * NaN;
+            # letting every token see itself keeps padded rows finite (their outputs are ignored).
+            self_pos = torch.zeros(T, past + T, dtype=torch.bool, device=device)
+            self_pos[torch.arange(T), past + torch.arange(T)] = True
+            mask = mask | self_pos
+        return mask, False
