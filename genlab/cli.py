@@ -24,7 +24,7 @@ def _cmd_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from genlab.config import from_dict, load_recipe, apply_override, Recipe
+    from genlab.config import apply_override, load_recipe, recipe_from_tree
     from genlab.pipeline import train
     from genlab.tracking import RunDir
 
@@ -34,7 +34,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         overrides = ([args.recipe] if args.recipe else []) + args.overrides
         for assignment in overrides:
             apply_override(tree, assignment)
-        recipe = from_dict(Recipe, tree)
+        recipe = recipe_from_tree(tree)
     else:
         if not args.recipe:
             raise GenlabError("name a recipe (a YAML file or one of recipes/), or pass --resume RUN")
@@ -53,7 +53,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     metrics = evaluate(Path(args.run), args.n, args.checkpoint)
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     print(json.dumps(shown, indent=2))
-    print(f"class histogram: " + ", ".join(f"{k}: {v:.3f}" for k, v in metrics["class_histogram"].items()))
+    print("class histogram: " + ", ".join(f"{k}: {v:.3f}" for k, v in metrics["class_histogram"].items()))
     print(f"written to {Path(args.run) / 'report.json'}")
 
 

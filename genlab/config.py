@@ -33,13 +33,11 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
+    """What every task's training loop needs; tasks extend it with their optimiser settings."""
+
     epochs: int = 100
     max_minutes: float = 0.0  # stop after this wall-clock budget (0 = no budget)
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real data (0 = off)
-    sample_every: int = 1  # epochs between sample grids / quick FID
+    sample_every: int = 1  # epochs between samples / quick evaluation
     checkpoint_every: int = 1  # epochs between checkpoints
     device: str = "auto"  # auto | cpu | cuda
     progress: bool = True
@@ -47,14 +45,28 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError("train.epochs must be >= 1")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError("train.betas must be two numbers in [0, 1)")
-        if min(self.lr_g, self.lr_d) <= 0 or self.r1_gamma < 0 or self.max_minutes < 0:
-            raise ValueError("train learning rates must be > 0, r1_gamma and max_minutes >= 0")
+        if self.max_minutes < 0:
+            raise ValueError("train.max_minutes must be >= 0")
         if self.sample_every < 1 or self.checkpoint_every < 1:
             raise ValueError("train.sample_every and train.checkpoint_every must be >= 1")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError("train.device must be auto, cpu or cuda")
+
+
+@dataclass
+class GanTrainConfig(TrainConfig):
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real data (0 = off)
+    augment_shift: int = 0  # DiffAugment: translate D's inputs (real and fake) by up to this many pixels
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError("train.betas must be two numbers in [0, 1)")
+        if min(self.lr_g, self.lr_d) <= 0 or min(self.r1_gamma, self.augment_shift) < 0:
+            raise ValueError("train learning rates must be > 0; r1_gamma and augment_shift >= 0")
 
 
 @dataclass
@@ -68,13 +80,18 @@ class EvalConfig:
 
 
 @dataclass
-class Recipe:
+class GanRecipe:
     name: str = "experiment"
+    task: str = "gan"
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: GANConfig = field(default_factory=GANConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: GanTrainConfig = field(default_factory=GanTrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# task name -> its recipe schema; a recipe's top-level `task:` key picks one (default gan)
+RECIPE_TYPES: dict[str, type] = {"gan": GanRecipe}
 
 
 def _type_name(tp: Any) -> str:
@@ -171,16 +188,20 @@ def resolve_recipe_path(name_or_path: str) -> Path:
     raise GenlabError(f"recipe '{name_or_path}' not found (no such file, and not in recipes/)")
 
 
-def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> Recipe:
+def recipe_from_tree(tree: dict[str, Any]) -> Any:
+    """The typed recipe for a nested dict, by its `task` key."""
+    task = tree.get("task", "gan")
+    if task not in RECIPE_TYPES:
+        raise GenlabError(f"unknown task '{task}' (known: {', '.join(RECIPE_TYPES)})")
+    return from_dict(RECIPE_TYPES[task], tree)
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> Any:
     tree = _read_yaml(resolve_recipe_path(str(name_or_path)))
     for assignment in overrides:
         apply_override(tree, assignment)
-    return from_dict(Recipe, tree)
+    return recipe_from_tree(tree)
 
 
-def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+def recipe_to_dict(recipe: Any) -> dict[str, Any]:
     return dataclasses.asdict(recipe)
-
-
-def recipe_from_dict(tree: dict[str, Any]) -> Recipe:
-    return from_dict(Recipe, tree)

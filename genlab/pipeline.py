@@ -4,13 +4,12 @@ Data flows one way: recipe -> dataset -> model -> trainer -> run directory -> ev
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from genlab.config import Recipe, from_dict, recipe_to_dict
+from genlab.config import GanRecipe, from_dict, recipe_to_dict
 from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
 from genlab.models.gan import GANConfig, Generator, build_gan, sample_images
@@ -25,7 +24,11 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def train(recipe: Recipe, run_path: Path, resume: bool = False) -> dict[str, Any]:
+# task name (a recipe's `task:`) -> the class that builds models and steps from that recipe
+TASKS = {"gan": GanTask}
+
+
+def train(recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
     """Train `recipe` into `run_path` (or continue it); returns the run's report."""
     meter = CostMeter()
     env = init_distributed(recipe.train.device)
@@ -35,16 +38,15 @@ def train(recipe: Recipe, run_path: Path, resume: bool = False) -> dict[str, Any
             raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it "
                               "or choose another --out")
         torch.manual_seed(recipe.seed)
-        data = load_image_dataset(recipe.data.name, recipe.data.path)
-        task = GanTask(recipe, data, env)
+        task = TASKS[recipe.task].from_recipe(recipe, env)
+        t = recipe.train
         trainer = Trainer(task, run, LoopConfig(
-            seed=recipe.seed, epochs=recipe.train.epochs, global_batch=recipe.data.batch_size,
-            max_minutes=recipe.train.max_minutes, sample_every=recipe.train.sample_every,
-            checkpoint_every=recipe.train.checkpoint_every, progress=recipe.train.progress), env)
+            seed=recipe.seed, epochs=t.epochs, global_batch=recipe.data.batch_size, max_minutes=t.max_minutes,
+            sample_every=t.sample_every, checkpoint_every=t.checkpoint_every, progress=t.progress), env)
         run.create(recipe_to_dict(recipe))
         resumed = trainer.resume() if resume else False
         if env.is_main:
-            print(f"data: {data.name} from {data.source}; run: {run_path}"
+            print(f"data: {task.data_source}; run: {run_path}"
                   + (f" (resumed at step {trainer.step})" if resumed else ""))
         summary = trainer.fit()
         ledger = {
@@ -53,7 +55,7 @@ def train(recipe: Recipe, run_path: Path, resume: bool = False) -> dict[str, Any
             "processes": env.world_size,
             "device": str(env.device),
             "parameters": {name: count_parameters(m) for name, m in task.modules.items()},
-            "data_source": data.source,
+            "data_source": task.data_source,
         }
         run.update_report("cost", ledger)
         run.close()
@@ -63,10 +65,10 @@ def train(recipe: Recipe, run_path: Path, resume: bool = False) -> dict[str, Any
 
 
 def load_generator(run_path: Path, checkpoint: str = "last",
-                   device: str = "cpu") -> tuple[Generator, Recipe, GANConfig]:
+                   device: str = "cpu") -> tuple[Generator, GanRecipe, GANConfig]:
     """The trained generator of a run directory (its last or best checkpoint), in eval mode."""
     run = RunDir(run_path)
-    recipe = from_dict(Recipe, run.read_config())
+    recipe = from_dict(GanRecipe, run.read_config())
     folder = run.checkpoint_dir if checkpoint == "last" else run.best_checkpoint_dir
     meta = read_meta(folder)
     if meta.get("task") != "gan":

@@ -38,7 +38,8 @@ def test_data_list(capsys):
 def test_generate_png_and_npy(trained_runs, tmp_path):
     assert main(["generate", str(trained_runs / "plain"), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["generate", str(trained_runs / "plain"), "--n", "5", "--out", str(tmp_path / "s.npy"), "--seed", "3"]) == 0
+    plain = str(trained_runs / "plain")
+    assert main(["generate", plain, "--n", "5", "--out", str(tmp_path / "s.npy"), "--seed", "3"]) == 0
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (5, 28, 28) and samples.dtype == np.float32
     assert 0.0 <= samples.min() and samples.max() <= 1.0
@@ -84,7 +85,7 @@ def test_eval_nets_list(capsys):
     (["train", "essay-mlp-mnist", "train.epochs=many"], "'train.epochs' must be int"),
     (["train", "no-such-recipe"], "not found"),
     (["train", "--resume", "/nonexistent/run"], "not a genlab run directory"),
-    (["generate", "/nonexistent/run", "--out", "x.png"], "no checkpoint"),
+    (["generate", "/nonexistent/run", "--out", "x.png"], "not a genlab run directory"),
 ])
 def test_bad_input_gives_one_line(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from genlab.config import Recipe, apply_override, from_dict, load_recipe
+from genlab.config import GanRecipe, apply_override, from_dict, load_recipe
 from genlab.errors import GenlabError
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
@@ -11,7 +11,7 @@ RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_every_shipped_recipe_validates(path):
     recipe = load_recipe(path)
-    assert isinstance(recipe, Recipe) and recipe.name == path.stem
+    assert isinstance(recipe, GanRecipe) and recipe.name == path.stem
 
 
 def test_essay_recipe_keeps_the_essays_hyper_parameters():
@@ -44,7 +44,7 @@ def test_bad_recipes_fail_with_one_clear_message(overrides, message):
 
 def test_section_must_be_a_mapping():
     with pytest.raises(GenlabError, match="'train' must be a mapping"):
-        from_dict(Recipe, {"train": 3})
+        from_dict(GanRecipe, {"train": 3})
 
 
 def test_unknown_recipe_name():
@@ -62,3 +62,8 @@ def test_apply_override_builds_sections():
     tree = {}
     apply_override(tree, "a.b.c=[1, 2]")
     assert tree == {"a": {"b": {"c": [1, 2]}}}
+
+
+def test_unknown_task():
+    with pytest.raises(GenlabError, match="unknown task 'diffusion'"):
+        load_recipe("essay-mlp-mnist", ["task=diffusion"])

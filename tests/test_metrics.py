@@ -12,7 +12,11 @@ from genlab.errors import GenlabError
 from genlab.evaluation.classifier import WEIGHTS_DIR, accuracy, evaluator_info, load_evaluator, to_tensor
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.evaluation.metrics import (
-    class_histogram, frechet_distance, frechet_distance_from_stats, inception_score, precision_recall,
+    class_histogram,
+    frechet_distance,
+    frechet_distance_from_stats,
+    inception_score,
+    precision_recall,
 )
 
 

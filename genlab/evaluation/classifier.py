@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.errors import GenlabError
+from genlab.images import random_shift
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -61,16 +62,6 @@ class ImageClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))  # (B, num_classes)
-
-
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to max_shift pixels in x and y, filling with black."""
-    b, _, h, w = images.shape
-    padded = F.pad(images, (max_shift,) * 4)  # (B, 1, H + 2s, W + 2s)
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, b, 1), generator=generator)
-    rows = (torch.arange(h) + dy)[:, :, None]  # (B, H, 1)
-    cols = (torch.arange(w) + dx)[:, None, :]  # (B, 1, W)
-    return padded[torch.arange(b)[:, None, None], 0, rows, cols].unsqueeze(1)  # (B, 1, H, W)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:

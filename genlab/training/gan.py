@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from genlab.config import Recipe
-from genlab.data import ImageData
+from genlab.config import GanRecipe
+from genlab.data import ImageData, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
-from genlab.images import make_grid, png_bytes
+from genlab.images import make_grid, png_bytes, translate
 from genlab.models.gan import GANConfig, build_gan, sample_images
 from genlab.objectives import discriminator_loss, generator_loss, r1_penalty
 from genlab.tracking import RunDir, atomic_write_bytes
@@ -27,7 +27,7 @@ GRID_SIDE = 10  # sample grid: 10 x 10; for conditional models column c shows la
 QUICK_EVAL_SAMPLES = 1000  # per-epoch FID/precision/recall: cheap, and enough to pick the best epoch
 
 
-def resolve_model_config(recipe: Recipe, data: ImageData) -> GANConfig:
+def resolve_model_config(recipe: GanRecipe, data: ImageData) -> GANConfig:
     """Fill in what the dataset decides (the number of classes of a conditional model)."""
     return dataclasses.replace(recipe.model, num_classes=data.num_classes if recipe.model.conditional else 0)
 
@@ -39,7 +39,11 @@ def grid_labels(num_classes: int, n: int, device: torch.device) -> torch.Tensor 
 class GanTask:
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
-    def __init__(self, recipe: Recipe, data: ImageData, env: DistEnv):
+    @classmethod
+    def from_recipe(cls, recipe: GanRecipe, env: DistEnv) -> "GanTask":
+        return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
+
+    def __init__(self, recipe: GanRecipe, data: ImageData, env: DistEnv):
         self.recipe, self.env = recipe, env
         self.config = resolve_model_config(recipe, data)
         device = env.device
@@ -66,6 +70,7 @@ class GanTask:
                                    generator=torch.Generator().manual_seed(recipe.seed + 2)).to(device)
         self.r1_weight = t.r1_gamma / 2 * R1_EVERY
         self.data = data
+        self.data_source = f"{data.name} from {data.source}"
         try:
             self.evaluator = load_evaluator(data.name) if env.is_main else None
         except GenlabError:
@@ -83,22 +88,32 @@ class GanTask:
     def step_kind(self, step: int) -> str:
         return "d+g+r1" if self.r1_weight and step % R1_EVERY == 0 else "d+g"
 
-    def _local_noise(self, local_batch: int) -> torch.Tensor:
-        world, rank = self.env.world_size, self.env.rank
-        z = torch.randn(local_batch * world, self.config.latent_dim, generator=self.noise)
-        return z[rank * local_batch:(rank + 1) * local_batch].to(self.env.device)
+    def _local_slice(self, global_draw: torch.Tensor) -> torch.Tensor:
+        """This rank's share of a draw made for the whole global batch (same on every rank)."""
+        local = len(global_draw) // self.env.world_size
+        return global_draw[self.env.rank * local:(self.env.rank + 1) * local].to(self.env.device)
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        """DiffAugment (Zhao et al. 2020): the same random translation family for real and fake."""
+        s = self.recipe.train.augment_shift
+        if not s:
+            return images
+        shifts = torch.randint(0, 2 * s + 1, (len(images) * self.env.world_size, 2), generator=self.noise)
+        return translate(images, self._local_slice(shifts), s)
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         real = self.images[indices.to(self.images.device)]  # (B, 1, 28, 28)
         labels = self.labels[indices.to(self.labels.device)] if self.config.num_classes else None
-        z = self._local_noise(len(indices))  # (B, latent)
+        world = self.env.world_size
+        z = self._local_slice(torch.randn(len(indices) * world, self.config.latent_dim, generator=self.noise))
         fake = self.generator(z, labels)  # (B, 1, 28, 28)
 
         # D step: one forward over [real; fake] so DDP sees a single forward per backward.
         use_r1 = self.step_kind(step).endswith("r1")
         real = real.requires_grad_(use_r1)
         both_labels = torch.cat([labels, labels]) if labels is not None else None
-        logits = self.discriminator(torch.cat([real, fake.detach()]), both_labels)  # (2B,)
+        d_input = torch.cat([self._augment(real), self._augment(fake.detach())])  # (2B, 1, 28, 28)
+        logits = self.discriminator(d_input, both_labels)  # (2B,)
         real_logits, fake_logits = logits.chunk(2)
         d_loss = discriminator_loss(real_logits, fake_logits)
         loss = d_loss
@@ -113,7 +128,7 @@ class GanTask:
 
         # G step through the updated D. The bare module is used: D's gradients from this pass are
         # discarded (zeroed before D's next step), so they need no all-reduce.
-        g_loss = generator_loss(unwrap(self.discriminator)(fake, labels))
+        g_loss = generator_loss(unwrap(self.discriminator)(self._augment(fake), labels))
         self.optimizers["generator"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["generator"].step()

@@ -3,6 +3,8 @@ Ctrl-C, a wall-clock budget, DDP, and the cost ledger.
 
 A task supplies the models and one step; the loop owns everything about *running* it:
 
+    Task.from_recipe(recipe, env) builds it (pipeline.TASKS maps a recipe's `task:` to the class)
+    task.data_source        where the data came from, for the log and the ledger
     task.modules            dict name -> nn.Module (saved as <name>.safetensors)
     task.optimizers         dict name -> Optimizer
     task.num_examples       size of the training set
@@ -10,6 +12,7 @@ A task supplies the models and one step; the loop owns everything about *running
     task.rng_state() / task.load_rng_state(state)
     task.end_epoch(epoch, run) -> metrics (sample grids, quick evaluation)
     task.meta()             the model description stored beside the weights
+    task.best_metric        (optional) an end_epoch metric, lower is better, that picks checkpoints/best
 """
 from __future__ import annotations
 
@@ -22,12 +25,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
 from genlab.errors import GenlabError
-from genlab.tracking import CostMeter, RunDir
+from genlab.tracking import RunDir
 from genlab.training.checkpoint import load_state, load_weights, read_meta, save_checkpoint
 from genlab.training.distributed import DistEnv, barrier
 
 
 class Task(Protocol):
+    data_source: str
     modules: dict[str, torch.nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
     num_examples: int
