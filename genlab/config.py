@@ -59,14 +59,21 @@ class GanTrainConfig(TrainConfig):
     lr_d: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real data (0 = off)
+    r1_every: int = 4  # lazy R1: apply it every k steps with its weight scaled by k (StyleGAN2)
     augment_shift: int = 0  # DiffAugment: translate D's inputs (real and fake) by up to this many pixels
+    ema_decay: float = 0.0  # sample from an exponential moving average of G's weights (0 = off)
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs, annealed linearly to 0 (Sønderby 2016)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError("train.betas must be two numbers in [0, 1)")
-        if min(self.lr_g, self.lr_d) <= 0 or min(self.r1_gamma, self.augment_shift) < 0:
-            raise ValueError("train learning rates must be > 0; r1_gamma and augment_shift >= 0")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("train.ema_decay must be in [0, 1)")
+        if self.r1_every < 1:
+            raise ValueError("train.r1_every must be >= 1")
+        if min(self.lr_g, self.lr_d) <= 0 or min(self.r1_gamma, self.augment_shift, self.instance_noise) < 0:
+            raise ValueError("train learning rates must be > 0; r1_gamma, augment_shift, instance_noise >= 0")
 
 
 @dataclass
@@ -90,8 +97,93 @@ class GanRecipe:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+@dataclass
+class LMDataConfig:
+    corpus: str | list[str] = "bible-kjv"  # a TEXT_CORPORA name, a .txt/.jsonl file or folder, or a list of them
+    tokenizer: str = "char"  # char | bpe
+    vocab_size: int = 1024  # BPE only; a char vocabulary is the characters seen in training
+    block_size: int = 64  # context length in tokens
+    batch_size: int = 12  # sequences per optimizer step, across all processes and accumulation steps
+    limit_chars: int = 0  # keep only the first `limit_chars` characters of each split (0 = all); for tiny runs
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in ("char", "bpe"):
+            raise ValueError(f"data.tokenizer must be char or bpe, got {self.tokenizer!r}")
+        if min(self.vocab_size, self.block_size, self.batch_size) < 1 or self.limit_chars < 0:
+            raise ValueError("data.vocab_size, block_size, batch_size must be >= 1 and data.limit_chars >= 0")
+        if isinstance(self.corpus, list) and not self.corpus:
+            raise ValueError("data.corpus must name at least one corpus")
+
+
+@dataclass
+class LMModelConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+    objective: str = "causal"  # causal (GPT, next token) | masked (BERT, 15% of tokens masked 80/10/10)
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("causal", "masked"):
+            raise ValueError(f"model.objective must be causal or masked, got {self.objective!r}")
+        if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
+            raise ValueError("model.n_layer, n_head, n_embd must be >= 1 and n_embd divisible by n_head")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("model.dropout must be in [0, 1)")
+
+
+@dataclass
+class LMTrainConfig(TrainConfig):
+    """`epochs` are evaluation periods of `eval_interval` steps: epochs x eval_interval steps in all."""
+
+    epochs: int = 8
+    eval_interval: int = 250
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # cosine decay ends here, at the last step
+    warmup_iters: int = 100  # linear warm-up from 0 to lr
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.1  # AdamW, on weight matrices and embeddings only
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    grad_accum: int = 1  # micro-batches per optimizer step (per process)
+    reg_lambda: float = 0.0  # lambda of L = L_task + lambda * L2(weights), the essay's explicit regularizer
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError("train.betas must be two numbers in [0, 1)")
+        if self.eval_interval < 1 or self.grad_accum < 1 or self.warmup_iters < 0:
+            raise ValueError("train.eval_interval and train.grad_accum must be >= 1, train.warmup_iters >= 0")
+        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip, self.reg_lambda) < 0:
+            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip, reg_lambda >= 0")
+
+    @property
+    def max_iters(self) -> int:
+        return self.epochs * self.eval_interval
+
+
+@dataclass
+class LMEvalConfig:
+    eval_iters: int = 50  # validation batches per evaluation
+
+    def __post_init__(self) -> None:
+        if self.eval_iters < 1:
+            raise ValueError("eval.eval_iters must be >= 1")
+
+
+@dataclass
+class LMRecipe:
+    name: str = "experiment"
+    task: str = "lm"
+    seed: int = 0
+    data: LMDataConfig = field(default_factory=LMDataConfig)
+    model: LMModelConfig = field(default_factory=LMModelConfig)
+    train: LMTrainConfig = field(default_factory=LMTrainConfig)
+    eval: LMEvalConfig = field(default_factory=LMEvalConfig)
+
+
 # task name -> its recipe schema; a recipe's top-level `task:` key picks one (default gan)
-RECIPE_TYPES: dict[str, type] = {"gan": GanRecipe}
+RECIPE_TYPES: dict[str, type] = {"gan": GanRecipe, "lm": LMRecipe}
 
 
 def _type_name(tp: Any) -> str:

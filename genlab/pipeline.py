@@ -4,6 +4,7 @@ Data flows one way: recipe -> dataset -> model -> trainer -> run directory -> ev
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from genlab.tracking import CostMeter, RunDir
 from genlab.training.checkpoint import load_weights, read_meta
 from genlab.training.distributed import init_distributed, shutdown
 from genlab.training.gan import GanTask
+from genlab.training.lm import LMTask
 from genlab.training.trainer import LoopConfig, Trainer
 
 
@@ -25,7 +27,16 @@ def count_parameters(module: torch.nn.Module) -> int:
 
 
 # task name (a recipe's `task:`) -> the class that builds models and steps from that recipe
-TASKS = {"gan": GanTask}
+TASKS = {"gan": GanTask, "lm": LMTask}
+
+
+def build_task(recipe: Any, env, run: RunDir):
+    """TASKS[recipe.task].from_recipe; a task that keeps artefacts in the run (a tokenizer, token
+    files) takes the run directory as a third argument."""
+    cls = TASKS[recipe.task]
+    if "run" in inspect.signature(cls.from_recipe).parameters:
+        return cls.from_recipe(recipe, env, run)
+    return cls.from_recipe(recipe, env)
 
 
 def train(recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
@@ -38,7 +49,7 @@ def train(recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
             raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it "
                               "or choose another --out")
         torch.manual_seed(recipe.seed)
-        task = TASKS[recipe.task].from_recipe(recipe, env)
+        task = build_task(recipe, env, run)
         t = recipe.train
         trainer = Trainer(task, run, LoopConfig(
             seed=recipe.seed, epochs=t.epochs, global_batch=recipe.data.batch_size, max_minutes=t.max_minutes,
@@ -75,13 +86,18 @@ def load_generator(run_path: Path, checkpoint: str = "last",
         raise GenlabError(f"{run_path} is a '{meta.get('task')}' run, not a GAN")
     config = from_dict(GANConfig, meta["model"])
     generator, discriminator = build_gan(config)
-    load_weights(folder, {"generator": generator}, meta)
+    load_weights(folder, {meta.get("sampler", "generator"): generator}, meta)
     return generator.to(device).eval(), recipe, config
 
 
 def evaluate(run_path: Path, num_samples: int | None = None, checkpoint: str = "last",
              seed: int = 1234) -> dict[str, Any]:
-    """Score a run's generator against the held-out test split and store it in report.json."""
+    """Score a run's generator against the held-out test split and store it in report.json
+    (a language model: its test-split loss and perplexity)."""
+    from genlab.text_runs import evaluate_lm, run_task
+
+    if run_task(run_path) == "lm":
+        return evaluate_lm(run_path, checkpoint)
     from genlab.evaluation.classifier import load_evaluator
     from genlab.evaluation.image_eval import evaluate_samples
 

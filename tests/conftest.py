@@ -35,6 +35,7 @@ def tiny_overrides(idx_dir: Path, **extra: object) -> list[str]:
     """Overrides that make the essay recipe train in about a second."""
     settings = {
         "data.path": str(idx_dir), "data.batch_size": 64, "train.epochs": 2,
-        "train.progress": False, "train.r1_gamma": 1.0, "eval.num_samples": 200, **extra,
+        "train.progress": False, "train.r1_gamma": 1.0, "train.sample_every": 1, "train.checkpoint_every": 1,
+        "eval.num_samples": 200, **extra,
     }
     return [f"{k}={v}" for k, v in settings.items()]

@@ -47,7 +47,10 @@ def evaluate_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: I
         raise GenlabError(f"evaluator was trained on {evaluator.info['dataset']}, not {dataset.name}")
     fake_feats, fake_probs = embed(fake_images.detach().cpu(), evaluator, batch_size)
     real_feats = real_features(dataset, evaluator, batch_size)
-    precision, recall = precision_recall(real_feats, fake_feats, k=3)
+    # Improved precision/recall compare equal-sized sets (Kynkäänniemi et al. use 50k vs 50k): with
+    # 10x more fakes than reals the fakes' k-NN balls shrink and recall collapses for no real reason.
+    n_pr = min(len(real_feats), len(fake_feats))
+    precision, recall = precision_recall(real_feats[:n_pr], fake_feats[:n_pr], k=3)
     is_mean, is_std = inception_score(fake_probs, splits=min(10, len(fake_probs)))
     histogram = class_histogram(fake_probs, dataset.num_classes)
     result = {
@@ -60,6 +63,7 @@ def evaluate_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: I
         "min_class_fraction": float(histogram.min()),
         "num_samples": len(fake_images),
         "num_real": len(real_feats),
+        "precision_recall_samples": n_pr,
         "evaluator": {
             "dataset": evaluator.info.get("dataset", dataset.name),
             "sha256": evaluator.info.get("sha256"),

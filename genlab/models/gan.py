@@ -113,9 +113,12 @@ def build_gan(config: GANConfig) -> tuple[Generator, Discriminator]:
 
 
 @torch.no_grad()
-def sample_images(generator: Generator, n: int, seed: int, label: int | None = None,
-                  batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n images (n, 1, 28, 28) in [0, 1] and the labels asked for (cycling 0..K-1 when label is None)."""
+def sample_images(generator: Generator, n: int, seed: int, label: int | None = None, batch_size: int = 1000,
+                  fixed_z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n images (n, 1, 28, 28) in [0, 1] and the labels asked for (cycling 0..K-1 when label is None).
+
+    The noise comes from `seed`, or is `fixed_z` (n, latent) when given (the per-epoch sample grid).
+    """
     num_classes = generator.config.num_classes
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}")
@@ -132,7 +135,9 @@ def sample_images(generator: Generator, n: int, seed: int, label: int | None = N
         labels = torch.full((n,), label) if label is not None else torch.arange(n) % num_classes
     chunks = []
     for start in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - start), generator.config.latent_dim, generator=noise).to(device)
+        size = min(batch_size, n - start)
+        z = (fixed_z[start:start + size] if fixed_z is not None
+             else torch.randn(size, generator.config.latent_dim, generator=noise)).to(device)
         chunk_labels = labels[start:start + len(z)].to(device) if labels is not None else None
         chunks.append(generator(z, chunk_labels).cpu())
     generator.train(was_training)

@@ -2,10 +2,11 @@
 
 Per step: noise z ~ N(0, I) -> G; a D step on [real, G(z).detach()] with its own Adam; a G step with
 the non-saturating loss through the freshly updated D, with its own Adam. Optional R1 penalty on real
-data, applied lazily every `r1_every` steps with its weight scaled up to match (StyleGAN2).
+data, applied lazily every `train.r1_every` steps with its weight scaled up to match (StyleGAN2).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -22,7 +23,6 @@ from genlab.objectives import discriminator_loss, generator_loss, r1_penalty
 from genlab.tracking import RunDir, atomic_write_bytes
 from genlab.training.distributed import DistEnv, unwrap, wrap_ddp
 
-R1_EVERY = 4
 GRID_SIDE = 10  # sample grid: 10 x 10; for conditional models column c shows label c
 QUICK_EVAL_SAMPLES = 1000  # per-epoch FID/precision/recall: cheap, and enough to pick the best epoch
 
@@ -30,10 +30,6 @@ QUICK_EVAL_SAMPLES = 1000  # per-epoch FID/precision/recall: cheap, and enough t
 def resolve_model_config(recipe: GanRecipe, data: ImageData) -> GANConfig:
     """Fill in what the dataset decides (the number of classes of a conditional model)."""
     return dataclasses.replace(recipe.model, num_classes=data.num_classes if recipe.model.conditional else 0)
-
-
-def grid_labels(num_classes: int, n: int, device: torch.device) -> torch.Tensor | None:
-    return torch.arange(n, device=device) % num_classes if num_classes else None
 
 
 class GanTask:
@@ -52,6 +48,12 @@ class GanTask:
         self.generator = wrap_ddp(generator.to(device), env)
         self.discriminator = wrap_ddp(discriminator.to(device), env)
         self.modules = {"generator": generator, "discriminator": discriminator}
+        # Samples come from an exponential moving average of G when train.ema_decay > 0 (Yazici et al.
+        # 2019): averaging over the last ~1/(1-decay) steps smooths out G's oscillation around D.
+        self.sampler = generator
+        if recipe.train.ema_decay:
+            self.sampler = copy.deepcopy(generator).requires_grad_(False)
+            self.modules["generator_ema"] = self.sampler
         t = recipe.train
         self.optimizers = {
             "generator": torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=tuple(t.betas)),
@@ -64,11 +66,12 @@ class GanTask:
         self.images = torch.from_numpy(images).to(device).unsqueeze(1).float().div_(255)
         self.labels = torch.from_numpy(labels).to(device)
         self.num_examples = len(self.labels)
+        self.total_steps = t.epochs * (self.num_examples // recipe.data.batch_size)
         # Noise comes from its own generator, identical on all ranks; each rank takes its slice.
         self.noise = torch.Generator().manual_seed(recipe.seed + 1)
         self.fixed_z = torch.randn(GRID_SIDE * GRID_SIDE, self.config.latent_dim,
                                    generator=torch.Generator().manual_seed(recipe.seed + 2)).to(device)
-        self.r1_weight = t.r1_gamma / 2 * R1_EVERY
+        self.r1_weight = t.r1_gamma / 2 * t.r1_every
         self.data = data
         self.data_source = f"{data.name} from {data.source}"
         try:
@@ -77,7 +80,8 @@ class GanTask:
             self.evaluator = None  # no evaluator for this data: train without the quick scores
 
     def meta(self) -> dict[str, Any]:
-        return {"task": "gan", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name}
+        return {"task": "gan", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name,
+                "sampler": "generator_ema" if self.recipe.train.ema_decay else "generator"}
 
     def rng_state(self) -> dict[str, Any]:
         return {"noise": self.noise.get_state()}
@@ -86,20 +90,25 @@ class GanTask:
         self.noise.set_state(state["noise"])
 
     def step_kind(self, step: int) -> str:
-        return "d+g+r1" if self.r1_weight and step % R1_EVERY == 0 else "d+g"
+        return "d+g+r1" if self.r1_weight and step % self.recipe.train.r1_every == 0 else "d+g"
 
     def _local_slice(self, global_draw: torch.Tensor) -> torch.Tensor:
         """This rank's share of a draw made for the whole global batch (same on every rank)."""
         local = len(global_draw) // self.env.world_size
         return global_draw[self.env.rank * local:(self.env.rank + 1) * local].to(self.env.device)
 
-    def _augment(self, images: torch.Tensor) -> torch.Tensor:
-        """DiffAugment (Zhao et al. 2020): the same random translation family for real and fake."""
-        s = self.recipe.train.augment_shift
-        if not s:
-            return images
-        shifts = torch.randint(0, 2 * s + 1, (len(images) * self.env.world_size, 2), generator=self.noise)
-        return translate(images, self._local_slice(shifts), s)
+    def _augment(self, images: torch.Tensor, step: int) -> torch.Tensor:
+        """What D sees: DiffAugment translations (Zhao et al. 2020) and annealed instance noise,
+        applied alike to real and fake images (and differentiably, so G learns through them)."""
+        t, world = self.recipe.train, self.env.world_size
+        if t.augment_shift:
+            shifts = torch.randint(0, 2 * t.augment_shift + 1, (len(images) * world, 2), generator=self.noise)
+            images = translate(images, self._local_slice(shifts), t.augment_shift)
+        if t.instance_noise:
+            sigma = t.instance_noise * max(0.0, 1 - step / self.total_steps)
+            images = images + sigma * self._local_slice(torch.randn((len(images) * world, *images.shape[1:]),
+                                                                    generator=self.noise))
+        return images
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         real = self.images[indices.to(self.images.device)]  # (B, 1, 28, 28)
@@ -112,7 +121,7 @@ class GanTask:
         use_r1 = self.step_kind(step).endswith("r1")
         real = real.requires_grad_(use_r1)
         both_labels = torch.cat([labels, labels]) if labels is not None else None
-        d_input = torch.cat([self._augment(real), self._augment(fake.detach())])  # (2B, 1, 28, 28)
+        d_input = torch.cat([self._augment(real, step), self._augment(fake.detach(), step)])  # (2B, 1, 28, 28)
         logits = self.discriminator(d_input, both_labels)  # (2B,)
         real_logits, fake_logits = logits.chunk(2)
         d_loss = discriminator_loss(real_logits, fake_logits)
@@ -128,10 +137,12 @@ class GanTask:
 
         # G step through the updated D. The bare module is used: D's gradients from this pass are
         # discarded (zeroed before D's next step), so they need no all-reduce.
-        g_loss = generator_loss(unwrap(self.discriminator)(self._augment(fake), labels))
+        g_loss = generator_loss(unwrap(self.discriminator)(self._augment(fake, step), labels))
         self.optimizers["generator"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["generator"].step()
+        if self.sampler is not self.modules["generator"]:
+            self._update_ema(step)
         return {
             "loss/d": d_loss.item(), "loss/g": g_loss.item(),
             "d/real_prob": torch.sigmoid(real_logits).mean().item(),
@@ -139,10 +150,17 @@ class GanTask:
         }
 
     @torch.no_grad()
+    def _update_ema(self, step: int) -> None:
+        # Short warm-up so the average does not drag the random initial weights along.
+        decay = min(self.recipe.train.ema_decay, (1 + step) / (10 + step))
+        live = self.modules["generator"]
+        for averaged, current in zip(self.sampler.parameters(), live.parameters()):
+            averaged.lerp_(current, 1 - decay)
+        for averaged, current in zip(self.sampler.buffers(), live.buffers()):
+            averaged.copy_(current)  # BatchNorm running statistics
+
     def sample_grid(self) -> torch.Tensor:
-        generator = unwrap(self.generator).eval()
-        images = generator(self.fixed_z, grid_labels(self.config.num_classes, len(self.fixed_z), self.env.device))
-        generator.train()
+        images, _ = sample_images(self.sampler, len(self.fixed_z), seed=0, fixed_z=self.fixed_z)
         return images
 
     def end_epoch(self, epoch: int, run: RunDir) -> dict[str, float]:
@@ -153,7 +171,7 @@ class GanTask:
         run.log_image("samples", grid[:, :, None], epoch)
         if self.evaluator is None:
             return {}
-        images, labels = sample_images(unwrap(self.generator), QUICK_EVAL_SAMPLES, seed=self.recipe.seed + 3)
+        images, labels = sample_images(self.sampler, QUICK_EVAL_SAMPLES, seed=self.recipe.seed + 3)
         quality = evaluate_samples(images, self.data, self.evaluator, requested_labels=labels)
         keys = ("fid", "precision", "recall", "min_class_fraction", "label_accuracy")
         return {f"quality/{k}": quality[k] for k in keys if k in quality}

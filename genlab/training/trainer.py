@@ -161,8 +161,8 @@ class Trainer:
                 session_start = time.perf_counter()
                 finished_epoch = self.step % self.steps_per_epoch == 0
                 done = self.step >= total_steps or stopped_by == "budget"
-                if finished_epoch:
-                    epoch_metrics = {"epoch": epoch + 1, **metrics}
+                if finished_epoch or done:
+                    epoch_metrics = {"epoch": round(self.step / self.steps_per_epoch, 3), **metrics}
                     if (epoch + 1) % loop.sample_every == 0 or done:
                         epoch_metrics.update(self.task.end_epoch(epoch + 1, self.run))
                     self.run.log(self.step, epoch_metrics)
