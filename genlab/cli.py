@@ -21,6 +21,23 @@ def _cmd_data(args: argparse.Namespace) -> None:
                   f"{data.num_classes:>7}  {data.source}")
         except GenlabError as exc:
             print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7}  unavailable: {exc}")
+    _list_text_corpora()
+
+
+def _list_text_corpora() -> None:
+    from genlab.data.text import TEXT_CORPORA, corpus_sizes, is_parsed
+
+    print(f"\n{'text corpus':<15} {'train':>7} {'valid':>7} {'test':>7}  source (records per split)")
+    for name, corpus in TEXT_CORPORA.items():
+        if not is_parsed(name):  # listing must stay fast: never parse a whole Bible here
+            print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7}  {corpus.source}: not parsed yet "
+                  "(first use takes ~2 min)")
+            continue
+        try:
+            sizes = corpus_sizes(name)
+            print(f"{name:<15} {sizes['train']:>7} {sizes['validation']:>7} {sizes['test']:>7}  {corpus.source}")
+        except GenlabError as exc:
+            print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7}  unavailable: {exc}")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -51,17 +68,41 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from genlab.pipeline import evaluate
 
     metrics = evaluate(Path(args.run), args.n, args.checkpoint)
+    if "perplexity" in metrics:  # a language model: test-split loss and perplexity
+        print(json.dumps(metrics, indent=2))
+        print(f"written to {Path(args.run) / 'report.json'}")
+        return
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
     print(json.dumps(shown, indent=2))
     print("class histogram: " + ", ".join(f"{k}: {v:.3f}" for k, v in metrics["class_histogram"].items()))
     print(f"written to {Path(args.run) / 'report.json'}")
 
 
+def _generate_text(args: argparse.Namespace) -> None:
+    from genlab.text_runs import load_lm, stream_text
+
+    if args.prompt is None:
+        raise GenlabError("a language-model run needs --prompt TEXT")
+    model, tokenizer, _ = load_lm(Path(args.run), args.checkpoint)
+    pieces = stream_text(model, tokenizer, args.prompt, args.max_tokens, args.temperature, args.top_k,
+                         args.top_p, args.stop, args.seed)
+    first = next(pieces, "")  # bad input fails here, before anything is printed
+    print(args.prompt + first, end="", flush=True)
+    for piece in pieces:
+        print(piece, end="", flush=True)
+    print()
+
+
 def _cmd_generate(args: argparse.Namespace) -> None:
     from genlab.images import save_images
     from genlab.models.gan import sample_images
     from genlab.pipeline import load_generator
+    from genlab.text_runs import run_task
 
+    if run_task(Path(args.run)) == "lm":
+        return _generate_text(args)
+    if args.out is None:
+        raise GenlabError("an image run needs --out FILE.png or FILE.npy")
     out = Path(args.out)
     if out.suffix not in (".png", ".npy"):
         raise GenlabError(f"--out {out} must end in .png or .npy")
@@ -108,19 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
     train.set_defaults(func=_cmd_train)
 
-    evaluate = commands.add_parser("eval", help="score a run's samples; writes report.json")
+    evaluate = commands.add_parser("eval", help="score a run's samples (language models: test loss and "
+                                   "perplexity); writes report.json")
     evaluate.add_argument("run")
     evaluate.add_argument("--n", type=int, help="number of generated samples (default: recipe eval.num_samples)")
     evaluate.add_argument("--checkpoint", choices=["last", "best"], default="last",
                           help="best = the epoch with the lowest quick FID during training")
     evaluate.set_defaults(func=_cmd_eval)
 
-    generate = commands.add_parser("generate", help="write samples of a run as PNG grid or .npy")
+    generate = commands.add_parser("generate", help="image runs: write samples as PNG grid or .npy; "
+                                     "language-model runs: stream a continuation of --prompt")
     generate.add_argument("run")
     generate.add_argument("--n", type=int, default=64)
-    generate.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npy (N x 28 x 28 in [0, 1])")
+    generate.add_argument("--out", help="FILE.png (grid) or FILE.npy (N x 28 x 28 in [0, 1])")
     generate.add_argument("--label", type=int, help="class to generate (conditional models)")
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--prompt", help="text to continue (language-model runs)")
+    generate.add_argument("--max-tokens", type=int, default=256, help="new tokens at most")
+    generate.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    generate.add_argument("--top-k", type=int, help="sample among the k likeliest tokens")
+    generate.add_argument("--top-p", type=float, help="sample among the likeliest tokens covering p")
+    generate.add_argument("--stop", help="end the text before this string")
     generate.add_argument("--checkpoint", choices=["last", "best"], default="last")
     generate.set_defaults(func=_cmd_generate)
 

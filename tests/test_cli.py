@@ -33,6 +33,8 @@ def test_data_list(capsys):
     out = capsys.readouterr().out
     assert "mnist" in out and "4000" in out and "bundled" in out
     assert "fashion-mnist" in out
+    # Text corpora are listed from caches only: the test cache is empty, so no Bible is parsed here.
+    assert "bible-kjv" in out and "not parsed yet (first use takes ~2 min)" in out and "fortunes" in out
 
 
 def test_generate_png_and_npy(trained_runs, tmp_path):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from genlab.config import GanRecipe, apply_override, from_dict, load_recipe
+from genlab.config import RECIPE_TYPES, GanRecipe, apply_override, from_dict, load_recipe
 from genlab.errors import GenlabError
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
@@ -11,7 +11,7 @@ RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_every_shipped_recipe_validates(path):
     recipe = load_recipe(path)
-    assert isinstance(recipe, GanRecipe) and recipe.name == path.stem
+    assert isinstance(recipe, RECIPE_TYPES[recipe.task]) and recipe.name == path.stem
 
 
 def test_essay_recipe_keeps_the_essays_hyper_parameters():

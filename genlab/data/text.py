@@ -154,11 +154,15 @@ def read_bible(version: str, books: list[str] | None = None) -> list[Verse]:
     return verses
 
 
+def _bible_cache(version: str) -> Path:
+    module, _ = _bible_version(version)
+    return text_cache_dir() / f"bible-{module}-v{CLEANING_VERSION}.jsonl"
+
+
 def load_bible(version: str, split: str | None = None) -> list[Verse]:
     """All verses of one version (or of one split), parsed once and then read from the cache."""
     _check_split(split)
-    module, _ = _bible_version(version)
-    path = text_cache_dir() / f"bible-{module}-v{CLEANING_VERSION}.jsonl"
+    path = _bible_cache(version)
     if path.is_file():
         verses = [Verse(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
     else:
@@ -257,6 +261,11 @@ def load_text_corpus(name_or_path: str | Path, split: str | None = None) -> list
     if not texts:
         raise GenlabError(f"text corpus {name!r} is empty")
     return [t for t in texts if split is None or split_of(t) == split]
+
+
+def is_parsed(name: str) -> bool:
+    """False for a Bible whose verses are not cached yet (its first use parses it, ~2 minutes)."""
+    return not name.startswith("bible-") or _bible_cache(name.removeprefix("bible-")).is_file()
 
 
 def corpus_sizes(name: str) -> dict[str, int]:

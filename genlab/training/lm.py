@@ -135,6 +135,7 @@ class LMTask:
         self.modules = {"model": model}
         self.optimizers = {"model": make_optimizer(model, t)}
         self.num_examples = t.eval_interval * d.batch_size  # one loop "epoch" = one evaluation period
+        self.steps_done = 0  # the evaluation's step: a budget stop can end a period early
         self.mask_id = self.tokenizer.token_id(MASK)
         self.special = special_ids(self.tokenizer)
         self.data_source = (f"{corpus_source(d.corpus)}: {len(self.tokens['train']):,} train / "
@@ -174,6 +175,7 @@ class LMTask:
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         # The loop's indices only count examples: windows are drawn from the step number instead.
         t = self.recipe.train
+        self.steps_done = step + 1
         lr = cosine_lr(step, t.lr, t.min_lr, t.warmup_iters, t.max_iters)
         optimizer = self.optimizers["model"]
         for group in optimizer.param_groups:
@@ -229,5 +231,5 @@ class LMTask:
             save_gpt2(model, run.path / "model")
             self.tokenizer.save(run.path / "model" / "tokenizer.json")
         run.update_report("validation", {"loss": loss, "perplexity": math.exp(loss),
-                                         "step": epoch * r.train.eval_interval, "best_loss": best})
+                                         "step": self.steps_done, "best_loss": best})
         return {"val/loss": loss, "val/perplexity": math.exp(loss)}
