@@ -4,7 +4,6 @@ Data flows one way: recipe -> dataset -> model -> trainer -> run directory -> ev
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +29,6 @@ def count_parameters(module: torch.nn.Module) -> int:
 TASKS = {"gan": GanTask, "lm": LMTask}
 
 
-def build_task(recipe: Any, env, run: RunDir):
-    """TASKS[recipe.task].from_recipe; a task that keeps artefacts in the run (a tokenizer, token
-    files) takes the run directory as a third argument."""
-    cls = TASKS[recipe.task]
-    if "run" in inspect.signature(cls.from_recipe).parameters:
-        return cls.from_recipe(recipe, env, run)
-    return cls.from_recipe(recipe, env)
-
-
 def train(recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
     """Train `recipe` into `run_path` (or continue it); returns the run's report."""
     meter = CostMeter()
@@ -49,7 +39,7 @@ def train(recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
             raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it "
                               "or choose another --out")
         torch.manual_seed(recipe.seed)
-        task = build_task(recipe, env, run)
+        task = TASKS[recipe.task].from_recipe(recipe, env, run)
         t = recipe.train
         trainer = Trainer(task, run, LoopConfig(
             seed=recipe.seed, epochs=t.epochs, global_batch=recipe.data.batch_size, max_minutes=t.max_minutes,

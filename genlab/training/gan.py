@@ -36,7 +36,8 @@ class GanTask:
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
     @classmethod
-    def from_recipe(cls, recipe: GanRecipe, env: DistEnv) -> "GanTask":
+    def from_recipe(cls, recipe: GanRecipe, env: DistEnv, run: RunDir) -> "GanTask":
+        # `run` is part of the task interface (the LM task keeps its tokenizer there); a GAN needs none.
         return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
 
     def __init__(self, recipe: GanRecipe, data: ImageData, env: DistEnv):

@@ -3,7 +3,7 @@ Ctrl-C, a wall-clock budget, DDP, and the cost ledger.
 
 A task supplies the models and one step; the loop owns everything about *running* it:
 
-    Task.from_recipe(recipe, env) builds it (pipeline.TASKS maps a recipe's `task:` to the class)
+    Task.from_recipe(recipe, env, run) builds it (pipeline.TASKS maps a recipe's `task:` to the class)
     task.data_source        where the data came from, for the log and the ledger
     task.modules            dict name -> nn.Module (saved as <name>.safetensors)
     task.optimizers         dict name -> Optimizer
