@@ -62,7 +62,6 @@ class GanTrainConfig(TrainConfig):
     r1_every: int = 4  # lazy R1: apply it every k steps with its weight scaled by k (StyleGAN2)
     augment_shift: int = 0  # DiffAugment: translate D's inputs (real and fake) by up to this many pixels
     ema_decay: float = 0.0  # sample from an exponential moving average of G's weights (0 = off)
-    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs, annealed linearly to 0 (Sønderby 2016)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,8 +71,8 @@ class GanTrainConfig(TrainConfig):
             raise ValueError("train.ema_decay must be in [0, 1)")
         if self.r1_every < 1:
             raise ValueError("train.r1_every must be >= 1")
-        if min(self.lr_g, self.lr_d) <= 0 or min(self.r1_gamma, self.augment_shift, self.instance_noise) < 0:
-            raise ValueError("train learning rates must be > 0; r1_gamma, augment_shift, instance_noise >= 0")
+        if min(self.lr_g, self.lr_d) <= 0 or min(self.r1_gamma, self.augment_shift) < 0:
+            raise ValueError("train learning rates must be > 0; r1_gamma and augment_shift >= 0")
 
 
 @dataclass

@@ -15,13 +15,15 @@ from genlab.errors import GenlabError
 from genlab.models.transformer import Transformer
 
 
-def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k: int | None, top_p: float | None) -> None:
+def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k: int | None,
+                top_p: float | None) -> None:
     if not model.config.causal:
         raise GenlabError("generation needs a causal (GPT) model; this one is bidirectional")
     if idx.dim() != 2 or idx.size(1) == 0:
         raise GenlabError("the prompt must be a non-empty batch of token ids, shape (B, T)")
     if idx.size(1) > model.config.block_size:
-        raise GenlabError(f"prompt of {idx.size(1)} tokens is longer than the model's context ({model.config.block_size})")
+        raise GenlabError(f"prompt of {idx.size(1)} tokens is longer than the model's context "
+                          f"({model.config.block_size})")
     if temperature < 0:
         raise GenlabError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None and top_k < 1:

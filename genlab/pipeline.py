@@ -14,7 +14,7 @@ from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
 from genlab.models.gan import GANConfig, Generator, build_gan, sample_images
 from genlab.tracking import CostMeter, RunDir
-from genlab.training.checkpoint import load_weights, read_meta
+from genlab.training.checkpoint import load_weights, open_run_checkpoint
 from genlab.training.distributed import init_distributed, shutdown
 from genlab.training.gan import GanTask
 from genlab.training.lm import LMTask
@@ -68,14 +68,10 @@ def train(recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
 def load_generator(run_path: Path, checkpoint: str = "last",
                    device: str = "cpu") -> tuple[Generator, GanRecipe, GANConfig]:
     """The trained generator of a run directory (its last or best checkpoint), in eval mode."""
-    run = RunDir(run_path)
+    run, folder, meta = open_run_checkpoint(run_path, checkpoint, "gan")
     recipe = from_dict(GanRecipe, run.read_config())
-    folder = run.checkpoint_dir if checkpoint == "last" else run.best_checkpoint_dir
-    meta = read_meta(folder)
-    if meta.get("task") != "gan":
-        raise GenlabError(f"{run_path} is a '{meta.get('task')}' run, not a GAN")
     config = from_dict(GANConfig, meta["model"])
-    generator, discriminator = build_gan(config)
+    generator, _ = build_gan(config)
     load_weights(folder, {meta.get("sampler", "generator"): generator}, meta)
     return generator.to(device).eval(), recipe, config
 

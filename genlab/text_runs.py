@@ -15,7 +15,7 @@ from genlab.generation import stream
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tokenizers import Tokenizer, load_tokenizer
 from genlab.tracking import CostMeter, RunDir
-from genlab.training.checkpoint import load_weights, read_meta
+from genlab.training.checkpoint import load_weights, open_run_checkpoint
 from genlab.training.lm import estimate_loss
 
 
@@ -26,12 +26,8 @@ def run_task(run_path: Path) -> str:
 
 def load_lm(run_path: Path, checkpoint: str = "last") -> tuple[Transformer, Tokenizer, LMRecipe]:
     """The trained model (eval mode, CPU), its tokenizer and its recipe."""
-    run = RunDir(run_path)
+    run, folder, meta = open_run_checkpoint(run_path, checkpoint, "lm")
     recipe = from_dict(LMRecipe, run.read_config())
-    folder = run.checkpoint_dir if checkpoint == "last" else run.best_checkpoint_dir
-    meta = read_meta(folder)
-    if meta.get("task") != "lm":
-        raise GenlabError(f"{run_path} is a '{meta.get('task')}' run, not a language model")
     model = Transformer(from_dict(TransformerConfig, meta["model"]))
     load_weights(folder, {"model": model}, meta)
     tokenizer = load_tokenizer(run.path / "tokenizer.json")

@@ -14,7 +14,7 @@ from tests.conftest import tiny_overrides
 
 def weights(run_path):
     folder = run_path / "checkpoints" / "last"
-    return {name: load_file(str(folder / f"{name}.safetensors")) for name in ("generator", "discriminator")}
+    return {f.stem: load_file(str(f)) for f in folder.glob("*.safetensors")}
 
 
 def assert_same_weights(a, b):
@@ -31,10 +31,15 @@ def test_same_seed_same_weights_and_other_seed_differs(tmp_path, tiny_idx_dir):
         assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "c"))
 
 
-def test_resume_equals_uninterrupted(tmp_path, tiny_idx_dir):
-    full = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.epochs": 3}))
+# every source of state in a step: noise, R1 on/off steps, the EMA generator, translations
+ALL_FEATURES = {"train.ema_decay": 0.9, "train.r1_every": 2, "train.augment_shift": 2}
+
+
+@pytest.mark.parametrize("features", [{}, ALL_FEATURES], ids=["plain", "all-features"])
+def test_resume_equals_uninterrupted(tmp_path, tiny_idx_dir, features):
+    full = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.epochs": 3}, **features))
     train(full, tmp_path / "full")
-    first = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.epochs": 1}))
+    first = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.epochs": 1}, **features))
     train(first, tmp_path / "split")
     report = train(full, tmp_path / "split", resume=True)
     assert report["cost"]["steps"] == 12 and report["cost"]["steps_this_session"] == 8

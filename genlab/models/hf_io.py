@@ -126,11 +126,13 @@ def load_hf_bert(folder: str | Path) -> Transformer:
     source = folder / WEIGHTS
     cfg = bert_config(hf)
     # BertForMaskedLM and friends store the encoder under "bert."; BertModel stores it bare.
-    tensors = {k.removeprefix("bert."): v for k, v in tensors.items() if not k.removeprefix("bert.").startswith(_BERT_IGNORED)}
+    tensors = {k.removeprefix("bert."): v for k, v in tensors.items()
+               if not k.removeprefix("bert.").startswith(_BERT_IGNORED)}
     ours = {}
     for i in range(cfg.n_layer):
         for p in ("weight", "bias"):  # genlab fuses query, key and value into one projection
-            qkv = [_pop(tensors, f"encoder.layer.{i}.attention.self.{n}.{p}", source) for n in ("query", "key", "value")]
+            qkv = [_pop(tensors, f"encoder.layer.{i}.attention.self.{n}.{p}", source)
+                   for n in ("query", "key", "value")]
             if qkv[0].shape != qkv[1].shape or qkv[0].shape != qkv[2].shape:
                 raise GenlabError(f"{source}: query, key and value {p}s of layer {i} differ in shape")
             ours[f"blocks.{i}.attn.qkv.{p}"] = torch.cat(qkv, dim=0)

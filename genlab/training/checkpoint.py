@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.tracking import RunDir
 
 
 def save_checkpoint(folder: Path, modules: dict[str, nn.Module], state: dict[str, Any],
@@ -74,3 +75,14 @@ def load_state(folder: Path) -> dict[str, Any]:
         return torch.load(folder / "state.pt", weights_only=True)
     except (OSError, RuntimeError) as exc:
         raise GenlabError(f"cannot load trainer state from {folder}: {exc}") from None
+
+
+def open_run_checkpoint(run_path: Path, which: str, task: str) -> tuple[RunDir, Path, dict[str, Any]]:
+    """A run directory, its `which` (last | best) checkpoint folder and meta, checked to be a `task` run."""
+    run = RunDir(run_path)
+    run.read_config()  # one clear line when run_path is not a run directory
+    folder = run.checkpoint_dir if which == "last" else run.best_checkpoint_dir
+    meta = read_meta(folder)
+    if meta.get("task") != task:
+        raise GenlabError(f"{run_path} is a '{meta.get('task')}' run, not a '{task}' run")
+    return run, folder, meta

@@ -1,8 +1,9 @@
 """The GAN task: the essay's algorithm done right.
 
 Per step: noise z ~ N(0, I) -> G; a D step on [real, G(z).detach()] with its own Adam; a G step with
-the non-saturating loss through the freshly updated D, with its own Adam. Optional R1 penalty on real
-data, applied lazily every `train.r1_every` steps with its weight scaled up to match (StyleGAN2).
+the non-saturating loss through the freshly updated D, with its own Adam. Optional: an R1 penalty on
+real data (every `train.r1_every` steps, its weight scaled up to match, as StyleGAN2's lazy R1), an EMA
+of G's weights to sample from, and DiffAugment translations of D's inputs.
 """
 from __future__ import annotations
 
@@ -67,7 +68,6 @@ class GanTask:
         self.images = torch.from_numpy(images).to(device).unsqueeze(1).float().div_(255)
         self.labels = torch.from_numpy(labels).to(device)
         self.num_examples = len(self.labels)
-        self.total_steps = t.epochs * (self.num_examples // recipe.data.batch_size)
         # Noise comes from its own generator, identical on all ranks; each rank takes its slice.
         self.noise = torch.Generator().manual_seed(recipe.seed + 1)
         self.fixed_z = torch.randn(GRID_SIDE * GRID_SIDE, self.config.latent_dim,
@@ -98,18 +98,14 @@ class GanTask:
         local = len(global_draw) // self.env.world_size
         return global_draw[self.env.rank * local:(self.env.rank + 1) * local].to(self.env.device)
 
-    def _augment(self, images: torch.Tensor, step: int) -> torch.Tensor:
-        """What D sees: DiffAugment translations (Zhao et al. 2020) and annealed instance noise,
-        applied alike to real and fake images (and differentiably, so G learns through them)."""
-        t, world = self.recipe.train, self.env.world_size
-        if t.augment_shift:
-            shifts = torch.randint(0, 2 * t.augment_shift + 1, (len(images) * world, 2), generator=self.noise)
-            images = translate(images, self._local_slice(shifts), t.augment_shift)
-        if t.instance_noise:
-            sigma = t.instance_noise * max(0.0, 1 - step / self.total_steps)
-            images = images + sigma * self._local_slice(torch.randn((len(images) * world, *images.shape[1:]),
-                                                                    generator=self.noise))
-        return images
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        """DiffAugment (Zhao et al. 2020): D sees real and fake images under the same random
+        translations, applied differentiably so that G learns through them."""
+        s = self.recipe.train.augment_shift
+        if not s:
+            return images
+        shifts = torch.randint(0, 2 * s + 1, (len(images) * self.env.world_size, 2), generator=self.noise)
+        return translate(images, self._local_slice(shifts), s)
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         real = self.images[indices.to(self.images.device)]  # (B, 1, 28, 28)
@@ -122,7 +118,7 @@ class GanTask:
         use_r1 = self.step_kind(step).endswith("r1")
         real = real.requires_grad_(use_r1)
         both_labels = torch.cat([labels, labels]) if labels is not None else None
-        d_input = torch.cat([self._augment(real, step), self._augment(fake.detach(), step)])  # (2B, 1, 28, 28)
+        d_input = torch.cat([self._augment(real), self._augment(fake.detach())])  # (2B, 1, 28, 28)
         logits = self.discriminator(d_input, both_labels)  # (2B,)
         real_logits, fake_logits = logits.chunk(2)
         d_loss = discriminator_loss(real_logits, fake_logits)
@@ -138,7 +134,7 @@ class GanTask:
 
         # G step through the updated D. The bare module is used: D's gradients from this pass are
         # discarded (zeroed before D's next step), so they need no all-reduce.
-        g_loss = generator_loss(unwrap(self.discriminator)(self._augment(fake, step), labels))
+        g_loss = generator_loss(unwrap(self.discriminator)(self._augment(fake), labels))
         self.optimizers["generator"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["generator"].step()
