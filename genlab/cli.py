@@ -97,9 +97,9 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     from genlab.images import save_images
     from genlab.models.gan import sample_images
     from genlab.pipeline import load_generator
-    from genlab.text_runs import run_task
+    from genlab.tracking import RunDir
 
-    if run_task(Path(args.run)) == "lm":
+    if RunDir(Path(args.run)).task == "lm":
         return _generate_text(args)
     if args.out is None:
         raise GenlabError("an image run needs --out FILE.png or FILE.npy")

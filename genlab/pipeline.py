@@ -80,9 +80,9 @@ def evaluate(run_path: Path, num_samples: int | None = None, checkpoint: str = "
              seed: int = 1234) -> dict[str, Any]:
     """Score a run's generator against the held-out test split and store it in report.json
     (a language model: its test-split loss and perplexity)."""
-    from genlab.text_runs import evaluate_lm, run_task
+    from genlab.text_runs import evaluate_lm
 
-    if run_task(run_path) == "lm":
+    if RunDir(run_path).task == "lm":
         return evaluate_lm(run_path, checkpoint)
     from genlab.evaluation.classifier import load_evaluator
     from genlab.evaluation.image_eval import evaluate_samples

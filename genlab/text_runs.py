@@ -19,11 +19,6 @@ from genlab.training.checkpoint import load_weights, open_run_checkpoint
 from genlab.training.lm import estimate_loss
 
 
-def run_task(run_path: Path) -> str:
-    """The task of a run directory ("gan", "lm", ...), from its resolved recipe."""
-    return RunDir(run_path).read_config().get("task", "gan")
-
-
 def load_lm(run_path: Path, checkpoint: str = "last") -> tuple[Transformer, Tokenizer, LMRecipe]:
     """The trained model (eval mode, CPU), its tokenizer and its recipe."""
     run, folder, meta = open_run_checkpoint(run_path, checkpoint, "lm")

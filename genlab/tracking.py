@@ -80,6 +80,11 @@ class RunDir:
             raise GenlabError(f"cannot create run directory {self.path}: {exc.strerror or exc}") from None
         atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
 
+    @property
+    def task(self) -> str:
+        """The run's task ("gan", "lm", ...), from its resolved recipe."""
+        return self.read_config().get("task", "gan")
+
     def read_config(self) -> dict[str, Any]:
         if not self.exists():
             raise GenlabError(f"{self.path} is not a genlab run directory (no config.yaml)")
