@@ -7,7 +7,8 @@
    the same budget, both scored by genlab's evaluator on 10,000 samples against the test split.
 
     python benchmarks/gan_benchmark.py                  # 10 minutes each (about 25 minutes in all)
-    python benchmarks/gan_benchmark.py --minutes 0.5 --throughput-steps 20 --samples 1000   # smoke test
+    python benchmarks/gan_benchmark.py --minutes 0.5 --throughput-steps 20 --rounds 1 --samples 1000 \
+        --out /tmp/gan_smoke.json                        # smoke test (~3 min); keeps the committed results
 """
 from __future__ import annotations
 
