@@ -115,3 +115,15 @@ def test_other_architectures_train(tmp_path, tiny_idx_dir, arch, conditional):
                                                 "model.width": 8, "train.epochs": 1})
     report = train(load_recipe("essay-mlp-mnist", overrides), tmp_path / "run")
     assert report["cost"]["steps"] == 4
+
+
+def test_resume_after_an_interrupted_checkpoint_rename(tmp_path, tiny_idx_dir):
+    """Killed between the two renames of a save: only checkpoints/last.old exists; resume still works."""
+    recipe = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir))
+    train(recipe, tmp_path / "full")
+    train(load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.epochs": 1})), tmp_path / "cut")
+    checkpoints = tmp_path / "cut" / "checkpoints"
+    (checkpoints / "last").rename(checkpoints / "last.old")
+    report = train(recipe, tmp_path / "cut", resume=True)
+    assert report["cost"]["steps_this_session"] == 4
+    assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))

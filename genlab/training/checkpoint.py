@@ -40,7 +40,16 @@ def save_checkpoint(folder: Path, modules: dict[str, nn.Module], state: dict[str
     shutil.rmtree(old, ignore_errors=True)
 
 
+def recover_interrupted_save(folder: Path) -> None:
+    """An interrupt between save_checkpoint's two renames leaves only `<folder>.old`: put it back."""
+    old = folder.with_name(folder.name + ".old")
+    if not (folder / "meta.json").is_file() and (old / "meta.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        old.rename(folder)
+
+
 def read_meta(folder: Path) -> dict[str, Any]:
+    recover_interrupted_save(folder)
     path = folder / "meta.json"
     if not path.is_file():
         raise GenlabError(f"no checkpoint in {folder}")

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from genlab.errors import GenlabError
 from genlab.tracking import RunDir
-from genlab.training.checkpoint import load_state, load_weights, read_meta, save_checkpoint
+from genlab.training.checkpoint import load_state, load_weights, recover_interrupted_save, save_checkpoint
 from genlab.training.distributed import DistEnv, barrier
 
 
@@ -99,9 +99,9 @@ class Trainer:
     def resume(self) -> bool:
         """Load the last checkpoint when the run has one; True if training continues from it."""
         folder = self.run.checkpoint_dir
+        recover_interrupted_save(folder)
         if not (folder / "meta.json").is_file():
             return False
-        read_meta(folder)
         load_weights(folder, self.task.modules, self.task.meta())
         state = load_state(folder)
         for name, optimizer in self.task.optimizers.items():
