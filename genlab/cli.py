@@ -68,8 +68,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from genlab.pipeline import evaluate
 
     metrics = evaluate(Path(args.run), args.n, args.checkpoint)
-    if "perplexity" in metrics:  # a language model: test-split loss and perplexity
-        print(json.dumps(metrics, indent=2))
+    if "class_histogram" not in metrics:  # a text model: loss and perplexity, or its task metric
+        print(json.dumps(metrics, indent=2, ensure_ascii=False))
         print(f"written to {Path(args.run) / 'report.json'}")
         return
     shown = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
@@ -99,8 +99,16 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     from genlab.pipeline import load_generator
     from genlab.tracking import RunDir
 
-    if RunDir(Path(args.run)).task == "lm":
+    task = RunDir(Path(args.run)).task
+    if task == "lm":
         return _generate_text(args)
+    if task == "finetune":
+        from genlab.finetune_runs import answer
+
+        if args.prompt is None:
+            raise GenlabError("a fine-tuned run needs --prompt TEXT (the source, or the text to classify)")
+        print(answer(Path(args.run), args.prompt, args.max_tokens))
+        return
     if args.out is None:
         raise GenlabError("an image run needs --out FILE.png or FILE.npy")
     out = Path(args.out)
@@ -131,6 +139,27 @@ def _cmd_eval_nets(args: argparse.Namespace) -> None:
                 print(f"{name:<15} test accuracy {info['test_accuracy']:.4f}  sha256 {info['sha256'][:16]}…")
             except GenlabError as exc:
                 print(f"{name:<15} {exc}")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    import shlex
+
+    from genlab.report import collect, plot, render_table
+
+    rows = collect(args.runs)  # before touching --out, so a bad run leaves nothing half-written
+    table = render_table(rows)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenlabError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
+    markdown, figure = out / "report.md", out / "quality_vs_cost.png"
+    command = shlex.join(["genlab", "report", *args.runs, "--out", args.out])
+    markdown.write_text(f"{table}\nMade by `{command}`.\n")
+    plot(rows, figure)
+    print(table)
+    print(f"wrote {markdown}")
+    print(f"wrote {figure}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     nets.add_argument("--seed", type=int, default=0)
     nets.add_argument("--out", help="folder for the weights (default: the package's shipped folder)")
     nets.set_defaults(func=_cmd_eval_nets)
+
+    report = commands.add_parser("report", help="compare fine-tuning runs: a Markdown table and a "
+                                 "quality-vs-cost plot from their report.json")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="fine-tuning run folders (evaluated)")
+    report.add_argument("--out", default="reports", help="folder for report.md and quality_vs_cost.png "
+                        "(default reports/)")
+    report.set_defaults(func=_cmd_report)
     return parser
 
 

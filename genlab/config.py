@@ -181,8 +181,94 @@ class LMRecipe:
     eval: LMEvalConfig = field(default_factory=LMEvalConfig)
 
 
+FINETUNE_METHODS = ("full", "freeze", "lora", "adapter")
+
+
+@dataclass
+class FinetuneDataConfig:
+    dataset: str = "fortunes"  # fortunes | modernize | translate, or a .jsonl file (see genlab/data/finetune.py)
+    kind: str = "auto"  # classify | seq2seq for a .jsonl file; auto = from the named dataset or the file's keys
+    max_tokens: int = 128  # classify: truncate longer texts; seq2seq: skip longer training pairs
+    batch_size: int = 16
+    limit: int = 0  # train on the first `limit` examples only (0 = all); for tiny runs
+    eval_limit: int = 0  # score the first `eval_limit` test examples only (0 = the whole test split)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", "classify", "seq2seq"):
+            raise ValueError(f"data.kind must be auto, classify or seq2seq, got {self.kind!r}")
+        if min(self.max_tokens, self.batch_size) < 1 or min(self.limit, self.eval_limit) < 0:
+            raise ValueError("data.max_tokens and data.batch_size must be >= 1, data.limit and eval_limit >= 0")
+
+
+@dataclass
+class MethodConfig:
+    """How much of the pretrained model trains (the essay's full vs parameter-efficient fine-tuning)."""
+
+    name: str = "full"  # full | freeze | lora | adapter
+    top_k: int = 1  # freeze: train only the top k blocks (and the head)
+    rank: int = 8  # lora
+    alpha: float = 16.0  # lora: the update is scaled by alpha / rank
+    dropout: float = 0.0  # lora
+    target_modules: list[str] = field(default_factory=lambda: ["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"])
+    bottleneck: int = 32  # adapter
+
+    def __post_init__(self) -> None:
+        if self.name not in FINETUNE_METHODS:
+            raise ValueError(f"method.name must be one of {', '.join(FINETUNE_METHODS)}, got {self.name!r}")
+        if self.top_k < 0 or self.bottleneck < 1:
+            raise ValueError("method.top_k must be >= 0 and method.bottleneck >= 1")
+
+
+@dataclass
+class FinetuneTrainConfig(TrainConfig):
+    epochs: int = 1
+    lr: float = 1e-4
+    min_lr: float = 1e-5
+    warmup_iters: int = 20
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError("train.betas must be two numbers in [0, 1)")
+        if not 0 <= self.min_lr <= self.lr or self.lr <= 0 or min(self.weight_decay, self.grad_clip) < 0:
+            raise ValueError("train needs 0 <= min_lr <= lr, lr > 0 and weight_decay, grad_clip >= 0")
+
+
+@dataclass
+class FinetuneEvalConfig:
+    batch_size: int = 64
+    max_new_tokens: int = 160  # seq2seq: longest generated target
+
+    def __post_init__(self) -> None:
+        if min(self.batch_size, self.max_new_tokens) < 1:
+            raise ValueError("eval.batch_size and eval.max_new_tokens must be >= 1")
+
+
+@dataclass
+class FinetuneRecipe:
+    """Fine-tune a pretrained model on a labelled task (the essay's pretrain -> fine-tune framework)."""
+
+    name: str = "experiment"
+    task: str = "finetune"
+    seed: int = 0
+    # minilm | a genlab language-model run directory | a Hugging Face BERT or GPT-2 folder
+    start: str = "minilm"
+    init: str = "pretrained"  # pretrained | random (same shape, fresh weights: what pretraining buys)
+    data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
+    eval: FinetuneEvalConfig = field(default_factory=FinetuneEvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.init not in ("pretrained", "random"):
+            raise ValueError(f"init must be pretrained or random, got {self.init!r}")
+
+
 # task name -> its recipe schema; a recipe's top-level `task:` key picks one (default gan)
-RECIPE_TYPES: dict[str, type] = {"gan": GanRecipe, "lm": LMRecipe}
+RECIPE_TYPES: dict[str, type] = {"gan": GanRecipe, "lm": LMRecipe, "finetune": FinetuneRecipe}
 
 
 def _type_name(tp: Any) -> str:

@@ -16,6 +16,7 @@ from genlab.models.gan import GANConfig, Generator, build_gan, sample_images
 from genlab.tracking import CostMeter, RunDir
 from genlab.training.checkpoint import load_weights, open_run_checkpoint
 from genlab.training.distributed import init_distributed, shutdown
+from genlab.training.finetune import FinetuneTask
 from genlab.training.gan import GanTask
 from genlab.training.lm import LMTask
 from genlab.training.trainer import LoopConfig, Trainer
@@ -26,7 +27,7 @@ def count_parameters(module: torch.nn.Module) -> int:
 
 
 # task name (a recipe's `task:`) -> the class that builds models and steps from that recipe
-TASKS = {"gan": GanTask, "lm": LMTask}
+TASKS = {"gan": GanTask, "lm": LMTask, "finetune": FinetuneTask}
 
 
 def train(recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
@@ -79,11 +80,17 @@ def load_generator(run_path: Path, checkpoint: str = "last",
 def evaluate(run_path: Path, num_samples: int | None = None, checkpoint: str = "last",
              seed: int = 1234) -> dict[str, Any]:
     """Score a run's generator against the held-out test split and store it in report.json
-    (a language model: its test-split loss and perplexity)."""
+    (a language model: its test-split loss and perplexity; a fine-tuned model: its task metric)."""
+    from genlab.finetune_runs import evaluate_finetuned
     from genlab.text_runs import evaluate_lm
 
-    if RunDir(run_path).task == "lm":
+    task = RunDir(run_path).task
+    if task == "lm":
         return evaluate_lm(run_path, checkpoint)
+    if task == "finetune":
+        if checkpoint != "last":
+            raise GenlabError("fine-tuning runs keep their last checkpoint only: drop --checkpoint best")
+        return evaluate_finetuned(run_path)
     from genlab.evaluation.classifier import load_evaluator
     from genlab.evaluation.image_eval import evaluate_samples
 

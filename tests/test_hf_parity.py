@@ -1,13 +1,15 @@
-"""Parity with Hugging Face transformers: the real MiniLM BERT, and genlab GPTs in the GPT-2 layout."""
+"""Parity with Hugging Face transformers: the real MiniLM BERT, genlab BERTs in the BERT layout and genlab GPTs
+in the GPT-2 layout."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models.hf_io import load_hf_bert, minilm_path, save_gpt2
+from genlab.models.hf_io import load_hf_bert, minilm_path, save_bert, save_gpt2
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tokenizers import load_tokenizer
 
@@ -68,3 +70,68 @@ def test_gpt2_export_loads_in_transformers_with_same_logits(activation: str, tmp
     with torch.no_grad():
         diff = (ours(idx).logits - theirs(idx).logits).abs().max().item()
     assert diff <= 1e-5
+
+
+def _tiny_bert(**overrides) -> Transformer:
+    torch.manual_seed(0)
+    settings = {"causal": False, "pre_ln": False, "type_vocab_size": 2, **overrides}
+    cfg = TransformerConfig(vocab_size=61, block_size=32, n_layer=2, n_head=4, n_embd=32, **settings)
+    model = Transformer(cfg).eval()
+    with torch.no_grad():  # fresh LayerNorms are 1 and 0 and biases 0: randomise them so a mix-up shows
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
+
+
+def test_bert_export_loads_in_transformers_with_same_logits(tmp_path: Path):
+    ours = _tiny_bert()
+    save_bert(ours, tmp_path)
+    theirs, info = transformers.BertForMaskedLM.from_pretrained(str(tmp_path), output_loading_info=True)
+    assert not any(info.values()), info  # no missing, unexpected or mismatched tensors
+    gen = torch.Generator().manual_seed(1)
+    idx, types = torch.randint(61, (2, 20), generator=gen), torch.randint(2, (2, 20), generator=gen)
+    mask = torch.ones(2, 20, dtype=torch.long)
+    mask[1, 15:] = 0
+    with torch.no_grad():
+        logits = ours(idx, attention_mask=mask, token_type_ids=types).logits
+        ref = theirs.eval()(input_ids=idx, attention_mask=mask, token_type_ids=types).logits
+    assert (logits - ref)[mask.bool()].abs().max().item() <= 1e-4
+
+    back = load_hf_bert(tmp_path)
+    assert back.config == dataclasses.replace(ours.config, n_inner=ours.config.inner)
+    state = ours.state_dict()
+    assert all(torch.equal(t, state[k]) for k, t in back.state_dict().items())
+
+
+@pytest.mark.parametrize("overrides, wrong", [
+    ({"pre_ln": True}, "pre_ln=True"),
+    ({"bias": False}, "bias=False"),
+    ({"type_vocab_size": 0}, "type_vocab_size=0"),
+    ({"causal": True}, "causal=True"),
+])
+def test_bert_export_refuses_other_layouts(overrides: dict, wrong: str, tmp_path: Path):
+    with pytest.raises(GenlabError, match=f"fit the BERT layout, not one with {wrong}$"):
+        save_bert(_tiny_bert(**overrides), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_bert_export_with_a_tensor_removed_names_it(tmp_path: Path):
+    from safetensors.torch import load_file, save_file
+
+    save_bert(_tiny_bert(), tmp_path)
+    tensors = load_file(str(tmp_path / "model.safetensors"))
+    del tensors["bert.encoder.layer.1.output.LayerNorm.weight"]
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    with pytest.raises(GenlabError, match=r"missing tensor 'encoder\.layer\.1\.output\.LayerNorm\.weight'"):
+        load_hf_bert(tmp_path)
+
+
+def test_minilm_resaved_gives_transformers_the_same_hidden_states(minilm: Path, tmp_path: Path):
+    save_bert(load_hf_bert(minilm), tmp_path)
+    original = transformers.BertModel.from_pretrained(str(minilm)).eval()
+    resaved = transformers.BertModel.from_pretrained(str(tmp_path)).eval()
+    ids, mask = _batch(load_tokenizer(minilm), ["In the beginning was the Word.", "Jesus wept."])
+    with torch.no_grad():
+        h = resaved(input_ids=ids, attention_mask=mask).last_hidden_state
+        ref = original(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert (h - ref)[mask.bool()].abs().max().item() <= 1e-4

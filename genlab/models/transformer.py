@@ -57,7 +57,7 @@ class TransformerConfig:
 
 @dataclass
 class TransformerOutput:
-    logits: torch.Tensor  # (B, T, V)
+    logits: torch.Tensor | None  # (B, T, V); None when the caller only wants hidden states
     hidden_states: torch.Tensor  # (B, T, C), after the last block (and final LayerNorm when pre-LN)
     kv_cache: KVCache | None = field(default=None)
 
@@ -170,10 +170,13 @@ class Transformer(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         kv_cache: KVCache | None = None,
         use_cache: bool = False,
+        compute_logits: bool = True,
     ) -> TransformerOutput:
         """idx (B, T) token ids; attention_mask (B, T_past + T), 1 = attend, 0 = padding.
 
         With `kv_cache` (from a previous call's output) only the new tokens are passed in `idx`.
+        `compute_logits=False` skips the vocabulary projection (as costly as a small model's blocks)
+        for callers that read hidden states only, such as a classification head.
         """
         cfg = self.config
         B, T = idx.shape
@@ -195,7 +198,12 @@ class Transformer(nn.Module):
             x, kv = block(x, mask, is_causal, kv_cache[i] if kv_cache else None)
             new_cache.append(kv)
         h = self.ln_f(x) if self.ln_f is not None else x  # (B, T, C)
-        logits = self.mlm_head(h, self.tok_emb.weight) if self.mlm_head is not None else h @ self.tok_emb.weight.T
+        if not compute_logits:
+            logits = None
+        elif self.mlm_head is not None:
+            logits = self.mlm_head(h, self.tok_emb.weight)
+        else:
+            logits = h @ self.tok_emb.weight.T
         return TransformerOutput(logits=logits, hidden_states=h, kv_cache=new_cache if use_cache else None)
 
     def _attention_mask(

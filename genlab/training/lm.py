@@ -20,7 +20,7 @@ import torch
 from genlab.config import LMRecipe, LMTrainConfig
 from genlab.data.tokens import corpus_source, corpus_texts, open_tokens, spaced_starts, windows, write_tokens
 from genlab.errors import GenlabError
-from genlab.models.hf_io import save_gpt2
+from genlab.models.hf_io import save_bert, save_gpt2
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.text_objectives import causal_lm_loss, mask_tokens, masked_lm_loss, total_loss
 from genlab.tokenizers import MASK, SPECIAL_TOKENS, Tokenizer, build_tokenizer, load_tokenizer
@@ -32,11 +32,16 @@ MASK_SEED = 1234  # fixed masking of evaluation batches, so every evaluation sco
 
 
 def model_config(recipe: LMRecipe, vocab_size: int) -> TransformerConfig:
+    """GPT-2's layout for causal models; the original post-LN BERT (embedding LayerNorm, two segment
+    embeddings, biases) for masked ones, so both export to the Hugging Face layouts."""
     m, causal = recipe.model, recipe.model.objective == "causal"
+    if not causal and not m.bias:
+        raise GenlabError("model.bias=false does not fit masked models: the BERT layout always has biases")
+    bert = {} if causal else {"pre_ln": False, "type_vocab_size": 2}
     return TransformerConfig(
         vocab_size=vocab_size, block_size=recipe.data.block_size, n_layer=m.n_layer, n_head=m.n_head,
         n_embd=m.n_embd, dropout=m.dropout, causal=causal, bias=m.bias,
-        activation="gelu_new" if causal else "gelu")  # GPT-2's tanh GELU / BERT's exact one
+        activation="gelu_new" if causal else "gelu", **bert)  # GPT-2's tanh GELU / BERT's exact one
 
 
 def prepare_tokens(recipe: LMRecipe, run: RunDir, env: DistEnv) -> tuple[Tokenizer, dict[str, np.ndarray]]:
@@ -123,6 +128,7 @@ class LMTask:
         if local_batch % t.grad_accum:
             raise GenlabError(f"data.batch_size={d.batch_size} over {env.world_size} process(es) gives "
                               f"{local_batch} sequences each, not divisible by train.grad_accum={t.grad_accum}")
+        model_config(recipe, vocab_size=1)  # a model the recipe cannot build fails before the corpus is tokenized
         self.tokenizer, self.tokens = prepare_tokens(recipe, run, env)
         for split, tokens in self.tokens.items():
             if len(tokens) <= d.block_size:
@@ -227,9 +233,8 @@ class LMTask:
                              r.eval.eval_iters, self.env.device)
         best = min(loss, run.read_report().get("validation", {}).get("best_loss", loss))
         atomic_write_text(run.samples_dir / f"epoch_{epoch:04d}.txt", self._sample())
-        if self.config.causal:
-            save_gpt2(model, run.path / "model")
-            self.tokenizer.save(run.path / "model" / "tokenizer.json")
+        (save_gpt2 if self.config.causal else save_bert)(model, run.path / "model")
+        self.tokenizer.save(run.path / "model" / "tokenizer.json")
         run.update_report("validation", {"loss": loss, "perplexity": math.exp(loss),
                                          "step": self.steps_done, "best_loss": best})
         return {"val/loss": loss, "val/perplexity": math.exp(loss)}
