@@ -190,8 +190,8 @@ class FinetuneDataConfig:
     kind: str = "auto"  # classify | seq2seq for a .jsonl file; auto = from the named dataset or the file's keys
     max_tokens: int = 128  # classify: truncate longer texts; seq2seq: skip longer training pairs
     batch_size: int = 16
-    limit: int = 0  # train on the first `limit` examples only (0 = all); for tiny runs
-    eval_limit: int = 0  # score the first `eval_limit` test examples only (0 = the whole test split)
+    limit: int = 0  # train on a seeded random `limit` of the training examples (0 = all)
+    eval_limit: int = 0  # score `eval_limit` test examples spread evenly over the test split (0 = all of it)
 
     def __post_init__(self) -> None:
         if self.kind not in ("auto", "classify", "seq2seq"):

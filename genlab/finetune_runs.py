@@ -18,6 +18,7 @@ from genlab.errors import GenlabError
 from genlab.evaluation.text_metrics import accuracy, bleu, chrf, macro_f1
 from genlab.generation import generate
 from genlab.models.delta import PARAMETER_EFFICIENT, apply_method, load_delta
+from genlab.models.lora import merge_lora
 from genlab.models.starts import load_start
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tokenizers import load_tokenizer
@@ -43,6 +44,7 @@ def load_finetuned(run_path: Path) -> tuple[torch.nn.Module, Codec, FinetuneReci
     apply_method(model, backbone, recipe.method)
     if recipe.method.name in PARAMETER_EFFICIENT:
         load_delta(model, run.path / "adapter")
+        merge_lora(backbone)  # serving: fold B A into W, so LoRA costs nothing per token (no-op for adapters)
     else:
         load_weights(folder, {"model": model}, meta)
     codec = Codec(tokenizer, described["kind"], described["labels"], recipe.data.max_tokens,
@@ -107,7 +109,7 @@ def evaluate_finetuned(run_path: Path) -> dict[str, Any]:
     model, codec, recipe = load_finetuned(run_path)
     meter = CostMeter()
     data = load_task_data(recipe.data.dataset, recipe.data.kind)
-    test = data.splits["test"][:recipe.data.eval_limit or None]
+    test = data.test_examples(recipe.data.eval_limit)
     run, batch = RunDir(run_path), recipe.eval.batch_size
     if codec.kind == "classify":
         encoded, _ = codec.encode(test, skip_long=False)

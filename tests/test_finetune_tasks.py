@@ -13,9 +13,11 @@ from genlab.cli import main
 from genlab.config import load_recipe
 from genlab.errors import GenlabError
 from genlab.finetune_runs import load_finetuned
-from genlab.models.delta import load_delta
+from genlab.models.delta import apply_method, load_delta
+from genlab.models.starts import load_start
 from genlab.pipeline import train
-from genlab.training.finetune import FinetuneTask
+from genlab.training.checkpoint import load_weights, read_meta
+from genlab.training.finetune import FinetuneTask, build_model
 
 WORDS = "thou hast you have the light and darkness of waters under heaven was good".split()
 MODERN = {"thou": "you", "hast": "have"}
@@ -113,18 +115,20 @@ def test_adapter_delta_is_small_and_refuses_another_base(files, tmp_path):
     assert main(finetune(files, run, "classify.jsonl", "lora")) == 0
     delta = run / "adapter" / "adapter_model.safetensors"
     assert delta.stat().st_size < 0.5 * (run / "checkpoints" / "last" / "model.safetensors").stat().st_size
-    model, codec, recipe = load_finetuned(run)  # start + delta
-    full = base_tensors(run)
-    for name, value in model.state_dict().items():
-        torch.testing.assert_close(value, full[name], rtol=0, atol=0)
-    # The same delta on a start trained with another seed: refused.
-    other = load_recipe(str(run / "config.yaml"), [f"start={files / 'start1'}"])
-    from genlab.models.delta import apply_method
-    from genlab.models.starts import load_start
-    from genlab.training.finetune import build_model
+    model, codec, recipe = load_finetuned(run)  # start + delta, LoRA merged for serving
+    def build(start) -> torch.nn.Module:
+        backbone, _ = load_start(str(start), recipe.init, recipe.seed)
+        return apply_method(build_model(backbone, "classify", len(codec.labels)), backbone, recipe.method)
 
-    backbone, _ = load_start(other.start, other.init, other.seed)
-    wrong = apply_method(build_model(backbone, "classify", len(codec.labels)), backbone, other.method)
+    checkpoint = run / "checkpoints" / "last"
+    trained = build(files / "start0")
+    load_weights(checkpoint, {"model": trained}, read_meta(checkpoint))
+    ids = torch.tensor([codec.tokenizer.encode("thou was good"), codec.tokenizer.encode("the light was")])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids, mask), trained.eval()(ids, mask), rtol=1e-5, atol=1e-5)
+    # The same delta on a start trained with another seed: refused.
+    wrong = build(files / "start1")
     with pytest.raises(GenlabError, match="different base model"):
         load_delta(wrong, run / "adapter")
 

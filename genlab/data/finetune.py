@@ -69,6 +69,14 @@ class TaskData:
             raise GenlabError(f"data.limit={limit} leaves a single label to learn: use a larger limit")
         return subset
 
+    def test_examples(self, limit: int) -> list[tuple[str, str]]:
+        """The test split, or `limit` examples spread evenly over it (a Bible's test verses run from
+        Genesis to Revelation: the first `limit` would all come from its first books)."""
+        test = self.splits["test"]
+        if not limit or limit >= len(test):
+            return test
+        return [test[i * len(test) // limit] for i in range(limit)]
+
 
 def _by_split(records: list[tuple[str, tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
     """(split key, example) records -> examples per split, in their original order."""
