@@ -119,11 +119,12 @@ def test_masked_lm_trains_and_writes_its_run(tmp_path, tiny_text):
     assert (run / "model" / "tokenizer.json").read_text() == (run / "tokenizer.json").read_text()
 
 
-def test_masked_lm_without_biases_is_refused(tmp_path, tiny_text):
-    overrides = tiny_lm(tiny_text, **{"model.objective": "masked", "model.bias": False})
-    with pytest.raises(GenlabError, match="model.bias=false does not fit masked models"):
-        train(load_recipe("char-gpt-kjv", overrides), tmp_path / "bert")
-    assert not (tmp_path / "bert" / "train.bin").exists()  # refused before tokenizing the corpus
+@pytest.mark.parametrize("objective", ["causal", "masked"])
+def test_models_without_biases_are_refused_before_tokenizing(tmp_path, tiny_text, objective):
+    overrides = tiny_lm(tiny_text, **{"model.objective": objective, "model.bias": False})
+    with pytest.raises(GenlabError, match="model.bias=false: every evaluation exports"):
+        train(load_recipe("char-gpt-kjv", overrides), tmp_path / "run")
+    assert not (tmp_path / "run" / "train.bin").exists()
 
 
 def test_gpt_export_loads_back_with_the_same_logits(tmp_path, tiny_text):

@@ -35,8 +35,9 @@ def model_config(recipe: LMRecipe, vocab_size: int) -> TransformerConfig:
     """GPT-2's layout for causal models; the original post-LN BERT (embedding LayerNorm, two segment
     embeddings, biases) for masked ones, so both export to the Hugging Face layouts."""
     m, causal = recipe.model, recipe.model.objective == "causal"
-    if not causal and not m.bias:
-        raise GenlabError("model.bias=false does not fit masked models: the BERT layout always has biases")
+    if not m.bias:  # found before training, not at the first export
+        raise GenlabError("model.bias=false: every evaluation exports the model in the Hugging Face GPT-2 or "
+                          "BERT layout, and both always have biases")
     bert = {} if causal else {"pre_ln": False, "type_vocab_size": 2}
     return TransformerConfig(
         vocab_size=vocab_size, block_size=recipe.data.block_size, n_layer=m.n_layer, n_head=m.n_head,
