@@ -10,13 +10,12 @@ a file record by its text, so no test verse is ever trained on, in either langua
 """
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genlab.data.text import SPLITS, _read_text, load_fortunes, parallel_verses, split_of
+from genlab.data.text import SPLITS, load_fortunes, parallel_verses, read_jsonl, split_of
 from genlab.errors import GenlabError
 
 NUM_FORTUNE_CLASSES = 10
@@ -101,13 +100,7 @@ def bible_task(name: str) -> TaskData:
 
 def jsonl_task(path: Path, kind: str) -> TaskData:
     records = []
-    for n, line in enumerate(_read_text(path).splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise GenlabError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    for n, record in read_jsonl(path):
         if kind == "auto":
             kind = "seq2seq" if isinstance(record, dict) and "source" in record else "classify"
         keys = ("source", "target") if kind == "seq2seq" else ("text", "label")

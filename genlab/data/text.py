@@ -224,22 +224,29 @@ def _read_text(path: Path) -> str:
         return data.decode("latin-1")  # old fortune files predate UTF-8
 
 
+def read_jsonl(path: Path) -> list[tuple[int, object]]:
+    """(line number, parsed JSON value) for every non-blank line; a bad line is one error naming it."""
+    records = []
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append((n, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise GenlabError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+    return records
+
+
 def _file_lines(path: Path) -> list[str]:
-    if path.suffix == ".jsonl":
-        lines = []
-        for n, line in enumerate(_read_text(path).splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise GenlabError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
-            text = record.get("text") if isinstance(record, dict) else record
-            if not isinstance(text, str):
-                raise GenlabError(f'{path}:{n}: expected a string or an object with a "text" field')
-            lines.append(text)
-        return lines
-    return [line for line in _read_text(path).splitlines() if line.strip()]
+    if path.suffix != ".jsonl":
+        return [line for line in _read_text(path).splitlines() if line.strip()]
+    lines = []
+    for n, record in read_jsonl(path):
+        text = record.get("text") if isinstance(record, dict) else record
+        if not isinstance(text, str):
+            raise GenlabError(f'{path}:{n}: expected a string or an object with a "text" field')
+        lines.append(text)
+    return lines
 
 
 def load_text_corpus(name_or_path: str | Path, split: str | None = None) -> list[str]:

@@ -8,15 +8,13 @@ and adapter the base weights never change, so a run only needs to keep what trai
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from genlab.config import MethodConfig
@@ -24,6 +22,7 @@ from genlab.errors import GenlabError
 from genlab.models.adapters import add_adapters, freeze_lower_layers
 from genlab.models.lora import LoraConfig, apply_lora
 from genlab.models.transformer import Transformer
+from genlab.models.weights_io import fingerprint, write_folder
 
 DELTA_WEIGHTS, DELTA_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 FORMAT = "genlab-delta/1"
@@ -47,29 +46,11 @@ def trainable_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
 
-def base_fingerprint(model: nn.Module, exclude: set[str]) -> str:
-    """sha256 over the name, dtype, shape and bytes of every tensor not in `exclude`: which base."""
-    digest = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        if name in exclude:
-            continue
-        t = t.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def save_delta(model: nn.Module, folder: Path, meta: dict[str, Any]) -> Path:
     """Write the trainable tensors and `meta` + the base fingerprint, each file renamed into place."""
-    tensors = {k: v.contiguous().cpu() for k, v in trainable_tensors(model).items()}
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, **meta, "base_fingerprint": base_fingerprint(model, set(tensors))}
-    tmp_w, tmp_c = folder / (DELTA_WEIGHTS + ".tmp"), folder / (DELTA_CONFIG + ".tmp")
-    save_file(tensors, str(tmp_w), metadata={"format": "pt"})
-    tmp_c.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    os.replace(tmp_w, folder / DELTA_WEIGHTS)
-    os.replace(tmp_c, folder / DELTA_CONFIG)
-    return folder
+    tensors = trainable_tensors(model)
+    meta = {"format": FORMAT, **meta, "base_fingerprint": fingerprint(model, set(tensors))}
+    return write_folder(folder, tensors, meta, DELTA_WEIGHTS, DELTA_CONFIG)
 
 
 def load_delta(model: nn.Module, folder: Path) -> dict[str, Any]:
@@ -84,10 +65,10 @@ def load_delta(model: nn.Module, folder: Path) -> dict[str, Any]:
         tensors = load_file(str(folder / DELTA_WEIGHTS))
     except (OSError, SafetensorError) as exc:
         raise GenlabError(f"cannot load {folder / DELTA_WEIGHTS}: {exc}") from None
-    fingerprint = base_fingerprint(model, set(tensors))
-    if fingerprint != meta["base_fingerprint"]:
+    base = fingerprint(model, set(tensors))
+    if base != meta["base_fingerprint"]:
         raise GenlabError(f"{folder} was trained on a different base model (base fingerprint "
-                          f"{meta['base_fingerprint'][:12]}, this base {fingerprint[:12]})")
+                          f"{meta['base_fingerprint'][:12]}, this base {base[:12]})")
     expected = trainable_tensors(model)
     for name in sorted(set(expected) | set(tensors)):
         if name not in tensors or name not in expected or tensors[name].shape != expected[name].shape:

@@ -12,14 +12,14 @@ Loading is strict: a missing, unexpected or wrongly shaped tensor is a GenlabErr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from genlab.errors import GenlabError
 from genlab.models.transformer import Transformer, TransformerConfig
+from genlab.models.weights_io import write_folder
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
@@ -67,19 +67,6 @@ def _load_strict(
             )
     model.load_state_dict(tensors, strict=False)
     return model.eval()
-
-
-def _write_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
-    """Write model.safetensors + config.json to temporary names, then rename: an interrupted save
-    never leaves a half checkpoint."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp_w, tmp_c = folder / (WEIGHTS + ".tmp"), folder / (CONFIG + ".tmp")
-    save_file(tensors, str(tmp_w), metadata={"format": "pt"})
-    tmp_c.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    os.replace(tmp_w, folder / WEIGHTS)
-    os.replace(tmp_c, folder / CONFIG)
-    return folder
 
 
 def _pop(tensors: dict[str, torch.Tensor], key: str, source: Path) -> torch.Tensor:
@@ -194,7 +181,7 @@ def save_bert(model: Transformer, folder: str | Path) -> Path:
         "pad_token_id": 0,  # <pad> is id 0 in genlab's tokenizers, as [PAD] is in BERT's
         "tie_word_embeddings": True,
     }
-    return _write_folder(folder, {k: v.contiguous().clone() for k, v in tensors.items()}, config)
+    return write_folder(folder, {k: v.clone() for k, v in tensors.items()}, config, WEIGHTS, CONFIG)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +237,7 @@ def save_gpt2(model: Transformer, folder: str | Path) -> Path:
         "bos_token_id": None,
         "eos_token_id": None,
     }
-    return _write_folder(folder, tensors, config)
+    return write_folder(folder, tensors, config, WEIGHTS, CONFIG)
 
 
 def load_gpt2(folder: str | Path) -> Transformer:

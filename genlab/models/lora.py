@@ -13,19 +13,18 @@ config and a fingerprint of the base weights; `load_lora` refuses an adapter tra
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.models.weights_io import fingerprint, write_folder
 
 ADAPTER_WEIGHTS, ADAPTER_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 FORMAT = "genlab-lora/1"
@@ -149,18 +148,10 @@ def trainable_parameter_count(model: nn.Module) -> int:
 
 
 def base_fingerprint(model: nn.Module) -> str:
-    """sha256 over every non-LoRA tensor's name, dtype, shape and bytes: which base an adapter belongs to."""
+    """Which base an adapter belongs to: the fingerprint of every non-LoRA tensor."""
     if any(layer.merged for layer in lora_layers(model).values()):
         raise GenlabError("LoRA weights are merged into the base; call unmerge_lora first")
-    lora = set(lora_state_dict(model))
-    digest = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        if name in lora:
-            continue
-        t = t.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    return fingerprint(model, set(lora_state_dict(model)))
 
 
 def save_lora(model: nn.Module, folder: str | Path) -> Path:
@@ -169,16 +160,8 @@ def save_lora(model: nn.Module, folder: str | Path) -> Path:
     if not layers:
         raise GenlabError("the model has no LoRA layers to save")
     cfg, tensors = next(iter(layers.values())).config, lora_state_dict(model)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "lora": asdict(cfg), "base_fingerprint": base_fingerprint(model)}
-    # Temporary names, then rename: an interrupted save never leaves a half-written adapter.
-    tmp_w, tmp_c = folder / (ADAPTER_WEIGHTS + ".tmp"), folder / (ADAPTER_CONFIG + ".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp_w), metadata={"format": "pt"})
-    tmp_c.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    os.replace(tmp_w, folder / ADAPTER_WEIGHTS)
-    os.replace(tmp_c, folder / ADAPTER_CONFIG)
-    return folder
+    return write_folder(folder, tensors, meta, ADAPTER_WEIGHTS, ADAPTER_CONFIG)
 
 
 def load_lora(model: nn.Module, folder: str | Path) -> nn.Module:
@@ -190,11 +173,11 @@ def load_lora(model: nn.Module, folder: str | Path) -> nn.Module:
     meta = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     if meta.get("format") != FORMAT:
         raise GenlabError(f"{folder / ADAPTER_CONFIG} is not a genlab LoRA adapter (format {meta.get('format')!r})")
-    fingerprint = base_fingerprint(model)
-    if fingerprint != meta["base_fingerprint"]:
+    base = base_fingerprint(model)
+    if base != meta["base_fingerprint"]:
         raise GenlabError(
             f"{folder} was trained on a different base model (base fingerprint {meta['base_fingerprint'][:12]}, "
-            f"this model {fingerprint[:12]})"
+            f"this model {base[:12]})"
         )
     apply_lora(model, LoraConfig(**meta["lora"]))
     tensors, expected = load_file(str(folder / ADAPTER_WEIGHTS)), lora_state_dict(model)
