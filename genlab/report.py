@@ -111,9 +111,10 @@ def _marker_area(trainable: float | None) -> float:
 
 
 def plot(rows: list[dict], path: str | Path) -> Path:
-    """Quality against training seconds, one panel per task (metrics differ between tasks, so axes can't be shared).
+    """Quality against training FLOPs, one panel per task (metrics differ between tasks, so axes can't be shared).
 
-    Runs without a recorded train time have no x position and are left out of their panel.
+    FLOPs, not seconds: runs made on a shared or different machine still compare (the table keeps the seconds).
+    Runs without a recorded FLOP count have no x position and are left out of their panel.
     Uses a bare Agg canvas rather than pyplot, so no global figure state or display is involved.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -127,14 +128,15 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     for ax, task in zip(axes, tasks):
         task_rows = sorted((r for r in rows if r["task"] == task), key=_sort_key)
         metric = task_rows[0]["metric"]
-        for row in task_rows:
-            if row["train_seconds"] is None:
+        for i, row in enumerate(task_rows):
+            if not row["train_flops"]:
                 continue
-            ax.scatter(row["train_seconds"], row["quality"], s=_marker_area(row["trainable_parameters"]),
+            ax.scatter(row["train_flops"], row["quality"], s=_marker_area(row["trainable_parameters"]),
                        color=colors[row["method"]], alpha=0.7)
             label = row["method"] + (" (random)" if row["init"] == "random" else "")
-            ax.annotate(label, (row["train_seconds"], row["quality"]), xytext=(6, 4), textcoords="offset points",
-                        fontsize=8)
+            # Staggered label heights: methods of similar cost and quality would otherwise print over each other.
+            ax.annotate(label, (row["train_flops"], row["quality"]), xytext=(6, 4 - 10 * (i % 3)),
+                        textcoords="offset points", fontsize=8)
         baseline = next((r for r in task_rows if r["baseline"] is not None), None)
         if baseline is not None:
             ax.axhline(baseline["baseline"], linestyle="--", color="gray",
@@ -142,7 +144,8 @@ def plot(rows: list[dict], path: str | Path) -> Path:
             ax.legend(fontsize=8)
         ax.margins(0.2)  # room for the labels next to the outermost points
         ax.set_title(task)
-        ax.set_xlabel("train time (s)")
+        ax.set_xscale("log")
+        ax.set_xlabel("train FLOPs (log scale)")
         ax.set_ylabel(METRIC_NAMES.get(metric, metric))
         ax.grid(alpha=0.3)
     fig.suptitle("quality vs training cost; marker area grows with log(trainable parameters)", fontsize=9)
