@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,8 @@ def main() -> None:
         resume = (run / "config.yaml").is_file()
         genlab("train", *(["--resume", str(run)] if resume else [name, "--out", str(run)]))
         genlab("eval", str(run))
-    genlab("report", *map(str, runs), "--out", str(RESULTS))
+    # Paths relative to the repository, so the command recorded in report.md reads the same anywhere.
+    genlab("report", *(os.path.relpath(run, ROOT) for run in runs), "--out", os.path.relpath(RESULTS, ROOT))
     rows = collect(runs)
     result = {"runs": rows, "targets": targets(rows)}
     (RESULTS / "finetune_benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
