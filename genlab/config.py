@@ -31,6 +31,11 @@ class DataConfig:
             raise ValueError("data.batch_size must be >= 1 and data.limit >= 0")
 
 
+def _check_betas(betas: list[float]) -> None:
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ValueError("train.betas must be two numbers in [0, 1)")
+
+
 @dataclass
 class TrainConfig:
     """What every task's training loop needs; tasks extend it with their optimiser settings."""
@@ -65,8 +70,7 @@ class GanTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError("train.betas must be two numbers in [0, 1)")
+        _check_betas(self.betas)
         if not 0 <= self.ema_decay < 1:
             raise ValueError("train.ema_decay must be in [0, 1)")
         if self.r1_every < 1:
@@ -149,8 +153,7 @@ class LMTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError("train.betas must be two numbers in [0, 1)")
+        _check_betas(self.betas)
         if self.eval_interval < 1 or self.grad_accum < 1 or self.warmup_iters < 0:
             raise ValueError("train.eval_interval and train.grad_accum must be >= 1, train.warmup_iters >= 0")
         if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip, self.reg_lambda) < 0:
@@ -231,10 +234,10 @@ class FinetuneTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError("train.betas must be two numbers in [0, 1)")
-        if not 0 <= self.min_lr <= self.lr or self.lr <= 0 or min(self.weight_decay, self.grad_clip) < 0:
-            raise ValueError("train needs 0 <= min_lr <= lr, lr > 0 and weight_decay, grad_clip >= 0")
+        _check_betas(self.betas)
+        if not 0 <= self.min_lr <= self.lr or self.lr <= 0 or min(self.weight_decay, self.grad_clip,
+                                                                  self.warmup_iters) < 0:
+            raise ValueError("train needs 0 <= min_lr <= lr, lr > 0 and weight_decay, grad_clip, warmup_iters >= 0")
 
 
 @dataclass
