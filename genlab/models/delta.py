@@ -8,7 +8,6 @@ and adapter the base weights never change, so a run only needs to keep what trai
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from genlab.errors import GenlabError
 from genlab.models.adapters import add_adapters, freeze_lower_layers
 from genlab.models.lora import LoraConfig, apply_lora
 from genlab.models.transformer import Transformer
-from genlab.models.weights_io import fingerprint, write_folder
+from genlab.models.weights_io import fingerprint, read_folder_meta, write_folder
 
 DELTA_WEIGHTS, DELTA_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 FORMAT = "genlab-delta/1"
@@ -55,12 +54,7 @@ def save_delta(model: nn.Module, folder: Path, meta: dict[str, Any]) -> Path:
 
 def load_delta(model: nn.Module, folder: Path) -> dict[str, Any]:
     """Copy a saved delta into `model` (its base loaded and the same method applied); returns meta."""
-    for name in (DELTA_CONFIG, DELTA_WEIGHTS):
-        if not (folder / name).is_file():
-            raise GenlabError(f"{folder} has no {name}")
-    meta = json.loads((folder / DELTA_CONFIG).read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise GenlabError(f"{folder / DELTA_CONFIG} is not a genlab fine-tuning delta")
+    meta = read_folder_meta(folder, DELTA_WEIGHTS, DELTA_CONFIG, FORMAT, "fine-tuning delta")
     try:
         tensors = load_file(str(folder / DELTA_WEIGHTS))
     except (OSError, SafetensorError) as exc:

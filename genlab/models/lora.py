@@ -13,7 +13,6 @@ config and a fingerprint of the base weights; `load_lora` refuses an adapter tra
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models.weights_io import fingerprint, write_folder
+from genlab.models.weights_io import fingerprint, read_folder_meta, write_folder
 
 ADAPTER_WEIGHTS, ADAPTER_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 FORMAT = "genlab-lora/1"
@@ -167,12 +166,7 @@ def save_lora(model: nn.Module, folder: str | Path) -> Path:
 def load_lora(model: nn.Module, folder: str | Path) -> nn.Module:
     """Apply the adapter saved in `folder` to `model` (a base without LoRA layers), checking the base."""
     folder = Path(folder)
-    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
-        if not (folder / name).is_file():
-            raise GenlabError(f"{folder} has no {name}")
-    meta = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise GenlabError(f"{folder / ADAPTER_CONFIG} is not a genlab LoRA adapter (format {meta.get('format')!r})")
+    meta = read_folder_meta(folder, ADAPTER_WEIGHTS, ADAPTER_CONFIG, FORMAT, "LoRA adapter")
     base = base_fingerprint(model)
     if base != meta["base_fingerprint"]:
         raise GenlabError(

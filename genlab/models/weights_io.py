@@ -10,6 +10,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from genlab.errors import GenlabError
+
 
 def write_folder(folder: str | Path, tensors: dict[str, torch.Tensor], config: dict, weights_name: str,
                  config_name: str) -> Path:
@@ -36,3 +38,15 @@ def fingerprint(model: nn.Module, exclude: set[str]) -> str:
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def read_folder_meta(folder: Path, weights_name: str, config_name: str, fmt: str, what: str) -> dict:
+    """The JSON config of a folder `write_folder` made, after checking both files exist and the format
+    is `fmt` (`what` names the kind of folder in the error)."""
+    for name in (config_name, weights_name):
+        if not (folder / name).is_file():
+            raise GenlabError(f"{folder} has no {name}")
+    meta = json.loads((folder / config_name).read_text(encoding="utf-8"))
+    if meta.get("format") != fmt:
+        raise GenlabError(f"{folder / config_name} is not a genlab {what} (format {meta.get('format')!r})")
+    return meta
