@@ -1,8 +1,8 @@
 """The fine-tuning comparison: every fine-tuning recipe in recipes/ trained, scored and tabulated.
 
-For each task (fortunes, modernize, translate) and method (full, freeze, lora, adapter), plus
+For each dataset (fortunes, modernize, translate) and method (full, freeze, lora, adapter), plus
 modernize from random weights and modernize with seven times the budget: `genlab train RECIPE`,
-`genlab eval RUN` (which also scores the task's baseline on the same split: TF-IDF + logistic
+`genlab eval RUN` (which also scores the dataset's baseline on the same split: TF-IDF + logistic
 regression, or copying the source), then
 `genlab report` over all of them -> benchmarks/results/finetune/{report.md, quality_vs_cost.png} and
 finetune_benchmark.json (the rows, and the issue's targets checked against them).
@@ -22,14 +22,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genlab.report import collect
+from genlab.core.run import RunDir
+from genlab.tasks.finetune.report import compare_row
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "finetune"
 METHODS = ("full", "freeze", "lora", "adapter")
-TASKS = ("fortunes", "modernize", "translate")
+DATASETS = ("fortunes", "modernize", "translate")
 # plus: modernize from random weights (what pretraining buys) and with 7x the budget (what time buys)
-RECIPES = [f"{task}-{m}" for task in TASKS for m in METHODS] + ["modernize-full-random", "modernize-full-long"]
+RECIPES = [f"{dataset}-{m}" for dataset in DATASETS for m in METHODS] + ["modernize-full-random", "modernize-full-long"]
 
 
 def genlab(*args: str) -> None:
@@ -41,12 +42,17 @@ def scored(run: Path) -> bool:
     return report.is_file() and "test" in json.loads(report.read_text())
 
 
+def collect(runs: list[Path]) -> list[dict]:
+    """The `genlab report` row of each run (genlab.tasks.finetune.report)."""
+    return [compare_row(RunDir(run)) for run in runs]
+
+
 def targets(rows: list[dict]) -> dict:
     """The issue's targets, each with the figures it was judged on."""
-    by = {(r["task"], r["method"], r["init"]): r for r in rows}
+    by = {(r["dataset"], r["method"], r["init"]): r for r in rows}
     f_full, f_lora = by[("fortunes", "full", "pretrained")], by[("fortunes", "lora", "pretrained")]
-    best = max((r for r in rows if r["task"] == "fortunes"), key=lambda r: r["quality"])
-    m_best = max((r for r in rows if r["task"] == "modernize"), key=lambda r: r["quality"])
+    best = max((r for r in rows if r["dataset"] == "fortunes"), key=lambda r: r["quality"])
+    m_best = max((r for r in rows if r["dataset"] == "modernize"), key=lambda r: r["quality"])
     m_full = next(r for r in rows if r["run"] == "modernize-full")
     m_random = by[("modernize", "full", "random")]
     return {

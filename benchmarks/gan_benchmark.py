@@ -26,13 +26,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_essay_gan import sample_reference, train_reference  # noqa: E402
 
-from genlab.config import load_recipe  # noqa: E402
+import genlab  # noqa: E402
+from genlab.api import fit  # noqa: E402
 from genlab.data import load_image_dataset  # noqa: E402
 from genlab.evaluation.classifier import load_evaluator  # noqa: E402
 from genlab.evaluation.image_eval import evaluate_samples  # noqa: E402
-from genlab.images import save_images  # noqa: E402
+from genlab.io.images import GeneratedImages  # noqa: E402
 from genlab.models.gan import sample_images  # noqa: E402
-from genlab.pipeline import load_generator, train  # noqa: E402
+from genlab.tasks import load_recipe  # noqa: E402
 
 NOMINAL_CEILING_GFLOPS = 140.0  # DESIGN.md §4: large fp32 matmul, 2 threads, this machine
 
@@ -47,10 +48,10 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def genlab_throughput(steps: int, r1_gamma: float, workdir: Path, tag: str) -> dict:
-    recipe = load_recipe("essay-mlp-mnist", [
+    _, report = fit("essay-mlp-mnist", workdir / tag, [
         "data.name=fashion-mnist", f"data.limit={128 * steps}", "train.epochs=1", f"train.r1_gamma={r1_gamma}",
         "train.progress=false"])
-    cost = train(recipe, workdir / tag)["cost"]
+    cost = report["cost"]
     return {"images_per_second": cost["examples_per_second"], "flops_per_second": cost["train_flops_per_second"]}
 
 
@@ -87,10 +88,9 @@ def quality(args: argparse.Namespace, workdir: Path, out_dir: Path) -> dict:
     fashion = load_image_dataset("fashion-mnist")
     evaluator = load_evaluator("fashion-mnist")
     budget_s = args.minutes * 60
-    recipe = load_recipe("dcgan-fashion", ["train.epochs=1000", f"train.max_minutes={args.minutes}",
-                                           "train.progress=false", "train.sample_every=1000"])
-    report = train(recipe, workdir / "dcgan")
-    generator, _, _ = load_generator(workdir / "dcgan")
+    run, report = fit("dcgan-fashion", workdir / "dcgan", ["train.epochs=1000", f"train.max_minutes={args.minutes}",
+                                                           "train.progress=false", "train.sample_every=1000"])
+    generator = genlab.load(run).generator  # the last checkpoint's generator, in eval mode
     ours_images, _ = sample_images(generator, args.samples, seed=1234)
     ours = evaluate_samples(ours_images, fashion, evaluator)
     ours["train_seconds"] = report["cost"]["train_seconds"]
@@ -101,8 +101,8 @@ def quality(args: argparse.Namespace, workdir: Path, out_dir: Path) -> dict:
     ref = evaluate_samples(ref_images, fashion, evaluator)
     ref["train_seconds"] = ref_info["seconds"]
     ref["images_seen"] = ref_info["steps"] * 128
-    save_images(ours_images[:100], out_dir / "fashion_genlab_dcgan.png", nrow=10)
-    save_images(ref_images[:100], out_dir / "fashion_reference.png", nrow=10)
+    GeneratedImages(ours_images[:100], nrow=10).save(out_dir / "fashion_genlab_dcgan.png")
+    GeneratedImages(ref_images[:100], nrow=10).save(out_dir / "fashion_reference.png")
     return {"budget_minutes": args.minutes, "num_samples": args.samples, "genlab_dcgan": ours,
             "reference": ref, "fid_ratio": ours["fid"] / ref["fid"]}
 

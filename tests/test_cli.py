@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,13 +30,24 @@ def one_error_line(capsys, expected: str) -> None:
     assert len(err) == 1 and err[0].startswith("genlab: error:") and expected in err[0], err
 
 
+def listed(out: str, name: str) -> list[str]:
+    """The columns of the row that `genlab data list` prints for `name`."""
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] == [name]]
+    assert len(rows) == 1, out
+    return rows[0]
+
+
 def test_data_list(capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
-    assert "mnist" in out and "4000" in out and "bundled" in out
-    assert "fashion-mnist" in out
+    assert listed(out, "mnist")[1:5] == ["4000", "1000", "10", "bundled"]
+    fashion = listed(out, "fashion-mnist")
+    if Path("/usr/share/datasets/fashion-mnist").is_dir():
+        assert fashion[1:4] == ["60000", "10000", "10"]
+    else:
+        assert fashion[1:4] == ["-", "-", "-"] and "unavailable:" in fashion
     # Text corpora are listed from caches only: the test cache is empty, so no Bible is parsed here.
-    assert "bible-kjv" in out and "not parsed yet (first use takes ~2 min)" in out and "fortunes" in out
+    assert " ".join(listed(out, "bible-kjv")).endswith("not parsed yet (first use takes ~2 min)")
 
 
 def test_generate_png_and_npy(trained_runs, tmp_path):
@@ -50,9 +63,14 @@ def test_generate_png_and_npy(trained_runs, tmp_path):
 
 
 def test_generate_conditional_label(trained_runs, tmp_path):
-    out = tmp_path / "sevens.npy"
-    assert main(["generate", str(trained_runs / "cond"), "--n", "4", "--label", "7", "--out", str(out)]) == 0
-    assert np.load(out).shape == (4, 28, 28)
+    cond = str(trained_runs / "cond")
+    for label in ("7", "3", "7"):
+        out = tmp_path / f"{label}.npy"
+        assert main(["generate", cond, "--n", "4", "--label", label, "--seed", "5", "--out", str(out)]) == 0
+    sevens, threes = np.load(tmp_path / "7.npy"), np.load(tmp_path / "3.npy")
+    assert sevens.shape == (4, 28, 28)
+    # same seed, same noise: only the label differs, and it must reach the generator
+    assert np.abs(sevens - threes).max() > 1e-3
 
 
 def test_eval_writes_report(trained_runs, capsys):
@@ -68,8 +86,6 @@ def test_eval_writes_report(trained_runs, capsys):
 
 
 def test_resume_through_cli(trained_runs, tmp_path, capsys):
-    import shutil
-
     run = tmp_path / "plain"
     shutil.copytree(trained_runs / "plain", run)
     assert main(["train", "--resume", str(run), "train.epochs=3"]) == 0
@@ -79,6 +95,24 @@ def test_resume_through_cli(trained_runs, tmp_path, capsys):
 def test_eval_nets_list(capsys):
     assert main(["eval-nets", "list"]) == 0
     assert "mnist" in capsys.readouterr().out
+
+
+def test_overrides_may_come_before_or_after_the_options(tiny_idx_dir, tmp_path):
+    overrides = tiny_overrides(tiny_idx_dir, **{"train.epochs": 1})
+    assert main(["train", "essay-mlp-mnist", "--out", str(tmp_path / "after"), *overrides]) == 0
+    assert main(["train", "essay-mlp-mnist", *overrides, "--out", str(tmp_path / "before")]) == 0
+    for run in ("after", "before"):
+        assert json.loads((tmp_path / run / "report.json").read_text())["cost"]["steps"] == 4
+
+
+def test_resume_of_a_run_without_checkpoint_is_refused(trained_runs, tmp_path, capsys):
+    run = tmp_path / "plain"
+    shutil.copytree(trained_runs / "plain", run)
+    shutil.rmtree(run / "checkpoints")
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["train", "--resume", str(run)]) == 2
+    one_error_line(capsys, "has no checkpoint to resume from")
+    assert sorted(p.name for p in run.iterdir()) == before
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -114,6 +148,7 @@ def test_corrupt_data_file_fails_cleanly(tmp_path, tiny_idx_dir, capsys):
     (["--out", "/proc/genlab-samples.png"], "cannot write"),
     (["--out", "{tmp}/missing/dir/s.png"], "does not exist"),
     (["--out", "{tmp}/samples.jpg"], "must end in .png or .npy"),
+    (["--prompt", "a seven"], "a 'gan' run does not take prompt for generate (it takes: n, label, seed)"),
 ])
 def test_generate_bad_input(trained_runs, tmp_path, capsys, args, expected):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
@@ -130,8 +165,6 @@ def test_eval_bad_n(trained_runs, capsys):
 
 
 def test_checkpoint_of_another_architecture(trained_runs, tmp_path, capsys):
-    import shutil
-
     run = tmp_path / "run"
     shutil.copytree(trained_runs / "plain", run)
     assert main(["train", "--resume", str(run), "model.arch=dcgan", "train.epochs=3"]) == 2

@@ -2,16 +2,22 @@ from pathlib import Path
 
 import pytest
 
-from genlab.config import RECIPE_TYPES, GanRecipe, apply_override, from_dict, load_recipe
+from genlab.core.recipe import apply_override, from_dict
 from genlab.errors import GenlabError
+from genlab.tasks import TASKS, load_recipe
+from genlab.tasks.gan.recipe import GanRecipe
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_every_shipped_recipe_validates(path):
+def test_every_shipped_recipe_validates_against_its_tasks_schema(path):
     recipe = load_recipe(path)
-    assert isinstance(recipe, RECIPE_TYPES[recipe.task]) and recipe.name == path.stem
+    assert isinstance(recipe, TASKS[recipe.task].recipe_type) and recipe.name == path.stem
+
+
+def test_every_registered_task_has_a_shipped_recipe():
+    assert {load_recipe(path).task for path in RECIPES} == set(TASKS)
 
 
 def test_essay_recipe_keeps_the_essays_hyper_parameters():
@@ -36,6 +42,8 @@ def test_overrides_are_typed():
     (["train.epochs=0"], "train.epochs must be >= 1"),
     (["train.epochs"], "must look like key.sub=value"),
     (["train.epochs.x=1"], "'epochs' is not a section"),
+    (["train.lr_g=nan"], "'train.lr_g' must be a finite number"),
+    (["train.lr_g=inf"], "'train.lr_g' must be a finite number"),
 ])
 def test_bad_recipes_fail_with_one_clear_message(overrides, message):
     with pytest.raises(GenlabError, match=message):
@@ -67,3 +75,34 @@ def test_apply_override_builds_sections():
 def test_unknown_task():
     with pytest.raises(GenlabError, match="unknown task 'diffusion'"):
         load_recipe("essay-mlp-mnist", ["task=diffusion"])
+
+
+def test_yaml_float_spellings_are_floats(tmp_path):
+    """YAML 1.1 reads 1e-3 (no dot) as a string; a recipe file and an override accept it alike."""
+    (tmp_path / "r.yaml").write_text("task: gan\ntrain:\n  lr_g: 1e-3\n")
+    assert load_recipe(tmp_path / "r.yaml").train.lr_g == 1e-3
+
+
+def test_a_missing_recipe_path_never_falls_back_to_a_shipped_recipe():
+    with pytest.raises(GenlabError, match="recipe file /nonexistent/dir/essay-mlp-mnist.yaml not found"):
+        load_recipe("/nonexistent/dir/essay-mlp-mnist.yaml")
+
+
+def test_binary_recipe_is_one_clear_error(tmp_path):
+    (tmp_path / "r.yaml").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(GenlabError, match="not a UTF-8 text file"):
+        load_recipe(tmp_path / "r.yaml")
+
+
+def test_lm_runs_count_steps_not_epochs():
+    recipe = load_recipe("char-gpt-kjv", ["train.max_iters=500", "train.eval_interval=100"])
+    assert recipe.train.periods == 5
+    with pytest.raises(GenlabError, match="must be a multiple of train.eval_interval"):
+        load_recipe("char-gpt-kjv", ["train.max_iters=550", "train.eval_interval=100"])
+    with pytest.raises(GenlabError, match="unknown recipe key 'train.epochs'"):
+        load_recipe("char-gpt-kjv", ["train.epochs=2"])
+
+
+def test_an_lm_run_made_before_max_iters_still_reads():
+    tree = {"task": "lm", "train": {"epochs": 3, "eval_interval": 10}}
+    assert TASKS["lm"].recipe(tree).train.max_iters == 30

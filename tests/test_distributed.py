@@ -37,7 +37,7 @@ def test_two_processes_match_one(tmp_path, tiny_idx_dir):
             torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=f"{name}.{key}")
     for run in ("one", "two"):
         report = json.loads((tmp_path / run / "report.json").read_text())["cost"]
-        assert report["steps"] == 8 and report["examples_seen"] == 8 * 64
+        assert report["steps"] == 8 and report["examples_seen"] == 8 * 64 and report["periods"] == 2
 
 
 def test_two_processes_match_one_for_a_language_model(tmp_path):
@@ -47,7 +47,7 @@ def test_two_processes_match_one_for_a_language_model(tmp_path):
     corpus.write_text("".join(f"{i}: {' '.join(rng.choice(words, size=8))}.\n" for i in range(300)))
     settings = {
         "data.corpus": corpus, "data.block_size": 16, "data.batch_size": 4, "model.n_layer": 1,
-        "model.n_head": 2, "model.n_embd": 16, "model.dropout": 0.0, "train.epochs": 2, "train.eval_interval": 4,
+        "model.n_head": 2, "model.n_embd": 16, "model.dropout": 0.0, "train.max_iters": 8, "train.eval_interval": 4,
         "train.warmup_iters": 2, "train.device": "cpu", "train.progress": False, "eval.eval_iters": 2,
     }
     train_one_and_two(tmp_path, ["char-gpt-kjv", *(f"{k}={v}" for k, v in settings.items())])
@@ -60,5 +60,6 @@ def test_two_processes_match_one_for_a_language_model(tmp_path):
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
     reports = [json.loads((tmp_path / run / "report.json").read_text()) for run in ("one", "two")]
-    assert [r["cost"]["steps"] for r in reports] == [8, 8]
+    assert [r["cost"]["steps"] for r in reports] == [8, 8] and [r["cost"]["periods"] for r in reports] == [2, 2]
+    assert [r["cost"]["processes"] for r in reports] == [1, 2]
     assert reports[1]["validation"]["loss"] == pytest.approx(reports[0]["validation"]["loss"], rel=1e-5)

@@ -9,20 +9,12 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.evaluation.text_metrics import accuracy, bleu, chrf, macro_f1
-from genlab.models.adapters import adapter_state_dict, add_adapters, freeze_lower_layers
-from genlab.models.lora import (
-    LoraConfig,
-    LoraLinear,
-    apply_lora,
-    load_lora,
-    lora_state_dict,
-    merge_lora,
-    save_lora,
-    trainable_parameter_count,
-    unmerge_lora,
-)
+from genlab.io.weights import read_tensors
 from genlab.models.transformer import Transformer, TransformerConfig
-from genlab.text_objectives import causal_lm_loss
+from genlab.peft.adapters import add_adapters, freeze_lower_layers
+from genlab.peft.lora import LoraConfig, LoraLinear, apply_lora, merge_lora, trainable_parameter_count
+from genlab.peft.methods import DELTA_WEIGHTS, MethodConfig, apply_method, load_delta, save_delta, trainable_tensors
+from genlab.tasks.lm.objectives import causal_lm_loss
 
 IDX = torch.randint(40, (3, 12), generator=torch.Generator().manual_seed(1))
 
@@ -46,11 +38,21 @@ def train_steps(model: Transformer, steps: int = 3) -> None:
     model.eval()
 
 
+def lora_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The LoRA matrices of a model (every parameter named `...lora_A` / `...lora_B`), detached."""
+    return {name: p.detach() for name, p in model.named_parameters() if "lora_" in name}
+
+
+def adapter_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The bottleneck adapters' parameters (`blocks.<i>.<attn|mlp>.adapter.<down|up>.<weight|bias>`)."""
+    return {name: p.detach() for name, p in model.named_parameters() if ".adapter." in name}
+
+
 def randomize_lora_b(model: Transformer) -> None:
     """B starts at zero; a nonzero B makes merge and save/load tests able to fail."""
     gen = torch.Generator().manual_seed(2)
     with torch.no_grad():
-        for name, t in lora_state_dict(model).items():
+        for name, t in lora_tensors(model).items():
             if name.endswith("lora_B"):
                 t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
 
@@ -89,42 +91,59 @@ def test_merged_lora_equals_unmerged():
     expected_w = w0 + layer.lora_B.detach() @ layer.lora_A.detach() * (8 / 4)
     assert (layer.weight - expected_w).abs().max().item() <= 1e-6
     assert (merged - unmerged).abs().max().item() <= 1e-6
-    unmerge_lora(model)
-    assert (layer.weight - w0).abs().max().item() <= 1e-6
+    merge_lora(model)  # merging twice must not add B A a second time
+    assert (layer.weight - expected_w).abs().max().item() <= 1e-6
+    with torch.no_grad():
+        assert (model(IDX).logits - unmerged).abs().max().item() <= 1e-6
 
 
 def test_lora_training_leaves_base_bit_identical():
     model = tiny()
     apply_lora(model, LoraConfig(rank=2, alpha=4, dropout=0.1, target_modules=["qkv"]))
-    lora = set(lora_state_dict(model))
+    lora = set(lora_tensors(model))
+    assert lora == set(trainable_tensors(model))  # the LoRA matrices are exactly what trains
     base = {n: t.clone() for n, t in model.state_dict().items() if n not in lora}
-    lora_before = {n: t.clone() for n, t in lora_state_dict(model).items()}
+    lora_before = {n: t.clone() for n, t in lora_tensors(model).items()}
     train_steps(model)
     assert all(torch.equal(t, base[n]) for n, t in model.state_dict().items() if n not in lora)
-    assert all(not torch.equal(t, lora_before[n]) for n, t in lora_state_dict(model).items())
+    assert all(not torch.equal(t, lora_before[n]) for n, t in lora_tensors(model).items())
 
 
-def test_lora_save_load_round_trip(tmp_path: Path):
-    model = tiny()
-    apply_lora(model, LoraConfig(rank=4, alpha=8, target_modules=["attn.qkv"]))
+def test_lora_delta_save_load_round_trip(tmp_path: Path):
+    cfg = LoraConfig(rank=4, alpha=8, target_modules=["attn.qkv"])
+    model = apply_lora(tiny(), cfg)
     train_steps(model)
     with torch.no_grad():
         expected = model(IDX).logits
-    save_lora(model, tmp_path / "adapter")
-    fresh = load_lora(tiny(), tmp_path / "adapter").eval()
-    assert lora_state_dict(fresh).keys() == lora_state_dict(model).keys()
+    save_delta(model, tmp_path / "adapter", {"note": "round trip"})
+    # The delta holds the LoRA matrices and nothing else: the base is rebuilt, not shipped.
+    assert read_tensors(tmp_path / "adapter" / DELTA_WEIGHTS).keys() == lora_tensors(model).keys()
+    fresh = apply_lora(tiny(), cfg)  # fresh A matrices (random) and B (zero): the delta must replace both
     with torch.no_grad():
-        assert torch.equal(fresh(IDX).logits, expected)
+        assert not torch.equal(fresh.eval()(IDX).logits, expected)
+    meta = load_delta(fresh, tmp_path / "adapter")
+    assert meta["note"] == "round trip"
+    assert lora_tensors(fresh).keys() == lora_tensors(model).keys()
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(IDX).logits, expected)
 
 
-def test_lora_refuses_another_base(tmp_path: Path):
-    model = apply_lora(tiny(), LoraConfig(rank=2, alpha=2, target_modules=["attn.qkv"]))
-    save_lora(model, tmp_path)
+def test_lora_delta_refuses_another_base(tmp_path: Path):
+    cfg = LoraConfig(rank=2, alpha=2, target_modules=["attn.qkv"])
+    model = apply_lora(tiny(), cfg)
+    save_delta(model, tmp_path / "delta", {})
     with pytest.raises(GenlabError, match="different base model"):
-        load_lora(tiny(seed=1), tmp_path)
+        load_delta(apply_lora(tiny(seed=1), cfg), tmp_path / "delta")
+    # A model whose LoRA is merged has another base: its delta cannot go back on the original one.
+    randomize_lora_b(model)
     merge_lora(model)
-    with pytest.raises(GenlabError, match="unmerge_lora"):
-        save_lora(model, tmp_path)
+    save_delta(model, tmp_path / "merged", {})
+    with pytest.raises(GenlabError, match="different base model"):
+        load_delta(apply_lora(tiny(), cfg), tmp_path / "merged")
+    # The same base with LoRA of another rank: one line naming the mis-shaped tensor.
+    shape_error = r"tensor 'blocks\.0\.attn\.qkv\.lora_A' has shape \(2, 16\), expected \(3, 16\)"
+    with pytest.raises(GenlabError, match=shape_error):
+        load_delta(apply_lora(tiny(), LoraConfig(rank=3, alpha=2, target_modules=["attn.qkv"])), tmp_path / "delta")
 
 
 def test_unknown_lora_target_is_named_with_the_choices():
@@ -145,11 +164,11 @@ def test_fresh_adapters_change_nothing_and_train(causal: bool):
     add_adapters(model, bottleneck=4)
     with torch.no_grad():
         assert torch.equal(model(IDX).logits, before)  # the up-projection starts at zero
-    assert len(adapter_state_dict(model)) == 3 * 2 * 4  # 3 blocks x (attn, mlp) x (down, up) x (weight, bias)
+    assert len(adapter_tensors(model)) == 3 * 2 * 4  # 3 blocks x (attn, mlp) x (down, up) x (weight, bias)
     modules = dict(model.named_modules())
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     layer_norms = {n for n in trainable if isinstance(modules[n.rpartition(".")[0]], torch.nn.LayerNorm)}
-    assert trainable - layer_norms == set(adapter_state_dict(model))  # Houlsby: adapters and LayerNorms
+    assert trainable - layer_norms == set(adapter_tensors(model))  # Houlsby: adapters and LayerNorms
     assert layer_norms
     frozen = {n: p.clone() for n, p in model.named_parameters() if not p.requires_grad}
     train_steps(model)
@@ -166,6 +185,25 @@ def test_adapters_keep_the_kv_cache_consistent():
         first = model(IDX[:, :8], use_cache=True)
         rest = model(IDX[:, 8:], kv_cache=first.kv_cache).logits
     assert torch.allclose(torch.cat([first.logits, rest], dim=1), full, atol=1e-5)
+
+
+def test_adapter_method_delta_round_trip_keeps_the_base(tmp_path: Path):
+    """genlab's adapter method (LayerNorms frozen) trains the adapters only; its delta restores them."""
+    method = MethodConfig(name="adapter", bottleneck=4)
+    model = tiny()
+    apply_method(model, model, method)
+    assert set(trainable_tensors(model)) == set(adapter_tensors(model))
+    base = {n: t.clone() for n, t in model.state_dict().items() if ".adapter." not in n}
+    train_steps(model)
+    assert all(torch.equal(t, base[n]) for n, t in model.state_dict().items() if n in base)
+    with torch.no_grad():
+        expected = model(IDX).logits
+    save_delta(model, tmp_path / "adapter", {})
+    fresh = tiny()
+    apply_method(fresh, fresh, method)
+    load_delta(fresh, tmp_path / "adapter")
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(IDX).logits, expected)
 
 
 def test_freeze_lower_layers_trains_only_the_top():

@@ -3,21 +3,26 @@ method, the adapter-only delta, resume, the CLI (train -> eval -> generate -> re
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import genlab
+from genlab.api import fit
 from genlab.cli import main
-from genlab.config import load_recipe
+from genlab.core.checkpoint import load_weights, read_meta
+from genlab.core.run import RunDir
 from genlab.errors import GenlabError
-from genlab.finetune_runs import load_finetuned
-from genlab.models.delta import apply_method, load_delta
-from genlab.models.starts import load_start
-from genlab.pipeline import train
-from genlab.training.checkpoint import load_weights, read_meta
-from genlab.training.finetune import FinetuneTask, build_model
+from genlab.io.weights import read_tensors
+from genlab.peft.methods import DELTA_WEIGHTS, apply_method, load_delta
+from genlab.tasks import recipe_from_tree
+from genlab.tasks.finetune.run import FinetuneRun, LabelScores, load_finetuned
+from genlab.tasks.finetune.starts import load_start
+from genlab.tasks.finetune.task import FinetuneTraining, build_model
 
 WORDS = "thou hast you have the light and darkness of waters under heaven was good".split()
 MODERN = {"thou": "you", "hast": "have"}
@@ -25,7 +30,7 @@ MODERN = {"thou": "you", "hast": "have"}
 
 def tiny_start_overrides(text_path) -> list[str]:
     settings = {"data.corpus": str(text_path), "data.block_size": 64, "data.batch_size": 4, "model.n_layer": 2,
-                "model.n_head": 2, "model.n_embd": 32, "train.epochs": 1, "train.eval_interval": 4,
+                "model.n_head": 2, "model.n_embd": 32, "train.max_iters": 4, "train.eval_interval": 4,
                 "train.warmup_iters": 1, "train.progress": False, "eval.eval_iters": 1}
     return [f"{k}={v}" for k, v in settings.items()]
 
@@ -48,8 +53,7 @@ def files(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GENLAB_OFFLINE", "1")
         for seed in (0, 1):
-            train(load_recipe("char-gpt-kjv", [*tiny_start_overrides(folder / "corpus.txt"), f"seed={seed}"]),
-                  folder / f"start{seed}")
+            fit("char-gpt-kjv", folder / f"start{seed}", [*tiny_start_overrides(folder / "corpus.txt"), f"seed={seed}"])
     return folder
 
 
@@ -77,6 +81,7 @@ def test_classification_run_trains_evaluates_and_keeps_frozen_weights(files, tmp
     assert 0 <= test["macro_f1"] <= 1 and test["baseline"]["name"].startswith("tf-idf")
     assert (run / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert ft["method"] == method and 0 < ft["trainable_parameters"] <= ft["total_parameters"]
+    assert ft["dataset"] == str(files / "classify.jsonl") and ft["kind"] == "classify" and "task" not in ft
     # The first word decides the label, so every method learns it well past chance (1/3).
     assert test["accuracy"] > 0.6, test
     start, tuned = base_tensors(files / "start0"), base_tensors(run)
@@ -91,7 +96,18 @@ def test_classification_run_trains_evaluates_and_keeps_frozen_weights(files, tmp
         assert "blocks.0.attn.qkv.weight" not in unchanged
     capsys.readouterr()
     assert main(["generate", str(run), "--prompt", "thou was good"]) == 0
-    assert capsys.readouterr().out.strip().count(",") == 2  # the three likeliest labels
+    printed = capsys.readouterr().out.strip()
+    # "label p, label p, label p": the three likeliest labels, likeliest first
+    shown = [item.rsplit(" ", 1) for item in printed.split(", ")]
+    assert sorted(label for label, _ in shown) == ["a", "b", "c"], printed
+    probs = [float(p) for _, p in shown]
+    assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=0.02), printed
+    # The Python API: the same answer as a LabelScores, and a batch of texts at once.
+    handle = genlab.load(run)
+    assert isinstance(handle, FinetuneRun) and handle.kind == "classify"
+    answer = handle.generate("thou was good")
+    assert isinstance(answer, LabelScores) and str(answer) == printed and answer.label == shown[0][0]
+    assert [str(a) for a in handle.classify(["thou was good", "hast the light"])][0] == printed
 
 
 def test_seq2seq_run_learns_the_mapping_and_beats_the_copy_baseline(files, tmp_path, capsys):
@@ -106,16 +122,27 @@ def test_seq2seq_run_learns_the_mapping_and_beats_the_copy_baseline(files, tmp_p
     capsys.readouterr()
     assert main(["generate", str(run), "--prompt", "thou hast light"]) == 0
     assert capsys.readouterr().out.strip() == "you have light"
+    assert genlab.load(run).generate("thou hast light") == "you have light"
     assert main(["generate", str(run), "--prompt", " "]) == 2
-    assert "source text is empty" in capsys.readouterr().err
+    one_error_line(capsys, "source text is empty")
+    assert main(["generate", str(run), "--prompt", "thou", "--temperature", "0.5"]) == 2
+    one_error_line(capsys, "a 'finetune' run does not take temperature for generate")
+    with pytest.raises(GenlabError, match="is a seq2seq run, not a classifier"):
+        genlab.load(run).classify(["thou hast light"])
 
 
 def test_adapter_delta_is_small_and_refuses_another_base(files, tmp_path):
     run = tmp_path / "lora"
     assert main(finetune(files, run, "classify.jsonl", "lora")) == 0
-    delta = run / "adapter" / "adapter_model.safetensors"
+    delta = run / "adapter" / DELTA_WEIGHTS
     assert delta.stat().st_size < 0.5 * (run / "checkpoints" / "last" / "model.safetensors").stat().st_size
-    model, codec, recipe = load_finetuned(run)  # start + delta, LoRA merged for serving
+    # What trained and nothing else: the LoRA matrices of the targets and the task head.
+    names = set(read_tensors(delta))
+    assert names == {f"backbone.blocks.{i}.{m}.lora_{ab}" for i in range(2) for m in ("attn.qkv", "mlp.fc")
+                     for ab in "AB"} | {"head.weight", "head.bias"}, sorted(names)
+    recipe = recipe_from_tree(RunDir(run).read_config())
+    model, codec = load_finetuned(RunDir(run), recipe)  # start + delta, LoRA merged for serving
+
     def build(start) -> torch.nn.Module:
         backbone, _ = load_start(str(start), recipe.init, recipe.seed)
         return apply_method(build_model(backbone, "classify", len(codec.labels)), backbone, recipe.method)
@@ -133,22 +160,31 @@ def test_adapter_delta_is_small_and_refuses_another_base(files, tmp_path):
         load_delta(wrong, run / "adapter")
 
 
-def test_ctrl_c_then_resume_equals_uninterrupted(files, tmp_path, monkeypatch):
+def test_ctrl_c_then_resume_equals_uninterrupted(files, tmp_path, monkeypatch, capsys):
     args = lambda out: finetune(files, out, "classify.jsonl", "lora", **{"train.epochs": 2})  # noqa: E731
     assert main(args(tmp_path / "straight")) == 0
-    real_step = FinetuneTask.train_step
+    real_step = FinetuneTraining.train_step
 
     def interrupted_step(self, indices, step):
-        if step == 100:  # in the second epoch
-            raise KeyboardInterrupt
+        if step == 99:  # in the second epoch
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; the step still finishes
         return real_step(self, indices, step)
 
-    monkeypatch.setattr(FinetuneTask, "train_step", interrupted_step)
-    assert main(args(tmp_path / "cut")) == 2
-    monkeypatch.setattr(FinetuneTask, "train_step", real_step)
+    monkeypatch.setattr(FinetuneTraining, "train_step", interrupted_step)
+    capsys.readouterr()
+    assert main(args(tmp_path / "cut")) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("genlab: interrupted at step 100; resumable checkpoint saved"), err
+    monkeypatch.setattr(FinetuneTraining, "train_step", real_step)
     assert main(["train", "--resume", str(tmp_path / "cut")]) == 0
     a, b = base_tensors(tmp_path / "straight"), base_tensors(tmp_path / "cut")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # The shipped delta (written after each epoch) is the same too.
+    da, db = (read_tensors(run / "adapter" / DELTA_WEIGHTS) for run in (tmp_path / "straight", tmp_path / "cut"))
+    assert da.keys() == db.keys() and all(torch.equal(da[k], db[k]) for k in da)
+    reports = [json.loads((tmp_path / r / "report.json").read_text()) for r in ("straight", "cut")]
+    assert reports[0]["validation"] == reports[1]["validation"]
+    assert reports[1]["cost"]["periods"] == 2 and reports[1]["cost"]["steps_this_session"] < reports[1]["cost"]["steps"]
 
 
 def test_report_table_from_real_runs(files, tmp_path, capsys):
@@ -160,7 +196,10 @@ def test_report_table_from_real_runs(files, tmp_path, capsys):
     assert main(["report", *map(str, runs), "--out", str(tmp_path / "cmp")]) == 0
     table = (tmp_path / "cmp" / "report.md").read_text()
     assert "| full " in table and "| lora " in table
-    assert (tmp_path / "cmp" / "quality_vs_cost.png").is_file()
+    rows = [line.split(" | ") for line in table.splitlines()[2:] if line.startswith("|")]
+    assert [(r[0].lstrip("| "), r[1], r[3]) for r in rows] == [("full", "classify.jsonl", "full"),
+                                                                ("lora", "classify.jsonl", "lora")]
+    assert (tmp_path / "cmp" / "quality_vs_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def one_error_line(capsys, expected: str) -> None:
@@ -196,6 +235,9 @@ def test_unknown_dataset_and_adapter_on_changed_base(files, tmp_path, capsys):
     one_error_line(capsys, "unknown fine-tuning dataset")
     run = tmp_path / "adapter"
     assert main(finetune(files, run, "classify.jsonl", "adapter")) == 0
+    capsys.readouterr()
+    assert main(["generate", str(run), "--prompt", "thou", "--checkpoint", "best"]) == 2
+    one_error_line(capsys, "fine-tuning runs keep their last checkpoint only")
     config = (run / "config.yaml").read_text().replace(str(files / "start0"), str(files / "start1"))
     (run / "config.yaml").write_text(config)  # as if the start run had been retrained since
     assert main(["eval", str(run)]) == 2

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models.hf_io import load_hf_bert, minilm_path, save_bert, save_gpt2
+from genlab.io.hf import load_hf_bert, minilm_path, save_bert, save_gpt2
 from genlab.models.transformer import Transformer, TransformerConfig
-from genlab.tokenizers import load_tokenizer
+from genlab.io.tokenizers import load_tokenizer
 
 transformers = pytest.importorskip("transformers")
 

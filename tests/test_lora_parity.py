@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from genlab.models.hf_io import save_gpt2
-from genlab.models.lora import LoraConfig, apply_lora, lora_layers, trainable_parameter_count
+from genlab.io.hf import save_gpt2
 from genlab.models.transformer import Transformer, TransformerConfig
-from genlab.text_objectives import causal_lm_loss
+from genlab.peft.lora import LoraConfig, apply_lora, lora_layers, trainable_parameter_count
+from genlab.tasks.lm.objectives import causal_lm_loss
 
 peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")

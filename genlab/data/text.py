@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from genlab.data.images import cache_root
 from genlab.errors import GenlabError
+from genlab.io.files import atomic_write_text
 
 SPLITS = ("train", "validation", "test")
 SWORD_DIR = Path("/usr/share/sword")
@@ -168,9 +168,7 @@ def load_bible(version: str, split: str | None = None) -> list[Verse]:
     else:
         verses = read_bible(version)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")  # never leave a half-written cache behind
-        tmp.write_text("".join(json.dumps(asdict(v), ensure_ascii=False) + "\n" for v in verses), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(json.dumps(asdict(v), ensure_ascii=False) + "\n" for v in verses))
     return [v for v in verses if split is None or v.split == split]
 
 

@@ -6,7 +6,6 @@ streams from disk. uint16 holds any vocabulary under 65,536 ids at half the size
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,8 @@ import torch
 
 from genlab.data.text import TEXT_CORPORA, load_text_corpus
 from genlab.errors import GenlabError
-from genlab.tokenizers import Tokenizer
+from genlab.io.files import atomic_write
+from genlab.io.tokenizers import Tokenizer
 
 CHUNK_RECORDS = 4096  # records tokenized per write
 
@@ -50,14 +50,17 @@ def token_dtype(vocab_size: int) -> type:
 def write_tokens(path: Path, texts: list[str], tokenizer: Tokenizer) -> int:
     """Tokenize `texts` (one newline after each) into `path`; returns the number of tokens."""
     dtype = token_dtype(tokenizer.vocab_size)
-    tmp = path.with_name(path.name + ".tmp")  # renamed into place: never a half-written token file
     count = 0
-    with open(tmp, "wb") as fh:
-        for start in range(0, len(texts), CHUNK_RECORDS):
-            ids = [i for text in texts[start:start + CHUNK_RECORDS] for i in tokenizer.encode(text + "\n")]
-            np.asarray(ids, dtype=dtype).tofile(fh)
-            count += len(ids)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:  # renamed into place by atomic_write: never a half-written token file
+        nonlocal count
+        with open(tmp, "wb") as fh:
+            for start in range(0, len(texts), CHUNK_RECORDS):
+                ids = [i for text in texts[start:start + CHUNK_RECORDS] for i in tokenizer.encode(text + "\n")]
+                np.asarray(ids, dtype=dtype).tofile(fh)
+                count += len(ids)
+
+    atomic_write(path, write)
     return count
 
 
@@ -65,6 +68,9 @@ def open_tokens(path: Path, vocab_size: int) -> np.ndarray:
     """The token file as a read-only memory map: (N,) ids."""
     if not path.is_file():
         raise GenlabError(f"no token file {path}")
+    if path.stat().st_size == 0:
+        raise GenlabError(f"{path.name}: this split of the corpus holds no text (a corpus needs enough lines "
+                          "for the train, validation and test splits)")
     return np.memmap(path, dtype=token_dtype(vocab_size), mode="r")
 
 

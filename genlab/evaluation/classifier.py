@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
 from genlab.data import IMAGE_DATASETS, load_image_dataset
+from genlab.data.augment import random_shift
 from genlab.errors import GenlabError
-from genlab.images import random_shift
+from genlab.io.files import atomic_write_text, read_json
+from genlab.io.weights import load_module, save_tensors
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -127,7 +128,7 @@ def train_evaluator(dataset_name: str, out_dir: Path, seed: int = 0, epochs: int
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights_path = out_dir / f"{dataset_name}.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights_path))
+    save_tensors(weights_path, model.state_dict())
     info = {
         "dataset": dataset_name,
         "dataset_source": data.source,
@@ -144,7 +145,7 @@ def train_evaluator(dataset_name: str, out_dir: Path, seed: int = 0, epochs: int
         "train_seconds": round(time.perf_counter() - start, 1),
         "sha256": sha256_of(weights_path),
     }
-    (out_dir / f"{dataset_name}.json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(out_dir / f"{dataset_name}.json", json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -154,11 +155,10 @@ def evaluator_info(dataset_name: str, weights_dir: Path | None = None) -> dict:
     if not path.is_file():
         raise GenlabError(f"no evaluator for '{dataset_name}' ({path} missing); "
                           f"run `genlab eval-nets train --data {dataset_name}`")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise GenlabError(f"{path} is not valid json ({err}); "
-                          f"run `genlab eval-nets train --data {dataset_name}`") from None
+    info = read_json(path, f"evaluator record (run `genlab eval-nets train --data {dataset_name}`)")
+    if not isinstance(info, dict) or "sha256" not in info or "config" not in info:
+        raise GenlabError(f"{path} is not an evaluator record; run `genlab eval-nets train --data {dataset_name}`")
+    return info
 
 
 def load_evaluator(dataset_name: str, weights_dir: Path | None = None) -> ImageClassifier:
@@ -171,7 +171,6 @@ def load_evaluator(dataset_name: str, weights_dir: Path | None = None) -> ImageC
     if sha256_of(path) != info["sha256"]:
         raise GenlabError(f"evaluator weights {path} do not match the sha256 in {path.with_suffix('.json')}; {hint}")
     config = ClassifierConfig(**{**info["config"], "channels": tuple(info["config"]["channels"])})
-    model = ImageClassifier(config)
-    model.load_state_dict(load_file(str(path)))
+    model = load_module(ImageClassifier(config), path)
     model.info = info
     return model.eval()

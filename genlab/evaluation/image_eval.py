@@ -41,6 +41,8 @@ def evaluate_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: I
     """
     if fake_images.ndim != 4 or tuple(fake_images.shape[1:]) != (1, 28, 28):
         raise GenlabError(f"samples must have shape (N, 1, 28, 28), got {tuple(fake_images.shape)}")
+    if not torch.isfinite(fake_images).all():  # NaN passes every range comparison: check it first
+        raise GenlabError("samples hold non-finite values (NaN or inf): the generator has diverged")
     if fake_images.min() < 0 or fake_images.max() > 1:
         raise GenlabError("samples must lie in [0, 1]")
     if evaluator.info.get("dataset", dataset.name) != dataset.name:

@@ -20,12 +20,16 @@ def _check_features(name: str, feats: np.ndarray, min_rows: int) -> np.ndarray:
     feats = np.asarray(feats, dtype=np.float64)
     if feats.ndim != 2 or len(feats) < min_rows:
         raise GenlabError(f"{name} must be (N, D) with N >= {min_rows}, got shape {feats.shape}")
+    if not np.isfinite(feats).all():  # a NaN covariance would send sqrtm into minutes of futile work
+        raise GenlabError(f"{name} holds non-finite values (NaN or inf): the samples they come from are broken")
     return feats
 
 
 def frechet_distance_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                                 eps: float = 1e-6) -> float:
     """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians."""
+    if not all(np.isfinite(a).all() for a in (mu1, sigma1, mu2, sigma2)):
+        raise GenlabError("FID: the feature statistics hold non-finite values (NaN or inf)")
     diff = mu1 - mu2
     with warnings.catch_warnings():
         # Post-ReLU features have dead units, so singular covariances are normal here; what matters

@@ -17,6 +17,7 @@ from genlab.errors import GenlabError
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
+MAX_SAMPLES = 50_000  # images per sample_images call: bounds memory (the standard FID sample size)
 
 
 @dataclass
@@ -122,6 +123,10 @@ def sample_images(generator: Generator, n: int, seed: int, label: int | None = N
     num_classes = generator.config.num_classes
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}")
+    if n > MAX_SAMPLES:
+        raise GenlabError(f"--n {n} is more than the {MAX_SAMPLES:,} images one call draws (about "
+                          f"{MAX_SAMPLES * IMAGE_PIXELS * 4 / 2**20:.0f} MB); draw several batches with other "
+                          "--seed values")
     if label is not None and not num_classes:
         raise GenlabError("--label needs a class-conditional model; this one is unconditional")
     if label is not None and not 0 <= label < num_classes:

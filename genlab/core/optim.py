@@ -1,0 +1,28 @@
+"""Optimiser and schedule helpers that more than one task uses."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def cosine_lr(step: int, lr: float, min_lr: float, warmup: int, total: int) -> float:
+    """Linear warm-up to lr over `warmup` steps, then cosine decay to min_lr at the last step."""
+    if step < warmup:
+        return lr * (step + 1) / (warmup + 1)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - min_lr)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def adamw(model: torch.nn.Module, lr: float, betas: list[float], weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters, with weight decay on matrices and embeddings only:
+    decaying biases and LayerNorm gains would only shift activations."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))

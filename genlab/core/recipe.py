@@ -1,0 +1,184 @@
+"""Typed recipes: dataclasses loaded from YAML, `key.sub=value` overrides, unknown keys rejected.
+
+A recipe file is one reproducible experiment. Its top-level `task:` names the task whose recipe
+schema (a dataclass in `genlab/tasks/<name>/recipe.py`) reads it; every section is a dataclass whose
+fields carry types, and `from_dict` checks each value against its field's type, so a typo or a wrong
+type fails with one line naming the key, before anything is trained.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genlab.errors import GenlabError
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def check_betas(betas: list[float]) -> None:
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ValueError("train.betas must be two numbers in [0, 1)")
+
+
+@dataclass
+class TrainConfig:
+    """What the trainer loop needs from every recipe; tasks extend it with their optimiser settings.
+
+    A *period* is what the loop counts between samples, checkpoints and quick evaluations: one epoch
+    over the data for most tasks; a fixed number of steps for tasks that draw their batches freely.
+    """
+
+    max_minutes: float = 0.0  # stop after this wall-clock budget (0 = no budget)
+    sample_every: int = 1  # periods between samples / quick evaluation
+    checkpoint_every: int = 1  # periods between checkpoints
+    device: str = "auto"  # auto | cpu | cuda
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_minutes < 0:
+            raise ValueError("train.max_minutes must be >= 0")
+        if self.sample_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("train.sample_every and train.checkpoint_every must be >= 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError("train.device must be auto, cpu or cuda")
+
+    @property
+    def periods(self) -> int:
+        """How many periods the loop runs: each task's train section says."""
+        raise NotImplementedError
+
+
+@dataclass
+class EpochTrainConfig(TrainConfig):
+    """A loop over the data set: one period is one epoch."""
+
+    epochs: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.epochs < 1:
+            raise ValueError("train.epochs must be >= 1")
+
+    @property
+    def periods(self) -> int:
+        return self.epochs
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_value(value: Any, tp: Any, key: str) -> Any:
+    """Return value converted to tp (int or a float spelling -> float only), or raise GenlabError."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _check_value(value, option, key)
+            except GenlabError:
+                continue
+        raise GenlabError(f"recipe key '{key}' must be {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise GenlabError(f"recipe key '{key}' must be a list, got {value!r}")
+        return [_check_value(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float:
+        # YAML 1.1 reads "1e-3" (no dot) as a string: accept the float spellings people type.
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GenlabError(f"recipe key '{key}' must be a finite number, got {value!r}")
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise GenlabError(f"recipe key '{key}' must be {_type_name(tp)}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise GenlabError(f"recipe section '{prefix.rstrip('.') or 'top level'}' must be a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise GenlabError(f"unknown recipe key '{prefix}{unknown[0]}' (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for key, value in data.items():
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _check_value(value, tp, prefix + key)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise GenlabError(f"bad recipe: {exc}") from None
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """Apply `a.b=value` to a nested dict; the value is parsed as YAML (3 -> int, [a,b] -> list)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key:
+        raise GenlabError(f"override '{assignment}' must look like key.sub=value")
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise GenlabError(f"override '{assignment}': '{part}' is not a section")
+    try:
+        node[leaf] = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        node[leaf] = raw  # not YAML: keep the text; the schema decides whether a string fits
+
+
+def resolve_recipe_path(name_or_path: str) -> Path:
+    """A recipe file, or the name of one shipped in recipes/ (with or without .yaml). Only a bare
+    name falls back to recipes/: a path that does not exist is an error, not another recipe."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    is_bare_name = path.name == name_or_path and path.suffix in ("", ".yaml")
+    shipped = RECIPES_DIR / f"{path.stem}.yaml"
+    if is_bare_name and shipped.is_file():
+        return shipped
+    if not is_bare_name:
+        raise GenlabError(f"recipe file {name_or_path} not found")
+    raise GenlabError(f"recipe '{name_or_path}' not found (no such file, and not in recipes/)")
+
+
+def read_recipe_tree(name_or_path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """The recipe file (or shipped recipe) as a nested dict, with `key.sub=value` overrides applied."""
+    path = resolve_recipe_path(str(name_or_path))
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise GenlabError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise GenlabError(f"recipe {path} is not a UTF-8 text file") from None
+    except yaml.YAMLError as exc:
+        raise GenlabError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(tree, dict):
+        raise GenlabError(f"recipe {path} must be a YAML mapping")
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    return tree
+
+
+def recipe_to_dict(recipe: Any) -> dict[str, Any]:
+    return dataclasses.asdict(recipe)

@@ -1,0 +1,144 @@
+"""The run directory and the cost ledger.
+
+run/
+  config.yaml        the resolved recipe (its `task:` says which task reads the run)
+  checkpoints/last/  resumable state (safetensors weights + trainer state)
+  checkpoints/best/  the same, from the period with the best quick score (e.g. lowest FID)
+  samples/           a sample per period (image grid or text)
+  events.*           TensorBoard scalars and images
+  metrics.jsonl      one JSON object per logged step / period
+  report.json        one section per producer: cost (the trainer), validation, quality or test (eval)
+"""
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from genlab.errors import GenlabError
+from genlab.io.files import atomic_write_text, read_json
+
+
+class RunDir:
+    """Paths and writers of one experiment's directory; TensorBoard only on the writing rank."""
+
+    def __init__(self, path: str | Path, writer: bool = True):
+        self.path = Path(path)
+        self.is_writer = writer
+        self._tensorboard = None
+
+    # paths ---------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints" / "last"
+
+    @property
+    def best_checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints" / "best"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self.path / "samples"
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.json"
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    # writing --------------------------------------------------------------------------------
+    def create(self, config: dict[str, Any]) -> None:
+        if not self.is_writer:
+            return
+        try:
+            self.samples_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GenlabError(f"cannot create run directory {self.path}: {exc.strerror or exc}") from None
+        atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        """The resolved recipe as a nested dict; a missing or damaged config.yaml is one line."""
+        if not self.exists():
+            raise GenlabError(f"{self.path} is not a genlab run directory (no config.yaml)")
+        try:
+            tree = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise GenlabError(f"{self.config_path} cannot be read as a recipe ({str(exc).splitlines()[0]})") from None
+        if not isinstance(tree, dict):
+            raise GenlabError(f"{self.config_path} is not a recipe (a YAML mapping)")
+        return tree
+
+    @property
+    def task(self) -> str:
+        """The name of the task that made the run ("gan", "lm", ...), from its resolved recipe."""
+        return str(self.read_config().get("task", "gan"))
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.is_writer:
+            return
+        with open(self.path / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": step, **metrics}) + "\n")
+        writer = self.tensorboard()
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)):
+                writer.add_scalar(key, value, step)
+
+    def log_image(self, tag: str, image_hwc, step: int) -> None:
+        if self.is_writer:
+            self.tensorboard().add_image(tag, image_hwc, step, dataformats="HWC")
+
+    def tensorboard(self):
+        if self._tensorboard is None:
+            from torch.utils.tensorboard import SummaryWriter  # imports TensorBoard: only when logging
+
+            self._tensorboard = SummaryWriter(str(self.path))
+        return self._tensorboard
+
+    def close(self) -> None:
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
+
+    def read_report(self) -> dict[str, Any]:
+        if not self.report_path.is_file():
+            return {}
+        report = read_json(self.report_path, "run report")
+        if not isinstance(report, dict):
+            raise GenlabError(f"{self.report_path} is not a run report (a JSON object)")
+        return report
+
+    def update_report(self, section: str, values: dict[str, Any]) -> None:
+        if not self.is_writer:
+            return
+        report = self.read_report()
+        report[section] = values
+        atomic_write_text(self.report_path, json.dumps(report, indent=2) + "\n")
+
+
+class CostMeter:
+    """Wall time, CPU time and peak memory of this process since the meter was made."""
+
+    def __init__(self) -> None:
+        self.wall_start = time.perf_counter()
+        self.cpu_start = time.process_time()
+
+    def snapshot(self, device: str = "cpu") -> dict[str, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        ledger = {
+            "wall_seconds": round(time.perf_counter() - self.wall_start, 3),
+            "cpu_seconds": round(time.process_time() - self.cpu_start, 3),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux
+        }
+        if device == "cuda" and torch.cuda.is_available():
+            ledger["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return ledger

@@ -1,0 +1,116 @@
+"""The Task contract: what a kind of run (gan, lm, finetune, ...) gives the rest of genlab.
+
+A task is one folder, `genlab/tasks/<name>/`, whose `__init__.py` exports `TASK = Task(...)`; the
+registry in `genlab/tasks/__init__.py` is the only list of them. Three roles, three names:
+- `Task`: the kind of run, named by a recipe's `task:` key and registered once;
+- `Training`: the object the trainer loop drives for one run (models, optimisers, one step);
+- `RunHandle`: a finished or running run opened for use (`genlab.load(run)`): generate, evaluate.
+The contract test (tests/test_contract.py) holds every registered task to the same guarantees.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from genlab.core.distributed import DistEnv
+from genlab.core.recipe import from_dict
+from genlab.core.run import RunDir
+from genlab.errors import GenlabError
+
+
+class Training(Protocol):
+    """What the trainer loop (genlab.core.trainer) calls; a task builds one per run."""
+
+    data_source: str  # where the data came from, for the log and the ledger
+    modules: dict[str, torch.nn.Module]  # saved as <name>.safetensors in each checkpoint
+    optimizers: dict[str, torch.optim.Optimizer]
+    num_examples: int  # examples per period: the loop takes global batches of them in a seeded order
+    best_metric: str | None  # an end_period metric, lower is better, that picks checkpoints/best (None: no best)
+
+    def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
+        """One optimisation step on the examples `indices` (this rank's slice); returns its metrics."""
+    def step_kind(self, step: int) -> str:
+        """A name for the kind of work step `step` does: the FLOP counter measures each kind once."""
+    def rng_state(self) -> dict[str, Any]: ...
+    def load_rng_state(self, state: dict[str, Any]) -> None: ...
+    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
+        """After each `train.sample_every` periods and at the end: samples, quick evaluation."""
+    def meta(self) -> dict[str, Any]:
+        """{"task": name, "model": config...}: stored beside the weights; loading refuses another."""
+
+
+class RunHandle:
+    """A run directory opened for use: `genlab.load(path)` returns the task's subclass.
+
+    Subclasses load their model once in `__init__` and implement `generate` and `evaluate`; their
+    keyword arguments are the options the CLI and the server offer for that task.
+    """
+
+    def __init__(self, run: RunDir, recipe: Any, checkpoint: str):
+        self.run, self.recipe, self.checkpoint = run, recipe, checkpoint
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+    @property
+    def task(self) -> str:
+        return self.recipe.task
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The run's report.json as it is now: cost ledger, validation, evaluation sections."""
+        return self.run.read_report()
+
+    def generate(self, **options: Any) -> Any:
+        raise NotImplementedError
+
+    def evaluate(self, **options: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def options(self, method: str) -> list[str]:
+        """The keyword arguments this task's `method` ("generate" or "evaluate") takes."""
+        return list(inspect.signature(getattr(self, method)).parameters)
+
+    def check_options(self, method: str, options: dict[str, Any]) -> None:
+        """Refuse options this task's `method` does not take, in one line naming the ones it does."""
+        accepted = self.options(method)
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise GenlabError(f"a '{self.task}' run does not take {', '.join(unknown)} for {method} "
+                              f"(it takes: {', '.join(accepted) or 'nothing'})")
+
+    def __repr__(self) -> str:
+        return f"<genlab {self.task} run {self.path} ({self.checkpoint} checkpoint)>"
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A run of a task that trains in seconds on data written to a folder: the contract test's case
+    and every task's smoke mode."""
+
+    recipe: str  # a shipped recipe name or a file
+    overrides: list[str]  # key.sub=value, pointing the recipe at the tiny data
+    generate: dict[str, Any]  # keyword arguments of RunHandle.generate
+    cli_generate: list[str]  # the same, as `genlab generate RUN ...` arguments
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    recipe_type: type  # the recipe dataclass; its `task` field defaults to `name`
+    training: Callable[[Any, DistEnv, RunDir], Training]  # builds the trainer's object from a recipe
+    open: Callable[[RunDir, Any, str], RunHandle]  # (run, recipe, "last" | "best") -> handle
+    eval_section: str  # the report.json section that RunHandle.evaluate writes
+    tiny: Callable[[Path], TinyRun]  # writes tiny data into a folder; returns the run to make there
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda tree: tree)  # old config keys
+    compare_row: Callable[[RunDir], dict[str, Any]] | None = None  # a `genlab report` row (evaluation.compare)
+
+    def recipe(self, tree: dict[str, Any]) -> Any:
+        """The typed recipe for a nested dict (a recipe file, or a run's config.yaml)."""
+        return from_dict(self.recipe_type, self.upgrade(tree))

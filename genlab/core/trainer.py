@@ -1,0 +1,338 @@
+"""One small training loop shared by every task: periods, progress bar, logging, checkpoint/resume,
+Ctrl-C, a wall-clock budget, DDP, and the cost ledger.
+
+A task supplies a `Training` (genlab.core.task: the models, the optimisers and one step); the loop
+owns everything about *running* it. `train_run` is the whole of `genlab train`: build the task's
+Training from a recipe, create or continue the run directory, fit, write the ledger.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
+
+from genlab.core.checkpoint import has_checkpoint, load_state, load_weights, save_checkpoint
+from genlab.core.distributed import DistEnv, barrier, init_distributed, shutdown
+from genlab.core.recipe import recipe_to_dict
+from genlab.core.run import CostMeter, RunDir
+from genlab.core.task import Task, Training
+from genlab.core.threads import configure_threads
+from genlab.errors import GenlabError
+
+
+class Interrupted(GenlabError):
+    """Ctrl-C during training, after the resumable checkpoint was saved (the CLI exits 130)."""
+
+
+@dataclass
+class LoopConfig:
+    seed: int
+    periods: int
+    global_batch: int
+    max_minutes: float = 0.0
+    sample_every: int = 1
+    checkpoint_every: int = 1
+    log_every: int = 20
+    progress: bool = True
+
+
+class Trainer:
+    def __init__(self, task: Training, run: RunDir, loop: LoopConfig, env: DistEnv):
+        if loop.global_batch % env.world_size:
+            raise GenlabError(f"data.batch_size={loop.global_batch} is not divisible by "
+                              f"the {env.world_size} processes")
+        self.task, self.run, self.loop, self.env = task, run, loop, env
+        self.steps_per_period = task.num_examples // loop.global_batch  # drop the ragged last batch
+        if self.steps_per_period == 0:
+            raise GenlabError(f"the training set has {task.num_examples} examples, "
+                              f"fewer than one batch of {loop.global_batch}")
+        self.step = 0
+        self.flops_by_kind: dict[str, int] = {}
+        self.total_flops = 0
+        self.train_seconds = 0.0  # accumulated over resumed sessions
+        self.best_score = float("inf")  # of task.best_metric, lower is better
+
+    # checkpoints ---------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "optimizers": {k: o.state_dict() for k, o in self.task.optimizers.items()},
+            "rng": self.task.rng_state(),
+            "flops_by_kind": self.flops_by_kind,
+            "total_flops": self.total_flops,
+            "train_seconds": self.train_seconds,
+            "best_score": self.best_score,
+            "threads": torch.get_num_threads(),  # the float summation order of this run's steps
+        }
+
+    def save(self) -> None:
+        if self.env.is_main:
+            save_checkpoint(self.run.checkpoint_dir, self.task.modules, self._state(), self.task.meta())
+        barrier(self.env)
+
+    def _keep_if_best(self, metrics: dict[str, float]) -> None:
+        # Only the main rank scores samples, so only it sees the metric: no barrier here.
+        score = metrics.get(self.task.best_metric or "")
+        if score is not None and score < self.best_score:
+            self.best_score = score
+            save_checkpoint(self.run.best_checkpoint_dir, self.task.modules, self._state(), self.task.meta())
+
+    def resume(self) -> bool:
+        """Load the last checkpoint when the run has one; True if training continues from it."""
+        folder = self.run.checkpoint_dir
+        if not has_checkpoint(folder):
+            return False
+        load_weights(folder, self.task.modules, self.task.meta())
+        state = load_state(folder)
+        configure_threads(recorded=state.get("threads"))
+        for name, optimizer in self.task.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.task.load_rng_state(state["rng"])
+        self.step = state["step"]
+        self.flops_by_kind = state["flops_by_kind"]
+        self.total_flops = state["total_flops"]
+        self.train_seconds = state["train_seconds"]
+        self.best_score = state["best_score"]
+        return True
+
+    def _stop_if_diverged(self, metrics: dict[str, float], bar: tqdm) -> None:
+        """A non-finite loss stops training at once: the poisoned weights are not saved, so the last
+        checkpoint (at worst the one made before the first step) stays the run's model."""
+        bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+        if not bad:
+            return
+        bar.close()
+        key, value = next(iter(bad.items()))
+        kept = load_state(self.run.checkpoint_dir)["step"] if has_checkpoint(self.run.checkpoint_dir) else 0
+        self.run.update_report("cost", {**self.run.read_report().get("cost", {}),
+                                        "stopped_by": f"non-finite loss at step {self.step + 1}"})
+        raise GenlabError(f"training diverged: {key} = {value} at step {self.step + 1}; the checkpoint of step "
+                          f"{kept} is kept in {self.run.checkpoint_dir} (try a lower learning rate)")
+
+    # the loop ---------------------------------------------------------------------------------
+    def _period_order(self, period: int) -> torch.Tensor:
+        # Each period's order depends only on (seed, period): a resumed run sees the same batches.
+        generator = torch.Generator().manual_seed(self.loop.seed * 1_000_003 + period)
+        return torch.randperm(self.task.num_examples, generator=generator)
+
+    def _run_step(self, indices: torch.Tensor) -> dict[str, float]:
+        kind = self.task.step_kind(self.step)
+        if kind not in self.flops_by_kind:  # count each kind of step once, then reuse the figure
+            with FlopCounterMode(display=False) as counter:
+                metrics = self.task.train_step(indices, self.step)
+            self.flops_by_kind[kind] = counter.get_total_flops() * self.env.world_size
+        else:
+            metrics = self.task.train_step(indices, self.step)
+        self.total_flops += self.flops_by_kind[kind]
+        return metrics
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the end (or the budget); returns the ledger entries the loop measured."""
+        loop, env = self.loop, self.env
+        total_steps = loop.periods * self.steps_per_period
+        local_batch = loop.global_batch // env.world_size
+        start_step = self.step
+        budget_s = loop.max_minutes * 60
+        session_start = time.perf_counter()
+        bar = tqdm(total=total_steps, initial=self.step, disable=not (loop.progress and env.is_main),
+                   unit="step", dynamic_ncols=True)
+        stopped_by = "periods"
+        try:
+            with _ctrl_c_between_steps() as interrupt:
+                while self.step < total_steps:
+                    period, within = divmod(self.step, self.steps_per_period)
+                    order = self._period_order(period)
+                    for batch_index in range(within, self.steps_per_period):
+                        if interrupt.requested:
+                            raise _StopRequested
+                        start = batch_index * loop.global_batch + env.rank * local_batch
+                        metrics = self._run_step(order[start:start + local_batch])
+                        self._stop_if_diverged(metrics, bar)
+                        self.step += 1
+                        bar.update(1)
+                        if self.step % loop.log_every == 0:
+                            bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()}, refresh=False)
+                            self.run.log(self.step, metrics)
+                        if budget_s and time.perf_counter() - session_start + self.train_seconds >= budget_s:
+                            stopped_by = "budget"
+                            break
+                    self.train_seconds += time.perf_counter() - session_start
+                    session_start = time.perf_counter()
+                    finished_period = self.step % self.steps_per_period == 0
+                    done = self.step >= total_steps or stopped_by == "budget"
+                    if finished_period or done:
+                        period_metrics = {"period": round(self.step / self.steps_per_period, 3), **metrics}
+                        if (period + 1) % loop.sample_every == 0 or done:
+                            period_metrics.update(self.task.end_period(period + 1, self.run))
+                        self.run.log(self.step, period_metrics)
+                        self._keep_if_best(period_metrics)
+                    if (period + 1) % loop.checkpoint_every == 0 or done:
+                        self.save()
+                    if stopped_by == "budget":
+                        break
+        except KeyboardInterrupt:  # a second Ctrl-C, in the middle of a step: its state is not consistent
+            bar.close()
+            raise Interrupted(f"interrupted twice: the last checkpoint in {self.run.checkpoint_dir} is kept "
+                              f"(run `genlab train --resume {self.run.path}`)") from None
+        except _StopRequested:
+            # The first Ctrl-C only asked to stop: the loop got here between two steps, a consistent state.
+            bar.close()
+            self.train_seconds += time.perf_counter() - session_start
+            self.save()
+            raise Interrupted(f"interrupted at step {self.step}; resumable checkpoint saved in "
+                              f"{self.run.checkpoint_dir} (run `genlab train --resume {self.run.path}`)") from None
+        bar.close()
+        return {
+            "stopped_by": stopped_by,
+            "steps": self.step,
+            "steps_this_session": self.step - start_step,
+            "periods": round(self.step / self.steps_per_period, 3),
+            "examples_seen": self.step * loop.global_batch,
+            "train_seconds": round(self.train_seconds, 3),
+            "train_flops": self.total_flops,
+            "train_flops_per_second": round(self.total_flops / max(self.train_seconds, 1e-9)),
+            "examples_per_second": round(self.step * loop.global_batch / max(self.train_seconds, 1e-9), 1),
+        }
+
+
+
+class _StopRequest:
+    requested = False
+
+
+class _StopRequested(Exception):
+    """Raised by the loop itself, between two steps, after a first Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_steps():
+    """The first Ctrl-C (SIGINT) only asks the loop to stop after the step it is in, so the checkpoint it
+    then saves is exactly the state of a finished step; a second Ctrl-C interrupts at once."""
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum, frame):
+        if request.requested:
+            raise KeyboardInterrupt
+        request.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (what mkdir(parents=True) would create)."""
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def _lock(path: Path) -> int:
+    """Hold an exclusive lock on the run directory for as long as the process lives: a second writer is
+    refused in one line, and the kernel drops the lock when the process ends, even under kill -9."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise GenlabError(f"{path} is being written by another genlab process; wait for it to finish") from None
+    return fd
+
+
+def _ledger(summary: dict[str, Any], session: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """Cumulative figures at the top level (a resumed run adds its sessions up) and this session's apart."""
+    sessions = int(earlier.get("sessions", 1 if earlier else 0)) + 1
+    total = {k: round(session[k] + earlier.get(k, 0.0), 3) for k in ("wall_seconds", "cpu_seconds")}
+    peak = max(session["peak_rss_mb"], earlier.get("peak_rss_mb", 0.0))
+    return {**summary, **session, **total, "peak_rss_mb": peak, "sessions": sessions,
+            "this_session": {**session, "steps": summary["steps_this_session"]}}
+
+
+def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
+    """Train `recipe` into `run_path` (or continue the run there); returns the run's report.
+
+    A run comes into being whole: its folder is locked against other writers, the recipe, data and model
+    are built (a failure removes a folder this call created), then the step-0 checkpoint and config.yaml
+    are written. A refused `--resume` (another model, no checkpoint, nothing left to do) changes nothing.
+    """
+    meter = CostMeter()
+    env = init_distributed(recipe.train.device)
+    run = RunDir(run_path, writer=env.is_main)
+    created, lock = None, None
+    try:
+        if resume and not has_checkpoint(run.checkpoint_dir):
+            raise GenlabError(f"{run_path} has no checkpoint to resume from; start it afresh with "
+                              f"`genlab train RECIPE --out {run_path}` after removing the folder")
+        if run.exists() and not resume:
+            raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it "
+                              "or choose another --out")
+        if env.is_main:
+            created = _first_missing(run.path.absolute())
+            try:
+                run.path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise GenlabError(f"cannot create run directory {run_path}: {exc.strerror or exc}") from None
+            lock = _lock(run.path)
+        torch.manual_seed(recipe.seed)
+        training = task.training(recipe, env, run)
+        t = recipe.train
+        trainer = Trainer(training, run, LoopConfig(
+            seed=recipe.seed, periods=t.periods, global_batch=recipe.data.batch_size, max_minutes=t.max_minutes,
+            sample_every=t.sample_every, checkpoint_every=t.checkpoint_every, progress=t.progress), env)
+        earlier = run.read_report().get("cost", {}) if resume else {}
+        if resume:
+            trainer.resume()
+            if trainer.step >= t.periods * trainer.steps_per_period:
+                if env.is_main:
+                    print(f"nothing to do: {run_path} has trained all {trainer.step} steps of its recipe "
+                          "(to train longer, resume with a larger train.epochs or train.max_iters)")
+                return run.read_report()
+        else:
+            trainer.save()  # step 0: from here on the run always has a checkpoint to resume from
+        run.create(recipe_to_dict(recipe))
+        if env.is_main:
+            print(f"data: {training.data_source}; run: {run_path}"
+                  + (f" (resumed at step {trainer.step})" if resume else ""))
+        summary = trainer.fit()
+        session = meter.snapshot(env.device.type)
+        run.update_report("cost", {
+            **_ledger(summary, session, earlier),
+            "processes": env.world_size,
+            "threads": torch.get_num_threads(),
+            "device": str(env.device),
+            "parameters": {name: count_parameters(m) for name, m in training.modules.items()},
+            "data_source": training.data_source,
+        })
+        run.close()
+        return run.read_report()
+    except BaseException:
+        run.close()
+        if created and not run.exists():  # failed before the run came into being: leave no folder behind
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    finally:
+        if lock is not None:
+            os.close(lock)
+        shutdown(env)

@@ -1,0 +1,48 @@
+"""The one way genlab writes a file: to a temporary name beside it, then renamed into place, so a
+reader (or a run interrupted mid-write) never sees half a file."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from genlab.errors import GenlabError
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` to fill a temporary file beside `path`, then rename it to `path`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GenlabError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(payload))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """A JSON file a user or an earlier run wrote; any problem with it is one line naming the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GenlabError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise GenlabError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GenlabError(f"{path} is not a valid {what} ({exc})") from None

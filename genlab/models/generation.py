@@ -1,0 +1,118 @@
+"""Sampling from a causal transformer: temperature, top-k, top-p, stop tokens, KV cache, batched.
+
+`stream` yields one column of new token ids per step (for a live playground); `generate` collects
+them. With the cache each step feeds only the newest token; once the sequence fills the context,
+the window slides and the cache is rebuilt from the last `block_size` tokens, exactly as the
+no-cache path crops its input, so both paths pick the same tokens.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+
+import torch
+
+from genlab.errors import GenlabError
+from genlab.models.transformer import Transformer
+
+
+def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k: int | None,
+                top_p: float | None) -> None:
+    if not model.config.causal:
+        raise GenlabError("generation needs a causal (GPT) model; this one is bidirectional")
+    if idx.dim() != 2 or idx.size(1) == 0:
+        raise GenlabError("the prompt must be a non-empty batch of token ids, shape (B, T)")
+    if idx.size(1) > model.config.block_size:
+        raise GenlabError(f"prompt of {idx.size(1)} tokens is longer than the model's context "
+                          f"({model.config.block_size})")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise GenlabError(f"temperature must be a finite number >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise GenlabError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:  # also refuses NaN
+        raise GenlabError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def sample_next(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """logits (B, V) -> next ids (B,). Temperature 0 means greedy."""
+    if not torch.isfinite(logits).all():  # NaN would reach torch.multinomial: the weights are broken
+        raise GenlabError("the model produced non-finite scores (NaN or inf): its weights have diverged")
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already cover top_p (the first always stays).
+        drop = probs.cumsum(dim=-1) - probs > top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def stream(
+    model: Transformer,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    stop: Iterable[int] | None = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+) -> Iterator[torch.Tensor]:
+    """Yield the next token ids (B,) for up to max_new_tokens steps after the prompt idx (B, T).
+
+    Stops early once every row has produced a token in `stop`; a finished row keeps repeating its
+    stop token, so the batch stays rectangular.
+    """
+    _check_args(model, idx, temperature, top_k, top_p)
+    block = model.config.block_size
+    stop_ids = torch.tensor(sorted(set(stop or ())), dtype=torch.long, device=idx.device)
+    generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
+    was_training = model.training
+    model.eval()
+    try:
+        seq, cache = idx, None
+        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            if use_cache and cache is not None and cache[0][0].size(2) < block:
+                out = model(seq[:, -1:], kv_cache=cache, use_cache=True)
+            else:  # first step, no cache, or a full context: (re)start from the last block_size tokens
+                out = model(seq[:, -block:], use_cache=use_cache)
+            cache = out.kv_cache
+            nxt = sample_next(out.logits[:, -1, :], temperature, top_k, top_p, generator)  # (B,)
+            if stop_ids.numel():
+                nxt = torch.where(finished, seq[:, -1], nxt)
+                finished |= torch.isin(nxt, stop_ids)
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
+            yield nxt
+            if stop_ids.numel() and finished.all():
+                return
+    finally:
+        model.train(was_training)
+
+
+def generate(
+    model: Transformer,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    stop: Iterable[int] | None = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """The prompt followed by the generated tokens: (B, T + n) with n <= max_new_tokens."""
+    new = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, stop, seed, use_cache))
+    return torch.cat([idx, torch.stack(new, dim=1)], dim=1) if new else idx

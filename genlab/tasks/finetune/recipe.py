@@ -1,0 +1,70 @@
+"""The recipe schema of a fine-tuning run (`task: finetune`): a start model, a labelled data set, a
+method (full / freeze / lora / adapter) and its optimiser — the essay's pretrain -> fine-tune framework."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.peft.methods import MethodConfig
+
+
+@dataclass
+class FinetuneDataConfig:
+    dataset: str = "fortunes"  # fortunes | modernize | translate, or a .jsonl file (see genlab/data/labelled.py)
+    kind: str = "auto"  # classify | seq2seq for a .jsonl file; auto = from the named dataset or the file's keys
+    max_tokens: int = 128  # classify: truncate longer texts; seq2seq: skip longer training pairs
+    batch_size: int = 16
+    limit: int = 0  # train on a seeded random `limit` of the training examples (0 = all)
+    eval_limit: int = 0  # score `eval_limit` test examples spread evenly over the test split (0 = all of it)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("auto", "classify", "seq2seq"):
+            raise ValueError(f"data.kind must be auto, classify or seq2seq, got {self.kind!r}")
+        if min(self.max_tokens, self.batch_size) < 1 or min(self.limit, self.eval_limit) < 0:
+            raise ValueError("data.max_tokens and data.batch_size must be >= 1, data.limit and eval_limit >= 0")
+
+
+@dataclass
+class FinetuneTrainConfig(EpochTrainConfig):
+    epochs: int = 1
+    lr: float = 1e-4
+    min_lr: float = 1e-5
+    warmup_iters: int = 20
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if not 0 <= self.min_lr <= self.lr or self.lr <= 0 or min(self.weight_decay, self.grad_clip,
+                                                                  self.warmup_iters) < 0:
+            raise ValueError("train needs 0 <= min_lr <= lr, lr > 0 and weight_decay, grad_clip, warmup_iters >= 0")
+
+
+@dataclass
+class FinetuneEvalConfig:
+    batch_size: int = 64
+    max_new_tokens: int = 160  # seq2seq: longest generated target
+
+    def __post_init__(self) -> None:
+        if min(self.batch_size, self.max_new_tokens) < 1:
+            raise ValueError("eval.batch_size and eval.max_new_tokens must be >= 1")
+
+
+@dataclass
+class FinetuneRecipe:
+    name: str = "experiment"
+    task: str = "finetune"
+    seed: int = 0
+    # minilm | a genlab language-model run directory | a Hugging Face BERT or GPT-2 folder
+    start: str = "minilm"
+    init: str = "pretrained"  # pretrained | random (same shape, fresh weights: what pretraining buys)
+    data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
+    eval: FinetuneEvalConfig = field(default_factory=FinetuneEvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.init not in ("pretrained", "random"):
+            raise ValueError(f"init must be pretrained or random, got {self.init!r}")

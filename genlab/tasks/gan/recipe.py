@@ -1,0 +1,61 @@
+"""The recipe schema of a GAN run (`task: gan`): data, model, optimisers and the training-side fixes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.models.gan import GANConfig
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"
+    path: str | None = None  # a folder of IDX files, instead of searching for `name`
+    batch_size: int = 128  # global batch: split across processes under torchrun
+    limit: int = 0  # train on the first `limit` training images only (0 = all); for tiny runs
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.limit < 0:
+            raise ValueError("data.batch_size must be >= 1 and data.limit >= 0")
+
+
+@dataclass
+class GanTrainConfig(EpochTrainConfig):
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real data (0 = off)
+    r1_every: int = 4  # lazy R1: apply it every k steps with its weight scaled by k (StyleGAN2)
+    augment_shift: int = 0  # DiffAugment: translate D's inputs (real and fake) by up to this many pixels
+    ema_decay: float = 0.0  # sample from an exponential moving average of G's weights (0 = off)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("train.ema_decay must be in [0, 1)")
+        if self.r1_every < 1:
+            raise ValueError("train.r1_every must be >= 1")
+        if min(self.lr_g, self.lr_d) <= 0 or min(self.r1_gamma, self.augment_shift) < 0:
+            raise ValueError("train learning rates must be > 0; r1_gamma and augment_shift >= 0")
+
+
+@dataclass
+class EvalConfig:
+    num_samples: int = 10_000
+    batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1 or self.batch_size < 1:
+            raise ValueError("eval.num_samples and eval.batch_size must be >= 1")
+
+
+@dataclass
+class GanRecipe:
+    name: str = "experiment"
+    task: str = "gan"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: GANConfig = field(default_factory=GANConfig)
+    train: GanTrainConfig = field(default_factory=GanTrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

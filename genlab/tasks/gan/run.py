@@ -1,0 +1,49 @@
+"""A GAN run opened for use: its generator (last or best checkpoint), sampling and scoring."""
+from __future__ import annotations
+
+from typing import Any
+
+from genlab.core.checkpoint import load_weights, open_run_checkpoint
+from genlab.core.recipe import from_dict
+from genlab.core.run import CostMeter, RunDir
+from genlab.core.task import RunHandle
+from genlab.data import load_image_dataset
+from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.image_eval import evaluate_samples
+from genlab.io.images import GeneratedImages
+from genlab.models.gan import GANConfig, build_gan, sample_images
+from genlab.tasks.gan.recipe import GanRecipe
+
+EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
+
+
+class GanRun(RunHandle):
+    def __init__(self, run: RunDir, recipe: GanRecipe, checkpoint: str = "last"):
+        super().__init__(run, recipe, checkpoint)
+        folder, meta = open_run_checkpoint(run, checkpoint, "gan")
+        self.config = from_dict(GANConfig, meta["model"])
+        generator, _ = build_gan(self.config)
+        load_weights(folder, {meta.get("sampler", "generator"): generator}, meta)
+        self.generator = generator.eval()
+
+    def generate(self, n: int = 64, label: int | None = None, seed: int = 0) -> GeneratedImages:
+        """n images (n, 1, 28, 28) in [0, 1]; `label` picks the class of a conditional model (else all
+        classes in turn)."""
+        images, labels = sample_images(self.generator, n, seed, label)
+        return GeneratedImages(images, labels, nrow=self.config.num_classes or None)
+
+    def evaluate(self, n: int | None = None) -> dict[str, Any]:
+        """FID, precision/recall, Inception-style score and class histogram of n samples (default
+        eval.num_samples) against the held-out test split; written to report.json as `quality`."""
+        recipe = self.recipe
+        n = recipe.eval.num_samples if n is None else n
+        data = load_image_dataset(recipe.data.name, recipe.data.path)
+        evaluator = load_evaluator(recipe.data.name)
+        meter = CostMeter()
+        images, labels = sample_images(self.generator, n, EVAL_SEED, batch_size=recipe.eval.batch_size)
+        metrics = evaluate_samples(images, data, evaluator, requested_labels=labels,
+                                   batch_size=recipe.eval.batch_size)
+        metrics["checkpoint"] = self.checkpoint
+        metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
+        self.run.update_report("quality", metrics)
+        return metrics

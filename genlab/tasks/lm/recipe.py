@@ -1,0 +1,107 @@
+"""The recipe schema of a language-model pretraining run (`task: lm`): GPT (causal) or BERT (masked).
+
+Batches are drawn at random positions of the corpus, so the run is counted in optimiser steps, not
+epochs: `train.max_iters` steps in all, with a validation loss, a text sample and a Hugging Face
+export every `train.eval_interval` steps (one *period* of the trainer loop).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from genlab.core.recipe import TrainConfig, check_betas
+
+
+@dataclass
+class LMDataConfig:
+    corpus: str | list[str] = "bible-kjv"  # a TEXT_CORPORA name, a .txt/.jsonl file or folder, or a list of them
+    tokenizer: str = "char"  # char | bpe
+    vocab_size: int = 1024  # BPE only; a char vocabulary is the characters seen in training
+    block_size: int = 64  # context length in tokens
+    batch_size: int = 12  # sequences per optimizer step, across all processes and accumulation steps
+    limit_chars: int = 0  # keep only the first `limit_chars` characters of each split (0 = all); for tiny runs
+
+    def __post_init__(self) -> None:
+        if self.tokenizer not in ("char", "bpe"):
+            raise ValueError(f"data.tokenizer must be char or bpe, got {self.tokenizer!r}")
+        if min(self.vocab_size, self.block_size, self.batch_size) < 1 or self.limit_chars < 0:
+            raise ValueError("data.vocab_size, block_size, batch_size must be >= 1 and data.limit_chars >= 0")
+        if isinstance(self.corpus, list) and not self.corpus:
+            raise ValueError("data.corpus must name at least one corpus")
+
+
+@dataclass
+class LMModelConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True
+    objective: str = "causal"  # causal (GPT, next token) | masked (BERT, 15% of tokens masked 80/10/10)
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("causal", "masked"):
+            raise ValueError(f"model.objective must be causal or masked, got {self.objective!r}")
+        if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
+            raise ValueError("model.n_layer, n_head, n_embd must be >= 1 and n_embd divisible by n_head")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("model.dropout must be in [0, 1)")
+
+
+@dataclass
+class LMTrainConfig(TrainConfig):
+    max_iters: int = 2000  # optimiser steps in all
+    eval_interval: int = 250  # steps between validations (one period of the loop); divides max_iters
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # cosine decay ends here, at the last step
+    warmup_iters: int = 100  # linear warm-up from 0 to lr
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.1  # AdamW, on weight matrices and embeddings only
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    grad_accum: int = 1  # micro-batches per optimizer step (per process)
+    reg_lambda: float = 0.0  # lambda of L = L_task + lambda * L2(weights), the essay's explicit regularizer
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if min(self.max_iters, self.eval_interval, self.grad_accum) < 1 or self.warmup_iters < 0:
+            raise ValueError("train.max_iters, eval_interval and grad_accum must be >= 1, train.warmup_iters >= 0")
+        if self.max_iters % self.eval_interval:
+            raise ValueError(f"train.max_iters={self.max_iters} must be a multiple of "
+                             f"train.eval_interval={self.eval_interval}")
+        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip, self.reg_lambda) < 0:
+            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip, reg_lambda >= 0")
+
+    @property
+    def periods(self) -> int:
+        return self.max_iters // self.eval_interval
+
+
+@dataclass
+class LMEvalConfig:
+    eval_iters: int = 50  # validation batches per evaluation
+
+    def __post_init__(self) -> None:
+        if self.eval_iters < 1:
+            raise ValueError("eval.eval_iters must be >= 1")
+
+
+@dataclass
+class LMRecipe:
+    name: str = "experiment"
+    task: str = "lm"
+    seed: int = 0
+    data: LMDataConfig = field(default_factory=LMDataConfig)
+    model: LMModelConfig = field(default_factory=LMModelConfig)
+    train: LMTrainConfig = field(default_factory=LMTrainConfig)
+    eval: LMEvalConfig = field(default_factory=LMEvalConfig)
+
+
+def upgrade_tree(tree: dict[str, Any]) -> dict[str, Any]:
+    """Runs made before the rename counted steps as `train.epochs` x `train.eval_interval`."""
+    train = tree.get("train")
+    if isinstance(train, dict) and "epochs" in train and "max_iters" not in train:
+        train = dict(train)
+        train["max_iters"] = train.pop("epochs") * train.get("eval_interval", LMTrainConfig.eval_interval)
+        tree = {**tree, "train": train}
+    return tree

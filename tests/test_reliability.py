@@ -1,0 +1,197 @@
+"""Bad and unusual input, tried as a user would: every case ends with exit status 2 (130 for Ctrl-C),
+exactly one line on stderr and no traceback, no new or changed file unless the command succeeded, and the
+run still resumable and evaluable afterwards. Plus kill -9 at random moments of training."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from genlab.cli import main
+from genlab.errors import GenlabError
+from tests.conftest import assert_same_weights, tiny_overrides, weights
+
+
+def snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")} if folder.exists() else {}
+
+
+def one_error_line(capsys, expected: str) -> None:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err and expected in lines[0], err
+
+
+@pytest.fixture
+def tiny_run(tmp_path, tiny_idx_dir) -> Path:
+    run = tmp_path / "run"
+    assert main(["train", "essay-mlp-mnist", *tiny_overrides(tiny_idx_dir), "--out", str(run)]) == 0
+    return run
+
+
+def test_a_diverged_gan_stops_at_once_and_keeps_its_checkpoint(tmp_path, tiny_idx_dir, capsys):
+    run = tmp_path / "run"
+    start = time.perf_counter()
+    overrides = tiny_overrides(tiny_idx_dir, **{"train.lr_g": 1e30, "train.lr_d": 1e30})
+    assert main(["train", "essay-mlp-mnist", *overrides, "--out", str(run)]) == 2
+    assert time.perf_counter() - start < 10
+    one_error_line(capsys, "training diverged")
+    report = json.loads((run / "report.json").read_text())
+    assert report["cost"]["stopped_by"].startswith("non-finite loss at step ")
+    weights(run)  # the step-0 checkpoint is kept, its weights finite
+    assert main(["eval", str(run), "--n", "200"]) == 0  # and the run still evaluates
+
+
+def test_a_second_writer_is_refused(tiny_run, capsys):
+    fd = os.open(tiny_run, os.O_RDONLY)  # what a running `genlab train` holds
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        before = snapshot(tiny_run)
+        assert main(["train", "--resume", str(tiny_run), "train.epochs=3"]) == 2
+        one_error_line(capsys, "is being written by another genlab process")
+        assert snapshot(tiny_run) == before
+    finally:
+        os.close(fd)
+    assert main(["train", "--resume", str(tiny_run), "train.epochs=3"]) == 0  # the lock goes with its holder
+
+
+def test_resuming_a_finished_run_has_nothing_to_do_and_the_ledger_adds_sessions_up(tiny_run, capsys):
+    before = snapshot(tiny_run)
+    assert main(["train", "--resume", str(tiny_run)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert snapshot(tiny_run) == before
+    first = json.loads((tiny_run / "report.json").read_text())["cost"]
+    assert main(["train", "--resume", str(tiny_run), "train.epochs=3"]) == 0
+    cost = json.loads((tiny_run / "report.json").read_text())["cost"]
+    assert cost["sessions"] == 2 and cost["this_session"]["steps"] == 4 and cost["steps"] == 12
+    assert cost["wall_seconds"] == pytest.approx(first["wall_seconds"] + cost["this_session"]["wall_seconds"], abs=2e-3)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--n", "10000000", "--out", "{tmp}/big.npy"], "more than the 50,000 images one call draws"),
+    (["--n", "20000", "--out", "{tmp}/big.png"], "a PNG grid holds at most 10,000 images"),
+])
+def test_sizes_are_bounded(tiny_run, tmp_path, capsys, args, expected):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["generate", str(tiny_run), *args]) == 2
+    one_error_line(capsys, expected)
+    assert not list(tmp_path.glob("big*")) and not list(tmp_path.glob(".big*"))
+
+
+@pytest.mark.parametrize("damage, command, expected", [
+    ("report.json", ["train", "--resume", "{run}", "train.epochs=3"], "is not a valid run report"),
+    ("checkpoints/last/meta.json", ["train", "--resume", "{run}"], "is not a valid checkpoint description"),
+])
+def test_corrupt_run_files_are_one_line(tiny_run, capsys, damage, command, expected):
+    (tiny_run / damage).write_bytes(b"\x00\xff not json")
+    before = snapshot(tiny_run)
+    assert main([a.replace("{run}", str(tiny_run)) for a in command]) == 2
+    one_error_line(capsys, expected)
+    assert snapshot(tiny_run) == before
+
+
+def test_failed_trainings_leave_no_folder_behind(tmp_path, capsys):
+    (tmp_path / "one-line.txt").write_text("hi\n")
+    run = tmp_path / "run"
+    assert main(["train", "char-gpt-kjv", f"data.corpus={tmp_path / 'one-line.txt'}", "--out", str(run)]) == 2
+    one_error_line(capsys, "holds no text")
+    assert not run.exists()
+
+
+def test_labels_outside_the_classes_are_one_line(tmp_path, tiny_idx_dir, capsys):
+    from genlab.data.idx import read_idx, write_idx
+
+    shutil.copytree(tiny_idx_dir, tmp_path / "idx")
+    path = tmp_path / "idx" / "train-labels-idx1-ubyte.gz"
+    labels = read_idx(path).copy()
+    labels[0] = 12
+    write_idx(path, labels)
+    assert main(["train", "conditional-mlp-mnist", *tiny_overrides(tmp_path / "idx"), "--out",
+                 str(tmp_path / "run")]) == 2
+    one_error_line(capsys, "train labels run from 0 to 12, outside the 10 classes")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_uncreatable_data_dir_still_lists(monkeypatch, capsys):
+    monkeypatch.setenv("GENLAB_DATA_DIR", "/proc/genlab-cannot-be-here")
+    assert main(["data", "list"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_everywhere(tmp_path, tiny_idx_dir):
+    """A real SIGINT to a real training process: one line, status 130, and the run resumes."""
+    run = tmp_path / "run"
+    overrides = tiny_overrides(tiny_idx_dir, **{"train.epochs": 200})
+    proc = subprocess.Popen([sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", *overrides, "--out",
+                             str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (run / "config.yaml").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "resumable checkpoint saved" in err
+    step = int(err.split("interrupted at step ")[1].split(";")[0])
+    assert main(["train", "--resume", str(run), f"train.epochs={step // 4 + 1}"]) == 0  # a few more steps
+
+
+def test_kill_9_at_random_moments_never_breaks_the_run(tmp_path, tiny_idx_dir):
+    """kill -9 at random moments (start-up, steps, checkpoint saves) twenty times, resuming after each:
+    the run always resumes, and finishes with exactly the weights of an uninterrupted run."""
+    overrides = tiny_overrides(tiny_idx_dir, **{"train.epochs": 10, "train.ema_decay": 0.9,
+                                                "train.sample_every": 100})  # no quick FID: steps and saves
+    reference = tmp_path / "reference"
+    assert main(["train", "essay-mlp-mnist", *overrides, "--out", str(reference)]) == 0
+    rng, kills, trial = random.Random(0), 0, 0
+    env = {**os.environ, "GENLAB_OFFLINE": "1"}
+
+    def start(run: Path) -> subprocess.Popen:
+        fresh = not (run / "config.yaml").is_file()  # killed before the run came into being: train into it again
+        argv = ["train", "essay-mlp-mnist", *overrides, "--out", str(run)] if fresh else ["train", "--resume", str(run)]
+        return subprocess.Popen([sys.executable, "-m", "genlab", *argv], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env=env)
+
+    while kills < 20:
+        run = tmp_path / f"run{trial}"
+        while kills < 20:
+            proc = start(run)
+            try:
+                proc.wait(timeout=rng.uniform(0.5, 3.0))
+            except subprocess.TimeoutExpired:
+                proc.kill()  # SIGKILL: no handler runs, nothing is flushed or cleaned up
+                proc.wait()
+                kills += 1
+                continue
+            assert proc.returncode == 0, proc.stderr.read().decode()
+            break  # it finished between two kills: check it, then kill a new run
+        else:
+            proc = start(run)  # twenty kills: let it finish
+            assert proc.wait(timeout=600) == 0, proc.stderr.read().decode()
+        assert_same_weights(weights(reference), weights(run))
+        trial += 1
+
+
+def test_threads_leave_the_cores_of_other_running_processes(monkeypatch):
+    from genlab.core import threads
+
+    monkeypatch.delenv("GENLAB_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "INTERVAL_S", 0)
+    for running, expected in ((1, 2), (2, 1), (5, 1)):  # /proc/loadavg counts this process too
+        monkeypatch.setattr("builtins.open", lambda *a, r=running, **k: __import__("io").StringIO(f"0 0 0 {r}/90 1"))
+        assert threads.default_threads() == expected
+    monkeypatch.undo()
+    monkeypatch.setenv("GENLAB_THREADS", "0")
+    with pytest.raises(GenlabError, match="GENLAB_THREADS must be a positive integer"):
+        threads.configure_threads()
