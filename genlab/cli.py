@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. The one error boundary: whatever a user's input or files cause is one line on
     stderr — exit 2 for bad input, 130 for Ctrl-C — and a closed stdout (`| head`) ends quietly."""
     args = parse_args(argv)
+    warnings.formatwarning = lambda message, *rest, **kw: f"genlab: warning: {message}\n"
     try:
         args.func(args)
     except Interrupted as exc:

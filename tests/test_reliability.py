@@ -195,3 +195,48 @@ def test_threads_leave_the_cores_of_other_running_processes(monkeypatch):
     monkeypatch.setenv("GENLAB_THREADS", "0")
     with pytest.raises(GenlabError, match="GENLAB_THREADS must be a positive integer"):
         threads.configure_threads()
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory) -> Path:
+    from genlab.tasks import TASKS
+
+    folder = tmp_path_factory.mktemp("lm")
+    tiny = TASKS["lm"].tiny(folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENLAB_OFFLINE", "1")
+        assert main(["train", tiny.recipe, *tiny.overrides, "--out", str(folder / "run")]) == 0
+    return folder / "run"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["generate", "{lm}", "--prompt", "thou", "--temperature", "nan"], "temperature must be a finite number"),
+    (["generate", "{lm}", "--prompt", "thou", "--n", "3"], "does not take n for generate"),
+    (["generate", "{lm}", "--prompt", "thou", "--label", "3"], "does not take label for generate"),
+    (["eval-nets", "train", "--epochs", "0", "--out", "{tmp}/nets"], "epochs must be positive"),
+    (["train", "/nonexistent/dir/essay-mlp-mnist.yaml"], "recipe file /nonexistent/dir/essay-mlp-mnist.yaml not found"),
+    (["train", "essay-mlp-mnist", "train.max_minutes=nan"], "'train.max_minutes' must be a finite number"),
+])
+def test_more_bad_input_is_one_line(lm_run, tmp_path, capsys, monkeypatch, argv, expected):
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(lm_run)
+    assert main([a.replace("{lm}", str(lm_run)).replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    one_error_line(capsys, expected)
+    assert snapshot(lm_run) == before and list(tmp_path.iterdir()) == []
+
+
+def test_characters_a_char_model_never_saw_are_named_once(lm_run):
+    result = subprocess.run([sys.executable, "-m", "genlab", "generate", str(lm_run), "--prompt", "thou ßß",
+                             "--max-tokens", "3", "--seed", "0"], capture_output=True, text=True,
+                            env={**os.environ, "GENLAB_OFFLINE": "1"})
+    assert result.returncode == 0 and result.stdout.startswith("thou ßß")
+    assert result.stderr.splitlines() == ["genlab: warning: the model never saw 'ß' in training: read as <unk>"]
+
+
+def test_a_reader_that_goes_away_ends_generation_quietly(lm_run):
+    proc = subprocess.Popen([sys.executable, "-m", "genlab", "generate", str(lm_run), "--prompt", "thou",
+                             "--max-tokens", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "GENLAB_OFFLINE": "1"})
+    proc.stdout.close()  # `| head -c 0`: nothing will read what genlab prints
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""

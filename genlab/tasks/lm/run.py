@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from genlab.core.run import CostMeter, RunDir
 from genlab.core.task import RunHandle
 from genlab.data.tokens import corpus_texts, open_tokens, write_tokens
 from genlab.errors import GenlabError
-from genlab.io.tokenizers import Tokenizer, load_tokenizer
+from genlab.io.tokenizers import UNK, Tokenizer, load_tokenizer
 from genlab.models.generation import stream
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.lm.recipe import LMRecipe
@@ -44,6 +45,11 @@ class LMRun(RunHandle):
         are generated. temperature 0 is greedy; the text ends before `stop`."""
         if prompt is None:
             raise GenlabError("a language-model run needs a prompt (--prompt TEXT)")
+        unk = self.tokenizer.token_id(UNK)
+        unseen = sorted({c for c in prompt if unk is not None and self.tokenizer.encode(c) == [unk]})
+        if unseen:  # a char model cannot read them: say so rather than silently answer something else
+            warnings.warn(f"the model never saw {', '.join(map(repr, unseen))} in training: read as {UNK}",
+                          stacklevel=2)
         pieces = stream_text(self.model, self.tokenizer, prompt, max_tokens, temperature, top_k, top_p, stop, seed)
         return pieces if stream else "".join(pieces)
 
