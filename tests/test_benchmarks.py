@@ -35,7 +35,7 @@ def positive(value) -> bool:
 
 
 @pytest.mark.parametrize("script", ["gan_benchmark.py", "text_benchmark.py", "lora_benchmark.py",
-                                    "finetune_benchmark.py"])
+                                    "finetune_benchmark.py", "threads_benchmark.py"])
 def test_every_benchmark_script_imports_and_explains_itself(script):
     """`--help` imports the script and everything it uses from genlab: a stale import fails here."""
     assert run_script(script, "--help").stdout.startswith("usage:")
@@ -129,3 +129,15 @@ def test_finetune_benchmark_judges_its_targets_from_report_rows():
     rows = [{("dataset" if k == "task" else k): v for k, v in row.items()} for row in committed["runs"]]
     assert [row["run"] for row in rows] == module.RECIPES
     assert module.targets(rows) == committed["targets"]
+
+
+def test_threads_benchmark_quick(tmp_path):
+    out = tmp_path / "threads.json"
+    subprocess.run([sys.executable, str(BENCHMARKS / "threads_benchmark.py"), "--quick", "--out", str(out)], check=True,
+                   capture_output=True)
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"quiet", "one busy process"}
+    for by_setting in results.values():
+        assert set(by_setting) == {"1 thread", "all cores", "genlab default"}
+        assert by_setting["1 thread"]["threads"] == [1]
+        assert all(e["median_steps_per_s"] > 0 and math.isfinite(e["median_steps_per_s"]) for e in by_setting.values())
