@@ -10,8 +10,8 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.io.hf import load_hf_bert, minilm_path, save_bert, save_gpt2
-from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.io.tokenizers import load_tokenizer
+from genlab.models.transformer import Transformer, TransformerConfig
 
 transformers = pytest.importorskip("transformers")
 

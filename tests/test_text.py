@@ -10,11 +10,18 @@ from safetensors.torch import load_file, save_file
 
 from genlab.data import text
 from genlab.errors import GenlabError
-from genlab.models.generation import generate, stream
 from genlab.io.hf import load_gpt2, save_gpt2
-from genlab.models.transformer import Transformer, TransformerConfig
-from genlab.tasks.lm.objectives import IGNORE_INDEX, causal_lm_loss, l2_regularizer, mask_tokens, masked_lm_loss, total_loss
 from genlab.io.tokenizers import build_tokenizer, load_tokenizer
+from genlab.models.generation import generate, stream
+from genlab.models.transformer import Transformer, TransformerConfig
+from genlab.tasks.lm.objectives import (
+    IGNORE_INDEX,
+    causal_lm_loss,
+    l2_regularizer,
+    mask_tokens,
+    masked_lm_loss,
+    total_loss,
+)
 
 SWORD = pytest.mark.skipif(
     not (text.SWORD_DIR / "mods.d" / "engKJV2006eb.conf").is_file(), reason="Debian sword-text-kjv not installed"
