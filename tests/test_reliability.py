@@ -240,3 +240,19 @@ def test_a_reader_that_goes_away_ends_generation_quietly(lm_run):
     proc.stdout.close()  # `| head -c 0`: nothing will read what genlab prints
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == ""
+
+
+def test_an_interrupted_session_still_counts_in_the_ledger(tmp_path, tiny_idx_dir):
+    run = tmp_path / "run"
+    overrides = tiny_overrides(tiny_idx_dir, **{"train.epochs": 200, "train.sample_every": 1000})
+    proc = subprocess.Popen([sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", *overrides, "--out",
+                             str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (run / "config.yaml").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    cost = json.loads((run / "report.json").read_text())["cost"]
+    assert cost["stopped_by"] == "interrupted" and cost["sessions"] == 1 and cost["steps"] > 0
+    assert cost["wall_seconds"] > 1.0

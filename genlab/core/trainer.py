@@ -63,6 +63,7 @@ class Trainer:
         self.total_flops = 0
         self.train_seconds = 0.0  # accumulated over resumed sessions
         self.best_score = float("inf")  # of task.best_metric, lower is better
+        self.interrupted_summary: dict[str, Any] | None = None  # what fit had done when Ctrl-C stopped it
 
     # checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -191,9 +192,15 @@ class Trainer:
             bar.close()
             self.train_seconds += time.perf_counter() - session_start
             self.save()
+            self.interrupted_summary = self.summary("interrupted", start_step)
             raise Interrupted(f"interrupted at step {self.step}; resumable checkpoint saved in "
                               f"{self.run.checkpoint_dir} (run `genlab train --resume {self.run.path}`)") from None
         bar.close()
+        return self.summary(stopped_by, start_step)
+
+    def summary(self, stopped_by: str, start_step: int) -> dict[str, Any]:
+        """The ledger entries the loop measured, cumulative over the run's sessions."""
+        loop = self.loop
         return {
             "stopped_by": stopped_by,
             "steps": self.step,
@@ -315,16 +322,22 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False) -> 
         if env.is_main:
             print(f"data: {training.data_source}; run: {run_path}"
                   + (f" (resumed at step {trainer.step})" if resume else ""))
-        summary = trainer.fit()
-        session = meter.snapshot(env.device.type)
-        run.update_report("cost", {
-            **_ledger(summary, session, earlier),
-            "processes": env.world_size,
-            "threads": torch.get_num_threads(),
-            "device": str(env.device),
-            "parameters": {name: count_parameters(m) for name, m in training.modules.items()},
-            "data_source": training.data_source,
-        })
+        def write_ledger(summary: dict[str, Any]) -> None:
+            run.update_report("cost", {
+                **_ledger(summary, meter.snapshot(env.device.type), earlier),
+                "processes": env.world_size,
+                "threads": torch.get_num_threads(),
+                "device": str(env.device),
+                "parameters": {name: count_parameters(m) for name, m in training.modules.items()},
+                "data_source": training.data_source,
+            })
+
+        try:
+            write_ledger(trainer.fit())
+        except Interrupted:
+            if trainer.interrupted_summary is not None:  # the session counts, up to its checkpoint
+                write_ledger(trainer.interrupted_summary)
+            raise
         run.close()
         return run.read_report()
     except BaseException:

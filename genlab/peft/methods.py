@@ -75,9 +75,9 @@ def load_delta(model: nn.Module, folder: Path) -> dict[str, Any]:
     meta = read_folder_meta(folder, DELTA_WEIGHTS, DELTA_CONFIG, FORMAT, "fine-tuning delta")
     tensors = read_tensors(folder / DELTA_WEIGHTS)
     base = fingerprint(model, set(tensors))
-    if base != meta["base_fingerprint"]:
+    if base != meta.get("base_fingerprint"):
         raise GenlabError(f"{folder} was trained on a different base model (base fingerprint "
-                          f"{meta['base_fingerprint'][:12]}, this base {base[:12]})")
+                          f"{str(meta.get('base_fingerprint'))[:12]}, this base {base[:12]})")
     expected = trainable_tensors(model)
     check_tensors(tensors, expected, folder / DELTA_WEIGHTS)
     with torch.no_grad():
