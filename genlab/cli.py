@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. The one error boundary: whatever a user's input or files cause is one line on
     stderr — exit 2 for bad input, 130 for Ctrl-C — and a closed stdout (`| head`) ends quietly."""
     args = parse_args(argv)
-    warnings.formatwarning = lambda message, *rest, **kw: f"genlab: warning: {message}\n"
+    plain_format = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"genlab: warning: {message}\n"
     try:
         args.func(args)
     except Interrupted as exc:
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"genlab: error: {type(exc).__name__}{where}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = plain_format
     return 0
 
 
