@@ -93,13 +93,15 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else None
     if out is not None and not out.parent.is_dir():
         raise GenlabError(f"--out {out}: folder {out.parent} does not exist")
+    suffixes = handle.output_suffixes  # runs that generate files (images): checked before any sampling
+    if suffixes and (out is None or out.suffix not in suffixes):
+        raise GenlabError(f"a '{handle.task}' run writes files: pass --out FILE ending in {' or '.join(suffixes)}"
+                          + (f", not {out}" if out is not None else ""))
     if out is None and "stream" in handle.options("generate"):
         _print_stream(options.get("prompt", ""), handle.generate(**options, stream=True))
         return
     result = handle.generate(**options)
-    if hasattr(result, "save"):  # files: images (and audio, later)
-        if out is None:
-            raise GenlabError(f"a '{handle.task}' run writes files: pass --out FILE (e.g. samples.png or samples.npy)")
+    if suffixes:
         result.save(out)
         print(f"wrote {len(result)} samples to {out}")
     elif out is not None:

@@ -2,6 +2,7 @@
 training through the Python API, and weight comparison."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,14 @@ from genlab import api
 from genlab.tasks.gan.tiny import write_tiny_mnist
 
 
+# One thread count for every run of the session, module fixtures and subprocesses included, so that runs
+# compared bit for bit never depend on the machine's load at the moment each was made.
+os.environ["GENLAB_THREADS"] = "2"
+
+
 @pytest.fixture(autouse=True)
 def offline_data(tmp_path_factory, monkeypatch):
-    """Never download in tests and never touch the user's data cache. One thread count for every run of
-    the session, so that runs compared bit for bit do not depend on the machine's load at the time."""
-    monkeypatch.setenv("GENLAB_THREADS", "2")
+    """Never download in tests and never touch the user's data cache."""
     monkeypatch.setenv("GENLAB_OFFLINE", "1")
     monkeypatch.setenv("GENLAB_DATA_DIR", str(tmp_path_factory.mktemp("data-cache")))
 

@@ -147,7 +147,7 @@ def test_corrupt_data_file_fails_cleanly(tmp_path, tiny_idx_dir, capsys):
     (["--label", "3"], "needs a class-conditional model"),
     (["--out", "/proc/genlab-samples.png"], "cannot write"),
     (["--out", "{tmp}/missing/dir/s.png"], "does not exist"),
-    (["--out", "{tmp}/samples.jpg"], "must end in .png or .npy"),
+    (["--out", "{tmp}/samples.jpg"], "pass --out FILE ending in .png or .npy, not"),
     (["--prompt", "a seven"], "a 'gan' run does not take prompt for generate (it takes: n, label, seed)"),
 ])
 def test_generate_bad_input(trained_runs, tmp_path, capsys, args, expected):
@@ -157,6 +157,11 @@ def test_generate_bad_input(trained_runs, tmp_path, capsys, args, expected):
     assert main(["generate", str(trained_runs / "plain"), *args]) == 2
     one_error_line(capsys, expected)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_image_runs_need_an_out_file(trained_runs, capsys):
+    assert main(["generate", str(trained_runs / "plain"), "--n", "4"]) == 2
+    one_error_line(capsys, "a 'gan' run writes files: pass --out FILE ending in .png or .npy")
 
 
 def test_eval_bad_n(trained_runs, capsys):

@@ -51,6 +51,8 @@ class RunHandle:
     keyword arguments are the options the CLI and the server offer for that task.
     """
 
+    output_suffixes: tuple[str, ...] = ()  # a run whose generate returns files (with .save) names their kinds
+
     def __init__(self, run: RunDir, recipe: Any, checkpoint: str):
         self.run, self.recipe, self.checkpoint = run, recipe, checkpoint
 

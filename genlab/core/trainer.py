@@ -296,12 +296,13 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False) -> 
             raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it "
                               "or choose another --out")
         if env.is_main:
-            created = _first_missing(run.path.absolute())
+            missing = _first_missing(run.path.absolute())
             try:
                 run.path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise GenlabError(f"cannot create run directory {run_path}: {exc.strerror or exc}") from None
             lock = _lock(run.path)
+            created = missing  # ours to remove on failure only once we hold the lock: never another's folder
         torch.manual_seed(recipe.seed)
         training = task.training(recipe, env, run)
         t = recipe.train
@@ -322,6 +323,7 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False) -> 
         if env.is_main:
             print(f"data: {training.data_source}; run: {run_path}"
                   + (f" (resumed at step {trainer.step})" if resume else ""))
+
         def write_ledger(summary: dict[str, Any]) -> None:
             run.update_report("cost", {
                 **_ledger(summary, meter.snapshot(env.device.type), earlier),

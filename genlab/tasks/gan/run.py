@@ -10,7 +10,7 @@ from genlab.core.task import RunHandle
 from genlab.data import load_image_dataset
 from genlab.evaluation.classifier import load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
-from genlab.io.images import GeneratedImages
+from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
 from genlab.models.gan import GANConfig, build_gan, sample_images
 from genlab.tasks.gan.recipe import GanRecipe
 
@@ -18,6 +18,7 @@ EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one chec
 
 
 class GanRun(RunHandle):
+    output_suffixes = IMAGE_SUFFIXES
     def __init__(self, run: RunDir, recipe: GanRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
         folder, meta = open_run_checkpoint(run, checkpoint, "gan")
