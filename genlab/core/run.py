@@ -78,11 +78,6 @@ class RunDir:
             raise GenlabError(f"{self.config_path} is not a recipe (a YAML mapping)")
         return tree
 
-    @property
-    def task(self) -> str:
-        """The name of the task that made the run ("gan", "lm", ...), from its resolved recipe."""
-        return str(self.read_config().get("task", "gan"))
-
     def log(self, step: int, metrics: dict[str, float]) -> None:
         if not self.is_writer:
             return
