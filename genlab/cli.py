@@ -6,10 +6,12 @@ cause is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shlex
 import sys
+import typing
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,11 +28,49 @@ from genlab.errors import GenlabError
 from genlab.evaluation import compare
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
 from genlab.io.files import atomic_write_text
-from genlab.tasks import task_of_run
+from genlab.tasks import TASKS, task_of_run
 
-# CLI option -> keyword of RunHandle.generate; only the options a user gives are passed on, and a
-# run whose task does not take one refuses it in one line.
-GENERATE_OPTIONS = ("n", "label", "seed", "prompt", "max_tokens", "temperature", "top_k", "top_p", "stop")
+# What the options of `generate` and `eval` mean, where several tasks share one. The options themselves are
+# the keyword arguments of the registered tasks' RunHandle.generate / .evaluate (see task_options).
+OPTION_HELP = {
+    "n": "how many samples", "label": "class to generate (conditional models)", "seed": "random seed",
+    "prompt": "text to continue, transform or classify", "max_tokens": "new tokens at most",
+    "temperature": "0 = greedy", "top_k": "sample among the k likeliest tokens",
+    "top_p": "sample among the likeliest tokens covering p", "stop": "end the text before this string",
+}
+HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an option of its own
+
+
+def _scalar(tp: Any) -> type:
+    """int | None -> int: the type argparse converts an option's text to."""
+    options = [t for t in typing.get_args(tp) if t is not type(None)] or [tp]
+    return options[0]
+
+
+def task_options(method: str) -> dict[str, tuple[type, dict[str, Any]]]:
+    """Every keyword argument of `method` over the registered tasks: name -> (type, {task: its default}).
+    A new task's options reach the CLI without an edit here."""
+    found: dict[str, tuple[type, dict[str, Any]]] = {}
+    for name, task in TASKS.items():
+        function = getattr(task.open, method)
+        hints = typing.get_type_hints(function)
+        for param in list(inspect.signature(function).parameters.values())[1:]:  # after self
+            if param.name in HANDLED_BY_THE_CLI:
+                continue
+            tp = _scalar(hints[param.name])
+            known_tp, defaults = found.setdefault(param.name, (tp, {}))
+            if known_tp is not tp:
+                raise TypeError(f"option {param.name} is {known_tp.__name__} in one task, {tp.__name__} in '{name}'")
+            defaults[name] = param.default
+    return found
+
+
+def _add_task_options(parser: argparse.ArgumentParser, method: str) -> None:
+    for option, (tp, defaults) in task_options(method).items():
+        where = ", ".join(f"{task}: {default}" if default is not None else task for task, default in defaults.items())
+        # SUPPRESS: an option not given is not passed on, so each task keeps its own default
+        parser.add_argument("--" + option.replace("_", "-"), dest=option, type=tp, default=argparse.SUPPRESS,
+                            help=f"{OPTION_HELP.get(option, option)} ({where})")
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
@@ -71,7 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     handle = api.load(args.run, args.checkpoint)
-    options = {"n": args.n} if args.n is not None else {}
+    options: dict[str, Any] = {k: getattr(args, k) for k in task_options("evaluate") if hasattr(args, k)}
     handle.check_options("evaluate", options)
     metrics = handle.evaluate(**options)
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
@@ -88,7 +128,7 @@ def _print_stream(prompt: str, pieces: Iterator[str]) -> None:
 
 def _cmd_generate(args: argparse.Namespace) -> None:
     handle = api.load(args.run, args.checkpoint)
-    options: dict[str, Any] = {k: getattr(args, k) for k in GENERATE_OPTIONS if hasattr(args, k)}
+    options: dict[str, Any] = {k: getattr(args, k) for k in task_options("generate") if hasattr(args, k)}
     handle.check_options("generate", options)
     out = Path(args.out) if args.out else None
     if out is not None and not out.parent.is_dir():
@@ -169,8 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="score a run on held-out data; writes report.json")
     evaluate.add_argument("run")
-    evaluate.add_argument("--n", type=int, help="image runs: number of generated samples "
-                          "(default: recipe eval.num_samples)")
+    _add_task_options(evaluate, "evaluate")
     evaluate.add_argument("--checkpoint", choices=["last", "best"], default="last",
                           help="best = the period with the best quick score during training")
     evaluate.set_defaults(func=_cmd_eval)
@@ -178,17 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="images to --out FILE.png/.npy; text runs: stream a "
                                    "continuation of --prompt; fine-tuned runs: answer --prompt")
     generate.add_argument("run")
-    hidden = argparse.SUPPRESS  # an option not given is not passed on: each task keeps its own defaults
-    generate.add_argument("--n", type=int, default=hidden, help="images to draw (default 64)")
-    generate.add_argument("--label", type=int, default=hidden, help="class to generate (conditional models)")
-    generate.add_argument("--seed", type=int, default=hidden)
-    generate.add_argument("--prompt", default=hidden, help="text to continue, transform or classify")
-    generate.add_argument("--max-tokens", type=int, default=hidden, help="new tokens at most (default 256)")
-    generate.add_argument("--temperature", type=float, default=hidden, help="0 = greedy (default 1)")
-    generate.add_argument("--top-k", type=int, default=hidden, help="sample among the k likeliest tokens")
-    generate.add_argument("--top-p", type=float, default=hidden,
-                          help="sample among the likeliest tokens covering p")
-    generate.add_argument("--stop", default=hidden, help="end the text before this string")
+    _add_task_options(generate, "generate")
     generate.add_argument("--out", help="write the result here: FILE.png (grid) or FILE.npy for images, "
                           "a text file otherwise")
     generate.add_argument("--checkpoint", choices=["last", "best"], default="last")

@@ -107,7 +107,8 @@ class Task:
     name: str
     recipe_type: type  # the recipe dataclass; its `task` field defaults to `name`
     training: Callable[[Any, DistEnv, RunDir], Training]  # builds the trainer's object from a recipe
-    open: Callable[[RunDir, Any, str], RunHandle]  # (run, recipe, "last" | "best") -> handle
+    open: type[RunHandle]  # the handle class: open(run, recipe, "last" | "best"); its generate/evaluate
+    #                        keyword arguments become the CLI's options
     eval_section: str  # the report.json section that RunHandle.evaluate writes
     tiny: Callable[[Path], TinyRun]  # writes tiny data into a folder; returns the run to make there
     upgrade: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda tree: tree)  # old config keys
