@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from genlab.core.launch import train_run
 from genlab.core.recipe import apply_override, read_recipe_tree
 from genlab.core.run import RunDir
 from genlab.core.task import RunHandle
 from genlab.core.threads import configure_threads
-from genlab.core.trainer import train_run
 from genlab.errors import GenlabError
 from genlab.tasks import get_task, recipe_from_tree, task_of_run
 

@@ -12,7 +12,6 @@ from safetensors.torch import load_file
 from genlab import api
 from genlab.tasks.gan.tiny import write_tiny_mnist
 
-
 # One thread count for every run of the session, module fixtures and subprocesses included, so that runs
 # compared bit for bit never depend on the machine's load at the moment each was made.
 os.environ["GENLAB_THREADS"] = "2"

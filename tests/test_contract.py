@@ -20,7 +20,8 @@ import pytest
 
 import genlab
 from genlab.cli import main
-from genlab.core.trainer import Interrupted, train_run
+from genlab.core.launch import train_run
+from genlab.core.trainer import Interrupted
 from genlab.tasks import TASKS, load_recipe
 from tests.conftest import assert_same_weights, weights
 
