@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from genlab.cli import main
 from tests.conftest import tiny_overrides
@@ -60,6 +62,42 @@ def test_generate_png_and_npy(trained_runs, tmp_path):
     assert 0.0 <= samples.min() and samples.max() <= 1.0
     main(["generate", str(trained_runs / "plain"), "--n", "5", "--out", str(tmp_path / "again.npy"), "--seed", "3"])
     np.testing.assert_array_equal(samples, np.load(tmp_path / "again.npy"))
+
+
+def class_template_generator(run: Path) -> None:
+    """Overwrite a conditional MLP run's generator with weights that draw the mean test digit of the class
+    asked for, whatever the noise: a generator whose labels the evaluator is sure to recognise."""
+    from genlab.data import load_image_dataset
+    from genlab.evaluation.classifier import to_tensor
+    from genlab.io.weights import save_tensors
+
+    data = load_image_dataset("mnist")
+    means = torch.stack([to_tensor(data.test_images[data.test_labels == c]).mean(0).flatten() for c in range(10)])
+    logits = torch.logit(means.clamp(0.02, 0.98)) * 3  # (10, 784): sigmoid(3 logit) sharpens the strokes
+    folder = run / "checkpoints" / "last"
+    for path in folder.glob("generator*.safetensors"):
+        tensors = load_file(str(path))
+        for key in tensors:
+            tensors[key] = torch.zeros_like(tensors[key])
+        for layer in (0, 2, 4):  # the one-hot label (inputs 100..109 of the first layer) passes through the ReLUs
+            first = 100 if layer == 0 else 0
+            tensors[f"body.{layer}.weight"][torch.arange(10), first + torch.arange(10)] = 1.0
+        tensors["body.6.weight"][:, :10] = logits.T  # (784, 10): one template per class
+        save_tensors(path, tensors)
+
+
+def test_label_picks_the_class_the_evaluator_sees(trained_runs, tmp_path):
+    from genlab.evaluation.classifier import load_evaluator
+
+    run = tmp_path / "cond"
+    shutil.copytree(trained_runs / "cond", run)
+    class_template_generator(run)
+    evaluator = load_evaluator("mnist")
+    for label in (7, 3):
+        out = tmp_path / f"{label}.npy"
+        assert main(["generate", str(run), "--n", "8", "--label", str(label), "--seed", "5", "--out", str(out)]) == 0
+        predicted = evaluator(torch.from_numpy(np.load(out))[:, None]).argmax(1)
+        assert predicted.tolist() == [label] * 8
 
 
 def test_generate_conditional_label(trained_runs, tmp_path):

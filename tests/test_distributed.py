@@ -17,7 +17,9 @@ from tests.conftest import tiny_overrides
 def train_one_and_two(tmp_path, args: list[str]) -> None:
     """`genlab train ARGS` in 1 process (RUN tmp_path/one) and in 2 torchrun processes (tmp_path/two)."""
     base = ["-m", "genlab", "train", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENLAB_OFFLINE": "1"}
+    # One thread a process, as torchrun gives each (the suite's GENLAB_THREADS would override it).
+    env = {**{k: v for k, v in os.environ.items() if k != "GENLAB_THREADS"}, "OMP_NUM_THREADS": "1",
+           "GENLAB_OFFLINE": "1"}
     single = subprocess.run([sys.executable, *base, "--out", str(tmp_path / "one")],
                             capture_output=True, text=True, env=env)
     assert single.returncode == 0, single.stderr
