@@ -66,7 +66,7 @@ class GeneratedImages:
 
     def numpy(self) -> np.ndarray:
         """(N, H, W) float32 in [0, 1]."""
-        return self.images.detach().clamp(0, 1).cpu().numpy()[:, 0].astype(np.float32)
+        return self.images.detach()[:, 0].float().cpu().clamp(0, 1).numpy()  # one copy, made by clamp
 
     def grid(self) -> Image.Image:
         """All images as one PIL grid."""

@@ -138,12 +138,12 @@ def sample_images(generator: Generator, n: int, seed: int, label: int | None = N
     labels = None
     if num_classes:
         labels = torch.full((n,), label) if label is not None else torch.arange(n) % num_classes
-    chunks = []
+    images = torch.empty(n, *IMAGE_SHAPE)  # filled in place: no second copy of all n images
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
         z = (fixed_z[start:start + size] if fixed_z is not None
              else torch.randn(size, generator.config.latent_dim, generator=noise)).to(device)
         chunk_labels = labels[start:start + len(z)].to(device) if labels is not None else None
-        chunks.append(generator(z, chunk_labels).cpu())
+        images[start:start + size] = generator(z, chunk_labels).cpu()
     generator.train(was_training)
-    return torch.cat(chunks), labels
+    return images, labels
