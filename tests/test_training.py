@@ -3,6 +3,8 @@ architectures, a checkpoint of another architecture, an interrupted checkpoint r
 Ctrl-C and resume for every task are in test_contract.py.)"""
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from genlab.errors import GenlabError
@@ -83,3 +85,17 @@ def test_resume_after_an_interrupted_checkpoint_rename(tmp_path, tiny_idx_dir):
     report = train(ESSAY, tmp_path / "cut", ["train.epochs=2"], resume=True)
     assert report["cost"]["steps_this_session"] == 4
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
+
+
+def test_a_save_killed_while_deleting_the_previous_checkpoint(tmp_path, tiny_idx_dir):
+    """Killed inside the last step of a save (deleting last.old): a partial last.old stays beside a complete
+    last; the resumed run must still save over it and end with the uninterrupted weights."""
+    train(ESSAY, tmp_path / "full", tiny_overrides(tiny_idx_dir))
+    train(ESSAY, tmp_path / "cut", tiny_overrides(tiny_idx_dir, **{"train.epochs": 1}))
+    checkpoints = tmp_path / "cut" / "checkpoints"
+    shutil.copytree(checkpoints / "last", checkpoints / "last.old")
+    (checkpoints / "last.old" / "meta.json").unlink()  # half deleted
+    report = train(ESSAY, tmp_path / "cut", ["train.epochs=2"], resume=True)
+    assert report["cost"]["steps_this_session"] == 4
+    assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best", "last"]

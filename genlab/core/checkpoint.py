@@ -26,12 +26,13 @@ from genlab.io.weights import check_tensors, read_tensors, save_tensors
 def save_checkpoint(folder: Path, modules: dict[str, nn.Module], state: dict[str, Any],
                     meta: dict[str, Any]) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # what a save killed while writing left
     tmp.mkdir(parents=True)
     for name, module in modules.items():
         save_tensors(tmp / f"{name}.safetensors", module.state_dict())
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    recover_interrupted_save(folder)
     old = folder.with_name(folder.name + ".old")
     if folder.exists():
         folder.rename(old)
@@ -40,9 +41,15 @@ def save_checkpoint(folder: Path, modules: dict[str, nn.Module], state: dict[str
 
 
 def recover_interrupted_save(folder: Path) -> None:
-    """An interrupt between save_checkpoint's two renames leaves only `<folder>.old`: put it back."""
+    """Undo what a save killed between its steps left: a complete `<folder>.old` alone (killed between the
+    two renames) goes back into place; a `<folder>.old` beside a complete folder (killed while deleting it)
+    goes, so that the next save can rename the folder to it."""
     old = folder.with_name(folder.name + ".old")
-    if not (folder / "meta.json").is_file() and (old / "meta.json").is_file():
+    if not old.exists():
+        return
+    if (folder / "meta.json").is_file():
+        shutil.rmtree(old, ignore_errors=True)
+    elif (old / "meta.json").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         old.rename(folder)
 
