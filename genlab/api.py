@@ -51,13 +51,13 @@ def fit(recipe: str | Path, out: str | Path | None = None, overrides: list[str] 
         **settings: Any) -> tuple[Path, dict[str, Any]]:
     """Train a recipe into `out` (default runs/<recipe name>), or with resume=True continue the run in
     `recipe`'s place; returns the run directory and its report. What `genlab train` calls."""
-    configure_threads()
     if resume:
         run_path = Path(recipe)
         tree = RunDir(run_path).read_config()
         if out is not None and Path(out) != run_path:
             raise GenlabError("--out and --resume RUN name two run directories: drop --out")
     else:
+        configure_threads()  # a resumed run takes the count its checkpoint recorded (Trainer.resume)
         tree = read_recipe_tree(recipe)
     for assignment in overrides:
         apply_override(tree, assignment)

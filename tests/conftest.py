@@ -60,3 +60,18 @@ def assert_same_weights(a: dict, b: dict) -> None:
         assert a[name].keys() == b[name].keys(), f"{name}: different tensors"
         for key in a[name]:
             assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs"
+
+
+def one_error_line(capsys, expected: str = "") -> str:
+    """What a user must see after bad input: exactly one `genlab: error:` line on stderr, no traceback."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genlab: error:") and "Traceback" not in err, err
+    assert expected in lines[0], lines[0]
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
+    """Every file and folder below `folder` with its modification time and size: equal snapshots mean a
+    command wrote, removed or changed nothing there."""
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")} if folder.exists() else {}

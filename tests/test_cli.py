@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from genlab.cli import main
-from tests.conftest import tiny_overrides
+from tests.conftest import one_error_line, tiny_overrides
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,6 @@ def trained_runs(tmp_path_factory, tiny_idx_dir):
         assert main(["train", "essay-mlp-mnist", *tiny_overrides(tiny_idx_dir), "--out", str(root / "plain")]) == 0
         assert main(["train", "conditional-mlp-mnist", *tiny_overrides(tiny_idx_dir), "--out", str(root / "cond")]) == 0
     return root
-
-
-def one_error_line(capsys, expected: str) -> None:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("genlab: error:") and expected in err[0], err
 
 
 def listed(out: str, name: str) -> list[str]:

@@ -23,7 +23,7 @@ from genlab.cli import main
 from genlab.core.launch import train_run
 from genlab.core.trainer import Interrupted
 from genlab.tasks import TASKS, load_recipe
-from tests.conftest import assert_same_weights, weights
+from tests.conftest import assert_same_weights, one_error_line, snapshot, weights
 
 NAMES = list(TASKS)
 
@@ -42,14 +42,6 @@ def cases(tmp_path_factory) -> dict:
             assert main(["train", tiny.recipe, *tiny.overrides, "--out", str(run)]) == 0, name
             out[name] = (tiny, run)
     return out
-
-
-def one_error_line(capsys, expected: str = "") -> str:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("genlab: error:") and "Traceback" not in err, err
-    assert expected in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -174,8 +166,8 @@ def test_a_damaged_run_directory_is_one_line_and_exit_2(cases, name, damage, tmp
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     damage(run, cases[other_name][1])
-    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    before = snapshot(run)
     for argv in (["generate", str(run), *tiny.cli_generate], ["eval", str(run)]):
         assert main(argv) == 2, argv
         one_error_line(capsys)
-    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before  # nothing written or removed
+    assert snapshot(run) == before  # nothing written, removed or changed

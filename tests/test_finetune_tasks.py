@@ -23,6 +23,7 @@ from genlab.tasks import recipe_from_tree
 from genlab.tasks.finetune.run import FinetuneRun, LabelScores, load_finetuned
 from genlab.tasks.finetune.starts import load_start
 from genlab.tasks.finetune.task import FinetuneTraining, build_model
+from tests.conftest import one_error_line
 
 WORDS = "thou hast you have the light and darkness of waters under heaven was good".split()
 MODERN = {"thou": "you", "hast": "have"}
@@ -200,11 +201,6 @@ def test_report_table_from_real_runs(files, tmp_path, capsys):
     assert [(r[0].lstrip("| "), r[1], r[3]) for r in rows] == [("full", "classify.jsonl", "full"),
                                                                 ("lora", "classify.jsonl", "lora")]
     assert (tmp_path / "cmp" / "quality_vs_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def one_error_line(capsys, expected: str) -> None:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("genlab: error:") and expected in err[0], err
 
 
 @pytest.mark.parametrize("records, overrides, expected", [

@@ -26,6 +26,7 @@ from genlab.io.hf import load_gpt2, load_hf_bert
 from genlab.tasks import load_recipe
 from genlab.tasks.lm.run import load_lm
 from genlab.tasks.lm.task import LMTraining
+from tests.conftest import one_error_line
 
 WORDS = "the light and darkness of waters under heaven was good in earth seed fruit after his kind".split()
 
@@ -208,11 +209,6 @@ def cli_run(tmp_path_factory, tiny_text):
         # key=value overrides may come after the options too
         assert main(["train", "char-gpt-kjv", "--out", str(run), *tiny_lm(tiny_text)]) == 0
     return run
-
-
-def one_error_line(capsys, expected: str) -> None:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("genlab: error:") and expected in err[0], err
 
 
 def test_cli_eval_writes_test_perplexity(cli_run, capsys):

@@ -18,17 +18,21 @@ import pytest
 
 from genlab.cli import main
 from genlab.errors import GenlabError
-from tests.conftest import assert_same_weights, tiny_overrides, weights
+from tests.conftest import assert_same_weights, one_error_line, snapshot, tiny_overrides, weights
 
 
-def snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
-    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")} if folder.exists() else {}
-
-
-def one_error_line(capsys, expected: str) -> None:
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err and expected in lines[0], err
+def train_then_ctrl_c(run: Path, overrides: list[str], after_s: float) -> tuple[int, str]:
+    """Start `genlab train` in its own process, send SIGINT `after_s` seconds after the run exists (what
+    Ctrl-C does); returns its exit status and stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", *overrides, "--out",
+                             str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (run / "config.yaml").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(after_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
 
 
 @pytest.fixture
@@ -130,16 +134,8 @@ def test_an_uncreatable_data_dir_still_lists(monkeypatch, capsys):
 def test_ctrl_c_exits_130_everywhere(tmp_path, tiny_idx_dir):
     """A real SIGINT to a real training process: one line, status 130, and the run resumes."""
     run = tmp_path / "run"
-    overrides = tiny_overrides(tiny_idx_dir, **{"train.epochs": 200})
-    proc = subprocess.Popen([sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", *overrides, "--out",
-                             str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (run / "config.yaml").is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    status, err = train_then_ctrl_c(run, tiny_overrides(tiny_idx_dir, **{"train.epochs": 200}), after_s=0.5)
+    assert status == 130, err
     assert len(err.strip().splitlines()) == 1 and "resumable checkpoint saved" in err
     step = int(err.split("interrupted at step ")[1].split(";")[0])
     assert main(["train", "--resume", str(run), f"train.epochs={step // 4 + 1}"]) == 0  # a few more steps
@@ -245,14 +241,8 @@ def test_a_reader_that_goes_away_ends_generation_quietly(lm_run):
 def test_an_interrupted_session_still_counts_in_the_ledger(tmp_path, tiny_idx_dir):
     run = tmp_path / "run"
     overrides = tiny_overrides(tiny_idx_dir, **{"train.epochs": 200, "train.sample_every": 1000})
-    proc = subprocess.Popen([sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", *overrides, "--out",
-                             str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (run / "config.yaml").is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    status, err = train_then_ctrl_c(run, overrides, after_s=1.0)
+    assert status == 130, err
     cost = json.loads((run / "report.json").read_text())["cost"]
     assert cost["stopped_by"] == "interrupted" and cost["sessions"] == 1 and cost["steps"] > 0
     assert cost["wall_seconds"] > 1.0

@@ -12,6 +12,7 @@ from genlab.core.run import RunDir
 from genlab.evaluation.compare import plot, render_table
 from genlab.tasks import get_task
 from genlab.tasks.finetune.report import compare_row
+from tests.conftest import one_error_line
 
 
 def write_run(root: Path, name: str, dataset: str, method: str, quality: float, *, init: str = "pretrained",
@@ -50,11 +51,6 @@ def runs(tmp_path) -> list[Path]:
 def collect(runs: list[Path]) -> list[dict]:
     """One `genlab report` row per run, read the way the CLI reads them: through the task registry."""
     return [get_task("finetune").compare_row(RunDir(run)) for run in runs]
-
-
-def one_error_line(capsys, expected: str) -> None:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("genlab: error:") and expected in err[0], err
 
 
 def test_the_finetune_task_offers_its_row_reader():
