@@ -1,4 +1,4 @@
-"""`genlab data|train|eval|generate|report|eval-nets`: a thin layer on the Python API (genlab.api).
+"""`genlab data|train|eval|generate|serve|report|eval-nets`: a thin layer on the Python API (genlab.api).
 
 The CLI names no task: it asks the registry (genlab.tasks) and the run handles. Every error a user can
 cause is one line on stderr and exit status 2.
@@ -28,6 +28,7 @@ from genlab.errors import GenlabError
 from genlab.evaluation import compare
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
 from genlab.io.files import atomic_write_text
+from genlab.serve import Limits, serve
 from genlab.tasks import TASKS, task_of_run
 
 # What the options of `generate` and `eval` mean, where several tasks share one. The options themselves are
@@ -151,6 +152,15 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         print(result)
 
 
+def _cmd_serve(args: argparse.Namespace) -> None:
+    if not 1 <= args.port <= 65535:
+        raise GenlabError(f"--port must be in 1..65535, got {args.port}")
+    if args.max_batch < 1 or args.max_queue < 1:
+        raise GenlabError("--max-batch and --max-queue must be at least 1")
+    serve(args.runs, args.host, args.port, args.api_key,
+          Limits(max_batch=args.max_batch, max_queue=args.max_queue), args.checkpoint)
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     rows = []
     for path in args.runs:  # every run is read before --out is touched: a bad run leaves nothing half-written
@@ -222,6 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "a text file otherwise")
     generate.add_argument("--checkpoint", choices=["last", "best"], default="last")
     generate.set_defaults(func=_cmd_generate)
+
+    server = commands.add_parser("serve", help="serve runs over HTTP: OpenAI-compatible API, playground at /")
+    server.add_argument("runs", nargs="+", metavar="RUN", help="run folders; each is the model named by its folder")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (default: $GENLAB_API_KEY)")
+    server.add_argument("--max-batch", type=int, default=Limits.max_batch,
+                        help=f"sequences decoded together per model (default {Limits.max_batch})")
+    server.add_argument("--max-queue", type=int, default=Limits.max_queue,
+                        help=f"requests waiting per model before 429 (default {Limits.max_queue})")
+    server.add_argument("--checkpoint", choices=["last", "best"], default="last")
+    server.set_defaults(func=_cmd_serve)
 
     report = commands.add_parser("report", help="compare runs: a Markdown table and a quality-vs-cost plot "
                                  "from their report.json")

@@ -21,6 +21,8 @@ from genlab.core.distributed import DistEnv
 from genlab.core.recipe import from_dict
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
+from genlab.io.tokenizers import Tokenizer
+from genlab.models.transformer import Transformer
 
 
 class Training(Protocol):
@@ -44,14 +46,29 @@ class Training(Protocol):
         """{"task": name, "model": config...}: stored beside the weights; loading refuses another."""
 
 
+@dataclass(frozen=True)
+class TextDecoding:
+    """What `genlab serve` needs to complete prompts with a run's causal transformer, batched with
+    other requests (genlab.models.batching)."""
+
+    model: Transformer
+    tokenizer: Tokenizer  # decodes the generated ids
+    encode: Callable[[str], list[int]]  # a prompt -> the ids the model continues (seq2seq: source + <bos>)
+    stop_ids: frozenset[int] = frozenset()  # ids that end a completion (seq2seq: <eos>)
+
+
 class RunHandle:
     """A run directory opened for use: `genlab.load(path)` returns the task's subclass.
 
     Subclasses load their model once in `__init__` and implement `generate` and `evaluate`; their
-    keyword arguments are the options the CLI and the server offer for that task.
+    keyword arguments are the options the CLI offers for that task. `endpoint` says which of the
+    server's endpoints serves the run, and the methods that endpoint calls are implemented:
+    "completions" -> `text_decoding`; "images" -> `class_names`, `generate_images`;
+    "classifications" -> `classify`. The server has no code of its own for any task.
     """
 
     output_suffixes: tuple[str, ...] = ()  # a run whose generate returns files (with .save) names their kinds
+    endpoint: str | None = None  # "completions" | "images" | "classifications"; None: not served
 
     def __init__(self, run: RunDir, recipe: Any, checkpoint: str):
         self.run, self.recipe, self.checkpoint = run, recipe, checkpoint
@@ -73,6 +90,22 @@ class RunHandle:
         raise NotImplementedError
 
     def evaluate(self, **options: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def text_decoding(self) -> TextDecoding:
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        """The labels of a conditional image run or a classifier, in label-id order ([] if unconditional)."""
+        raise NotImplementedError
+
+    def generate_images(self, requests: list[dict[str, Any]]) -> list[Any]:
+        """Several `generate` calls (their keyword arguments) at once; a task may share one forward pass."""
+        return [self.generate(**request) for request in requests]
+
+    def classify(self, texts: list[str]) -> list[Any]:
+        """Each text's labels with their probabilities, likeliest first (LabelScores)."""
         raise NotImplementedError
 
     def options(self, method: str) -> list[str]:

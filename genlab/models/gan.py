@@ -113,14 +113,8 @@ def build_gan(config: GANConfig) -> tuple[Generator, Discriminator]:
     return ARCHITECTURES[config.arch](config)
 
 
-@torch.no_grad()
-def sample_images(generator: Generator, n: int, seed: int, label: int | None = None, batch_size: int = 1000,
-                  fixed_z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n images (n, 1, 28, 28) in [0, 1] and the labels asked for (cycling 0..K-1 when label is None).
-
-    The noise comes from `seed`, or is `fixed_z` (n, latent) when given (the per-epoch sample grid).
-    """
-    num_classes = generator.config.num_classes
+def _check_request(config: GANConfig, n: int, label: int | None) -> None:
+    num_classes = config.num_classes
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}")
     if n > MAX_SAMPLES:
@@ -131,13 +125,28 @@ def sample_images(generator: Generator, n: int, seed: int, label: int | None = N
         raise GenlabError("--label needs a class-conditional model; this one is unconditional")
     if label is not None and not 0 <= label < num_classes:
         raise GenlabError(f"--label must be in 0..{num_classes - 1}, got {label}")
+
+
+def _labels(config: GANConfig, n: int, label: int | None) -> torch.Tensor | None:
+    """(n,) the class of each image: `label`, or 0..K-1 in turn; None for an unconditional model."""
+    if not config.num_classes:
+        return None
+    return torch.full((n,), label) if label is not None else torch.arange(n) % config.num_classes
+
+
+@torch.no_grad()
+def sample_images(generator: Generator, n: int, seed: int, label: int | None = None, batch_size: int = 1000,
+                  fixed_z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n images (n, 1, 28, 28) in [0, 1] and the labels asked for (cycling 0..K-1 when label is None).
+
+    The noise comes from `seed`, or is `fixed_z` (n, latent) when given (the per-epoch sample grid).
+    """
+    _check_request(generator.config, n, label)
     was_training = generator.training
     generator.eval()
     device = next(generator.parameters()).device
     noise = torch.Generator().manual_seed(seed)
-    labels = None
-    if num_classes:
-        labels = torch.full((n,), label) if label is not None else torch.arange(n) % num_classes
+    labels = _labels(generator.config, n, label)
     images = torch.empty(n, *IMAGE_SHAPE)  # filled in place: no second copy of all n images
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
@@ -147,3 +156,25 @@ def sample_images(generator: Generator, n: int, seed: int, label: int | None = N
         images[start:start + size] = generator(z, chunk_labels).cpu()
     generator.train(was_training)
     return images, labels
+
+
+@torch.no_grad()
+def sample_together(generator: Generator, requests: list[tuple[int, int, int | None]],
+                    batch_size: int = 1000) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Several `sample_images(generator, n, seed, label)` requests in one forward pass (the server
+    batches concurrent clients this way): the same images as separate calls, each request drawing
+    its noise from its own seed. Requests of more than `batch_size` images are drawn alone."""
+    if any(n > batch_size for n, _, _ in requests):
+        return [sample_images(generator, n, seed, label, batch_size) for n, seed, label in requests]
+    config = generator.config
+    for n, _, label in requests:
+        _check_request(config, n, label)
+    z = torch.cat([torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed))
+                   for n, seed, _ in requests])  # (sum n, latent)
+    labels = [_labels(config, n, label) for n, _, label in requests]
+    was_training = generator.training
+    generator.eval()
+    device = next(generator.parameters()).device
+    images = generator(z.to(device), torch.cat(labels).to(device) if config.num_classes else None).cpu()
+    generator.train(was_training)
+    return list(zip(images.split([n for n, _, _ in requests]), labels))

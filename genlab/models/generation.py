@@ -1,7 +1,7 @@
 """Sampling from a causal transformer: temperature, top-k, top-p, stop tokens, KV cache, batched.
 
 `stream` yields one column of new token ids per step (for a live playground); `generate` collects
-them. With the cache each step feeds only the newest token; once the sequence fills the context,
+them; `TextPieces` turns the ids of one sequence into text as it grows, ending before a stop string. With the cache each step feeds only the newest token; once the sequence fills the context,
 the window slides and the cache is rebuilt from the last `block_size` tokens, exactly as the
 no-cache path crops its input, so both paths pick the same tokens.
 """
@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 import torch
 
 from genlab.errors import GenlabError
+from genlab.io.tokenizers import Tokenizer
 from genlab.models.transformer import Transformer
 
 
@@ -116,3 +117,42 @@ def generate(
     """The prompt followed by the generated tokens: (B, T + n) with n <= max_new_tokens."""
     new = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, stop, seed, use_cache))
     return torch.cat([idx, torch.stack(new, dim=1)], dim=1) if new else idx
+
+
+class TextPieces:
+    """The text of a growing sequence of generated ids, given out piece by piece.
+
+    `add(id)` returns the text that is now settled: it holds back what could still become one of the
+    `stop` strings (and half a UTF-8 character) until the next ids decide. Once a stop string
+    appears, the text before it is the last piece and `stopped` is True.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, stop: Iterable[str] = ()):
+        self.tokenizer, self.stop = tokenizer, [s for s in stop if s]
+        self.ids: list[int] = []
+        self.shown = 0  # characters of the decoded text already given out
+        self.stopped = False
+        self.hold = max((len(s) for s in self.stop), default=1) - 1
+
+    def add(self, token_id: int) -> str:
+        self.ids.append(token_id)
+        text = self.tokenizer.decode(self.ids)
+        hits = [text.index(s) for s in self.stop if s in text]
+        if hits:
+            self.stopped = True
+            return self._give(text, min(hits))
+        ready = len(text) - self.hold
+        if text.endswith("\ufffd"):
+            ready = min(ready, len(text) - 1)
+        return self._give(text, ready)
+
+    def finish(self) -> str:
+        """What was held back, once the sequence has ended without a stop string."""
+        return "" if self.stopped else self._give(self.tokenizer.decode(self.ids), None)
+
+    def _give(self, text: str, end: int | None) -> str:
+        end = len(text) if end is None else end
+        if end <= self.shown:
+            return ""
+        piece, self.shown = text[self.shown:end], end
+        return piece

@@ -168,10 +168,13 @@ class Transformer(nn.Module):
         kv_cache: KVCache | None = None,
         use_cache: bool = False,
         compute_logits: bool = True,
+        position_ids: torch.Tensor | None = None,
     ) -> TransformerOutput:
         """idx (B, T) token ids; attention_mask (B, T_past + T), 1 = attend, 0 = padding.
 
         With `kv_cache` (from a previous call's output) only the new tokens are passed in `idx`.
+        `position_ids` (B, T) gives each row its own positions: a batch whose rows are left-padded to
+        one length (continuous batching in genlab.serve) counts positions from each row's first real token.
         `compute_logits=False` skips the vocabulary projection (as costly as a small model's blocks)
         for callers that read hidden states only, such as a classification head.
         """
@@ -180,8 +183,11 @@ class Transformer(nn.Module):
         past = kv_cache[0][0].size(2) if kv_cache else 0
         if past + T > cfg.block_size:
             raise GenlabError(f"sequence of {past + T} tokens is longer than the context ({cfg.block_size})")
-        pos = torch.arange(past, past + T, device=idx.device)
-        x = self.tok_emb(idx) + self.pos_emb(pos)  # (B, T, C)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=idx.device)
+        elif position_ids.shape != (B, T) or int(position_ids.max()) >= cfg.block_size or int(position_ids.min()) < 0:
+            raise GenlabError(f"position_ids must be (B, T) = {(B, T)} in 0..{cfg.block_size - 1}")
+        x = self.tok_emb(idx) + self.pos_emb(position_ids)  # (B, T, C)
         if self.type_emb is not None:
             types = token_type_ids if token_type_ids is not None else torch.zeros_like(idx)
             x = x + self.type_emb(types)

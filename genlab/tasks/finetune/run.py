@@ -16,7 +16,7 @@ import torch
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import RunHandle
+from genlab.core.task import RunHandle, TextDecoding
 from genlab.data.labelled import load_labelled_data
 from genlab.errors import GenlabError
 from genlab.evaluation.text_metrics import accuracy, bleu, chrf, macro_f1
@@ -90,6 +90,7 @@ class LabelScores:
     """A classifier's answer: every label with its probability, likeliest first."""
 
     scores: list[tuple[str, float]]
+    tokens: int = 0  # tokens of the text the model read (after truncation to its max_tokens)
 
     @property
     def label(self) -> str:
@@ -110,6 +111,20 @@ class FinetuneRun(RunHandle):
     def kind(self) -> str:
         return self.codec.kind  # classify | seq2seq
 
+    @property
+    def endpoint(self) -> str:
+        return "completions" if self.kind == "seq2seq" else "classifications"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.codec.labels) if self.kind == "classify" else []
+
+    def text_decoding(self) -> TextDecoding:
+        if self.kind != "seq2seq":
+            raise GenlabError(f"{self.path} is a classifier: it labels texts, it does not complete them")
+        codec = self.codec
+        return TextDecoding(self.model, codec.tokenizer, codec.source_ids, frozenset({codec.eos_id}))
+
     def generate(self, prompt: str | None = None, max_tokens: int = 256) -> str | LabelScores:
         """seq2seq: the target for the source `prompt` (greedy, at most max_tokens); classify: the labels
         of the text `prompt` with their probabilities."""
@@ -129,8 +144,8 @@ class FinetuneRun(RunHandle):
         ids, mask, _ = codec.batch(encoded, list(range(len(texts))), CPU)
         with torch.no_grad():
             probs = self.model(ids, mask).softmax(-1)  # (B, num_labels)
-        return [LabelScores([(codec.labels[i], float(row[i])) for i in row.argsort(descending=True).tolist()])
-                for row in probs]
+        return [LabelScores([(codec.labels[i], float(row[i])) for i in row.argsort(descending=True).tolist()],
+                            len(ids)) for row, ids in zip(probs, encoded.ids)]
 
     def evaluate(self) -> dict[str, Any]:
         """Score the test split (macro-F1/accuracy or BLEU/chrF, next to a baseline); report.json `test`."""

@@ -7,11 +7,11 @@ from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
 from genlab.core.task import RunHandle
-from genlab.data import load_image_dataset
+from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.evaluation.classifier import load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
-from genlab.models.gan import GANConfig, build_gan, sample_images
+from genlab.models.gan import GANConfig, build_gan, sample_images, sample_together
 from genlab.tasks.gan.recipe import GanRecipe
 
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
@@ -19,6 +19,8 @@ EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one chec
 
 class GanRun(RunHandle):
     output_suffixes = IMAGE_SUFFIXES
+    endpoint = "images"
+
     def __init__(self, run: RunDir, recipe: GanRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
         folder, meta = open_run_checkpoint(run, checkpoint, "gan")
@@ -32,6 +34,18 @@ class GanRun(RunHandle):
         classes in turn)."""
         images, labels = sample_images(self.generator, n, seed, label)
         return GeneratedImages(images, labels, nrow=self.config.num_classes or None)
+
+    @property
+    def class_names(self) -> list[str]:
+        source = IMAGE_DATASETS.get(self.recipe.data.name)
+        names = source.class_names if source else ()
+        return [names[i] if i < len(names) else str(i) for i in range(self.config.num_classes)]
+
+    def generate_images(self, requests: list[dict[str, Any]]) -> list[GeneratedImages]:
+        """Several `generate(n, label, seed)` calls in one forward pass of the generator."""
+        drawn = sample_together(self.generator, [(r.get("n", 64), r.get("seed", 0), r.get("label"))
+                                                 for r in requests])
+        return [GeneratedImages(images, labels, nrow=self.config.num_classes or None) for images, labels in drawn]
 
     def evaluate(self, n: int | None = None) -> dict[str, Any]:
         """FID, precision/recall, Inception-style score and class histogram of n samples (default

@@ -11,11 +11,11 @@ import torch
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import RunHandle
+from genlab.core.task import RunHandle, TextDecoding
 from genlab.data.tokens import corpus_texts, open_tokens, write_tokens
 from genlab.errors import GenlabError
 from genlab.io.tokenizers import UNK, Tokenizer, load_tokenizer
-from genlab.models.generation import stream
+from genlab.models.generation import TextPieces, stream
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.lm.recipe import LMRecipe
 from genlab.tasks.lm.task import estimate_loss
@@ -34,6 +34,8 @@ def load_lm(run: RunDir, checkpoint: str = "last") -> tuple[Transformer, Tokeniz
 
 
 class LMRun(RunHandle):
+    endpoint = "completions"
+
     def __init__(self, run: RunDir, recipe: LMRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
         self.model, self.tokenizer = load_lm(run, checkpoint)
@@ -52,6 +54,9 @@ class LMRun(RunHandle):
                           stacklevel=2)
         pieces = stream_text(self.model, self.tokenizer, prompt, max_tokens, temperature, top_k, top_p, stop, seed)
         return pieces if stream else "".join(pieces)
+
+    def text_decoding(self) -> TextDecoding:
+        return TextDecoding(self.model, self.tokenizer, self.tokenizer.encode)
 
     def evaluate(self) -> dict[str, Any]:
         """Test-split loss and perplexity (windows spread over the whole split); report.json `test`."""
@@ -79,22 +84,13 @@ def stream_text(model: Transformer, tokenizer: Tokenizer, prompt: str, max_token
     if max_tokens < 1:
         raise GenlabError(f"--max-tokens must be >= 1, got {max_tokens}")
     idx = torch.tensor([tokenizer.encode(prompt)])  # (1, T)
-    ids: list[int] = []
-    shown = 0
-    # Hold back what could be the start of `stop` (or half a UTF-8 character) until it is settled.
-    hold = len(stop) - 1 if stop else 0
+    pieces = TextPieces(tokenizer, [stop] if stop else [])
     for nxt in stream(model, idx, max_tokens, temperature, top_k, top_p, seed=seed):
-        ids.append(int(nxt[0]))
-        text = tokenizer.decode(ids)
-        if stop and stop in text:
-            yield text[shown:text.index(stop)]
+        piece = pieces.add(int(nxt[0]))
+        if piece:
+            yield piece
+        if pieces.stopped:
             return
-        ready = len(text) - hold
-        if text.endswith("\ufffd"):
-            ready = min(ready, len(text) - 1)
-        if ready > shown:
-            yield text[shown:ready]
-            shown = ready
-    text = tokenizer.decode(ids)
-    if len(text) > shown:
-        yield text[shown:]
+    piece = pieces.finish()
+    if piece:
+        yield piece

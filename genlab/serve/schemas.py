@@ -1,0 +1,163 @@
+"""The HTTP API's request and response bodies (OpenAI's shapes where OpenAI has one) and its limits.
+
+Every limit is a field constraint, so a request beyond one gets a 422 that names the field, and the
+OpenAPI schema at /docs states the limits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; `genlab serve --max-batch/--max-queue` set the scheduler's."""
+
+    max_batch: int = 16  # sequences decoded together per text model (images: images per forward pass)
+    max_queue: int = 64  # requests waiting for a slot per model; beyond it: 429 with Retry-After
+    max_body_bytes: int = 1 << 20  # larger bodies: 413
+
+
+MAX_TOKENS = 2048  # per completion
+MAX_CHOICES = 8  # n per prompt
+MAX_PROMPTS = 16  # prompts in one completions request
+MAX_PROMPT_CHARS = 8192  # one prompt (it must also fit the model's context, checked in tokens)
+MAX_STOPS = 4  # stop strings, as OpenAI allows
+MAX_IMAGES = 64  # n per image request
+MAX_TEXTS = 64  # texts per classification request
+MAX_TEXT_CHARS = 8192
+MAX_SEED = 2**63 - 1  # torch.Generator seeds are 64-bit
+
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CHARS)]
+Stop = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients send fields genlab does not use (user, ...)
+
+
+class StreamOptions(Strict):
+    include_usage: bool = False
+
+
+class CompletionRequest(Strict):
+    model: ModelName
+    prompt: Prompt | Annotated[list[Prompt], Field(min_length=1, max_length=MAX_PROMPTS)]
+    max_tokens: int = Field(16, ge=1, le=MAX_TOKENS)
+    temperature: float = Field(1.0, ge=0.0, le=5.0, allow_inf_nan=False)
+    top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+    top_k: int | None = Field(None, ge=1, le=100_000)
+    stop: Stop | Annotated[list[Stop], Field(max_length=MAX_STOPS)] | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    n: int = Field(1, ge=1, le=MAX_CHOICES)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+class CompletionChoice(BaseModel):
+    text: str
+    index: int
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"] | None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Cost(BaseModel):
+    """genlab's addition to OpenAI's shapes: what the answer cost on the server."""
+
+    seconds: float  # from the request's arrival to its last byte of work
+    flops: int  # forward-pass FLOPs, from a per-token (per-image) count made at start-up
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    genlab: Cost | None = None
+
+
+class ImageRequest(Strict):
+    model: ModelName
+    n: int = Field(1, ge=1, le=MAX_IMAGES)
+    label: int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="a class id or class name of a conditional model; omitted: every class in turn")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    response_format: Literal["b64_json"] = "b64_json"
+
+
+class ImageData(BaseModel):
+    b64_json: str  # a PNG
+    label: str | None = None  # the class asked for
+
+
+class Images(BaseModel):
+    created: int
+    model: str
+    data: list[ImageData]
+    genlab: Cost | None = None
+
+
+class ClassificationRequest(Strict):
+    model: ModelName
+    input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
+
+
+class LabelProbability(BaseModel):
+    label: str
+    probability: float
+
+
+class Classification(BaseModel):
+    index: int
+    label: str
+    scores: list[LabelProbability]  # every label, likeliest first
+
+
+class Classifications(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[Classification]
+    usage: Usage
+    genlab: Cost | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "genlab"
+    task: str  # gan, lm, finetune, ...
+    endpoint: str  # /v1/completions, /v1/images/generations or /v1/classifications
+    parameters: int
+    labels: list[str] | None = None  # image classes or classifier labels
+    context: int | None = None  # tokens, for text models
+    quality: dict | None = None  # the run's report.json evaluation sections
+    cost: dict | None = None  # the run's training ledger
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,226 @@
+"""The server's model workers: one thread per served model, so the event loop never waits on torch.
+
+- `TextWorker` runs continuous batching (genlab.models.batching): requests join and leave the
+  shared decoding step as they come and go, and each sequence's text is sent to its request as it
+  grows.
+- `BatchWorker` runs whatever requests are waiting as one call (images: one forward pass of the
+  generator; classifications: one padded batch).
+
+Both admit at most `max_queue` waiting requests (`QueueFull` beyond) and report to `Metrics`.
+Results cross to the event loop with `loop.call_soon_threadsafe`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from genlab.core.task import TextDecoding
+from genlab.errors import GenlabError
+from genlab.models.batching import ContinuousBatch, Sequence
+from genlab.models.generation import TextPieces
+from genlab.serve.metrics import Metrics
+
+log = logging.getLogger("genlab.serve")
+
+
+class QueueFull(Exception):
+    """More requests are waiting for this model than --max-queue allows."""
+
+
+@dataclass(eq=False)
+class TextJob:
+    """One completion (one prompt, one choice) of a request; events go to the request's queue as
+    (index, kind, value): ("text", piece), ("end", finish_reason) or ("error", message)."""
+
+    index: int
+    seq: Sequence
+    pieces: TextPieces
+    events: asyncio.Queue
+    loop: asyncio.AbstractEventLoop
+    cancelled: bool = False
+
+    def send(self, kind: str, value: Any) -> None:
+        self.loop.call_soon_threadsafe(self.events.put_nowait, (self.index, kind, value))
+
+
+class TextWorker:
+    def __init__(self, name: str, decoding: TextDecoding, max_batch: int, max_queue: int, metrics: Metrics):
+        self.name, self.decoding, self.metrics = name, decoding, metrics
+        self.max_batch, self.max_queue = max_batch, max_queue
+        self.batch = ContinuousBatch(decoding.model)
+        self.waiting: deque[TextJob] = deque()
+        self.active: dict[Sequence, TextJob] = {}
+        self.wake = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._run, name=f"genlab-text-{name}", daemon=True)
+        self.thread.start()
+
+    def submit(self, jobs: list[TextJob]) -> None:
+        with self.wake:
+            if len(self.waiting) + len(jobs) > self.max_queue:
+                raise QueueFull(f"{len(self.waiting)} completions are waiting for {self.name}")
+            self.waiting.extend(jobs)
+            self.metrics.queue_depth.labels(self.name).set(len(self.waiting))
+            self.wake.notify()
+
+    def cancel(self, jobs: list[TextJob]) -> None:
+        """The client went away (or the request ended): free the slots at the next step."""
+        for job in jobs:
+            job.cancelled = True
+
+    def close(self) -> None:
+        with self.wake:
+            self.closed = True
+            self.wake.notify()
+        self.thread.join(timeout=10)
+
+    def _admit(self) -> bool:
+        """Move waiting jobs into the batch while it has room; False once the worker is closing."""
+        with self.wake:
+            while not self.closed and not self.waiting and not self.active:
+                self.wake.wait()
+            while self.waiting and len(self.active) < self.max_batch:
+                job = self.waiting.popleft()
+                if job.cancelled:
+                    continue
+                try:
+                    self.batch.add(job.seq)
+                except (GenlabError, ValueError) as error:  # checked by the app first; kept as a guard
+                    job.send("error", str(error))
+                    continue
+                self.active[job.seq] = job
+            self.metrics.queue_depth.labels(self.name).set(len(self.waiting))
+            return not self.closed
+
+    def _run(self) -> None:
+        while self._admit():
+            for job in [job for job in self.active.values() if job.cancelled]:
+                self.batch.remove(job.seq)
+                del self.active[job.seq]
+            if not self.active:
+                continue
+            self.metrics.batch_size.labels(self.name).observe(len(self.active))
+            try:
+                emitted = self.batch.step()
+            except Exception as error:  # a broken model must not take the server down: fail this batch
+                log.exception("decoding step failed for %s", self.name)
+                for job in self.active.values():
+                    self.batch.remove(job.seq)
+                    job.send("error", f"generation failed: {error}")
+                self.active.clear()
+                continue
+            self.metrics.tokens.labels(self.name).inc(len(emitted))
+            for seq, token in emitted:
+                self._deliver(self.active[seq], token)
+
+    def _deliver(self, job: TextJob, token: int) -> None:
+        seq = job.seq
+        # a stop token is not part of the text (seq2seq's <eos>)
+        piece = "" if seq.finish_reason == "stop" else job.pieces.add(token)
+        if job.pieces.stopped and not seq.done:  # the caller's stop string: this sequence ends here
+            seq.finish_reason = "stop"
+            self.batch.remove(seq)
+        if seq.done:
+            piece += job.pieces.finish()
+        if piece:
+            job.send("text", piece)
+        if seq.done:
+            job.send("end", seq.finish_reason)
+            del self.active[seq]
+
+
+@dataclass(eq=False)
+class BatchJob:
+    payload: Any
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    cancelled: bool = False
+    size: int = 1  # images or texts it asks for: what max_batch counts
+
+
+@dataclass(eq=False)
+class BatchWorker:
+    """Runs `run(payloads) -> results` on every waiting job at once (up to max_batch items)."""
+
+    name: str
+    run: Callable[[list[Any]], list[Any]]
+    max_batch: int
+    max_queue: int
+    metrics: Metrics
+    waiting: deque = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.wake = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._loop, name=f"genlab-batch-{self.name}", daemon=True)
+        self.thread.start()
+
+    async def call(self, payload: Any, size: int) -> Any:
+        loop = asyncio.get_running_loop()
+        job = BatchJob(payload, loop.create_future(), loop, size=size)
+        with self.wake:
+            if len(self.waiting) >= self.max_queue:
+                raise QueueFull(f"{len(self.waiting)} requests are waiting for {self.name}")
+            self.waiting.append(job)
+            self.metrics.queue_depth.labels(self.name).set(len(self.waiting))
+            self.wake.notify()
+        try:
+            return await job.future
+        finally:
+            job.cancelled = True  # a client that went away before its turn costs nothing
+
+    def close(self) -> None:
+        with self.wake:
+            self.closed = True
+            self.wake.notify()
+        self.thread.join(timeout=10)
+
+    def _take(self) -> list[BatchJob] | None:
+        with self.wake:
+            while not self.closed and not self.waiting:
+                self.wake.wait()
+            if self.closed:
+                return None
+            jobs, size = [], 0
+            while self.waiting and (not jobs or size + self.waiting[0].size <= self.max_batch):
+                job = self.waiting.popleft()
+                if not job.cancelled:
+                    jobs.append(job)
+                    size += job.size
+            self.metrics.queue_depth.labels(self.name).set(len(self.waiting))
+            return jobs
+
+    def _loop(self) -> None:
+        while (jobs := self._take()) is not None:
+            if jobs:
+                self.metrics.batch_size.labels(self.name).observe(sum(job.size for job in jobs))
+                self._serve(jobs)
+
+    def _serve(self, jobs: list[BatchJob]) -> None:
+        try:
+            results = self.run([job.payload for job in jobs])
+        except Exception as error:
+            if len(jobs) > 1:  # one bad request must not fail the others: each alone
+                for job in jobs:
+                    self._serve([job])
+                return
+            if not isinstance(error, GenlabError):  # GenlabError is the request's fault; the rest is ours
+                log.exception("batch failed for %s", self.name)
+            jobs[0].loop.call_soon_threadsafe(_settle, jobs[0].future, None, error)
+            return
+        for job, result in zip(jobs, results):
+            job.loop.call_soon_threadsafe(_settle, job.future, result, None)
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():  # the request was cancelled meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
