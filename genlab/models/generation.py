@@ -1,7 +1,8 @@
 """Sampling from a causal transformer: temperature, top-k, top-p, stop tokens, KV cache, batched.
 
 `stream` yields one column of new token ids per step (for a live playground); `generate` collects
-them; `TextPieces` turns the ids of one sequence into text as it grows, ending before a stop string. With the cache each step feeds only the newest token; once the sequence fills the context,
+them; `TextPieces` turns the ids of one sequence into text as it grows, ending before a stop
+string. With the cache each step feeds only the newest token; once the sequence fills the context,
 the window slides and the cache is rebuilt from the last `block_size` tokens, exactly as the
 no-cache path crops its input, so both paths pick the same tokens.
 """

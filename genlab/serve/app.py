@@ -85,7 +85,9 @@ def model_card(name: str, handle: RunHandle) -> s.ModelCard:
     parameters = sum(p.numel() for m in modules.values() for p in m.parameters())
 
     def scalars(section: Any) -> dict[str, Any]:
-        return {k: v for k, v in section.items() if isinstance(v, (int, float, str))} if isinstance(section, dict) else {}
+        if not isinstance(section, dict):
+            return {}
+        return {k: v for k, v in section.items() if isinstance(v, (int, float, str))}
 
     quality = {k: scalars(v) for k, v in report.items() if k != "cost" and scalars(v)}
     labels = handle.class_names or None if handle.endpoint != "completions" else None
@@ -394,7 +396,8 @@ class CompletionReply:
 
     def chunk(self, choices: list[s.CompletionChoice], **extra: Any) -> str:
         body = s.Completion(id=self.id, created=self.created, model=self.model.name, choices=choices, **extra)
-        return f"data: {json.dumps(body.model_dump(exclude_none=True) | {'choices': [c.model_dump() for c in choices]})}\n\n"
+        fields = body.model_dump(exclude_none=True) | {"choices": [c.model_dump() for c in choices]}  # keep nulls
+        return f"data: {json.dumps(fields)}\n\n"
 
     async def sse(self) -> AsyncIterator[str]:
         """Server-sent events: a chunk per piece of text, a last chunk per choice with its finish_reason,
