@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from genlab import api
 from genlab.tasks.gan.tiny import write_tiny_mnist
+from tests.serving import train_tiny_runs
 
 # One thread count for every run of the session, module fixtures and subprocesses included, so that runs
 # compared bit for bit never depend on the machine's load at the moment each was made.
@@ -75,3 +76,12 @@ def snapshot(folder: Path) -> dict[Path, tuple[int, int]]:
     """Every file and folder below `folder` with its modification time and size: equal snapshots mean a
     command wrote, removed or changed nothing there."""
     return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")} if folder.exists() else {}
+
+
+@pytest.fixture(scope="session")
+def served_runs(tmp_path_factory) -> dict[str, Path]:
+    """Tiny runs of every kind the server serves (tests/serving.py), trained once per session."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENLAB_OFFLINE", "1")
+        mp.setenv("GENLAB_DATA_DIR", str(tmp_path_factory.mktemp("serve-data-cache")))
+        return train_tiny_runs(tmp_path_factory.mktemp("served-runs"))

@@ -3,7 +3,14 @@ GAN (images), a fine-tuned classifier (classifications) and a fine-tuned seq2seq
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import uvicorn
 
 from genlab import api
 from genlab.tasks import TASKS
@@ -36,3 +43,23 @@ def train_tiny_runs(folder: Path) -> dict[str, Path]:
                 "eval.max_new_tokens": 24}
     runs["seq2seq"] = api.fit("modernize-full", folder / "seq2seq", [f"{k}={v}" for k, v in settings.items()])[0]
     return runs
+
+
+@contextmanager
+def running_server(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port in a background thread; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -123,8 +123,8 @@ def generate(
 class TextPieces:
     """The text of a growing sequence of generated ids, given out piece by piece.
 
-    `add(id)` returns the text that is now settled: it holds back what could still become one of the
-    `stop` strings (and half a UTF-8 character) until the next ids decide. Once a stop string
+    `add(id)` returns the text that is now settled: it holds back an ending that could still grow into
+    one of the `stop` strings (and half a UTF-8 character) until the next ids decide. Once a stop string
     appears, the text before it is the last piece and `stopped` is True.
     """
 
@@ -133,7 +133,6 @@ class TextPieces:
         self.ids: list[int] = []
         self.shown = 0  # characters of the decoded text already given out
         self.stopped = False
-        self.hold = max((len(s) for s in self.stop), default=1) - 1
 
     def add(self, token_id: int) -> str:
         self.ids.append(token_id)
@@ -142,10 +141,14 @@ class TextPieces:
         if hits:
             self.stopped = True
             return self._give(text, min(hits))
-        ready = len(text) - self.hold
+        ready = len(text) - self._could_start_a_stop(text)
         if text.endswith("\ufffd"):
             ready = min(ready, len(text) - 1)
         return self._give(text, ready)
+
+    def _could_start_a_stop(self, text: str) -> int:
+        """The length of the longest ending of `text` that begins a stop string."""
+        return max((k for stop in self.stop for k in range(1, len(stop)) if text.endswith(stop[:k])), default=0)
 
     def finish(self) -> str:
         """What was held back, once the sequence has ended without a stop string."""

@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 from torch.utils.flop_counter import FlopCounterMode
@@ -164,9 +165,10 @@ def create_app(handles: dict[str, RunHandle], limits: s.Limits = s.Limits(), api
     def model_for(name: str, endpoint: str) -> Served:
         model = served.get(name)
         if model is None:
-            raise ApiError(404, f"no model named {name!r}; served: {', '.join(served)}", "not_found_error", "model")
+            raise ApiError(404, f"model: no model named {name!r}; served: {', '.join(served)}", "not_found_error",
+                           "model")
         if model.handle.endpoint != endpoint:
-            raise ApiError(422, f"{name} is served at {ENDPOINTS[model.handle.endpoint]}, not "
+            raise ApiError(422, f"model: {name} is served at {ENDPOINTS[model.handle.endpoint]}, not "
                            f"{ENDPOINTS[endpoint]}", param="model")
         return model
 
@@ -246,9 +248,9 @@ def create_app(handles: dict[str, RunHandle], limits: s.Limits = s.Limits(), api
             try:
                 ids = decoding.encode(prompt)
             except GenlabError as error:
-                raise ApiError(422, str(error), param="prompt") from None
+                raise ApiError(422, f"prompt: {error}", param="prompt") from None
             if not ids or len(ids) > context:
-                raise ApiError(422, f"the prompt is {len(ids)} tokens; {model.name} reads 1 to {context}",
+                raise ApiError(422, f"prompt: the prompt is {len(ids)} tokens; {model.name} reads 1 to {context}",
                                param="prompt")
             encoded.append(ids)
         stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
@@ -259,9 +261,10 @@ def create_app(handles: dict[str, RunHandle], limits: s.Limits = s.Limits(), api
             events, loop) for p, ids in enumerate(encoded) for j in range(body.n)]
         model.worker.submit(jobs)
         reply = CompletionReply(model, body, jobs, events, encoded, started)
-        if body.stream:
+        if body.stream:  # the background task frees the slots even when a disconnect interrupts the stream
             return StreamingResponse(reply.sse(), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                                     background=BackgroundTask(model.worker.cancel, jobs))
         try:
             return await reply.collect(request)
         finally:

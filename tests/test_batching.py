@@ -1,0 +1,98 @@
+"""Continuous batching (genlab.models.batching) picks the tokens each sequence would get alone."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genlab.models.batching import ContinuousBatch, Sequence
+from genlab.models.generation import TextPieces, generate
+from genlab.models.transformer import Transformer, TransformerConfig
+
+STOP = 3
+
+
+@pytest.fixture(scope="module")
+def model() -> Transformer:
+    torch.manual_seed(0)
+    return Transformer(TransformerConfig(vocab_size=50, block_size=32, n_layer=2, n_head=2, n_embd=32)).eval()
+
+
+def requests(count: int) -> list[dict]:
+    """Prompts of 1-19 tokens, up to 59 new tokens (past the 32-token context: the window slides),
+    greedy and sampled, some with top-k, some ending at a stop token."""
+    g = torch.Generator().manual_seed(1)
+    out = []
+    for i in range(count):
+        length = int(torch.randint(1, 20, (1,), generator=g))
+        out.append(dict(prompt=torch.randint(0, 50, (length,), generator=g).tolist(),
+                        max_new_tokens=int(torch.randint(1, 60, (1,), generator=g)),
+                        temperature=[0.0, 1.0, 0.7][i % 3], top_k=[None, 5][i % 2], seed=i,
+                        stop_ids=frozenset({STOP}) if i % 4 == 0 else frozenset()))
+    return out
+
+
+def alone(model: Transformer, r: dict) -> list[int]:
+    """The same request through generation.generate, cut after its stop token."""
+    out = generate(model, torch.tensor([r["prompt"]]), r["max_new_tokens"], r["temperature"], r["top_k"], None,
+                   stop=r["stop_ids"], seed=r["seed"])[0, len(r["prompt"]):].tolist()
+    return out[:out.index(STOP) + 1] if r["stop_ids"] and STOP in out else out
+
+
+@pytest.mark.parametrize("joins_per_step", [1, 2, 12])
+def test_batched_sequences_get_the_tokens_they_get_alone(model, joins_per_step):
+    specs = requests(12)
+    seqs = [Sequence(**r) for r in specs]
+    batch, pending, widest = ContinuousBatch(model), list(seqs), 0
+    while pending or len(batch):  # sequences join while others are mid-way, and leave as they finish
+        for _ in range(joins_per_step):
+            if pending:
+                batch.add(pending.pop(0))
+        batch.step()
+        widest = max(widest, len(batch.rows))
+    assert widest > 1  # the batch really held several sequences at once
+    for seq, r in zip(seqs, specs):
+        assert seq.tokens == alone(model, r)
+        assert seq.finish_reason == ("stop" if seq.tokens[-1:] == [STOP] and r["stop_ids"] else "length")
+
+
+def test_a_removed_sequence_leaves_the_others_unchanged(model):
+    specs = requests(4)
+    seqs = [Sequence(**r) for r in specs]
+    batch = ContinuousBatch(model)
+    for seq in seqs:
+        batch.add(seq)
+    batch.step()
+    batch.step()
+    batch.remove(seqs[1])
+    while len(batch):
+        batch.step()
+    assert len(seqs[1].tokens) == 2 and not seqs[1].done
+    for i in (0, 2, 3):
+        assert seqs[i].tokens == alone(model, specs[i])
+
+
+def test_bad_settings_are_refused_when_added(model):
+    batch = ContinuousBatch(model)
+    with pytest.raises(Exception, match="temperature"):
+        batch.add(Sequence([1, 2], 5, temperature=-1.0))
+    with pytest.raises(Exception, match="longer than the model's context"):
+        batch.add(Sequence(list(range(40)), 5))
+    assert len(batch) == 0
+
+
+class Letters:
+    """A tokenizer of single letters, and one id (26) that decodes to half a UTF-8 character."""
+
+    def decode(self, ids):
+        return "".join("\ufffd" if i == 26 else chr(97 + i) for i in ids)
+
+
+def test_text_pieces_hold_back_what_could_be_a_stop_string():
+    pieces = TextPieces(Letters(), ["cd"])
+    given = [pieces.add(i) for i in (0, 1, 2)]  # "abc": "c" may start "cd"
+    assert given == ["a", "b", ""]
+    assert pieces.add(4) == "ce" and not pieces.stopped  # "c" was not the stop after all
+    assert pieces.add(2) == "" and pieces.add(3) == "" and pieces.stopped  # "...cd": the text ends before it
+    assert pieces.finish() == ""
+    other = TextPieces(Letters())
+    assert other.add(0) == "a" and other.add(26) == "" and other.finish() == "\ufffd"
