@@ -2,7 +2,8 @@
 tiny run (Task.tiny): it trains end to end through the CLI; the same seed gives the same weights;
 Ctrl-C leaves a checkpoint from which a resumed run ends with the weights of an uninterrupted one;
 `eval` writes the task's section of report.json; `generate` works through the CLI and through
-`genlab.load` and both give the same output; a damaged run directory is one line and exit 2.
+`genlab.load` and both give the same output; `genlab serve` answers for it at its endpoint; a damaged
+run directory is one line and exit 2.
 
 Adding a task to genlab/tasks/__init__.py adds it here: this file is the checklist of
 docs/adding-a-task.md.
@@ -17,11 +18,13 @@ import signal
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 import genlab
 from genlab.cli import main
 from genlab.core.launch import train_run
 from genlab.core.trainer import Interrupted
+from genlab.serve import create_app
 from genlab.tasks import TASKS, load_recipe
 from tests.conftest import assert_same_weights, one_error_line, snapshot, weights
 
@@ -124,6 +127,26 @@ def test_generate_through_the_cli_and_the_api_agree(cases, name, tmp_path, capsy
     else:  # text: the CLI prints what the handle returns (a language model after its prompt)
         prompt = tiny.generate.get("prompt", "") if "stream" in handle.options("generate") else ""
         assert printed == f"{prompt}{result}\n" and str(result).strip()
+
+
+SERVE_REQUESTS = {  # one request per endpoint, built from the tiny run's own generate options
+    "completions": lambda tiny: ("/v1/completions", {"prompt": tiny.generate["prompt"], "max_tokens": 8}),
+    "images": lambda tiny: ("/v1/images/generations", {"n": 2}),
+    "classifications": lambda tiny: ("/v1/classifications", {"input": tiny.generate["prompt"]}),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_served_at_its_endpoint(cases, name):
+    tiny, run = cases[name]
+    handle = genlab.load(run)
+    assert handle.endpoint in SERVE_REQUESTS, f"'{name}' runs name no endpoint genlab serve has"
+    path, body = SERVE_REQUESTS[handle.endpoint](tiny)
+    with TestClient(create_app({"run": handle})) as client:
+        response = client.post(path, json={"model": "run", **body})
+        assert response.status_code == 200, response.text
+        assert response.json()["genlab"]["flops"] > 0
+        assert client.get("/v1/models").json()["data"][0]["task"] == name
 
 
 def damage_missing_checkpoint(run: Path, other: Path) -> None:
