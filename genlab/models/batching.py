@@ -7,7 +7,8 @@ sequence that ends leaves the batch at once, so a newcomer never waits for the l
 
 The rows of the batch are left-padded to one cache length: row i's real tokens are the last
 `lengths[i]` columns of the cache, the mask hides the padding, and `position_ids` count positions
-from each row's own first token, so each row computes what it would compute alone. A row whose
+from each row's own first token, so each row computes what it would compute alone. The cache is a
+preallocated KVBuffer that each step writes one column of in place (no copy per token). A row whose
 window fills the context is prefilled again from its last `block_size` tokens, exactly as
 `generation.stream` slides its window, so batched and unbatched decoding pick the same tokens.
 """
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from genlab.models.generation import _check_args, sample_next
-from genlab.models.transformer import KVCache, Transformer
+from genlab.models.generation import _check_args, check_finite, sample_finite
+from genlab.models.transformer import KVBuffer, KVCache, Transformer
 
 
 @dataclass(eq=False)
@@ -46,14 +47,14 @@ class Sequence:
 class ContinuousBatch:
     """The sequences being decoded together by one model; `step()` advances every one by a token."""
 
-    def __init__(self, model: Transformer):
+    def __init__(self, model: Transformer, capacity_rows: int = 16):
         self.model = model.eval()
         self.block = model.config.block_size
         self.waiting: list[Sequence] = []  # to prefill at the next step
         self.rows: list[Sequence] = []  # decoding, in cache-row order
-        self.cache: KVCache | None = None  # per layer (keys, values), each (B, nh, L, hd)
+        self.cache = KVBuffer(model.config, capacity_rows)  # rows: the decoding sequences; width: L
         self.mask = torch.zeros(0, 0, dtype=torch.bool)  # (B, L): True on each row's real tokens
-        self.lengths = torch.zeros(0, dtype=torch.long)  # (B,) real tokens per row (= next position)
+        self.lengths: list[int] = []  # real tokens per row (= its next position)
 
     def __len__(self) -> int:
         return len(self.waiting) + len(self.rows)
@@ -80,7 +81,7 @@ class ContinuousBatch:
         """
         emitted: list[tuple[Sequence, int]] = []
         if self.rows:  # rows whose window is full start again from their last block_size tokens
-            full = [int(n) >= self.block for n in self.lengths]
+            full = [n >= self.block for n in self.lengths]
             self.waiting = [row for row, f in zip(self.rows, full) if f] + self.waiting
             self._keep([not f for f in full])
         if self.rows:
@@ -94,26 +95,48 @@ class ContinuousBatch:
         return emitted
 
     def _decode(self) -> list[tuple[Sequence, int]]:
-        """One forward pass over the newest token of every row."""
+        """One forward pass over the newest token of every row, written into the buffer in place."""
         last = torch.tensor([[row.tokens[-1]] for row in self.rows])  # (B, 1)
         self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=torch.bool)], dim=1)  # (B, L + 1)
         out = self.model(last, attention_mask=self.mask, kv_cache=self.cache, use_cache=True,
-                         position_ids=self.lengths[:, None])
-        self.cache, self.lengths = out.kv_cache, self.lengths + 1
-        logits = out.logits[:, -1, :]  # (B, V)
-        return [(row, self._sample(row, logits[i:i + 1])) for i, row in enumerate(self.rows)]
+                         position_ids=torch.tensor(self.lengths)[:, None])
+        self.lengths = [n + 1 for n in self.lengths]
+        return list(zip(self.rows, self._sample_rows(out.logits[:, -1, :])))
+
+    def _sample_rows(self, logits: torch.Tensor) -> list[int]:
+        """The next token of every row from logits (B, V): greedy rows in one argmax, rows that sample
+        from the whole distribution in one softmax, each drawing with its own generator."""
+        check_finite(logits)
+        tokens = logits.argmax(dim=-1).tolist()
+        plain = [i for i, row in enumerate(self.rows) if row.temperature > 0 and row.top_k is None
+                 and row.top_p is None]
+        if plain:
+            temperatures = torch.tensor([[self.rows[i].temperature] for i in plain])  # (P, 1)
+            probs = (logits[plain] / temperatures).softmax(dim=-1)  # (P, V)
+            for j, i in enumerate(plain):
+                tokens[i] = int(torch.multinomial(probs[j:j + 1], 1, generator=self.rows[i].generator))
+        for i, row in enumerate(self.rows):
+            if row.temperature > 0 and i not in plain:  # top-k / top-p rows
+                tokens[i] = self._draw(row, logits[i:i + 1])
+        return [self._take(row, token) for row, token in zip(self.rows, tokens)]
 
     def _prefill(self, seq: Sequence) -> int:
         """The prompt (or, past the context, the last block_size tokens) alone; its cache joins the batch."""
         window = (seq.prompt + seq.tokens)[-self.block:]
-        out = self.model(torch.tensor([window]), use_cache=True)  # cache: (1, nh, len(window), hd)
-        token = self._sample(seq, out.logits[:, -1, :])
+        out = self.model(torch.tensor([window]), use_cache=True)  # cache: (1, nh, len(window), hd) per layer
+        logits = out.logits[:, -1, :]
+        check_finite(logits)
+        token = self._take(seq, int(logits.argmax()) if seq.temperature == 0 else self._draw(seq, logits))
         if not seq.done:
             self._join(seq, out.kv_cache, len(window))
         return token
 
-    def _sample(self, seq: Sequence, logits: torch.Tensor) -> int:
-        token = int(sample_next(logits, seq.temperature, seq.top_k, seq.top_p, seq.generator)[0])
+    @staticmethod
+    def _draw(seq: Sequence, logits: torch.Tensor) -> int:
+        return int(sample_finite(logits, seq.temperature, seq.top_k, seq.top_p, seq.generator)[0])
+
+    @staticmethod
+    def _take(seq: Sequence, token: int) -> int:
         seq.tokens.append(token)
         if token in seq.stop_ids:
             seq.finish_reason = "stop"
@@ -122,42 +145,51 @@ class ContinuousBatch:
         return token
 
     def _join(self, seq: Sequence, cache: KVCache, length: int) -> None:
-        """Append a row, left-padding whichever side is shorter so that all rows share one length."""
-        width = self.mask.size(1)
-        if self.cache is None:
-            self.cache, self.mask = cache, torch.ones(1, length, dtype=torch.bool)
-        else:
-            grow = max(length, width)
-            self.cache = [(torch.cat([_left_pad(k, grow), _left_pad(nk, grow)]),
-                           torch.cat([_left_pad(v, grow), _left_pad(nv, grow)]))
-                          for (k, v), (nk, nv) in zip(self.cache, cache)]
-            row_mask = torch.ones(1, length, dtype=torch.bool)
-            self.mask = torch.cat([_left_pad(self.mask, grow), _left_pad(row_mask, grow)])
+        """Copy a prefilled sequence's keys and values into a new row, right-aligned with the others;
+        if it is longer than them, the others move right (their left padding grows)."""
+        buffer, width, row = self.cache, self.cache.width, len(self.rows)
+        if row == buffer.shape[0]:
+            self._grow_rows()
+        if length > width:
+            shift = length - width
+            for keys in buffer.keys + buffer.values:
+                keys[:row, :, shift:length] = keys[:row, :, :width].clone()
+            self.mask = _left_pad(self.mask, length)
+            width = buffer.width = length
+        for keys, values, (k, v) in zip(buffer.keys, buffer.values, cache):
+            keys[row, :, width - length:width], values[row, :, width - length:width] = k[0], v[0]
+        row_mask = torch.zeros(1, width, dtype=torch.bool)
+        row_mask[0, width - length:] = True
+        self.mask = torch.cat([self.mask.view(row, width), row_mask])
         self.rows.append(seq)
-        self.lengths = torch.cat([self.lengths, torch.tensor([length])])
+        buffer.rows = row + 1
+        self.lengths.append(length)
+
+    def _grow_rows(self) -> None:
+        """More sequences than the buffer was made for: double its rows (the caller caps them)."""
+        old = self.cache
+        self.cache = KVBuffer(self.model.config, 2 * old.shape[0])
+        for new, kept in zip(self.cache.keys + self.cache.values, old.keys + old.values):
+            new[:old.rows, :, :old.width] = kept[:old.rows, :, :old.width]
+        self.cache.rows, self.cache.width = old.rows, old.width
 
     def _keep(self, keep: list[bool]) -> None:
-        """Keep the rows marked True, then drop the leading columns that are padding in every row."""
+        """Keep the rows marked True (moved to the front of the buffer), then drop the leading columns
+        that are padding in every row."""
         if all(keep):
             return
+        buffer = self.cache
         self.rows = [row for row, k in zip(self.rows, keep) if k]
-        if not self.rows:
-            self.cache, self.mask = None, torch.zeros(0, 0, dtype=torch.bool)
-            self.lengths = torch.zeros(0, dtype=torch.long)
-            return
         index = torch.tensor(keep).nonzero().squeeze(1)
-        self.lengths = self.lengths[index]
-        start = self.mask.size(1) - int(self.lengths.max())
+        self.lengths = [n for n, k in zip(self.lengths, keep) if k]
+        start = buffer.width - max(self.lengths, default=0)
         self.mask = self.mask[index, start:]
-        self.cache = [(k[index, :, start:], v[index, :, start:]) for k, v in self.cache]
+        for keys in buffer.keys + buffer.values:
+            keys[:len(index), :, :buffer.width - start] = keys[index, :, start:buffer.width]
+        buffer.rows, buffer.width = len(self.rows), buffer.width - start
 
 
 def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
-    """Zero-pad the sequence axis of a cache (B, nh, L, hd) or a mask (B, L) on the left to `width`."""
-    axis = 2 if t.dim() == 4 else 1
-    missing = width - t.size(axis)
-    if missing == 0:
-        return t
-    shape = list(t.shape)
-    shape[axis] = missing
-    return torch.cat([t.new_zeros(shape), t], dim=axis)
+    """Zero-pad the sequence axis of a mask (B, L) on the left to `width`."""
+    missing = width - t.size(1)
+    return t if missing == 0 else torch.cat([t.new_zeros(t.size(0), missing), t], dim=1)

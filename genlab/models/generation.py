@@ -35,6 +35,11 @@ def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k
         raise GenlabError(f"top_p must be in (0, 1], got {top_p}")
 
 
+def check_finite(logits: torch.Tensor) -> None:
+    if not torch.isfinite(logits).all():  # NaN would reach torch.multinomial: the weights are broken
+        raise GenlabError("the model produced non-finite scores (NaN or inf): its weights have diverged")
+
+
 def sample_next(
     logits: torch.Tensor,
     temperature: float,
@@ -43,10 +48,20 @@ def sample_next(
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """logits (B, V) -> next ids (B,). Temperature 0 means greedy."""
-    if not torch.isfinite(logits).all():  # NaN would reach torch.multinomial: the weights are broken
-        raise GenlabError("the model produced non-finite scores (NaN or inf): its weights have diverged")
+    check_finite(logits)
     if temperature == 0:
         return logits.argmax(dim=-1)
+    return sample_finite(logits, temperature, top_k, top_p, generator)
+
+
+def sample_finite(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """sample_next for checked logits (B, V) and a temperature > 0."""
     logits = logits / temperature
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]  # (B, 1)

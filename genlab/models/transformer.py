@@ -9,7 +9,9 @@ live in genlab/text_objectives.py and sampling in genlab/generation.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -55,11 +57,34 @@ class TransformerConfig:
         return self.n_inner or 4 * self.n_embd
 
 
+class KVBuffer:
+    """Keys and values preallocated for up to `capacity_rows` sequences of up to `capacity` tokens, for
+    continuous batching (genlab.models.batching): a forward pass writes its new keys and values in place
+    after the `width` columns already filled, where a list cache concatenates (copies the whole cache)
+    at every token. The first `rows` rows are in use; each layer holds (rows, n_head, capacity, head_dim)."""
+
+    def __init__(self, cfg: TransformerConfig, capacity_rows: int, capacity: int | None = None):
+        self.shape = (capacity_rows, cfg.n_head, capacity or cfg.block_size, cfg.n_embd // cfg.n_head)
+        self.keys = [torch.zeros(self.shape) for _ in range(cfg.n_layer)]
+        self.values = [torch.zeros(self.shape) for _ in range(cfg.n_layer)]
+        self.rows = 0
+        self.width = 0
+
+    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (rows, nh, T, hd) after the filled columns; -> every column's keys and values."""
+        end = self.width + k.size(2)
+        if end > self.shape[2]:
+            raise GenlabError(f"sequence of {end} tokens is longer than the cache ({self.shape[2]})")
+        keys, values = self.keys[layer][:self.rows], self.values[layer][:self.rows]
+        keys[:, :, self.width:end], values[:, :, self.width:end] = k, v
+        return keys[:, :, :end], values[:, :, :end]
+
+
 @dataclass
 class TransformerOutput:
     logits: torch.Tensor | None  # (B, T, V); None when the caller only wants hidden states
     hidden_states: torch.Tensor  # (B, T, C), after the last block (and final LayerNorm when pre-LN)
-    kv_cache: KVCache | None = field(default=None)
+    kv_cache: KVCache | KVBuffer | None = field(default=None)
 
 
 def _gelu(x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -74,13 +99,15 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, past: tuple | None
+        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, past: tuple | Callable | None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, nh, T, hd)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        if past is not None:
+        if callable(past):  # a KVBuffer layer: written in place, returns (B, nh, T_past + T, hd) views
+            k, v = past(k, v)
+        elif past is not None:
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, nh, T_past + T, hd)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
@@ -165,14 +192,14 @@ class Transformer(nn.Module):
         idx: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
-        kv_cache: KVCache | None = None,
+        kv_cache: KVCache | KVBuffer | None = None,
         use_cache: bool = False,
         compute_logits: bool = True,
         position_ids: torch.Tensor | None = None,
     ) -> TransformerOutput:
         """idx (B, T) token ids; attention_mask (B, T_past + T), 1 = attend, 0 = padding.
 
-        With `kv_cache` (from a previous call's output) only the new tokens are passed in `idx`.
+        With `kv_cache` (from a previous call's output, or a KVBuffer) only the new tokens are passed in `idx`.
         `position_ids` (B, T) gives each row its own positions: a batch whose rows are left-padded to
         one length (continuous batching in genlab.serve) counts positions from each row's first real token.
         `compute_logits=False` skips the vocabulary projection (as costly as a small model's blocks)
@@ -180,13 +207,16 @@ class Transformer(nn.Module):
         """
         cfg = self.config
         B, T = idx.shape
-        past = kv_cache[0][0].size(2) if kv_cache else 0
+        buffer = kv_cache if isinstance(kv_cache, KVBuffer) else None
+        if buffer is not None and buffer.rows != B:
+            raise GenlabError(f"the KV buffer holds {buffer.rows} rows, the batch {B}")
+        past = buffer.width if buffer is not None else kv_cache[0][0].size(2) if kv_cache else 0
         if past + T > cfg.block_size:
             raise GenlabError(f"sequence of {past + T} tokens is longer than the context ({cfg.block_size})")
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=idx.device)
-        elif position_ids.shape != (B, T) or int(position_ids.max()) >= cfg.block_size or int(position_ids.min()) < 0:
-            raise GenlabError(f"position_ids must be (B, T) = {(B, T)} in 0..{cfg.block_size - 1}")
+        elif position_ids.shape != (B, T):  # (values past the table fail in the embedding lookup)
+            raise GenlabError(f"position_ids must be (B, T) = {(B, T)}, got {tuple(position_ids.shape)}")
         x = self.tok_emb(idx) + self.pos_emb(position_ids)  # (B, T, C)
         if self.type_emb is not None:
             types = token_type_ids if token_type_ids is not None else torch.zeros_like(idx)
@@ -198,8 +228,11 @@ class Transformer(nn.Module):
         mask, is_causal = self._attention_mask(attention_mask, B, T, past, idx.device)
         new_cache: KVCache = []
         for i, block in enumerate(self.blocks):
-            x, kv = block(x, mask, is_causal, kv_cache[i] if kv_cache else None)
+            layer_past = partial(buffer.extend, i) if buffer is not None else kv_cache[i] if kv_cache else None
+            x, kv = block(x, mask, is_causal, layer_past)
             new_cache.append(kv)
+        if buffer is not None:
+            buffer.width += T
         h = self.ln_f(x) if self.ln_f is not None else x  # (B, T, C)
         if not compute_logits:
             logits = None
@@ -207,24 +240,29 @@ class Transformer(nn.Module):
             logits = self.mlm_head(h, self.tok_emb.weight)
         else:
             logits = h @ self.tok_emb.weight.T
-        return TransformerOutput(logits=logits, hidden_states=h, kv_cache=new_cache if use_cache else None)
+        cache = (buffer if buffer is not None else new_cache) if use_cache else None
+        return TransformerOutput(logits=logits, hidden_states=h, kv_cache=cache)
 
     def _attention_mask(
         self, attention_mask: torch.Tensor | None, B: int, T: int, past: int, device: torch.device
     ) -> tuple[torch.Tensor | None, bool]:
         """A boolean mask broadcastable to (B, nh, T, past + T), or SDPA's fast is_causal path."""
         causal = self.config.causal
+        if attention_mask is not None and attention_mask.shape != (B, past + T):
+            raise GenlabError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(B, past + T)}")
         if attention_mask is None and (not causal or T == 1):
             return None, False  # one new token may see every cached one
         if attention_mask is None and past == 0:
             return None, True
+        if causal and T == 1 and attention_mask is not None:  # one new token: every real cached one, and itself
+            mask = attention_mask.bool()[:, None, None, :].clone()  # (B, 1, 1, past + 1)
+            mask[..., -1] = True
+            return mask, False
         mask = torch.ones(T, past + T, dtype=torch.bool, device=device)
         if causal:  # query i sits at absolute position past + i
             mask = mask.tril(diagonal=past)
         mask = mask.expand(B, 1, T, past + T)
         if attention_mask is not None:
-            if attention_mask.shape != (B, past + T):
-                raise GenlabError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(B, past + T)}")
             mask = mask & attention_mask.bool()[:, None, None, :]
             # A padding query that sees nothing would turn into NaN and leak through 0 * NaN;
             # letting every token see itself keeps padded rows finite (their outputs are ignored).

@@ -353,6 +353,9 @@ class CompletionReply:
         self.id, self.created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         self.prompt_tokens = sum(len(ids) for ids in encoded)
         self.first_text = True
+        # the fields every streamed chunk repeats, serialised once: a chunk per token is the hot path
+        self.chunk_head = json.dumps({"id": self.id, "object": "text_completion", "created": self.created,
+                                      "model": model.name})[:-1]
 
     def usage(self) -> s.Usage:
         completion = sum(len(job.seq.tokens) for job in self.jobs)
@@ -397,23 +400,22 @@ class CompletionReply:
         return s.Completion(id=self.id, created=self.created, model=self.model.name, choices=choices,
                             usage=self.usage(), genlab=self.cost())
 
-    def chunk(self, choices: list[s.CompletionChoice], **extra: Any) -> str:
-        body = s.Completion(id=self.id, created=self.created, model=self.model.name, choices=choices, **extra)
-        fields = body.model_dump(exclude_none=True) | {"choices": [c.model_dump() for c in choices]}  # keep nulls
-        return f"data: {json.dumps(fields)}\n\n"
+    def chunk(self, text: str | None, index: int = 0, finish_reason: str | None = None, **extra: Any) -> str:
+        """One SSE event: a choice's new text (or its finish_reason), or with text None the usage chunk."""
+        choices = [] if text is None else [{"text": text, "index": index, "logprobs": None,
+                                            "finish_reason": finish_reason}]
+        tail = "".join(f", {json.dumps(k)}: {v.model_dump_json()}" for k, v in extra.items())
+        return f"data: {self.chunk_head}, \"choices\": {json.dumps(choices)}{tail}}}\n\n"
 
     async def sse(self) -> AsyncIterator[str]:
         """Server-sent events: a chunk per piece of text, a last chunk per choice with its finish_reason,
         the usage (if asked for) and `data: [DONE]`. A client that disconnects cancels the jobs."""
         try:
             async for index, kind, value in self.events_until_done(None):
-                if kind == "text":
-                    yield self.chunk([s.CompletionChoice(text=value, index=index, finish_reason=None)])
-                else:
-                    yield self.chunk([s.CompletionChoice(text="", index=index, finish_reason=value)])
+                yield self.chunk(value, index) if kind == "text" else self.chunk("", index, value)
             options = self.body.stream_options
             if options and options.include_usage:
-                yield self.chunk([], usage=self.usage(), genlab=self.cost())
+                yield self.chunk(None, usage=self.usage(), genlab=self.cost())
             yield "data: [DONE]\n\n"
         except ApiError as error:
             body = s.ErrorResponse(error=s.ErrorBody(message=error.message, type=error.kind, code=str(error.status)))

@@ -44,15 +44,32 @@ class TextJob:
     loop: asyncio.AbstractEventLoop
     cancelled: bool = False
 
-    def send(self, kind: str, value: Any) -> None:
-        self.loop.call_soon_threadsafe(self.events.put_nowait, (self.index, kind, value))
+
+Event = tuple[TextJob, str, Any]
+
+
+def post(events: list[Event]) -> None:
+    """Hand a step's events to the event loop in one wake-up (not one per token: with many clients the
+    loop's wake-ups, not the model, would bound the throughput)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Event]] = {}
+    for event in events:
+        by_loop.setdefault(event[0].loop, []).append(event)
+    for loop, batch in by_loop.items():
+        loop.call_soon_threadsafe(_enqueue, batch)
+
+
+def _enqueue(events: list[Event]) -> None:
+    for job, kind, value in events:
+        job.events.put_nowait((job.index, kind, value))
 
 
 class TextWorker:
     def __init__(self, name: str, decoding: TextDecoding, max_batch: int, max_queue: int, metrics: Metrics):
         self.name, self.decoding, self.metrics = name, decoding, metrics
         self.max_batch, self.max_queue = max_batch, max_queue
-        self.batch = ContinuousBatch(decoding.model)
+        self.batch = ContinuousBatch(decoding.model, max_batch)
+        # this model's metric series, looked up once: they are updated at every step
+        self.tokens, self.batch_sizes = metrics.tokens.labels(name), metrics.batch_size.labels(name)
         self.waiting: deque[TextJob] = deque()
         self.active: dict[Sequence, TextJob] = {}
         self.wake = threading.Condition()
@@ -81,6 +98,7 @@ class TextWorker:
 
     def _admit(self) -> bool:
         """Move waiting jobs into the batch while it has room; False once the worker is closing."""
+        refused: list[Event] = []
         with self.wake:
             while not self.closed and not self.waiting and not self.active:
                 self.wake.wait()
@@ -91,11 +109,12 @@ class TextWorker:
                 try:
                     self.batch.add(job.seq)
                 except (GenlabError, ValueError) as error:  # checked by the app first; kept as a guard
-                    job.send("error", str(error))
+                    refused.append((job, "error", str(error)))
                     continue
                 self.active[job.seq] = job
             self.metrics.queue_depth.labels(self.name).set(len(self.waiting))
-            return not self.closed
+        post(refused)
+        return not self.closed
 
     def _run(self) -> None:
         while self._admit():
@@ -104,21 +123,23 @@ class TextWorker:
                 del self.active[job.seq]
             if not self.active:
                 continue
-            self.metrics.batch_size.labels(self.name).observe(len(self.active))
+            self.batch_sizes.observe(len(self.active))
             try:
                 emitted = self.batch.step()
             except Exception as error:  # a broken model must not take the server down: fail this batch
                 log.exception("decoding step failed for %s", self.name)
                 for job in self.active.values():
                     self.batch.remove(job.seq)
-                    job.send("error", f"generation failed: {error}")
+                post([(job, "error", f"generation failed: {error}") for job in self.active.values()])
                 self.active.clear()
                 continue
-            self.metrics.tokens.labels(self.name).inc(len(emitted))
+            self.tokens.inc(len(emitted))
+            events: list[Event] = []
             for seq, token in emitted:
-                self._deliver(self.active[seq], token)
+                self._deliver(self.active[seq], token, events)
+            post(events)
 
-    def _deliver(self, job: TextJob, token: int) -> None:
+    def _deliver(self, job: TextJob, token: int, events: list[Event]) -> None:
         seq = job.seq
         # a stop token is not part of the text (seq2seq's <eos>)
         piece = "" if seq.finish_reason == "stop" else job.pieces.add(token)
@@ -128,9 +149,9 @@ class TextWorker:
         if seq.done:
             piece += job.pieces.finish()
         if piece:
-            job.send("text", piece)
+            events.append((job, "text", piece))
         if seq.done:
-            job.send("end", seq.finish_reason)
+            events.append((job, "end", seq.finish_reason))
             del self.active[seq]
 
 
