@@ -1,8 +1,6 @@
 """The playground at `/` (genlab/serve/static) driven in a real browser against a real server serving tiny
 runs: the API-key field, text streamed token by token (and stopped), images, classification bars, the
 latency and cost of every answer, and the server's error messages.
-
-GENLAB_WRITE_DOCS_IMAGES=1 also writes docs/img/playground.png from the text test's screen.
 """
 from __future__ import annotations
 
@@ -26,7 +24,6 @@ from tests.serving import running_server  # noqa: E402
 
 API_KEY = "playground-test-key"
 SERVED = ("lm", "finetune", "gan", "seq2seq")
-DOCS_IMAGE = Path(__file__).resolve().parents[1] / "docs" / "img" / "playground.png"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 LATENCY = re.compile(r"^\d+(\.\d+)? (ms|s)\b")
@@ -149,9 +146,6 @@ def test_text_streams_token_by_token(page, cards, tmp_path):
     expect(page.locator("#latency")).to_contain_text("first token")
     expect(page.locator("#error")).to_be_hidden()
     page.screenshot(path=tmp_path / "text.png", full_page=True)
-    if os.environ.get("GENLAB_WRITE_DOCS_IMAGES") == "1":
-        DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=DOCS_IMAGE, full_page=True)
 
 
 def test_stop_aborts_the_stream(page, tmp_path):
