@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from genlab.serve import create_app, open_runs  # noqa: E402
 from tests.serving import running_server  # noqa: E402
 
 API_KEY = "playground-test-key"
+SERVERS: dict = {}  # url -> app, for a test that needs the server's workers
 SERVED = ("lm", "finetune", "gan", "seq2seq")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -46,6 +48,7 @@ def server(served_runs) -> str:
     """The base URL of a server (with an API key) for each kind of tiny run."""
     app = create_app(open_runs([served_runs[name] for name in SERVED]), api_key=API_KEY)
     with running_server(app) as url:
+        SERVERS[url] = app
         yield url
 
 
@@ -148,7 +151,10 @@ def test_text_streams_token_by_token(page, cards, tmp_path):
     page.screenshot(path=tmp_path / "text.png", full_page=True)
 
 
-def test_stop_aborts_the_stream(page, tmp_path):
+def test_stop_aborts_the_stream(page, server, tmp_path, monkeypatch):
+    batch = SERVERS[server].state.served["lm"].worker.batch
+    step = batch.step
+    monkeypatch.setattr(batch, "step", lambda: time.sleep(0.01) or step())  # 2,048 tokens outlast the click
     choose(page, "lm")
     page.fill("#max-tokens", "2048")
     page.fill("#text-seed", "1")
