@@ -35,7 +35,8 @@ def positive(value) -> bool:
 
 
 @pytest.mark.parametrize("script", ["gan_benchmark.py", "text_benchmark.py", "lora_benchmark.py",
-                                    "finetune_benchmark.py", "threads_benchmark.py", "serve_benchmark.py"])
+                                    "finetune_benchmark.py", "threads_benchmark.py", "serve_benchmark.py",
+                                    "audio_evaluator.py"])
 def test_every_benchmark_script_imports_and_explains_itself(script):
     """`--help` imports the script and everything it uses from genlab: a stale import fails here."""
     assert run_script(script, "--help").stdout.startswith("usage:")
