@@ -150,7 +150,9 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         raise GenlabError(f"--out {out}: folder {out.parent} does not exist")
     suffixes = handle.output_suffixes  # runs that generate files (images): checked before any sampling
     if suffixes and (out is None or out.suffix not in suffixes):
-        raise GenlabError(f"a '{handle.task}' run writes files: pass --out FILE ending in {' or '.join(suffixes)}"
+        files = " or ".join(suffix for suffix in suffixes if suffix)
+        folder = " (or a FOLDER)" if "" in suffixes else ""  # "" in output_suffixes: a folder of files
+        raise GenlabError(f"a '{handle.task}' run writes files: pass --out FILE ending in {files}{folder}"
                           + (f", not {out}" if out is not None else ""))
     if out is None and "stream" in handle.options("generate"):
         _print_stream(options.get("prompt", ""), handle.generate(**options, stream=True))

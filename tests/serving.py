@@ -1,5 +1,6 @@
 """Tiny runs of every kind the server serves, trained in seconds: a char GPT (completions), a conditional
-GAN (images), a fine-tuned classifier (classifications) and a fine-tuned seq2seq model (completions)."""
+GAN (images), a fine-tuned classifier (classifications), a fine-tuned seq2seq model (completions) and a
+spoken-digit GAN (audio)."""
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ def write_tiny_seq2seq(path: Path, sentences: list[str]) -> Path:
 def train_tiny_runs(folder: Path) -> dict[str, Path]:
     """name -> run directory (the name is also the served model's name)."""
     runs = {}
-    for name in ("lm", "finetune"):
+    for name in ("lm", "finetune", "audio"):
         tiny = TASKS[name].tiny(folder / f"{name}-data")
         runs[name] = api.fit(tiny.recipe, folder / name, tiny.overrides)[0]
     gan = TASKS["gan"].tiny(folder / "gan-data")

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent / "genlab"
 SHARED = ("genlab.core", "genlab.data", "genlab.models", "genlab.peft", "genlab.evaluation", "genlab.io",
           "genlab.errors")
 TOP = ("genlab.api", "genlab.cli", "genlab.tasks", "genlab.serve")
-BUILDS_ON = {"finetune": {"lm"}}  # task -> the tasks it may import
+BUILDS_ON = {"finetune": {"lm"}, "audio": {"gan"}}  # task -> the tasks it may import
 
 
 def module_name(path: Path) -> str:

@@ -133,6 +133,7 @@ SERVE_REQUESTS = {  # one request per endpoint, built from the tiny run's own ge
     "completions": lambda tiny: ("/v1/completions", {"prompt": tiny.generate["prompt"], "max_tokens": 8}),
     "images": lambda tiny: ("/v1/images/generations", {"n": 2}),
     "classifications": lambda tiny: ("/v1/classifications", {"input": tiny.generate["prompt"]}),
+    "audio": lambda tiny: ("/v1/audio/generations", {"text": "4 0 7"}),
 }
 
 

@@ -18,12 +18,14 @@ import httpx
 import numpy as np
 import openai
 import pytest
+import soundfile as sf
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from genlab import api
 from genlab.cli import main
 from genlab.serve import Limits, create_app, open_runs
+from genlab.serve.app import ENDPOINTS
 from tests.conftest import one_error_line
 from tests.serving import running_server
 
@@ -64,7 +66,7 @@ def error_of(response, status: int) -> dict:
 
 def test_health_needs_no_key_and_v1_needs_the_right_one(client):
     assert client.get("/health", headers={"Authorization": ""}).json() == {
-        "status": "ok", "models": ["lm", "finetune", "gan", "seq2seq"]}
+        "status": "ok", "models": ["lm", "finetune", "audio", "gan", "seq2seq"]}
     for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
         error = error_of(client.get("/v1/models", headers=headers), 401)
         assert error["type"] == "authentication_error"
@@ -75,7 +77,7 @@ def test_models_list_every_run_with_its_task_endpoint_size_quality_and_cost(clie
     cards = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
     assert {name: card["endpoint"] for name, card in cards.items()} == {
         "lm": "/v1/completions", "seq2seq": "/v1/completions", "gan": "/v1/images/generations",
-        "finetune": "/v1/classifications"}
+        "finetune": "/v1/classifications", "audio": "/v1/audio/generations"}
     assert cards["lm"]["parameters"] == sum(p.numel() for p in handles["lm"].model.parameters())
     assert cards["gan"]["labels"] == [str(d) for d in range(10)]
     assert cards["finetune"]["labels"] == ["a", "b", "c"]
@@ -130,7 +132,22 @@ def test_images_are_the_pngs_of_the_runs_samples(client, handles):
     assert body["genlab"]["flops"] * 4 == every_class["genlab"]["flops"]
 
 
-@pytest.mark.parametrize("label, message", [(10, "must be in 0..9"), ("seven", "not one of"), (-1, "0..9")])
+def test_audio_clips_are_the_wavs_of_the_runs_clips(client, handles):
+    body = client.post("/v1/audio/generations", json={"model": "audio", "n": 2, "label": "three", "seed": 4}).json()
+    assert [d["words"] for d in body["data"]] == ["three", "three"]
+    waves = np.stack([sf.read(io.BytesIO(base64.b64decode(d["b64_json"])), dtype="float32")[0] for d in body["data"]])
+    expected = handles["audio"].generate(n=2, label=3, seed=4).numpy()
+    assert waves.shape == (2, 16_000) and np.abs(waves - expected).max() <= 1 / 32768 + 1e-6  # 16-bit PCM
+    said = client.post("/v1/audio/generations", json={"model": "audio", "text": "4 0"}).json()["data"]
+    assert [d["words"] for d in said] == ["four zero"] and said[0]["seconds"] > 1
+    error = error_of(client.post("/v1/audio/generations", json={"model": "audio", "label": 3, "text": "4"}), 422)
+    assert error["param"] == "text"
+    error = error_of(client.post("/v1/audio/generations", json={"model": "audio", "text": "4 eleven"}), 422)
+    assert "eleven" in error["message"]
+
+
+@pytest.mark.parametrize("label, message", [(10, "must be in 0..9"), ("seven", "not one of"), (-1, "0..9"),
+                                            ("\u00b2", "not one of")])  # "²".isdigit(), found by the fuzzer
 def test_a_label_the_model_does_not_have_is_a_422_naming_it(client, label, message):
     error = error_of(client.post("/v1/images/generations", json={"model": "gan", "label": label}), 422)
     assert message in error["message"] and error["param"] == "label"
@@ -188,7 +205,7 @@ def test_the_openai_client_works_streaming_and_not(server, handles):
                                             stream_options={"include_usage": True}))
     assert "".join(c.choices[0].text for c in chunks if c.choices) == expected
     assert chunks[-1].usage.completion_tokens == 16 and chunks[-2].choices[0].finish_reason == "length"
-    assert sorted(m.id for m in client.models.list()) == ["finetune", "gan", "lm", "seq2seq"]
+    assert sorted(m.id for m in client.models.list()) == ["audio", "finetune", "gan", "lm", "seq2seq"]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
     with pytest.raises(openai.NotFoundError):
@@ -357,8 +374,8 @@ def test_serve_bad_input_is_one_line(served_runs, tmp_path, capsys):
     one_error_line(capsys, "cannot listen")
 
 
-def test_every_registered_task_kind_has_an_endpoint(served_runs):
-    """A served run's handle names its endpoint: each tiny run opens with one the server knows."""
+def test_the_tiny_runs_cover_every_endpoint(served_runs):
+    """Every endpoint the server has is exercised above by one of the tiny runs."""
     endpoints = {api.load(path).endpoint for path in served_runs.values()}
-    assert endpoints == {"completions", "images", "classifications"}
+    assert endpoints == set(ENDPOINTS)
     assert Path(served_runs["lm"]).name == "lm"

@@ -13,7 +13,8 @@ from genlab.serve import create_app, open_runs
 from tests.serving import running_server
 
 KEY = "fuzz-key"
-MODEL_FOR = {"/v1/completions": "lm", "/v1/images/generations": "gan", "/v1/classifications": "finetune"}
+MODEL_FOR = {"/v1/completions": "lm", "/v1/images/generations": "gan", "/v1/classifications": "finetune",
+             "/v1/audio/generations": "audio"}
 EXAMPLES = 40  # per operation
 
 
@@ -44,7 +45,8 @@ def aim_at_a_model(case) -> None:
 
 
 @pytest.mark.parametrize("name", ["GET /health", "GET /v1/models", "GET /v1/models/{model}", "POST /v1/completions",
-                                  "POST /v1/images/generations", "POST /v1/classifications"])
+                                  "POST /v1/images/generations", "POST /v1/classifications",
+                                  "POST /v1/audio/generations"])
 def test_no_request_gets_a_server_error(operations, name):
     @given(case=operations[name].as_strategy())
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -64,11 +64,13 @@ class RunHandle:
     keyword arguments are the options the CLI offers for that task. `endpoint` says which of the
     server's endpoints serves the run, and the methods that endpoint calls are implemented:
     "completions" -> `text_decoding`; "images" -> `class_names`, `generate_images`;
-    "classifications" -> `classify`. The server has no code of its own for any task.
+    "classifications" -> `classify`; "audio" -> `class_names`, `generate_audio`. The server has no code
+    of its own for any task.
     """
 
-    output_suffixes: tuple[str, ...] = ()  # a run whose generate returns files (with .save) names their kinds
-    endpoint: str | None = None  # "completions" | "images" | "classifications"; None: not served
+    output_suffixes: tuple[str, ...] = ()  # a run whose generate returns files (with .save) names their kinds;
+    #                                        "" is a folder
+    endpoint: str | None = None  # "completions" | "images" | "classifications" | "audio"; None: not served
 
     def __init__(self, run: RunDir, recipe: Any, checkpoint: str):
         self.run, self.recipe, self.checkpoint = run, recipe, checkpoint
@@ -102,6 +104,10 @@ class RunHandle:
 
     def generate_images(self, requests: list[dict[str, Any]]) -> list[Any]:
         """Several `generate` calls (their keyword arguments) at once; a task may share one forward pass."""
+        return [self.generate(**request) for request in requests]
+
+    def generate_audio(self, requests: list[dict[str, Any]]) -> list[Any]:
+        """Several `generate` calls (their keyword arguments) at once -> GeneratedAudio each."""
         return [self.generate(**request) for request in requests]
 
     def classify(self, texts: list[str]) -> list[Any]:

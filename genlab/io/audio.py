@@ -56,18 +56,23 @@ def from_pcm16(pcm: np.ndarray) -> np.ndarray:
     return (np.asarray(pcm, dtype=np.float32) / np.float32(32768.0)).astype(np.float32)
 
 
-def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
-    """Write mono samples (T,) in [-1, 1] as a 16-bit PCM WAV, atomically."""
+def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE, name: str = "samples") -> bytes:
+    """Mono samples (T,) in [-1, 1] as the bytes of a 16-bit PCM WAV file."""
     import soundfile as sf
 
     samples = np.asarray(samples)
     if samples.ndim != 1:
-        raise GenlabError(f"write_wav {path}: samples must be mono (T,), got shape {samples.shape}")
+        raise GenlabError(f"{name}: samples must be mono (T,), got shape {samples.shape}")
     if not np.isfinite(samples).all():
-        raise GenlabError(f"write_wav {path}: samples hold non-finite values (NaN or inf)")
+        raise GenlabError(f"{name}: samples hold non-finite values (NaN or inf)")
     buffer = io.BytesIO()
     sf.write(buffer, to_pcm16(samples), int(rate), format="WAV", subtype="PCM_16")
-    return atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    """Write mono samples (T,) in [-1, 1] as a 16-bit PCM WAV, atomically."""
+    return atomic_write_bytes(path, wav_bytes(samples, rate, name=f"write_wav {path}"))
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

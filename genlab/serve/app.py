@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from genlab.core.task import RunHandle
 from genlab.errors import GenlabError
+from genlab.io.audio import wav_bytes
 from genlab.io.images import png_bytes
 from genlab.models.batching import Sequence
 from genlab.models.generation import TextPieces
@@ -47,7 +48,7 @@ from genlab.serve.workers import BatchWorker, QueueFull, TextJob, TextWorker
 log = logging.getLogger("genlab.serve")
 STATIC = Path(__file__).parent / "static"
 ENDPOINTS = {"completions": "/v1/completions", "images": "/v1/images/generations",
-             "classifications": "/v1/classifications"}
+             "classifications": "/v1/classifications", "audio": "/v1/audio/generations"}
 DISCONNECT_POLL_SECONDS = 0.25
 
 
@@ -114,6 +115,9 @@ def start_worker(served: Served, limits: s.Limits, metrics: Metrics) -> None:
     elif handle.endpoint == "images":
         served.unit_flops = count_flops(lambda: handle.generate_images([{"n": 1, "seed": 0}]))
         served.worker = BatchWorker(name, handle.generate_images, limits.max_batch * 4, limits.max_queue, metrics)
+    elif handle.endpoint == "audio":  # per clip, the network's share (the Griffin-Lim vocoder is not counted)
+        served.unit_flops = count_flops(lambda: handle.generate_audio([{"n": 1, "seed": 0}]))
+        served.worker = BatchWorker(name, handle.generate_audio, limits.max_batch, limits.max_queue, metrics)
     else:
         probe = []
         served.unit_flops = count_flops(lambda: probe.extend(handle.classify(["a short probe text"])))
@@ -206,6 +210,11 @@ def create_app(handles: dict[str, RunHandle], limits: s.Limits = s.Limits(), api
     async def bad_request(request: Request, error: GenlabError) -> JSONResponse:
         return error_response(422, str(error), "invalid_request_error")
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error answering %s %s", request.method, request.url.path)
+        return error_response(500, "internal server error (logged on the server)", "server_error")
+
     @app.get("/", include_in_schema=False)
     async def playground() -> FileResponse:
         return FileResponse(STATIC / "index.html")
@@ -287,6 +296,24 @@ def create_app(handles: dict[str, RunHandle], limits: s.Limits = s.Limits(), api
         return s.Images(created=int(time.time()), model=model.name, data=data,
                         genlab=cost(started, model.unit_flops * body.n))
 
+    @app.post("/v1/audio/generations", response_model=s.AudioClips, **v1,
+              description="Clips of an audio run: `label` (id or name) per clip, or `text` said in sequence.")
+    async def audio(body: s.AudioRequest, request: Request) -> s.AudioClips:
+        started = time.perf_counter()
+        model = model_for(body.model, "audio")
+        label = class_id(body.label, model.handle.class_names)
+        if body.text is not None and label is not None:
+            raise ApiError(422, "text: pass label or text, not both", param="text")
+        clips = await unless_gone(model.worker.call(
+            {"n": body.n, "label": label, "seed": body.seed, "text": body.text}, body.n), request)
+        metrics.clips.labels(model.name).inc(len(clips))
+        rate = clips.sample_rate
+        data = [s.AudioClip(b64_json=base64.b64encode(wav_bytes(wave.detach().float().numpy(), rate)).decode(),
+                            words=words, seconds=round(len(wave) / rate, 4))
+                for wave, words in zip(clips.waves, clips.words)]
+        return s.AudioClips(created=int(time.time()), model=model.name, data=data,
+                            genlab=cost(started, model.unit_flops * len(clips)))
+
     @app.post("/v1/classifications", response_model=s.Classifications, **v1,
               description="Labels of texts, with every label's probability, from a fine-tuned classifier.")
     async def classifications(body: s.ClassificationRequest, request: Request) -> s.Classifications:
@@ -318,7 +345,7 @@ def class_id(label: int | str | None, names: list[str]) -> int | None:
         by_name = {n.lower(): i for i, n in enumerate(names)}
         if label.lower() in by_name:
             return by_name[label.lower()]
-        if not label.isdigit():
+        if not (label.isascii() and label.isdigit()):  # "²" is a digit to str.isdigit, not to int()
             raise ApiError(422, f"label: {label!r} is not one of {', '.join(names)}", param="label")
         label = int(label)
     if not 0 <= label < len(names):

@@ -14,7 +14,7 @@ from genlab.serve.metrics import Metrics
 
 # /metrics labels: fixed paths as they are, anything else by its route (bounded label values)
 ROUTES = ("/", "/health", "/metrics", "/docs", "/openapi.json", "/v1/models", "/v1/completions",
-          "/v1/images/generations", "/v1/classifications")
+          "/v1/images/generations", "/v1/classifications", "/v1/audio/generations")
 
 
 def route_label(path: str) -> str:

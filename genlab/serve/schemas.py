@@ -27,6 +27,7 @@ MAX_PROMPT_CHARS = 8192  # one prompt (it must also fit the model's context, che
 MAX_STOPS = 4  # stop strings, as OpenAI allows
 MAX_IMAGES = 64  # n per image request
 MAX_TEXTS = 64  # texts per classification request
+MAX_CLIPS = 16  # clips per audio request (each is vocoded on the server)
 MAX_TEXT_CHARS = 8192
 MAX_SEED = 2**63 - 1  # torch.Generator seeds are 64-bit
 
@@ -106,6 +107,30 @@ class Images(BaseModel):
     created: int
     model: str
     data: list[ImageData]
+    genlab: Cost | None = None
+
+
+class AudioRequest(Strict):
+    model: ModelName
+    n: int = Field(1, ge=1, le=MAX_CLIPS)
+    label: int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="a class id or name (\"seven\"); omitted: every class in turn")
+    text: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        None, description="labels to say in sequence, space-separated (\"4 0 7\"): one clip; n is then unused")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    response_format: Literal["b64_json"] = "b64_json"
+
+
+class AudioClip(BaseModel):
+    b64_json: str  # a 16-bit PCM WAV
+    words: str  # what the clip says
+    seconds: float
+
+
+class AudioClips(BaseModel):
+    created: int
+    model: str
+    data: list[AudioClip]
     genlab: Cost | None = None
 
 

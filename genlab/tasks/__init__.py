@@ -12,9 +12,9 @@ from genlab.core.recipe import read_recipe_tree
 from genlab.core.run import RunDir
 from genlab.core.task import Task
 from genlab.errors import GenlabError
-from genlab.tasks import finetune, gan, lm
+from genlab.tasks import audio, finetune, gan, lm
 
-TASKS: dict[str, Task] = {task.name: task for task in (gan.TASK, lm.TASK, finetune.TASK)}
+TASKS: dict[str, Task] = {task.name: task for task in (gan.TASK, lm.TASK, finetune.TASK, audio.TASK)}
 DEFAULT_TASK = "gan"  # a recipe without `task:` (the essay's GAN recipes predate the key)
 
 

@@ -11,6 +11,7 @@ const PANELS = {
   "/v1/completions": "text-panel",
   "/v1/images/generations": "image-panel",
   "/v1/classifications": "classify-panel",
+  "/v1/audio/generations": "audio-panel",
 };
 
 const models = new Map(); // model id -> its card from /v1/models
@@ -100,10 +101,10 @@ function showStats({ latency, cost, usage, firstToken }) {
   $("usage-wrap").hidden = !usage;
 }
 
-// Show one kind of result (output, images or bars) and clear the previous answer's numbers.
+// Show one kind of result (output, images, bars or clips) and clear the previous answer's numbers.
 function showResult(kind) {
   $("result").hidden = false;
-  for (const id of ["output", "images", "bars"]) $(id).hidden = id !== kind;
+  for (const id of ["output", "images", "bars", "clips"]) $(id).hidden = id !== kind;
   showStats({});
 }
 
@@ -155,12 +156,13 @@ function selectModel() {
   $("model-info").textContent = describe(card);
   $("result").hidden = true;
   showError("");
-  if (card.endpoint === "/v1/images/generations") {
+  const picker = { "/v1/images/generations": "label", "/v1/audio/generations": "audio-label" }[card.endpoint];
+  if (picker) {
     // Omitting the label asks for every class in turn; an unconditional model has no other choice.
     const options = [new Option(card.labels ? "every class" : "unconditional", "")];
     for (const name of card.labels ?? []) options.push(new Option(name, name));
-    $("label").replaceChildren(...options);
-    $("label").disabled = !card.labels;
+    $(picker).replaceChildren(...options);
+    $(picker).disabled = !card.labels;
   }
 }
 
@@ -176,7 +178,7 @@ function describe(card) {
   return parts.join(" · ");
 }
 
-// ---- the three endpoints ----
+// ---- the endpoints ----
 
 async function complete(card, signal) {
   const prompt = $("prompt").value;
@@ -266,10 +268,34 @@ async function classify(card, signal) {
   showStats({ latency, cost: answer.genlab, usage: answer.usage });
 }
 
+async function generateAudio(card, signal) {
+  const label = $("audio-label").value;
+  const text = $("audio-text").value.trim();
+  const started = performance.now();
+  const response = await post("/v1/audio/generations", {
+    model: card.id, n: numberField("audio-n"), seed: numberField("audio-seed"),
+    label: text ? undefined : label || undefined, text: text || undefined,
+  }, signal);
+  const answer = await response.json();
+  const latency = performance.now() - started;
+  showResult("clips");
+  $("clips").replaceChildren(...answer.data.map((clip) => {
+    const figure = document.createElement("figure");
+    const audio = new Audio(`data:audio/wav;base64,${clip.b64_json}`);
+    audio.controls = true;
+    const caption = document.createElement("figcaption");
+    caption.textContent = `${clip.words} · ${clip.seconds.toFixed(2)} s`;
+    figure.append(audio, caption);
+    return figure;
+  }));
+  showStats({ latency, cost: answer.genlab });
+}
+
 const HANDLERS = {
   "/v1/completions": complete,
   "/v1/images/generations": generateImages,
   "/v1/classifications": classify,
+  "/v1/audio/generations": generateAudio,
 };
 
 async function submit(event) {

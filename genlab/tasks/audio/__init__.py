@@ -1,0 +1,9 @@
+"""`task: audio` — a class-conditional GAN that says a digit: log-mel spectrograms, Griffin-Lim waveforms."""
+from genlab.core.task import Task
+from genlab.tasks.audio.recipe import AudioRecipe
+from genlab.tasks.audio.run import AudioRun
+from genlab.tasks.audio.task import AudioTraining
+from genlab.tasks.audio.tiny import tiny_run
+
+TASK = Task(name="audio", recipe_type=AudioRecipe, training=AudioTraining.build, open=AudioRun,
+            eval_section="quality", tiny=tiny_run)

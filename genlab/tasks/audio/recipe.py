@@ -1,0 +1,66 @@
+"""The recipe schema of an audio run (`task: audio`): a class-conditional GAN on log-mel spectrograms of
+spoken digits, and how its clips are turned into sound and scored."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.models.audio_gan import AudioGANConfig
+
+
+@dataclass
+class DataConfig:
+    name: str = "spoken-digits"
+    path: str | None = None  # a folder of WAVs as label/xxx.wav, instead of the named data set
+    batch_size: int = 64  # global batch: split across processes under torchrun
+    limit: int = 0  # train on the first `limit` training clips only (0 = all); for tiny runs
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.limit < 0:
+            raise ValueError("data.batch_size must be >= 1 and data.limit >= 0")
+
+
+@dataclass
+class AudioTrainConfig(EpochTrainConfig):
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real spectrograms (0 = off)
+    r1_every: int = 4  # lazy R1: every k steps, its weight scaled by k (StyleGAN2)
+    ema_decay: float = 0.0  # sample from an exponential moving average of G's weights (0 = off)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError("train.ema_decay must be in [0, 1)")
+        if self.r1_every < 1:
+            raise ValueError("train.r1_every must be >= 1")
+        if min(self.lr_g, self.lr_d) <= 0 or self.r1_gamma < 0:
+            raise ValueError("train learning rates must be > 0 and r1_gamma >= 0")
+
+
+@dataclass
+class EvalConfig:
+    num_samples: int = 1000  # clips `genlab eval` scores: 100 per digit
+    batch_size: int = 250  # clips through Griffin-Lim at once (memory: ~100 MB per 250)
+    griffin_lim_iters: int = 32  # phase-recovery iterations, for eval and generate alike
+    quick_samples: int = 100  # clips scored after each sample period (label accuracy picks checkpoints/best)
+    quick_griffin_lim_iters: int = 16  # fewer for the quick figure: accuracy barely moves past 16
+
+    def __post_init__(self) -> None:
+        if min(self.num_samples, self.batch_size, self.griffin_lim_iters, self.quick_samples,
+               self.quick_griffin_lim_iters) < 1:
+            raise ValueError("eval.num_samples, batch_size, griffin_lim_iters, quick_samples and "
+                             "quick_griffin_lim_iters must be >= 1")
+
+
+@dataclass
+class AudioRecipe:
+    name: str = "experiment"
+    task: str = "audio"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: AudioGANConfig = field(default_factory=AudioGANConfig)
+    train: AudioTrainConfig = field(default_factory=AudioTrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
