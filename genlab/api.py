@@ -20,6 +20,7 @@ from genlab.core.recipe import apply_override, read_recipe_tree
 from genlab.core.run import RunDir
 from genlab.core.task import RunHandle
 from genlab.core.threads import configure_threads
+from genlab.core.trainer import PeriodCallback
 from genlab.errors import GenlabError
 from genlab.tasks import get_task, recipe_from_tree, task_of_run
 
@@ -48,9 +49,10 @@ def _merge(tree: dict[str, Any], settings: dict[str, Any], prefix: str = "") -> 
 
 
 def fit(recipe: str | Path, out: str | Path | None = None, overrides: list[str] = (), resume: bool = False,
-        **settings: Any) -> tuple[Path, dict[str, Any]]:
+        on_period: PeriodCallback | None = None, **settings: Any) -> tuple[Path, dict[str, Any]]:
     """Train a recipe into `out` (default runs/<recipe name>), or with resume=True continue the run in
-    `recipe`'s place; returns the run directory and its report. What `genlab train` calls."""
+    `recipe`'s place; returns the run directory and its report. What `genlab train` calls.
+    `on_period(step, metrics)` is called after each period (a sweep's pruning hook)."""
     if resume:
         run_path = Path(recipe)
         tree = RunDir(run_path).read_config()
@@ -66,7 +68,7 @@ def fit(recipe: str | Path, out: str | Path | None = None, overrides: list[str] 
     task = get_task(typed.task)
     if not resume:
         run_path = Path(out) if out is not None else Path("runs") / typed.name
-    return run_path, train_run(task, typed, run_path, resume=resume)
+    return run_path, train_run(task, typed, run_path, resume=resume, on_period=on_period)
 
 
 def train(recipe: str | Path, out: str | Path | None = None, overrides: list[str] = (), resume: bool = False,

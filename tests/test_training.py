@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from genlab import api
+from genlab.core.trainer import StopTraining
 from genlab.errors import GenlabError
 from tests.conftest import assert_same_weights, tiny_overrides, train, weights
 
@@ -99,3 +101,20 @@ def test_a_save_killed_while_deleting_the_previous_checkpoint(tmp_path, tiny_idx
     assert report["cost"]["steps_this_session"] == 4
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "cut"))
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best", "last"]
+
+
+def test_a_period_callback_sees_each_period_and_can_stop_the_run(tiny_idx_dir, tmp_path):
+    """The hook a sweep prunes with: called after each period with its metrics; StopTraining ends the run
+    there, consistently (a checkpoint at that step, a ledger saying why)."""
+    seen = []
+
+    def stop_after_two(step, metrics):
+        seen.append((step, metrics["period"]))
+        if len(seen) == 2:
+            raise StopTraining("pruned")
+
+    run, report = api.fit("essay-mlp-mnist", tmp_path / "run", tiny_overrides(tiny_idx_dir, **{"train.epochs": 5}),
+                          on_period=stop_after_two)
+    assert [period for _, period in seen] == [1.0, 2.0]
+    assert report["cost"]["stopped_by"] == "pruned" and report["cost"]["steps"] == seen[-1][0]
+    assert api.load(run).generate(n=4).images.shape == (4, 1, 28, 28)

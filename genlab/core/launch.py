@@ -15,7 +15,7 @@ from genlab.core.distributed import init_distributed, shutdown
 from genlab.core.recipe import recipe_to_dict
 from genlab.core.run import CostMeter, RunDir
 from genlab.core.task import Task
-from genlab.core.trainer import Interrupted, LoopConfig, Trainer
+from genlab.core.trainer import Interrupted, LoopConfig, PeriodCallback, Trainer
 from genlab.errors import GenlabError
 
 
@@ -52,7 +52,8 @@ def _ledger(summary: dict[str, Any], session: dict[str, Any], earlier: dict[str,
             "this_session": {**session, "steps": summary["steps_this_session"]}}
 
 
-def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False) -> dict[str, Any]:
+def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False,
+              on_period: PeriodCallback | None = None) -> dict[str, Any]:
     """Train `recipe` into `run_path` (or continue the run there); returns the run's report.
 
     A run comes into being whole: its folder is locked against other writers, the recipe, data and model
@@ -83,7 +84,7 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False) -> 
         t = recipe.train
         trainer = Trainer(training, run, LoopConfig(
             seed=recipe.seed, periods=t.periods, global_batch=recipe.data.batch_size, max_minutes=t.max_minutes,
-            sample_every=t.sample_every, checkpoint_every=t.checkpoint_every, progress=t.progress), env)
+            sample_every=t.sample_every, checkpoint_every=t.checkpoint_every, progress=t.progress), env, on_period)
         earlier = run.read_report().get("cost", {}) if resume else {}
         if resume:
             trainer.resume()

@@ -11,6 +11,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +43,24 @@ class LoopConfig:
     progress: bool = True
 
 
+# Called after each period's metrics are logged and saved, with (step, those metrics): a hyperparameter
+# sweep reports its objective here, and stops an unpromising run by raising StopTraining.
+PeriodCallback = Callable[[int, dict[str, float]], None]
+
+
+class StopTraining(Exception):
+    """Raised by an on_period callback: the run ends after this period, its ledger's `stopped_by` saying
+    why (str(exception), e.g. "pruned"); the run is complete and consistent, just shorter."""
+
+
 class Trainer:
-    def __init__(self, task: Training, run: RunDir, loop: LoopConfig, env: DistEnv):
+    def __init__(self, task: Training, run: RunDir, loop: LoopConfig, env: DistEnv,
+                 on_period: PeriodCallback | None = None):
         if loop.global_batch % env.world_size:
             raise GenlabError(f"data.batch_size={loop.global_batch} is not divisible by "
                               f"the {env.world_size} processes")
         self.task, self.run, self.loop, self.env = task, run, loop, env
+        self.on_period = on_period
         self.steps_per_period = task.num_examples // loop.global_batch  # drop the ragged last batch
         if self.steps_per_period == 0:
             raise GenlabError(f"the training set has {task.num_examples} examples, "
@@ -175,6 +188,14 @@ class Trainer:
                         self._keep_if_best(period_metrics)
                     if (period + 1) % loop.checkpoint_every == 0 or done:
                         self.save()
+                    if self.on_period is not None and (finished_period or done):
+                        try:  # after the save: a stop here loses nothing
+                            self.on_period(self.step, period_metrics)
+                        except StopTraining as stop:
+                            if not ((period + 1) % loop.checkpoint_every == 0 or done):
+                                self.save()  # the stop point is the run's last checkpoint
+                            stopped_by = str(stop) or "stopped"
+                            break
                     if stopped_by == "budget":
                         break
         except KeyboardInterrupt:  # a second Ctrl-C, in the middle of a step: its state is not consistent
