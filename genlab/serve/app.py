@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,7 @@ class Served:
     handle: RunHandle
     card: s.ModelCard
     worker: Any = None  # TextWorker | BatchWorker, started with the app
-    unit_flops: int = 0  # per token (text) or per image, counted once at start-up
-    created: int = field(default_factory=lambda: int(time.time()))
+    unit_flops: int = 0  # per token (text) or per image/clip, counted once at start-up
 
 
 def model_card(name: str, handle: RunHandle) -> s.ModelCard:
@@ -92,8 +91,9 @@ def model_card(name: str, handle: RunHandle) -> s.ModelCard:
         return {k: v for k, v in section.items() if isinstance(v, (int, float, str))}
 
     quality = {k: scalars(v) for k, v in report.items() if k != "cost" and scalars(v)}
-    labels = handle.class_names or None if handle.endpoint != "completions" else None
-    context = handle.text_decoding().model.config.block_size if handle.endpoint == "completions" else None
+    text = handle.endpoint == "completions"
+    labels = None if text else handle.class_names or None  # [] (an unconditional model): no labels
+    context = handle.text_decoding().model.config.block_size if text else None
     return s.ModelCard(id=name, created=int(handle.path.stat().st_mtime), task=handle.task,
                        endpoint=ENDPOINTS[handle.endpoint], parameters=parameters, labels=labels, context=context,
                        quality=quality or None, cost=scalars(report.get("cost")) or None)
