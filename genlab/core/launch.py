@@ -15,6 +15,7 @@ from genlab.core.distributed import init_distributed, shutdown
 from genlab.core.recipe import recipe_to_dict
 from genlab.core.run import CostMeter, RunDir
 from genlab.core.task import Task
+from genlab.core.tracking import Trackers, open_trackers
 from genlab.core.trainer import Interrupted, LoopConfig, PeriodCallback, Trainer
 from genlab.errors import GenlabError
 
@@ -64,6 +65,7 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False,
     env = init_distributed(recipe.train.device)
     run = RunDir(run_path, writer=env.is_main)
     created, lock = None, None
+    trackers = Trackers()
     try:
         if resume and not has_checkpoint(run.checkpoint_dir):
             raise GenlabError(f"{run_path} has no checkpoint to resume from; start it afresh with "
@@ -95,6 +97,9 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False,
                 return run.read_report()
         else:
             trainer.save()  # step 0: from here on the run always has a checkpoint to resume from
+        # Opened before config.yaml is written: a store that cannot be opened refuses the run like a bad recipe.
+        trackers = open_trackers(recipe, run, task.name)
+        run.sinks.append(trackers)
         run.create(recipe_to_dict(recipe))
         if env.is_main:
             print(f"data: {training.data_source}; run: {run_path}"
@@ -116,9 +121,11 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False,
             if trainer.interrupted_summary is not None:  # the session counts, up to its checkpoint
                 write_ledger(trainer.interrupted_summary)
             raise
+        trackers.finish("FINISHED")  # after the ledger: the trackers get the whole report
         run.close()
         return run.read_report()
-    except BaseException:
+    except BaseException as exc:
+        trackers.finish("KILLED" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "FAILED")
         run.close()
         if created and not run.exists():  # failed before the run came into being: leave no folder behind
             shutil.rmtree(created, ignore_errors=True)

@@ -15,13 +15,19 @@ import json
 import resource
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import yaml
 
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write_text, read_json
+
+
+class MetricSink(Protocol):
+    """Receives each row RunDir.log writes to metrics.jsonl (e.g. an MLflow or W&B tracker)."""
+
+    def log(self, step: int, metrics: dict[str, float]) -> None: ...
 
 
 class RunDir:
@@ -31,6 +37,7 @@ class RunDir:
         self.path = Path(path)
         self.is_writer = writer
         self._tensorboard = None
+        self.sinks: list[MetricSink] = []  # more receivers of every logged row (genlab.core.tracking)
 
     # paths ---------------------------------------------------------------------------------
     @property
@@ -87,6 +94,8 @@ class RunDir:
         for key, value in metrics.items():
             if isinstance(value, (int, float)):
                 writer.add_scalar(key, value, step)
+        for sink in self.sinks:
+            sink.log(step, metrics)
 
     def log_image(self, tag: str, image_hwc, step: int) -> None:
         if self.is_writer:

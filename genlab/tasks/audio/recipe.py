@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.core.tracking import TrackingConfig
 from genlab.models.audio_gan import AudioGANConfig
 
 
@@ -64,3 +65,4 @@ class AudioRecipe:
     model: AudioGANConfig = field(default_factory=AudioGANConfig)
     train: AudioTrainConfig = field(default_factory=AudioTrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)

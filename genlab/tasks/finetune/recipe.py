@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.core.tracking import TrackingConfig
 from genlab.peft.methods import MethodConfig
 
 
@@ -64,6 +65,7 @@ class FinetuneRecipe:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
     eval: FinetuneEvalConfig = field(default_factory=FinetuneEvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)
 
     def __post_init__(self) -> None:
         if self.init not in ("pretrained", "random"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.core.tracking import TrackingConfig
 from genlab.models.gan import GANConfig
 
 
@@ -59,3 +60,4 @@ class GanRecipe:
     model: GANConfig = field(default_factory=GANConfig)
     train: GanTrainConfig = field(default_factory=GanTrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genlab.core.recipe import TrainConfig, check_betas
+from genlab.core.tracking import TrackingConfig
 
 
 @dataclass
@@ -95,6 +96,7 @@ class LMRecipe:
     model: LMModelConfig = field(default_factory=LMModelConfig)
     train: LMTrainConfig = field(default_factory=LMTrainConfig)
     eval: LMEvalConfig = field(default_factory=LMEvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)
 
 
 def upgrade_tree(tree: dict[str, Any]) -> dict[str, Any]:
