@@ -1,4 +1,4 @@
-"""`genlab data|train|eval|generate|serve|report|eval-nets`: a thin layer on the Python API (genlab.api).
+"""`genlab data|train|eval|generate|serve|sweep|report|eval-nets`: a thin layer on the Python API (genlab.api).
 
 The CLI names no task: it asks the registry (genlab.tasks) and the run handles. Every error a user can
 cause is one line on stderr and exit status 2.
@@ -31,6 +31,8 @@ from genlab.evaluation.audio_eval import audio_evaluator_info, train_audio_evalu
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
 from genlab.io.files import atomic_write_text
 from genlab.serve import Limits, serve
+from genlab.sweep.report import is_sweep, write_report
+from genlab.sweep.study import SweepConfig, run_sweep
 from genlab.tasks import TASKS, task_of_run
 
 # What the options of `generate` and `eval` mean, where several tasks share one. The options themselves are
@@ -177,7 +179,25 @@ def _cmd_serve(args: argparse.Namespace) -> None:
           Limits(max_batch=args.max_batch, max_queue=args.max_queue), args.checkpoint)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    run_sweep(SweepConfig(args.recipe, args.overrides, args.space, args.trials, args.minutes, args.workers,
+                          args.storage, args.study, args.out, args.worker_index))
+
+
+def _report_sweep(args: argparse.Namespace) -> None:
+    if len(args.runs) != 1:
+        raise GenlabError(f"{args.runs[0]} is a sweep: report one sweep folder at a time")
+    markdown, figures = write_report(args.runs[0], args.out)
+    print(markdown.read_text(encoding="utf-8"))
+    for path in (markdown, *figures):
+        print(f"wrote {path}")
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
+    if any(is_sweep(path) for path in args.runs):  # a sweep folder (sweep.json) gets the sweep report
+        _report_sweep(args)
+        return
+    args.out = args.out or "reports"
     rows = []
     for path in args.runs:  # every run is read before --out is touched: a bad run leaves nothing half-written
         run = RunDir(path)
@@ -271,11 +291,27 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--checkpoint", choices=["last", "best"], default="last")
     server.set_defaults(func=_cmd_serve)
 
+    sweep = commands.add_parser("sweep", help="search hyperparameters with Optuna: each trial is a run in "
+                                "sweeps/<study>/trial-NNNN (docs/sweeps.md)")
+    sweep.add_argument("recipe", help="recipe YAML file or name in recipes/")
+    sweep.add_argument("overrides", nargs="*", help="key.sub=value overrides fixed for every trial")
+    sweep.add_argument("--space", required=True, help="search space YAML: objective, sampler, pruner, params")
+    sweep.add_argument("--trials", type=int, required=True,
+                       help="finished (complete or pruned) trials the study should hold in total")
+    sweep.add_argument("--minutes", type=float, default=0.0, help="start no new trial after this many minutes")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default 1)")
+    sweep.add_argument("--storage", help="an RDB URL (sqlite:///..., postgresql://...); default: a journal "
+                       "file sweeps/<study>/journal.log")
+    sweep.add_argument("--study", help="study name (default <recipe>-<space file name>)")
+    sweep.add_argument("--out", default="sweeps", help="folder of studies (default sweeps/)")
+    sweep.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by --workers for its processes
+    sweep.set_defaults(func=_cmd_sweep)
+
     report = commands.add_parser("report", help="compare runs: a Markdown table and a quality-vs-cost plot "
-                                 "from their report.json")
-    report.add_argument("runs", nargs="+", metavar="RUN", help="run folders (evaluated)")
-    report.add_argument("--out", default="reports", help="folder for report.md and quality_vs_cost.png "
-                        "(default reports/)")
+                                 "from their report.json; or report a sweep folder")
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run folders (evaluated), or one sweep folder")
+    report.add_argument("--out", help="folder for report.md and quality_vs_cost.png (default reports/; "
+                        "for a sweep folder, the sweep folder itself)")
     report.set_defaults(func=_cmd_report)
 
     nets = commands.add_parser("eval-nets", help="the fixed classifier networks behind FID/precision/recall")
@@ -292,11 +328,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """argparse, except that `genlab train` takes its key=value overrides before or after the options."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "train":
+    if args.command in ("train", "sweep"):
         late = [a for a in extra if "=" in a and not a.startswith("-")]
         args.overrides = list(args.overrides) + late
         extra = [a for a in extra if a not in late]
-        if args.recipe and "=" in args.recipe and not args.resume:  # `genlab train --out X recipe a=b`: shifted
+        # `genlab train --out X recipe a=b`: the recipe slot took an override
+        if args.recipe and "=" in args.recipe and not getattr(args, "resume", None):
             parser.error(f"the recipe must come before its overrides, got {args.recipe!r}")
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
