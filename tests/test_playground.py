@@ -25,7 +25,7 @@ from tests.serving import running_server  # noqa: E402
 
 API_KEY = "playground-test-key"
 SERVERS: dict = {}  # url -> app, for a test that needs the server's workers
-SERVED = ("lm", "finetune", "gan", "seq2seq")
+SERVED = ("lm", "finetune", "gan", "seq2seq", "audio")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 LATENCY = re.compile(r"^\d+(\.\d+)? (ms|s)\b")
@@ -167,6 +167,24 @@ def test_stop_aborts_the_stream(page, server, tmp_path, monkeypatch):
     expect(page.locator("#stop")).to_be_disabled()
     expect(page.locator("#error")).to_be_hidden()
     page.screenshot(path=tmp_path / "stopped.png", full_page=True)
+
+
+def test_audio_clips_play_and_text_is_one_clip(page, cards, tmp_path):
+    choose(page, "audio")
+    assert page.locator("#audio-label option").all_inner_texts() == ["every class", *cards["audio"]["labels"]]
+    page.select_option("#audio-label", "three")
+    page.fill("#audio-n", "2")
+    page.click("#generate")
+    clips = page.locator("#clips audio")
+    expect(clips).to_have_count(2)
+    assert page.locator("#clips figcaption").all_inner_texts() == ["three · 1.00 s"] * 2
+    page.wait_for_function("[...document.querySelectorAll('#clips audio')].every(a => a.duration > 0.9)")
+    expect_latency_and_cost(page)
+    page.fill("#audio-text", "4 0")
+    page.click("#generate")
+    expect(page.locator("#clips figcaption")).to_have_count(1)
+    expect(page.locator("#clips figcaption")).to_contain_text("four zero")
+    page.screenshot(path=tmp_path / "audio.png", full_page=True)
 
 
 def test_images_render_in_a_grid(page, cards, tmp_path):
