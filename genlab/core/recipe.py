@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from genlab.errors import GenlabError
+from genlab.io.files import read_yaml
 
 RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -165,14 +166,7 @@ def resolve_recipe_path(name_or_path: str) -> Path:
 def read_recipe_tree(name_or_path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
     """The recipe file (or shipped recipe) as a nested dict, with `key.sub=value` overrides applied."""
     path = resolve_recipe_path(str(name_or_path))
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise GenlabError(f"cannot read recipe {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise GenlabError(f"recipe {path} is not a UTF-8 text file") from None
-    except yaml.YAMLError as exc:
-        raise GenlabError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    tree = read_yaml(path, "recipe") or {}
     if not isinstance(tree, dict):
         raise GenlabError(f"recipe {path} must be a YAML mapping")
     for assignment in overrides:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from genlab.errors import GenlabError
 
 
@@ -46,3 +48,18 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
         raise GenlabError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GenlabError(f"{path} is not a valid {what} ({exc})") from None
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A YAML file's contents; any failure to read or parse it is one line naming `what` and the path."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GenlabError(f"{what} {path} not found") from None
+    except OSError as exc:
+        raise GenlabError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise GenlabError(f"{what} {path} is not a UTF-8 text file") from None
+    except yaml.YAMLError as exc:
+        raise GenlabError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from None

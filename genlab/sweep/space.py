@@ -25,6 +25,7 @@ import yaml
 
 from genlab.core.recipe import apply_override
 from genlab.errors import GenlabError
+from genlab.io.files import read_yaml
 from genlab.tasks import recipe_from_tree
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -150,16 +151,7 @@ def _pruner(raw: Any, path: Path) -> tuple[str, int, int]:
 def read_space(path: str | Path) -> Space:
     """Read and check a space file on its own (the recipe check is check_against_recipe)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GenlabError(f"space file {path} not found") from None
-    except OSError as exc:
-        raise GenlabError(f"cannot read space file {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise GenlabError(f"space file {path} is not a UTF-8 text file") from None
-    except yaml.YAMLError as exc:
-        raise GenlabError(f"space file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = read_yaml(path, "space file")
     if not isinstance(raw, dict):
         raise GenlabError(f"space file {path} must be a YAML mapping with objective and params")
     unknown = sorted(set(raw) - {"objective", "sampler", "pruner", "params", "seed"})
