@@ -29,6 +29,7 @@ from genlab.errors import GenlabError
 from genlab.evaluation import compare
 from genlab.evaluation.audio_eval import audio_evaluator_info, train_audio_evaluator
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
+from genlab.evaluation.protocols import PROTOCOLS
 from genlab.io.files import atomic_write_text
 from genlab.serve import Limits, serve
 from genlab.sweep.report import is_sweep, write_report
@@ -52,30 +53,52 @@ def _scalar(tp: Any) -> type:
     return options[0]
 
 
-def task_options(method: str) -> dict[str, tuple[type, dict[str, Any]]]:
-    """Every keyword argument of `method` over the registered tasks: name -> (type, {task: its default}).
-    A new task's options reach the CLI without an edit here."""
+def _signature_options(functions: dict[str, Any]) -> dict[str, tuple[type, dict[str, Any]]]:
+    """owner -> function whose first parameter (self, a handle) is skipped: every other keyword argument as
+    name -> (type, {owner: its default}). One name must have one type everywhere."""
     found: dict[str, tuple[type, dict[str, Any]]] = {}
-    for name, task in TASKS.items():
-        function = getattr(task.open, method)
+    for owner, function in functions.items():
         hints = typing.get_type_hints(function)
-        for param in list(inspect.signature(function).parameters.values())[1:]:  # after self
+        for param in list(inspect.signature(function).parameters.values())[1:]:
             if param.name in HANDLED_BY_THE_CLI:
                 continue
             tp = _scalar(hints[param.name])
             known_tp, defaults = found.setdefault(param.name, (tp, {}))
             if known_tp is not tp:
-                raise TypeError(f"option {param.name} is {known_tp.__name__} in one task, {tp.__name__} in '{name}'")
-            defaults[name] = param.default
+                raise TypeError(f"option {param.name} is {known_tp.__name__} in one place, {tp.__name__} in '{owner}'")
+            defaults[owner] = param.default
     return found
 
 
-def _add_task_options(parser: argparse.ArgumentParser, method: str) -> None:
-    for option, (tp, defaults) in task_options(method).items():
-        where = ", ".join(f"{task}: {default}" if default is not None else task for task, default in defaults.items())
+def task_options(method: str) -> dict[str, tuple[type, dict[str, Any]]]:
+    """Every keyword argument of `method` over the registered tasks: name -> (type, {task: its default}).
+    A new task's options reach the CLI without an edit here."""
+    return _signature_options({name: getattr(task.open, method) for name, task in TASKS.items()})
+
+
+def protocol_options() -> dict[str, tuple[type, dict[str, Any]]]:
+    """Every keyword argument of the evaluation protocols' score functions (genlab.evaluation.protocols)."""
+    return _signature_options({f"--protocol {name}": p.score for name, p in PROTOCOLS.items()})
+
+
+def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type, dict[str, Any]]]) -> None:
+    for option, (tp, defaults) in options.items():
+        where = ", ".join(f"{owner}: {default}" if default is not None else owner
+                          for owner, default in defaults.items())
         # SUPPRESS: an option not given is not passed on, so each task keeps its own default
         parser.add_argument("--" + option.replace("_", "-"), dest=option, type=tp, default=argparse.SUPPRESS,
                             help=f"{OPTION_HELP.get(option, option)} ({where})")
+
+
+def _eval_options() -> dict[str, tuple[type, dict[str, Any]]]:
+    """`genlab eval`'s options: the tasks' evaluate keywords and the protocols' (one type per name)."""
+    options = task_options("evaluate")
+    for name, (tp, defaults) in protocol_options().items():
+        known_tp, known = options.setdefault(name, (tp, {}))
+        if known_tp is not tp:
+            raise TypeError(f"option {name} is {known_tp.__name__} for a task, {tp.__name__} for a protocol")
+        known.update(defaults)
+    return options
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
@@ -128,9 +151,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     handle = api.load(args.run, args.checkpoint)
-    options: dict[str, Any] = {k: getattr(args, k) for k in task_options("evaluate") if hasattr(args, k)}
-    handle.check_options("evaluate", options)
-    metrics = handle.evaluate(**options)
+    options: dict[str, Any] = {k: getattr(args, k) for k in _eval_options() if hasattr(args, k)}
+    if args.protocol:
+        metrics = handle.evaluate_protocol(args.protocol, **options)
+    else:
+        handle.check_options("evaluate", options)
+        metrics = handle.evaluate(**options)
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
     print(f"written to {handle.run.report_path}")
 
@@ -265,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="score a run on held-out data; writes report.json")
     evaluate.add_argument("run")
-    _add_task_options(evaluate, "evaluate")
+    evaluate.add_argument("--protocol", help="score by an evaluation protocol instead of the task's own test: "
+                          + ("; ".join(f"{p.name} = {p.summary}" for p in PROTOCOLS.values()) or "none yet")
+                          + " (docs/paradigms.md)")
+    _add_options(evaluate, _eval_options())
     evaluate.add_argument("--checkpoint", choices=["last", "best"], default="last",
                           help="best = the period with the best quick score during training")
     evaluate.set_defaults(func=_cmd_eval)
@@ -273,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="images to --out FILE.png/.npy; text runs: stream a "
                                    "continuation of --prompt; fine-tuned runs: answer --prompt")
     generate.add_argument("run")
-    _add_task_options(generate, "generate")
+    _add_options(generate, task_options("generate"))
     generate.add_argument("--out", help="write the result here: FILE.png (grid) or FILE.npy for images, "
                           "a text file otherwise")
     generate.add_argument("--checkpoint", choices=["last", "best"], default="last")

@@ -19,8 +19,9 @@ import torch
 
 from genlab.core.distributed import DistEnv
 from genlab.core.recipe import from_dict
-from genlab.core.run import RunDir
+from genlab.core.run import CostMeter, RunDir
 from genlab.errors import GenlabError
+from genlab.evaluation.protocols import get_protocol
 from genlab.io.tokenizers import Tokenizer
 from genlab.models.transformer import Transformer
 
@@ -113,6 +114,24 @@ class RunHandle:
     def classify(self, texts: list[str]) -> list[Any]:
         """Each text's labels with their probabilities, likeliest first (LabelScores)."""
         raise NotImplementedError
+
+    def evaluate_protocol(self, name: str, **options: Any) -> dict[str, Any]:
+        """Score the run by an evaluation protocol (genlab.evaluation.protocols) that fits its endpoint;
+        writes report.json section `name` and returns the same dict."""
+        protocol = get_protocol(name)
+        if self.endpoint not in protocol.endpoints:
+            raise GenlabError(f"protocol '{name}' scores {' or '.join(protocol.endpoints)} runs; this '{self.task}' "
+                              f"run serves {self.endpoint or 'nothing'}")
+        accepted = list(inspect.signature(protocol.score).parameters)[1:]  # after the handle
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise GenlabError(f"protocol '{name}' does not take {', '.join(unknown)} "
+                              f"(it takes: {', '.join(accepted) or 'nothing'})")
+        meter = CostMeter()
+        metrics = protocol.score(self, **options)
+        metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
+        self.run.update_report(name, metrics)
+        return metrics
 
     def options(self, method: str) -> list[str]:
         """The keyword arguments this task's `method` ("generate" or "evaluate") takes."""
