@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install the Debian packages that carry genlab's offline data sets (DESIGN.md §3): the speech synthesizers
+# Install the Debian packages that carry genlab's offline data sets (DESIGN.md §3) and WordNet (the synonyms of
+# the text-robustness noise, genlab/io/wordnet.py); the speech synthesizers
 # the spoken-digits corpus is made with (espeak-ng, flite) and its human check set (asterisk's digits);
-# and Chromium, the real browser the playground test (tests/test_playground.py) drives.
+# Chromium, the real browser the playground test (tests/test_playground.py) drives; and PostgreSQL, the
+# server the multi-machine sweep test (tests/test_sweep_postgres.py) starts.
 # Needs root and apt; otherwise prints the command to run and carries on (mnist still works from the
 # bundled subset; the data sets that need these packages say so when asked for).
 set -u
-packages=(dataset-fashion-mnist sword-text-kjv sword-text-web sword-text-sparv fortunes chromium espeak-ng flite asterisk-core-sounds-en-wav)
+packages=(dataset-fashion-mnist sword-text-kjv sword-text-web sword-text-sparv fortunes wordnet-base chromium espeak-ng flite asterisk-core-sounds-en-wav postgresql)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,7 +6,8 @@ under a file lock, so several processes on one machine share it without SQLite's
 
 A worker killed mid-trial (kill -9, a lost machine) leaves its trial RUNNING for ever. Two ways bring it back:
 - on this machine, each worker holds an flock on sweeps/<study>/workers/<host>-<pid>.lock for its life and
-  writes that name into each trial's user attrs; the kernel drops the lock when the process dies, so a
+  writes `<host>:<that path>` into each trial's user attrs (so commands with other --out folders sharing one
+  RDB find it too); the kernel drops the lock when the process dies, so a
   RUNNING trial of this host whose lock nobody holds is stale: `recover_stale_trials` marks it FAIL and
   enqueues its params again (user attr `retry_of`), at the start of every sweep command;
 - with an RDB, Optuna's heartbeat also runs: a trial whose worker (on any machine) stopped beating for
@@ -24,6 +25,7 @@ from typing import Any
 from genlab.errors import GenlabError
 
 HEARTBEAT_S, GRACE_S = 30, 120
+SCHEMA_RACE_TRIES = 5
 NO_OWNER_GRACE_S = 60  # a RUNNING trial not yet stamped with its worker: give the worker time to stamp it
 WORKER_ATTR = "worker"
 
@@ -35,27 +37,36 @@ def open_storage(url: str | None, folder: Path) -> Any:
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from sqlalchemy.exc import IntegrityError
 
     if url is None:
         return JournalStorage(JournalFileBackend(str(folder / "journal.log")))
     if not url.startswith(("sqlite:///", "postgresql", "mysql")):
         raise GenlabError(f"--storage {url}: expected an RDB URL such as sqlite:///sweeps.db or "
                           "postgresql://user@host/db (the default is a journal file in the study folder)")
-    try:
-        with warnings.catch_warnings():  # Optuna 5 flags the heartbeat API experimental: not the user's concern
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
-    except Exception as exc:  # a missing driver, a refused connection, a bad URL: sqlalchemy's many kinds
-        raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {str(exc).splitlines()[0]}") from None
+    for attempt in range(SCHEMA_RACE_TRIES):
+        try:
+            with warnings.catch_warnings():  # Optuna 5 flags the heartbeat API experimental: not the user's concern
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+        except IntegrityError:
+            # Workers started at once on a fresh database all create Optuna's tables; PostgreSQL lets one win
+            # and fails the others with a duplicate key. The tables exist now: open again.
+            time.sleep(0.5 * (attempt + 1))
+        except Exception as exc:  # a missing driver, a refused connection, a bad URL: sqlalchemy's many kinds
+            raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {str(exc).splitlines()[0]}") from None
+    raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: its tables could not be created "
+                      f"({SCHEMA_RACE_TRIES} tries)")
 
 
 class WorkerLock:
     """This process's claim on the trials it runs: an flock the kernel releases when the process dies."""
 
     def __init__(self, folder: Path):
-        self.name = f"{socket.gethostname()}-{os.getpid()}"
-        self.path = folder / "workers" / f"{self.name}.lock"
+        self.path = folder.resolve() / "workers" / f"{socket.gethostname()}-{os.getpid()}.lock"
+        # host:lock path — sweep commands sharing an RDB from other --out folders of this host can check it
+        self.name = f"{socket.gethostname()}:{self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -65,8 +76,7 @@ class WorkerLock:
         self.path.unlink(missing_ok=True)
 
 
-def _worker_alive(folder: Path, name: str) -> bool:
-    path = folder / "workers" / f"{name}.lock"
+def _worker_alive(path: Path) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -80,7 +90,7 @@ def _worker_alive(folder: Path, name: str) -> bool:
     return False
 
 
-def recover_stale_trials(study: Any, folder: Path) -> list[int]:
+def recover_stale_trials(study: Any) -> list[int]:
     """Fail this host's RUNNING trials whose worker is dead and enqueue their params again; returns the
     numbers of the trials failed. Trials of other hosts are left to the RDB heartbeat."""
     from optuna.exceptions import UpdateFinishedTrialError
@@ -94,8 +104,10 @@ def recover_stale_trials(study: Any, folder: Path) -> list[int]:
             started = trial.datetime_start.timestamp() if trial.datetime_start else 0.0
             if time.time() - started < NO_OWNER_GRACE_S:
                 continue
-        elif not owner.startswith(f"{host}-") or _worker_alive(folder, owner):
-            continue
+        else:
+            owner_host, _, lock_path = owner.partition(":")
+            if owner_host != host or _worker_alive(Path(lock_path)):
+                continue
         try:
             study._storage.set_trial_user_attr(trial._trial_id, "failed_because", "its worker was killed")
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)

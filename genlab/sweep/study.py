@@ -238,7 +238,7 @@ class Worker:
                     return
                 if finished + running >= limit:  # the others' trials may finish the study: wait for them
                     time.sleep(POLL_S)
-                    recover_stale_trials(study, self.config.folder)
+                    recover_stale_trials(study)
                     continue
                 before = {t.number for t in study.get_trials(deepcopy=False)}
                 study.optimize(self.objective, n_trials=1, catch=(TrialFailed,))
@@ -309,7 +309,7 @@ def run_sweep(config: SweepConfig) -> Any:
     probe = open_study(config, space, space.seed)
     study = open_study(config, space, space.seed + 1000 * index + len(probe.get_trials(deepcopy=False)))
     if config.worker_index is None:
-        retried = recover_stale_trials(study, folder)
+        retried = recover_stale_trials(study)
         if retried:
             print(f"trials {', '.join(map(str, retried))} were running when their worker was killed: "
                   "marked failed, their params queued again", flush=True)
