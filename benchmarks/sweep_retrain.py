@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,8 @@ def main() -> None:
     searched = [f"{key}={format_value(value)}" for key, value in sorted(params.items())]
     runs = {"committed": [], "sweep-best": searched}
     env = {**os.environ, "GENLAB_THREADS": "1"}
+    for name in runs:  # the work folder is this script's own: an earlier, interrupted attempt starts over
+        shutil.rmtree(args.work / name, ignore_errors=True)
     jobs = {name: subprocess.Popen([sys.executable, "-m", "genlab", "train", args.recipe, *overrides,
                                     "train.progress=false", "--out", str(args.work / name)],
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
