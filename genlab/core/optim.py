@@ -15,8 +15,9 @@ def cosine_lr(step: int, lr: float, min_lr: float, warmup: int, total: int) -> f
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's learning rate to lr, times the group's `lr_scale` where it has one (Muon's groups)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def adamw(model: torch.nn.Module, lr: float, betas: list[float], weight_decay: float) -> torch.optim.AdamW:

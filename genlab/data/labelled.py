@@ -57,9 +57,30 @@ class LabelledData:
                                   "the training data")
         self.labels = sorted(trained)
 
-    def training_examples(self, limit: int, seed: int) -> list[tuple[str, str]]:
-        """All training examples, or a seeded random `limit` of them (files are often sorted by label,
-        so the first `limit` could all share one)."""
+    def per_class_examples(self, k: int, seed: int) -> list[tuple[str, str]]:
+        """k training examples of each label, drawn and then shuffled by `seed` alone (the few-shot
+        protocol: which examples and in which order both vary with the seed)."""
+        if self.kind != "classify":
+            raise GenlabError(f"{self.source}: k examples per class needs a classify dataset")
+        by_label: dict[str, list[tuple[str, str]]] = {}
+        for example in self.splits["train"]:
+            by_label.setdefault(example[1], []).append(example)
+        rng = random.Random(seed)
+        chosen = []
+        for label in sorted(by_label):
+            if k > len(by_label[label]):
+                raise GenlabError(f"k={k} examples per class, but label {label!r} has only "
+                                  f"{len(by_label[label])} training examples")
+            chosen += rng.sample(by_label[label], k)
+        rng.shuffle(chosen)
+        return chosen
+
+    def training_examples(self, limit: int, seed: int, per_class: int = 0,
+                          subset_seed: int = 0) -> list[tuple[str, str]]:
+        """All training examples, `per_class` of each label (drawn by `subset_seed`), or a seeded random
+        `limit` of them (files are often sorted by label, so the first `limit` could all share one)."""
+        if per_class:
+            return self.per_class_examples(per_class, subset_seed)
         train = self.splits["train"]
         if not limit or limit >= len(train):
             return train

@@ -10,23 +10,14 @@ a "classifications" run `handle.classify(texts)` and `handle.class_names`. So a 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
 from genlab.errors import GenlabError
+from genlab.evaluation import fewshot, noise, zeroshot
+from genlab.evaluation.eval_protocol import EvalProtocol  # each protocol module builds one
 
+__all__ = ["PROTOCOLS", "EvalProtocol", "get_protocol"]
 
-@dataclass(frozen=True)
-class EvalProtocol:
-    name: str  # the --protocol value and the report.json section it writes
-    endpoints: tuple[str, ...]  # the serving endpoints of the runs it can score (RunHandle.endpoint)
-    score: Callable[..., dict[str, Any]]  # score(handle, **options) -> JSON-serialisable metrics;
-    #                                        its keyword arguments (all with defaults) are the CLI's options
-    summary: str  # one line for --help
-
-
-PROTOCOLS: dict[str, EvalProtocol] = {protocol.name: protocol for protocol in ()}
+PROTOCOLS: dict[str, EvalProtocol] = {protocol.name: protocol for protocol in (noise.PROTOCOL, zeroshot.PROTOCOL,
+                                                                               fewshot.PROTOCOL)}
 
 
 def get_protocol(name: str) -> EvalProtocol:

@@ -6,8 +6,11 @@
   `transformers.BertForMaskedLM.from_pretrained(folder)` loads it and `load_hf_bert` loads it back.
 - `save_gpt2(model, folder)` / `load_gpt2(folder)`: genlab GPTs in the GPT-2 layout, so
   `transformers.GPT2LMHeadModel.from_pretrained(folder)` loads them and they load back.
-- `export_model(model, tokenizer, folder)`: either layout plus the tokenizer files transformers wants
-  (tokenizer.json, tokenizer_config.json, special_tokens_map.json) and the special token ids in
+- `save_llama(model, folder)` / `load_llama(folder)`: causal genlab models with rotary positions, RMSNorm
+  and a SwiGLU MLP (and neither QK-norm nor a logit soft-cap) in the Llama layout, which
+  `transformers.LlamaForCausalLM.from_pretrained(folder)` loads.
+- `export_model(model, tokenizer, folder)`: the layout that fits (`hf_layout`) plus the tokenizer files
+  transformers wants (tokenizer.json, tokenizer_config.json, special_tokens_map.json) and the special token ids in
   config.json, so AutoTokenizer, AutoModelFor... and pipeline() open the folder.
 
 Loading is strict: a missing, unexpected or wrongly shaped tensor is a GenlabError naming it.
@@ -68,11 +71,44 @@ def _load_strict(
     return model.eval()
 
 
+def unexportable(cfg: TransformerConfig) -> str:
+    """Why no Hugging Face layout holds a model of this config ("" when one does)."""
+    if not cfg.causal:
+        fits = {"pre_ln": False, "bias": True, "norm": "layernorm", "positions": "learned", "tie_head": True}
+        wrong = [f"{k}={getattr(cfg, k)}" for k, ok in fits.items() if getattr(cfg, k) != ok]
+        return ", ".join(wrong + ([] if cfg.type_vocab_size else ["type_vocab_size=0"]))
+    gpt2 = {"pre_ln": True, "bias": True, "norm": "layernorm", "positions": "learned", "tie_head": True,
+            "activation": ("gelu", "gelu_new"), "qk_norm": False, "zero_init": None, "logit_softcap": 0.0}
+    llama = {"pre_ln": True, "norm": "rmsnorm", "positions": "rotary", "activation": ("swiglu",),
+             "qk_norm": False, "logit_softcap": 0.0}
+    for fits in (gpt2, llama):
+        wrong = [f"{k}={getattr(cfg, k)}" for k, ok in fits.items() if ok is not None
+                 and getattr(cfg, k) not in (ok if isinstance(ok, tuple) else (ok,))]
+        if not wrong and not cfg.type_vocab_size:
+            return ""
+    nearest = llama if cfg.positions == "rotary" or cfg.norm == "rmsnorm" else gpt2
+    wrong = [f"{k}={getattr(cfg, k)}" for k, ok in nearest.items() if ok is not None
+             and getattr(cfg, k) not in (ok if isinstance(ok, tuple) else (ok,))]
+    return f"{'Llama' if nearest is llama else 'GPT-2'} needs other values than " + ", ".join(wrong)
+
+
+def hf_layout(cfg: TransformerConfig) -> str | None:
+    """"bert", "gpt2" or "llama": the Hugging Face layout a model of this config is exported in; None if none fits."""
+    if unexportable(cfg):
+        return None
+    if not cfg.causal:
+        return "bert"
+    return "gpt2" if cfg.positions == "learned" else "llama"
+
+
 def export_model(model: Transformer, tokenizer: Tokenizer, folder: str | Path) -> Path:
-    """The model in the Hugging Face GPT-2 (causal) or BERT (bidirectional) layout, with its tokenizer,
-    so that `transformers.AutoTokenizer`, `AutoModelForCausalLM` / `AutoModelForMaskedLM` and
+    """The model in the Hugging Face GPT-2 or Llama (causal) or BERT (bidirectional) layout, with its
+    tokenizer, so that `transformers.AutoTokenizer`, `AutoModelForCausalLM` / `AutoModelForMaskedLM` and
     `pipeline(...)` open the folder as it is."""
-    folder = Path((save_gpt2 if model.config.causal else save_bert)(model, folder))
+    layout = hf_layout(model.config)
+    if layout is None:
+        raise GenlabError(f"no Hugging Face layout fits this model: {unexportable(model.config)}")
+    folder = Path({"gpt2": save_gpt2, "llama": save_llama, "bert": save_bert}[layout](model, folder))
     tokenizer.save(folder / TOKENIZER)
     tokens = {role: token for role, token in _SPECIAL_ROLES.items() if tokenizer.token_id(token) is not None}
     settings = {
@@ -238,8 +274,9 @@ def _is_conv1d(hf_name: str) -> bool:
 def save_gpt2(model: Transformer, folder: str | Path) -> Path:
     """Write config.json + model.safetensors in the GPT-2 layout (lm_head is tied, so not stored)."""
     cfg = model.config
-    if not cfg.causal or not cfg.pre_ln or not cfg.bias or cfg.type_vocab_size:
-        raise GenlabError("only causal, pre-LN models with biases and no segment embeddings fit the GPT-2 layout")
+    if hf_layout(cfg) != "gpt2":
+        raise GenlabError("only causal, pre-LN models with biases, learned positions, LayerNorm, a GELU MLP and a "
+                          "tied head (no segment embeddings) fit the GPT-2 layout")
     state = model.state_dict()
     tensors = {
         hf: (state[g].T if _is_conv1d(hf) else state[g]).detach().contiguous().clone()
@@ -294,4 +331,107 @@ def load_gpt2(folder: str | Path) -> Transformer:
         if k not in names:
             raise GenlabError(f"{source}: unexpected tensor {k!r}")
         ours[names[k]] = v.T if _is_conv1d(k) else v
+    return _load_strict(Transformer(cfg), ours, source, names)
+
+
+# ---------------------------------------------------------------------------------------------
+# Llama
+
+
+def _llama_names(n_layer: int, bias: bool, tied: bool) -> dict[str, str]:
+    """HF Llama name -> genlab name, for the tensors that map one to one (q/k/v and gate/up are fused in
+    genlab: save_llama / load_llama split and join them)."""
+    names = {"model.embed_tokens.weight": "tok_emb.weight", "model.norm.weight": "ln_f.weight"}
+    if not tied:
+        names["lm_head.weight"] = "lm_head.weight"
+    for i in range(n_layer):
+        hf, g = f"model.layers.{i}.", f"blocks.{i}."
+        names[f"{hf}input_layernorm.weight"] = f"{g}ln1.weight"
+        names[f"{hf}post_attention_layernorm.weight"] = f"{g}ln2.weight"
+        for p in ("weight", "bias") if bias else ("weight",):
+            names[f"{hf}self_attn.o_proj.{p}"] = f"{g}attn.proj.{p}"
+            names[f"{hf}mlp.down_proj.{p}"] = f"{g}mlp.proj.{p}"
+    return names
+
+
+def _llama_fused(n_layer: int, bias: bool) -> dict[str, tuple[str, ...]]:
+    """genlab's fused tensors -> the HF tensors they hold, in order (split along dim 0)."""
+    fused = {}
+    for i in range(n_layer):
+        hf, g = f"model.layers.{i}.", f"blocks.{i}."
+        for p in ("weight", "bias") if bias else ("weight",):
+            fused[f"{g}attn.qkv.{p}"] = tuple(f"{hf}self_attn.{n}_proj.{p}" for n in ("q", "k", "v"))
+            fused[f"{g}mlp.fc.{p}"] = tuple(f"{hf}mlp.{n}_proj.{p}" for n in ("gate", "up"))
+    return fused
+
+
+def save_llama(model: Transformer, folder: str | Path) -> Path:
+    """Write config.json + model.safetensors in the LlamaForCausalLM layout."""
+    cfg = model.config
+    layout = hf_layout(cfg)
+    if layout != "llama":
+        raise GenlabError("only causal models with rotary positions, RMSNorm and SwiGLU (no QK-norm, no logit "
+                          f"soft-cap) fit the Llama layout: {unexportable(cfg) or 'this one fits ' + str(layout)}")
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    tensors = {hf: state[g] for hf, g in _llama_names(cfg.n_layer, cfg.bias, cfg.tie_head).items()}
+    for g, parts in _llama_fused(cfg.n_layer, cfg.bias).items():
+        tensors.update(zip(parts, state[g].chunk(len(parts))))
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.n_embd,
+        "intermediate_size": cfg.inner,
+        "num_hidden_layers": cfg.n_layer,
+        "num_attention_heads": cfg.n_head,
+        "num_key_value_heads": cfg.n_head,
+        "head_dim": cfg.n_embd // cfg.n_head,
+        "hidden_act": "silu",
+        "max_position_embeddings": cfg.block_size,
+        "rms_norm_eps": cfg.layer_norm_eps,
+        "rope_theta": cfg.rope_theta,  # older transformers read this; 5.x reads rope_parameters
+        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+        "attention_bias": cfg.bias,
+        "mlp_bias": cfg.bias,
+        "attention_dropout": cfg.dropout,
+        "tie_word_embeddings": cfg.tie_head,
+        "bos_token_id": None,
+        "eos_token_id": None,
+    }
+    return write_folder(folder, {k: v.contiguous().clone() for k, v in tensors.items()}, config, WEIGHTS, CONFIG)
+
+
+def load_llama(folder: str | Path) -> Transformer:
+    """A Llama layout folder (genlab's own export, or a small Llama without grouped-query attention or rope
+    scaling) as a causal Transformer."""
+    hf, tensors, folder = _read_folder(folder)
+    source = folder / WEIGHTS
+    if hf.get("hidden_act", "silu") != "silu":
+        raise GenlabError(f"unsupported Llama hidden_act {hf['hidden_act']!r}")
+    n_head = hf["num_attention_heads"]
+    if hf.get("num_key_value_heads", n_head) != n_head:
+        raise GenlabError("grouped-query attention (num_key_value_heads != num_attention_heads) is not supported")
+    if hf.get("head_dim", hf["hidden_size"] // n_head) * n_head != hf["hidden_size"]:
+        raise GenlabError("a Llama whose head_dim * num_attention_heads != hidden_size is not supported")
+    rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
+    if rope.get("rope_type", rope.get("type", "default")) != "default":
+        raise GenlabError(f"unsupported Llama rope type {rope.get('rope_type', rope.get('type'))!r}")
+    if hf.get("attention_bias", False) != hf.get("mlp_bias", False):
+        raise GenlabError("genlab needs attention_bias and mlp_bias to be equal")
+    bias, tied = hf.get("attention_bias", False), hf.get("tie_word_embeddings", False)
+    cfg = TransformerConfig(
+        vocab_size=hf["vocab_size"], block_size=hf["max_position_embeddings"], n_layer=hf["num_hidden_layers"],
+        n_head=n_head, n_embd=hf["hidden_size"], n_inner=hf["intermediate_size"], causal=True, bias=bias,
+        layer_norm_eps=hf.get("rms_norm_eps", 1e-6), activation="swiglu", positions="rotary", norm="rmsnorm",
+        rope_theta=rope.get("rope_theta", hf.get("rope_theta", 10000.0)), tie_head=tied)
+    if tied:
+        tensors.pop("lm_head.weight", None)  # some checkpoints store the tied copy
+    ours = {}
+    for g, parts in _llama_fused(cfg.n_layer, bias).items():
+        ours[g] = torch.cat([_pop(tensors, part, source) for part in parts], dim=0)
+    names = _llama_names(cfg.n_layer, bias, tied)
+    for k, v in tensors.items():
+        if k not in names:
+            raise GenlabError(f"{source}: unexpected tensor {k!r}")
+        ours[names[k]] = v
     return _load_strict(Transformer(cfg), ours, source, names)

@@ -10,7 +10,9 @@ The rows of the batch are left-padded to one cache length: row i's real tokens a
 from each row's own first token, so each row computes what it would compute alone. The cache is a
 preallocated KVBuffer that each step writes one column of in place (no copy per token). A row whose
 window fills the context is prefilled again from its last `block_size` tokens, exactly as
-`generation.stream` slides its window, so batched and unbatched decoding pick the same tokens.
+`generation.stream` slides its window; a rotary model's row rolls instead (its oldest token is masked out
+and its positions keep counting, as stream's rolling cache does), so batched and unbatched decoding pick
+the same tokens.
 """
 from __future__ import annotations
 
@@ -54,7 +56,9 @@ class ContinuousBatch:
         self.rows: list[Sequence] = []  # decoding, in cache-row order
         self.cache = KVBuffer(model.config, capacity_rows)  # rows: the decoding sequences; width: L
         self.mask = torch.zeros(0, 0, dtype=torch.bool)  # (B, L): True on each row's real tokens
-        self.lengths: list[int] = []  # real tokens per row (= its next position)
+        self.lengths: list[int] = []  # real tokens per row that the next token sees
+        self.positions: list[int] = []  # each row's next position (= its length, until a rotary row rolls)
+        self.rolling = model.config.positions == "rotary"
 
     def __len__(self) -> int:
         return len(self.waiting) + len(self.rows)
@@ -80,7 +84,9 @@ class ContinuousBatch:
         Sequences that finish in this step are out of the batch when it returns (`seq.done`).
         """
         emitted: list[tuple[Sequence, int]] = []
-        if self.rows:  # rows whose window is full start again from their last block_size tokens
+        if self.rows and self.rolling:  # full rows forget their oldest token
+            self._roll()
+        elif self.rows:  # rows whose window is full start again from their last block_size tokens
             full = [n >= self.block for n in self.lengths]
             self.waiting = [row for row, f in zip(self.rows, full) if f] + self.waiting
             self._keep([not f for f in full])
@@ -99,8 +105,9 @@ class ContinuousBatch:
         last = torch.tensor([[row.tokens[-1]] for row in self.rows])  # (B, 1)
         self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=torch.bool)], dim=1)  # (B, L + 1)
         out = self.model(last, attention_mask=self.mask, kv_cache=self.cache, use_cache=True,
-                         position_ids=torch.tensor(self.lengths)[:, None])
+                         position_ids=torch.tensor(self.positions)[:, None])
         self.lengths = [n + 1 for n in self.lengths]
+        self.positions = [n + 1 for n in self.positions]
         return list(zip(self.rows, self._sample_rows(out.logits[:, -1, :])))
 
     def _sample_rows(self, logits: torch.Tensor) -> list[int]:
@@ -164,6 +171,7 @@ class ContinuousBatch:
         self.rows.append(seq)
         buffer.rows = row + 1
         self.lengths.append(length)
+        self.positions.append(length)
 
     def _grow_rows(self) -> None:
         """More sequences than the buffer was made for: double its rows (the caller caps them)."""
@@ -173,15 +181,28 @@ class ContinuousBatch:
             new[:old.rows, :, :old.width] = kept[:old.rows, :, :old.width]
         self.cache.rows, self.cache.width = old.rows, old.width
 
-    def _keep(self, keep: list[bool]) -> None:
+    def _roll(self) -> None:
+        """Rotary rows that fill the context hide their oldest token (mask it out, (B, L)); the columns then
+        padding in every row leave the buffer, so the next token fits."""
+        full = [n >= self.block for n in self.lengths]
+        if not any(full):
+            return
+        width = self.cache.width
+        for i in (i for i, f in enumerate(full) if f):
+            self.mask[i, width - self.lengths[i]] = False
+            self.lengths[i] -= 1
+        self._keep([True] * len(self.rows), trim=True)
+
+    def _keep(self, keep: list[bool], trim: bool = False) -> None:
         """Keep the rows marked True (moved to the front of the buffer), then drop the leading columns
-        that are padding in every row."""
-        if all(keep):
+        that are padding in every row (when a row left, or `trim`)."""
+        if all(keep) and not trim:
             return
         buffer = self.cache
         self.rows = [row for row, k in zip(self.rows, keep) if k]
         index = torch.tensor(keep).nonzero().squeeze(1)
         self.lengths = [n for n, k in zip(self.lengths, keep) if k]
+        self.positions = [n for n, k in zip(self.positions, keep) if k]
         start = buffer.width - max(self.lengths, default=0)
         self.mask = self.mask[index, start:]
         for keys in buffer.keys + buffer.values:

@@ -2,9 +2,13 @@
 
 `stream` yields one column of new token ids per step (for a live playground); `generate` collects
 them; `TextPieces` turns the ids of one sequence into text as it grows, ending before a stop
-string. With the cache each step feeds only the newest token; once the sequence fills the context,
-the window slides and the cache is rebuilt from the last `block_size` tokens, exactly as the
-no-cache path crops its input, so both paths pick the same tokens.
+string. With the cache each step feeds only the newest token. Once the sequence fills the context:
+- a model with a position table slides its window and rebuilds the cache from the last `block_size`
+  tokens, exactly as the no-cache path crops its input;
+- a rotary model rolls its cache instead (drops the oldest keys and values, keeps counting positions):
+  each token attends to the last `block_size` tokens, which is what the no-cache path computes over the
+  whole sequence with a sliding-window mask, and no step re-reads the context.
+Either way both paths pick the same tokens.
 """
 from __future__ import annotations
 
@@ -93,7 +97,7 @@ def stream(
     stop token, so the batch stays rectangular.
     """
     _check_args(model, idx, temperature, top_k, top_p)
-    block = model.config.block_size
+    block, rolling = model.config.block_size, model.config.positions == "rotary"
     stop_ids = torch.tensor(sorted(set(stop or ())), dtype=torch.long, device=idx.device)
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
     was_training = model.training
@@ -102,8 +106,15 @@ def stream(
         seq, cache = idx, None
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            if use_cache and cache is not None and cache[0][0].size(2) < block:
+            if use_cache and cache is not None and rolling:
+                if cache[0][0].size(2) == block:  # full: forget the oldest token, (B, nh, block - 1, hd)
+                    cache = [(k[:, :, 1:], v[:, :, 1:]) for k, v in cache]
+                position = torch.full((seq.size(0), 1), seq.size(1) - 1, device=seq.device)
+                out = model(seq[:, -1:], kv_cache=cache, use_cache=True, position_ids=position)
+            elif use_cache and cache is not None and cache[0][0].size(2) < block:
                 out = model(seq[:, -1:], kv_cache=cache, use_cache=True)
+            elif rolling and not use_cache:  # the whole sequence, through a sliding window
+                out = model(seq)
             else:  # first step, no cache, or a full context: (re)start from the last block_size tokens
                 out = model(seq[:, -block:], use_cache=use_cache)
             cache = out.kv_cache

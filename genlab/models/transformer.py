@@ -3,8 +3,15 @@
 `causal=True` gives a GPT-2 shaped decoder (pre-LayerNorm, final LayerNorm, tied LM head).
 `causal=False` gives a BERT-shaped encoder with a masked-LM head. `pre_ln=False` switches to the
 post-LayerNorm layout of the original BERT, which is what pretrained BERT checkpoints need
-(genlab/models/hf_io.py loads them). The model maps token ids to logits and hidden states; losses
-live in genlab/text_objectives.py and sampling in genlab/generation.py.
+(genlab/io/hf.py loads them).
+
+The modern small-GPT options (the NanoGPT speedrun's and Llama's), each off by default so that a default
+config builds exactly the model it always did: rotary positions instead of a position table, RMSNorm,
+QK-norm, a ReLU² or SwiGLU MLP, an untied LM head, zero-initialised output projections and a logit
+soft-cap. Rotary + RMSNorm + SwiGLU without the others is the Llama layout (genlab/io/hf.py exports it).
+
+The model maps token ids to logits and hidden states; losses live in genlab/tasks/lm/objectives.py and
+sampling in genlab/models/generation.py.
 """
 from __future__ import annotations
 
@@ -19,7 +26,9 @@ from torch import nn
 
 from genlab.errors import GenlabError
 
-ACTIVATIONS = ("gelu", "gelu_new")
+ACTIVATIONS = ("gelu", "gelu_new", "relu2", "swiglu")  # relu2: relu(x)^2; swiglu: silu(gate) * up
+POSITIONS = ("learned", "rotary")
+NORMS = ("layernorm", "rmsnorm")
 
 # Per layer: (keys, values), each (B, n_head, T_past, head_dim).
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
@@ -39,13 +48,31 @@ class TransformerConfig:
     pre_ln: bool = True  # False: original BERT post-LN blocks, embedding LayerNorm, no final LayerNorm
     layer_norm_eps: float = 1e-5
     type_vocab_size: int = 0  # BERT's segment embeddings; 0 means none
-    activation: str = "gelu"  # "gelu" (exact erf, BERT) or "gelu_new" (tanh approximation, GPT-2)
+    activation: str = "gelu"  # "gelu" (exact erf, BERT), "gelu_new" (tanh approximation, GPT-2), relu2, swiglu
+    positions: str = "learned"  # "learned" (a position table, GPT-2/BERT) or "rotary" (RoPE on queries and keys)
+    rope_theta: float = 10000.0  # rotary base: the slowest pair turns once every ~2*pi*theta tokens
+    norm: str = "layernorm"  # "layernorm" or "rmsnorm" (no mean subtraction, no bias)
+    qk_norm: bool = False  # RMS-normalise each head's queries and keys: bounded attention logits
+    tie_head: bool = True  # the LM head reads logits off the token embedding; False gives it its own matrix
+    zero_init: bool = False  # output projections (and an untied head) start at zero: each block starts as identity
+    logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap); 0 = off
 
     def __post_init__(self) -> None:
         if self.n_embd % self.n_head:
             raise GenlabError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if self.activation not in ACTIVATIONS:
-            raise GenlabError(f"unknown activation {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        for name, allowed in (("activation", ACTIVATIONS), ("positions", POSITIONS), ("norm", NORMS)):
+            if getattr(self, name) not in allowed:
+                raise GenlabError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+        if self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
+            raise GenlabError(f"rotary positions need an even head size, got {self.n_embd // self.n_head}")
+        if not (math.isfinite(self.rope_theta) and self.rope_theta > 1):
+            raise GenlabError(f"rope_theta must be a finite number > 1, got {self.rope_theta}")
+        if not (math.isfinite(self.logit_softcap) and self.logit_softcap >= 0):
+            raise GenlabError(f"logit_softcap must be a finite number >= 0 (0 = off), got {self.logit_softcap}")
+        if not self.causal and not self.tie_head:
+            raise GenlabError("tie_head=false needs a causal model: the masked-LM head reads the tied embedding")
+        if not self.pre_ln and (self.norm != "layernorm" or self.positions != "learned"):
+            raise GenlabError("the post-LN (BERT) layout keeps LayerNorm and learned positions")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) < 1:
                 raise GenlabError(f"{name} must be positive, got {getattr(self, name)}")
@@ -91,20 +118,51 @@ def _gelu(x: torch.Tensor, kind: str) -> torch.Tensor:
     return F.gelu(x, approximate="tanh" if kind == "gelu_new" else "none")
 
 
+def _norm(cfg: TransformerConfig) -> nn.Module:
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.n_embd, eps=cfg.layer_norm_eps)
+    return nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin for `positions` (T,) or (B, T) -> (T, hd) or (B, 1, T, hd), broadcastable to (B, nh, T, hd).
+
+    Llama's (and Hugging Face's) convention: pair i is dimensions (i, i + hd/2), turning at theta^(-2i/hd)
+    radians per token, so an exported model needs no permutation of its query and key weights."""
+    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
+    angles = positions.float()[..., None] * inv_freq  # (..., T, hd/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (..., T, hd)
+    if positions.dim() == 2:
+        angles = angles[:, None]  # (B, 1, T, hd): one set of positions per row
+    return angles.cos(), angles.sin()
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Turn each (i, i + hd/2) pair of x (B, nh, T, hd) by its position's angle."""
+    half = x.size(-1) // 2
+    rotated_half = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated_half * sin
+
+
 class SelfAttention(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.n_head, self.dropout, self.qk_norm = cfg.n_head, cfg.dropout, cfg.qk_norm
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, past: tuple | Callable | None
+        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, past: tuple | Callable | None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         # (B, T, C) -> (B, nh, T, hd)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if self.qk_norm:
+            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
+        if rope is not None:  # keys are cached already turned to their own positions
+            q, k = _rotate(q, *rope), _rotate(k, *rope)
         if callable(past):  # a KVBuffer layer: written in place, returns (B, nh, T_past + T, hd) views
             k, v = past(k, v)
         elif past is not None:
@@ -119,27 +177,34 @@ class SelfAttention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        self.fc = nn.Linear(cfg.n_embd, cfg.inner, bias=cfg.bias)
+        gated = cfg.activation == "swiglu"  # fc computes the gate and the up projection side by side
+        self.fc = nn.Linear(cfg.n_embd, (2 if gated else 1) * cfg.inner, bias=cfg.bias)
         self.proj = nn.Linear(cfg.inner, cfg.n_embd, bias=cfg.bias)
         self.activation = cfg.activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(_gelu(self.fc(x), self.activation))
+        h = self.fc(x)  # (B, T, inner), or (B, T, 2 * inner) for swiglu
+        if self.activation == "swiglu":
+            gate, up = h.chunk(2, dim=-1)
+            return self.proj(F.silu(gate) * up)
+        if self.activation == "relu2":
+            return self.proj(F.relu(h).square())
+        return self.proj(_gelu(h, self.activation))
 
 
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.pre_ln = cfg.pre_ln
-        self.ln1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.ln1 = _norm(cfg)
         self.attn = SelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.ln2 = _norm(cfg)
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, mask, is_causal, past):
+    def forward(self, x, mask, is_causal, past, rope=None):
         if self.pre_ln:  # GPT-2: the residual stream is never normalised, which trains stably when deep
-            a, kv = self.attn(self.ln1(x), mask, is_causal, past)
+            a, kv = self.attn(self.ln1(x), mask, is_causal, past, rope)
             x = x + self.drop(a)
             return x + self.drop(self.mlp(self.ln2(x))), kv
         a, kv = self.attn(x, mask, is_causal, past)  # original BERT: normalise after each residual add
@@ -167,18 +232,21 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.positions == "learned" else None
         self.type_emb = nn.Embedding(cfg.type_vocab_size, cfg.n_embd) if cfg.type_vocab_size else None
         self.ln_emb = None if cfg.pre_ln else nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias) if cfg.pre_ln else None
-        # GPT reads logits straight off the tied embedding; BERT adds its transform head.
+        self.ln_f = _norm(cfg) if cfg.pre_ln else None
+        # GPT reads logits straight off the tied embedding (or its own head); BERT adds its transform head.
         self.mlm_head = None if cfg.causal else MLMHead(cfg)
+        self.lm_head = None if cfg.tie_head else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2: scale residual projections by depth
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+            if cfg.zero_init and (name.endswith("proj.weight") or name == "lm_head.weight"):
+                nn.init.zeros_(p)  # modded-nanogpt: blocks start as the identity, the head predicts uniformly
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -211,13 +279,20 @@ class Transformer(nn.Module):
         if buffer is not None and buffer.rows != B:
             raise GenlabError(f"the KV buffer holds {buffer.rows} rows, the batch {B}")
         past = buffer.width if buffer is not None else kv_cache[0][0].size(2) if kv_cache else 0
-        if past + T > cfg.block_size:
+        # A rotary model has no position table: without a cache it reads any length, each token attending to
+        # the last block_size tokens (a sliding window, what a rolling cache computes); a cache stays in the block.
+        if past + T > cfg.block_size and (self.pos_emb is not None or past):
             raise GenlabError(f"sequence of {past + T} tokens is longer than the context ({cfg.block_size})")
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=idx.device)
         elif position_ids.shape != (B, T):  # (values past the table fail in the embedding lookup)
             raise GenlabError(f"position_ids must be (B, T) = {(B, T)}, got {tuple(position_ids.shape)}")
-        x = self.tok_emb(idx) + self.pos_emb(position_ids)  # (B, T, C)
+        x = self.tok_emb(idx)  # (B, T, C)
+        rope = None
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(position_ids)
+        else:
+            rope = rotary_tables(position_ids, cfg.n_embd // cfg.n_head, cfg.rope_theta)
         if self.type_emb is not None:
             types = token_type_ids if token_type_ids is not None else torch.zeros_like(idx)
             x = x + self.type_emb(types)
@@ -229,7 +304,7 @@ class Transformer(nn.Module):
         new_cache: KVCache = []
         for i, block in enumerate(self.blocks):
             layer_past = partial(buffer.extend, i) if buffer is not None else kv_cache[i] if kv_cache else None
-            x, kv = block(x, mask, is_causal, layer_past)
+            x, kv = block(x, mask, is_causal, layer_past, rope)
             new_cache.append(kv)
         if buffer is not None:
             buffer.width += T
@@ -239,7 +314,9 @@ class Transformer(nn.Module):
         elif self.mlm_head is not None:
             logits = self.mlm_head(h, self.tok_emb.weight)
         else:
-            logits = h @ self.tok_emb.weight.T
+            logits = h @ (self.tok_emb.weight if self.lm_head is None else self.lm_head.weight).T  # (B, T, V)
+            if cfg.logit_softcap:  # smoothly bounded to (-cap, cap): no runaway confidence early in training
+                logits = cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)
         cache = (buffer if buffer is not None else new_cache) if use_cache else None
         return TransformerOutput(logits=logits, hidden_states=h, kv_cache=cache)
 
@@ -252,7 +329,8 @@ class Transformer(nn.Module):
             raise GenlabError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(B, past + T)}")
         if attention_mask is None and (not causal or T == 1):
             return None, False  # one new token may see every cached one
-        if attention_mask is None and past == 0:
+        window = past + T > self.config.block_size  # rotary only (forward refuses it otherwise)
+        if attention_mask is None and past == 0 and not window:
             return None, True
         if causal and T == 1 and attention_mask is not None:  # one new token: every real cached one, and itself
             mask = attention_mask.bool()[:, None, None, :].clone()  # (B, 1, 1, past + 1)
@@ -261,6 +339,8 @@ class Transformer(nn.Module):
         mask = torch.ones(T, past + T, dtype=torch.bool, device=device)
         if causal:  # query i sits at absolute position past + i
             mask = mask.tril(diagonal=past)
+        if window:  # ... and sees keys from past + i - block_size + 1 on
+            mask = mask.triu(diagonal=past - self.config.block_size + 1)
         mask = mask.expand(B, 1, T, past + T)
         if attention_mask is not None:
             mask = mask & attention_mask.bool()[:, None, None, :]

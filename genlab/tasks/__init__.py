@@ -12,9 +12,10 @@ from genlab.core.recipe import read_recipe_tree
 from genlab.core.run import RunDir
 from genlab.core.task import Task
 from genlab.errors import GenlabError
-from genlab.tasks import audio, finetune, gan, lm
+from genlab.tasks import audio, finetune, flow, gan, image_classifier, lm
 
-TASKS: dict[str, Task] = {task.name: task for task in (gan.TASK, lm.TASK, finetune.TASK, audio.TASK)}
+TASKS: dict[str, Task] = {task.name: task for task in (gan.TASK, lm.TASK, finetune.TASK, audio.TASK,
+                                                         image_classifier.TASK, flow.TASK)}
 DEFAULT_TASK = "gan"  # a recipe without `task:` (the essay's GAN recipes predate the key)
 
 

@@ -157,7 +157,8 @@ class FinetuneRun(RunHandle):
         if codec.kind == "classify":
             encoded, _ = codec.encode(test, skip_long=False)
             predicted = predict_labels(model, codec, encoded, batch, CPU)
-            train = data.training_examples(recipe.data.limit, recipe.seed)
+            train = data.training_examples(recipe.data.limit, recipe.seed, recipe.data.per_class,
+                                            recipe.data.subset_seed)
             metrics = {"metric": "macro_f1", "macro_f1": macro_f1(encoded.targets, predicted),
                        "accuracy": accuracy(encoded.targets, predicted),
                        "baseline": tfidf_baseline(train, test, recipe.seed)}

@@ -15,6 +15,7 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -24,8 +25,10 @@ from genlab.core.run import RunDir
 from genlab.data.labelled import LabelledData, load_labelled_data
 from genlab.errors import GenlabError
 from genlab.evaluation.text_metrics import accuracy, macro_f1
+from genlab.evaluation.text_robustness import perturb
 from genlab.io.files import atomic_write_text
 from genlab.io.tokenizers import BOS, EOS, PAD, Tokenizer
+from genlab.io.wordnet import synonyms_table
 from genlab.models.classifier import SequenceClassifier
 from genlab.models.generation import generate
 from genlab.models.transformer import Transformer
@@ -198,7 +201,13 @@ class FinetuneTraining:
         self.modules = {"model": model}
         t = recipe.train
         self.optimizers = {"model": adamw(model, t.lr, t.betas, t.weight_decay)}
-        self.train, skipped = self.codec.encode(data.training_examples(d.limit, recipe.seed), skip_long=True)
+        examples = data.training_examples(d.limit, recipe.seed, d.per_class, d.subset_seed)
+        self.train, skipped = self.codec.encode(examples, skip_long=True)
+        if d.noise.kinds and data.kind != "classify":
+            raise GenlabError("data.noise perturbs texts to classify; a seq2seq run takes none")
+        if "synonym" in d.noise.kinds:
+            synonyms_table()  # a missing WordNet is one line now, not at the first noisy step
+        self.train_texts = [text for text, _ in examples]  # what data.noise perturbs, afresh each step
         self.validation_examples = (data.splits["validation"][:VALIDATION_PAIRS] if data.kind == "seq2seq"
                                     else data.splits["validation"])
         self.validation, _ = self.codec.encode(self.validation_examples, False)
@@ -237,7 +246,10 @@ class FinetuneTraining:
         lr = cosine_lr(step, t.lr, t.min_lr, t.warmup_iters, self.total_steps)
         optimizer = self.optimizers["model"]
         set_lr(optimizer, lr)
-        ids, mask, labels = self.codec.batch(self.train, indices.tolist(), self.env.device)
+        data, rows = self.train, indices.tolist()
+        if self.recipe.data.noise.kinds:
+            data, rows = self.noisy_batch(rows, step), list(range(len(rows)))
+        ids, mask, labels = self.codec.batch(data, rows, self.env.device)
         loss = task_loss(self.model, self.codec, ids, mask, labels)
         loss.backward()
         if t.grad_clip:
@@ -246,6 +258,20 @@ class FinetuneTraining:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return {"loss": loss.item(), "lr": lr}
+
+    def noisy_batch(self, indices: list[int], step: int) -> Encoded:
+        """The training examples `indices`, each perturbed with chance data.noise.prob by a generator seeded
+        by (seed, step, index): the same batch after a resume and whichever rank draws the example."""
+        noise = self.recipe.data.noise
+        examples = []
+        for i in indices:
+            rng = np.random.default_rng([self.recipe.seed, step, i])
+            text = self.train_texts[i]
+            if rng.random() < noise.prob:
+                kind = noise.kinds[rng.integers(len(noise.kinds))]
+                text = perturb(text, kind, rng.uniform(0, noise.rate), rng).text
+            examples.append((text, self.codec.labels[self.train.targets[i]]))
+        return self.codec.encode(examples, skip_long=False)[0]
 
     def end_period(self, period: int, run: RunDir) -> dict[str, float]:
         if not self.env.is_main:

@@ -39,10 +39,31 @@ class LMModelConfig:
     dropout: float = 0.0
     bias: bool = True
     objective: str = "causal"  # causal (GPT, next token) | masked (BERT, 15% of tokens masked 80/10/10)
+    # The modern small-GPT options (genlab.models.transformer; docs/text.md "Modern recipe and Muon"), causal only.
+    # The defaults are GPT-2's; rotary + rmsnorm + swiglu (and nothing else) is the Llama layout.
+    n_inner: int = 0  # MLP width; 0 = 4 * n_embd
+    activation: str = "gelu_new"  # gelu_new (GPT-2) | relu2 | swiglu; masked models always use BERT's gelu
+    positions: str = "learned"  # learned | rotary
+    norm: str = "layernorm"  # layernorm | rmsnorm
+    qk_norm: bool = False
+    tie_head: bool = True
+    zero_init: bool = False  # zero-initialised output projections (and untied head)
+    logit_softcap: float = 0.0  # 0 = off
 
     def __post_init__(self) -> None:
         if self.objective not in ("causal", "masked"):
             raise ValueError(f"model.objective must be causal or masked, got {self.objective!r}")
+        for name, allowed in (("activation", ("gelu_new", "relu2", "swiglu")), ("positions", ("learned", "rotary")),
+                              ("norm", ("layernorm", "rmsnorm"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"model.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.n_inner < 0 or not 0 <= self.logit_softcap < float("inf"):
+            raise ValueError("model.n_inner must be >= 0 and model.logit_softcap a finite number >= 0 (0 = off)")
+        modern = {"activation": "gelu_new", "positions": "learned", "norm": "layernorm", "qk_norm": False,
+                  "tie_head": True, "zero_init": False, "logit_softcap": 0.0}
+        changed = [k for k, default in modern.items() if getattr(self, k) != default]
+        if self.objective == "masked" and changed:
+            raise ValueError(f"model.{changed[0]} is a causal-model option; masked models keep BERT's layout")
         if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
             raise ValueError("model.n_layer, n_head, n_embd must be >= 1 and n_embd divisible by n_head")
         if not 0 <= self.dropout < 1:
@@ -61,10 +82,18 @@ class LMTrainConfig(TrainConfig):
     grad_clip: float = 1.0  # max global gradient norm (0 = off)
     grad_accum: int = 1  # micro-batches per optimizer step (per process)
     reg_lambda: float = 0.0  # lambda of L = L_task + lambda * L2(weights), the essay's explicit regularizer
+    optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' weight matrices, AdamW at `lr` for the rest)
+    muon_lr: float = 0.02  # Muon's peak learning rate (Keller Jordan's scale), on the same schedule as lr
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_betas(self.betas)
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"train.optimizer must be adamw or muon, got {self.optimizer!r}")
+        if not 0 < self.muon_lr < float("inf"):
+            raise ValueError(f"train.muon_lr must be a finite number > 0, got {self.muon_lr}")
+        if self.optimizer == "muon" and self.lr <= 0:
+            raise ValueError("train.optimizer=muon needs train.lr > 0 (Muon follows lr's schedule)")
         if min(self.max_iters, self.eval_interval, self.grad_accum) < 1 or self.warmup_iters < 0:
             raise ValueError("train.max_iters, eval_interval and grad_accum must be >= 1, train.warmup_iters >= 0")
         if self.max_iters % self.eval_interval:
@@ -81,6 +110,7 @@ class LMTrainConfig(TrainConfig):
 @dataclass
 class LMEvalConfig:
     eval_iters: int = 50  # validation batches per evaluation
+    hf_export: bool = True  # write RUN/model/ in a Hugging Face layout at each evaluation (the model must fit one)
 
     def __post_init__(self) -> None:
         if self.eval_iters < 1:

@@ -5,7 +5,8 @@ training tokens by a generator seeded with (seed, step) alone, so a resumed run,
 torchrun processes, sees exactly the windows of an uninterrupted single-process run; each process
 then takes its slice and splits it into `grad_accum` micro-batches. Loss = task loss + lambda * L2.
 A period of the trainer loop is `eval_interval` steps, after which end_period measures validation
-loss and perplexity, writes a text sample and exports the model in Hugging Face layout to RUN/model/.
+loss and perplexity, writes a text sample and exports the model in a Hugging Face layout (GPT-2, Llama
+or BERT) to RUN/model/.
 """
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ import numpy as np
 import torch
 
 from genlab.core.distributed import DistEnv, barrier, unwrap, wrap_ddp
+from genlab.core.muon import muon_adamw
 from genlab.core.optim import adamw, cosine_lr, set_lr
 from genlab.core.run import RunDir
 from genlab.data.tokens import corpus_source, corpus_texts, open_tokens, spaced_starts, windows, write_tokens
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write_text
-from genlab.io.hf import export_model
+from genlab.io.hf import export_model, hf_layout, unexportable
 from genlab.io.tokenizers import MASK, SPECIAL_TOKENS, Tokenizer, build_tokenizer, load_tokenizer
 from genlab.models.generation import generate
 from genlab.models.transformer import Transformer, TransformerConfig
@@ -35,17 +37,24 @@ MASK_SEED = 1234  # fixed masking of evaluation batches, so every evaluation sco
 
 
 def model_config(recipe: LMRecipe, vocab_size: int) -> TransformerConfig:
-    """GPT-2's layout for causal models; the original post-LN BERT (embedding LayerNorm, two segment
-    embeddings, biases) for masked ones, so both export to the Hugging Face layouts."""
+    """GPT-2's layout for causal models unless the recipe picks the modern options (Llama's layout when it
+    picks rotary + rmsnorm + swiglu); the original post-LN BERT (embedding LayerNorm, two segment
+    embeddings, biases) for masked ones, so each exports to a Hugging Face layout."""
     m, causal = recipe.model, recipe.model.objective == "causal"
-    if not m.bias:  # found before training, not at the first export
-        raise GenlabError("model.bias=false: every evaluation exports the model in the Hugging Face GPT-2 or "
-                          "BERT layout, and both always have biases")
     bert = {} if causal else {"pre_ln": False, "type_vocab_size": 2}
-    return TransformerConfig(
+    modern = {k: getattr(m, k) for k in ("positions", "norm", "qk_norm", "tie_head", "zero_init", "logit_softcap")}
+    config = TransformerConfig(
         vocab_size=vocab_size, block_size=recipe.data.block_size, n_layer=m.n_layer, n_head=m.n_head,
-        n_embd=m.n_embd, dropout=m.dropout, causal=causal, bias=m.bias,
-        activation="gelu_new" if causal else "gelu", **bert)  # GPT-2's tanh GELU / BERT's exact one
+        n_embd=m.n_embd, n_inner=m.n_inner or None, dropout=m.dropout, causal=causal, bias=m.bias,
+        activation=m.activation if causal else "gelu", **bert, **modern)  # GPT-2's tanh GELU / BERT's exact one
+    if recipe.eval.hf_export and hf_layout(config) is None:  # found before training, not at the first export
+        if not m.bias and unexportable(dataclasses.replace(config, bias=True)) == "":
+            raise GenlabError("model.bias=false: every evaluation exports the model in the Hugging Face GPT-2 or "
+                              "BERT layout, and both always have biases (Llama's need not: model.positions=rotary, "
+                              "norm=rmsnorm, activation=swiglu), or set eval.hf_export=false")
+        raise GenlabError(f"every evaluation exports the model in a Hugging Face layout and none fits this one "
+                          f"({unexportable(config)}): change the model or set eval.hf_export=false")
+    return config
 
 
 def prepare_tokens(recipe: LMRecipe, run: RunDir, env: DistEnv) -> tuple[Tokenizer, dict[str, np.ndarray]]:
@@ -122,7 +131,12 @@ class LMTraining:
         model = Transformer(self.config).to(env.device)
         self.model = wrap_ddp(model, env)
         self.modules = {"model": model}
-        self.optimizers = {"model": adamw(model, t.lr, t.betas, t.weight_decay)}
+        if t.optimizer == "muon":  # the weight matrices inside the blocks; embeddings and head stay on AdamW
+            optimizer = muon_adamw(model, lambda name: name.startswith("blocks."), t.lr, t.muon_lr, t.betas,
+                                   t.weight_decay)
+        else:
+            optimizer = adamw(model, t.lr, t.betas, t.weight_decay)
+        self.optimizers = {"model": optimizer}
         self.num_examples = t.eval_interval * d.batch_size  # one loop period = one evaluation interval
         self.steps_done = 0  # the evaluation's step: a budget stop can end a period early
         self.mask_id = self.tokenizer.token_id(MASK)
@@ -213,7 +227,8 @@ class LMTraining:
                              r.eval.eval_iters, self.env.device)
         best = min(loss, run.read_report().get("validation", {}).get("best_loss", loss))
         atomic_write_text(run.samples_dir / f"step_{self.steps_done:06d}.txt", self._sample())
-        export_model(model, self.tokenizer, run.path / "model")
+        if r.eval.hf_export:
+            export_model(model, self.tokenizer, run.path / "model")
         run.update_report("validation", {"loss": loss, "perplexity": math.exp(loss),
                                          "step": self.steps_done, "best_loss": best})
         return {"val/loss": loss, "val/perplexity": math.exp(loss)}

@@ -1,0 +1,74 @@
+"""The recipe schema of a flow-matching image run (`task: flow`): data, U-Net, training, sampling."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.core.tracking import TrackingConfig
+from genlab.models.unet import UNetConfig
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"
+    path: str | None = None  # a folder of IDX files, instead of searching for `name`
+    batch_size: int = 128  # global batch: split across processes under torchrun
+    limit: int = 0  # train on the first `limit` training images only (0 = all); for tiny runs
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.limit < 0:
+            raise ValueError("data.batch_size must be >= 1 and data.limit >= 0")
+
+
+@dataclass
+class FlowTrainConfig(EpochTrainConfig):
+    lr: float = 1e-3
+    warmup_steps: int = 200  # linear warm-up, then a constant rate (a wall-clock budget has no known end)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    grad_clip: float = 1.0  # clip the gradient norm (0 = off)
+    ema_decay: float = 0.999  # sample from an exponential moving average of the weights (0 = off)
+    cond_dropout: float = 0.1  # share of rows trained without their condition (classifier-free guidance)
+    logit_normal: bool = True  # training times from a logit-normal (SD3) rather than uniform
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip < 0:
+            raise ValueError("train.lr must be > 0, train.warmup_steps and train.grad_clip >= 0")
+        if not 0 <= self.ema_decay < 1 or not 0 <= self.cond_dropout < 1:
+            raise ValueError("train.ema_decay and train.cond_dropout must be in [0, 1)")
+
+
+@dataclass
+class SampleConfig:
+    """How `generate`, the sample grids and `evaluate` draw images unless told otherwise."""
+
+    steps: int = 10  # Euler steps from noise to image
+    guidance: float = 1.5  # classifier-free guidance weight w: 0 unconditional, 1 conditional
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.steps <= 1000 or self.guidance < 0:
+            raise ValueError("sample.steps must be in 1..1000 and sample.guidance >= 0")
+
+
+@dataclass
+class EvalConfig:
+    num_samples: int = 10_000
+    batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1 or self.batch_size < 1:
+            raise ValueError("eval.num_samples and eval.batch_size must be >= 1")
+
+
+@dataclass
+class FlowRecipe:
+    name: str = "experiment"
+    task: str = "flow"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: UNetConfig = field(default_factory=UNetConfig)
+    train: FlowTrainConfig = field(default_factory=FlowTrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)

@@ -1,0 +1,145 @@
+"""The flow-matching training: regress the straight path's velocity, keep an EMA of the weights.
+
+Per step: a batch of images x1 in [-1, 1], noise x0, times t and condition drops drawn from the run's
+own generator; loss = |v(x_t, t, c) - (x1 - x0)|^2 (process.flow_matching_loss); AdamW with a linear
+warm-up and a constant rate after it; the EMA copy is what samples, grids and evaluation use.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import torch
+
+from genlab.core.distributed import DistEnv, wrap_ddp
+from genlab.core.optim import adamw, set_lr
+from genlab.core.run import RunDir
+from genlab.data import ImageData, load_image_dataset
+from genlab.errors import GenlabError
+from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.image_eval import evaluate_samples
+from genlab.io.files import atomic_write_bytes
+from genlab.io.images import make_grid, png_bytes
+from genlab.models.unet import UNet, UNetConfig
+from genlab.tasks.flow.pipeline import class_labels, draw, to_model
+from genlab.tasks.flow.process import flow_matching_loss, update_ema
+from genlab.tasks.flow.recipe import FlowRecipe
+from genlab.tasks.flow.text import CaptionBank, SentenceEncoder
+
+GRID_SIDE = 10  # sample grid: 10 x 10; for class- or text-conditional models column c shows class c
+QUICK_EVAL_SAMPLES = 500  # per-period FID/precision/recall: cheap, and enough to pick the best period
+
+
+def resolve_model_config(recipe: FlowRecipe, data: ImageData) -> UNetConfig:
+    """Fill in what the dataset decides (the number of classes of a class-conditional model)."""
+    classes = data.num_classes if recipe.model.conditioning == "class" else 0
+    if recipe.model.conditioning == "text" and recipe.model.text_dim != SentenceEncoder.dim:
+        raise GenlabError(f"model.text_dim must be {SentenceEncoder.dim}, the size of the MiniLM sentence embedding")
+    return dataclasses.replace(recipe.model, num_classes=classes)
+
+
+class FlowTraining:
+    best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
+
+    @classmethod
+    def build(cls, recipe: FlowRecipe, env: DistEnv, run: RunDir) -> "FlowTraining":
+        return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
+
+    def __init__(self, recipe: FlowRecipe, data: ImageData, env: DistEnv):
+        self.recipe, self.env, self.data = recipe, env, data
+        self.config = resolve_model_config(recipe, data)
+        # Text conditioning: every training image gets a random caption of its class, embedded once here.
+        self.captions = (CaptionBank(data.name, held_out=False, encoder=SentenceEncoder())
+                         if self.config.conditioning == "text" else None)
+        device = env.device
+        torch.manual_seed(recipe.seed)  # identical initial weights on every rank
+        model = UNet(self.config).to(device)
+        self.net = wrap_ddp(model, env)
+        self.model = model
+        # Samples come from an exponential moving average of the weights (as every diffusion model
+        # since DDPM): the live weights wander with the noisy regression targets.
+        self.sampler = model
+        self.modules: dict[str, torch.nn.Module] = {"model": model}
+        if recipe.train.ema_decay:
+            self.sampler = copy.deepcopy(model).requires_grad_(False)
+            self.modules["model_ema"] = self.sampler
+        t = recipe.train
+        self.optimizers = {"model": adamw(model, t.lr, t.betas, weight_decay=0.0)}
+        images, labels = data.split("train")
+        if recipe.data.limit:
+            images, labels = images[: recipe.data.limit], labels[: recipe.data.limit]
+        # The whole (small) training set lives on the device, in model scale: (N, 1, 28, 28) in [-1, 1].
+        self.images = to_model(torch.from_numpy(images).to(device).unsqueeze(1).float().div_(255))
+        self.labels = torch.from_numpy(labels).long().to(device)
+        self.num_examples = len(self.labels)
+        self.noise = torch.Generator().manual_seed(recipe.seed + 1)
+        self.data_source = f"{data.name} from {data.source}"
+        try:
+            self.evaluator = load_evaluator(data.name) if env.is_main else None
+        except GenlabError:
+            self.evaluator = None  # no evaluator for this data: train without the quick scores
+
+    def meta(self) -> dict[str, Any]:
+        return {"task": "flow", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name,
+                "sampler": "model_ema" if self.recipe.train.ema_decay else "model"}
+
+    def rng_state(self) -> dict[str, Any]:
+        return {"noise": self.noise.get_state()}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        self.noise.set_state(state["noise"])
+
+    def step_kind(self, step: int) -> str:
+        return "flow"
+
+    def conditions(self, indices: torch.Tensor) -> torch.Tensor | None:
+        """The condition of each training example: (B,) labels, (B, 384) caption embeddings, or None."""
+        if self.captions is not None:
+            return self.captions.draw(self.labels[indices], self.noise).to(self.images.device)
+        return self.labels[indices] if self.config.conditioning == "class" else None
+
+    def sample_conditions(self, n: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Conditions for n samples, all classes in turn: (the condition, the class each should show)."""
+        if self.captions is not None:
+            labels, embeddings = self.captions.cycle(n)
+            return embeddings, labels
+        labels = class_labels(self.sampler, n, None)
+        return labels, labels
+
+    def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
+        indices = indices.to(self.images.device)
+        x1 = self.images[indices]  # (B, 1, 28, 28)
+        t = self.recipe.train
+        set_lr(self.optimizers["model"], t.lr * min(1.0, (step + 1) / (t.warmup_steps + 1)))
+        # Noise, times and drops come from the run's generator: the same draws on every rank (each for
+        # its own images), so a run is reproducible from its seed and its saved generator state.
+        loss = flow_matching_loss(self.net, x1, self.conditions(indices), self.noise, t.cond_dropout,
+                                  t.logit_normal)
+        self.optimizers["model"].zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or float("inf"))
+        self.optimizers["model"].step()
+        if self.sampler is not self.model:
+            update_ema(self.sampler, self.model, t.ema_decay, step)
+        return {"loss/flow": loss.item(), "grad_norm": grad_norm.item()}
+
+    def sample_grid(self) -> torch.Tensor:
+        s = self.recipe.sample
+        cond, _ = self.sample_conditions(GRID_SIDE * GRID_SIDE)
+        return draw(self.sampler, GRID_SIDE * GRID_SIDE, self.recipe.seed + 2, cond, s.steps, s.guidance)
+
+    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
+        if not self.env.is_main:
+            return {}
+        grid = make_grid(self.sample_grid(), nrow=GRID_SIDE)
+        atomic_write_bytes(run.samples_dir / f"epoch_{period:04d}.png", png_bytes(grid))
+        run.log_image("samples", grid[:, :, None], period)
+        if self.evaluator is None:
+            return {}
+        s = self.recipe.sample
+        cond, labels = self.sample_conditions(QUICK_EVAL_SAMPLES)
+        images = draw(self.sampler, QUICK_EVAL_SAMPLES, self.recipe.seed + 3, cond, s.steps, s.guidance)
+        quality = evaluate_samples(images, self.data, self.evaluator, requested_labels=labels)
+        keys = ("fid", "precision", "recall", "min_class_fraction", "label_accuracy")
+        return {f"quality/{k}": quality[k] for k in keys if k in quality}
