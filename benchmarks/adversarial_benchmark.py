@@ -35,9 +35,9 @@ from genlab.api import fit
 from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
 from genlab.core.threads import configure_threads
+from genlab.data.images import write_mnist_subset
 from genlab.evaluation.adversarial import predict
 from genlab.tasks import TASKS, load_recipe
-from genlab.tasks.image_classifier.tiny import write_tiny_mnist
 
 METHODS = ("standard", "fgsm-rs", "pgd")
 DATASETS = {"fashion": "Fashion-MNIST", "mnist": "MNIST (5k subset)"}
@@ -197,7 +197,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.runs or Path(tmp)
         if args.dry_run:
-            args.overrides = [f"data.path={write_tiny_mnist(Path(tmp) / 'tiny')}", "data.monitor_size=64",
+            tiny = write_mnist_subset(Path(tmp) / "tiny", train=512, test=100)
+            args.overrides = [f"data.path={tiny}", "data.monitor_size=64",
                               "data.batch_size=64", "train.epochs=2", "train.pgd_steps=2", "eval.monitor_steps=2"]
             args.limit, args.steps, args.restarts = 100, 5, 2
         results = {"machine": {"python": platform.python_version(), "torch": torch.__version__,

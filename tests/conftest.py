@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from genlab import api
-from genlab.tasks.gan.tiny import write_tiny_mnist
+from genlab.data.images import write_mnist_subset
 from tests.serving import train_tiny_runs
 
 # One thread count for every run of the session, module fixtures and subprocesses included, so that runs
@@ -28,7 +28,7 @@ def offline_data(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_idx_dir(tmp_path_factory) -> Path:
     """256 training and 100 test digits from the bundled subset, as the four IDX files."""
-    return write_tiny_mnist(tmp_path_factory.mktemp("tiny-mnist"))
+    return write_mnist_subset(tmp_path_factory.mktemp("tiny-mnist"), train=256, test=100)
 
 
 def tiny_overrides(idx_dir: Path, **extra: object) -> list[str]:

@@ -55,8 +55,9 @@ def postgres_url() -> Iterator[str]:
 
 def test_two_machines_share_one_postgresql_study(tmp_path, tiny, postgres_url):  # noqa: F811
     space = write_space(tmp_path, {**PRUNING_SPACE, "pruner": "none"})
-    command = [sys.executable, "-m", "genlab", "sweep", *tiny, "--space", space,
-               "--trials", "6", "--study", "shared", "--storage", postgres_url]
+    # 8 trials of 40 steps: enough work that the worker whose start-up is slower still gets some
+    command = [sys.executable, "-m", "genlab", "sweep", *tiny, "train.max_iters=40", "--space", space,
+               "--trials", "8", "--study", "shared", "--storage", postgres_url]
     workers = [subprocess.Popen([*command, "--out", str(tmp_path / machine)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for machine in ("machine-a", "machine-b")]
     outputs = [worker.communicate(timeout=900) for worker in workers]
@@ -65,7 +66,7 @@ def test_two_machines_share_one_postgresql_study(tmp_path, tiny, postgres_url): 
         assert "locked" not in out + err and "Traceback" not in err
     study = optuna.load_study(study_name="shared", storage=postgres_url)
     trials = study.get_trials()
-    assert len(finished(study)) == 6 and len(trials) == 6
+    assert len(finished(study)) == 8 and len(trials) == 8
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both machines took trials
     assert all((Path(t.user_attrs["run"]) / "report.json").is_file() for t in trials)
     assert {Path(t.user_attrs["run"]).parts[len(tmp_path.parts)] for t in trials} == {"machine-a", "machine-b"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.data.idx import read_idx
+from genlab.data.idx import read_idx, write_idx
 from genlab.errors import GenlabError
 
 IDX_FILES = {
@@ -153,6 +153,19 @@ def bundled_mnist_subset() -> dict[str, np.ndarray]:
         "train_images": images[~is_test], "train_labels": labels[~is_test],
         "test_images": images[is_test], "test_labels": labels[is_test],
     }
+
+
+def write_mnist_subset(folder: Path, train: int, test: int) -> Path:
+    """The first `train` / `test` digits of the bundled subset, as the four MNIST IDX files in `folder`:
+    the tiny data of the image tasks' seconds-sized runs."""
+    subset = bundled_mnist_subset()
+    arrays = {"train_images": subset["train_images"][:train], "test_images": subset["test_images"][:test],
+              "train_labels": subset["train_labels"][:train].astype(np.uint8),
+              "test_labels": subset["test_labels"][:test].astype(np.uint8)}
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, name in IDX_FILES.items():
+        write_idx(folder / name, arrays[key])
+    return folder
 
 
 def load_image_dataset(name: str, path: str | None = None) -> ImageData:

@@ -9,7 +9,7 @@
     label as the zero-shot protocol does (genlab.evaluation.zeroshot);
 (e) TF-IDF of word uni- and bigrams + logistic regression: `tfidf_logreg`.
 
-benchmarks/fewshot_benchmark.py runs them all over k and seeds (docs/paradigms-fewshot.md).
+benchmarks/fewshot_benchmark.py runs them all over k and seeds (docs/paradigms.md).
 """
 from __future__ import annotations
 

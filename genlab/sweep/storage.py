@@ -37,7 +37,7 @@ def open_storage(url: str | None, folder: Path) -> Any:
     from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalStorage
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     if url is None:
         return JournalStorage(JournalFileBackend(str(folder / "journal.log")))
@@ -50,13 +50,14 @@ def open_storage(url: str | None, folder: Path) -> Any:
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
-        except IntegrityError:
+        except (IntegrityError, ProgrammingError) as exc:
             # Workers started at once on a fresh database all create Optuna's tables; PostgreSQL lets one win
-            # and fails the others with a duplicate key. The tables exist now: open again.
+            # and fails the others (a duplicate key, or "relation already exists"). They exist now: open again.
+            race = exc
             time.sleep(0.5 * (attempt + 1))
         except Exception as exc:  # a missing driver, a refused connection, a bad URL: sqlalchemy's many kinds
             raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {str(exc).splitlines()[0]}") from None
-    raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: its tables could not be created "
+    raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {str(race).splitlines()[0]} "
                       f"({SCHEMA_RACE_TRIES} tries)")
 
 
