@@ -43,6 +43,16 @@ OPTION_HELP = {
     "prompt": "text to continue, transform or classify", "max_tokens": "new tokens at most",
     "temperature": "0 = greedy", "top_k": "sample among the k likeliest tokens",
     "top_p": "sample among the likeliest tokens covering p", "stop": "end the text before this string",
+    "text": "digits to say, e.g. '4 0 7'", "attack": "fgsm or pgd (L-inf)",
+    "epsilon": "L-inf attack radius (pixels in [0, 1])",
+    "steps": "attack steps (image_classifier) or sampling steps (flow)", "restarts": "PGD random restarts",
+    "limit": "score only this many test examples (0 = all)", "guidance": "classifier-free guidance weight (0 = off)",
+    "init": "an image file to edit (SDEdit)", "strength": "how far to re-noise --init, in (0, 1]",
+    "mask": "an image file: white = fill in, black = keep --init", "low_res": "a small image to super-resolve",
+    "kinds": "comma-separated noise kinds", "rates": "comma-separated perturbation rates in [0, 1]",
+    "dataset": "a labelled data set name or .jsonl file", "templates": "prompt templates: a name or a YAML file",
+    "k": "worked examples per class in the prompt", "seeds": "seeds of example choice and order",
+    "query_tokens": "tokens kept for the test text",
 }
 HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an option of its own
 
