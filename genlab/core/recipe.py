@@ -57,6 +57,18 @@ class TrainConfig:
 
 
 @dataclass
+class SampleEvalConfig:
+    """`genlab eval` of a model that draws images: how many samples the shipped evaluators score, in batches of."""
+
+    num_samples: int = 10_000
+    batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.num_samples < 1 or self.batch_size < 1:
+            raise ValueError("eval.num_samples and eval.batch_size must be >= 1")
+
+
+@dataclass
 class EpochTrainConfig(TrainConfig):
     """A loop over the data set: one period is one epoch."""
 

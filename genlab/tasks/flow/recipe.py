@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.core.recipe import EpochTrainConfig, SampleEvalConfig, check_betas
 from genlab.core.tracking import TrackingConfig
 from genlab.models.unet import UNetConfig
 
@@ -52,16 +52,6 @@ class SampleConfig:
 
 
 @dataclass
-class EvalConfig:
-    num_samples: int = 10_000
-    batch_size: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.num_samples < 1 or self.batch_size < 1:
-            raise ValueError("eval.num_samples and eval.batch_size must be >= 1")
-
-
-@dataclass
 class FlowRecipe:
     name: str = "experiment"
     task: str = "flow"
@@ -70,5 +60,5 @@ class FlowRecipe:
     model: UNetConfig = field(default_factory=UNetConfig)
     train: FlowTrainConfig = field(default_factory=FlowTrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: SampleEvalConfig = field(default_factory=SampleEvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)

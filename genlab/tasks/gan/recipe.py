@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.core.recipe import EpochTrainConfig, SampleEvalConfig, check_betas
 from genlab.core.tracking import TrackingConfig
 from genlab.models.gan import GANConfig
 
@@ -42,16 +42,6 @@ class GanTrainConfig(EpochTrainConfig):
 
 
 @dataclass
-class EvalConfig:
-    num_samples: int = 10_000
-    batch_size: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.num_samples < 1 or self.batch_size < 1:
-            raise ValueError("eval.num_samples and eval.batch_size must be >= 1")
-
-
-@dataclass
 class GanRecipe:
     name: str = "experiment"
     task: str = "gan"
@@ -59,5 +49,5 @@ class GanRecipe:
     data: DataConfig = field(default_factory=DataConfig)
     model: GANConfig = field(default_factory=GANConfig)
     train: GanTrainConfig = field(default_factory=GanTrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: SampleEvalConfig = field(default_factory=SampleEvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)
