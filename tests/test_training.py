@@ -6,10 +6,14 @@ from __future__ import annotations
 import shutil
 
 import pytest
+import torch
 
 from genlab import api
+from genlab.core.ema import update_ema
 from genlab.core.trainer import StopTraining
 from genlab.errors import GenlabError
+from genlab.models.gan import GANConfig, build_gan
+from genlab.tasks.gan.process import frozen, generator_loss
 from tests.conftest import assert_same_weights, tiny_overrides, train, weights
 
 ESSAY = "essay-mlp-mnist"
@@ -50,10 +54,34 @@ def test_training_flops_match_closed_form(tmp_path, tiny_idx_dir):
     fwd = lambda layers, n: sum(2 * n * i * o for i, o in layers)  # noqa: E731
     # G: forward + backward (grad input and weight: 2x forward, the first layer has no input grad)
     g = fwd(g_layers, b) * 3 - 2 * b * 100 * 256
-    # D step: forward and backward (no grad to images) over 2B; G step: forward and backward to the input
+    # D step: forward and backward (no grad to images) over 2B; G step through a frozen D: forward and the
+    # gradient with respect to its input only (no weight gradients: 2x forward)
     d_step = fwd(d_layers, 2 * b) * 3 - 2 * 2 * b * 784 * 1024
-    g_step_through_d = fwd(d_layers, b) * 3
+    g_step_through_d = fwd(d_layers, b) * 2
     assert report["cost"]["train_flops"] == 8 * (g + d_step + g_step_through_d)
+
+
+def test_g_step_through_a_frozen_discriminator_gives_the_same_generator_gradients():
+    torch.manual_seed(0)
+    generator, discriminator = build_gan(GANConfig(arch="mlp", latent_dim=100))
+    z = torch.randn(8, 100)
+    generator_loss(discriminator(generator(z))).backward()
+    expected = [p.grad.clone() for p in generator.parameters()]
+    generator.zero_grad(), discriminator.zero_grad()
+    with frozen(discriminator):
+        loss = generator_loss(discriminator(generator(z)))
+    loss.backward()
+    assert all(torch.equal(p.grad, e) for p, e in zip(generator.parameters(), expected))
+    assert all(p.grad is None and p.requires_grad for p in discriminator.parameters())
+
+
+def test_ema_is_the_per_tensor_lerp_with_warm_up():
+    torch.manual_seed(0)
+    live, averaged = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in averaged.parameters()]
+    update_ema(averaged, live, decay=0.999, step=0)  # warm-up: decay (1 + 0) / (10 + 0) = 0.1
+    for avg, old, new in zip(averaged.parameters(), before, live.parameters()):
+        assert torch.allclose(avg, 0.1 * old + 0.9 * new.detach())
 
 
 def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, tiny_idx_dir):

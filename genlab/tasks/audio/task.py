@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
+from genlab.core.ema import update_ema
 from genlab.core.run import RunDir
 from genlab.data.audio import AudioData, load_audio_dataset
 from genlab.errors import GenlabError
@@ -27,7 +28,7 @@ from genlab.models.audio_gan import build_audio_gan
 from genlab.tasks.audio.process import cycle_labels, draw_spectrograms, to_waves
 from genlab.tasks.audio.recipe import AudioRecipe
 from genlab.tasks.audio.spectrogram import join_words, log_mel_image, trim_word
-from genlab.tasks.gan.process import discriminator_loss, generator_loss, r1_penalty, update_ema
+from genlab.tasks.gan.process import discriminator_loss, frozen, gan_optimizers, generator_loss, r1_penalty
 
 GRID_COLUMNS = 8  # the sample grid: one row per digit, this many clips each
 QUICK_REFERENCE = 500  # training clips (every k-th: many voices) the quick Fréchet distance compares with
@@ -68,10 +69,7 @@ class AudioTraining:
             self.sampler = copy.deepcopy(generator).requires_grad_(False)
             self.modules["generator_ema"] = self.sampler
         t = recipe.train
-        self.optimizers = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=tuple(t.betas)),
-            "discriminator": torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas)),
-        }
+        self.optimizers = gan_optimizers(generator, discriminator, t.lr_g, t.lr_d, tuple(t.betas))
         # The whole training set as log-mel images, once: (N, 1, 64, 64) in [-1, 1] (~16 KB a clip).
         self.specs = torch.cat([log_mel_image(waves[i:i + 500]) for i in range(0, len(waves), 500)])
         self.specs = self.specs.unsqueeze(1).to(device)
@@ -128,8 +126,9 @@ class AudioTraining:
         loss.backward()
         self.optimizers["discriminator"].step()
 
-        # G step through the unwrapped D: D's gradients from this pass are zeroed before its next step.
-        g_loss = generator_loss(unwrap(self.discriminator)(fake, labels))
+        # G step through the unwrapped, frozen D: no weight gradients for D, no all-reduce.
+        with frozen(unwrap(self.discriminator)) as discriminator:
+            g_loss = generator_loss(discriminator(fake, labels))
         self.optimizers["generator"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["generator"].step()

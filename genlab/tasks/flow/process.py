@@ -113,12 +113,3 @@ def sample(model: Velocity, noise: torch.Tensor, steps: int, cond: torch.Tensor 
             known = interpolate(noise, start.image, torch.full((len(x),), t_next))
             x = start.mask * x + (1 - start.mask) * known
     return x
-
-
-@torch.no_grad()
-def update_ema(averaged: torch.nn.Module, live: torch.nn.Module, decay: float, step: int) -> None:
-    """averaged <- decay * averaged + (1 - decay) * live, with a warm-up ((1 + step) / (10 + step)) so
-    the average does not carry the random initial weights for thousands of steps."""
-    decay = min(decay, (1 + step) / (10 + step))
-    for avg, current in zip(averaged.parameters(), live.parameters()):
-        avg.lerp_(current, 1 - decay)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from genlab.core.distributed import DistEnv, wrap_ddp
+from genlab.core.ema import update_ema
 from genlab.core.optim import adamw, set_lr
 from genlab.core.run import RunDir
 from genlab.data import ImageData, load_image_dataset
@@ -23,7 +24,7 @@ from genlab.io.files import atomic_write_bytes
 from genlab.io.images import make_grid, png_bytes
 from genlab.models.unet import UNet, UNetConfig
 from genlab.tasks.flow.pipeline import class_labels, draw, to_model
-from genlab.tasks.flow.process import flow_matching_loss, update_ema
+from genlab.tasks.flow.process import flow_matching_loss
 from genlab.tasks.flow.recipe import FlowRecipe
 from genlab.tasks.flow.text import CaptionBank, SentenceEncoder
 

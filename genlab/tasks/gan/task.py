@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
+from genlab.core.ema import update_ema
 from genlab.core.run import RunDir
 from genlab.data import ImageData, load_image_dataset
 from genlab.data.augment import translate
@@ -23,7 +24,7 @@ from genlab.evaluation.image_eval import evaluate_samples
 from genlab.io.files import atomic_write_bytes
 from genlab.io.images import make_grid, png_bytes
 from genlab.models.gan import GANConfig, build_gan, sample_images
-from genlab.tasks.gan.process import discriminator_loss, generator_loss, r1_penalty, update_ema
+from genlab.tasks.gan.process import discriminator_loss, frozen, gan_optimizers, generator_loss, r1_penalty
 from genlab.tasks.gan.recipe import GanRecipe
 
 GRID_SIDE = 10  # sample grid: 10 x 10; for conditional models column c shows label c
@@ -59,10 +60,7 @@ class GanTraining:
             self.sampler = copy.deepcopy(generator).requires_grad_(False)
             self.modules["generator_ema"] = self.sampler
         t = recipe.train
-        self.optimizers = {
-            "generator": torch.optim.Adam(generator.parameters(), lr=t.lr_g, betas=tuple(t.betas)),
-            "discriminator": torch.optim.Adam(discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas)),
-        }
+        self.optimizers = gan_optimizers(generator, discriminator, t.lr_g, t.lr_d, tuple(t.betas))
         images, labels = data.split("train")
         if recipe.data.limit:
             images, labels = images[: recipe.data.limit], labels[: recipe.data.limit]
@@ -134,9 +132,10 @@ class GanTraining:
         loss.backward()
         self.optimizers["discriminator"].step()
 
-        # G step through the updated D. The bare module is used: D's gradients from this pass are
-        # discarded (zeroed before D's next step), so they need no all-reduce.
-        g_loss = generator_loss(unwrap(self.discriminator)(self._augment(fake), labels))
+        # G step through the updated D, frozen: the pass computes no weight gradients for D. The bare
+        # module is used, so DDP expects no all-reduce for it.
+        with frozen(unwrap(self.discriminator)) as discriminator:
+            g_loss = generator_loss(discriminator(self._augment(fake), labels))
         self.optimizers["generator"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.optimizers["generator"].step()
