@@ -2,7 +2,8 @@
 
 `stream` yields one column of new token ids per step (for a live playground); `generate` collects
 them; `TextPieces` turns the ids of one sequence into text as it grows, ending before a stop
-string. With the cache each step feeds only the newest token. Once the sequence fills the context:
+string. With the cache (a preallocated KVBuffer, written in place) each step feeds only the newest token.
+Once the sequence fills the context:
 - a model with a position table slides its window and rebuilds the cache from the last `block_size`
   tokens, exactly as the no-cache path crops its input;
 - a rotary model rolls its cache instead (drops the oldest keys and values, keeps counting positions):
@@ -19,7 +20,7 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.io.tokenizers import Tokenizer
-from genlab.models.transformer import Transformer
+from genlab.models.transformer import KVBuffer, Transformer
 
 
 def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k: int | None,
@@ -40,7 +41,9 @@ def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k
 
 
 def check_finite(logits: torch.Tensor) -> None:
-    if not torch.isfinite(logits).all():  # NaN would reach torch.multinomial: the weights are broken
+    # NaN would reach torch.multinomial: the weights are broken. One reduction per token (a NaN or an
+    # infinity anywhere makes the sum non-finite) instead of an elementwise test and an all().
+    if not math.isfinite(logits.sum()):
         raise GenlabError("the model produced non-finite scores (NaN or inf): its weights have diverged")
 
 
@@ -79,6 +82,24 @@ def sample_finite(
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
 
+def _next_logits(model: Transformer, seq: torch.Tensor, cache: KVBuffer | None, block: int,
+                 rolling: bool) -> torch.Tensor:
+    """Scores (B, V) of the token after seq (B, L), feeding the model only what the cache lacks."""
+    if cache is None:  # the last window; a rotary model reads it all through a sliding-window mask
+        return model(seq if rolling else seq[:, -block:]).logits[:, -1]
+    if cache.width == block and rolling:  # full: forget the oldest column, positions keep counting
+        for kept in cache.keys + cache.values:  # (B, nh, block, hd)
+            kept[:, :, :-1] = kept[:, :, 1:].clone()
+        cache.width -= 1
+    elif cache.width == block:  # a position table: start again from the last block_size tokens
+        cache.width = 0
+    new = seq[:, -block:] if cache.width == 0 else seq[:, -1:]  # (B, T)
+    positions = None
+    if rolling:  # absolute positions: past the context they run ahead of the cache's width
+        positions = torch.arange(seq.size(1) - new.size(1), seq.size(1), device=seq.device).expand(len(seq), -1)
+    return model(new, kv_cache=cache, use_cache=True, position_ids=positions).logits[:, -1]
+
+
 @torch.no_grad()
 def stream(
     model: Transformer,
@@ -100,25 +121,18 @@ def stream(
     block, rolling = model.config.block_size, model.config.positions == "rotary"
     stop_ids = torch.tensor(sorted(set(stop or ())), dtype=torch.long, device=idx.device)
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
+    cache = None
+    if use_cache:  # keys and values written in place, one column per token (a list cache copies it all)
+        cache = KVBuffer(model.config, idx.size(0), device=idx.device)
+        cache.rows = idx.size(0)
     was_training = model.training
     model.eval()
     try:
-        seq, cache = idx, None
+        seq = idx
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            if use_cache and cache is not None and rolling:
-                if cache[0][0].size(2) == block:  # full: forget the oldest token, (B, nh, block - 1, hd)
-                    cache = [(k[:, :, 1:], v[:, :, 1:]) for k, v in cache]
-                position = torch.full((seq.size(0), 1), seq.size(1) - 1, device=seq.device)
-                out = model(seq[:, -1:], kv_cache=cache, use_cache=True, position_ids=position)
-            elif use_cache and cache is not None and cache[0][0].size(2) < block:
-                out = model(seq[:, -1:], kv_cache=cache, use_cache=True)
-            elif rolling and not use_cache:  # the whole sequence, through a sliding window
-                out = model(seq)
-            else:  # first step, no cache, or a full context: (re)start from the last block_size tokens
-                out = model(seq[:, -block:], use_cache=use_cache)
-            cache = out.kv_cache
-            nxt = sample_next(out.logits[:, -1, :], temperature, top_k, top_p, generator)  # (B,)
+            logits = _next_logits(model, seq, cache, block, rolling)
+            nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
             if stop_ids.numel():
                 nxt = torch.where(finished, seq[:, -1], nxt)
                 finished |= torch.isin(nxt, stop_ids)

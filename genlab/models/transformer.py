@@ -90,10 +90,11 @@ class KVBuffer:
     after the `width` columns already filled, where a list cache concatenates (copies the whole cache)
     at every token. The first `rows` rows are in use; each layer holds (rows, n_head, capacity, head_dim)."""
 
-    def __init__(self, cfg: TransformerConfig, capacity_rows: int, capacity: int | None = None):
+    def __init__(self, cfg: TransformerConfig, capacity_rows: int, capacity: int | None = None,
+                 device: torch.device | None = None):
         self.shape = (capacity_rows, cfg.n_head, capacity or cfg.block_size, cfg.n_embd // cfg.n_head)
-        self.keys = [torch.zeros(self.shape) for _ in range(cfg.n_layer)]
-        self.values = [torch.zeros(self.shape) for _ in range(cfg.n_layer)]
+        self.keys = [torch.zeros(self.shape, device=device) for _ in range(cfg.n_layer)]
+        self.values = [torch.zeros(self.shape, device=device) for _ in range(cfg.n_layer)]
         self.rows = 0
         self.width = 0
 
@@ -102,9 +103,11 @@ class KVBuffer:
         end = self.width + k.size(2)
         if end > self.shape[2]:
             raise GenlabError(f"sequence of {end} tokens is longer than the cache ({self.shape[2]})")
-        keys, values = self.keys[layer][:self.rows], self.values[layer][:self.rows]
-        keys[:, :, self.width:end], values[:, :, self.width:end] = k, v
-        return keys[:, :, :end], values[:, :, :end]
+        # narrow + copy_: a token's decoding step is a few microseconds of arithmetic, slicing costs more
+        keys, values = self.keys[layer].narrow(0, 0, self.rows), self.values[layer].narrow(0, 0, self.rows)
+        keys.narrow(2, self.width, k.size(2)).copy_(k)
+        values.narrow(2, self.width, v.size(2)).copy_(v)
+        return keys.narrow(2, 0, end), values.narrow(2, 0, end)
 
 
 @dataclass
@@ -156,9 +159,8 @@ class SelfAttention(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        # (B, T, C) -> (B, nh, T, hd)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        # (B, T, 3C) -> 3 x (B, nh, T, hd)
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4).unbind(0)
         if self.qk_norm:
             q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         if rope is not None:  # keys are cached already turned to their own positions

@@ -13,9 +13,9 @@ evaluator hears the Griffin-Lim waveform, not this image, so it scores what a li
 """
 from __future__ import annotations
 
+import functools
 import math
 
-import librosa
 import torch
 
 from genlab.evaluation.audio_eval import F_MAX, F_MIN, N_MELS
@@ -30,10 +30,17 @@ TRIM_DB = 35.0  # a word spans the frames within this many dB of its loudest fra
 GRIFFIN_LIM_SEED = 1234  # the initial phases: the same for every clip, so a clip does not depend on its batch
 
 _WINDOW = torch.hann_window(N_FFT)
-# (N_MELS, N_FFT // 2 + 1): the mel filterbank and its pseudo-inverse (least-squares mel -> linear power)
-_MEL = torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=F_MIN,
-                                            fmax=F_MAX)).float()
-_MEL_PINV = torch.linalg.pinv(_MEL)
+
+
+@functools.lru_cache(maxsize=1)
+def _mel_bank() -> tuple[torch.Tensor, torch.Tensor]:
+    """The mel filterbank (N_MELS, N_FFT // 2 + 1) and its pseudo-inverse (least-squares mel -> linear
+    power), built on first use: librosa's import (scipy.signal) would double `import genlab`'s time."""
+    import librosa
+
+    bank = torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=F_MIN,
+                                                fmax=F_MAX)).float()
+    return bank, torch.linalg.pinv(bank)
 
 
 def _stft(waves: torch.Tensor) -> torch.Tensor:
@@ -43,7 +50,7 @@ def _stft(waves: torch.Tensor) -> torch.Tensor:
 
 def log_mel_image(waves: torch.Tensor, frames: int | None = FRAMES) -> torch.Tensor:
     """(N, L) float waveforms -> (N, N_MELS, frames) in [-1, 1] (frames=None: all L // HOP + 1 frames)."""
-    mel = _MEL @ _stft(waves.float()).abs().pow(2)  # (N, N_MELS, T)
+    mel = _mel_bank()[0] @ _stft(waves.float()).abs().pow(2)  # (N, N_MELS, T)
     db = 10 * torch.log10(mel.clamp_min(1e-10))
     # Relative to the clip's peak (a silent clip's floor stays at -TOP_DB): loudness is not what a digit is.
     db = db - db.amax(dim=(1, 2), keepdim=True).clamp_min(-TOP_DB)
@@ -58,7 +65,7 @@ def image_to_wave(images: torch.Tensor, n_iter: int = 32, momentum: float = 0.99
     images = images.detach().float().cpu().clamp(-1, 1)
     floor = torch.full_like(images[:, :, :1], -1.0)  # the dropped 65th frame, as silence
     db = (torch.cat([images, floor], dim=2) + 1) / 2 * TOP_DB - TOP_DB  # (N, M, 65)
-    power = (_MEL_PINV @ torch.pow(10.0, db / 10)).clamp_min(0)  # (N, F, 65) linear power
+    power = (_mel_bank()[1] @ torch.pow(10.0, db / 10)).clamp_min(0)  # (N, F, 65) linear power
     magnitude = power.sqrt()
     noise = torch.Generator().manual_seed(GRIFFIN_LIM_SEED)
     phase = torch.rand(magnitude.shape[1:], generator=noise) * 2 * math.pi  # (F, 65), shared by all clips

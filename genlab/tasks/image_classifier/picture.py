@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from genlab.errors import GenlabError
@@ -43,6 +41,9 @@ class AdversarialExamples:
         n = len(self)
         cols = min(n, COLUMNS)
         blocks = -(-n // cols)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy, as the other plots: a slow import
+        from matplotlib.figure import Figure
+
         figure = Figure(figsize=(1.15 * cols, 3.9 * blocks))
         FigureCanvasAgg(figure)
         names = self.class_names
