@@ -36,10 +36,23 @@ def positive(value) -> bool:
 
 @pytest.mark.parametrize("script", ["gan_benchmark.py", "text_benchmark.py", "lora_benchmark.py",
                                     "finetune_benchmark.py", "threads_benchmark.py", "serve_benchmark.py",
-                                    "audio_evaluator.py"])
+                                    "audio_evaluator.py", "generation_benchmark.py"])
 def test_every_benchmark_script_imports_and_explains_itself(script):
     """`--help` imports the script and everything it uses from genlab: a stale import fails here."""
     assert run_script(script, "--help").stdout.startswith("usage:")
+
+
+def test_generation_benchmark_smoke(tmp_path):
+    run_script("generation_benchmark.py", "--new-tokens", "8", "--repeats", "1", "--batches", "1", "--out", str(tmp_path))
+    results = json.loads((tmp_path / "generation_benchmark.json").read_text())
+    rows = results["rows"]
+    assert len(rows) == 4 * 2  # four models, greedy and sampled, batch 1
+    for row in rows:
+        assert all(positive(v) for v in row["tokens_per_second"].values())
+        if "transformers" in row["tokens_per_second"]:
+            assert positive(row["ratio_genlab_over_transformers"])
+            assert row["decoding"] == "sampled" or row["same_tokens"]  # greedy: the same tokens on both sides
+    assert results["target"]["ratio"] == rows[0]["ratio_genlab_over_transformers"]
 
 
 def test_gan_benchmark_smoke(tmp_path):
