@@ -20,7 +20,7 @@ from genlab.tasks.flow.inputs import read_image, read_low_res, read_mask
 from genlab.tasks.flow.pipeline import check_prompt, class_labels, draw, to_model
 from genlab.tasks.flow.process import Start, evaluations_per_sample
 from genlab.tasks.flow.recipe import FlowRecipe
-from genlab.tasks.flow.text import CaptionBank, SentenceEncoder
+from genlab.tasks.flow.text import CaptionBank, caption_encoder
 
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
 
@@ -37,7 +37,7 @@ class FlowRun(RunHandle):
         load_weights(folder, {meta.get("sampler", "model"): model}, meta)
         self.model = model.eval()
         # A text-conditioned model reads prompts through the same frozen MiniLM it was trained with.
-        self.encoder = SentenceEncoder() if self.config.conditioning == "text" else None
+        self.encoder = caption_encoder() if self.config.conditioning == "text" else None
         self._captions: dict[bool, CaptionBank] = {}
 
     def captions(self, held_out: bool) -> CaptionBank:
@@ -55,7 +55,7 @@ class FlowRun(RunHandle):
         if self.encoder is None:
             return labels, labels
         if prompt is not None:
-            return self.encoder([prompt]).expand(n, -1), None
+            return self.encoder.embed([prompt]).vectors.expand(n, -1), None
         labels, embeddings = self.captions(held_out=False).cycle(n)
         return embeddings, labels
 

@@ -26,7 +26,7 @@ from genlab.models.unet import UNet, UNetConfig
 from genlab.tasks.flow.pipeline import class_labels, draw, to_model
 from genlab.tasks.flow.process import flow_matching_loss
 from genlab.tasks.flow.recipe import FlowRecipe
-from genlab.tasks.flow.text import CaptionBank, SentenceEncoder
+from genlab.tasks.flow.text import TEXT_DIM, CaptionBank, caption_encoder
 
 GRID_SIDE = 10  # sample grid: 10 x 10; for class- or text-conditional models column c shows class c
 QUICK_EVAL_SAMPLES = 500  # per-period FID/precision/recall: cheap, and enough to pick the best period
@@ -35,8 +35,8 @@ QUICK_EVAL_SAMPLES = 500  # per-period FID/precision/recall: cheap, and enough t
 def resolve_model_config(recipe: FlowRecipe, data: ImageData) -> UNetConfig:
     """Fill in what the dataset decides (the number of classes of a class-conditional model)."""
     classes = data.num_classes if recipe.model.conditioning == "class" else 0
-    if recipe.model.conditioning == "text" and recipe.model.text_dim != SentenceEncoder.dim:
-        raise GenlabError(f"model.text_dim must be {SentenceEncoder.dim}, the size of the MiniLM sentence embedding")
+    if recipe.model.conditioning == "text" and recipe.model.text_dim != TEXT_DIM:
+        raise GenlabError(f"model.text_dim must be {TEXT_DIM}, the size of the MiniLM sentence embedding")
     return dataclasses.replace(recipe.model, num_classes=classes)
 
 
@@ -51,7 +51,7 @@ class FlowTraining:
         self.recipe, self.env, self.data = recipe, env, data
         self.config = resolve_model_config(recipe, data)
         # Text conditioning: every training image gets a random caption of its class, embedded once here.
-        self.captions = (CaptionBank(data.name, held_out=False, encoder=SentenceEncoder())
+        self.captions = (CaptionBank(data.name, held_out=False, encoder=caption_encoder())
                          if self.config.conditioning == "text" else None)
         device = env.device
         torch.manual_seed(recipe.seed)  # identical initial weights on every rank

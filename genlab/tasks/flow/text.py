@@ -14,11 +14,9 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.nn.functional as F
 
 from genlab.errors import GenlabError
-from genlab.io.hf import load_hf_bert, minilm_path
-from genlab.io.tokenizers import load_tokenizer
+from genlab.evaluation.sentence import SentenceEncoder
 
 # Noun phrases per class, in label order: (train, held out).
 SYNONYMS: dict[str, list[tuple[list[str], list[str]]]] = {
@@ -59,29 +57,13 @@ def captions(dataset: str, held_out: bool) -> tuple[list[str], torch.Tensor]:
     return texts, torch.tensor(labels)
 
 
-class SentenceEncoder:
-    """The frozen MiniLM: texts -> unit vectors (N, 384)."""
+TEXT_DIM = 384  # MiniLM's sentence vectors (genlab.evaluation.sentence)
+PROMPT_TOKENS = 128  # a caption is a few words; a longer prompt is cut here (MiniLM reads 512 at most)
 
-    dim = 384
-    max_tokens = 128  # a caption is a few words; a longer prompt is cut here
 
-    def __init__(self):
-        folder = minilm_path()
-        self.model = load_hf_bert(folder).eval().requires_grad_(False)
-        self.tokenizer = load_tokenizer(folder)
-
-    @torch.no_grad()
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        ids = [self.tokenizer.encode(t)[:self.max_tokens] for t in texts]  # MiniLM reads 512 positions at most
-        longest = max(len(i) for i in ids)
-        batch = torch.zeros(len(ids), longest, dtype=torch.long)  # right-padded with id 0 ([PAD])
-        mask = torch.zeros(len(ids), longest, dtype=torch.long)
-        for row, seq in enumerate(ids):
-            batch[row, :len(seq)] = torch.tensor(seq)
-            mask[row, :len(seq)] = 1
-        h = self.model(batch, attention_mask=mask, compute_logits=False).hidden_states  # (N, T, 384)
-        weights = mask.unsqueeze(-1).float()
-        return F.normalize((h * weights).sum(1) / weights.sum(1), dim=1)  # (N, 384)
+def caption_encoder() -> SentenceEncoder:
+    """The frozen offline MiniLM: texts -> unit vectors (N, 384) by `embed(texts).vectors`."""
+    return SentenceEncoder.minilm(max_tokens=PROMPT_TOKENS)
 
 
 class CaptionBank:
@@ -89,7 +71,7 @@ class CaptionBank:
 
     def __init__(self, dataset: str, held_out: bool, encoder: SentenceEncoder):
         self.texts, self.labels = captions(dataset, held_out)
-        self.embeddings = encoder(self.texts)  # (K, 384)
+        self.embeddings = encoder.embed(self.texts).vectors  # (K, 384)
         self.counts = torch.bincount(self.labels)  # (classes,) captions per class
         self.offsets = self.counts.cumsum(0) - self.counts  # where each class's rows start (they are sorted)
 
