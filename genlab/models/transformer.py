@@ -202,7 +202,12 @@ class Block(nn.Module):
         self.attn = SelfAttention(cfg)
         self.ln2 = _norm(cfg)
         self.mlp = MLP(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.dropout = cfg.dropout
+
+    def drop(self, x: torch.Tensor) -> torch.Tensor:
+        # A function, not an nn.Dropout: at p = 0 or in eval mode a module call per use costs a token's
+        # decoding step more than its arithmetic (see benchmarks/generation_benchmark.py).
+        return F.dropout(x, self.dropout, training=True) if self.dropout and self.training else x
 
     def forward(self, x, mask, is_causal, past, rope=None):
         if self.pre_ln:  # GPT-2: the residual stream is never normalised, which trains stably when deep
@@ -237,7 +242,6 @@ class Transformer(nn.Module):
         self.pos_emb = nn.Embedding(cfg.block_size, cfg.n_embd) if cfg.positions == "learned" else None
         self.type_emb = nn.Embedding(cfg.type_vocab_size, cfg.n_embd) if cfg.type_vocab_size else None
         self.ln_emb = None if cfg.pre_ln else nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
-        self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln_f = _norm(cfg) if cfg.pre_ln else None
         # GPT reads logits straight off the tied embedding (or its own head); BERT adds its transform head.
@@ -300,7 +304,8 @@ class Transformer(nn.Module):
             x = x + self.type_emb(types)
         if self.ln_emb is not None:
             x = self.ln_emb(x)
-        x = self.drop(x)
+        if cfg.dropout and self.training:
+            x = F.dropout(x, cfg.dropout, training=True)
 
         mask, is_causal = self._attention_mask(attention_mask, B, T, past, idx.device)
         new_cache: KVCache = []
