@@ -110,7 +110,7 @@ class FlowTraining:
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         indices = indices.to(self.images.device)
-        x1 = self.images[indices]  # (B, 1, 28, 28)
+        x1 = self.images.index_select(0, indices)  # (B, 1, 28, 28)
         t = self.recipe.train
         set_lr(self.optimizers["model"], t.lr * min(1.0, (step + 1) / (t.warmup_steps + 1)))
         # Noise, times and drops come from the run's generator: the same draws on every rank (each for

@@ -94,7 +94,7 @@ class ClassifierTraining:
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         set_lr(self.optimizers["classifier"], one_cycle_lr(step, self.total_steps, self.recipe.train.lr))
-        images = self.images[indices.to(self.images.device)]  # (B, 1, 28, 28)
+        images = self.images.index_select(0, indices.to(self.images.device))  # (B, 1, 28, 28)
         labels = self.labels[indices.to(self.labels.device)]  # (B,)
         attack = self.attack and warmed_up(self.attack, step, self.warmup_steps)
         loss, logits = classifier_loss(self.model, self.network, images, labels, attack, self.noise)
