@@ -15,6 +15,7 @@ seed, side by side in pairs) and records the validation loss and the wall time t
     GENLAB_THREADS=1 nice -n 5 python benchmarks/speedrun.py --beside --seeds 0 1 2 3 4 5
     GENLAB_THREADS=1 nice -n 5 python benchmarks/speedrun.py --ablate --seeds 0
     GENLAB_THREADS=1 nice -n 5 python benchmarks/speedrun.py --ablate --ablate-steps 100 --parallel 3 --seeds 0
+    GENLAB_THREADS=2 python benchmarks/speedrun.py --overhead --seeds 0      # idle machine: the command's overhead
 """
 from __future__ import annotations
 
@@ -200,6 +201,20 @@ def summarize_beside(results: dict, ref: str, command: str, out: Path) -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
 
 
+def overhead(args: argparse.Namespace, command: str) -> None:
+    """The reference recipe at its defaults, then with the variant's overrides, alone (not side by side:
+    an idle machine is the point), each command timed from start to exit."""
+    result = {"command": command, "recipe": RECIPES["reference"], "runs": {}}
+    for name, overrides in (("defaults", []), (" ".join(args.overhead_variant), args.overhead_variant)):
+        out = args.runs / f"overhead-{len(result['runs'])}"
+        proc, started = launch(RECIPES["reference"], out, [f"seed={args.seeds[0]}", *overrides])
+        run = watch({name: (proc, started, out)})[name]
+        result["runs"][name] = {k: run[k] for k in ("wall_seconds", "train_step_seconds", "overhead_seconds",
+                                                    "overhead_fraction", "overhead_parts", "final_val_loss")}
+        print(name, json.dumps(result["runs"][name]), flush=True)
+    (args.out / "overhead.json").write_text(json.dumps(result, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -209,11 +224,17 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="ablation runs side by side")
     parser.add_argument("--beside", action="store_true",
                         help="one reference run (first seed) with modern runs back to back beside it, one per seed")
+    parser.add_argument("--overhead", action="store_true",
+                        help="the reference recipe alone, at its defaults and with each --overhead-variant, one "
+                             "after the other: where the command's time goes besides the training steps")
+    parser.add_argument("--overhead-variant", nargs="+", default=["eval.eval_iters=40"],
+                        help="overrides of the second --overhead run")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/genlab-speedrun"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speedrun")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    command = "GENLAB_THREADS=1 nice -n 5 python benchmarks/speedrun.py " + " ".join(sys.argv[1:])
+    threads = os.environ.get("GENLAB_THREADS", "1")
+    command = f"GENLAB_THREADS={threads} python benchmarks/speedrun.py " + " ".join(sys.argv[1:])
     if args.ablate:
         table = {}
         jobs = [("modern recipe", [])] + list(ABLATIONS.items())
@@ -239,6 +260,9 @@ def main() -> None:
         return
     if args.beside:
         beside(args, command)
+        return
+    if args.overhead:
+        overhead(args, command)
         return
     # Every seed's pair at once: all runs see the same background load.
     runs = {}
