@@ -177,6 +177,16 @@ def test_fresh_adapters_change_nothing_and_train(causal: bool):
         assert not torch.allclose(model(IDX).logits, before)
 
 
+def test_adapters_train_the_norms_of_a_modern_model_too():
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=40, block_size=16, n_layer=2, n_head=2, n_embd=16, positions="rotary",
+                            norm="rmsnorm", activation="swiglu")
+    model = add_adapters(Transformer(cfg), bottleneck=4)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.RMSNorm)]
+    assert len(norms) == 2 * 2 + 1  # two per block and the final one
+    assert all(p.requires_grad for m in norms for p in m.parameters())
+
+
 def test_adapters_keep_the_kv_cache_consistent():
     model = add_adapters(tiny(), bottleneck=4)
     train_steps(model)  # nonzero adapters

@@ -42,7 +42,8 @@ def _adapter_hook(module: nn.Module, args: tuple, output):
 def add_adapters(model: Transformer, bottleneck: int = 64, train_layer_norms: bool = True) -> Transformer:
     """Insert adapters after every attention and MLP sublayer and freeze everything else (in place).
 
-    Houlsby et al. also train the LayerNorms (a few parameters each); `train_layer_norms=False` doesn't.
+    Houlsby et al. also train the LayerNorms (a few parameters each; RMSNorms likewise);
+    `train_layer_norms=False` doesn't.
     """
     if bottleneck < 1:
         raise GenlabError(f"adapter bottleneck must be positive, got {bottleneck}")
@@ -57,7 +58,7 @@ def add_adapters(model: Transformer, bottleneck: int = 64, train_layer_norms: bo
             sublayer.register_forward_hook(_adapter_hook)
     if train_layer_norms:
         for m in model.modules():
-            if isinstance(m, nn.LayerNorm):
+            if isinstance(m, (nn.LayerNorm, nn.RMSNorm)):  # the modern layout's norms as well
                 m.requires_grad_(True)
     return model
 
