@@ -6,7 +6,7 @@
    process got in its turns are recorded beside the wall-clock budget.
 2. Quality: both scored by genlab's evaluator on `--samples` samples against the test split: FID,
    precision, recall, Inception-style score, rarest class share; the flow model at its recipe's
-   sampling settings (10 Euler steps, guidance 1.5: 20 network evaluations per image) and unguided
+   sampling settings (10 Euler steps, guidance 2: 20 network evaluations per image) and unguided
    (w = 0: its unconditional flow, the like-for-like comparison with the unconditional DCGAN).
 3. Sampling time per 1,000 images, both models, interleaved repeats (median).
 4. The flow model's trade-off tables: FID / label accuracy against the guidance weight and against the
@@ -14,6 +14,7 @@
 5. Super-resolution 14x14 -> 28x28 of `--sr-images` test images (2x2 block means), with the unguided
    flow (the class is not given; one sample, and the mean of `--sr-samples`) against bicubic
    upsampling: PSNR and SSIM on [0, 1] pixels.
+6. (`--captions-of`, a text model) caption accuracy on training and held-out captions against guidance.
 
     python benchmarks/flow_benchmark.py                   # 10 minutes each, then the scoring
     python benchmarks/flow_benchmark.py --minutes 0.3 --rounds 1 --samples 200 --table-samples 100 \
@@ -23,6 +24,7 @@
     python benchmarks/flow_benchmark.py --tables-of runs/flow-bench/flow             # step 4 alone
     python benchmarks/flow_benchmark.py --compare-of runs/flow-bench                 # steps 2-3 alone
     python benchmarks/flow_benchmark.py --editing-of runs/flow-bench/flow --out /tmp/edit   # the editing picture
+    python benchmarks/flow_benchmark.py --captions-of runs/flow-fashion-text   # caption accuracy vs guidance
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ import genlab
 from genlab.api import fit
 from genlab.data import load_image_dataset
 from genlab.evaluation.classifier import load_evaluator
-from genlab.evaluation.image_eval import evaluate_samples
+from genlab.evaluation.image_eval import embed, evaluate_samples
 from genlab.io.images import GeneratedImages
 from genlab.models.gan import sample_images
 from genlab.models.unet import UNet
@@ -129,6 +131,30 @@ def trade_off_tables(flow: UNet, n: int, steps: int, guidance: float) -> dict:
     return tables
 
 
+def caption_table(run: Path, n: int, guidances: list[float]) -> dict:
+    """A text model's caption accuracy (how often the evaluator puts an image in its caption's class) on
+    the training and the held-out captions against the guidance weight, n images per split (the captions
+    in turn), and the held-out captions it follows worst."""
+    handle = genlab.load(run)
+    evaluator = load_evaluator(handle.recipe.data.name)
+    table = {"run": str(run), "images_per_split": n, "steps": handle.recipe.sample.steps, "rows": []}
+    for w in guidances:
+        row = {"guidance": w}
+        for split, held_out in (("train_captions", False), ("held_out_captions", True)):
+            bank = handle.captions(held_out)
+            rows = torch.arange(n) % len(bank.texts)
+            images = draw(handle.model, n, SEED, bank.embeddings[rows], handle.recipe.sample.steps, w)
+            with torch.no_grad():
+                hit = (torch.from_numpy(embed(images, evaluator)[1].argmax(1)) == bank.labels[rows]).float()
+            row[split] = hit.mean().item()
+            if held_out:
+                per_caption = {bank.texts[i]: hit[rows == i].mean().item() for i in range(len(bank.texts))}
+                row["worst_held_out_captions"] = sorted(per_caption.items(), key=lambda kv: kv[1])[:5]
+        table["rows"].append(row)
+        print("captions", json.dumps(row), flush=True)
+    return table
+
+
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of
     (N, 1, H, W) images in [0, 1], per image (N,)."""
@@ -190,6 +216,9 @@ def main() -> None:
     parser.add_argument("--super-resolution-of", default=None, help="a flow run: only score its super-resolution")
     parser.add_argument("--tables-of", default=None, help="a flow run: only make its guidance and steps tables")
     parser.add_argument("--editing-of", default=None, help="a flow run: only draw the editing picture")
+    parser.add_argument("--captions-of", default=None, help="a text flow run: only its caption accuracy table")
+    parser.add_argument("--caption-images", type=int, default=660, help="images per caption split (--captions-of)")
+    parser.add_argument("--caption-guidance", type=float, nargs="+", default=[1.5, 2.0, 3.0, 4.0])
     parser.add_argument("--compare-of", default=None, help="a folder with trained runs flow/ and dcgan/ (--keep): "
                         "only score and time them")
     args = parser.parse_args()
@@ -203,6 +232,10 @@ def main() -> None:
         return
     if args.editing_of:
         editing_picture(Path(args.editing_of), out)
+        return
+    if args.captions_of:
+        result = caption_table(Path(args.captions_of), args.caption_images, args.caption_guidance)
+        (out / "caption_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
         return
     if args.tables_of:
         handle = genlab.load(args.tables_of)
