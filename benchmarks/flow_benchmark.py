@@ -6,7 +6,7 @@
    process got in its turns are recorded beside the wall-clock budget.
 2. Quality: both scored by genlab's evaluator on `--samples` samples against the test split: FID,
    precision, recall, Inception-style score, rarest class share; the flow model at its recipe's
-   sampling settings (10 Euler steps, guidance 2: 20 network evaluations per image) and unguided
+   sampling settings (10 Euler steps, guidance 1.75: 20 network evaluations per image) and unguided
    (w = 0: its unconditional flow, the like-for-like comparison with the unconditional DCGAN).
 3. Sampling time per 1,000 images, both models, interleaved repeats (median).
 4. The flow model's trade-off tables: FID / label accuracy against the guidance weight and against the
