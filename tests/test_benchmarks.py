@@ -43,7 +43,8 @@ def test_every_benchmark_script_imports_and_explains_itself(script):
 
 
 def test_generation_benchmark_smoke(tmp_path):
-    run_script("generation_benchmark.py", "--new-tokens", "8", "--repeats", "1", "--batches", "1", "--out", str(tmp_path))
+    run_script("generation_benchmark.py", "--new-tokens", "8", "--repeats", "1", "--batches", "1",
+               "--out", str(tmp_path))
     results = json.loads((tmp_path / "generation_benchmark.json").read_text())
     rows = results["rows"]
     assert len(rows) == 4 * 2  # four models, greedy and sampled, batch 1
