@@ -57,6 +57,20 @@ class TrainConfig:
 
 
 @dataclass
+class DataConfig:
+    """The data section of the tasks that hold a small data set in memory (images, spoken digits)."""
+
+    name: str = "mnist"
+    path: str | None = None  # a folder to read instead of `name`: IDX files (images), label/xxx.wav (audio)
+    batch_size: int = 128  # global batch: split across processes under torchrun
+    limit: int = 0  # train on the first `limit` training examples only (0 = all); for tiny runs
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.limit < 0:
+            raise ValueError("data.batch_size must be >= 1 and data.limit >= 0")
+
+
+@dataclass
 class SampleEvalConfig:
     """`genlab eval` of a model that draws images: how many samples the shipped evaluators score, in batches of."""
 

@@ -47,6 +47,19 @@ class Training(Protocol):
         """{"task": name, "model": config...}: stored beside the weights; loading refuses another."""
 
 
+class OwnNoise:
+    """For a Training whose random draws all come from its own generator `self.noise` (identical on every
+    rank): that generator's state is what a checkpoint keeps, so a resumed run draws what it would have."""
+
+    noise: torch.Generator
+
+    def rng_state(self) -> dict[str, Any]:
+        return {"noise": self.noise.get_state()}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        self.noise.set_state(state["noise"])
+
+
 @dataclass(frozen=True)
 class TextDecoding:
     """What `genlab serve` needs to complete prompts with a run's causal transformer, batched with

@@ -174,3 +174,11 @@ def load_evaluator(dataset_name: str, weights_dir: Path | None = None) -> ImageC
     model = load_module(ImageClassifier(config), path)
     model.info = info
     return model.eval()
+
+
+def evaluator_or_none(dataset_name: str) -> ImageClassifier | None:
+    """The dataset's evaluator, or None when it has none (a training then skips its quick scores)."""
+    try:
+        return load_evaluator(dataset_name)
+    except GenlabError:
+        return None

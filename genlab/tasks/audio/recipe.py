@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.core.recipe import DataConfig, EpochTrainConfig, check_betas
 from genlab.core.tracking import TrackingConfig
 from genlab.models.audio_gan import AudioGANConfig
 
 
 @dataclass
-class DataConfig:
+class AudioDataConfig(DataConfig):
     name: str = "spoken-digits"
-    path: str | None = None  # a folder of WAVs as label/xxx.wav, instead of the named data set
-    batch_size: int = 64  # global batch: split across processes under torchrun
-    limit: int = 0  # train on the first `limit` training clips only (0 = all); for tiny runs
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.limit < 0:
-            raise ValueError("data.batch_size must be >= 1 and data.limit >= 0")
+    batch_size: int = 64
 
 
 @dataclass
@@ -61,7 +55,7 @@ class AudioRecipe:
     name: str = "experiment"
     task: str = "audio"
     seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
+    data: AudioDataConfig = field(default_factory=AudioDataConfig)
     model: AudioGANConfig = field(default_factory=AudioGANConfig)
     train: AudioTrainConfig = field(default_factory=AudioTrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -18,6 +18,7 @@ import torch
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
 from genlab.core.ema import update_ema
 from genlab.core.run import RunDir
+from genlab.core.task import OwnNoise
 from genlab.data.audio import AudioData, load_audio_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.audio_eval import evaluate_clips, load_audio_evaluator
@@ -41,7 +42,7 @@ def spectrogram_rows(specs: torch.Tensor, rows: int) -> bytes:
     return png_bytes(make_grid(images, nrow=len(specs) // rows))
 
 
-class AudioTraining:
+class AudioTraining(OwnNoise):
     best_metric = "quality/label_error"  # 1 - evaluator accuracy on the quick clips; lower is better
 
     @classmethod
@@ -93,12 +94,6 @@ class AudioTraining:
         return {"task": "audio", "model": dataclasses.asdict(self.config), "class_names": self.class_names,
                 "dataset": self.recipe.data.name,
                 "sampler": "generator_ema" if self.recipe.train.ema_decay else "generator"}
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"noise": self.noise.get_state()}
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        self.noise.set_state(state["noise"])
 
     def step_kind(self, step: int) -> str:
         return "d+g+r1" if self.r1_weight and step % self.recipe.train.r1_every == 0 else "d+g"

@@ -3,21 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import EpochTrainConfig, SampleEvalConfig, check_betas
+from genlab.core.recipe import DataConfig, EpochTrainConfig, SampleEvalConfig, check_betas
 from genlab.core.tracking import TrackingConfig
 from genlab.models.unet import UNetConfig
 
 
 @dataclass
-class DataConfig:
+class FlowDataConfig(DataConfig):
     name: str = "fashion-mnist"
-    path: str | None = None  # a folder of IDX files, instead of searching for `name`
-    batch_size: int = 128  # global batch: split across processes under torchrun
-    limit: int = 0  # train on the first `limit` training images only (0 = all); for tiny runs
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.limit < 0:
-            raise ValueError("data.batch_size must be >= 1 and data.limit >= 0")
 
 
 @dataclass
@@ -56,7 +49,7 @@ class FlowRecipe:
     name: str = "experiment"
     task: str = "flow"
     seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
+    data: FlowDataConfig = field(default_factory=FlowDataConfig)
     model: UNetConfig = field(default_factory=UNetConfig)
     train: FlowTrainConfig = field(default_factory=FlowTrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)

@@ -16,9 +16,10 @@ from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.ema import update_ema
 from genlab.core.optim import adamw, set_lr
 from genlab.core.run import RunDir
+from genlab.core.task import OwnNoise
 from genlab.data import ImageData, load_image_dataset
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.classifier import evaluator_or_none
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.io.files import atomic_write_bytes
 from genlab.io.images import make_grid, png_bytes
@@ -40,7 +41,7 @@ def resolve_model_config(recipe: FlowRecipe, data: ImageData) -> UNetConfig:
     return dataclasses.replace(recipe.model, num_classes=classes)
 
 
-class FlowTraining:
+class FlowTraining(OwnNoise):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
     @classmethod
@@ -76,20 +77,11 @@ class FlowTraining:
         self.num_examples = len(self.labels)
         self.noise = torch.Generator().manual_seed(recipe.seed + 1)
         self.data_source = f"{data.name} from {data.source}"
-        try:
-            self.evaluator = load_evaluator(data.name) if env.is_main else None
-        except GenlabError:
-            self.evaluator = None  # no evaluator for this data: train without the quick scores
+        self.evaluator = evaluator_or_none(data.name) if env.is_main else None  # None: no quick scores
 
     def meta(self) -> dict[str, Any]:
         return {"task": "flow", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name,
                 "sampler": "model_ema" if self.recipe.train.ema_decay else "model"}
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"noise": self.noise.get_state()}
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        self.noise.set_state(state["noise"])
 
     def step_kind(self, step: int) -> str:
         return "flow"

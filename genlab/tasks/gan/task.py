@@ -16,10 +16,10 @@ import torch
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
 from genlab.core.ema import update_ema
 from genlab.core.run import RunDir
+from genlab.core.task import OwnNoise
 from genlab.data import ImageData, load_image_dataset
 from genlab.data.augment import translate
-from genlab.errors import GenlabError
-from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.classifier import evaluator_or_none
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.io.files import atomic_write_bytes
 from genlab.io.images import make_grid, png_bytes
@@ -36,7 +36,7 @@ def resolve_model_config(recipe: GanRecipe, data: ImageData) -> GANConfig:
     return dataclasses.replace(recipe.model, num_classes=data.num_classes if recipe.model.conditional else 0)
 
 
-class GanTraining:
+class GanTraining(OwnNoise):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
     @classmethod
@@ -75,20 +75,11 @@ class GanTraining:
         self.r1_weight = t.r1_gamma / 2 * t.r1_every
         self.data = data
         self.data_source = f"{data.name} from {data.source}"
-        try:
-            self.evaluator = load_evaluator(data.name) if env.is_main else None
-        except GenlabError:
-            self.evaluator = None  # no evaluator for this data: train without the quick scores
+        self.evaluator = evaluator_or_none(data.name) if env.is_main else None  # None: no quick scores
 
     def meta(self) -> dict[str, Any]:
         return {"task": "gan", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name,
                 "sampler": "generator_ema" if self.recipe.train.ema_decay else "generator"}
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"noise": self.noise.get_state()}
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        self.noise.set_state(state["noise"])
 
     def step_kind(self, step: int) -> str:
         return "d+g+r1" if self.r1_weight and step % self.recipe.train.r1_every == 0 else "d+g"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import EpochTrainConfig
+from genlab.core.recipe import DataConfig, EpochTrainConfig
 from genlab.core.tracking import TrackingConfig
 from genlab.evaluation.adversarial import ATTACKS
 from genlab.models.convnet import ConvNetConfig
@@ -14,16 +14,14 @@ METHODS = ("standard", "fgsm-rs", "pgd")
 
 
 @dataclass
-class DataConfig:
+class ClassifierDataConfig(DataConfig):
     name: str = "fashion-mnist"
-    path: str | None = None  # a folder of IDX files, instead of searching for `name`
-    batch_size: int = 128  # global batch: split across processes under torchrun
-    limit: int = 0  # train on the first `limit` training images only (0 = all); for tiny runs
     monitor_size: int = 512  # the last training images, held out of training: the per-epoch robustness check
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.limit < 0 or self.monitor_size < 1:
-            raise ValueError("data.batch_size and data.monitor_size must be >= 1, data.limit >= 0")
+        super().__post_init__()
+        if self.monitor_size < 1:
+            raise ValueError("data.monitor_size must be >= 1")
 
 
 @dataclass
@@ -76,7 +74,7 @@ class ClassifierRecipe:
     name: str = "experiment"
     task: str = "image_classifier"
     seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
+    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
     model: ConvNetConfig = field(default_factory=ConvNetConfig)
     train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
     eval: RobustEvalConfig = field(default_factory=RobustEvalConfig)
