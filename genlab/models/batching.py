@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from genlab.models.decoding import OneTokenDecoder
 from genlab.models.generation import _check_args, check_finite, sample_finite
 from genlab.models.transformer import KVBuffer, KVCache, Transformer
 
@@ -59,6 +60,7 @@ class ContinuousBatch:
         self.lengths: list[int] = []  # real tokens per row that the next token sees
         self.positions: list[int] = []  # each row's next position (= its length, until a rotary row rolls)
         self.rolling = model.config.positions == "rotary"
+        self.decoder = OneTokenDecoder.of(self.model)  # None: each step through the module forward
 
     def __len__(self) -> int:
         return len(self.waiting) + len(self.rows)
@@ -104,11 +106,15 @@ class ContinuousBatch:
         """One forward pass over the newest token of every row, written into the buffer in place."""
         last = torch.tensor([[row.tokens[-1]] for row in self.rows])  # (B, 1)
         self.mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=torch.bool)], dim=1)  # (B, L + 1)
-        out = self.model(last, attention_mask=self.mask, kv_cache=self.cache, use_cache=True,
-                         position_ids=torch.tensor(self.positions)[:, None])
+        positions = torch.tensor(self.positions)[:, None]  # (B, 1)
+        if self.decoder is not None:
+            logits = self.decoder(last, self.cache, positions, self.mask[:, None, None, :])
+        else:
+            logits = self.model(last, attention_mask=self.mask, kv_cache=self.cache, use_cache=True,
+                                position_ids=positions).logits[:, -1, :]  # (B, V)
         self.lengths = [n + 1 for n in self.lengths]
         self.positions = [n + 1 for n in self.positions]
-        return list(zip(self.rows, self._sample_rows(out.logits[:, -1, :])))
+        return list(zip(self.rows, self._sample_rows(logits)))
 
     def _sample_rows(self, logits: torch.Tensor) -> list[int]:
         """The next token of every row from logits (B, V): greedy rows in one argmax, rows that sample

@@ -20,6 +20,7 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.io.tokenizers import Tokenizer
+from genlab.models.decoding import OneTokenDecoder
 from genlab.models.transformer import KVBuffer, Transformer
 
 
@@ -83,8 +84,9 @@ def sample_finite(
 
 
 def _next_logits(model: Transformer, seq: torch.Tensor, cache: KVBuffer | None, block: int,
-                 rolling: bool) -> torch.Tensor:
-    """Scores (B, V) of the token after seq (B, L), feeding the model only what the cache lacks."""
+                 rolling: bool, decoder: OneTokenDecoder | None) -> torch.Tensor:
+    """Scores (B, V) of the token after seq (B, L), feeding the model only what the cache lacks
+    (one token at a time through `decoder` where there is one)."""
     if cache is None:  # the last window; a rotary model reads it all through a sliding-window mask
         return model(seq if rolling else seq[:, -block:]).logits[:, -1]
     if cache.width == block and rolling:  # full: forget the oldest column, positions keep counting
@@ -97,10 +99,12 @@ def _next_logits(model: Transformer, seq: torch.Tensor, cache: KVBuffer | None, 
     positions = None
     if rolling:  # absolute positions: past the context they run ahead of the cache's width
         positions = torch.arange(seq.size(1) - new.size(1), seq.size(1), device=seq.device).expand(len(seq), -1)
+    if decoder is not None and new.size(1) == 1:
+        return decoder(new, cache, positions)
     return model(new, kv_cache=cache, use_cache=True, position_ids=positions).logits[:, -1]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def stream(
     model: Transformer,
     idx: torch.Tensor,
@@ -127,11 +131,12 @@ def stream(
         cache.rows = idx.size(0)
     was_training = model.training
     model.eval()
+    decoder = OneTokenDecoder.of(model) if use_cache else None
     try:
         seq = idx
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            logits = _next_logits(model, seq, cache, block, rolling)
+            logits = _next_logits(model, seq, cache, block, rolling, decoder)
             nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
             if stop_ids.numel():
                 nxt = torch.where(finished, seq[:, -1], nxt)

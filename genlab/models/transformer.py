@@ -93,16 +93,22 @@ class KVBuffer:
     def __init__(self, cfg: TransformerConfig, capacity_rows: int, capacity: int | None = None,
                  device: torch.device | None = None):
         self.shape = (capacity_rows, cfg.n_head, capacity or cfg.block_size, cfg.n_embd // cfg.n_head)
-        self.keys = [torch.zeros(self.shape, device=device) for _ in range(cfg.n_layer)]
-        self.values = [torch.zeros(self.shape, device=device) for _ in range(cfg.n_layer)]
+        # Per layer one (2, rows, nh, capacity, hd) tensor, keys then values, so that a one-token decoding
+        # step (genlab.models.decoding) reads both with one slice; keys and values are views of it.
+        self.kv = [torch.zeros((2, *self.shape), device=device) for _ in range(cfg.n_layer)]
+        self.keys = [kv[0] for kv in self.kv]
+        self.values = [kv[1] for kv in self.kv]
         self.rows = 0
         self.width = 0
 
+    def check_room(self, new: int) -> None:
+        if self.width + new > self.shape[2]:
+            raise GenlabError(f"sequence of {self.width + new} tokens is longer than the cache ({self.shape[2]})")
+
     def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store k, v (rows, nh, T, hd) after the filled columns; -> every column's keys and values."""
+        self.check_room(k.size(2))
         end = self.width + k.size(2)
-        if end > self.shape[2]:
-            raise GenlabError(f"sequence of {end} tokens is longer than the cache ({self.shape[2]})")
         # narrow + copy_: a token's decoding step is a few microseconds of arithmetic, slicing costs more
         keys, values = self.keys[layer].narrow(0, 0, self.rows), self.values[layer].narrow(0, 0, self.rows)
         keys.narrow(2, self.width, k.size(2)).copy_(k)
@@ -119,6 +125,16 @@ class TransformerOutput:
 
 def _gelu(x: torch.Tensor, kind: str) -> torch.Tensor:
     return F.gelu(x, approximate="tanh" if kind == "gelu_new" else "none")
+
+
+def activate(h: torch.Tensor, kind: str) -> torch.Tensor:
+    """The MLP's nonlinearity on fc's output h (B, T, inner), or (B, T, 2 * inner) for swiglu -> (B, T, inner)."""
+    if kind == "swiglu":
+        gate, up = h.chunk(2, dim=-1)
+        return F.silu(gate) * up
+    if kind == "relu2":
+        return F.relu(h).square()
+    return _gelu(h, kind)
 
 
 def _norm(cfg: TransformerConfig) -> nn.Module:
@@ -140,7 +156,7 @@ def rotary_tables(positions: torch.Tensor, head_dim: int, theta: float) -> tuple
     return angles.cos(), angles.sin()
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Turn each (i, i + hd/2) pair of x (B, nh, T, hd) by its position's angle."""
     half = x.size(-1) // 2
     rotated_half = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
@@ -164,7 +180,7 @@ class SelfAttention(nn.Module):
         if self.qk_norm:
             q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         if rope is not None:  # keys are cached already turned to their own positions
-            q, k = _rotate(q, *rope), _rotate(k, *rope)
+            q, k = rotate(q, *rope), rotate(k, *rope)
         if callable(past):  # a KVBuffer layer: written in place, returns (B, nh, T_past + T, hd) views
             k, v = past(k, v)
         elif past is not None:
@@ -185,13 +201,7 @@ class MLP(nn.Module):
         self.activation = cfg.activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fc(x)  # (B, T, inner), or (B, T, 2 * inner) for swiglu
-        if self.activation == "swiglu":
-            gate, up = h.chunk(2, dim=-1)
-            return self.proj(F.silu(gate) * up)
-        if self.activation == "relu2":
-            return self.proj(F.relu(h).square())
-        return self.proj(_gelu(h, self.activation))
+        return self.proj(activate(self.fc(x), self.activation))
 
 
 class Block(nn.Module):
