@@ -165,8 +165,8 @@ class ContinuousBatch:
             self._grow_rows()
         if length > width:
             shift = length - width
-            for keys in buffer.keys + buffer.values:
-                keys[:row, :, shift:length] = keys[:row, :, :width].clone()
+            for kv in buffer.kv:  # (2, rows, nh, capacity, hd): a layer's keys and values
+                kv[:, :row, :, shift:length] = kv[:, :row, :, :width].clone()
             self.mask = _left_pad(self.mask, length)
             width = buffer.width = length
         for keys, values, (k, v) in zip(buffer.keys, buffer.values, cache):
@@ -183,8 +183,8 @@ class ContinuousBatch:
         """More sequences than the buffer was made for: double its rows (the caller caps them)."""
         old = self.cache
         self.cache = KVBuffer(self.model.config, 2 * old.shape[0])
-        for new, kept in zip(self.cache.keys + self.cache.values, old.keys + old.values):
-            new[:old.rows, :, :old.width] = kept[:old.rows, :, :old.width]
+        for new, kept in zip(self.cache.kv, old.kv):  # (2, rows, nh, capacity, hd)
+            new[:, :old.rows, :, :old.width] = kept[:, :old.rows, :, :old.width]
         self.cache.rows, self.cache.width = old.rows, old.width
 
     def _roll(self) -> None:
@@ -211,8 +211,8 @@ class ContinuousBatch:
         self.positions = [n for n, k in zip(self.positions, keep) if k]
         start = buffer.width - max(self.lengths, default=0)
         self.mask = self.mask[index, start:]
-        for keys in buffer.keys + buffer.values:
-            keys[:len(index), :, :buffer.width - start] = keys[index, :, start:buffer.width]
+        for kv in buffer.kv:  # (2, rows, nh, capacity, hd)
+            kv[:, :len(index), :, :buffer.width - start] = kv[:, index, :, start:buffer.width]
         buffer.rows, buffer.width = len(self.rows), buffer.width - start
 
 

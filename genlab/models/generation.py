@@ -90,8 +90,8 @@ def _next_logits(model: Transformer, seq: torch.Tensor, cache: KVBuffer | None, 
     if cache is None:  # the last window; a rotary model reads it all through a sliding-window mask
         return model(seq if rolling else seq[:, -block:]).logits[:, -1]
     if cache.width == block and rolling:  # full: forget the oldest column, positions keep counting
-        for kept in cache.keys + cache.values:  # (B, nh, block, hd)
-            kept[:, :, :-1] = kept[:, :, 1:].clone()
+        for kept in cache.kv:  # (2, B, nh, block, hd): a layer's keys and values
+            kept[:, :, :, :-1] = kept[:, :, :, 1:].clone()
         cache.width -= 1
     elif cache.width == block:  # a position table: start again from the last block_size tokens
         cache.width = 0
