@@ -215,3 +215,13 @@ def test_no_traceback_from_the_installed_command(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert "model.arch must be one of" in result.stderr
+
+
+def test_the_cli_starts_without_the_server_and_scipy():
+    """Training, generating and evaluating import neither FastAPI (genlab serve) nor scipy (FID), librosa or
+    matplotlib: they cost about a second of every command's start."""
+    code = ("import sys, genlab.cli; "
+            "print(sorted(m for m in ('fastapi', 'scipy', 'librosa', 'matplotlib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == "[]"

@@ -10,8 +10,6 @@ import warnings
 
 import numpy as np
 import torch
-from scipy import linalg
-from scipy.special import rel_entr
 
 from genlab.errors import GenlabError
 
@@ -34,6 +32,8 @@ def frechet_distance_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.nda
     with warnings.catch_warnings():
         # Post-ReLU features have dead units, so singular covariances are normal here; what matters
         # is whether the root came out finite and (nearly) real, which is checked below.
+        from scipy import linalg  # a quarter of a second to import: only FID needs it
+
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = linalg.sqrtm(sigma1 @ sigma2)
         if not np.isfinite(covmean).all():
@@ -95,6 +95,8 @@ def inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
 
     Ranges from 1 (every sample gets the same prediction) to num_classes (confident and balanced).
     """
+    from scipy.special import rel_entr  # scipy on first use: `import genlab` stays light
+
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or len(probs) < splits:
         raise GenlabError(f"inception score needs (N, C) probabilities with N >= splits={splits}, got {probs.shape}")

@@ -88,7 +88,7 @@ def lm_loss(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor | No
     return causal_lm_loss(logits, ids) if labels is None else masked_lm_loss(logits, labels)
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all: a few per cent of each evaluation
 def estimate_loss(model: Transformer, tokenizer: Tokenizer, tokens: np.ndarray, batch_size: int,
                   iters: int, device: torch.device) -> float:
     """Mean loss over `iters` batches of windows spread evenly over `tokens` (the same every time)."""
