@@ -16,6 +16,7 @@ seed, side by side in pairs) and records the validation loss and the wall time t
     GENLAB_THREADS=1 nice -n 5 python benchmarks/speedrun.py --ablate --seeds 0
     GENLAB_THREADS=1 nice -n 5 python benchmarks/speedrun.py --ablate --ablate-steps 100 --parallel 3 --seeds 0
     GENLAB_THREADS=2 python benchmarks/speedrun.py --overhead --seeds 0      # idle machine: the command's overhead
+    python benchmarks/speedrun.py --eval-error    # after the runs above: what fewer validation windows cost
 """
 from __future__ import annotations
 
@@ -215,6 +216,43 @@ def overhead(args: argparse.Namespace, command: str) -> None:
     (args.out / "overhead.json").write_text(json.dumps(result, indent=2))
 
 
+def eval_error(args: argparse.Namespace, command: str) -> None:
+    """What fewer validation windows cost in accuracy: for every trained run under --runs, the validation
+    loss over the whole split (every non-overlapping window) against the recipe's estimate at several
+    `eval.eval_iters` (batches of the recipe's batch size, windows spread evenly, the same every time)."""
+    import numpy as np
+    import torch
+
+    import genlab
+    from genlab.data.tokens import open_tokens, windows
+    from genlab.tasks.lm.task import estimate_loss, lm_loss
+
+    iters = (100, 50, 40, 30, 25)
+    rows = []
+    for folder in sorted(p for p in args.runs.iterdir() if (p / "checkpoints" / "last").is_dir()):
+        run = genlab.load(folder)
+        model, tokenizer, batch = run.model, run.tokenizer, run.recipe.data.batch_size
+        tokens = open_tokens(folder / "validation.bin", tokenizer.vocab_size)
+        block = model.config.block_size
+        starts = torch.arange(0, len(tokens) - block, block)
+        with torch.inference_mode():
+            total = sum(lm_loss(model, windows(tokens, s, block), None).item() * len(s) for s in starts.split(256))
+        full = total / len(starts)
+        errors = {str(k): round(estimate_loss(model, tokenizer, tokens, batch, k, torch.device("cpu")) - full, 4)
+                  for k in iters}
+        rows.append({"run": folder.name, "windows": len(starts), "full_split_loss": round(full, 4), **errors})
+        print(json.dumps(rows[-1]), flush=True)
+    # Runs of the same recipe and seed hold the same model (the overhead and speedrun runs): count each once.
+    distinct = list({tuple(v for k, v in r.items() if k != "run"): r for r in rows}.values())
+    summary = {str(k): {"max_abs_error": float(np.abs([r[str(k)] for r in distinct]).max()),
+                        "rms_error": round(float(np.sqrt(np.mean([r[str(k)] ** 2 for r in distinct]))), 4)}
+               for k in iters}
+    result = {"command": command, "what": "estimate - full-split validation loss, per eval.eval_iters",
+              "distinct_models": len(distinct), "summary": summary, "runs": rows}
+    (args.out / "eval_error.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -229,6 +267,9 @@ def main() -> None:
                              "after the other: where the command's time goes besides the training steps")
     parser.add_argument("--overhead-variant", nargs="+", default=["eval.eval_iters=40"],
                         help="overrides of the second --overhead run")
+    parser.add_argument("--eval-error", action="store_true",
+                        help="for every trained run under --runs: the validation estimate at several "
+                             "eval.eval_iters against the loss over the whole validation split")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/genlab-speedrun"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speedrun")
     args = parser.parse_args()
@@ -263,6 +304,9 @@ def main() -> None:
         return
     if args.overhead:
         overhead(args, command)
+        return
+    if args.eval_error:
+        eval_error(args, command)
         return
     # Every seed's pair at once: all runs see the same background load.
     runs = {}
