@@ -28,7 +28,7 @@ from genlab.api import fit
 from genlab.core.ema import update_ema
 from genlab.tasks.gan import task as gan_task
 
-PROFILED = (10, 40)  # steps [first, last) profiled: after warm-up, before the period's end
+PROFILED = range(10, 40)  # the calls of train_step profiled: after warm-up, before the period's end
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
@@ -71,14 +71,14 @@ def profiled_run(workdir: Path, steps: int) -> tuple[dict, profile, "gan_task.Ga
     seen: dict = {"steps": 0}
 
     def train_step(self, indices, step):
-        seen["steps"] += 1
-        seen["training"] = self
-        if seen["steps"] == PROFILED[0]:
+        call = seen["steps"]
+        seen["steps"], seen["training"] = call + 1, self
+        if call == PROFILED[0]:
             recorder.start()
         try:
             return inner(self, indices, step)
         finally:
-            if seen["steps"] == PROFILED[1] - 1:
+            if call == PROFILED[-1]:
                 recorder.stop()
 
     gan_task.GanTraining.train_step = train_step
@@ -101,12 +101,11 @@ def main() -> None:
     cost = report["cost"]
     step_seconds = 128 / cost["examples_per_second"]  # includes the profiled steps' slowdown: a bit pessimistic
     flops = cost["train_flops"] / cost["steps"]
-    profiled_steps = PROFILED[1] - 1 - PROFILED[0] + 1
     counts = collections.Counter((e.name, tuple(tuple(s) for s in e.input_shapes if s))
                                  for e in recorder.events() if e.name in ("aten::mm", "aten::addmm"))
     rows, gemm_seconds, gemm_flops = [], 0.0, 0
     for (name, shapes), count in sorted(counts.items()):
-        per_step = count / profiled_steps
+        per_step = count / len(PROFILED)
         f, s = gemm(name, list(shapes))
         gemm_seconds += per_step * s
         gemm_flops += per_step * f

@@ -36,7 +36,8 @@ def positive(value) -> bool:
 
 @pytest.mark.parametrize("script", ["gan_benchmark.py", "text_benchmark.py", "lora_benchmark.py",
                                     "finetune_benchmark.py", "threads_benchmark.py", "serve_benchmark.py",
-                                    "audio_evaluator.py", "generation_benchmark.py"])
+                                    "audio_evaluator.py", "generation_benchmark.py", "gan_step_bound.py",
+                                    "speedrun.py"])
 def test_every_benchmark_script_imports_and_explains_itself(script):
     """`--help` imports the script and everything it uses from genlab: a stale import fails here."""
     assert run_script(script, "--help").stdout.startswith("usage:")
@@ -54,6 +55,22 @@ def test_generation_benchmark_smoke(tmp_path):
             assert positive(row["ratio_genlab_over_transformers"])
             assert row["decoding"] == "sampled" or row["same_tokens"]  # greedy: the same tokens on both sides
     assert results["target"]["ratio"] == rows[0]["ratio_genlab_over_transformers"]
+
+
+def test_gan_step_bound_smoke(tmp_path):
+    try:
+        load_image_dataset("fashion-mnist")
+    except GenlabError:
+        pytest.skip("Fashion-MNIST is not installed on this machine")
+    out = tmp_path / "bound.json"
+    run_script("gan_step_bound.py", "--steps", "45", "--out", str(out))
+    result = json.loads(out.read_text())
+    # The profiled matmuls are every FLOP the trainer's ledger counts for a step.
+    assert result["gemm_flops_profiled"] == pytest.approx(result["step_flops"], rel=1e-6)
+    times = [result[k] for k in ("step_ms", "gemms_alone_ms", "adam_alone_ms", "ema_alone_ms")]
+    assert all(positive(t) for t in times)
+    assert 0 < result["bound_gemms_and_updates"] < result["bound_gemms_only"]
+    assert result["fraction_of_ceiling"] < result["bound_gemms_only"]
 
 
 def test_gan_benchmark_smoke(tmp_path):
