@@ -90,6 +90,32 @@ def profiled_run(workdir: Path, steps: int) -> tuple[dict, profile, "gan_task.Ga
     return report, recorder, seen["training"]
 
 
+def plot(result: dict, path: Path) -> None:
+    """The measured step against its two bounds, as ms per step and as a fraction of the ceiling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bars = [("genlab's step", result["step_ms"], result["fraction_of_ceiling"]),
+            ("its matmuls alone", result["gemms_alone_ms"], result["bound_gemms_only"]),
+            ("matmuls + Adam + EMA alone",
+             result["gemms_alone_ms"] + result["adam_alone_ms"] + result["ema_alone_ms"],
+             result["bound_gemms_and_updates"])]
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    for i, (name, ms, fraction) in enumerate(bars):
+        ax.barh(i, ms, color=("tab:blue", "tab:gray", "tab:orange")[i])
+        ax.text(ms, i, f"  {ms:.1f} ms = {fraction:.0%} of the ceiling", va="center", fontsize=8)
+    ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.6 * result["step_ms"])
+    ax.set_xlabel("ms per step (essay MLP GAN, batch 128)")
+    ceiling = statistics.median(result["matmul_ceiling_gflops"])
+    ax.set_title(f"fraction of the fp32 matmul ceiling ({ceiling:.0f} GFLOP/s): measured and bounds", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300, help="steps of the genlab run whose speed is measured")
@@ -139,6 +165,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    plot(result, args.out.with_suffix(".png"))
     print(f"step {result['step_ms']} ms = {result['fraction_of_ceiling']:.0%} of the ceiling "
           f"({ceiling:.0f} GFLOP/s); its matmuls alone {result['gemms_alone_ms']} ms "
           f"(bound {result['bound_gemms_only']:.0%}); + Adam {result['adam_alone_ms']} ms + EMA "

@@ -99,6 +99,32 @@ def measure(config: TransformerConfig, layout: str | None, batch: int, sample: b
     return result
 
 
+def plot(results: dict, path: Path) -> None:
+    """Tokens/s of both sides for every row that has a transformers twin, greedy and sampled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results["rows"] if "transformers" in r["tokens_per_second"]]
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    width = 0.4
+    for i, r in enumerate(rows):
+        t = r["tokens_per_second"]
+        ax.bar(i - width / 2, t["genlab"], width, color="tab:orange", label="genlab" if i == 0 else None)
+        ax.bar(i + width / 2, t["transformers"], width, color="tab:blue", label="transformers" if i == 0 else None)
+        ax.text(i, t["genlab"], f"{r['ratio_genlab_over_transformers']:.2f}×", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(rows)), [f"{r['model'].replace(' layout)', ')')}\nbatch {r['batch']}, {r['decoding']}"
+                                      for r in rows], fontsize=7, rotation=35, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("tokens per second (log scale)")
+    ax.set_title(f"generate(): {results['new_tokens']} new tokens, KV cache on both sides, "
+                 f"{results['machine']['threads']} threads")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--new-tokens", type=int, default=256)
@@ -126,6 +152,7 @@ def main() -> None:
                           "ratio": target[0]["ratio_genlab_over_transformers"] if target else None},
                "rows": rows}
     (out / "generation_benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, out / "generation_benchmark.png")
     print(f"written to {out / 'generation_benchmark.json'}")
 
 

@@ -202,6 +202,33 @@ def summarize_beside(results: dict, ref: str, command: str, out: Path) -> None:
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
 
 
+def plot_overhead(result: dict, path: Path) -> None:
+    """One bar per setting: the wall time of the command split into its parts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    parts = ("training steps", "evaluations", "imports", "data", "the rest")
+    colors = ("tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:gray")
+    for i, (name, run) in enumerate(result["runs"].items()):
+        o = run["overhead_parts"]
+        rest = run["overhead_seconds"] - o["imports"] - o["prepare_tokens"] - o["end_period"]
+        left = 0.0
+        for part, color, seconds in zip(parts, colors, (run["train_step_seconds"], o["end_period"], o["imports"],
+                                                        o["prepare_tokens"], rest)):
+            ax.barh(i, seconds, left=left, color=color, label=part if i == 0 else None)
+            left += seconds
+        ax.text(left, i, f"  overhead {run['overhead_fraction']:.1%}", va="center", fontsize=8)
+    ax.set_yticks(range(len(result["runs"])), list(result["runs"]), fontsize=8)
+    ax.set_xlabel(f"wall seconds of `genlab train {result['recipe']}`")
+    ax.set_xlim(0, 1.2 * max(r["wall_seconds"] for r in result["runs"].values()))
+    ax.legend(ncol=5, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.3))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def overhead(args: argparse.Namespace, command: str) -> None:
     """The reference recipe at its defaults, then with the variant's overrides, alone (not side by side:
     an idle machine is the point), each command timed from start to exit."""
@@ -214,6 +241,7 @@ def overhead(args: argparse.Namespace, command: str) -> None:
                                                     "overhead_fraction", "overhead_parts", "final_val_loss")}
         print(name, json.dumps(result["runs"][name]), flush=True)
     (args.out / "overhead.json").write_text(json.dumps(result, indent=2))
+    plot_overhead(result, args.out / "overhead.png")
 
 
 def eval_error(args: argparse.Namespace, command: str) -> None:

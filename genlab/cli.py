@@ -31,7 +31,7 @@ from genlab.evaluation.audio_eval import audio_evaluator_info, train_audio_evalu
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
 from genlab.evaluation.protocols import PROTOCOLS
 from genlab.io.files import atomic_write_text
-from genlab.serve.schemas import Limits
+from genlab.serve import Limits, serve
 from genlab.sweep.report import is_sweep, write_report
 from genlab.sweep.study import SweepConfig, run_sweep
 from genlab.tasks import TASKS, task_of_run
@@ -211,8 +211,6 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         raise GenlabError(f"--port must be in 1..65535, got {args.port}")
     if args.max_batch < 1 or args.max_queue < 1:
         raise GenlabError("--max-batch and --max-queue must be at least 1")
-    from genlab.serve import serve  # FastAPI and the server: only this command needs them
-
     serve(args.runs, args.host, args.port, args.api_key,
           Limits(max_batch=args.max_batch, max_queue=args.max_queue), args.checkpoint)
 

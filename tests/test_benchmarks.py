@@ -55,6 +55,7 @@ def test_generation_benchmark_smoke(tmp_path):
             assert positive(row["ratio_genlab_over_transformers"])
             assert row["decoding"] == "sampled" or row["same_tokens"]  # greedy: the same tokens on both sides
     assert results["target"]["ratio"] == rows[0]["ratio_genlab_over_transformers"]
+    assert (tmp_path / "generation_benchmark.png").read_bytes().startswith(PNG)
 
 
 def test_gan_step_bound_smoke(tmp_path):
@@ -71,6 +72,7 @@ def test_gan_step_bound_smoke(tmp_path):
     assert all(positive(t) for t in times)
     assert 0 < result["bound_gemms_and_updates"] < result["bound_gemms_only"]
     assert result["fraction_of_ceiling"] < result["bound_gemms_only"]
+    assert out.with_suffix(".png").read_bytes().startswith(PNG)
 
 
 def test_gan_benchmark_smoke(tmp_path):

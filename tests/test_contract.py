@@ -24,7 +24,7 @@ import genlab
 from genlab.cli import main
 from genlab.core.launch import train_run
 from genlab.core.trainer import Interrupted
-from genlab.serve.app import create_app
+from genlab.serve import create_app
 from genlab.tasks import TASKS, load_recipe
 from tests.conftest import assert_same_weights, one_error_line, snapshot, weights
 

@@ -20,8 +20,7 @@ if not CHROMIUM.exists() and not os.environ.get("CI"):  # CI installs it (script
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
-from genlab.serve import open_runs  # noqa: E402
-from genlab.serve.app import create_app  # noqa: E402
+from genlab.serve import create_app, open_runs  # noqa: E402
 from tests.serving import running_server  # noqa: E402
 
 API_KEY = "playground-test-key"

@@ -24,8 +24,8 @@ from PIL import Image
 
 from genlab import api
 from genlab.cli import main
-from genlab.serve import Limits, open_runs
-from genlab.serve.app import ENDPOINTS, create_app
+from genlab.serve import Limits, create_app, open_runs
+from genlab.serve.app import ENDPOINTS
 from tests.conftest import one_error_line
 from tests.serving import running_server
 

@@ -9,8 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
 
-from genlab.serve import open_runs
-from genlab.serve.app import create_app
+from genlab.serve import create_app, open_runs
 from tests.serving import running_server
 
 KEY = "fuzz-key"

@@ -1,6 +1,5 @@
 """`genlab serve`: runs behind an OpenAI-compatible HTTP API with continuous batching, Prometheus
-metrics and a browser playground (genlab.serve.app). `serve(runs)` is what the CLI calls; FastAPI is
-imported by genlab.serve.app only, so the other commands start without it."""
+metrics and a browser playground (genlab.serve.app). `serve(runs)` is what the CLI calls."""
 from __future__ import annotations
 
 import os
@@ -9,9 +8,10 @@ from pathlib import Path
 
 from genlab import api
 from genlab.errors import GenlabError
+from genlab.serve.app import create_app
 from genlab.serve.schemas import Limits
 
-__all__ = ["Limits", "open_runs", "serve"]
+__all__ = ["Limits", "create_app", "open_runs", "serve"]
 
 
 def open_runs(runs: list[str | Path], checkpoint: str = "last") -> dict:
@@ -31,8 +31,6 @@ def serve(runs: list[str | Path], host: str = "127.0.0.1", port: int = 8000, api
           limits: Limits = Limits(), checkpoint: str = "last") -> None:
     """Load the runs and serve them until interrupted (Ctrl-C)."""
     import uvicorn  # the server itself: only this command needs it
-
-    from genlab.serve.app import create_app
 
     api_key = api_key or os.environ.get("GENLAB_API_KEY") or None
     with socket.socket() as probe:  # a taken port is one clear line, before minutes of loading
