@@ -96,3 +96,19 @@ def test_text_pieces_hold_back_what_could_be_a_stop_string():
     assert pieces.finish() == ""
     other = TextPieces(Letters())
     assert other.add(0) == "a" and other.add(26) == "" and other.finish() == "\ufffd"
+
+
+@pytest.mark.parametrize("top_k, top_p", [(None, None), (1, 5e-324), (5, 0.5)])
+def test_a_vanishing_temperature_samples_the_greedy_tokens(model, top_k, top_p):
+    """5e-324 is a valid temperature (the smallest float): logits / 5e-324 would be inf and the softmax NaN;
+    it sharpens to greedy instead, alone and in a batch (plain rows and top-k/top-p rows sample apart)."""
+    prompt = [5, 9, 2]
+    greedy = generate(model, torch.tensor([prompt]), 12, 0.0)[0, 3:].tolist()
+    assert generate(model, torch.tensor([prompt]), 12, 5e-324, top_k, top_p, seed=0)[0, 3:].tolist() == greedy
+    seqs = [Sequence(prompt, 12, temperature=5e-324, top_k=top_k, top_p=top_p, seed=i) for i in range(2)]
+    batch = ContinuousBatch(model)
+    for seq in seqs:
+        batch.add(seq)
+    while len(batch):
+        batch.step()
+    assert all(seq.tokens == greedy for seq in seqs)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from genlab.models.decoding import OneTokenDecoder
-from genlab.models.generation import _check_args, check_finite, sample_finite
+from genlab.models.generation import _check_args, check_finite, sample_finite, tempered
 from genlab.models.transformer import KVBuffer, KVCache, Transformer
 
 
@@ -125,7 +125,7 @@ class ContinuousBatch:
                  and row.top_p is None]
         if plain:
             temperatures = torch.tensor([[self.rows[i].temperature] for i in plain])  # (P, 1)
-            probs = (logits[plain] / temperatures).softmax(dim=-1)  # (P, V)
+            probs = tempered(logits[plain], temperatures).softmax(dim=-1)  # (P, V)
             for j, i in enumerate(plain):
                 tokens[i] = int(torch.multinomial(probs[j:j + 1], 1, generator=self.rows[i].generator))
         for i, row in enumerate(self.rows):

@@ -62,6 +62,16 @@ def sample_next(
     return sample_finite(logits, temperature, top_k, top_p, generator)
 
 
+def tempered(logits: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """logits (B, V) / temperature (a float, or (B, 1) per row), each row shifted to a maximum of 0 first:
+    the softmax is the same, and a temperature near 0 (5e-324 is a valid one) cannot overflow the largest
+    logit to inf (inf - inf is NaN in the softmax); it sharpens towards greedy instead. Below the smallest
+    normal float of the logits' type (5e-324 is 0 in float32, and 0 / 0 is NaN) it counts as that float."""
+    tiny = torch.finfo(logits.dtype).tiny
+    temperature = temperature.clamp_min(tiny) if isinstance(temperature, torch.Tensor) else max(temperature, tiny)
+    return (logits - logits.amax(dim=-1, keepdim=True)) / temperature
+
+
 def sample_finite(
     logits: torch.Tensor,
     temperature: float,
@@ -70,7 +80,7 @@ def sample_finite(
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """sample_next for checked logits (B, V) and a temperature > 0."""
-    logits = logits / temperature
+    logits = tempered(logits, temperature)
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
