@@ -80,14 +80,14 @@ class OneTokenDecoder:
             rope = rotary_tables(positions.to(idx.device), hd, cfg.rope_theta)
         for layer, (ln1, qkv, proj, ln2, fc, mlp_proj) in enumerate(self.layers):
             kv = cache.kv[layer].narrow(1, 0, B)  # (2, B, nh, capacity, hd)
-            q, k, v = qkv(ln1(x)).view(B, 1, 3, nh, hd).permute(2, 0, 3, 1, 4)  # 3 x (B, nh, 1, hd)
+            q, k, v = qkv(ln1(x)).view(B, 1, 3, nh, hd).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, 1, hd)
             if cfg.qk_norm:
                 q, k = F.rms_norm(q, (hd,)), F.rms_norm(k, (hd,))
             if rope is not None:
                 q, k = rotate(q, *rope), rotate(k, *rope)
             kv[0].narrow(2, width, 1).copy_(k)
             kv[1].narrow(2, width, 1).copy_(v)
-            keys, values = kv.narrow(3, 0, width + 1)  # (B, nh, width + 1, hd) each
+            keys, values = kv.narrow(3, 0, width + 1).unbind(0)  # (B, nh, width + 1, hd) each
             y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # (B, nh, 1, hd)
             x = x + proj(y.view(B, 1, nh * hd))  # T = 1: (B, nh, 1, hd) is already (B, 1, C) in memory
             x = x + mlp_proj(activate(fc(ln2(x)), cfg.activation))
