@@ -39,6 +39,8 @@ def _norm(module: nn.LayerNorm | nn.RMSNorm) -> partial:
 
 
 class OneTokenDecoder:
+    """The one-token steps of one model (build it with `of`, after the model's weights are in place)."""
+
     def __init__(self, model: Transformer):
         cfg = self.config = model.config
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
@@ -72,12 +74,13 @@ class OneTokenDecoder:
         width = cache.width
         x = F.embedding(idx, self.tok_emb)  # (B, 1, C)
         rope = None
-        if self.pos_emb is not None:
-            x = x + (self.pos_emb.narrow(0, width, 1) if position_ids is None else F.embedding(position_ids,
-                                                                                               self.pos_emb))
-        else:
+        if self.pos_emb is None:
             positions = position_ids if position_ids is not None else torch.arange(width, width + 1)
             rope = rotary_tables(positions.to(idx.device), hd, cfg.rope_theta)
+        elif position_ids is None:
+            x = x + self.pos_emb.narrow(0, width, 1)  # (1, C): the cache's width
+        else:
+            x = x + F.embedding(position_ids, self.pos_emb)  # (B, 1, C): each row's own position
         for layer, (ln1, qkv, proj, ln2, fc, mlp_proj) in enumerate(self.layers):
             kv = cache.kv[layer].narrow(1, 0, B)  # (2, B, nh, capacity, hd)
             q, k, v = qkv(ln1(x)).view(B, 1, 3, nh, hd).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, 1, hd)
@@ -96,4 +99,3 @@ class OneTokenDecoder:
         if cfg.logit_softcap:
             logits = cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)
         return logits
-
