@@ -206,7 +206,7 @@ def text_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("flow-text")
     tiny = tiny_run(folder)
     assert main(["train", tiny.recipe, *tiny.overrides, "model.conditioning=text", "train.epochs=1",
-                 "--out", str(folder / "run")]) == 0
+                 "eval.caption_samples=8", "--out", str(folder / "run")]) == 0
     return folder / "run"
 
 
@@ -222,6 +222,16 @@ def test_a_text_model_draws_from_a_prompt_and_refuses_a_label(text_run, tmp_path
     one_error_line(capsys, "give --prompt")
     assert main(["generate", str(text_run), "--prompt", " ", "--out", str(tmp_path / "x.png")]) == 2
     one_error_line(capsys, "--prompt is empty")
+
+
+def test_caption_accuracy_is_scored_on_at_most_caption_samples_images(text_run, tmp_path, capsys):
+    metrics = genlab.load(text_run).evaluate(n=30, steps=1)
+    assert metrics["caption_samples"] == 8  # min(n, eval.caption_samples): FID still gets its 30
+    for accuracy in metrics["caption_accuracy"].values():
+        assert 0 <= accuracy <= 1 and (accuracy * 8) == round(accuracy * 8)
+    tiny = tiny_run(tmp_path)
+    assert main(["train", tiny.recipe, *tiny.overrides, "eval.caption_samples=0", "--out", str(tmp_path / "r")]) == 2
+    one_error_line(capsys, "eval.caption_samples must be >= 1")
 
 
 def test_held_out_captions_share_no_template_or_phrase_with_training():

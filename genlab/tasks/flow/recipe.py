@@ -45,6 +45,19 @@ class SampleConfig:
 
 
 @dataclass
+class FlowEvalConfig(SampleEvalConfig):
+    # A text-conditioned model's caption accuracy is scored on at most this many images per caption set
+    # (training and held-out captions): ±0.7 % standard error at 89 %, where eval.num_samples would triple
+    # the evaluation's 20-step draws.
+    caption_samples: int = 2000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.caption_samples < 1:
+            raise ValueError("eval.caption_samples must be >= 1")
+
+
+@dataclass
 class FlowRecipe:
     name: str = "experiment"
     task: str = "flow"
@@ -53,5 +66,5 @@ class FlowRecipe:
     model: UNetConfig = field(default_factory=UNetConfig)
     train: FlowTrainConfig = field(default_factory=FlowTrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
-    eval: SampleEvalConfig = field(default_factory=SampleEvalConfig)
+    eval: FlowEvalConfig = field(default_factory=FlowEvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)

@@ -111,7 +111,8 @@ class FlowRun(RunHandle):
         """FID, precision/recall, Inception-style score, class histogram (and label accuracy for a
         class-conditional model) of n samples (default eval.num_samples) against the held-out test
         split, with the sampling cost in network evaluations; a text-conditioned model also scores how
-        often the evaluator sees the caption's class, on training captions and on held-out ones.
+        often the evaluator sees the caption's class, on training captions and on held-out ones
+        (min(n, eval.caption_samples) images each).
         Written to report.json as `quality`."""
         recipe = self.recipe
         n = recipe.eval.num_samples if n is None else n
@@ -124,9 +125,11 @@ class FlowRun(RunHandle):
         metrics = evaluate_samples(images, data, evaluator, requested_labels=labels,
                                    batch_size=recipe.eval.batch_size)
         if self.encoder is not None:
+            caption_n = min(n, recipe.eval.caption_samples)
             metrics["caption_accuracy"] = {
-                split: self._caption_accuracy(held_out, n, steps, guidance, data, evaluator)
+                split: self._caption_accuracy(held_out, caption_n, steps, guidance, data, evaluator)
                 for split, held_out in (("train_captions", False), ("held_out_captions", True))}
+            metrics["caption_samples"] = caption_n
         metrics.update(steps=steps, guidance=guidance, checkpoint=self.checkpoint,
                        evaluations_per_image=evaluations_per_sample(steps, guidance, cond is not None),
                        eval_seconds=meter.snapshot()["wall_seconds"])
