@@ -58,11 +58,15 @@ def test_generation_benchmark_smoke(tmp_path):
     assert (tmp_path / "generation_benchmark.png").read_bytes().startswith(PNG)
 
 
-def test_gan_step_bound_smoke(tmp_path):
+def needs_fashion_mnist() -> None:
     try:
         load_image_dataset("fashion-mnist")
     except GenlabError:
-        pytest.skip("Fashion-MNIST is not installed on this machine")
+        pytest.skip("fashion-mnist is not installed (Debian dataset-fashion-mnist)")
+
+
+def test_gan_step_bound_smoke(tmp_path):
+    needs_fashion_mnist()
     out = tmp_path / "bound.json"
     run_script("gan_step_bound.py", "--steps", "45", "--out", str(out))
     result = json.loads(out.read_text())
@@ -76,10 +80,7 @@ def test_gan_step_bound_smoke(tmp_path):
 
 
 def test_gan_benchmark_smoke(tmp_path):
-    try:
-        load_image_dataset("fashion-mnist")
-    except GenlabError:
-        pytest.skip("fashion-mnist is not installed (Debian dataset-fashion-mnist)")
+    needs_fashion_mnist()
     out = tmp_path / "gan.json"
     budget_minutes = 0.05
     run_script("gan_benchmark.py", "--minutes", str(budget_minutes), "--throughput-steps", "5", "--rounds", "1",
