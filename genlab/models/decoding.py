@@ -83,11 +83,16 @@ class OneTokenDecoder:
             x = x + F.embedding(position_ids, self.pos_emb)  # (B, 1, C): each row's own position
         for layer, (ln1, qkv, proj, ln2, fc, mlp_proj) in enumerate(self.layers):
             kv = cache.kv[layer].narrow(1, 0, B)  # (2, B, nh, capacity, hd)
-            q, k, v = qkv(ln1(x)).view(B, 1, 3, nh, hd).permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, 1, hd)
-            if cfg.qk_norm:
-                q, k = F.rms_norm(q, (hd,)), F.rms_norm(k, (hd,))
-            if rope is not None:
-                q, k = rotate(q, *rope), rotate(k, *rope)
+            heads = qkv(ln1(x)).view(B, 1, 3, nh, hd).permute(2, 0, 3, 1, 4)  # (3, B, nh, 1, hd)
+            if cfg.qk_norm or rope is not None:  # queries and keys through each operation together
+                qk = heads.narrow(0, 0, 2)  # (2, B, nh, 1, hd)
+                if cfg.qk_norm:
+                    qk = F.rms_norm(qk, (hd,))
+                if rope is not None:
+                    qk = rotate(qk, *rope)
+                (q, k), v = qk.unbind(0), heads[2]
+            else:
+                q, k, v = heads.unbind(0)  # (B, nh, 1, hd) each
             kv[0].narrow(2, width, 1).copy_(k)
             kv[1].narrow(2, width, 1).copy_(v)
             keys, values = kv.narrow(3, 0, width + 1).unbind(0)  # (B, nh, width + 1, hd) each
