@@ -4,7 +4,7 @@ At a small model's size a decoding step is a few microseconds of arithmetic per 
 an `nn.Module` (hook checks, attribute look-ups) costs about as much again: the module forward spends
 a third of each step on bookkeeping. `OneTokenDecoder` reads the weights once, then runs the same
 operations as `Transformer.forward` on each step's new token (B, 1), with the model's keys and values
-written into its KVBuffer in one copy per layer.
+written into its KVBuffer in place and read back, both at once, with one slice per layer.
 
 It is an exact copy of the forward's arithmetic (same kernels, same order: the test suite checks
 equal logits and tokens against the module path for every architecture option). A model it cannot
