@@ -240,9 +240,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
         if not run.path.is_dir():
             raise GenlabError(f"{path}: no such run folder")
         task = task_of_run(run)
-        if task.compare_row is None:
-            raise GenlabError(f"{path} is a '{task.name}' run; `genlab report` compares fine-tuning runs")
-        rows.append(task.compare_row(run))
+        rows.append(task.compare_row(run, task.recipe(run.read_config())))
     table = compare.render_table(rows)
     out = Path(args.out)
     try:

@@ -1,9 +1,9 @@
 """The contract every registered task keeps — today's and every later one — checked on each task's
 tiny run (Task.tiny): it trains end to end through the CLI; the same seed gives the same weights;
 Ctrl-C leaves a checkpoint from which a resumed run ends with the weights of an uninterrupted one;
-`eval` writes the task's section of report.json; `generate` works through the CLI and through
-`genlab.load` and both give the same output; `genlab serve` answers for it at its endpoint; a damaged
-run directory is one line and exit 2.
+`eval` writes the task's section of report.json, which `genlab report` reads; `generate` works through
+the CLI and through `genlab.load` and both give the same output; `genlab serve` answers for it at its
+endpoint; a damaged run directory is one line and exit 2.
 
 Adding a task to genlab/tasks/__init__.py adds it here: this file is the checklist of
 docs/adding-a-task.md.
@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 import genlab
 from genlab.cli import main
 from genlab.core.launch import train_run
+from genlab.core.run import RunDir
 from genlab.core.trainer import Interrupted
 from genlab.serve import create_app
 from genlab.tasks import TASKS, load_recipe
@@ -97,10 +98,12 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_equals_uninterrupted(cases, name,
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_eval_writes_its_section_of_the_report(cases, name, tmp_path, capsys):
+def test_eval_writes_its_section_of_the_report_and_genlab_report_reads_it(cases, name, tmp_path, capsys):
     _, trained = cases[name]
     run = tmp_path / "run"
     shutil.copytree(trained, run)
+    assert main(["report", str(run), "--out", str(tmp_path / "cmp")]) == 2  # nothing to compare before eval
+    one_error_line(capsys, f"run `genlab eval {run}` first")
     assert main(["eval", str(run)]) == 0
     report = json.loads((run / "report.json").read_text())
     section = report[TASKS[name].eval_section]
@@ -109,6 +112,12 @@ def test_eval_writes_its_section_of_the_report(cases, name, tmp_path, capsys):
     metrics = genlab.load(run).evaluate()
     strip = lambda d: {k: v for k, v in d.items() if k != "eval_seconds"}  # noqa: E731
     assert strip(json.loads(json.dumps(metrics))) == strip(section)
+    # `genlab report`'s row holds the section's headline figure and the run's cost
+    row = TASKS[name].compare_row(RunDir(run), genlab.load(run).recipe)
+    assert row["quality"] == section[row["metric"]] and row["train_flops"] == report["cost"]["train_flops"]
+    capsys.readouterr()
+    assert main(["report", str(run), "--out", str(tmp_path / "cmp")]) == 0
+    assert f"| {run.name} | {row['dataset']} |" in (tmp_path / "cmp" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("name", NAMES)

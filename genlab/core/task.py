@@ -182,8 +182,9 @@ class Task:
     #                        keyword arguments become the CLI's options
     eval_section: str  # the report.json section that RunHandle.evaluate writes
     tiny: Callable[[Path], TinyRun]  # writes tiny data into a folder; returns the run to make there
+    compare_row: Callable[[RunDir, Any], dict[str, Any]]  # (run, its recipe) -> its `genlab report` row, read
+    #                                                       from report.json (evaluation.compare.row)
     upgrade: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda tree: tree)  # old config keys
-    compare_row: Callable[[RunDir], dict[str, Any]] | None = None  # a `genlab report` row (evaluation.compare)
 
     def recipe(self, tree: dict[str, Any]) -> Any:
         """The typed recipe for a nested dict (a recipe file, or a run's config.yaml)."""

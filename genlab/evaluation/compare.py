@@ -1,18 +1,50 @@
 """Compare runs: a Markdown table and a quality-vs-cost plot from one row per run.
 
 The point is to answer "which method/start buys how much quality for how much compute" across runs at a glance.
-A task that can be compared turns its run's report.json into a row (see genlab/tasks/finetune/report.py):
-run, dataset, start, init, method, metric, quality, chrf, baseline, baseline_name, trainable_parameters,
-trainable_fraction, train_seconds, train_flops, peak_rss_mb. No model is loaded.
+Every task turns its evaluated run's report.json into a row (`Task.compare_row`, e.g. genlab/tasks/gan/report.py):
+`row()` below fills what every run has (its name and cost ledger), the task the rest — dataset, method, metric,
+quality, details (a second opinion, e.g. chrF beside BLEU), baseline, baseline_name, start, init. No model is loaded.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
-METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy", "bleu": "BLEU", "chrf": "chrF"}
-_PERCENT_SCALE = {"bleu", "chrf"}  # scored 0-100, so one decimal is enough; the others are 0-1 fractions
+from genlab.core.run import RunDir
+from genlab.errors import GenlabError
+
+METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy", "bleu": "BLEU", "chrf": "chrF", "fid": "FID",
+                "loss": "test loss", "frechet_distance": "Fréchet distance", "robust_accuracy": "PGD accuracy"}
+LOWER_IS_BETTER = {"fid", "loss", "frechet_distance"}  # the others: higher is better
+_SCORE_FORMAT = {"bleu": ".1f", "chrf": ".1f", "fid": ".2f", "frechet_distance": ".2f"}  # the rest: 0-1 or nats
 MISSING = "–"
+
+
+def evaluated(run: RunDir, section: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(report, report[section]) of a run `genlab eval` has scored; otherwise one line saying to run it."""
+    report = run.read_report()
+    if not isinstance(report.get(section), dict):
+        raise GenlabError(f"{run.path}: no {section} results yet; run `genlab eval {run.path}` first")
+    return report, report[section]
+
+
+def row(run: RunDir, report: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A table row: the task's `fields` over what every run has — its name and its cost ledger.
+
+    Trained parameters default to the ledger's count without exponential-moving-average copies (not trained).
+    """
+    cost = report.get("cost") or {}
+    counts = cost.get("parameters") or {}
+    trained = sum(n for name, n in counts.items() if not name.endswith("_ema")) or None
+    return {"run": run.path.resolve().name, "start": "scratch", "init": None, "details": None, "baseline": None,
+            "baseline_name": None, "trainable_parameters": trained, "trainable_fraction": None,
+            "train_seconds": cost.get("train_seconds"), "train_flops": cost.get("train_flops"),
+            "peak_rss_mb": cost.get("peak_rss_mb"), **fields}
+
+
+def metric_name(metric: str) -> str:
+    return METRIC_NAMES.get(metric, metric) + (" ↓" if metric in LOWER_IS_BETTER else "")
 
 
 def _sort_key(row: dict) -> tuple:
@@ -20,7 +52,7 @@ def _sort_key(row: dict) -> tuple:
 
 
 def _score(metric: str, value: float) -> str:
-    return f"{value:.1f}" if metric in _PERCENT_SCALE else f"{value:.3f}"
+    return format(value, _SCORE_FORMAT.get(metric, ".3f"))
 
 
 def _count(n: float) -> str:
@@ -32,9 +64,9 @@ def _count(n: float) -> str:
 
 def _cells(row: dict) -> list[str]:
     metric = row["metric"]
-    quality = f"{METRIC_NAMES.get(metric, metric)} {_score(metric, row['quality'])}"
-    if row["chrf"] is not None:
-        quality += f", chrF {_score('chrf', row['chrf'])}"
+    quality = f"{metric_name(metric)} {_score(metric, row['quality'])}"
+    if row["details"]:
+        quality += f", {row['details']}"
     params = MISSING
     if row["trainable_parameters"] is not None:
         params = _count(row["trainable_parameters"])
@@ -58,6 +90,8 @@ def render_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in sorted(rows, key=_sort_key):
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(row)) + " |")
+    if any(row["metric"] in LOWER_IS_BETTER for row in rows):
+        lines += ["", "↓: lower is better."]
     return "\n".join(lines) + "\n"
 
 
@@ -67,7 +101,7 @@ def _marker_area(trainable: float | None) -> float:
 
 
 def plot(rows: list[dict], path: str | Path) -> Path:
-    """Quality against training FLOPs, one panel per dataset (metrics differ between datasets, so axes can't be shared).
+    """Quality against training FLOPs, one panel per dataset and metric (a panel's runs share one y axis).
 
     FLOPs, not seconds: runs made on a shared or different machine still compare (the table keeps the seconds).
     Runs without a recorded FLOP count have no x position and are left out of their panel.
@@ -75,15 +109,19 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter, LogLocator
 
-    datasets = sorted({row["dataset"] for row in rows})
+    panels = sorted({(row["dataset"], row["metric"]) for row in rows})
     colors = {method: f"C{i}" for i, method in enumerate(sorted({row["method"] for row in rows}))}  # same in each panel
-    fig = Figure(figsize=(5 * max(len(datasets), 1), 4), layout="constrained")
+    columns = min(max(len(panels), 1), 3)
+    grid = (math.ceil(max(len(panels), 1) / columns), columns)
+    fig = Figure(figsize=(5 * grid[1], 4 * grid[0]), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, max(len(datasets), 1), squeeze=False)[0]
-    for ax, dataset in zip(axes, datasets):
-        group = sorted((r for r in rows if r["dataset"] == dataset), key=_sort_key)
-        metric = group[0]["metric"]
+    axes = fig.subplots(*grid, squeeze=False).ravel()
+    for ax in axes[len(panels):]:  # a last row that is not full
+        ax.set_visible(False)
+    for ax, (dataset, metric) in zip(axes, panels):
+        group = sorted((r for r in rows if (r["dataset"], r["metric"]) == (dataset, metric)), key=_sort_key)
         for i, row in enumerate(group):
             if not row["train_flops"]:
                 continue
@@ -103,8 +141,11 @@ def plot(rows: list[dict], path: str | Path) -> Path:
         flops = [r["train_flops"] for r in group if r["train_flops"]]
         if flops and max(flops) > 5 * min(flops):  # log only where costs span about a decade: below, ticks crowd
             ax.set_xscale("log")
+            ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # 2x..9x would overlap; only 1, 2, 5 are labelled
+            ax.xaxis.set_minor_formatter(EngFormatter())
+        ax.xaxis.set_major_formatter(EngFormatter())  # 12.6 T, not 1.26 with a 1e13 offset
         ax.set_xlabel("train FLOPs")
-        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+        ax.set_ylabel(metric_name(metric).replace("↓", "(lower is better)"))
         ax.grid(alpha=0.3)
     fig.suptitle("quality vs training cost; marker area grows with log(trainable parameters)", fontsize=9)
     fig.savefig(path, dpi=120)

@@ -79,3 +79,10 @@ def evaluate_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: I
         predicted = fake_probs.argmax(axis=1)
         result["label_accuracy"] = float((predicted == requested_labels.cpu().numpy()).mean())
     return result
+
+
+def quality_details(quality: dict) -> str:
+    """The second opinion on an image run's FID in a `genlab report` row: precision, recall and the rarest
+    class, and how many samples were scored (FID is biased upward at fewer samples, so it belongs beside it)."""
+    return (f"P {quality['precision']:.2f}, R {quality['recall']:.2f}, rarest class "
+            f"{100 * quality['min_class_fraction']:.1f} %, {quality['num_samples']:,} samples")

@@ -6,16 +6,16 @@ from typing import Any
 
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
+from genlab.evaluation import compare
 
 
-def compare_row(run: RunDir) -> dict[str, Any]:
+def compare_row(run: RunDir, recipe: Any) -> dict[str, Any]:
     """A run must have its `finetune` and `test` sections; `cost` may be missing and then reads as None."""
     report = run.read_report()
     if "finetune" not in report:
         raise GenlabError(f"{run.report_path}: no 'finetune' section; was its training interrupted?")
-    if "test" not in report:
-        raise GenlabError(f"{run.path}: no test results yet; run `genlab eval {run.path}` first")
-    finetune, test, cost = report["finetune"], report["test"], report.get("cost") or {}
+    _, test = compare.evaluated(run, "test")
+    finetune = report["finetune"]
     metric = test.get("metric")
     if metric not in test:
         raise GenlabError(f"{run.report_path}: the 'test' section has no score for its metric {metric!r}")
@@ -25,13 +25,10 @@ def compare_row(run: RunDir) -> dict[str, Any]:
     if fraction is None and trainable is not None and total:
         fraction = trainable / total
     dataset = finetune.get("dataset", finetune.get("task", "?"))  # reports before 0.2 called it "task"
-    return {
-        "run": run.path.resolve().name, "dataset": Path(dataset).name, "method": finetune.get("method", "?"),
-        "start": finetune.get("start", "?"), "init": finetune.get("init"),
-        "trainable_parameters": trainable, "trainable_fraction": fraction,
-        "metric": metric, "quality": test[metric],
-        "chrf": test.get("chrf") if metric == "bleu" else None,  # seq2seq: chrF is the second opinion on BLEU
-        "baseline": baseline.get(metric), "baseline_name": baseline.get("name"),
-        "train_seconds": cost.get("train_seconds"), "train_flops": cost.get("train_flops"),
-        "peak_rss_mb": cost.get("peak_rss_mb"),
-    }
+    chrf = test.get("chrf") if metric == "bleu" else None  # seq2seq: chrF is the second opinion on BLEU
+    return compare.row(
+        run, report, dataset=Path(dataset).name, method=finetune.get("method", "?"),
+        start=finetune.get("start", "?"), init=finetune.get("init"),
+        trainable_parameters=trainable, trainable_fraction=fraction, metric=metric, quality=test[metric],
+        details=None if chrf is None else f"chrF {chrf:.1f}", baseline=baseline.get(metric),
+        baseline_name=baseline.get("name"))

@@ -2,9 +2,10 @@
 sampling with classifier-free guidance, image-to-image editing and inpainting."""
 from genlab.core.task import Task
 from genlab.tasks.flow.recipe import FlowRecipe
+from genlab.tasks.flow.report import compare_row
 from genlab.tasks.flow.run import FlowRun
 from genlab.tasks.flow.task import FlowTraining
 from genlab.tasks.flow.tiny import tiny_run
 
 TASK = Task(name="flow", recipe_type=FlowRecipe, training=FlowTraining.build, open=FlowRun, eval_section="quality",
-            tiny=tiny_run)
+            tiny=tiny_run, compare_row=compare_row)
