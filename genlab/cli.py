@@ -43,6 +43,8 @@ OPTION_HELP = {
     "prompt": "text to continue, transform or classify", "max_tokens": "new tokens at most",
     "temperature": "0 = greedy", "top_k": "sample among the k likeliest tokens",
     "top_p": "sample among the likeliest tokens covering p", "stop": "end the text before this string",
+    "presence_penalty": "in [-2, 2]: lower a token's score once it was generated (> 0: fewer repeats)",
+    "frequency_penalty": "in [-2, 2]: lower a token's score per time it was generated (> 0: fewer repeats)",
     "text": "digits to say, e.g. '4 0 7'", "attack": "fgsm or pgd (L-inf)",
     "epsilon": "L-inf attack radius (pixels in [0, 1])",
     "steps": "attack steps (image_classifier) or sampling steps (flow)", "restarts": "PGD random restarts",

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from genlab.models.batching import ContinuousBatch, Sequence
-from genlab.models.generation import TextPieces, generate
+from genlab.models.generation import TextPieces, generate, penalized
 from genlab.models.transformer import Transformer, TransformerConfig
 
 STOP = 3
@@ -19,7 +19,7 @@ def model() -> Transformer:
 
 def requests(count: int) -> list[dict]:
     """Prompts of 1-19 tokens, up to 59 new tokens (past the 32-token context: the window slides),
-    greedy and sampled, some with top-k, some ending at a stop token."""
+    greedy and sampled, some with top-k, some with presence/frequency penalties, some ending at a stop token."""
     g = torch.Generator().manual_seed(1)
     out = []
     for i in range(count):
@@ -27,6 +27,8 @@ def requests(count: int) -> list[dict]:
         out.append(dict(prompt=torch.randint(0, 50, (length,), generator=g).tolist(),
                         max_new_tokens=int(torch.randint(1, 60, (1,), generator=g)),
                         temperature=[0.0, 1.0, 0.7][i % 3], top_k=[None, 5][i % 2], seed=i,
+                        presence_penalty=[0.0, 0.5, 0.0, -0.3, 1.5][i % 5],
+                        frequency_penalty=[0.0, 0.0, 0.8, 0.0, 1.0][i % 5],
                         stop_ids=frozenset({STOP}) if i % 4 == 0 else frozenset()))
     return out
 
@@ -34,7 +36,8 @@ def requests(count: int) -> list[dict]:
 def alone(model: Transformer, r: dict) -> list[int]:
     """The same request through generation.generate, cut after its stop token."""
     out = generate(model, torch.tensor([r["prompt"]]), r["max_new_tokens"], r["temperature"], r["top_k"], None,
-                   stop=r["stop_ids"], seed=r["seed"])[0, len(r["prompt"]):].tolist()
+                   stop=r["stop_ids"], seed=r["seed"], presence_penalty=r["presence_penalty"],
+                   frequency_penalty=r["frequency_penalty"])[0, len(r["prompt"]):].tolist()
     return out[:out.index(STOP) + 1] if r["stop_ids"] and STOP in out else out
 
 
@@ -77,7 +80,24 @@ def test_bad_settings_are_refused_when_added(model):
         batch.add(Sequence([1, 2], 5, temperature=-1.0))
     with pytest.raises(Exception, match="longer than the model's context"):
         batch.add(Sequence(list(range(40)), 5))
+    with pytest.raises(Exception, match=r"frequency_penalty must be in \[-2, 2\], got nan"):
+        batch.add(Sequence([1, 2], 5, frequency_penalty=float("nan")))
     assert len(batch) == 0
+
+
+def test_penalties_follow_openais_formula():
+    logits = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    counts = torch.tensor([[0.0, 1.0, 3.0, 0.0]])
+    # mu[j] - c[j] * frequency - (c[j] > 0) * presence
+    assert torch.equal(penalized(logits, counts, 0.5, 0.25), torch.tensor([[1.0, 1.25, 1.75, 4.0]]))
+
+
+def test_penalties_steer_greedy_decoding_away_from_repeats(model):
+    prompt = torch.tensor([[5, 9, 2]])
+    plain = generate(model, prompt, 30, 0.0)[0, 3:].tolist()
+    penalised = generate(model, prompt, 30, 0.0, presence_penalty=2.0, frequency_penalty=2.0)[0, 3:].tolist()
+    assert len(set(penalised)) > len(set(plain))  # the same greedy decoder, fewer tokens said again
+    assert max(map(penalised.count, penalised)) < max(map(plain.count, plain))
 
 
 class Letters:

@@ -259,6 +259,7 @@ def test_cli_generate_stops_before_the_stop_string(cli_run, capsys):
     (["--prompt", "x" * 17], "longer than the model's context (16)"),
     ([], "needs a prompt (--prompt TEXT)"),
     (["--prompt", "the", "--top-p", "1.5"], "top_p must be in (0, 1]"),
+    (["--prompt", "the", "--presence-penalty", "2.5"], "presence_penalty must be in [-2, 2], got 2.5"),
     (["--prompt", "the", "--n", "4"], "a 'lm' run does not take n for generate"),
     (["--prompt", "the", "--label", "1"], "a 'lm' run does not take label for generate"),
 ])

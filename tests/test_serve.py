@@ -88,7 +88,9 @@ def test_models_list_every_run_with_its_task_endpoint_size_quality_and_cost(clie
 
 
 @pytest.mark.parametrize("settings", [dict(temperature=0), dict(temperature=1.0, seed=7),
-                                      dict(temperature=0.8, top_k=5, top_p=0.9, seed=3)])
+                                      dict(temperature=0.8, top_k=5, top_p=0.9, seed=3),
+                                      dict(temperature=0, presence_penalty=1.5, frequency_penalty=0.5),
+                                      dict(temperature=0.9, frequency_penalty=-1.0, seed=5)])
 def test_a_completion_is_what_the_python_api_generates(client, handles, settings):
     body = completion(client, prompt="thou ", max_tokens=20, **settings)
     expected = handles["lm"].generate("thou ", max_tokens=20, **settings)
@@ -170,6 +172,8 @@ def test_classifications_give_every_label_with_its_probability(client, handles):
     ({"model": "lm", "prompt": ""}, "prompt"),
     ({"model": "lm", "prompt": "x", "temperature": -1}, "temperature"),
     ({"model": "lm", "prompt": "x", "top_p": 0}, "top_p"),
+    ({"model": "lm", "prompt": "x", "presence_penalty": 2.5}, "presence_penalty"),
+    ({"model": "lm", "prompt": "x", "frequency_penalty": -3}, "frequency_penalty"),
     ({"model": "lm", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"model": "lm"}, "prompt"),
     ({"model": "gan", "prompt": "x"}, "model"),  # an image model at the text endpoint

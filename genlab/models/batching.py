@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from genlab.models.decoding import OneTokenDecoder
-from genlab.models.generation import _check_args, check_finite, sample_finite, tempered
+from genlab.models.generation import _check_args, check_finite, penalized, sample_finite, tempered
 from genlab.models.transformer import KVBuffer, KVCache, Transformer
 
 
@@ -36,11 +36,22 @@ class Sequence:
     top_p: float | None = None
     stop_ids: frozenset[int] = frozenset()
     seed: int | None = None
+    presence_penalty: float = 0.0  # OpenAI's penalties on tokens generated so far (generation.penalized)
+    frequency_penalty: float = 0.0
     tokens: list[int] = field(default_factory=list)  # generated so far
     finish_reason: str | None = None  # "stop" (a stop token, or the caller's stop string) or "length"
 
     def __post_init__(self) -> None:
         self.generator = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
+        self.counts: torch.Tensor | None = None  # (V,) times each token was generated; set by the batch if penalised
+
+    @property
+    def penalised(self) -> bool:
+        return bool(self.presence_penalty or self.frequency_penalty)
+
+    def penalize(self, logits: torch.Tensor) -> torch.Tensor:
+        """This sequence's logits (1, V) after its penalties."""
+        return penalized(logits, self.counts, self.presence_penalty, self.frequency_penalty)
 
     @property
     def done(self) -> bool:
@@ -67,9 +78,12 @@ class ContinuousBatch:
 
     def add(self, seq: Sequence) -> None:
         """Queue a sequence: it is prefilled, and gives its first token, at the next step."""
-        _check_args(self.model, torch.tensor([seq.prompt]), seq.temperature, seq.top_k, seq.top_p)
+        _check_args(self.model, torch.tensor([seq.prompt]), seq.temperature, seq.top_k, seq.top_p,
+                    seq.presence_penalty, seq.frequency_penalty)
         if seq.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
+        if seq.penalised and seq.counts is None:
+            seq.counts = torch.zeros(self.model.config.vocab_size)
         self.waiting.append(seq)
 
     def remove(self, seq: Sequence) -> None:
@@ -120,6 +134,10 @@ class ContinuousBatch:
         """The next token of every row from logits (B, V): greedy rows in one argmax, rows that sample
         from the whole distribution in one softmax, each drawing with its own generator."""
         check_finite(logits)
+        penalised = [i for i, row in enumerate(self.rows) if row.penalised]
+        if penalised:  # (P, V) of penalties, subtracted from those rows only
+            logits = logits.index_put((torch.tensor(penalised),),
+                                      torch.cat([self.rows[i].penalize(logits[i:i + 1]) for i in penalised]))
         tokens = logits.argmax(dim=-1).tolist()
         plain = [i for i, row in enumerate(self.rows) if row.temperature > 0 and row.top_k is None
                  and row.top_p is None]
@@ -139,6 +157,8 @@ class ContinuousBatch:
         out = self.model(torch.tensor([window]), use_cache=True)  # cache: (1, nh, len(window), hd) per layer
         logits = out.logits[:, -1, :]
         check_finite(logits)
+        if seq.penalised:  # a sequence prefilled again past the context has generated tokens already
+            logits = seq.penalize(logits)
         token = self._take(seq, int(logits.argmax()) if seq.temperature == 0 else self._draw(seq, logits))
         if not seq.done:
             self._join(seq, out.kv_cache, len(window))
@@ -151,6 +171,8 @@ class ContinuousBatch:
     @staticmethod
     def _take(seq: Sequence, token: int) -> int:
         seq.tokens.append(token)
+        if seq.counts is not None:
+            seq.counts[token] += 1
         if token in seq.stop_ids:
             seq.finish_reason = "stop"
         elif len(seq.tokens) >= seq.max_new_tokens:

@@ -1,4 +1,5 @@
-"""Sampling from a causal transformer: temperature, top-k, top-p, stop tokens, KV cache, batched.
+"""Sampling from a causal transformer: temperature, top-k, top-p, presence/frequency penalties, stop tokens,
+KV cache, batched.
 
 `stream` yields one column of new token ids per step (for a live playground); `generate` collects
 them; `TextPieces` turns the ids of one sequence into text as it grows, ending before a stop
@@ -23,9 +24,11 @@ from genlab.io.tokenizers import Tokenizer
 from genlab.models.decoding import OneTokenDecoder
 from genlab.models.transformer import KVBuffer, Transformer
 
+MAX_PENALTY = 2.0  # OpenAI's range for presence_penalty and frequency_penalty: [-2, 2]
+
 
 def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k: int | None,
-                top_p: float | None) -> None:
+                top_p: float | None, presence_penalty: float = 0.0, frequency_penalty: float = 0.0) -> None:
     if not model.config.causal:
         raise GenlabError("generation needs a causal (GPT) model; this one is bidirectional")
     if idx.dim() != 2 or idx.size(1) == 0:
@@ -39,6 +42,18 @@ def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k
         raise GenlabError(f"top_k must be >= 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:  # also refuses NaN
         raise GenlabError(f"top_p must be in (0, 1], got {top_p}")
+    for name, value in (("presence_penalty", presence_penalty), ("frequency_penalty", frequency_penalty)):
+        if not -MAX_PENALTY <= value <= MAX_PENALTY:  # also refuses NaN
+            raise GenlabError(f"{name} must be in [-{MAX_PENALTY:g}, {MAX_PENALTY:g}], got {value}")
+
+
+def penalized(logits: torch.Tensor, counts: torch.Tensor, presence: float | torch.Tensor,
+              frequency: float | torch.Tensor) -> torch.Tensor:
+    """OpenAI's penalties on logits (B, V): each token loses `frequency` per time it was generated so far
+    (counts (B, V), the completion only, not the prompt) and `presence` once if it was generated at all.
+    Positive values steer away from repeating; the penalties (floats, or (B, 1) per row) come before the
+    temperature, so a greedy decoder feels them too."""
+    return logits - counts * frequency - (counts > 0).to(logits.dtype) * presence
 
 
 def check_finite(logits: torch.Tensor) -> None:
@@ -125,13 +140,15 @@ def stream(
     stop: Iterable[int] | None = None,
     seed: int | None = None,
     use_cache: bool = True,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token ids (B,) for up to max_new_tokens steps after the prompt idx (B, T).
 
     Stops early once every row has produced a token in `stop`; a finished row keeps repeating its
     stop token, so the batch stays rectangular.
     """
-    _check_args(model, idx, temperature, top_k, top_p)
+    _check_args(model, idx, temperature, top_k, top_p, presence_penalty, frequency_penalty)
     block, rolling = model.config.block_size, model.config.positions == "rotary"
     stop_ids = torch.tensor(sorted(set(stop or ())), dtype=torch.long, device=idx.device)
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
@@ -142,15 +159,22 @@ def stream(
     was_training = model.training
     model.eval()
     decoder = OneTokenDecoder.of(model) if use_cache else None
+    counts = None  # (B, V): how often each row generated each token; only kept when a penalty needs it
+    if presence_penalty or frequency_penalty:
+        counts = torch.zeros(idx.size(0), model.config.vocab_size, device=idx.device)
     try:
         seq = idx
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             logits = _next_logits(model, seq, cache, block, rolling, decoder)
+            if counts is not None:
+                logits = penalized(logits, counts, presence_penalty, frequency_penalty)
             nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
             if stop_ids.numel():
                 nxt = torch.where(finished, seq[:, -1], nxt)
                 finished |= torch.isin(nxt, stop_ids)
+            if counts is not None:
+                counts[torch.arange(len(nxt)), nxt] += 1
             seq = torch.cat([seq, nxt[:, None]], dim=1)
             yield nxt
             if stop_ids.numel() and finished.all():
@@ -169,9 +193,12 @@ def generate(
     stop: Iterable[int] | None = None,
     seed: int | None = None,
     use_cache: bool = True,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
 ) -> torch.Tensor:
     """The prompt followed by the generated tokens: (B, T + n) with n <= max_new_tokens."""
-    new = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, stop, seed, use_cache))
+    new = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, stop, seed, use_cache,
+                      presence_penalty, frequency_penalty))
     return torch.cat([idx, torch.stack(new, dim=1)], dim=1) if new else idx
 
 

@@ -266,7 +266,8 @@ def create_app(handles: dict[str, RunHandle], limits: s.Limits = s.Limits(), api
         loop, events = asyncio.get_running_loop(), asyncio.Queue()
         jobs = [TextJob(p * body.n + j, Sequence(
             ids, body.max_tokens, body.temperature, body.top_k, body.top_p if body.top_p < 1 else None,
-            decoding.stop_ids, None if body.seed is None else body.seed + j), TextPieces(decoding.tokenizer, stops),
+            decoding.stop_ids, None if body.seed is None else body.seed + j, body.presence_penalty,
+            body.frequency_penalty), TextPieces(decoding.tokenizer, stops),
             events, loop) for p, ids in enumerate(encoded) for j in range(body.n)]
         model.worker.submit(jobs)
         reply = CompletionReply(model, body, jobs, events, encoded, started)

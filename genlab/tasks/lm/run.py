@@ -42,9 +42,11 @@ class LMRun(RunHandle):
 
     def generate(self, prompt: str | None = None, max_tokens: int = 256, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, stop: str | None = None,
-                 seed: int | None = None, stream: bool = False) -> str | Iterator[str]:
+                 seed: int | None = None, presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
+                 stream: bool = False) -> str | Iterator[str]:
         """The continuation of `prompt` (not the prompt itself), or with stream=True its pieces as they
-        are generated. temperature 0 is greedy; the text ends before `stop`."""
+        are generated. temperature 0 is greedy; the text ends before `stop`; the penalties (OpenAI's, in
+        [-2, 2]) lower the scores of tokens already generated: once each, and per time."""
         if prompt is None:
             raise GenlabError("a language-model run needs a prompt (--prompt TEXT)")
         unk = self.tokenizer.token_id(UNK)
@@ -52,7 +54,8 @@ class LMRun(RunHandle):
         if unseen:  # a char model cannot read them: say so rather than silently answer something else
             warnings.warn(f"the model never saw {', '.join(map(repr, unseen))} in training: read as {UNK}",
                           stacklevel=2)
-        pieces = stream_text(self.model, self.tokenizer, prompt, max_tokens, temperature, top_k, top_p, stop, seed)
+        pieces = stream_text(self.model, self.tokenizer, prompt, max_tokens, temperature, top_k, top_p, stop, seed,
+                             presence_penalty, frequency_penalty)
         return pieces if stream else "".join(pieces)
 
     def text_decoding(self) -> TextDecoding:
@@ -77,7 +80,8 @@ class LMRun(RunHandle):
 
 def stream_text(model: Transformer, tokenizer: Tokenizer, prompt: str, max_tokens: int, temperature: float = 1.0,
                 top_k: int | None = None, top_p: float | None = None, stop: str | None = None,
-                seed: int | None = None) -> Iterator[str]:
+                seed: int | None = None, presence_penalty: float = 0.0,
+                frequency_penalty: float = 0.0) -> Iterator[str]:
     """Yield the continuation of `prompt` piece by piece as it is generated, ending before `stop`."""
     if not prompt:
         raise GenlabError("the prompt is empty: pass --prompt TEXT")
@@ -85,7 +89,8 @@ def stream_text(model: Transformer, tokenizer: Tokenizer, prompt: str, max_token
         raise GenlabError(f"--max-tokens must be >= 1, got {max_tokens}")
     idx = torch.tensor([tokenizer.encode(prompt)])  # (1, T)
     pieces = TextPieces(tokenizer, [stop] if stop else [])
-    for nxt in stream(model, idx, max_tokens, temperature, top_k, top_p, seed=seed):
+    for nxt in stream(model, idx, max_tokens, temperature, top_k, top_p, seed=seed,
+                      presence_penalty=presence_penalty, frequency_penalty=frequency_penalty):
         piece = pieces.add(int(nxt[0]))
         if piece:
             yield piece
