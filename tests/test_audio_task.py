@@ -72,6 +72,11 @@ def test_generate_writes_a_wav_and_a_folder(run, tmp_path, capsys):
     # the API writes the same bytes as the CLI
     genlab.load(run).generate(n=3).save(tmp_path / "api")
     assert (tmp_path / "api" / "01-one.wav").read_bytes() == (tmp_path / "clips" / "01-one.wav").read_bytes()
+    # saved again with fewer clips: the folder holds this call's clips, and a file of the user's stays
+    (tmp_path / "clips" / "notes.wav").write_bytes(b"mine")
+    assert main(["generate", str(run), "--label", "5", "--n", "2", "--out", str(tmp_path / "clips")]) == 0
+    names = sorted(p.name for p in (tmp_path / "clips").iterdir())
+    assert names == ["00-five.wav", "01-five.wav", "notes.wav", GRID_NAME]
 
 
 @pytest.mark.parametrize("argv, expected", [

@@ -15,6 +15,7 @@ from genlab.io.files import atomic_write_bytes
 from genlab.io.images import make_grid, png_bytes
 
 GRID_NAME = "spectrograms.png"
+CLIP_NAME = re.compile(r"\d{2,}-[a-z0-9-]+\.wav")  # how save() names the clips of a folder
 
 
 def check_audio_path(out: Path, clips: int) -> Path:
@@ -66,13 +67,20 @@ class GeneratedAudio:
         return make_grid(images, nrow=min(columns, len(self)))
 
     def save(self, out: str | Path) -> Path:
-        """One clip -> `out.wav`; several -> folder `out/` with NN-<word>.wav per clip and spectrograms.png."""
+        """One clip -> `out.wav`; several -> folder `out/` with NN-<word>.wav per clip and spectrograms.png.
+        In a folder an earlier save made (it has spectrograms.png), that save's clips not written again
+        (NN-<word>.wav) are removed, so that the folder holds what its picture shows; other files stay."""
         out = check_audio_path(Path(out), len(self))
         if out.suffix == ".wav":
             return write_wav(out, self.numpy()[0], self.sample_rate)
         out.mkdir(exist_ok=True)
+        saved_before, written = (out / GRID_NAME).is_file(), set()
         for i, (wave, words) in enumerate(zip(self.waves, self.words)):
-            name = re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-") or "clip"
-            write_wav(out / f"{i:02d}-{name}.wav", wave.detach().float().cpu().numpy(), self.sample_rate)
+            name = f"{i:02d}-{re.sub(r'[^a-z0-9]+', '-', words.lower()).strip('-') or 'clip'}.wav"
+            write_wav(out / name, wave.detach().float().cpu().numpy(), self.sample_rate)
+            written.add(name)
         atomic_write_bytes(out / GRID_NAME, png_bytes(self.grid()))
+        for stale in out.glob("*.wav") if saved_before else ():
+            if CLIP_NAME.fullmatch(stale.name) and stale.name not in written:
+                stale.unlink()
         return out
