@@ -132,8 +132,11 @@ def test_text_streams_token_by_token(page, cards, tmp_path):
     page.fill("#top-p", "0.95")
     page.fill("#max-tokens", "500")
     page.fill("#text-seed", "7")
+    page.fill("#frequency-penalty", "0.3")
     page.evaluate(START_SAMPLING)
-    page.click("#generate")
+    with page.expect_request("**/v1/completions") as request:
+        page.click("#generate")
+    assert request.value.post_data_json["frequency_penalty"] == 0.3
     expect(page.locator("#output")).to_have_attribute("data-state", "done")
     samples = page.evaluate(STOP_SAMPLING)
     final = len(page.locator("#completion").text_content())

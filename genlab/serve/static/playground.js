@@ -188,6 +188,7 @@ async function complete(card, signal) {
   const response = await post("/v1/completions", {
     model: card.id, prompt, stream: true, stream_options: { include_usage: true },
     temperature: numberField("temperature"), top_p: numberField("top-p"),
+    frequency_penalty: numberField("frequency-penalty"),
     max_tokens: numberField("max-tokens"), seed: numberField("text-seed"),
   }, signal);
   showResult("output");
