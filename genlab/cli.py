@@ -173,6 +173,19 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     print(f"written to {handle.run.report_path}")
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    handle = api.load(args.run, args.checkpoint)
+    if args.out is None:
+        raise GenlabError("pass --out FILE.onnx")
+    description = handle.export(args.out)
+    inputs = ", ".join(f"{name} {tuple(spec['shape'])}" for name, spec in description["inputs"].items())
+    (output, spec), = description["output"].items()
+    check = description["check"]
+    print(f"wrote {args.out} ({description['bytes'] / 1e6:.1f} MB): {inputs} -> {output} {tuple(spec['shape'])}; "
+          f"{check['runtime']} matches PyTorch to {check['max_abs_difference']:.1e} on a batch of {check['batch']}")
+    print(f"wrote {Path(args.out).with_suffix('.json')} (what the inputs and the output mean)")
+
+
 def _print_stream(prompt: str, pieces: Iterator[str]) -> None:
     first = next(pieces, "")  # bad input fails here, before anything is printed
     print(prompt + first, end="", flush=True)
@@ -317,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "a text file otherwise")
     generate.add_argument("--checkpoint", choices=["last", "best"], default="last")
     generate.set_defaults(func=_cmd_generate)
+
+    export = commands.add_parser("export", help="write a run's network as ONNX (FILE.onnx + FILE.json), checked "
+                                 "against PyTorch with onnxruntime")
+    export.add_argument("run")
+    export.add_argument("--out", help="FILE.onnx")
+    export.add_argument("--checkpoint", choices=["last", "best"], default="last")
+    export.set_defaults(func=_cmd_export)
 
     server = commands.add_parser("serve", help="serve runs over HTTP: OpenAI-compatible API, playground at /")
     server.add_argument("runs", nargs="+", metavar="RUN", help="run folders; each is the model named by its folder")

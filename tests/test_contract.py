@@ -17,7 +17,10 @@ import shutil
 import signal
 from pathlib import Path
 
+import numpy as np
+import onnxruntime
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 import genlab
@@ -136,6 +139,24 @@ def test_generate_through_the_cli_and_the_api_agree(cases, name, tmp_path, capsy
     else:  # text: the CLI prints what the handle returns (a language model after its prompt)
         prompt = tiny.generate.get("prompt", "") if "stream" in handle.options("generate") else ""
         assert printed == f"{prompt}{result}\n" and str(result).strip()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_export_writes_onnx_that_onnxruntime_runs_as_pytorch_does(cases, name, tmp_path, capsys):
+    _, run = cases[name]
+    before = snapshot(run)
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(run), "--out", str(out)]) == 0
+    assert snapshot(run) == before  # the run is only read
+    description = json.loads(out.with_suffix(".json").read_text())
+    graph = genlab.load(run).export_graph()
+    inputs = graph.example(5)  # a batch size neither the trace nor the export's own check used
+    assert list(description["inputs"]) == list(inputs) and description["check"]["max_abs_difference"] <= 1e-3
+    got = onnxruntime.InferenceSession(str(out)).run(None, {key: t.numpy() for key, t in inputs.items()})[0]
+    with torch.no_grad():
+        want = graph.module(*inputs.values()).numpy()
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+    assert description["output"][graph.output]["shape"][0] == "batch"
 
 
 SERVE_REQUESTS = {  # one request per endpoint, built from the tiny run's own generate options

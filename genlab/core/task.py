@@ -22,6 +22,7 @@ from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
 from genlab.errors import GenlabError
 from genlab.evaluation.protocols import get_protocol
+from genlab.io.onnx import ExportGraph, export_onnx
 from genlab.io.tokenizers import Tokenizer
 from genlab.models.transformer import Transformer
 
@@ -127,6 +128,16 @@ class RunHandle:
     def classify(self, texts: list[str]) -> list[Any]:
         """Each text's labels with their probabilities, likeliest first (LabelScores)."""
         raise NotImplementedError
+
+    def export_graph(self) -> ExportGraph:
+        """The network `export` writes as ONNX: tensors in, one tensor out (genlab.io.onnx)."""
+        raise GenlabError(f"a '{self.task}' run has no ONNX export")
+
+    def export(self, out: str | Path) -> dict[str, Any]:
+        """Write the run's network to `out` (FILE.onnx), checked against PyTorch by onnxruntime, and its
+        description to FILE.json (inputs, output, their meaning, the measured difference); returns it."""
+        return export_onnx(self.export_graph(), out, {"run": str(self.path), "task": self.task,
+                                                      "checkpoint": self.checkpoint})
 
     def evaluate_protocol(self, name: str, **options: Any) -> dict[str, Any]:
         """Score the run by an evaluation protocol (genlab.evaluation.protocols) that fits its endpoint;

@@ -92,7 +92,7 @@ class SpecGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """z (B, latent), labels (B,) -> (B, 1, 64, 64) in [-1, 1]."""
         y = F.one_hot(labels, self.config.num_classes).to(z.dtype)
-        h = self.stem(torch.cat([z, y], dim=1)).view(len(z), -1, 4, 4)  # (B, 8w, 4, 4)
+        h = self.stem(torch.cat([z, y], dim=1)).unflatten(1, (-1, 4, 4))  # (B, 8w, 4, 4)
         h = F.relu(self.stem_norm(h, labels))
         for block in self.blocks:
             h = block(h, labels)  # ... -> (B, w/2, 64, 64)

@@ -33,7 +33,7 @@ class SequenceClassifier(nn.Module):
                           compute_logits=False).hidden_states  # (B, T, C)
         if causal:
             last = attention_mask.sum(dim=1) - 1  # (B,) index of the last real token
-            return h[torch.arange(len(ids), device=ids.device), last]
+            return h[torch.arange(ids.size(0), device=ids.device), last]
         weights = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
         return (h * weights).sum(dim=1) / weights.sum(dim=1)
 

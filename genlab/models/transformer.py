@@ -367,3 +367,14 @@ class Transformer(nn.Module):
             self_pos[torch.arange(T), past + torch.arange(T)] = True
             mask = mask | self_pos
         return mask, False
+
+
+class TokenLogits(nn.Module):
+    """A transformer as ids (B, T) -> logits (B, T, V) alone, no cache: the graph `genlab export` writes."""
+
+    def __init__(self, model: Transformer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids).logits

@@ -14,6 +14,7 @@ from genlab.data.audio import load_audio_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.audio_eval import evaluate_clips, load_audio_evaluator
 from genlab.io.audio_clips import GeneratedAudio
+from genlab.io.onnx import ExportGraph, generator_graph
 from genlab.models.audio_gan import AudioGANConfig, build_audio_gan
 from genlab.tasks.audio.process import check_request, cycle_labels, draw_spectrograms, to_waves
 from genlab.tasks.audio.recipe import AudioRecipe
@@ -60,6 +61,13 @@ class AudioRun(RunHandle):
     @property
     def class_names(self) -> list[str]:
         return list(self._class_names)
+
+    def export_graph(self) -> ExportGraph:
+        """The generator: noise z and digit labels -> log-mel spectrogram images (the vocoder stays outside)."""
+        return generator_graph(self.generator, self.config.latent_dim, self.class_names, "spectrograms",
+                               "log-mel images (batch, 1, 64 mel bands, 64 frames) in [-1, 1], low frequencies "
+                               "in row 0; genlab.tasks.audio.process.to_waves (Griffin-Lim) makes 1 s of 16 kHz "
+                               "audio of each")
 
     def _request(self, n: int, label: int | None, seed: int, text: str | None) -> tuple[torch.Tensor, bool]:
         """The labels one generate call draws, and whether they are one `text` clip."""

@@ -21,6 +21,7 @@ from genlab.data.labelled import load_labelled_data
 from genlab.errors import GenlabError
 from genlab.evaluation.text_metrics import accuracy, bleu, chrf, macro_f1
 from genlab.io.files import atomic_write_text
+from genlab.io.onnx import ExportGraph, token_logits_graph
 from genlab.io.tokenizers import load_tokenizer
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.peft.lora import merge_lora
@@ -124,6 +125,28 @@ class FinetuneRun(RunHandle):
             raise GenlabError(f"{self.path} is a classifier: it labels texts, it does not complete them")
         codec = self.codec
         return TextDecoding(self.model, codec.tokenizer, codec.source_ids, frozenset({codec.eos_id}))
+
+    def export_graph(self) -> ExportGraph:
+        """seq2seq: the decoder as ids -> logits (source, <bos>, then the target so far); classify: ids and
+        attention mask -> label scores. The run's tokenizer (RUN/tokenizer.json, or its start's) makes the ids."""
+        codec = self.codec
+        if codec.kind == "seq2seq":
+            return token_logits_graph(self.model, f"the source's tokens, the separator {codec.sep_id}, then the "
+                                      f"target so far (greedy decoding stops at {codec.eos_id})")
+
+        def example(batch: int) -> dict[str, torch.Tensor]:  # right-padded rows of different lengths
+            width = min(codec.max_tokens, 4 + batch)
+            ids = torch.randint(0, self.model.backbone.config.vocab_size, (batch, width),
+                                generator=torch.Generator().manual_seed(batch))
+            mask = (torch.arange(width) < torch.arange(width, width - batch, -1)[:, None]).long()  # (B, width)
+            return {"input_ids": ids.masked_fill(mask == 0, codec.pad_id), "attention_mask": mask}
+
+        notes = {"input_ids": f"tokens, right-padded with {codec.pad_id}",
+                 "attention_mask": "1 on real tokens, 0 on padding",
+                 "logits": f"scores of the labels {', '.join(codec.labels)} (softmax for probabilities)"}
+        sequence = ("sequence", codec.max_tokens)
+        return ExportGraph(self.model, example, "logits", notes=notes,
+                           dynamic={"input_ids": {1: sequence}, "attention_mask": {1: sequence}})
 
     def generate(self, prompt: str | None = None, max_tokens: int = 256) -> str | LabelScores:
         """seq2seq: the target for the source `prompt` (greedy, at most max_tokens); classify: the labels

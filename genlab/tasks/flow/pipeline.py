@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genlab.errors import GenlabError
 from genlab.models.unet import UNet
@@ -16,6 +17,18 @@ from genlab.tasks.flow.process import Start, sample
 
 IMAGE_SHAPE = (1, 28, 28)
 MAX_SAMPLES = 50_000  # images per call: bounds memory (the standard FID sample size)
+
+
+class Sampler(nn.Module):
+    """`steps` Euler steps at guidance weight w as one module: noise (B, 1, 28, 28) [and conditions: labels (B,)
+    or caption embeddings (B, D)] -> images (B, 1, 28, 28) in [0, 1]. The graph `genlab export` writes."""
+
+    def __init__(self, model: UNet, steps: int, guidance: float):
+        super().__init__()
+        self.model, self.steps, self.guidance = model, steps, guidance
+
+    def forward(self, noise: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return to_pixels(sample(self.model, noise, self.steps, cond, self.guidance))
 
 
 def to_model(images: torch.Tensor) -> torch.Tensor:

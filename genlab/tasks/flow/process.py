@@ -68,9 +68,10 @@ def guided_velocity(model: Velocity, x: torch.Tensor, t: torch.Tensor, cond: tor
     if cond is None or guidance == 1:
         return model(x, t, cond, None)
     if guidance == 0:
-        return model(x, t, cond, torch.ones(len(x), dtype=torch.bool, device=x.device))
-    drop = torch.cat([torch.zeros(len(x), dtype=torch.bool), torch.ones(len(x), dtype=torch.bool)]).to(x.device)
-    v_cond, v_uncond = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]), drop).chunk(2)
+        return model(x, t, cond, torch.ones(x.size(0), dtype=torch.bool, device=x.device))
+    drop = torch.arange(2 * x.size(0), device=x.device) >= x.size(0)  # (2B,): the second half unconditional
+    both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]), drop)  # (2B, ...)
+    v_cond, v_uncond = both[:x.size(0)], both[x.size(0):]  # slices, not chunk(2): an exported batch stays dynamic
     return v_uncond + guidance * (v_cond - v_uncond)
 
 
@@ -102,7 +103,7 @@ def sample(model: Velocity, noise: torch.Tensor, steps: int, cond: torch.Tensor 
     times = torch.linspace(t0, 1.0, n_steps + 1).tolist()
     x = noise if start is None else interpolate(noise, start.image, torch.full((len(noise),), t0))
     for t_now, t_next in zip(times[:-1], times[1:]):
-        v = guided_velocity(model, x, torch.full((len(x),), t_now, device=x.device), cond, guidance)
+        v = guided_velocity(model, x, x.new_full((x.size(0),), t_now), cond, guidance)
         if constrain is None:
             x = x + (t_next - t_now) * v
         else:

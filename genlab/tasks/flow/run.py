@@ -5,6 +5,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
@@ -15,9 +16,10 @@ from genlab.errors import GenlabError
 from genlab.evaluation.classifier import ImageClassifier, load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
+from genlab.io.onnx import ExportGraph
 from genlab.models.unet import UNet, UNetConfig
 from genlab.tasks.flow.inputs import read_image, read_low_res, read_mask
-from genlab.tasks.flow.pipeline import check_prompt, class_labels, draw, to_model
+from genlab.tasks.flow.pipeline import IMAGE_SHAPE, Sampler, check_prompt, class_labels, draw, to_model
 from genlab.tasks.flow.process import Start, evaluations_per_sample
 from genlab.tasks.flow.recipe import FlowRecipe
 from genlab.tasks.flow.text import CaptionBank, caption_encoder
@@ -58,6 +60,30 @@ class FlowRun(RunHandle):
             return self.encoder.embed([prompt]).vectors.expand(n, -1), None
         labels, embeddings = self.captions(held_out=False).cycle(n)
         return embeddings, labels
+
+    def export_graph(self) -> ExportGraph:
+        """The whole sampler at the recipe's steps and guidance (sample.steps, sample.guidance), unrolled:
+        noise [and labels or caption embeddings] -> images."""
+        steps, guidance = self._settings(None, None)
+        config = self.model.config
+
+        def example(batch: int) -> dict[str, torch.Tensor]:
+            rng = torch.Generator().manual_seed(batch)
+            inputs = {"noise": torch.randn(batch, *IMAGE_SHAPE, generator=rng)}
+            if config.conditioning == "class":
+                inputs["labels"] = torch.arange(batch) % config.num_classes
+            elif config.conditioning == "text":
+                inputs["caption_embeddings"] = F.normalize(torch.randn(batch, config.text_dim, generator=rng), dim=1)
+            return inputs
+
+        notes = {"noise": "standard normal noise (batch, 1, 28, 28): the image at time 0",
+                 "images": f"greyscale images (batch, 1, 28, 28) in [0, 1], after {steps} Euler steps at guidance "
+                           f"w = {guidance:g} ({evaluations_per_sample(steps, guidance, config.conditioning != 'none')}"
+                           " U-Net evaluations per image)",
+                 "labels": f"class ids 0..{config.num_classes - 1}: {', '.join(self.class_names)}",
+                 "caption_embeddings": f"the caption's sentence embedding ({config.text_dim} numbers from "
+                                       "all-MiniLM-L6-v2, as genlab.tasks.flow.text embeds it)"}
+        return ExportGraph(Sampler(self.model, steps, guidance), example, "images", notes=notes)
 
     def _settings(self, steps: int | None, guidance: float | None) -> tuple[int, float]:
         steps = self.recipe.sample.steps if steps is None else steps

@@ -11,6 +11,7 @@ from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.evaluation.classifier import load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
+from genlab.io.onnx import ExportGraph, generator_graph
 from genlab.models.gan import GANConfig, build_gan, sample_images, sample_together
 from genlab.tasks.gan.recipe import GanRecipe
 
@@ -34,6 +35,11 @@ class GanRun(RunHandle):
         classes in turn)."""
         images, labels = sample_images(self.generator, n, seed, label)
         return GeneratedImages(images, labels, nrow=self.config.num_classes or None)
+
+    def export_graph(self) -> ExportGraph:
+        """The generator: noise z (and labels, if conditional) -> images in [0, 1]."""
+        return generator_graph(self.generator, self.config.latent_dim, self.class_names, "images",
+                               "greyscale images (batch, 1, 28, 28) in [0, 1]")
 
     @property
     def class_names(self) -> list[str]:

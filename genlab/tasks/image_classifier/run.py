@@ -14,6 +14,7 @@ from genlab.core.task import RunHandle
 from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.adversarial import Attack, robust_accuracy
+from genlab.io.onnx import ExportGraph
 from genlab.models.convnet import ConvNet, ConvNetConfig
 from genlab.tasks.image_classifier.picture import AdversarialExamples, adversarial_examples
 from genlab.tasks.image_classifier.recipe import ClassifierRecipe
@@ -41,6 +42,15 @@ class ClassifierRun(RunHandle):
         source = IMAGE_DATASETS.get(self.recipe.data.name)
         names = source.class_names if source else ()
         return [names[i] if i < len(names) else str(i) for i in range(self.config.num_classes)]
+
+    def export_graph(self) -> ExportGraph:
+        """The classifier: images -> class scores."""
+        def example(batch: int) -> dict[str, torch.Tensor]:
+            return {"images": torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(batch))}
+
+        notes = {"images": "greyscale images (batch, 1, 28, 28) in [0, 1]",
+                 "logits": f"scores of the classes {', '.join(self.class_names)} (softmax for probabilities)"}
+        return ExportGraph(self.model, example, "logits", notes=notes)
 
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The test images (N, 1, 28, 28) in [0, 1] and labels (N,), loaded once."""

@@ -14,6 +14,7 @@ from genlab.core.run import CostMeter, RunDir
 from genlab.core.task import RunHandle, TextDecoding
 from genlab.data.tokens import corpus_texts, open_tokens, write_tokens
 from genlab.errors import GenlabError
+from genlab.io.onnx import ExportGraph, token_logits_graph
 from genlab.io.tokenizers import UNK, Tokenizer, load_tokenizer
 from genlab.models.generation import TextPieces, stream
 from genlab.models.transformer import Transformer, TransformerConfig
@@ -60,6 +61,10 @@ class LMRun(RunHandle):
 
     def text_decoding(self) -> TextDecoding:
         return TextDecoding(self.model, self.tokenizer, self.tokenizer.encode)
+
+    def export_graph(self) -> ExportGraph:
+        """The transformer without a cache: token ids -> logits at every position."""
+        return token_logits_graph(self.model, "tokens of the run's tokenizer (RUN/tokenizer.json)")
 
     def evaluate(self) -> dict[str, Any]:
         """Test-split loss and perplexity (windows spread over the whole split); report.json `test`."""
