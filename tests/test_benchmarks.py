@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from genlab.cli import main
 from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
 from genlab.tasks.lm.tiny import write_tiny_corpus
+from tests.conftest import tiny_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
@@ -56,6 +58,16 @@ def test_generation_benchmark_smoke(tmp_path):
             assert row["decoding"] == "sampled" or row["same_tokens"]  # greedy: the same tokens on both sides
     assert results["target"]["ratio"] == rows[0]["ratio_genlab_over_transformers"]
     assert (tmp_path / "generation_benchmark.png").read_bytes().startswith(PNG)
+
+
+def test_export_benchmark_smoke(tmp_path, tiny_idx_dir):
+    run = tmp_path / "gan"
+    assert main(["train", "essay-mlp-mnist", *tiny_overrides(tiny_idx_dir), "--out", str(run)]) == 0
+    run_script("export_benchmark.py", str(run), "--batch", "8", "--repeats", "2", "--out", str(tmp_path / "out"))
+    (row,) = json.loads((tmp_path / "out" / "export_benchmark.json").read_text())["runs"]
+    assert row["task"] == "gan" and row["inputs"] == {"z": [8, 100]} and row["max_abs_difference"] < 1e-4
+    assert positive(row["onnxruntime_speedup"]) and row["bytes"] > 0
+    assert "| gan |" in (tmp_path / "out" / "export_benchmark.md").read_text()
 
 
 def needs_fashion_mnist() -> None:

@@ -80,7 +80,7 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
     traced = graph.example(2)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "torch._dynamo"):
+        with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnx_ir", "onnxscript"):
             warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's business
             program = torch.onnx.export(module, tuple(traced.values()), input_names=list(traced),
                                         output_names=[graph.output], dynamic_shapes=_shapes(graph, traced),

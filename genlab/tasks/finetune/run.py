@@ -138,7 +138,8 @@ class FinetuneRun(RunHandle):
             width = min(codec.max_tokens, 4 + batch)
             ids = torch.randint(0, self.model.backbone.config.vocab_size, (batch, width),
                                 generator=torch.Generator().manual_seed(batch))
-            mask = (torch.arange(width) < torch.arange(width, width - batch, -1)[:, None]).long()  # (B, width)
+            lengths = width - torch.arange(batch) % width  # width, width - 1, ..., 1, width, ...
+            mask = (torch.arange(width) < lengths[:, None]).long()  # (B, width)
             return {"input_ids": ids.masked_fill(mask == 0, codec.pad_id), "attention_mask": mask}
 
         notes = {"input_ids": f"tokens, right-padded with {codec.pad_id}",
