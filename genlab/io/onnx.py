@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,22 @@ def _described(graph: ExportGraph, inputs: dict[str, torch.Tensor], output: torc
             "output": {graph.output: spec(graph.output, output, graph.output_axes)}}
 
 
+@contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """These loggers at ERROR for the duration (torch.onnx logs each pass it runs), warnings off."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's business
+            for logger in loggers:
+                logger.setLevel(logging.ERROR)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> dict[str, Any]:
     """Write `path` (.onnx) and its description `path` with .json; returns the description."""
     path = Path(path)
@@ -74,14 +91,14 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
         raise GenlabError(f"--out {path}: the folder {path.parent} does not exist")
     try:
         import onnxruntime
+        import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
     except ImportError:
         raise GenlabError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'genlab[export]'") from None
     module = graph.module.eval()
     traced = graph.example(2)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnx_ir", "onnxscript"):
-            warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's business
+        with _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnx_ir", "onnxscript"):
             program = torch.onnx.export(module, tuple(traced.values()), input_names=list(traced),
                                         output_names=[graph.output], dynamic_shapes=_shapes(graph, traced),
                                         dynamo=True, verbose=False, optimize=True)
@@ -110,22 +127,6 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
                    "bytes": path.stat().st_size}
     atomic_write_text(path.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
     return description
-
-
-class _quiet:
-    """Raise these loggers to ERROR for the duration (torch.onnx logs each pass it runs)."""
-
-    def __init__(self, *names: str):
-        self.loggers = [logging.getLogger(name) for name in names]
-
-    def __enter__(self) -> None:
-        self.levels = [logger.level for logger in self.loggers]
-        for logger in self.loggers:
-            logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc: Any) -> None:
-        for logger, level in zip(self.loggers, self.levels):
-            logger.setLevel(level)
 
 
 def token_logits_graph(model: Transformer, ids_mean: str) -> ExportGraph:
