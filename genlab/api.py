@@ -5,6 +5,7 @@
     model = genlab.load("runs/essay")                       # any task: gan, lm, finetune, ...
     model.generate(n=16, seed=0).save("grid.png")           # images; text runs: model.generate("And God said")
     model.evaluate()                                         # writes its section of report.json
+    model.export("essay.onnx")                               # its network as ONNX, checked by onnxruntime
     model.report["cost"], model.recipe.train
 
 The CLI (genlab.cli) and the HTTP server are thin layers over these functions.
@@ -26,7 +27,7 @@ from genlab.tasks import get_task, recipe_from_tree, task_of_run
 
 
 def load(run: str | Path, checkpoint: str = "last") -> RunHandle:
-    """Open a run directory for use: a handle with .generate, .evaluate, .report and .recipe.
+    """Open a run directory for use: a handle with .generate, .evaluate, .export, .report and .recipe.
 
     `checkpoint` is "last" or "best" (the period with the best quick score, where the task keeps one).
     """
