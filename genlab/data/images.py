@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from genlab.data.idx import read_idx, write_idx
 from genlab.errors import GenlabError
@@ -91,6 +92,13 @@ class ImageData:
         if split == "test":
             return self.test_images, self.test_labels
         raise GenlabError(f"unknown split '{split}' (choose train or test)")
+
+    def tensors(self, split: str, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split as images (N, 1, 28, 28) float32 in [0, 1] and labels (N,) int64; the first `limit` (0 = all)."""
+        images, labels = self.split(split)
+        if limit:
+            images, labels = images[:limit], labels[:limit]
+        return torch.from_numpy(images).unsqueeze(1).float().div_(255), torch.from_numpy(labels).long()
 
 
 def cache_root() -> Path:

@@ -68,12 +68,9 @@ class FlowTraining(OwnNoise):
             self.modules["model_ema"] = self.sampler
         t = recipe.train
         self.optimizers = {"model": adamw(model, t.lr, t.betas, weight_decay=0.0)}
-        images, labels = data.split("train")
-        if recipe.data.limit:
-            images, labels = images[: recipe.data.limit], labels[: recipe.data.limit]
         # The whole (small) training set lives on the device, in model scale: (N, 1, 28, 28) in [-1, 1].
-        self.images = to_model(torch.from_numpy(images).to(device).unsqueeze(1).float().div_(255))
-        self.labels = torch.from_numpy(labels).long().to(device)
+        images, labels = data.tensors("train", recipe.data.limit)
+        self.images, self.labels = to_model(images.to(device)), labels.to(device)
         self.num_examples = len(self.labels)
         self.noise = torch.Generator().manual_seed(recipe.seed + 1)
         self.data_source = f"{data.name} from {data.source}"

@@ -61,12 +61,9 @@ class GanTraining(OwnNoise):
             self.modules["generator_ema"] = self.sampler
         t = recipe.train
         self.optimizers = gan_optimizers(generator, discriminator, t.lr_g, t.lr_d, tuple(t.betas))
-        images, labels = data.split("train")
-        if recipe.data.limit:
-            images, labels = images[: recipe.data.limit], labels[: recipe.data.limit]
         # The whole (small) training set lives on the device as floats in [0, 1]: (N, 1, 28, 28).
-        self.images = torch.from_numpy(images).to(device).unsqueeze(1).float().div_(255)
-        self.labels = torch.from_numpy(labels).to(device)
+        images, labels = data.tensors("train", recipe.data.limit)
+        self.images, self.labels = images.to(device), labels.to(device)
         self.num_examples = len(self.labels)
         # Noise comes from its own generator, identical on all ranks; each rank takes its slice.
         self.noise = torch.Generator().manual_seed(recipe.seed + 1)

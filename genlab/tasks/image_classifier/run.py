@@ -18,7 +18,6 @@ from genlab.io.onnx import ExportGraph
 from genlab.models.convnet import ConvNet, ConvNetConfig
 from genlab.tasks.image_classifier.picture import AdversarialExamples, adversarial_examples
 from genlab.tasks.image_classifier.recipe import ClassifierRecipe
-from genlab.tasks.image_classifier.task import to_float_images
 
 EVAL_SEED = 1234  # the attacks' random starts in `evaluate`: two evaluations of one checkpoint agree
 
@@ -55,8 +54,7 @@ class ClassifierRun(RunHandle):
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The test images (N, 1, 28, 28) in [0, 1] and labels (N,), loaded once."""
         if self._test is None:
-            images, labels = load_image_dataset(self.recipe.data.name, self.recipe.data.path).split("test")
-            self._test = to_float_images(images), torch.from_numpy(labels)
+            self._test = load_image_dataset(self.recipe.data.name, self.recipe.data.path).tensors("test")
         return self._test
 
     def threat(self, attack: str | None, epsilon: float | None, steps: int | None,

@@ -32,10 +32,6 @@ MONITOR_SEED = 4321  # the random starts of the per-epoch check: the same every 
 SAMPLE_IMAGES = 8  # held-out images shown clean and attacked in samples/epoch_XXXX.png
 
 
-def to_float_images(images) -> torch.Tensor:
-    return torch.from_numpy(images).unsqueeze(1).float().div_(255)  # uint8 (N, 28, 28) -> (N, 1, 28, 28)
-
-
 class ClassifierTraining:
     @classmethod
     def build(cls, recipe: ClassifierRecipe, env: DistEnv, run: RunDir) -> "ClassifierTraining":
@@ -43,19 +39,15 @@ class ClassifierTraining:
 
     def __init__(self, recipe: ClassifierRecipe, data: ImageData, env: DistEnv):
         self.recipe, self.env, self.data = recipe, env, data
-        images, labels = data.split("train")
-        if recipe.data.limit:
-            images, labels = images[: recipe.data.limit], labels[: recipe.data.limit]
+        images, labels = data.tensors("train", recipe.data.limit)
         held = recipe.data.monitor_size
         if held >= len(labels):
             raise GenlabError(f"data.monitor_size={held} leaves no training images of the {len(labels)} there are")
         device = env.device
         # The whole training set lives on the device: (N, 1, 28, 28) floats in [0, 1]; the last
         # `monitor_size` images are held out for the per-epoch robustness check.
-        self.images = to_float_images(images[:-held]).to(device)
-        self.labels = torch.from_numpy(labels[:-held]).to(device)
-        self.monitor_images = to_float_images(images[-held:]).to(device)
-        self.monitor_labels = torch.from_numpy(labels[-held:]).to(device)
+        self.images, self.labels = images[:-held].to(device), labels[:-held].to(device)
+        self.monitor_images, self.monitor_labels = images[-held:].to(device), labels[-held:].to(device)
         self.num_examples = len(self.labels)
         self.config = dataclasses.replace(recipe.model, num_classes=data.num_classes)
         network = ConvNet(self.config).to(device)  # initial weights from the trainer's seeded global RNG
