@@ -177,7 +177,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     handle = api.load(args.run, args.checkpoint)
     if args.out is None:
         raise GenlabError("pass --out FILE.onnx")
-    description = handle.export(args.out)
+    options: dict[str, Any] = {k: getattr(args, k) for k in task_options("export_graph") if hasattr(args, k)}
+    description = handle.export(args.out, **options)
     inputs = ", ".join(f"{name} {tuple(spec['shape'])}" for name, spec in description["inputs"].items())
     (output, spec), = description["output"].items()
     check = description["check"]
@@ -335,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "against PyTorch with onnxruntime")
     export.add_argument("run")
     export.add_argument("--out", help="FILE.onnx")
+    _add_options(export, task_options("export_graph"))
     export.add_argument("--checkpoint", choices=["last", "best"], default="last")
     export.set_defaults(func=_cmd_export)
 

@@ -15,6 +15,7 @@ from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.io.onnx import ExportGraph, export_onnx, token_logits_graph
 from genlab.models.transformer import Transformer, TransformerConfig
+from genlab.tasks import TASKS
 from tests.conftest import one_error_line, snapshot, tiny_overrides
 
 MODERN = dict(positions="rotary", norm="rmsnorm", activation="swiglu", qk_norm=True, bias=False, tie_head=False,
@@ -89,3 +90,16 @@ def test_bad_out_is_one_line_and_writes_nothing(gan_run, tmp_path, capsys, out, 
     assert main(argv) == 2
     one_error_line(capsys, expected)
     assert list(tmp_path.iterdir()) == [] and snapshot(gan_run) == before
+
+
+def test_options_reach_the_graph_and_a_task_without_them_refuses_them(gan_run, tmp_path, capsys):
+    assert main(["export", str(gan_run), "--out", str(tmp_path / "gan.onnx"), "--steps", "2"]) == 2
+    one_error_line(capsys, "a 'gan' run does not take steps for export (it takes: nothing)")
+    flow = tmp_path / "flow"
+    tiny = TASKS["flow"].tiny(tmp_path)
+    assert main(["train", tiny.recipe, *tiny.overrides, "--out", str(flow)]) == 0
+    out = tmp_path / "flow.onnx"
+    assert main(["export", str(flow), "--out", str(out), "--steps", "2", "--guidance", "0"]) == 0
+    described = json.loads(out.with_suffix(".json").read_text())
+    assert described["options"] == {"steps": 2, "guidance": 0.0}
+    assert "after 2 Euler steps at guidance w = 0 (2 U-Net evaluations" in described["output"]["images"]["means"]

@@ -129,15 +129,18 @@ class RunHandle:
         """Each text's labels with their probabilities, likeliest first (LabelScores)."""
         raise NotImplementedError
 
-    def export_graph(self) -> ExportGraph:
-        """The network `export` writes as ONNX: tensors in, one tensor out (genlab.io.onnx)."""
+    def export_graph(self, **options: Any) -> ExportGraph:
+        """The network `export` writes as ONNX: tensors in, one tensor out (genlab.io.onnx). Its keyword
+        arguments (e.g. a flow's sampling steps) are `genlab export`'s options."""
         raise GenlabError(f"a '{self.task}' run has no ONNX export")
 
-    def export(self, out: str | Path) -> dict[str, Any]:
+    def export(self, out: str | Path, **options: Any) -> dict[str, Any]:
         """Write the run's network to `out` (FILE.onnx), checked against PyTorch by onnxruntime, and its
-        description to FILE.json (inputs, output, their meaning, the measured difference); returns it."""
-        return export_onnx(self.export_graph(), out, {"run": str(self.path), "task": self.task,
-                                                      "checkpoint": self.checkpoint})
+        description to FILE.json (inputs, output, their meaning, the measured difference); returns it.
+        `options` go to `export_graph`."""
+        self.check_options("export_graph", options)
+        return export_onnx(self.export_graph(**options), out, {"run": str(self.path), "task": self.task,
+                                                               "checkpoint": self.checkpoint, "options": options})
 
     def evaluate_protocol(self, name: str, **options: Any) -> dict[str, Any]:
         """Score the run by an evaluation protocol (genlab.evaluation.protocols) that fits its endpoint;
@@ -166,7 +169,8 @@ class RunHandle:
         accepted = self.options(method)
         unknown = sorted(set(options) - set(accepted))
         if unknown:
-            raise GenlabError(f"a '{self.task}' run does not take {', '.join(unknown)} for {method} "
+            command = method.removesuffix("_graph")  # export_graph's options are `genlab export`'s
+            raise GenlabError(f"a '{self.task}' run does not take {', '.join(unknown)} for {command} "
                               f"(it takes: {', '.join(accepted) or 'nothing'})")
 
     def __repr__(self) -> str:

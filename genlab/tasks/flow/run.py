@@ -61,10 +61,10 @@ class FlowRun(RunHandle):
         labels, embeddings = self.captions(held_out=False).cycle(n)
         return embeddings, labels
 
-    def export_graph(self) -> ExportGraph:
-        """The whole sampler at the recipe's steps and guidance (sample.steps, sample.guidance), unrolled:
-        noise [and labels or caption embeddings] -> images."""
-        steps, guidance = self._settings(None, None)
+    def export_graph(self, steps: int | None = None, guidance: float | None = None) -> ExportGraph:
+        """The whole sampler, unrolled at `steps` Euler steps with guidance weight `guidance` (default the
+        recipe's sample.steps and sample.guidance): noise [and labels or caption embeddings] -> images."""
+        steps, guidance = self._settings(steps, guidance)
         config = self.model.config
 
         def example(batch: int) -> dict[str, torch.Tensor]:
