@@ -135,7 +135,7 @@ class ContinuousBatch:
         from the whole distribution in one softmax, each drawing with its own generator."""
         check_finite(logits)
         penalised = [i for i, row in enumerate(self.rows) if row.penalised]
-        if penalised:  # (P, V) of penalties, subtracted from those rows only
+        if penalised:  # those rows (P, V) replaced by their penalised scores
             logits = logits.index_put((torch.tensor(penalised),),
                                       torch.cat([self.rows[i].penalize(logits[i:i + 1]) for i in penalised]))
         tokens = logits.argmax(dim=-1).tolist()
