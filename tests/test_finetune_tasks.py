@@ -7,6 +7,7 @@ import os
 import signal
 
 import numpy as np
+import onnxruntime
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -130,6 +131,18 @@ def test_seq2seq_run_learns_the_mapping_and_beats_the_copy_baseline(files, tmp_p
     one_error_line(capsys, "a 'finetune' run does not take temperature for generate")
     with pytest.raises(GenlabError, match="is a seq2seq run, not a classifier"):
         genlab.load(run).classify(["thou hast light"])
+    # its ONNX export decodes the same answer greedily in onnxruntime (no cache: the whole sequence each step)
+    handle = genlab.load(run)
+    handle.export(tmp_path / "s2s.onnx")
+    session = onnxruntime.InferenceSession(str(tmp_path / "s2s.onnx"))
+    ids = handle.codec.source_ids("thou hast light")
+    answer: list[int] = []
+    while len(answer) < 30:
+        logits = session.run(None, {"input_ids": np.array([ids + answer])})[0]  # (1, T, V)
+        if (token := int(logits[0, -1].argmax())) == handle.codec.eos_id:
+            break
+        answer.append(token)
+    assert handle.codec.tokenizer.decode(answer).strip() == "you have light"
 
 
 def test_adapter_delta_is_small_and_refuses_another_base(files, tmp_path):
