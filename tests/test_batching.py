@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from genlab.io.tokenizers import build_tokenizer
 from genlab.models.batching import ContinuousBatch, Sequence
 from genlab.models.generation import TextPieces, generate, penalized
 from genlab.models.transformer import Transformer, TransformerConfig
@@ -116,6 +117,34 @@ def test_text_pieces_hold_back_what_could_be_a_stop_string():
     assert pieces.finish() == ""
     other = TextPieces(Letters())
     assert other.add(0) == "a" and other.add(26) == "" and other.finish() == "\ufffd"
+
+
+@pytest.fixture(scope="module")
+def tokenizers() -> dict:
+    """A byte-level BPE (multi-byte characters split across tokens) and a char tokenizer, on text with accents."""
+    texts = ["Thou art the café, the naïve señor — «ÿ» and € 100 ", "and the LORD said unto Moses, Go in"] * 40
+    return {kind: build_tokenizer(kind, texts, vocab_size=300) for kind in ("bpe", "char")}
+
+
+@pytest.mark.parametrize("kind", ["bpe", "char"])
+@pytest.mark.parametrize("stops", [[], ["the"], [", ", "€"], ["\n\n"]])
+def test_text_pieces_decode_incrementally_what_a_full_decode_gives(tokenizers, kind, stops):
+    """Pieces of random ids (broken UTF-8 included) add up to the full decode, cut before the first stop string."""
+    tokenizer = tokenizers[kind]
+    g = torch.Generator().manual_seed(len(stops) + (kind == "bpe"))
+    for _ in range(20):
+        ids = torch.randint(0, tokenizer.vocab_size, (int(torch.randint(1, 120, (1,), generator=g)),),
+                            generator=g).tolist()
+        pieces = TextPieces(tokenizer, stops)
+        given = []
+        for i in ids:
+            given.append(pieces.add(i))
+            if pieces.stopped:
+                break
+        given.append(pieces.finish())
+        full = tokenizer.decode(ids)
+        cut = min((full.find(s) for s in stops if s in full), default=len(full))
+        assert "".join(given) == full[:cut] and pieces.stopped == (cut < len(full))
 
 
 @pytest.mark.parametrize("top_k, top_p", [(None, None), (1, 5e-324), (5, 0.5)])
