@@ -24,9 +24,14 @@ MISSING = "–"
 def evaluated(run: RunDir, section: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(report, report[section]) of a run `genlab eval` has scored; otherwise one line saying to run it."""
     report = run.read_report()
+    return report, scored(run, report, section)
+
+
+def scored(run: RunDir, report: dict[str, Any], section: str) -> dict[str, Any]:
+    """report[section], the part of a run's report that `genlab eval` writes, or one line asking for it."""
     if not isinstance(report.get(section), dict):
         raise GenlabError(f"{run.path}: no {section} results yet; run `genlab eval {run.path}` first")
-    return report, report[section]
+    return report[section]
 
 
 def row(run: RunDir, report: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -14,8 +14,7 @@ def compare_row(run: RunDir, recipe: Any) -> dict[str, Any]:
     report = run.read_report()
     if "finetune" not in report:
         raise GenlabError(f"{run.report_path}: no 'finetune' section; was its training interrupted?")
-    _, test = compare.evaluated(run, "test")
-    finetune = report["finetune"]
+    finetune, test = report["finetune"], compare.scored(run, report, "test")
     metric = test.get("metric")
     if metric not in test:
         raise GenlabError(f"{run.report_path}: the 'test' section has no score for its metric {metric!r}")
