@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_RUN := runs/demo
 
-.PHONY: setup system-data demo test clean
+.PHONY: setup system-data demo test lint clean
 
 setup: $(VENV)/.installed
 
@@ -25,8 +25,13 @@ demo: setup system-data
 	$(PY) -m genlab eval $(DEMO_RUN)
 	@echo "samples: $(DEMO_RUN)/samples.png  report: $(DEMO_RUN)/report.json"
 
-test: setup system-data
+test: setup system-data lint
 	$(PY) -m pytest -q
+
+# ruff's rule set is in pyproject.toml; both checks must report nothing
+lint: setup
+	$(VENV)/bin/ruff check genlab tests benchmarks scripts
+	$(VENV)/bin/ruff format --check genlab tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) runs

@@ -14,6 +14,7 @@ within 5 points of PGD training, at <= 1/3 of PGD training's cost; ART within 1 
     GENLAB_THREADS=1 nice -n 5 python benchmarks/adversarial_benchmark.py --datasets fashion mnist
     python benchmarks/adversarial_benchmark.py --dry-run --out /tmp/adv   # tiny data, seconds; keeps results
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,40 @@ DATASETS = {"fashion": "Fashion-MNIST", "mnist": "MNIST (5k subset)"}
 RESULTS = Path(__file__).resolve().parent / "results" / "adversarial"
 
 
-def art_robust_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, epsilon: float,
-                        steps: int, restarts: int, step_size: float, batch_size: int) -> dict:
+def art_robust_accuracy(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    epsilon: float,
+    steps: int,
+    restarts: int,
+    step_size: float,
+    batch_size: int,
+) -> dict:
     """Accuracy under the adversarial-robustness-toolbox's L-inf PGD (its PyTorch implementation): the
     same threat model and settings as ours, none of our code."""
     from art.attacks.evasion import ProjectedGradientDescent  # optional dependency: only this check needs it
     from art.estimators.classification import PyTorchClassifier
 
-    classifier = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 28, 28),
-                                   nb_classes=int(model.head.out_features), clip_values=(0.0, 1.0),
-                                   device_type="cpu")
+    classifier = PyTorchClassifier(
+        model=model,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 28, 28),
+        nb_classes=int(model.head.out_features),
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
     np.random.seed(0)  # ART draws its random starts from numpy's global generator
-    attack = ProjectedGradientDescent(classifier, norm=np.inf, eps=epsilon, eps_step=step_size, max_iter=steps,
-                                      num_random_init=restarts, batch_size=batch_size, verbose=False)
+    attack = ProjectedGradientDescent(
+        classifier,
+        norm=np.inf,
+        eps=epsilon,
+        eps_step=step_size,
+        max_iter=steps,
+        num_random_init=restarts,
+        batch_size=batch_size,
+        verbose=False,
+    )
     start = time.perf_counter()
     adversarial = attack.generate(x=images.numpy(), y=labels.numpy())
     seconds = time.perf_counter() - start
@@ -74,19 +96,36 @@ def run_method(dataset: str, method: str, args: argparse.Namespace, runs: Path) 
     images, labels = handle.test_split()
     n = args.limit or len(labels)
     images, labels = images[:n], labels[:n]
-    second = art_robust_accuracy(handle.model, images, labels, ours["epsilon"], ours["steps"], ours["restarts"],
-                                 ours["step_size"], handle.recipe.eval.batch_size)
+    second = art_robust_accuracy(
+        handle.model,
+        images,
+        labels,
+        ours["epsilon"],
+        ours["steps"],
+        ours["restarts"],
+        ours["step_size"],
+        handle.recipe.eval.batch_size,
+    )
     cost = handle.report["cost"]
     if method == "fgsm-rs":
         handle.generate(n=16, seed=0).save(args.out / f"{dataset}_adversarial_examples.png")
-    return {"recipe": recipe, "clean_accuracy": ours["clean_accuracy"], "robust_accuracy": ours["robust_accuracy"],
-            "attack": {k: ours[k] for k in ("attack", "epsilon", "step_size", "steps", "restarts")},
-            "test_images": ours["test_images"], "eval_seconds": ours["eval_seconds"],
-            "art_robust_accuracy": second["robust_accuracy"], "art_seconds": second["seconds"],
-            "art_minus_ours_points": round(100 * (second["robust_accuracy"] - ours["robust_accuracy"]), 2),
-            "train_seconds": cost["train_seconds"], "train_flops": cost["train_flops"],
-            "epochs": handle.recipe.train.epochs, "train_epsilon": handle.recipe.train.epsilon,
-            "per_epoch": ours["per_epoch"], "catastrophic_overfitting": ours["catastrophic_overfitting"]}
+    return {
+        "recipe": recipe,
+        "clean_accuracy": ours["clean_accuracy"],
+        "robust_accuracy": ours["robust_accuracy"],
+        "attack": {k: ours[k] for k in ("attack", "epsilon", "step_size", "steps", "restarts")},
+        "test_images": ours["test_images"],
+        "eval_seconds": ours["eval_seconds"],
+        "art_robust_accuracy": second["robust_accuracy"],
+        "art_seconds": second["seconds"],
+        "art_minus_ours_points": round(100 * (second["robust_accuracy"] - ours["robust_accuracy"]), 2),
+        "train_seconds": cost["train_seconds"],
+        "train_flops": cost["train_flops"],
+        "epochs": handle.recipe.train.epochs,
+        "train_epsilon": handle.recipe.train.epsilon,
+        "per_epoch": ours["per_epoch"],
+        "catastrophic_overfitting": ours["catastrophic_overfitting"],
+    }
 
 
 def step_timing(dataset: str, overrides: list[str], rounds: int, steps: int) -> dict:
@@ -107,9 +146,13 @@ def step_timing(dataset: str, overrides: list[str], rounds: int, steps: int) -> 
                 training.train_step(batch, step + training.warmup_steps)  # past any epsilon warm-up
             times[method].append((time.perf_counter() - start) / steps)
     median = {m: statistics.median(t) for m, t in times.items()}
-    return {"rounds": rounds, "steps_per_round": steps, "seconds_per_step": {m: round(v, 5) for m, v in median.items()},
-            "fgsm_rs_over_pgd": round(median["fgsm-rs"] / median["pgd"], 3),
-            "fgsm_rs_over_standard": round(median["fgsm-rs"] / median["standard"], 3)}
+    return {
+        "rounds": rounds,
+        "steps_per_round": steps,
+        "seconds_per_step": {m: round(v, 5) for m, v in median.items()},
+        "fgsm_rs_over_pgd": round(median["fgsm-rs"] / median["pgd"], 3),
+        "fgsm_rs_over_standard": round(median["fgsm-rs"] / median["standard"], 3),
+    }
 
 
 def verdict(rows: dict) -> dict:
@@ -122,15 +165,20 @@ def verdict(rows: dict) -> dict:
     worst_art = max(abs(r["art_minus_ours_points"]) for r in rows.values())
     return {
         "fgsm_rs_over_standard_robust": round(times, 2) if times != float("inf") else "standard at 0",
-        "fgsm_rs_at_least_5x_standard": bool(fgsm["robust_accuracy"] >= 5 * std["robust_accuracy"]
-                                             and fgsm["robust_accuracy"] > 0),
-        "pgd_minus_fgsm_rs_points": round(gap, 2), "fgsm_rs_within_5_points_of_pgd": bool(gap <= 5),
-        "fgsm_rs_over_pgd_flops": round(flops_ratio, 3), "fgsm_rs_over_pgd_seconds": round(seconds_ratio, 3),
+        "fgsm_rs_at_least_5x_standard": bool(
+            fgsm["robust_accuracy"] >= 5 * std["robust_accuracy"] and fgsm["robust_accuracy"] > 0
+        ),
+        "pgd_minus_fgsm_rs_points": round(gap, 2),
+        "fgsm_rs_within_5_points_of_pgd": bool(gap <= 5),
+        "fgsm_rs_over_pgd_flops": round(flops_ratio, 3),
+        "fgsm_rs_over_pgd_seconds": round(seconds_ratio, 3),
         # Cost is decided by FLOPs (the ledger's count, the same on any machine); seconds on a shared CPU
         # are reported beside it, with their own verdict.
         "fgsm_rs_at_most_a_third_of_pgd_flops": bool(flops_ratio <= 1 / 3),
         "fgsm_rs_at_most_a_third_of_pgd_seconds": bool(seconds_ratio <= 1 / 3),
-        "largest_art_difference_points": worst_art, "art_within_1_point": bool(worst_art <= 1)}
+        "largest_art_difference_points": worst_art,
+        "art_within_1_point": bool(worst_art <= 1),
+    }
 
 
 def plot(results: dict, out: Path) -> None:
@@ -144,15 +192,22 @@ def plot(results: dict, out: Path) -> None:
         x = np.arange(len(METHODS))
         bars.bar(x - 0.2, [rows[m]["clean_accuracy"] for m in METHODS], 0.4, label="clean")
         bars.bar(x + 0.2, [rows[m]["robust_accuracy"] for m in METHODS], 0.4, label="PGD-50x10 (genlab)")
-        bars.plot(x + 0.2, [rows[m]["art_robust_accuracy"] for m in METHODS], "k_", markersize=22, mew=2,
-                  label="PGD-50x10 (ART)")
+        bars.plot(
+            x + 0.2,
+            [rows[m]["art_robust_accuracy"] for m in METHODS],
+            "k_",
+            markersize=22,
+            mew=2,
+            label="PGD-50x10 (ART)",
+        )
         for i, m in enumerate(METHODS):
             for shift, key in ((-0.2, "clean_accuracy"), (0.2, "robust_accuracy")):
                 bars.text(i + shift, rows[m][key] + 0.02, f"{rows[m][key]:.3f}", ha="center", fontsize=7)
         bars.set_xticks(x, METHODS)
         bars.set_ylim(0, 1.3)
-        bars.set_title(f"{DATASETS[name]}, ε = {eps}: test accuracy ({rows['standard']['test_images'][4:]})",
-                       fontsize=9)
+        bars.set_title(
+            f"{DATASETS[name]}, ε = {eps}: test accuracy ({rows['standard']['test_images'][4:]})", fontsize=9
+        )
         bars.legend(fontsize=7, loc="upper center", ncol=3)
         curves = figure.add_subplot(len(names), 3, 3 * row + 2)
         for m in METHODS:
@@ -166,9 +221,13 @@ def plot(results: dict, out: Path) -> None:
         cost = figure.add_subplot(len(names), 3, 3 * row + 3)
         for m in METHODS:
             cost.scatter(rows[m]["train_flops"] / 1e12, rows[m]["robust_accuracy"], s=40)
-            cost.annotate(f"{m} ({rows[m]['train_seconds']:.0f} s)",
-                          (rows[m]["train_flops"] / 1e12, rows[m]["robust_accuracy"]), fontsize=8,
-                          xytext=(4, 4), textcoords="offset points")
+            cost.annotate(
+                f"{m} ({rows[m]['train_seconds']:.0f} s)",
+                (rows[m]["train_flops"] / 1e12, rows[m]["robust_accuracy"]),
+                fontsize=8,
+                xytext=(4, 4),
+                textcoords="offset points",
+            )
         cost.set_xlabel("training TFLOPs (ledger)")
         cost.set_ylabel("PGD-50x10 accuracy")
         cost.set_ylim(0, 1)
@@ -187,8 +246,11 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="evaluate runs already trained in --runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--dry-run", action="store_true", help="tiny data and attacks: checks the script only")
-    parser.add_argument("--timing-only", action="store_true",
-                        help="only the interleaved step timing, added to the results already in --out")
+    parser.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="only the interleaved step timing, added to the results already in --out",
+    )
     parser.add_argument("--timing-rounds", type=int, default=5)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -198,20 +260,35 @@ def main() -> None:
         runs = args.runs or Path(tmp)
         if args.dry_run:
             tiny = write_mnist_subset(Path(tmp) / "tiny", train=512, test=100)
-            args.overrides = [f"data.path={tiny}", "data.monitor_size=64",
-                              "data.batch_size=64", "train.epochs=2", "train.pgd_steps=2", "eval.monitor_steps=2"]
+            args.overrides = [
+                f"data.path={tiny}",
+                "data.monitor_size=64",
+                "data.batch_size=64",
+                "train.epochs=2",
+                "train.pgd_steps=2",
+                "eval.monitor_steps=2",
+            ]
             args.limit, args.steps, args.restarts = 100, 5, 2
-        results = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
-                               "threads": torch.get_num_threads(), "processor": platform.processor()},
-                   "second_implementation": "adversarial-robustness-toolbox "
-                                            + __import__("art").__version__ + " ProjectedGradientDescent",
-                   "dry_run": args.dry_run, "datasets": {}}
+        results = {
+            "machine": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "processor": platform.processor(),
+            },
+            "second_implementation": "adversarial-robustness-toolbox "
+            + __import__("art").__version__
+            + " ProjectedGradientDescent",
+            "dry_run": args.dry_run,
+            "datasets": {},
+        }
         timing_rounds, timing_steps = (1, 2) if args.dry_run else (args.timing_rounds, 10)
         if args.timing_only:
             results = json.loads((args.out / "adversarial_benchmark.json").read_text())
             for name in args.datasets:
-                results["datasets"][name]["step_timing"] = step_timing(name, args.overrides, timing_rounds,
-                                                                       timing_steps)
+                results["datasets"][name]["step_timing"] = step_timing(
+                    name, args.overrides, timing_rounds, timing_steps
+                )
                 print(json.dumps(results["datasets"][name]["step_timing"]), flush=True)
             args.datasets = []
         for name in args.datasets:
@@ -220,8 +297,12 @@ def main() -> None:
                 print(f"{name} {method} ...", flush=True)
                 rows[method] = run_method(name, method, args, runs)
                 print(json.dumps({k: v for k, v in rows[method].items() if k != "per_epoch"}), flush=True)
-            results["datasets"][name] = {"methods": rows, "targets": verdict(rows), "machine": results["machine"],
-                                         "step_timing": step_timing(name, args.overrides, timing_rounds, timing_steps)}
+            results["datasets"][name] = {
+                "methods": rows,
+                "targets": verdict(rows),
+                "machine": results["machine"],
+                "step_timing": step_timing(name, args.overrides, timing_rounds, timing_steps),
+            }
             print(json.dumps(results["datasets"][name]["targets"], indent=2), flush=True)
     path = args.out / "adversarial_benchmark.json"
     if path.is_file():  # datasets not run this time keep their earlier results (each says its machine)

@@ -8,6 +8,7 @@ Reads (or first synthesizes) the corpus, loads the shipped evaluator, scores the
 human recordings, and draws log-mel spectrograms of real clips: one held-out voice and the human, per digit.
 The evaluator itself is trained by `genlab eval-nets train --data spoken-digits`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ from genlab.io.files import atomic_write, atomic_write_text, read_json
 def spectrogram_grid(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
     """One row of ten log-mel spectrograms (digit 0..9) per (title, waves (10, 16000))."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -48,8 +50,9 @@ def spectrogram_grid(rows: list[tuple[str, np.ndarray]], path: Path) -> None:
 
 def first_clip_per_digit(waves: np.ndarray, labels: np.ndarray, speakers: list[str], speaker: str) -> np.ndarray:
     """The first clip of each digit by `speaker` (its default rate/pitch), (10, 16000)."""
-    return np.stack([waves[next(i for i, (y, s) in enumerate(zip(labels, speakers)) if y == d and s == speaker)]
-                     for d in range(10)])
+    return np.stack(
+        [waves[next(i for i, (y, s) in enumerate(zip(labels, speakers)) if y == d and s == speaker)] for d in range(10)]
+    )
 
 
 def main() -> None:
@@ -70,22 +73,43 @@ def main() -> None:
     score_seconds = time.perf_counter() - start
     human_pred = predict(evaluator, torch.from_numpy(human.waves))[1].argmax(axis=1)
     results = {
-        "corpus": {"train_clips": manifest["splits"]["train"]["clips"],
-                   "test_clips": manifest["splits"]["test"]["clips"],
-                   "train_speakers": len(manifest["splits"]["train"]["speakers"]),
-                   "test_speakers": len(manifest["splits"]["test"]["speakers"]),
-                   "synthesis_seconds": manifest["synthesis_seconds"], "engines": manifest["engines"],
-                   "load_seconds_test_and_human": round(load_seconds, 2)},
-        "evaluator": {k: evaluator.info[k] for k in ("test_accuracy", "human_accuracy", "human_predictions",
-                                                     "epochs", "seed", "train_seconds", "sha256", "command")},
+        "corpus": {
+            "train_clips": manifest["splits"]["train"]["clips"],
+            "test_clips": manifest["splits"]["test"]["clips"],
+            "train_speakers": len(manifest["splits"]["train"]["speakers"]),
+            "test_speakers": len(manifest["splits"]["test"]["speakers"]),
+            "synthesis_seconds": manifest["synthesis_seconds"],
+            "engines": manifest["engines"],
+            "load_seconds_test_and_human": round(load_seconds, 2),
+        },
+        "evaluator": {
+            k: evaluator.info[k]
+            for k in (
+                "test_accuracy",
+                "human_accuracy",
+                "human_predictions",
+                "epochs",
+                "seed",
+                "train_seconds",
+                "sha256",
+                "command",
+            )
+        },
         "human_correct": int((human_pred == human.labels).sum()),
         "real_test_clips_vs_themselves": real,
         "score_seconds": round(score_seconds, 2),
     }
     atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
-    spectrogram_grid([(f"held-out voice\n{args.speaker}",
-                       first_clip_per_digit(test.waves, test.labels, test.speakers, args.speaker)),
-                      ("human (Asterisk\nAllison, 8 kHz)", human.waves)], Path(args.figure))
+    spectrogram_grid(
+        [
+            (
+                f"held-out voice\n{args.speaker}",
+                first_clip_per_digit(test.waves, test.labels, test.speakers, args.speaker),
+            ),
+            ("human (Asterisk\nAllison, 8 kHz)", human.waves),
+        ],
+        Path(args.figure),
+    )
     print(json.dumps(results, indent=2))
     print(f"wrote {args.out} and {args.figure}")
 

@@ -9,6 +9,7 @@ interleaved `--repeats` times; median seconds, and the largest |onnxruntime - Py
     python benchmarks/export_benchmark.py RUN [RUN ...]                 # writes results/export/
     python benchmarks/export_benchmark.py RUN --repeats 2 --out /tmp/x  # smoke test
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,12 +40,16 @@ def measure(run: str, batch: int, sequences: int, threads: int, repeats: int, fo
     inputs = graph.example(batch)
     if "input_ids" in inputs and "attention_mask" not in inputs:  # a language model: its whole context
         context = handle.model.config.block_size
-        inputs = {"input_ids": torch.randint(0, handle.model.config.vocab_size, (sequences, context),
-                                             generator=torch.Generator().manual_seed(0))}
+        inputs = {
+            "input_ids": torch.randint(
+                0, handle.model.config.vocab_size, (sequences, context), generator=torch.Generator().manual_seed(0)
+            )
+        }
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = onnxruntime.InferenceSession(str(folder / f"{Path(run).name}.onnx"), options,
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        str(folder / f"{Path(run).name}.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     feed = {key: t.numpy() for key, t in inputs.items()}
     module = graph.module.eval()
     torch.set_num_threads(threads)
@@ -64,22 +69,35 @@ def measure(run: str, batch: int, sequences: int, threads: int, repeats: int, fo
             call()
             times[name].append(time.perf_counter() - start)
     seconds = {name: statistics.median(values) for name, values in times.items()}
-    return {"run": run, "task": handle.task, "export_seconds": round(export_seconds, 1), "bytes": described["bytes"],
-            "inputs": {key: list(t.shape) for key, t in inputs.items()},
-            "max_abs_difference": float(np.abs(torch_out - ort_out).max()),
-            "seconds": seconds, "onnxruntime_speedup": seconds["torch"] / seconds["onnxruntime"]}
+    return {
+        "run": run,
+        "task": handle.task,
+        "export_seconds": round(export_seconds, 1),
+        "bytes": described["bytes"],
+        "inputs": {key: list(t.shape) for key, t in inputs.items()},
+        "max_abs_difference": float(np.abs(torch_out - ort_out).max()),
+        "seconds": seconds,
+        "onnxruntime_speedup": seconds["torch"] / seconds["onnxruntime"],
+    }
 
 
 def markdown(results: dict) -> str:
-    lines = [f"# `genlab export`: ONNX graphs against PyTorch ({results['machine']}, {results['threads']} threads)", "",
-             f"Made by `{results['command']}`; median of {results['repeats']} interleaved calls each.", "",
-             "| run | task | inputs | export (s) | size (MB) | max \\|ORT − PyTorch\\| | PyTorch (ms) | "
-             "onnxruntime (ms) | ORT speed-up |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# `genlab export`: ONNX graphs against PyTorch ({results['machine']}, {results['threads']} threads)",
+        "",
+        f"Made by `{results['command']}`; median of {results['repeats']} interleaved calls each.",
+        "",
+        "| run | task | inputs | export (s) | size (MB) | max \\|ORT − PyTorch\\| | PyTorch (ms) | "
+        "onnxruntime (ms) | ORT speed-up |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results["runs"]:
         shapes = ", ".join(f"{k} {'×'.join(map(str, v))}" for k, v in r["inputs"].items())
-        lines.append(f"| {Path(r['run']).name} | {r['task']} | {shapes} | {r['export_seconds']:.1f} | "
-                     f"{r['bytes'] / 1e6:.1f} | {r['max_abs_difference']:.1e} | {1e3 * r['seconds']['torch']:.1f} | "
-                     f"{1e3 * r['seconds']['onnxruntime']:.1f} | {r['onnxruntime_speedup']:.2f}× |")
+        lines.append(
+            f"| {Path(r['run']).name} | {r['task']} | {shapes} | {r['export_seconds']:.1f} | "
+            f"{r['bytes'] / 1e6:.1f} | {r['max_abs_difference']:.1e} | {1e3 * r['seconds']['torch']:.1f} | "
+            f"{1e3 * r['seconds']['onnxruntime']:.1f} | {r['onnxruntime_speedup']:.2f}× |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -96,10 +114,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         rows = [measure(run, args.batch, args.sequences, args.threads, args.repeats, Path(folder)) for run in args.runs]
-    results = {"machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
-               "threads": args.threads, "repeats": args.repeats, "batch": args.batch,
-               "command": "python benchmarks/export_benchmark.py " + " ".join(args.runs), "runs": rows,
-               "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__}}
+    results = {
+        "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "batch": args.batch,
+        "command": "python benchmarks/export_benchmark.py " + " ".join(args.runs),
+        "runs": rows,
+        "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+    }
     (out / "export_benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "export_benchmark.md").write_text(markdown(results))
     print(markdown(results))

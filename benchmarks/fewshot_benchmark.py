@@ -15,6 +15,7 @@ Resumable: finished points are kept in fewshot.json and skipped on the next star
     python benchmarks/fewshot_benchmark.py --methods tfidf,frozen --ks 1,8       # a part
     python benchmarks/fewshot_benchmark.py --dry-run --out /tmp/fewshot           # seconds: tiny settings
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "fewshot"
 FULL_FINETUNED_F1 = 0.664  # fortunes-full / fortunes-lora on all the data (docs/finetune.md)
 METHODS = ("tfidf", "frozen", "setfit", "in-context", "lora")  # cheap first
-NAMES = {"tfidf": "(e) TF-IDF + LR", "frozen": "(a) frozen MiniLM + LR", "setfit": "(b) SetFit-style + LR",
-         "lora": "(c) LoRA fine-tune", "in-context": "(d) in-context GPT"}
+NAMES = {
+    "tfidf": "(e) TF-IDF + LR",
+    "frozen": "(a) frozen MiniLM + LR",
+    "setfit": "(b) SetFit-style + LR",
+    "lora": "(c) LoRA fine-tune",
+    "in-context": "(d) in-context GPT",
+}
 MAX_TOKENS = 40  # as recipes/fortunes-*.yaml
 
 
@@ -80,8 +86,11 @@ class Bench:
         return key in self.results["points"] or key in stored
 
     def record(self, key: str, predicted: list[str], **cost) -> None:
-        self.results["points"][key] = {"macro_f1": macro_f1(self.truth, predicted),
-                                       "accuracy": accuracy(self.truth, predicted), **cost}
+        self.results["points"][key] = {
+            "macro_f1": macro_f1(self.truth, predicted),
+            "accuracy": accuracy(self.truth, predicted),
+            **cost,
+        }
         self.save()
         print(f"{key}: macro-F1 {self.results['points'][key]['macro_f1']:.3f}", flush=True)
 
@@ -115,10 +124,13 @@ def run_zero_shot(bench: Bench, lm_run: Path | None) -> None:
     if lm_run is None and "embedding" not in zs:
         began = time.perf_counter()
         vectors, flops, _ = bench.frozen([t for t, _ in bench.test])
-        predicted = embedding_zero_shot(bench.encoder, [t for t, _ in bench.test], bench.data.labels, prompts,
-                                        vectors)
-        zs["embedding"] = {"macro_f1": macro_f1(bench.truth, predicted), "accuracy": accuracy(bench.truth, predicted),
-                           "seconds": time.perf_counter() - began, "flops": flops}
+        predicted = embedding_zero_shot(bench.encoder, [t for t, _ in bench.test], bench.data.labels, prompts, vectors)
+        zs["embedding"] = {
+            "macro_f1": macro_f1(bench.truth, predicted),
+            "accuracy": accuracy(bench.truth, predicted),
+            "seconds": time.perf_counter() - began,
+            "flops": flops,
+        }
         bench.save()
     if lm_run is not None and "lm" not in zs:
         handle = api.load(lm_run)
@@ -146,8 +158,9 @@ def run_frozen(bench: Bench, k: int) -> None:
             vectors, flops, seconds = bench.frozen([t for t, _ in examples])
             began = time.perf_counter()
             predicted = logistic_head(vectors, [y for _, y in examples], test_vectors, seed)
-            bench.record(key, predicted, seconds=seconds + test_seconds + time.perf_counter() - began,
-                         flops=flops + test_flops)
+            bench.record(
+                key, predicted, seconds=seconds + test_seconds + time.perf_counter() - began, flops=flops + test_flops
+            )
 
 
 def run_setfit(bench: Bench, k: int) -> None:
@@ -162,10 +175,18 @@ def run_setfit(bench: Bench, k: int) -> None:
         test_embedded = encoder.embed([t for t, _ in bench.test])
         began = time.perf_counter()
         predicted = logistic_head(train_embedded.vectors, [y for _, y in examples], test_embedded.vectors, seed)
-        bench.record(key, predicted, pairs=trained["pairs"], steps=trained["steps"],
-                     seconds=trained["seconds"] + sum(train_embedded.seconds) + sum(test_embedded.seconds)
-                     + time.perf_counter() - began,
-                     flops=trained["flops"] + sum(train_embedded.flops) + sum(test_embedded.flops))
+        bench.record(
+            key,
+            predicted,
+            pairs=trained["pairs"],
+            steps=trained["steps"],
+            seconds=trained["seconds"]
+            + sum(train_embedded.seconds)
+            + sum(test_embedded.seconds)
+            + time.perf_counter()
+            - began,
+            flops=trained["flops"] + sum(train_embedded.flops) + sum(test_embedded.flops),
+        )
 
 
 def run_in_context(bench: Bench, k: int, lm_run: Path) -> None:
@@ -180,13 +201,20 @@ def run_in_context(bench: Bench, k: int, lm_run: Path) -> None:
     for seed in range(bench.args.seeds):
         bench.results["points"][f"{key}/s{seed}"] = {
             "macro_f1": scored["macro_f1"]["acc_calibrated"]["seeds"][seed],
-            "accuracy": scored["acc_calibrated"]["seeds"][seed], "seconds": seconds, "flops": flops,
-            "in_prompt": scored["in_prompt"][seed], "context": scored["context"],
+            "accuracy": scored["acc_calibrated"]["seeds"][seed],
+            "seconds": seconds,
+            "flops": flops,
+            "in_prompt": scored["in_prompt"][seed],
+            "context": scored["context"],
             "uncalibrated_macro_f1": scored["macro_f1"]["acc"]["seeds"][seed],
-            "all_rules_macro_f1": {rule: v["seeds"][seed] for rule, v in scored["macro_f1"].items()}}
+            "all_rules_macro_f1": {rule: v["seeds"][seed] for rule, v in scored["macro_f1"].items()},
+        }
     bench.save()
-    print(f"{key}: calibrated macro-F1 {scored['macro_f1']['acc_calibrated']['mean']:.3f}, "
-          f"examples in the prompt {scored['in_prompt']}", flush=True)
+    print(
+        f"{key}: calibrated macro-F1 {scored['macro_f1']['acc_calibrated']['mean']:.3f}, "
+        f"examples in the prompt {scored['in_prompt']}",
+        flush=True,
+    )
 
 
 def run_lora(bench: Bench, k: int) -> None:
@@ -199,41 +227,62 @@ def run_lora(bench: Bench, k: int) -> None:
         epochs = max(1, math.ceil(bench.args.lora_steps / steps_per_epoch))
         run = Path(bench.args.runs_dir) / f"lora-k{k}-s{seed}"
         # validation and checkpoints at the end only: at k = 1 an epoch is one step
-        overrides = [f"data.per_class={k}", f"data.subset_seed={seed}", "data.batch_size=8",
-                     f"train.epochs={epochs}", f"train.sample_every={epochs}", f"train.checkpoint_every={epochs}",
-                     "train.warmup_iters=5", "train.progress=false", f"seed={seed}",
-                     f"data.eval_limit={bench.args.test_limit}"]
+        overrides = [
+            f"data.per_class={k}",
+            f"data.subset_seed={seed}",
+            "data.batch_size=8",
+            f"train.epochs={epochs}",
+            f"train.sample_every={epochs}",
+            f"train.checkpoint_every={epochs}",
+            "train.warmup_iters=5",
+            "train.progress=false",
+            f"seed={seed}",
+            f"data.eval_limit={bench.args.test_limit}",
+        ]
         if not (run / "report.json").is_file() or "cost" not in json.loads((run / "report.json").read_text()):
             shutil.rmtree(run, ignore_errors=True)  # an interrupted run of this benchmark: start it again
             api.fit("fortunes-lora", run, overrides)
         handle = api.load(run)
         tested = handle.report.get("test") or handle.evaluate()
         cost = handle.report["cost"]
-        bench.results["points"][key] = {"macro_f1": tested["macro_f1"], "accuracy": tested["accuracy"],
-                                        "seconds": cost["wall_seconds"] + tested["eval_seconds"],
-                                        "flops": cost["train_flops"], "steps": cost["steps"], "run": str(run),
-                                        "flops_note": "training FLOPs from the run's ledger (test pass not counted)"}
+        bench.results["points"][key] = {
+            "macro_f1": tested["macro_f1"],
+            "accuracy": tested["accuracy"],
+            "seconds": cost["wall_seconds"] + tested["eval_seconds"],
+            "flops": cost["train_flops"],
+            "steps": cost["steps"],
+            "run": str(run),
+            "flops_note": "training FLOPs from the run's ledger (test pass not counted)",
+        }
         bench.save()
         print(f"{key}: macro-F1 {tested['macro_f1']:.3f}", flush=True)
 
 
 def run_full_data(bench: Bench) -> None:
-    full = bench.results.setdefault("full_data", {"finetuned_minilm": {"macro_f1": FULL_FINETUNED_F1,
-                                                                       "source": "docs/finetune.md"}})
+    full = bench.results.setdefault(
+        "full_data", {"finetuned_minilm": {"macro_f1": FULL_FINETUNED_F1, "source": "docs/finetune.md"}}
+    )
     train = bench.data.training_examples(200 if bench.args.dry_run else 0, seed=0)
     texts = [t for t, _ in bench.test]
     if "tfidf" not in full:
         began = time.perf_counter()
         predicted = tfidf_logreg(train, texts)
-        full["tfidf"] = {"macro_f1": macro_f1(bench.truth, predicted), "examples": len(train),
-                         "seconds": time.perf_counter() - began}
+        full["tfidf"] = {
+            "macro_f1": macro_f1(bench.truth, predicted),
+            "examples": len(train),
+            "seconds": time.perf_counter() - began,
+        }
         bench.save()
     if "frozen" not in full:
         vectors, flops, seconds = bench.frozen([t for t, _ in train])
         test_vectors, test_flops, test_seconds = bench.frozen(texts)
         predicted = logistic_head(vectors, [y for _, y in train], test_vectors)
-        full["frozen"] = {"macro_f1": macro_f1(bench.truth, predicted), "examples": len(train),
-                          "seconds": seconds + test_seconds, "flops": flops + test_flops}
+        full["frozen"] = {
+            "macro_f1": macro_f1(bench.truth, predicted),
+            "examples": len(train),
+            "seconds": seconds + test_seconds,
+            "flops": flops + test_flops,
+        }
         bench.save()
 
 
@@ -248,10 +297,13 @@ def summarise(bench: Bench) -> dict:
         for k, points in sorted(by_k.items(), key=lambda kv: int(kv[0][1:])):
             f1 = [p["macro_f1"] for p in points]
             flops = [p["flops"] for p in points if p.get("flops") is not None]
-            summary[method][k] = {"macro_f1_mean": statistics.fmean(f1),
-                                  "macro_f1_sd": statistics.stdev(f1) if len(f1) > 1 else 0.0, "seeds": len(f1),
-                                  "seconds_mean": statistics.fmean(p["seconds"] for p in points),
-                                  "flops_mean": statistics.fmean(flops) if flops else None}
+            summary[method][k] = {
+                "macro_f1_mean": statistics.fmean(f1),
+                "macro_f1_sd": statistics.stdev(f1) if len(f1) > 1 else 0.0,
+                "seeds": len(f1),
+                "seconds_mean": statistics.fmean(p["seconds"] for p in points),
+                "flops_mean": statistics.fmean(flops) if flops else None,
+            }
     bench.results["summary"] = summary
     targets = {}
     setfit8, tfidf8 = summary.get("setfit", {}).get("k8"), summary.get("tfidf", {}).get("k8")
@@ -268,8 +320,11 @@ def summarise(bench: Bench) -> dict:
     if candidates and "plurality" in zs:
         best = max(candidates, key=candidates.get)
         targets["best_zero_shot_beats_plurality"] = {
-            "best": best, "macro_f1": candidates[best], "plurality_macro_f1": zs["plurality"]["macro_f1"],
-            "met": candidates[best] > zs["plurality"]["macro_f1"]}
+            "best": best,
+            "macro_f1": candidates[best],
+            "plurality_macro_f1": zs["plurality"]["macro_f1"],
+            "met": candidates[best] > zs["plurality"]["macro_f1"],
+        }
     bench.results["targets"] = targets
     bench.save()
     return summary
@@ -282,17 +337,31 @@ def markdown(summary: dict) -> str:
     for method in METHODS:
         if method in summary:
             cells = [summary[method].get(k) for k in ks]
-            lines.append(f"| {NAMES[method]} | " + " | ".join(
-                f"{c['macro_f1_mean']:.3f} ± {c['macro_f1_sd']:.3f} ({c['seeds']})" if c else "—"
-                for c in cells) + " |")
-    lines += ["", "| method, cost per point | " + " | ".join(f"k = {k[1:]}" for k in ks) + " |",
-              "|---" * (len(ks) + 1) + "|"]
+            lines.append(
+                f"| {NAMES[method]} | "
+                + " | ".join(
+                    f"{c['macro_f1_mean']:.3f} ± {c['macro_f1_sd']:.3f} ({c['seeds']})" if c else "—" for c in cells
+                )
+                + " |"
+            )
+    lines += [
+        "",
+        "| method, cost per point | " + " | ".join(f"k = {k[1:]}" for k in ks) + " |",
+        "|---" * (len(ks) + 1) + "|",
+    ]
     for method in METHODS:
         if method in summary:
             cells = [summary[method].get(k) for k in ks]
-            lines.append(f"| {NAMES[method]} | " + " | ".join(
-                (f"{c['seconds_mean']:.0f} s" + (f", {c['flops_mean']:.2g} FLOP" if c["flops_mean"] else "")) if c
-                else "—" for c in cells) + " |")
+            lines.append(
+                f"| {NAMES[method]} | "
+                + " | ".join(
+                    (f"{c['seconds_mean']:.0f} s" + (f", {c['flops_mean']:.2g} FLOP" if c["flops_mean"] else ""))
+                    if c
+                    else "—"
+                    for c in cells
+                )
+                + " |"
+            )
     return "\n".join(lines)
 
 
@@ -308,30 +377,55 @@ def plot(bench: Bench, summary: dict, path: Path) -> None:
     figure = Figure(figsize=(8.5, 5.5))
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
-    colours = {"tfidf": "tab:gray", "frozen": "tab:blue", "setfit": "tab:green", "lora": "tab:red",
-               "in-context": "tab:purple"}
+    colours = {
+        "tfidf": "tab:gray",
+        "frozen": "tab:blue",
+        "setfit": "tab:green",
+        "lora": "tab:red",
+        "in-context": "tab:purple",
+    }
     for method in METHODS:
         if method not in summary:
             continue
         ks = sorted(summary[method], key=lambda k: int(k[1:]))
-        ax.errorbar([int(k[1:]) for k in ks], [summary[method][k]["macro_f1_mean"] for k in ks],
-                    yerr=[summary[method][k]["macro_f1_sd"] for k in ks], marker="o", capsize=3,
-                    color=colours[method], label=f"{NAMES[method]} ({seed_counts(summary[method])} seeds)")
+        ax.errorbar(
+            [int(k[1:]) for k in ks],
+            [summary[method][k]["macro_f1_mean"] for k in ks],
+            yerr=[summary[method][k]["macro_f1_sd"] for k in ks],
+            marker="o",
+            capsize=3,
+            color=colours[method],
+            label=f"{NAMES[method]} ({seed_counts(summary[method])} seeds)",
+        )
     full = bench.results.get("full_data", {})
-    ax.axhline(FULL_FINETUNED_F1, color="black", linestyle="--",
-               label=f"MiniLM fine-tuned, all data ({FULL_FINETUNED_F1})")
+    ax.axhline(
+        FULL_FINETUNED_F1, color="black", linestyle="--", label=f"MiniLM fine-tuned, all data ({FULL_FINETUNED_F1})"
+    )
     for method, style in (("frozen", ":"), ("tfidf", "-.")):
         if method in full:
             f1, examples = full[method]["macro_f1"], full[method]["examples"]
-            ax.axhline(f1, color=colours[method], linestyle=style,
-                       label=f"{NAMES[method]}, all {examples:,} examples ({f1:.3f})")
+            ax.axhline(
+                f1,
+                color=colours[method],
+                linestyle=style,
+                label=f"{NAMES[method]}, all {examples:,} examples ({f1:.3f})",
+            )
     zs = bench.results.get("zero_shot", {})
     if "plurality" in zs:
-        ax.axhline(zs["plurality"]["macro_f1"], color="tab:brown", linewidth=0.8,
-                   label=f"plurality class ({zs['plurality']['macro_f1']:.3f})")
+        ax.axhline(
+            zs["plurality"]["macro_f1"],
+            color="tab:brown",
+            linewidth=0.8,
+            label=f"plurality class ({zs['plurality']['macro_f1']:.3f})",
+        )
     if "embedding" in zs:
-        ax.axhline(zs["embedding"]["macro_f1"], color="tab:olive", linewidth=0.8, linestyle=(0, (1, 3)),
-                   label=f"zero-shot MiniLM similarity ({zs['embedding']['macro_f1']:.3f})")
+        ax.axhline(
+            zs["embedding"]["macro_f1"],
+            color="tab:olive",
+            linewidth=0.8,
+            linestyle=(0, (1, 3)),
+            label=f"zero-shot MiniLM similarity ({zs['embedding']['macro_f1']:.3f})",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xticks([1, 2, 4, 8, 16, 32], labels=["1", "2", "4", "8", "16", "32"])
     ax.set_xlabel("examples per class (k)")
@@ -350,8 +444,10 @@ def lm_corpus_overlap(bench: Bench) -> dict:
     fortunes corpus, whose `train` split genlab.data.text draws by the same split function as the labelled
     data)? Counts test quotes found whole inside any training quote."""
     trained = {f.text for f in load_fortunes("train")}
-    return {"test_quotes_in_lm_training_text": sum(any(t in quote for quote in trained) for t, _ in bench.test),
-            "test_quotes": len(bench.test)}
+    return {
+        "test_quotes_in_lm_training_text": sum(any(t in quote for quote in trained) for t, _ in bench.test),
+        "test_quotes": len(bench.test),
+    }
 
 
 def main() -> None:
@@ -376,10 +472,16 @@ def main() -> None:
     lm_run = Path(args.lm) if (Path(args.lm) / "checkpoints" / "last").exists() else None
     if lm_run is None and ("in-context" in methods):
         print(f"no trained GPT at {args.lm}: in-context and LM zero-shot skipped", flush=True)
-    bench.results["settings"] = {"ks": ks, "seeds": args.seeds, "test_quotes": len(bench.test),
-                                 "setfit_pairs": args.setfit_pairs, "lora_steps": args.lora_steps,
-                                 "max_tokens": MAX_TOKENS, "threads": torch.get_num_threads(),
-                                 "lm": str(lm_run) if lm_run else None}
+    bench.results["settings"] = {
+        "ks": ks,
+        "seeds": args.seeds,
+        "test_quotes": len(bench.test),
+        "setfit_pairs": args.setfit_pairs,
+        "lora_steps": args.lora_steps,
+        "max_tokens": MAX_TOKENS,
+        "threads": torch.get_num_threads(),
+        "lm": str(lm_run) if lm_run else None,
+    }
     bench.results["lm_overlap"] = lm_corpus_overlap(bench)  # what recipes/bpe-gpt-bible.yaml trains on
     if "frozen" in methods:  # the frozen encoder's zero-shot and full-data points, and TF-IDF's beside them
         run_zero_shot(bench, None)

@@ -13,6 +13,7 @@ Runs already scored are reused, so an interrupted benchmark continues where it s
     python benchmarks/finetune_benchmark.py                  # about 2.5 hours on 2 CPU cores (after bpe-gpt-bible)
     python benchmarks/finetune_benchmark.py --runs-dir DIR   # where the runs go (default runs/finetune)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,17 +57,29 @@ def targets(rows: list[dict]) -> dict:
     m_full = next(r for r in rows if r["run"] == "modernize-full")
     m_random = by[("modernize", "full", "random")]
     return {
-        "fortunes_best_beats_tfidf": {"best": best["run"], "macro_f1": best["quality"],
-                                      "tfidf_macro_f1": best["baseline"], "met": best["quality"] > best["baseline"]},
+        "fortunes_best_beats_tfidf": {
+            "best": best["run"],
+            "macro_f1": best["quality"],
+            "tfidf_macro_f1": best["baseline"],
+            "met": best["quality"] > best["baseline"],
+        },
         "fortunes_lora_within_0.03_of_full": {
-            "lora": f_lora["quality"], "full": f_full["quality"],
+            "lora": f_lora["quality"],
+            "full": f_full["quality"],
             "lora_trainable_fraction": f_lora["trainable_fraction"],
-            "met": f_full["quality"] - f_lora["quality"] <= 0.03 and f_lora["trainable_fraction"] < 0.02},
-        "modernize_beats_copy_by_8_bleu": {"best": m_best["run"], "bleu": m_best["quality"],
-                                           "copy_bleu": m_best["baseline"],
-                                           "met": m_best["quality"] - m_best["baseline"] >= 8},
-        "modernize_pretrained_beats_random": {"pretrained": m_full["quality"], "random": m_random["quality"],
-                                              "met": m_full["quality"] > m_random["quality"]},
+            "met": f_full["quality"] - f_lora["quality"] <= 0.03 and f_lora["trainable_fraction"] < 0.02,
+        },
+        "modernize_beats_copy_by_8_bleu": {
+            "best": m_best["run"],
+            "bleu": m_best["quality"],
+            "copy_bleu": m_best["baseline"],
+            "met": m_best["quality"] - m_best["baseline"] >= 8,
+        },
+        "modernize_pretrained_beats_random": {
+            "pretrained": m_full["quality"],
+            "random": m_random["quality"],
+            "met": m_full["quality"] > m_random["quality"],
+        },
     }
 
 

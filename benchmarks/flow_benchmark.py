@@ -26,6 +26,7 @@
     python benchmarks/flow_benchmark.py --editing-of runs/flow-bench/flow --out /tmp/edit   # the editing picture
     python benchmarks/flow_benchmark.py --captions-of runs/flow-fashion-text   # caption accuracy vs guidance
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,12 +122,20 @@ def trade_off_tables(flow: UNet, n: int, steps: int, guidance: float) -> dict:
     evaluator = load_evaluator("fashion-mnist")
     labels = class_labels(flow, n, None)
     tables = {"table_samples": n, "guidance_table": [], "steps_table": []}
-    for table, settings in (("guidance_table", [(steps, w) for w in (0.0, 1.0, 1.5, 2.0, 3.0)]),
-                            ("steps_table", [(s, guidance) for s in (2, 4, 10, 20)])):
+    for table, settings in (
+        ("guidance_table", [(steps, w) for w in (0.0, 1.0, 1.5, 2.0, 3.0)]),
+        ("steps_table", [(s, guidance) for s in (2, 4, 10, 20)]),
+    ):
         for s, w in settings:
             metrics = evaluate_samples(draw(flow, n, SEED, labels, s, w), fashion, evaluator, requested_labels=labels)
-            tables[table].append({"guidance": w, "steps": s, **summary(metrics),
-                                  "evaluations_per_image": evaluations_per_sample(s, w, True)})
+            tables[table].append(
+                {
+                    "guidance": w,
+                    "steps": s,
+                    **summary(metrics),
+                    "evaluations_per_image": evaluations_per_sample(s, w, True),
+                }
+            )
             print(table, tables[table][-1], flush=True)
     return tables
 
@@ -159,7 +168,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, data range 1) of
     (N, 1, H, W) images in [0, 1], per image (N,)."""
     x = torch.arange(11) - 5.0
-    g = torch.exp(-x**2 / (2 * 1.5**2))
+    g = torch.exp(-(x**2) / (2 * 1.5**2))
     window = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]  # (1, 1, 11, 11)
 
     def blur(t: torch.Tensor) -> torch.Tensor:
@@ -188,11 +197,16 @@ def super_resolution(flow: UNet, n: int, steps: int, samples: int, out: Path) ->
     cond = class_labels(flow, n, None) if flow.config.conditioning == "class" else None
     drawn = torch.stack([draw(flow, n, SEED + i, cond, steps, 0.0, low_res=to_model(low)) for i in range(samples)])
     mean = drawn.mean(0)  # (n, 1, 28, 28)
-    rows = [F.interpolate(low[:10], scale_factor=2, mode="nearest"), bicubic[:10], drawn[0, :10], mean[:10],
-            truth[:10]]
+    rows = [F.interpolate(low[:10], scale_factor=2, mode="nearest"), bicubic[:10], drawn[0, :10], mean[:10], truth[:10]]
     GeneratedImages(torch.cat(rows), nrow=10).save(out / "super_resolution.png")
-    result = {"images": n, "steps": steps, "guidance": 0.0, "factor": 2, "samples_averaged": samples,
-              "evaluations_per_image": {"flow_sample": steps, "flow_mean": steps * samples}}
+    result = {
+        "images": n,
+        "steps": steps,
+        "guidance": 0.0,
+        "factor": 2,
+        "samples_averaged": samples,
+        "evaluations_per_image": {"flow_sample": steps, "flow_mean": steps * samples},
+    }
     for name, images in (("bicubic", bicubic), ("flow_sample", drawn[0]), ("flow_mean", mean)):
         result[name] = {"psnr_db": psnr(images, truth).mean().item(), "ssim": ssim(images, truth).mean().item()}
     for name in ("flow_sample", "flow_mean"):
@@ -219,15 +233,17 @@ def main() -> None:
     parser.add_argument("--captions-of", default=None, help="a text flow run: only its caption accuracy table")
     parser.add_argument("--caption-images", type=int, default=660, help="images per caption split (--captions-of)")
     parser.add_argument("--caption-guidance", type=float, nargs="+", default=[1.5, 2.0, 3.0, 4.0])
-    parser.add_argument("--compare-of", default=None, help="a folder with trained runs flow/ and dcgan/ (--keep): "
-                        "only score and time them")
+    parser.add_argument(
+        "--compare-of",
+        default=None,
+        help="a folder with trained runs flow/ and dcgan/ (--keep): only score and time them",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.super_resolution_of:
         handle = genlab.load(args.super_resolution_of)
-        result = super_resolution(handle.model, args.sr_images, handle.recipe.sample.steps, args.sr_samples,
-                                  out)
+        result = super_resolution(handle.model, args.sr_images, handle.recipe.sample.steps, args.sr_samples, out)
         (out / "super_resolution.json").write_text(json.dumps(result, indent=2) + "\n")
         return
     if args.editing_of:
@@ -250,15 +266,24 @@ def main() -> None:
         results = compare(args, workdir, out)
         if not args.compare_of:
             results["budget"] = {"minutes_each": args.minutes, "rounds": args.rounds}
-            results.update(trade_off_tables(genlab.load(workdir / "flow").model, args.table_samples,
-                                            results["flow"]["steps"], results["flow"]["guidance"]))
-            results["super_resolution"] = super_resolution(genlab.load(workdir / "flow").model, args.sr_images,
-                                                           results["flow"]["steps"], args.sr_samples, out)
+            results.update(
+                trade_off_tables(
+                    genlab.load(workdir / "flow").model,
+                    args.table_samples,
+                    results["flow"]["steps"],
+                    results["flow"]["guidance"],
+                )
+            )
+            results["super_resolution"] = super_resolution(
+                genlab.load(workdir / "flow").model, args.sr_images, results["flow"]["steps"], args.sr_samples, out
+            )
     (out / "flow_benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
     f, u, d = results["flow"], results["flow_unguided"], results["dcgan"]
-    print(f"FID flow {f['fid']:.1f} (w={f['guidance']}), unguided {u['fid']:.1f}, DCGAN {d['fid']:.1f}: ratio "
-          f"{results['fid_ratio']:.2f} / {results['fid_ratio_unguided']:.2f} (target <= 0.7); recall flow "
-          f"{f['recall']:.2f} (target >= 0.5); label accuracy {f['label_accuracy']:.3f} (target >= 0.95)")
+    print(
+        f"FID flow {f['fid']:.1f} (w={f['guidance']}), unguided {u['fid']:.1f}, DCGAN {d['fid']:.1f}: ratio "
+        f"{results['fid_ratio']:.2f} / {results['fid_ratio_unguided']:.2f} (target <= 0.7); recall flow "
+        f"{f['recall']:.2f} (target >= 0.5); label accuracy {f['label_accuracy']:.3f} (target >= 0.95)"
+    )
     print(f"written to {out}")
 
 
@@ -272,11 +297,18 @@ def compare(args: argparse.Namespace, workdir: Path, out: Path) -> dict:
     steps = flow_run.recipe.sample.steps
     guidance = flow_run.recipe.sample.guidance if args.guidance is None else args.guidance
     cost_keys = ("steps", "examples_seen", "train_seconds", "train_flops", "cpu_seconds", "wall_seconds", "sessions")
-    results = {"machine": {"processor": platform.processor() or platform.machine(),
-                           "threads": torch.get_num_threads(), "torch": torch.__version__},
-               "training": {name: {k: run.report["cost"].get(k) for k in cost_keys}
-                            for name, run in (("flow", flow_run), ("dcgan", dcgan_run))},
-               "num_samples": args.samples}
+    results = {
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "training": {
+            name: {k: run.report["cost"].get(k) for k in cost_keys}
+            for name, run in (("flow", flow_run), ("dcgan", dcgan_run))
+        },
+        "num_samples": args.samples,
+    }
     dcgan_images, _ = sample_images(generator, args.samples, SEED)
     results["dcgan"] = evaluate_samples(dcgan_images, fashion, evaluator)
     labels = class_labels(flow, args.samples, None)
@@ -289,9 +321,11 @@ def compare(args: argparse.Namespace, workdir: Path, out: Path) -> dict:
     results["fid_ratio"] = results["flow"]["fid"] / results["dcgan"]["fid"]
     results["fid_ratio_unguided"] = results["flow_unguided"]["fid"] / results["dcgan"]["fid"]
     print("quality:", json.dumps({k: summary(results[k]) for k in ("flow", "flow_unguided", "dcgan")}), flush=True)
-    results["sampling_seconds_per_1000"] = sampling_seconds(flow, generator, steps, guidance,
-                                                            args.timing_samples, repeats=3)
+    results["sampling_seconds_per_1000"] = sampling_seconds(
+        flow, generator, steps, guidance, args.timing_samples, repeats=3
+    )
     return results
+
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@
     python benchmarks/gan_benchmark.py --throughput-only # part 1 alone (~1 min), into the results file
                                                          # beside its quality section
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,17 @@ def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 
 def genlab_throughput(steps: int, r1_gamma: float, workdir: Path, tag: str) -> dict:
-    _, report = fit("essay-mlp-mnist", workdir / tag, [
-        "data.name=fashion-mnist", f"data.limit={128 * steps}", "train.epochs=1", f"train.r1_gamma={r1_gamma}",
-        "train.progress=false"])
+    _, report = fit(
+        "essay-mlp-mnist",
+        workdir / tag,
+        [
+            "data.name=fashion-mnist",
+            f"data.limit={128 * steps}",
+            "train.epochs=1",
+            f"train.r1_gamma={r1_gamma}",
+            "train.progress=false",
+        ],
+    )
     cost = report["cost"]
     return {"images_per_second": cost["examples_per_second"], "flops_per_second": cost["train_flops_per_second"]}
 
@@ -70,7 +79,8 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict:
         rounds["genlab"].append(plain["images_per_second"])
         rounds["genlab_flops"].append(plain["flops_per_second"])
         rounds["genlab_recipe_r1"].append(
-            genlab_throughput(args.throughput_steps, recipe_gamma, workdir, f"r1{i}")["images_per_second"])
+            genlab_throughput(args.throughput_steps, recipe_gamma, workdir, f"r1{i}")["images_per_second"]
+        )
     ceiling = statistics.median(rounds["ceiling_gflops"])
     ref, ours, ours_r1 = (statistics.median(rounds[k]) for k in ("reference", "genlab", "genlab_recipe_r1"))
     flops = statistics.median(rounds["genlab_flops"]) / 1e9
@@ -79,12 +89,18 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict:
     ratios = [g / r for g, r in zip(rounds["genlab"], rounds["reference"])]
     ratios_r1 = [g / r for g, r in zip(rounds["genlab_recipe_r1"], rounds["reference"])]
     return {
-        "steps_per_round": args.throughput_steps, "rounds": rounds,
-        "reference_images_per_second": ref, "genlab_images_per_second": ours,
-        "speedup": statistics.median(ratios), "speedup_per_round": ratios,
-        "genlab_with_recipe_r1_images_per_second": ours_r1, "speedup_with_recipe_r1": statistics.median(ratios_r1),
-        "genlab_gflops": flops, "matmul_ceiling_gflops_measured": ceiling,
-        "fraction_of_measured_ceiling": statistics.median(fractions), "fraction_per_round": fractions,
+        "steps_per_round": args.throughput_steps,
+        "rounds": rounds,
+        "reference_images_per_second": ref,
+        "genlab_images_per_second": ours,
+        "speedup": statistics.median(ratios),
+        "speedup_per_round": ratios,
+        "genlab_with_recipe_r1_images_per_second": ours_r1,
+        "speedup_with_recipe_r1": statistics.median(ratios_r1),
+        "genlab_gflops": flops,
+        "matmul_ceiling_gflops_measured": ceiling,
+        "fraction_of_measured_ceiling": statistics.median(fractions),
+        "fraction_per_round": fractions,
         "fraction_of_nominal_140_gflops": flops / NOMINAL_CEILING_GFLOPS,
     }
 
@@ -93,8 +109,11 @@ def quality(args: argparse.Namespace, workdir: Path, out_dir: Path) -> dict:
     fashion = load_image_dataset("fashion-mnist")
     evaluator = load_evaluator("fashion-mnist")
     budget_s = args.minutes * 60
-    run, report = fit("dcgan-fashion", workdir / "dcgan", ["train.epochs=1000", f"train.max_minutes={args.minutes}",
-                                                           "train.progress=false", "train.sample_every=1000"])
+    run, report = fit(
+        "dcgan-fashion",
+        workdir / "dcgan",
+        ["train.epochs=1000", f"train.max_minutes={args.minutes}", "train.progress=false", "train.sample_every=1000"],
+    )
     generator = genlab.load(run).generator  # the last checkpoint's generator, in eval mode
     ours_images, _ = sample_images(generator, args.samples, seed=1234)
     ours = evaluate_samples(ours_images, fashion, evaluator)
@@ -108,8 +127,13 @@ def quality(args: argparse.Namespace, workdir: Path, out_dir: Path) -> dict:
     ref["images_seen"] = ref_info["steps"] * 128
     GeneratedImages(ours_images[:100], nrow=10).save(out_dir / "fashion_genlab_dcgan.png")
     GeneratedImages(ref_images[:100], nrow=10).save(out_dir / "fashion_reference.png")
-    return {"budget_minutes": args.minutes, "num_samples": args.samples, "genlab_dcgan": ours,
-            "reference": ref, "fid_ratio": ours["fid"] / ref["fid"]}
+    return {
+        "budget_minutes": args.minutes,
+        "num_samples": args.samples,
+        "genlab_dcgan": ours,
+        "reference": ref,
+        "fid_ratio": ours["fid"] / ref["fid"],
+    }
 
 
 def main() -> None:
@@ -118,14 +142,18 @@ def main() -> None:
     parser.add_argument("--throughput-steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--throughput-only", action="store_true",
-                        help="part 1 alone; the results file keeps its quality section")
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="part 1 alone; the results file keeps its quality section"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "gan_benchmark.json"))
     args = parser.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-               "torch": torch.__version__}
+    machine = {
+        "processor": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         measured = {"throughput": throughput(args, Path(tmp))}
         if not args.throughput_only:
@@ -137,15 +165,19 @@ def main() -> None:
     results = {"machine": kept.get("machine", machine), **kept, **measured}
     out.write_text(json.dumps(results, indent=2) + "\n")
     t = results["throughput"]
-    print(f"throughput: genlab {t['genlab_images_per_second']:.0f} img/s vs reference "
-          f"{t['reference_images_per_second']:.0f} img/s = {t['speedup']:.2f}x (target >= 1.1x); "
-          f"with the recipe's R1: {t['speedup_with_recipe_r1']:.2f}x; genlab at {t['genlab_gflops']:.1f} GFLOP/s = "
-          f"{t['fraction_of_measured_ceiling']:.0%} of the measured matmul ceiling")
+    print(
+        f"throughput: genlab {t['genlab_images_per_second']:.0f} img/s vs reference "
+        f"{t['reference_images_per_second']:.0f} img/s = {t['speedup']:.2f}x (target >= 1.1x); "
+        f"with the recipe's R1: {t['speedup_with_recipe_r1']:.2f}x; genlab at {t['genlab_gflops']:.1f} GFLOP/s = "
+        f"{t['fraction_of_measured_ceiling']:.0%} of the measured matmul ceiling"
+    )
     if args.throughput_only:
         return
     q = results["quality"]
-    print(f"quality after {args.minutes} min each: genlab DCGAN FID {q['genlab_dcgan']['fid']:.2f} vs reference "
-          f"{q['reference']['fid']:.2f} = {q['fid_ratio']:.2f}x (target <= 0.5)")
+    print(
+        f"quality after {args.minutes} min each: genlab DCGAN FID {q['genlab_dcgan']['fid']:.2f} vs reference "
+        f"{q['reference']['fid']:.2f} = {q['fid_ratio']:.2f}x (target <= 0.5)"
+    )
     print(f"written to {out}")
 
 

@@ -9,6 +9,7 @@ parameter that the algorithm fixes). Bound = the step's FLOPs / (those times) / 
 
     python benchmarks/gan_step_bound.py          # ~1 minute, writes results/gan_step_bound.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ from gan_benchmark import matmul_gflops  # noqa: E402  (the same ceiling as the 
 
 from genlab.api import fit  # noqa: E402
 from genlab.core.ema import update_ema  # noqa: E402
-from genlab.tasks.gan import task as gan_task  # noqa: E402
+from genlab.tasks.gan import training as gan_task  # noqa: E402
 
 PROFILED = range(10, 40)  # the calls of train_step profiled: after warm-up, before the period's end
 
@@ -59,7 +60,7 @@ def gemm(name: str, shapes: list[tuple[int, ...]]) -> tuple[int, float]:
     return 2 * a.shape[0] * a.shape[1] * b.shape[1], seconds(call, 200)
 
 
-def profiled_run(workdir: Path, steps: int) -> tuple[dict, profile, "gan_task.GanTraining"]:
+def profiled_run(workdir: Path, steps: int) -> tuple[dict, profile, gan_task.GanTraining]:
     """genlab's own training of the essay recipe, steps PROFILED recorded with their input shapes."""
     recorder = profile(record_shapes=True)
     inner = gan_task.GanTraining.train_step
@@ -78,8 +79,17 @@ def profiled_run(workdir: Path, steps: int) -> tuple[dict, profile, "gan_task.Ga
 
     gan_task.GanTraining.train_step = train_step
     try:
-        _, report = fit("essay-mlp-mnist", workdir, ["data.name=fashion-mnist", f"data.limit={128 * steps}",
-                                                     "train.epochs=1", "train.r1_gamma=0.0", "train.progress=false"])
+        _, report = fit(
+            "essay-mlp-mnist",
+            workdir,
+            [
+                "data.name=fashion-mnist",
+                f"data.limit={128 * steps}",
+                "train.epochs=1",
+                "train.r1_gamma=0.0",
+                "train.progress=false",
+            ],
+        )
     finally:
         gan_task.GanTraining.train_step = inner
     return report, recorder, seen["training"]
@@ -92,13 +102,17 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    bars = [("genlab's step", result["step_ms"], result["fraction_of_ceiling"]),
-            ("its matmuls alone", result["gemms_alone_ms"], result["bound_gemms_only"]),
-            ("matmuls + Adam + EMA alone",
-             result["gemms_alone_ms"] + result["adam_alone_ms"] + result["ema_alone_ms"],
-             result["bound_gemms_and_updates"])]
+    bars = [
+        ("genlab's step", result["step_ms"], result["fraction_of_ceiling"]),
+        ("its matmuls alone", result["gemms_alone_ms"], result["bound_gemms_only"]),
+        (
+            "matmuls + Adam + EMA alone",
+            result["gemms_alone_ms"] + result["adam_alone_ms"] + result["ema_alone_ms"],
+            result["bound_gemms_and_updates"],
+        ),
+    ]
     fig, ax = plt.subplots(figsize=(7, 2.6))
-    for i, (name, ms, fraction) in enumerate(bars):
+    for i, (_name, ms, fraction) in enumerate(bars):
         ax.barh(i, ms, color=("tab:blue", "tab:gray", "tab:orange")[i])
         ax.text(ms, i, f"  {ms:.1f} ms = {fraction:.0%} of the ceiling", va="center", fontsize=8)
     ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
@@ -122,8 +136,11 @@ def main() -> None:
     cost = report["cost"]
     step_seconds = 128 / cost["examples_per_second"]  # includes the profiled steps' slowdown: a bit pessimistic
     flops = cost["train_flops"] / cost["steps"]
-    counts = collections.Counter((e.name, tuple(tuple(s) for s in e.input_shapes if s))
-                                 for e in recorder.events() if e.name in ("aten::mm", "aten::addmm"))
+    counts = collections.Counter(
+        (e.name, tuple(tuple(s) for s in e.input_shapes if s))
+        for e in recorder.events()
+        if e.name in ("aten::mm", "aten::addmm")
+    )
     rows, gemm_seconds, gemm_flops = [], 0.0, 0
     for (name, shapes), count in sorted(counts.items()):
         per_step = count / len(PROFILED)
@@ -147,12 +164,18 @@ def main() -> None:
     result = {
         "command": "python benchmarks/gan_step_bound.py",
         "measured_on": datetime.date.today().isoformat(),
-        "machine": {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__},
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
         "matmul_ceiling_gflops": [round(c, 1) for c in ceilings],
-        "step_flops": flops, "gemm_flops_profiled": round(gemm_flops),
-        "step_ms": round(1e3 * step_seconds, 2), "fraction_of_ceiling": fraction(step_seconds),
-        "gemms_alone_ms": round(1e3 * gemm_seconds, 2), "adam_alone_ms": round(1e3 * adam_seconds, 2),
+        "step_flops": flops,
+        "gemm_flops_profiled": round(gemm_flops),
+        "step_ms": round(1e3 * step_seconds, 2),
+        "fraction_of_ceiling": fraction(step_seconds),
+        "gemms_alone_ms": round(1e3 * gemm_seconds, 2),
+        "adam_alone_ms": round(1e3 * adam_seconds, 2),
         "ema_alone_ms": round(1e3 * ema_seconds, 2),
         "bound_gemms_only": fraction(gemm_seconds),
         "bound_gemms_and_updates": fraction(gemm_seconds + adam_seconds + ema_seconds),
@@ -161,10 +184,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.out.with_suffix(".png"))
-    print(f"step {result['step_ms']} ms = {result['fraction_of_ceiling']:.0%} of the ceiling "
-          f"({ceiling:.0f} GFLOP/s); its matmuls alone {result['gemms_alone_ms']} ms "
-          f"(bound {result['bound_gemms_only']:.0%}); + Adam {result['adam_alone_ms']} ms + EMA "
-          f"{result['ema_alone_ms']} ms (bound {result['bound_gemms_and_updates']:.0%}); written to {args.out}")
+    print(
+        f"step {result['step_ms']} ms = {result['fraction_of_ceiling']:.0%} of the ceiling "
+        f"({ceiling:.0f} GFLOP/s); its matmuls alone {result['gemms_alone_ms']} ms "
+        f"(bound {result['bound_gemms_only']:.0%}); + Adam {result['adam_alone_ms']} ms + EMA "
+        f"{result['ema_alone_ms']} ms (bound {result['bound_gemms_and_updates']:.0%}); written to {args.out}"
+    )
 
 
 if __name__ == "__main__":

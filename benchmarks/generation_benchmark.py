@@ -13,6 +13,7 @@ sides (checked); sampled decoding draws from different random streams, so only i
     python benchmarks/generation_benchmark.py                         # writes results/generation/
     python benchmarks/generation_benchmark.py --new-tokens 32 --repeats 1 --out /tmp/gen   # smoke test
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from genlab.io.hf import save_gpt2, save_llama
+from genlab.interop.hf import save_gpt2, save_llama
 from genlab.models.generation import generate
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks import load_recipe
-from genlab.tasks.lm.task import model_config
+from genlab.tasks.lm.training import model_config
 
 PROMPT_TOKENS = 16
 CHAR_VOCAB = 80  # about the KJV's characters; speed hardly depends on it
@@ -63,14 +64,23 @@ def hf_twin(model: Transformer, layout: str, folder: Path) -> torch.nn.Module:
 
 def hf_generate(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int, sample: bool) -> torch.Tensor:
     with torch.no_grad():
-        return model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
-                              min_new_tokens=new_tokens, do_sample=sample, temperature=1.0 if sample else None,
-                              top_k=0 if sample else None, top_p=1.0 if sample else None, use_cache=True,
-                              pad_token_id=0)
+        return model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=sample,
+            temperature=1.0 if sample else None,
+            top_k=0 if sample else None,
+            top_p=1.0 if sample else None,
+            use_cache=True,
+            pad_token_id=0,
+        )
 
 
-def measure(config: TransformerConfig, layout: str | None, batch: int, sample: bool, new_tokens: int,
-            repeats: int, folder: Path) -> dict:
+def measure(
+    config: TransformerConfig, layout: str | None, batch: int, sample: bool, new_tokens: int, repeats: int, folder: Path
+) -> dict:
     torch.manual_seed(1)
     ours = Transformer(config).eval()
     theirs = hf_twin(ours, layout, folder) if layout else None
@@ -89,9 +99,12 @@ def measure(config: TransformerConfig, layout: str | None, batch: int, sample: b
             if i:
                 times["transformers"].append(time.perf_counter() - start)
     median = {k: statistics.median(v) for k, v in times.items()}
-    result = {"batch": batch, "decoding": "sampled" if sample else "greedy",
-              "tokens_per_second": {k: round(batch * new_tokens / v, 1) for k, v in median.items()},
-              "ms_per_step": {k: round(1000 * v / new_tokens, 3) for k, v in median.items()}}
+    result = {
+        "batch": batch,
+        "decoding": "sampled" if sample else "greedy",
+        "tokens_per_second": {k: round(batch * new_tokens / v, 1) for k, v in median.items()},
+        "ms_per_step": {k: round(1000 * v / new_tokens, 3) for k, v in median.items()},
+    }
     if theirs is not None:
         result["ratio_genlab_over_transformers"] = round(median["transformers"] / median["genlab"], 2)
         if not sample:
@@ -114,12 +127,19 @@ def plot(results: dict, path: Path) -> None:
         ax.bar(i - width / 2, t["genlab"], width, color="tab:orange", label="genlab" if i == 0 else None)
         ax.bar(i + width / 2, t["transformers"], width, color="tab:blue", label="transformers" if i == 0 else None)
         ax.text(i, t["genlab"], f"{r['ratio_genlab_over_transformers']:.2f}×", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(range(len(rows)), [f"{r['model'].replace(' layout)', ')')}\nbatch {r['batch']}, {r['decoding']}"
-                                      for r in rows], fontsize=7, rotation=35, ha="right")
+    ax.set_xticks(
+        range(len(rows)),
+        [f"{r['model'].replace(' layout)', ')')}\nbatch {r['batch']}, {r['decoding']}" for r in rows],
+        fontsize=7,
+        rotation=35,
+        ha="right",
+    )
     ax.set_yscale("log")
     ax.set_ylabel("tokens per second (log scale)")
-    ax.set_title(f"generate(): {results['new_tokens']} new tokens, KV cache on both sides, "
-                 f"{results['machine']['threads']} threads")
+    ax.set_title(
+        f"generate(): {results['new_tokens']} new tokens, KV cache on both sides, "
+        f"{results['machine']['threads']} threads"
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -139,18 +159,31 @@ def main() -> None:
         for name, (config, layout) in configs(args.new_tokens).items():
             for batch in args.batches:
                 for sample in (False, True):
-                    row = {"model": name, "context": config.block_size,
-                           **measure(config, layout, batch, sample, args.new_tokens, args.repeats, Path(tmp) / name)}
+                    row = {
+                        "model": name,
+                        "context": config.block_size,
+                        **measure(config, layout, batch, sample, args.new_tokens, args.repeats, Path(tmp) / name),
+                    }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-    target = [r for r in rows if r["model"] == "char-gpt (GPT-2 layout)" and r["batch"] == 1 and
-              r["decoding"] == "greedy"]
-    results = {"machine": {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                           "torch": torch.__version__},
-               "new_tokens": args.new_tokens, "prompt_tokens": PROMPT_TOKENS, "repeats": args.repeats,
-               "target": {"what": "char GPT, GPT-2 layout, batch 1, greedy: >= 3x transformers' generate",
-                          "ratio": target[0]["ratio_genlab_over_transformers"] if target else None},
-               "rows": rows}
+    target = [
+        r for r in rows if r["model"] == "char-gpt (GPT-2 layout)" and r["batch"] == 1 and r["decoding"] == "greedy"
+    ]
+    results = {
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "new_tokens": args.new_tokens,
+        "prompt_tokens": PROMPT_TOKENS,
+        "repeats": args.repeats,
+        "target": {
+            "what": "char GPT, GPT-2 layout, batch 1, greedy: >= 3x transformers' generate",
+            "ratio": target[0]["ratio_genlab_over_transformers"] if target else None,
+        },
+        "rows": rows,
+    }
     (out / "generation_benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, out / "generation_benchmark.png")
     print(f"written to {out / 'generation_benchmark.json'}")

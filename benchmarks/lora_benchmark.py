@@ -21,6 +21,7 @@ and add as separate ops, forward and backward), genlab as one F.gelu(approximate
     python benchmarks/lora_benchmark.py                   # 5 rounds x 20 steps per side
     python benchmarks/lora_benchmark.py --tiny --out x.json   # smoke test: 2 layers, 32 dims, seconds
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +36,10 @@ from pathlib import Path
 
 import torch
 
-from genlab.io.hf import save_gpt2
+from genlab.interop.hf import save_gpt2
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.peft.lora import LoraConfig, apply_lora, lora_layers, trainable_parameter_count
-from genlab.tasks.lm.objectives import causal_lm_loss
+from genlab.tasks.lm.process import causal_lm_loss
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lora_benchmark.json"
 # genlab's linear layer in each block -> the GPT-2 module holding the same weight.
@@ -57,9 +58,12 @@ def build(model_cfg: TransformerConfig, rank: int, alpha: float, folder: Path, s
     base = GPT2LMHeadModel.from_pretrained(str(folder))
     # GPT-2's Conv1D holds its weight as (in, out); fan_in_fan_out tells peft so. "c_proj" matches both
     # attn.c_proj and mlp.c_proj, as genlab's "proj" targets below are two entries.
-    theirs = peft.get_peft_model(base, peft.LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=["c_attn", "c_proj", "c_fc"],
-        fan_in_fan_out=True))
+    theirs = peft.get_peft_model(
+        base,
+        peft.LoraConfig(
+            r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True
+        ),
+    )
     apply_lora(ours, LoraConfig(rank=rank, alpha=alpha, dropout=0.0, target_modules=list(GPT2_NAMES)))
 
     blocks = theirs.base_model.model.transformer.h
@@ -114,15 +118,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, i.e. OMP_NUM_THREADS)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--note", default="", help="free text stored in the results (e.g. 'shared machine')")
-    parser.add_argument("--tiny", action="store_true", help="smoke test: 2 layers, 32 dims, batch 2 x 16, "
-                        "2 rounds x 2 steps, 2 warm-up steps; writes only to --out")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="smoke test: 2 layers, 32 dims, batch 2 x 16, 2 rounds x 2 steps, 2 warm-up steps; writes only to --out",
+    )
     parser.add_argument("--out", type=Path, help=f"results JSON (default {RESULTS.name}; --tiny writes only to --out)")
     args = parser.parse_args()
-    model_cfg = TransformerConfig(vocab_size=4096, block_size=256, n_layer=4, n_head=4, n_embd=192,
-                                  dropout=0.0, activation="gelu_new")
+    model_cfg = TransformerConfig(
+        vocab_size=4096, block_size=256, n_layer=4, n_head=4, n_embd=192, dropout=0.0, activation="gelu_new"
+    )
     if args.tiny:
-        model_cfg = TransformerConfig(vocab_size=256, block_size=32, n_layer=2, n_head=4, n_embd=32,
-                                      dropout=0.0, activation="gelu_new")
+        model_cfg = TransformerConfig(
+            vocab_size=256, block_size=32, n_layer=2, n_head=4, n_embd=32, dropout=0.0, activation="gelu_new"
+        )
         args.batch, args.seq, args.rounds, args.steps, args.warmup = 2, 16, 2, 2, 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -148,11 +157,19 @@ def main() -> None:
     for r in range(args.rounds):
         order = list(sides) if r % 2 == 0 else list(reversed(sides))  # alternate who goes first
         secs = {name: sides[name].timed(args.steps) for name in order}
-        per_round.append({"first": order[0], "genlab_s_per_step": round(secs["genlab"], 5),
-                          "peft_s_per_step": round(secs["peft"], 5),
-                          "ratio_peft_over_genlab": round(secs["peft"] / secs["genlab"], 3)})
-        print(f"round {r + 1}: genlab {secs['genlab']:.4f} s/step, peft {secs['peft']:.4f} s/step, "
-              f"ratio {secs['peft'] / secs['genlab']:.3f}", flush=True)
+        per_round.append(
+            {
+                "first": order[0],
+                "genlab_s_per_step": round(secs["genlab"], 5),
+                "peft_s_per_step": round(secs["peft"], 5),
+                "ratio_peft_over_genlab": round(secs["peft"] / secs["genlab"], 3),
+            }
+        )
+        print(
+            f"round {r + 1}: genlab {secs['genlab']:.4f} s/step, peft {secs['peft']:.4f} s/step, "
+            f"ratio {secs['peft'] / secs['genlab']:.3f}",
+            flush=True,
+        )
     ratio = statistics.median(p["ratio_peft_over_genlab"] for p in per_round)
     median_s = {name: statistics.median(p[f"{name}_s_per_step"] for p in per_round) for name in sides}
 
@@ -161,29 +178,52 @@ def main() -> None:
 
     results = {
         "command": "python benchmarks/lora_benchmark.py " + " ".join(sys.argv[1:]),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                    "peft": peft.__version__, "transformers": transformers.__version__,
-                    "threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-                    "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
-                    "note": args.note},
-        "model": {k: getattr(model_cfg, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd",
-                                                     "activation")},
-        "lora": {"rank": args.rank, "alpha": args.alpha, "dropout": 0.0, "targets_genlab": list(GPT2_NAMES),
-                 "targets_peft": ["c_attn", "c_proj", "c_fc"], "trainable_parameters": trainable_parameter_count(ours)},
-        "step": {"batch": args.batch, "seq": args.seq, "optimizer": "AdamW over LoRA parameters", "lr": args.lr,
-                 "loss": "causal_lm_loss(logits, ids) on both sides"},
-        "rounds": args.rounds, "steps_per_round": args.steps, "warmup_steps": args.warmup,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "peft": peft.__version__,
+            "transformers": transformers.__version__,
+            "threads": torch.get_num_threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+            "note": args.note,
+        },
+        "model": {
+            k: getattr(model_cfg, k) for k in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "activation")
+        },
+        "lora": {
+            "rank": args.rank,
+            "alpha": args.alpha,
+            "dropout": 0.0,
+            "targets_genlab": list(GPT2_NAMES),
+            "targets_peft": ["c_attn", "c_proj", "c_fc"],
+            "trainable_parameters": trainable_parameter_count(ours),
+        },
+        "step": {
+            "batch": args.batch,
+            "seq": args.seq,
+            "optimizer": "AdamW over LoRA parameters",
+            "lr": args.lr,
+            "loss": "causal_lm_loss(logits, ids) on both sides",
+        },
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
+        "warmup_steps": args.warmup,
         "warmup_losses": {k: [round(v, 6) for v in vs] for k, vs in losses.items()},
-        "warmup_loss_max_abs_diff": max_diff, "losses_match": max_diff <= LOSS_TOLERANCE,
+        "warmup_loss_max_abs_diff": max_diff,
+        "losses_match": max_diff <= LOSS_TOLERANCE,
         "loss_tolerance": LOSS_TOLERANCE,
         "per_round": per_round,
         "median_s_per_step": {k: round(v, 5) for k, v in median_s.items()},
         "median_ratio_peft_over_genlab": ratio,
         "genlab_at_least_as_fast": ratio >= 1.0,
     }
-    print(f"LoRA step: genlab {median_s['genlab']:.4f} s, peft {median_s['peft']:.4f} s (medians); "
-          f"median per-round ratio peft/genlab {ratio:.3f} ({'genlab faster' if ratio >= 1 else 'peft faster'}); "
-          f"warm-up loss max diff {max_diff:.2e}; threads {torch.get_num_threads()}")
+    print(
+        f"LoRA step: genlab {median_s['genlab']:.4f} s, peft {median_s['peft']:.4f} s (medians); "
+        f"median per-round ratio peft/genlab {ratio:.3f} ({'genlab faster' if ratio >= 1 else 'peft faster'}); "
+        f"warm-up loss max diff {max_diff:.2e}; threads {torch.get_num_threads()}"
+    )
     out = args.out or (None if args.tiny else RESULTS)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ logits, so the loss is BCE-with-logits (the essay put BCELoss on unbounded outpu
 the non-saturating one; the data comes through a DataLoader (the essay indexed a loader). Kept: the
 layers, Adam(lr=2e-4, betas=(0.5, 0.999)), batch 128.
 """
+
 from __future__ import annotations
 
 import time
@@ -48,8 +49,9 @@ class Discriminator(nn.Module):
         return self.fc3(x)
 
 
-def train_reference(train_images: np.ndarray, seconds: float = 0.0, steps: int = 0, seed: int = 0,
-                    batch_size: int = 128) -> tuple[Generator, dict]:
+def train_reference(
+    train_images: np.ndarray, seconds: float = 0.0, steps: int = 0, seed: int = 0, batch_size: int = 128
+) -> tuple[Generator, dict]:
     """Train for a wall-clock budget (seconds) or a number of steps; returns G and throughput figures."""
     torch.manual_seed(seed)
     generator, discriminator = Generator(), Discriminator()
@@ -75,12 +77,12 @@ def train_reference(train_images: np.ndarray, seconds: float = 0.0, steps: int =
             done += 1
             elapsed = time.perf_counter() - start
             if (steps and done >= steps) or (seconds and elapsed >= seconds):
-                return generator, {"steps": done, "seconds": elapsed,
-                                   "images_per_second": done * batch_size / elapsed}
+                return generator, {"steps": done, "seconds": elapsed, "images_per_second": done * batch_size / elapsed}
 
 
 @torch.no_grad()
 def sample_reference(generator: Generator, n: int, seed: int = 1234) -> torch.Tensor:
     noise = torch.Generator().manual_seed(seed)
-    return torch.cat([generator(torch.randn(min(1000, n - i), 100, generator=noise)).view(-1, 1, 28, 28)
-                      for i in range(0, n, 1000)])
+    return torch.cat(
+        [generator(torch.randn(min(1000, n - i), 100, generator=noise)).view(-1, 1, 28, 28) for i in range(0, n, 1000)]
+    )

@@ -31,6 +31,7 @@ What it does, in one script run on one machine:
     python benchmarks/serve_benchmark.py --run RUN --seconds 2 --levels 1,2 --warmup-seconds 1 \\
         --out-dir /tmp/serve-smoke                                # smoke mode
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,13 +57,29 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "serve"
 BASELINE = ROOT / "benchmarks" / "serve_hf_baseline.py"
-PROMPTS = ["In the beginning", "And God said", "The LORD is my", "Blessed are the", "And it came to",
-           "Thus saith the", "For God so", "Let there be", "And the earth", "Hear, O Israel", "The grace of",
-           "And Jesus said", "Behold, I come", "Unto thee, O", "Praise ye the", "And he answered"]
+PROMPTS = [
+    "In the beginning",
+    "And God said",
+    "The LORD is my",
+    "Blessed are the",
+    "And it came to",
+    "Thus saith the",
+    "For God so",
+    "Let there be",
+    "And the earth",
+    "Hear, O Israel",
+    "The grace of",
+    "And Jesus said",
+    "Behold, I come",
+    "Unto thee, O",
+    "Praise ye the",
+    "And he answered",
+]
 TARGETS = {"genlab_8_over_genlab_1": 4.0, "genlab_8_over_baseline_8": 4.0, "rss_after_over_warmup_max": 1.1}
 
 
 # ------------------------------------------------------------------ processes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -103,8 +120,9 @@ class Server:
         self.name, self.cmd, self.port, self.log_path = name, cmd, port, log
         self.url = f"http://127.0.0.1:{port}"
         self.log = open(log, "w")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     @property
     def pid(self) -> int:
@@ -114,8 +132,9 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) while starting:\n"
-                                   + self.log_path.read_text()[-3000:])
+                raise RuntimeError(
+                    f"{self.name} exited ({self.proc.returncode}) while starting:\n" + self.log_path.read_text()[-3000:]
+                )
             try:
                 r = httpx.get(self.url + "/health", timeout=2)
                 if r.status_code == 200:
@@ -123,8 +142,9 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)
-        raise RuntimeError(f"{self.name} did not answer /health within {timeout:.0f} s:\n"
-                           + self.log_path.read_text()[-3000:])
+        raise RuntimeError(
+            f"{self.name} did not answer /health within {timeout:.0f} s:\n" + self.log_path.read_text()[-3000:]
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -138,6 +158,7 @@ class Server:
 
 
 # ------------------------------------------------------------------ load
+
 
 class Tally:
     def __init__(self) -> None:
@@ -252,8 +273,9 @@ async def plain_request(client: httpx.AsyncClient, url: str, body: dict, tally: 
     tally.latency.append(ended - started)
 
 
-async def run_level(server: Server, model: str, clients: int, seconds: float, max_requests: int,
-                    settings: dict, seed_base: int) -> tuple[Tally, dict[str, Any]]:
+async def run_level(
+    server: Server, model: str, clients: int, seconds: float, max_requests: int, settings: dict, seed_base: int
+) -> tuple[Tally, dict[str, Any]]:
     streaming = server.name == "genlab"
     url = server.url + "/v1/completions"
     tally = Tally()
@@ -268,9 +290,13 @@ async def run_level(server: Server, model: str, clients: int, seconds: float, ma
             i = 0
             while time.perf_counter() < deadline and issued < max_requests:
                 issued += 1
-                body = {"model": model, "prompt": PROMPTS[(c * 7 + i) % len(PROMPTS)],
-                        "max_tokens": settings["max_tokens"], "temperature": settings["temperature"],
-                        "seed": seed_base + c * 100_000 + i}
+                body = {
+                    "model": model,
+                    "prompt": PROMPTS[(c * 7 + i) % len(PROMPTS)],
+                    "max_tokens": settings["max_tokens"],
+                    "temperature": settings["temperature"],
+                    "seed": seed_base + c * 100_000 + i,
+                }
                 if streaming:
                     body |= {"stream": True, "stream_options": {"include_usage": True}}
                     await streaming_request(client, url, body, tally, settings["max_tokens"])
@@ -283,14 +309,25 @@ async def run_level(server: Server, model: str, clients: int, seconds: float, ma
         wall = time.perf_counter() - start
         cpu_client, cpu_server = time.process_time() - cpu_client, cpu_seconds(server.pid) - cpu_server
         busy = machine_busy_seconds() - busy
-    return tally, {"server": server.name, "clients": clients, "seconds_budget": seconds, "wall_seconds": wall,
-            "requests": tally.requests, "errors": tally.errors, "short_completions": tally.short,
-            "error_samples": tally.error_samples, "completion_tokens": tally.tokens,
-            "tokens_per_second": tally.tokens / wall, "requests_per_second": tally.requests / wall,
-            "ttft_ms": summary(tally.ttft), "latency_ms": summary(tally.latency),
-            "server_cpu_seconds": cpu_server, "server_cpu_fraction": cpu_server / wall,
-            "load_generator_cpu_seconds": cpu_client,
-            "other_processes_cpu_fraction": max(0.0, busy - cpu_server - cpu_client) / wall}
+    return tally, {
+        "server": server.name,
+        "clients": clients,
+        "seconds_budget": seconds,
+        "wall_seconds": wall,
+        "requests": tally.requests,
+        "errors": tally.errors,
+        "short_completions": tally.short,
+        "error_samples": tally.error_samples,
+        "completion_tokens": tally.tokens,
+        "tokens_per_second": tally.tokens / wall,
+        "requests_per_second": tally.requests / wall,
+        "ttft_ms": summary(tally.ttft),
+        "latency_ms": summary(tally.latency),
+        "server_cpu_seconds": cpu_server,
+        "server_cpu_fraction": cpu_server / wall,
+        "load_generator_cpu_seconds": cpu_client,
+        "other_processes_cpu_fraction": max(0.0, busy - cpu_server - cpu_client) / wall,
+    }
 
 
 def summary(seconds: list[float]) -> dict[str, float | None]:
@@ -319,13 +356,24 @@ def batch_metrics(server: Server) -> tuple[float, float]:
 
 # ------------------------------------------------------------------ the run
 
+
 def train_run(work: Path) -> tuple[Path, list[str]]:
     run = work / "char-gpt"
     if (run / "model" / "model.safetensors").is_file() and (run / "checkpoints").is_dir():
         return run, ["(reused)", str(run)]
     work.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "genlab", "train", "char-gpt-kjv", "--out", str(run), "train.max_iters=250",
-           "train.eval_interval=250", "train.progress=false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "genlab",
+        "train",
+        "char-gpt-kjv",
+        "--out",
+        str(run),
+        "train.max_iters=250",
+        "train.eval_interval=250",
+        "train.progress=false",
+    ]
     print("training:", shlex.join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
     return run, cmd
@@ -338,18 +386,22 @@ def check_prompts(run: Path, max_tokens: int) -> int:
     tokenizer = Tokenizer.from_file(str(run / "model" / "tokenizer.json"))
     longest = max(len(tokenizer.encode(p, add_special_tokens=False).ids) for p in PROMPTS)
     if longest + max_tokens > context:
-        raise SystemExit(f"the longest prompt ({longest} tokens) + --max-tokens {max_tokens} exceeds the "
-                         f"{context}-token context")
+        raise SystemExit(
+            f"the longest prompt ({longest} tokens) + --max-tokens {max_tokens} exceeds the {context}-token context"
+        )
     return context
 
 
 def genlab_threads_probe(run: Path, env: dict[str, str]) -> int:
     """torch.get_num_threads() after genlab opens the run the way `genlab serve` does, in a process with the
     server's environment (the server itself has no endpoint that reports it)."""
-    code = ("import sys, torch; from genlab.serve import open_runs; open_runs([sys.argv[1]]); "
-            "print(torch.get_num_threads())")
-    out = subprocess.run([sys.executable, "-c", code, str(run)], cwd=ROOT, env=env, capture_output=True,
-                         text=True, check=True)
+    code = (
+        "import sys, torch; from genlab.serve import open_runs; open_runs([sys.argv[1]]); "
+        "print(torch.get_num_threads())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(run)], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     return int(out.stdout.split()[-1])
 
 
@@ -358,22 +410,33 @@ def machine_info() -> dict[str, Any]:
 
     model = ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu_count": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)), "cpu_model": model,
-            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "load_average_at_start": list(os.getloadavg()),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "cpu_count": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "load_average_at_start": list(os.getloadavg()),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
 
 
-async def benchmark(args: argparse.Namespace, servers: dict[str, Server], model: str, settings: dict,
-                    results: dict) -> None:
+async def benchmark(
+    args: argparse.Namespace, servers: dict[str, Server], model: str, settings: dict, results: dict
+) -> None:
     for name, server in servers.items():  # warm-up at the highest concurrency, not counted
         print(f"warm-up {name}: {max(args.levels)} clients, {args.warmup_seconds} s", flush=True)
-        _, warm = await run_level(server, model, max(args.levels), args.warmup_seconds, args.max_requests,
-                                  settings, seed_base=10**9)
+        _, warm = await run_level(
+            server, model, max(args.levels), args.warmup_seconds, args.max_requests, settings, seed_base=10**9
+        )
         results["warmup"][name] = warm
         results["rss_mb"][name] = {"after_warmup": rss_mb(server.pid)}
     pooled: dict[tuple[str, int], tuple[Tally, list[dict]]] = {}
@@ -384,47 +447,63 @@ async def benchmark(args: argparse.Namespace, servers: dict[str, Server], model:
                 if name == "baseline" and c not in args.baseline_levels:
                     continue
                 before = batch_metrics(server) if name == "genlab" else None
-                tally, level = await run_level(server, model, c, args.seconds, args.max_requests, settings,
-                                               seed_base=r * 10**8 + c * 10**6)
+                tally, level = await run_level(
+                    server, model, c, args.seconds, args.max_requests, settings, seed_base=r * 10**8 + c * 10**6
+                )
                 if before is not None:
                     after = batch_metrics(server)
                     level["decoding_steps"] = after[1] - before[1]
                     level["sequences_in_steps"] = after[0] - before[0]
-                    level["mean_batch_per_step"] = (level["sequences_in_steps"] / level["decoding_steps"]
-                                                    if level["decoding_steps"] else None)
+                    level["mean_batch_per_step"] = (
+                        level["sequences_in_steps"] / level["decoding_steps"] if level["decoding_steps"] else None
+                    )
                 level["round"], level["rss_mb"] = r + 1, rss_mb(server.pid)
                 results["rounds"].append(level)
                 total, rounds = pooled.setdefault((name, c), (Tally(), []))
                 total.ttft += tally.ttft
                 total.latency += tally.latency
                 rounds.append(level)
-                print(f"round {r + 1} {name:>8} C={c:>2}: {level['requests']:>5} requests, "
-                      f"{level['tokens_per_second']:7.1f} tok/s, TTFT p50 {fmt(level['ttft_ms']['p50'])} ms "
-                      f"p95 {fmt(level['ttft_ms']['p95'])} ms, errors {level['errors']}, server CPU "
-                      f"{level['server_cpu_fraction']:.2f}, others' CPU {level['other_processes_cpu_fraction']:.2f}, "
-                      f"batch/step {fmt(level.get('mean_batch_per_step'), 2)}", flush=True)
+                print(
+                    f"round {r + 1} {name:>8} C={c:>2}: {level['requests']:>5} requests, "
+                    f"{level['tokens_per_second']:7.1f} tok/s, TTFT p50 {fmt(level['ttft_ms']['p50'])} ms "
+                    f"p95 {fmt(level['ttft_ms']['p95'])} ms, errors {level['errors']}, server CPU "
+                    f"{level['server_cpu_fraction']:.2f}, others' CPU {level['other_processes_cpu_fraction']:.2f}, "
+                    f"batch/step {fmt(level.get('mean_batch_per_step'), 2)}",
+                    flush=True,
+                )
     for (name, c), (total, rounds) in sorted(pooled.items(), key=lambda kv: (kv[0][0] != "genlab", kv[0][1])):
         wall = sum(lv["wall_seconds"] for lv in rounds)
         tokens = sum(lv["completion_tokens"] for lv in rounds)
-        level = {"server": name, "clients": c, "rounds": len(rounds), "wall_seconds": wall,
-                 "requests": sum(lv["requests"] for lv in rounds), "errors": sum(lv["errors"] for lv in rounds),
-                 "short_completions": sum(lv["short_completions"] for lv in rounds),
-                 "error_samples": [e for lv in rounds for e in lv["error_samples"]][:5],
-                 "completion_tokens": tokens, "tokens_per_second": tokens / wall,
-                 "tokens_per_second_per_round": [lv["tokens_per_second"] for lv in rounds],
-                 "ttft_ms": summary(total.ttft), "latency_ms": summary(total.latency),
-                 "server_cpu_fraction": sum(lv["server_cpu_seconds"] for lv in rounds) / wall,
-                 "load_generator_cpu_fraction": sum(lv["load_generator_cpu_seconds"] for lv in rounds) / wall,
-                 "other_processes_cpu_fraction": sum(lv["other_processes_cpu_fraction"] * lv["wall_seconds"]
-                                                     for lv in rounds) / wall}
+        level = {
+            "server": name,
+            "clients": c,
+            "rounds": len(rounds),
+            "wall_seconds": wall,
+            "requests": sum(lv["requests"] for lv in rounds),
+            "errors": sum(lv["errors"] for lv in rounds),
+            "short_completions": sum(lv["short_completions"] for lv in rounds),
+            "error_samples": [e for lv in rounds for e in lv["error_samples"]][:5],
+            "completion_tokens": tokens,
+            "tokens_per_second": tokens / wall,
+            "tokens_per_second_per_round": [lv["tokens_per_second"] for lv in rounds],
+            "ttft_ms": summary(total.ttft),
+            "latency_ms": summary(total.latency),
+            "server_cpu_fraction": sum(lv["server_cpu_seconds"] for lv in rounds) / wall,
+            "load_generator_cpu_fraction": sum(lv["load_generator_cpu_seconds"] for lv in rounds) / wall,
+            "other_processes_cpu_fraction": sum(
+                lv["other_processes_cpu_fraction"] * lv["wall_seconds"] for lv in rounds
+            )
+            / wall,
+        }
         if name == "genlab":
             steps = sum(lv["decoding_steps"] for lv in rounds)
             level["mean_batch_per_step"] = sum(lv["sequences_in_steps"] for lv in rounds) / steps if steps else None
         results["levels"].append(level)
     for name, server in servers.items():
         results["rss_mb"][name]["after_all_levels"] = rss_mb(server.pid)
-        results["rss_mb"][name]["ratio"] = (results["rss_mb"][name]["after_all_levels"]
-                                            / results["rss_mb"][name]["after_warmup"])
+        results["rss_mb"][name]["ratio"] = (
+            results["rss_mb"][name]["after_all_levels"] / results["rss_mb"][name]["after_warmup"]
+        )
 
 
 def fmt(value: float | None, digits: int = 0) -> str:
@@ -438,14 +517,18 @@ def find(levels: list[dict], server: str, clients: int) -> dict | None:
 def ratios(results: dict) -> dict[str, float | None]:
     levels = results["levels"]
     g1, g8, b8 = find(levels, "genlab", 1), find(levels, "genlab", 8), find(levels, "baseline", 8)
-    out = {"genlab_8_over_genlab_1": g8["tokens_per_second"] / g1["tokens_per_second"] if g1 and g8 else None,
-           "genlab_8_over_baseline_8": g8["tokens_per_second"] / b8["tokens_per_second"] if b8 and g8 else None}
+    out = {
+        "genlab_8_over_genlab_1": g8["tokens_per_second"] / g1["tokens_per_second"] if g1 and g8 else None,
+        "genlab_8_over_baseline_8": g8["tokens_per_second"] / b8["tokens_per_second"] if b8 and g8 else None,
+    }
     if g1 and g8:
-        out["genlab_8_over_genlab_1_per_round"] = [a / b for a, b in zip(g8["tokens_per_second_per_round"],
-                                                                          g1["tokens_per_second_per_round"])]
+        out["genlab_8_over_genlab_1_per_round"] = [
+            a / b for a, b in zip(g8["tokens_per_second_per_round"], g1["tokens_per_second_per_round"])
+        ]
     if b8 and g8:
-        out["genlab_8_over_baseline_8_per_round"] = [a / b for a, b in zip(g8["tokens_per_second_per_round"],
-                                                                            b8["tokens_per_second_per_round"])]
+        out["genlab_8_over_baseline_8_per_round"] = [
+            a / b for a, b in zip(g8["tokens_per_second_per_round"], b8["tokens_per_second_per_round"])
+        ]
     for name, rss in results["rss_mb"].items():
         out[f"{name}_rss_after_over_warmup"] = rss.get("ratio")
     return out
@@ -453,27 +536,34 @@ def ratios(results: dict) -> dict[str, float | None]:
 
 def write_markdown(results: dict, path: Path) -> None:
     s, r = results["settings"], results["ratios"]
-    lines = ["# `genlab serve` under concurrent load", "",
-             f"Produced by `{results['command']}` on {results['machine']['date']} "
-             f"({results['machine']['cpu_count']} CPUs, {results['machine']['cpu_model']}; torch threads: genlab "
-             f"{results['threads']['genlab']}, baseline {results['threads']['baseline']}).", "",
-             f"Run: `{results['run']['path']}` ({results['run']['how']}). Every request: a KJV-like prompt of "
-             f"≤ {s['longest_prompt_chars']} characters, {s['max_tokens']} new tokens, temperature "
-             f"{s['temperature']}, no top-k/top-p, its own seed; {s['rounds']} round(s) of {s['seconds']} s per "
-             f"level (at most {s['max_requests']} requests each; figures pool the rounds), after a "
-             f"{s['warmup_seconds']} s warm-up at "
-             f"{max(s['levels'])} clients. genlab streams (TTFT = first text chunk); the baseline "
-             "(`transformers` `generate`, one request at a time) does not (TTFT = full latency).", "",
-             "| server | clients | requests | TTFT p50 ms | TTFT p95 ms | latency p50 ms | aggregate tok/s "
-             "| tok/s per round | errors | server CPU | others' CPU | batch/step |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# `genlab serve` under concurrent load",
+        "",
+        f"Produced by `{results['command']}` on {results['machine']['date']} "
+        f"({results['machine']['cpu_count']} CPUs, {results['machine']['cpu_model']}; torch threads: genlab "
+        f"{results['threads']['genlab']}, baseline {results['threads']['baseline']}).",
+        "",
+        f"Run: `{results['run']['path']}` ({results['run']['how']}). Every request: a KJV-like prompt of "
+        f"≤ {s['longest_prompt_chars']} characters, {s['max_tokens']} new tokens, temperature "
+        f"{s['temperature']}, no top-k/top-p, its own seed; {s['rounds']} round(s) of {s['seconds']} s per "
+        f"level (at most {s['max_requests']} requests each; figures pool the rounds), after a "
+        f"{s['warmup_seconds']} s warm-up at "
+        f"{max(s['levels'])} clients. genlab streams (TTFT = first text chunk); the baseline "
+        "(`transformers` `generate`, one request at a time) does not (TTFT = full latency).",
+        "",
+        "| server | clients | requests | TTFT p50 ms | TTFT p95 ms | latency p50 ms | aggregate tok/s "
+        "| tok/s per round | errors | server CPU | others' CPU | batch/step |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for lv in sorted(results["levels"], key=lambda lv: (lv["server"] != "genlab", lv["clients"])):
-        lines.append(f"| {lv['server']} | {lv['clients']} | {lv['requests']} | {fmt(lv['ttft_ms']['p50'])} | "
-                     f"{fmt(lv['ttft_ms']['p95'])} | {fmt(lv['latency_ms']['p50'])} | "
-                     f"{lv['tokens_per_second']:.0f} | "
-                     f"{', '.join(f'{v:.0f}' for v in lv['tokens_per_second_per_round'])} | {lv['errors']} | "
-                     f"{lv['server_cpu_fraction']:.2f} | {lv['other_processes_cpu_fraction']:.2f} | "
-                     f"{fmt(lv.get('mean_batch_per_step'), 2)} |")
+        lines.append(
+            f"| {lv['server']} | {lv['clients']} | {lv['requests']} | {fmt(lv['ttft_ms']['p50'])} | "
+            f"{fmt(lv['ttft_ms']['p95'])} | {fmt(lv['latency_ms']['p50'])} | "
+            f"{lv['tokens_per_second']:.0f} | "
+            f"{', '.join(f'{v:.0f}' for v in lv['tokens_per_second_per_round'])} | {lv['errors']} | "
+            f"{lv['server_cpu_fraction']:.2f} | {lv['other_processes_cpu_fraction']:.2f} | "
+            f"{fmt(lv.get('mean_batch_per_step'), 2)} |"
+        )
 
     def verdict(value: float | None, target: float, above: bool = True) -> str:
         if value is None:
@@ -485,22 +575,32 @@ def write_markdown(results: dict, path: Path) -> None:
         values = r.get(key + "_per_round")
         return f"; per round {', '.join(f'{v:.2f}' for v in values)}" if values else ""
 
-    lines += ["", "| ratio | value |", "|---|---|",
-              f"| genlab tok/s at 8 clients ÷ genlab at 1 client | "
-              f"{verdict(r['genlab_8_over_genlab_1'], TARGETS['genlab_8_over_genlab_1'])}"
-              f"{per_round('genlab_8_over_genlab_1')} |",
-              f"| genlab tok/s at 8 clients ÷ baseline at 8 clients | "
-              f"{verdict(r['genlab_8_over_baseline_8'], TARGETS['genlab_8_over_baseline_8'])}"
-              f"{per_round('genlab_8_over_baseline_8')} |"]
+    lines += [
+        "",
+        "| ratio | value |",
+        "|---|---|",
+        f"| genlab tok/s at 8 clients ÷ genlab at 1 client | "
+        f"{verdict(r['genlab_8_over_genlab_1'], TARGETS['genlab_8_over_genlab_1'])}"
+        f"{per_round('genlab_8_over_genlab_1')} |",
+        f"| genlab tok/s at 8 clients ÷ baseline at 8 clients | "
+        f"{verdict(r['genlab_8_over_baseline_8'], TARGETS['genlab_8_over_baseline_8'])}"
+        f"{per_round('genlab_8_over_baseline_8')} |",
+    ]
     for name, rss in results["rss_mb"].items():
-        lines.append(f"| {name} RSS after all levels ÷ after warm-up ({rss['after_all_levels']:.0f} / "
-                     f"{rss['after_warmup']:.0f} MB) | "
-                     f"{verdict(rss['ratio'], TARGETS['rss_after_over_warmup_max'], above=False)} |")
-    lines += ["", "Server CPU = the server process's CPU seconds ÷ the level's wall time (the machine has "
-              f"{results['machine']['cpu_count']} CPUs, shared with the load generator); others' CPU = the "
-              "machine's busy CPU seconds (/proc/stat) less the server's and the load generator's, ÷ wall time: "
-              "load from other processes during the level; batch/step = genlab's mean sequences per decoding "
-              "step (its /metrics). Figures: serve_benchmark.json; plot: serve_benchmark.png.", ""]
+        lines.append(
+            f"| {name} RSS after all levels ÷ after warm-up ({rss['after_all_levels']:.0f} / "
+            f"{rss['after_warmup']:.0f} MB) | "
+            f"{verdict(rss['ratio'], TARGETS['rss_after_over_warmup_max'], above=False)} |"
+        )
+    lines += [
+        "",
+        "Server CPU = the server process's CPU seconds ÷ the level's wall time (the machine has "
+        f"{results['machine']['cpu_count']} CPUs, shared with the load generator); others' CPU = the "
+        "machine's busy CPU seconds (/proc/stat) less the server's and the load generator's, ÷ wall time: "
+        "load from other processes during the level; batch/step = genlab's mean sequences per decoding "
+        "step (its /metrics). Figures: serve_benchmark.json; plot: serve_benchmark.png.",
+        "",
+    ]
     path.write_text("\n".join(lines))
 
 
@@ -511,8 +611,10 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, label, marker in (("genlab", "genlab serve (continuous batching, streaming)", "o"),
-                                ("baseline", "transformers generate, one request at a time", "s")):
+    for name, label, marker in (
+        ("genlab", "genlab serve (continuous batching, streaming)", "o"),
+        ("baseline", "transformers generate, one request at a time", "s"),
+    ):
         points = sorted((lv["clients"], lv["tokens_per_second"]) for lv in results["levels"] if lv["server"] == name)
         if points:
             ax.plot(*zip(*points), marker=marker, label=label)
@@ -522,8 +624,11 @@ def plot(results: dict, path: Path) -> None:
     ax.set_xticks(results["settings"]["levels"], [str(c) for c in results["settings"]["levels"]])
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.set_title(f"char GPT (4×128, ctx 64), {results['settings']['max_tokens']} tokens/request, "
-                 f"{results['machine']['cpu_count']} CPUs", fontsize=9)
+    ax.set_title(
+        f"char GPT (4×128, ctx 64), {results['settings']['max_tokens']} tokens/request, "
+        f"{results['machine']['cpu_count']} CPUs",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -549,8 +654,12 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=5000, help="requests per level at most")
     parser.add_argument("--max-tokens", type=int, default=48, help="new tokens per request (prompt + these ≤ 64)")
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads of both servers (OMP_NUM_THREADS); 0: each server's default")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of both servers (OMP_NUM_THREADS); 0: each server's default",
+    )
     parser.add_argument("--max-batch", type=int, help="genlab serve --max-batch (default: genlab's)")
     parser.add_argument("--out-dir", default=str(DEFAULT_OUT))
     args = parser.parse_args()
@@ -574,15 +683,35 @@ def main() -> None:
     if args.threads:
         env |= {"OMP_NUM_THREADS": str(args.threads), "GENLAB_THREADS": str(args.threads)}
     env["PYTHONUNBUFFERED"] = "1"
-    settings = {"max_tokens": args.max_tokens, "temperature": args.temperature, "top_k": None, "top_p": 1.0,
-                "levels": args.levels, "baseline_levels": args.baseline_levels, "seconds": args.seconds,
-                "warmup_seconds": args.warmup_seconds, "rounds": args.rounds, "max_requests": args.max_requests,
-                "threads_setting": args.threads or "each server's default", "context": context,
-                "longest_prompt_chars": max(map(len, PROMPTS)), "prompts": PROMPTS,
-                "genlab_max_batch": args.max_batch or "genlab default"}
-    results: dict[str, Any] = {"command": command, "machine": machine_info(), "settings": settings,
-                               "run": {"path": str(run), "how": how, "model_name": run.name},
-                               "threads": {}, "servers": {}, "warmup": {}, "rss_mb": {}, "levels": [], "rounds": []}
+    settings = {
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "top_k": None,
+        "top_p": 1.0,
+        "levels": args.levels,
+        "baseline_levels": args.baseline_levels,
+        "seconds": args.seconds,
+        "warmup_seconds": args.warmup_seconds,
+        "rounds": args.rounds,
+        "max_requests": args.max_requests,
+        "threads_setting": args.threads or "each server's default",
+        "context": context,
+        "longest_prompt_chars": max(map(len, PROMPTS)),
+        "prompts": PROMPTS,
+        "genlab_max_batch": args.max_batch or "genlab default",
+    }
+    results: dict[str, Any] = {
+        "command": command,
+        "machine": machine_info(),
+        "settings": settings,
+        "run": {"path": str(run), "how": how, "model_name": run.name},
+        "threads": {},
+        "servers": {},
+        "warmup": {},
+        "rss_mb": {},
+        "levels": [],
+        "rounds": [],
+    }
 
     genlab_cmd = [sys.executable, "-m", "genlab", "serve", str(run), "--port", str(free_port())]
     if args.max_batch:
@@ -599,8 +728,13 @@ def main() -> None:
             servers[name] = Server(name, cmd, int(cmd[cmd.index("--port") + 1]), env, work / f"{name}.log")
         for name, server in servers.items():
             health = server.wait_healthy(300)
-            results["servers"][name] = {"command": shlex.join(server.cmd), "pid": server.pid, "health": health,
-                                        "rss_mb_at_start": rss_mb(server.pid), "os_threads": os_threads(server.pid)}
+            results["servers"][name] = {
+                "command": shlex.join(server.cmd),
+                "pid": server.pid,
+                "health": health,
+                "rss_mb_at_start": rss_mb(server.pid),
+                "os_threads": os_threads(server.pid),
+            }
             print(f"{name} up at {server.url} (pid {server.pid})", flush=True)
         results["threads"]["baseline"] = results["servers"]["baseline"]["health"]["torch_threads"]
         asyncio.run(benchmark(args, servers, run.name, settings, results))

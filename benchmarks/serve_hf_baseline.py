@@ -17,6 +17,7 @@ OpenAI-shaped completions with `transformers`' `model.generate(...)` on a run's 
 
     python benchmarks/serve_hf_baseline.py RUN --port 8100 [--threads N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,13 @@ def create_app(model_dir: Path, name: str) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "models": [name], "torch_threads": torch.get_num_threads(),
-                "torch_version": torch.__version__, "context": context}
+        return {
+            "status": "ok",
+            "models": [name],
+            "torch_threads": torch.get_num_threads(),
+            "torch_version": torch.__version__,
+            "context": context,
+        }
 
     @app.post("/v1/completions")
     def completions(body: CompletionRequest) -> dict[str, Any]:
@@ -68,23 +74,38 @@ def create_app(model_dir: Path, name: str) -> FastAPI:
         ids = tokenizer(body.prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         prompt_tokens = ids.shape[1]
         if prompt_tokens < 1 or prompt_tokens + body.max_tokens > context:
-            raise HTTPException(422, f"prompt ({prompt_tokens}) + max_tokens ({body.max_tokens}) exceeds the "
-                                     f"{context}-token context")
+            raise HTTPException(
+                422, f"prompt ({prompt_tokens}) + max_tokens ({body.max_tokens}) exceeds the {context}-token context"
+            )
         sampling: dict[str, Any] = {"do_sample": body.temperature > 0}
         if body.temperature > 0:
             sampling |= {"temperature": body.temperature, "top_k": body.top_k or 0, "top_p": body.top_p}
         with lock, torch.inference_mode():
             if body.seed is not None:
                 torch.manual_seed(body.seed)
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=body.max_tokens,
-                                 min_new_tokens=body.max_tokens, pad_token_id=pad_id, **sampling)
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=body.max_tokens,
+                min_new_tokens=body.max_tokens,
+                pad_token_id=pad_id,
+                **sampling,
+            )
         new = out[0, prompt_tokens:].tolist()
         text = tokenizer.decode(new, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": name, "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "length"}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(new),
-                          "total_tokens": prompt_tokens + len(new)},
-                "genlab": {"seconds": round(time.perf_counter() - started, 6), "flops": 0}}
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": name,
+            "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": "length"}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(new),
+                "total_tokens": prompt_tokens + len(new),
+            },
+            "genlab": {"seconds": round(time.perf_counter() - started, 6), "flops": 0},
+        }
 
     return app
 

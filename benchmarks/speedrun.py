@@ -18,6 +18,7 @@ seed, side by side in pairs) and records the validation loss and the wall time t
     GENLAB_THREADS=2 python benchmarks/speedrun.py --overhead --seeds 0      # idle machine: the command's overhead
     python benchmarks/speedrun.py --eval-error    # after the runs above: what fewer validation windows cost
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ WRAPPER = r"""
 import json, sys, time
 start = time.perf_counter()
 from genlab.cli import main
-from genlab.tasks.lm import task as lm
+from genlab.tasks.lm import training as lm
 imported = time.perf_counter() - start
 spent = {"train_steps": 0.0, "first_step": None, "end_period": 0.0, "prepare_tokens": 0.0}
 
@@ -77,8 +78,17 @@ open(sys.argv[1], "w").write(json.dumps(spent))
 def launch(recipe: str, out: Path, overrides: list[str]) -> tuple[subprocess.Popen, float]:
     shutil.rmtree(out, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-c", WRAPPER, str(out) + ".timing.json", recipe, "--out", str(out),
-            "train.progress=false", *overrides]
+    argv = [
+        sys.executable,
+        "-c",
+        WRAPPER,
+        str(out) + ".timing.json",
+        recipe,
+        "--out",
+        str(out),
+        "train.progress=false",
+        *overrides,
+    ]
     env = {**os.environ, "GENLAB_THREADS": os.environ.get("GENLAB_THREADS", "1")}
     log = open(str(out) + ".log", "w")
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), time.perf_counter()
@@ -99,7 +109,7 @@ def watch(runs: dict[str, tuple[subprocess.Popen, float, Path]], refill=None) ->
             lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").is_file() else []
             evals = [json.loads(line) for line in lines if '"val/loss"' in line]
             now = time.perf_counter() - started
-            for row in evals[len(curves[name]):]:  # first seen now: within the 50 ms poll of its writing
+            for row in evals[len(curves[name]) :]:  # first seen now: within the 50 ms poll of its writing
                 curves[name].append([round(now, 2), row["step"], row["val/loss"]])
             if name not in ended and proc.poll() is not None:
                 ended[name] = now
@@ -112,14 +122,18 @@ def watch(runs: dict[str, tuple[subprocess.Popen, float, Path]], refill=None) ->
         reached = next((c for c in curves[name] if c[2] <= TARGET), None)
         wall = ended[name]
         results[name] = {
-            "curve": curves[name], "wall_seconds": round(wall, 2), "started": round(runs[name][1], 2),
-            "seconds_to_target": reached[0] if reached else None, "step_at_target": reached[1] if reached else None,
+            "curve": curves[name],
+            "wall_seconds": round(wall, 2),
+            "started": round(runs[name][1], 2),
+            "seconds_to_target": reached[0] if reached else None,
+            "step_at_target": reached[1] if reached else None,
             "final_val_loss": curves[name][-1][2],
             "train_step_seconds": round(timing["train_steps"], 2),
             "overhead_seconds": round(wall - timing["train_steps"], 2),
             "overhead_fraction": round(1 - timing["train_steps"] / wall, 3),
-            "overhead_parts": {k: round(timing[k], 2)
-                               for k in ("imports", "prepare_tokens", "end_period", "first_step")},
+            "overhead_parts": {
+                k: round(timing[k], 2) for k in ("imports", "prepare_tokens", "end_period", "first_step")
+            },
             **ledger(out),
         }
     return results
@@ -128,8 +142,11 @@ def watch(runs: dict[str, tuple[subprocess.Popen, float, Path]], refill=None) ->
 def ledger(out: Path) -> dict:
     """The run's FLOP count from its cost ledger (report.json): the trainer counts one step of each kind."""
     cost = json.loads((out / "report.json").read_text())["cost"]
-    return {"train_flops": cost["train_flops"], "flops_per_step": cost["train_flops"] // cost["steps"],
-            "steps": cost["steps"]}
+    return {
+        "train_flops": cost["train_flops"],
+        "flops_per_step": cost["train_flops"] // cost["steps"],
+        "steps": cost["steps"],
+    }
 
 
 def plot(seeds: dict[str, dict], path: Path) -> None:
@@ -144,8 +161,15 @@ def plot(seeds: dict[str, dict], path: Path) -> None:
     for runs in seeds.values():
         for name, r in runs.items():
             xs, ys = [c[0] for c in r["curve"]], [c[2] for c in r["curve"]]
-            ax.plot(xs, ys, "o-", color=colors[name], alpha=0.8, ms=3,
-                    label=None if name in labelled else f"{name} ({RECIPES[name]})")
+            ax.plot(
+                xs,
+                ys,
+                "o-",
+                color=colors[name],
+                alpha=0.8,
+                ms=3,
+                label=None if name in labelled else f"{name} ({RECIPES[name]})",
+            )
             labelled.add(name)
     ax.axhline(TARGET, color="gray", ls="--", lw=1, label=f"target {TARGET}")
     ax.set_xlabel("wall seconds of `genlab train` (side by side on a shared 2-core CPU)")
@@ -167,8 +191,12 @@ def beside(args: argparse.Namespace, command: str) -> None:
     time): two processes all along, so both recipes see the same load on average even when it changes."""
     seeds = iter(args.seeds)
     ref = "reference/" + str(args.seeds[0])
-    runs = {ref: (*launch(RECIPES["reference"], args.runs / "beside-reference", [f"seed={args.seeds[0]}"]),
-                  args.runs / "beside-reference")}
+    runs = {
+        ref: (
+            *launch(RECIPES["reference"], args.runs / "beside-reference", [f"seed={args.seeds[0]}"]),
+            args.runs / "beside-reference",
+        )
+    }
 
     def refill(runs: dict, ended: dict) -> None:
         if ref in ended or any(k not in ended for k in runs if k.startswith("modern/")):
@@ -189,7 +217,9 @@ def summarize_beside(results: dict, ref: str, command: str, out: Path) -> None:
     reached = [r["seconds_to_target"] for r in moderns.values() if r["seconds_to_target"] is not None]
     ref_time = results[ref]["curve"][-1][0]
     result = {
-        "command": command, "target": TARGET, "recipes": RECIPES,
+        "command": command,
+        "target": TARGET,
+        "recipes": RECIPES,
         "reference_seconds_to_its_last_evaluation": ref_time,
         "modern_runs_beside_the_reference": sorted(moderns),
         "modern_runs_reaching_target": f"{len(reached)} of {len(moderns)}",
@@ -197,8 +227,10 @@ def summarize_beside(results: dict, ref: str, command: str, out: Path) -> None:
         "runs": results,
     }
     (out / "beside.json").write_text(json.dumps(result, indent=2))
-    plot({0: {"reference": results[ref]}} | {i + 1: {"modern": r} for i, r in enumerate(moderns.values())},
-         out / "beside_loss_vs_time.png")
+    plot(
+        {0: {"reference": results[ref]}} | {i + 1: {"modern": r} for i, r in enumerate(moderns.values())},
+        out / "beside_loss_vs_time.png",
+    )
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))
 
 
@@ -212,12 +244,13 @@ def plot_overhead(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 2.8))
     parts = ("training steps", "evaluations", "imports", "data", "the rest")
     colors = ("tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:gray")
-    for i, (name, run) in enumerate(result["runs"].items()):
+    for i, (_name, run) in enumerate(result["runs"].items()):
         o = run["overhead_parts"]
         rest = run["overhead_seconds"] - o["imports"] - o["prepare_tokens"] - o["end_period"]
         left = 0.0
-        for part, color, seconds in zip(parts, colors, (run["train_step_seconds"], o["end_period"], o["imports"],
-                                                        o["prepare_tokens"], rest)):
+        for part, color, seconds in zip(
+            parts, colors, (run["train_step_seconds"], o["end_period"], o["imports"], o["prepare_tokens"], rest)
+        ):
             ax.barh(i, seconds, left=left, color=color, label=part if i == 0 else None)
             left += seconds
         ax.text(left, i, f"  overhead {run['overhead_fraction']:.1%}", va="center", fontsize=8)
@@ -237,8 +270,17 @@ def overhead(args: argparse.Namespace, command: str) -> None:
         out = args.runs / f"overhead-{len(result['runs'])}"
         proc, started = launch(RECIPES["reference"], out, [f"seed={args.seeds[0]}", *overrides])
         run = watch({name: (proc, started, out)})[name]
-        result["runs"][name] = {k: run[k] for k in ("wall_seconds", "train_step_seconds", "overhead_seconds",
-                                                    "overhead_fraction", "overhead_parts", "final_val_loss")}
+        result["runs"][name] = {
+            k: run[k]
+            for k in (
+                "wall_seconds",
+                "train_step_seconds",
+                "overhead_seconds",
+                "overhead_fraction",
+                "overhead_parts",
+                "final_val_loss",
+            )
+        }
         print(name, json.dumps(result["runs"][name]), flush=True)
     (args.out / "overhead.json").write_text(json.dumps(result, indent=2))
     plot_overhead(result, args.out / "overhead.png")
@@ -253,7 +295,7 @@ def eval_error(args: argparse.Namespace, command: str) -> None:
 
     import genlab
     from genlab.data.tokens import open_tokens, windows
-    from genlab.tasks.lm.task import estimate_loss, lm_loss
+    from genlab.tasks.lm.training import estimate_loss, lm_loss
 
     iters = (100, 50, 40, 30, 25)
     rows = []
@@ -266,17 +308,28 @@ def eval_error(args: argparse.Namespace, command: str) -> None:
         with torch.inference_mode():
             total = sum(lm_loss(model, windows(tokens, s, block), None).item() * len(s) for s in starts.split(256))
         full = total / len(starts)
-        errors = {str(k): round(estimate_loss(model, tokenizer, tokens, batch, k, torch.device("cpu")) - full, 4)
-                  for k in iters}
+        errors = {
+            str(k): round(estimate_loss(model, tokenizer, tokens, batch, k, torch.device("cpu")) - full, 4)
+            for k in iters
+        }
         rows.append({"run": folder.name, "windows": len(starts), "full_split_loss": round(full, 4), **errors})
         print(json.dumps(rows[-1]), flush=True)
     # Runs of the same recipe and seed hold the same model (the overhead and speedrun runs): count each once.
     distinct = list({tuple(v for k, v in r.items() if k != "run"): r for r in rows}.values())
-    summary = {str(k): {"max_abs_error": float(np.abs([r[str(k)] for r in distinct]).max()),
-                        "rms_error": round(float(np.sqrt(np.mean([r[str(k)] ** 2 for r in distinct]))), 4)}
-               for k in iters}
-    result = {"command": command, "what": "estimate - full-split validation loss, per eval.eval_iters",
-              "distinct_models": len(distinct), "summary": summary, "runs": rows}
+    summary = {
+        str(k): {
+            "max_abs_error": float(np.abs([r[str(k)] for r in distinct]).max()),
+            "rms_error": round(float(np.sqrt(np.mean([r[str(k)] ** 2 for r in distinct]))), 4),
+        }
+        for k in iters
+    }
+    result = {
+        "command": command,
+        "what": "estimate - full-split validation loss, per eval.eval_iters",
+        "distinct_models": len(distinct),
+        "summary": summary,
+        "runs": rows,
+    }
     (args.out / "eval_error.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(summary, indent=2))
 
@@ -285,19 +338,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--ablate", action="store_true", help="ablate the modern recipe's options instead")
-    parser.add_argument("--ablate-steps", type=int, default=0,
-                        help="train each ablation run this many steps (its own schedule), not the recipe's")
+    parser.add_argument(
+        "--ablate-steps",
+        type=int,
+        default=0,
+        help="train each ablation run this many steps (its own schedule), not the recipe's",
+    )
     parser.add_argument("--parallel", type=int, default=2, help="ablation runs side by side")
-    parser.add_argument("--beside", action="store_true",
-                        help="one reference run (first seed) with modern runs back to back beside it, one per seed")
-    parser.add_argument("--overhead", action="store_true",
-                        help="the reference recipe alone, at its defaults and with each --overhead-variant, one "
-                             "after the other: where the command's time goes besides the training steps")
-    parser.add_argument("--overhead-variant", nargs="+", default=["eval.eval_iters=40"],
-                        help="overrides of the second --overhead run")
-    parser.add_argument("--eval-error", action="store_true",
-                        help="for every trained run under --runs: the validation estimate at several "
-                             "eval.eval_iters against the loss over the whole validation split")
+    parser.add_argument(
+        "--beside",
+        action="store_true",
+        help="one reference run (first seed) with modern runs back to back beside it, one per seed",
+    )
+    parser.add_argument(
+        "--overhead",
+        action="store_true",
+        help="the reference recipe alone, at its defaults and with each --overhead-variant, one "
+        "after the other: where the command's time goes besides the training steps",
+    )
+    parser.add_argument(
+        "--overhead-variant", nargs="+", default=["eval.eval_iters=40"], help="overrides of the second --overhead run"
+    )
+    parser.add_argument(
+        "--eval-error",
+        action="store_true",
+        help="for every trained run under --runs: the validation estimate at several "
+        "eval.eval_iters against the loss over the whole validation split",
+    )
     parser.add_argument("--runs", type=Path, default=Path("/tmp/genlab-speedrun"))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speedrun")
     args = parser.parse_args()
@@ -308,22 +375,44 @@ def main() -> None:
         table = {}
         jobs = [("modern recipe", [])] + list(ABLATIONS.items())
         n = args.ablate_steps
-        short = [f"train.max_iters={n}", f"train.eval_interval={n}", f"train.warmup_iters={min(20, n // 5)}",
-                 "eval.eval_iters=25"] if n else []
+        short = (
+            [
+                f"train.max_iters={n}",
+                f"train.eval_interval={n}",
+                f"train.warmup_iters={min(20, n // 5)}",
+                "eval.eval_iters=25",
+            ]
+            if n
+            else []
+        )
         for seed in args.seeds:
             for i in range(0, len(jobs), args.parallel):  # side by side
                 runs = {}
-                for name, overrides in jobs[i:i + args.parallel]:
+                for name, overrides in jobs[i : i + args.parallel]:
                     out = args.runs / f"ablate{n or ''}-{seed}-{name.replace(' ', '_')}"
                     proc, started = launch(RECIPES["modern"], out, [f"seed={seed}", *short, *overrides])
                     runs[name] = (proc, started, out)
                 for name, r in watch(runs).items():
-                    table.setdefault(name, {})[seed] = {k: r[k] for k in ("final_val_loss", "seconds_to_target",
-                                                                          "step_at_target", "wall_seconds",
-                                                                          "train_step_seconds", "curve")}
+                    table.setdefault(name, {})[seed] = {
+                        k: r[k]
+                        for k in (
+                            "final_val_loss",
+                            "seconds_to_target",
+                            "step_at_target",
+                            "wall_seconds",
+                            "train_step_seconds",
+                            "curve",
+                        )
+                    }
                     print(name, seed, table[name][seed], flush=True)
-                result = {"command": command, "target": TARGET, "steps": n or "the recipe's", "overrides": ABLATIONS,
-                          "short_run_overrides": short, "runs": table}
+                result = {
+                    "command": command,
+                    "target": TARGET,
+                    "steps": n or "the recipe's",
+                    "overrides": ABLATIONS,
+                    "short_run_overrides": short,
+                    "runs": table,
+                }
                 file = f"ablation_{n}_steps.json" if n else "ablation.json"
                 (args.out / file).write_text(json.dumps(result, indent=2))  # after every group
         return
@@ -349,10 +438,15 @@ def main() -> None:
         seeds.setdefault(int(seed), {})[name] = r
     # The reference recipe *defines* the target (its loss after its 2,000 steps), so its time to the target is
     # the wall time of its last evaluation, whether that seed lands a little above or below 1.462.
-    ratios = [s["modern"]["seconds_to_target"] / s["reference"]["curve"][-1][0] for s in seeds.values()
-              if s["modern"]["seconds_to_target"] is not None]
+    ratios = [
+        s["modern"]["seconds_to_target"] / s["reference"]["curve"][-1][0]
+        for s in seeds.values()
+        if s["modern"]["seconds_to_target"] is not None
+    ]
     result = {
-        "command": command, "target": TARGET, "recipes": RECIPES,
+        "command": command,
+        "target": TARGET,
+        "recipes": RECIPES,
         "ratio_modern_to_reference": [round(r, 3) for r in ratios],
         "ratio_mean": round(sum(ratios) / len(ratios), 3) if ratios else None,
         "seeds": seeds,

@@ -8,6 +8,7 @@ the budget.
 
     .venv/bin/python benchmarks/sweep_benchmark.py --minutes 2.5 --seeds 0 1 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,13 @@ from pathlib import Path
 import yaml
 
 RECIPE = "char-gpt-kjv"
-FIXED = ["train.max_iters=200", "train.eval_interval=50", "eval.eval_iters=20", "train.min_lr=1e-5",
-         "train.progress=false"]
+FIXED = [
+    "train.max_iters=200",
+    "train.eval_interval=50",
+    "eval.eval_iters=20",
+    "train.min_lr=1e-5",
+    "train.progress=false",
+]
 PARAMS = {
     "train.lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-2, "log": True},
     "train.warmup_iters": {"type": "int", "low": 0, "high": 100, "step": 25},
@@ -30,8 +36,10 @@ PARAMS = {
     "model.n_embd": {"type": "categorical", "choices": [64, 128]},
 }
 METHODS = {
-    "tpe-median": {"sampler": {"type": "tpe", "n_startup_trials": 5},
-                   "pruner": {"type": "median", "n_startup_trials": 3, "n_warmup_steps": 0}},
+    "tpe-median": {
+        "sampler": {"type": "tpe", "n_startup_trials": 5},
+        "pruner": {"type": "median", "n_startup_trials": 3, "n_warmup_steps": 0},
+    },
     "random": {"sampler": "random", "pruner": "none"},
 }
 OBJECTIVE = {"metric": "val/loss", "direction": "minimize"}
@@ -42,7 +50,8 @@ def curve(study_folder: Path, study: str, budget_s: float) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.journal.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(study_folder / "journal.log")))
+        optuna.storages.journal.JournalFileBackend(str(study_folder / "journal.log"))
+    )
     trials = optuna.load_study(study_name=study, storage=storage).get_trials()
     start = min(t.datetime_start for t in trials if t.datetime_start).timestamp()
     points, best = [], None
@@ -77,21 +86,42 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GENLAB_THREADS": "1"}
-    results: dict = {"recipe": RECIPE, "fixed": FIXED, "params": PARAMS, "methods": METHODS,
-                     "minutes": args.minutes, "random_seed_offset": args.random_seed_offset, "seeds": {}}
+    results: dict = {
+        "recipe": RECIPE,
+        "fixed": FIXED,
+        "params": PARAMS,
+        "methods": METHODS,
+        "minutes": args.minutes,
+        "random_seed_offset": args.random_seed_offset,
+        "seeds": {},
+    }
     commands = []
     for seed in args.seeds:
         procs = {}
         for method, settings in METHODS.items():
             space = work / f"{method}-{seed}.yaml"
             space_seed = seed + (args.random_seed_offset if method == "random" else 0)
-            space.write_text(yaml.safe_dump({"objective": OBJECTIVE, "seed": space_seed, **settings,
-                                             "params": PARAMS}))
-            argv = ["genlab", "sweep", RECIPE, *FIXED, "--space", str(space), "--trials", "1000",
-                    "--minutes", str(args.minutes), "--study", f"{method}-{seed}", "--out", str(work)]
+            space.write_text(yaml.safe_dump({"objective": OBJECTIVE, "seed": space_seed, **settings, "params": PARAMS}))
+            argv = [
+                "genlab",
+                "sweep",
+                RECIPE,
+                *FIXED,
+                "--space",
+                str(space),
+                "--trials",
+                "1000",
+                "--minutes",
+                str(args.minutes),
+                "--study",
+                f"{method}-{seed}",
+                "--out",
+                str(work),
+            ]
             commands.append(" ".join(argv))
-            procs[method] = subprocess.Popen([sys.executable, "-m", *argv], env=env,
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs[method] = subprocess.Popen(
+                [sys.executable, "-m", *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
         started = time.monotonic()
         for method, proc in procs.items():
             if proc.wait() != 0:
@@ -116,16 +146,23 @@ def write_table_and_plot(results: dict, out: Path) -> None:
     import numpy as np
 
     minutes = results["minutes"]
-    rows = ["| seed | method | complete | pruned | best val/loss | TPE reaches random's best at |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| seed | method | complete | pruned | best val/loss | TPE reaches random's best at |",
+        "|---|---|---|---|---|---|",
+    ]
     for seed, per in results["seeds"].items():
         for method in METHODS:
             r = per[method]
             frac = per["tpe_reaches_random_best_at_fraction"]
-            reach = ("–" if method != "tpe-median" else
-                     ("not within the budget" if frac is None else f"{frac:.0%} of the budget"))
-            rows.append(f"| {seed} | {method} | {r['trials']['complete']} | {r['trials']['pruned']} | "
-                        f"{r['final_best']:.4f} | {reach} |")
+            reach = (
+                "–"
+                if method != "tpe-median"
+                else ("not within the budget" if frac is None else f"{frac:.0%} of the budget")
+            )
+            rows.append(
+                f"| {seed} | {method} | {r['trials']['complete']} | {r['trials']['pruned']} | "
+                f"{r['final_best']:.4f} | {reach} |"
+            )
     grid = np.linspace(0, minutes, 200)
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in METHODS:
@@ -137,15 +174,20 @@ def write_table_and_plot(results: dict, out: Path) -> None:
         arr = np.array(curves, dtype=float)
         ax.plot(grid, np.nanmean(arr, 0), label=f"{method} (mean)")
         ax.fill_between(grid, np.nanmin(arr, 0), np.nanmax(arr, 0), alpha=0.2)
-    ax.set(xlabel="CPU minutes (one thread per search)", ylabel="best val/loss so far",
-           title=f"{results['recipe']}: TPE + median pruning vs random")
+    ax.set(
+        xlabel="CPU minutes (one thread per search)",
+        ylabel="best val/loss so far",
+        title=f"{results['recipe']}: TPE + median pruning vs random",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "sweep_benchmark.png", dpi=100)
     fracs = [per["tpe_reaches_random_best_at_fraction"] for per in results["seeds"].values()]
     summary = ", ".join("never" if f is None else f"{f:.0%}" for f in fracs)
-    text = ("\n".join(rows) + f"\n\nBudget: {minutes} min per search, one thread each, the two searches of a seed "
-            f"run side by side. TPE + pruning reaches random search's final best at: {summary} of the budget.\n")
+    text = (
+        "\n".join(rows) + f"\n\nBudget: {minutes} min per search, one thread each, the two searches of a seed "
+        f"run side by side. TPE + pruning reaches random search's final best at: {summary} of the budget.\n"
+    )
     (out / "sweep_benchmark.md").write_text(text)
     print(text)
 

@@ -6,6 +6,7 @@ min_lr and evaluation settings) and trains it and the unchanged recipe side by s
 
     python benchmarks/sweep_retrain.py --sweeps /tmp/genlab-sweep-benchmark/tpe-median-{0,1,2}
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,19 +45,44 @@ def main() -> None:
     env = {**os.environ, "GENLAB_THREADS": "1"}
     for name in runs:  # the work folder is this script's own: an earlier, interrupted attempt starts over
         shutil.rmtree(args.work / name, ignore_errors=True)
-    jobs = {name: subprocess.Popen([sys.executable, "-m", "genlab", "train", args.recipe, *overrides,
-                                    "train.progress=false", "--out", str(args.work / name)],
-                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            for name, overrides in runs.items()}
-    results = {"recipe": args.recipe, "best_trial": source, "short_budget_objective": short_value,
-               "command": f"genlab train {args.recipe} {' '.join(searched)}", "runs": {}}
+    jobs = {
+        name: subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "genlab",
+                "train",
+                args.recipe,
+                *overrides,
+                "train.progress=false",
+                "--out",
+                str(args.work / name),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, overrides in runs.items()
+    }
+    results = {
+        "recipe": args.recipe,
+        "best_trial": source,
+        "short_budget_objective": short_value,
+        "command": f"genlab train {args.recipe} {' '.join(searched)}",
+        "runs": {},
+    }
     for name, job in jobs.items():
         _, err = job.communicate()
         if job.returncode != 0:
             sys.exit(f"{name} failed: {err.strip().splitlines()[-1] if err.strip() else job.returncode}")
         report = json.loads((args.work / name / "report.json").read_text())
-        results["runs"][name] = {"overrides": runs[name], "val_loss": report["validation"]["loss"],
-                                 "steps": report["cost"]["steps"], "train_seconds": report["cost"]["train_seconds"]}
+        results["runs"][name] = {
+            "overrides": runs[name],
+            "val_loss": report["validation"]["loss"],
+            "steps": report["cost"]["steps"],
+            "train_seconds": report["cost"]["train_seconds"],
+        }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sweep_retrain.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -16,6 +16,7 @@ One run, one machine, both sides interleaved in rounds so that load from other p
     python benchmarks/text_benchmark.py --quick      # smoke test: 20 steps, 32 new tokens
     python benchmarks/text_benchmark.py --quick --corpus tiny.txt --out /tmp/t.json   # the test suite's smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,12 +36,12 @@ from genlab.core.optim import adamw
 from genlab.core.recipe import recipe_to_dict
 from genlab.core.run import RunDir
 from genlab.data.tokens import spaced_starts, windows
-from genlab.io.hf import save_gpt2
+from genlab.interop.hf import save_gpt2
 from genlab.models.generation import generate
 from genlab.models.transformer import Transformer
 from genlab.tasks import load_recipe
-from genlab.tasks.lm.objectives import causal_lm_loss
-from genlab.tasks.lm.task import LMTraining, model_config
+from genlab.tasks.lm.process import causal_lm_loss
+from genlab.tasks.lm.training import LMTraining, model_config
 
 RESULTS = Path(__file__).resolve().parent / "results" / "text_benchmark.json"
 
@@ -65,8 +66,10 @@ def as_hf(task: LMTraining, folder: Path) -> LMTraining:
 def val_loss(model: torch.nn.Module, tokens, block: int, batch: int, iters: int) -> tuple[float, float]:
     """(mean, standard error) of the causal loss over fixed validation batches."""
     model.eval()
-    losses = [causal_lm_loss(model(windows(tokens, s, block)).logits, windows(tokens, s, block)).item()
-              for s in spaced_starts(len(tokens), block, iters * batch).split(batch)]
+    losses = [
+        causal_lm_loss(model(windows(tokens, s, block)).logits, windows(tokens, s, block)).item()
+        for s in spaced_starts(len(tokens), block, iters * batch).split(batch)
+    ]
     model.train()
     return statistics.fmean(losses), statistics.stdev(losses) / math.sqrt(len(losses))
 
@@ -89,13 +92,17 @@ def train_rounds(tasks: dict[str, LMTraining], steps: int, round_steps: int, eva
         step += n
         if any(step >= e > step - n for e in eval_at):
             for name, task in tasks.items():
-                loss, se = val_loss(task.modules["model"], task.tokens["validation"], d.block_size,
-                                    d.batch_size, recipe.eval.eval_iters)
+                loss, se = val_loss(
+                    task.modules["model"], task.tokens["validation"], d.block_size, d.batch_size, recipe.eval.eval_iters
+                )
                 curve[name].append({"step": step, "val_loss": round(loss, 4), "stderr": round(se, 4)})
             print(f"step {step}: " + ", ".join(f"{k} {v[-1]['val_loss']:.4f}" for k, v in curve.items()), flush=True)
     tokens = steps * d.batch_size * d.block_size
-    return {"seconds": {k: round(v, 2) for k, v in seconds.items()},
-            "tokens_per_second": {k: round(tokens / v, 1) for k, v in seconds.items()}, "val_curve": curve}
+    return {
+        "seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "tokens_per_second": {k: round(tokens / v, 1) for k, v in seconds.items()},
+        "val_curve": curve,
+    }
 
 
 def generation(recipe, vocab_size: int, new_tokens: int, repeats: int, folder: Path) -> dict:
@@ -113,15 +120,25 @@ def generation(recipe, vocab_size: int, new_tokens: int, repeats: int, folder: P
         times["genlab"].append(time.perf_counter() - start)
         start = time.perf_counter()
         with torch.no_grad():
-            outputs["transformers"] = theirs.generate(prompt, attention_mask=torch.ones_like(prompt),
-                                                      max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                                      do_sample=False, use_cache=True, pad_token_id=0)
+            outputs["transformers"] = theirs.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                use_cache=True,
+                pad_token_id=0,
+            )
         times["transformers"].append(time.perf_counter() - start)
     median = {k: statistics.median(v) for k, v in times.items()}
-    return {"new_tokens": new_tokens, "repeats": repeats, "median_seconds": {k: round(v, 4) for k, v in median.items()},
-            "tokens_per_second": {k: round(new_tokens / v, 1) for k, v in median.items()},
-            "ratio_genlab_over_transformers": round(median["transformers"] / median["genlab"], 2),
-            "same_tokens": bool(torch.equal(outputs["genlab"], outputs["transformers"]))}
+    return {
+        "new_tokens": new_tokens,
+        "repeats": repeats,
+        "median_seconds": {k: round(v, 4) for k, v in median.items()},
+        "tokens_per_second": {k: round(new_tokens / v, 1) for k, v in median.items()},
+        "ratio_genlab_over_transformers": round(median["transformers"] / median["genlab"], 2),
+        "same_tokens": bool(torch.equal(outputs["genlab"], outputs["transformers"])),
+    }
 
 
 def main() -> None:
@@ -133,16 +150,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="smoke test: 20 steps, 32 new tokens, 2 repeats")
-    parser.add_argument("--corpus", default="bible-kjv", help="the recipe's data.corpus: a corpus name or a .txt file "
-                        "(default bible-kjv, the recipe's)")
+    parser.add_argument(
+        "--corpus",
+        default="bible-kjv",
+        help="the recipe's data.corpus: a corpus name or a .txt file (default bible-kjv, the recipe's)",
+    )
     parser.add_argument("--out", type=Path, help=f"results JSON (default {RESULTS.name}; --quick writes none)")
     args = parser.parse_args()
     if args.quick:
         args.steps, args.round_steps, args.evals, args.new_tokens, args.repeats = 20, 10, 1, 32, 2
     torch.set_num_threads(args.threads)
     # One evaluation period of all the steps: the cosine schedule (over train.max_iters) ends at the last step.
-    recipe = load_recipe("char-gpt-kjv", [f"train.max_iters={args.steps}", f"train.eval_interval={args.steps}",
-                                          f"data.corpus={args.corpus}", "train.progress=false"])
+    recipe = load_recipe(
+        "char-gpt-kjv",
+        [
+            f"train.max_iters={args.steps}",
+            f"train.eval_interval={args.steps}",
+            f"data.corpus={args.corpus}",
+            "train.progress=false",
+        ],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run = RunDir(tmp / "tokens")
@@ -159,19 +186,37 @@ def main() -> None:
 
     results = {
         "command": "python benchmarks/text_benchmark.py " + " ".join(sys.argv[1:]),
-        "machine": {"platform": platform.platform(), "torch": torch.__version__,
-                    "transformers": transformers.__version__, "threads": args.threads},
-        "recipe": "char-gpt-kjv", "corpus": args.corpus, "steps_per_side": args.steps,
-        "training": {**training, "final_val_loss_difference": round(diff, 4), "difference_stderr": round(noise, 4),
-                     "within_noise": abs(diff) <= 2 * noise,
-                     "throughput_ratio_genlab_over_transformers": round(tps["genlab"] / tps["transformers"], 2)},
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "threads": args.threads,
+        },
+        "recipe": "char-gpt-kjv",
+        "corpus": args.corpus,
+        "steps_per_side": args.steps,
+        "training": {
+            **training,
+            "final_val_loss_difference": round(diff, 4),
+            "difference_stderr": round(noise, 4),
+            "within_noise": abs(diff) <= 2 * noise,
+            "throughput_ratio_genlab_over_transformers": round(tps["genlab"] / tps["transformers"], 2),
+        },
         "generation": gen,
     }
     out = args.out or (None if args.quick else RESULTS)
     t = results["training"]
-    print(json.dumps({"val_loss": {k: v["val_loss"] for k, v in last.items()}, "within_noise": t["within_noise"],
-                      "train_ratio": t["throughput_ratio_genlab_over_transformers"],
-                      "generation_ratio": gen["ratio_genlab_over_transformers"], "same_tokens": gen["same_tokens"]}))
+    print(
+        json.dumps(
+            {
+                "val_loss": {k: v["val_loss"] for k, v in last.items()},
+                "within_noise": t["within_noise"],
+                "train_ratio": t["throughput_ratio_genlab_over_transformers"],
+                "generation_ratio": gen["ratio_genlab_over_transformers"],
+                "same_tokens": gen["same_tokens"],
+            }
+        )
+    )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")

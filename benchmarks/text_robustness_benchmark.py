@@ -9,6 +9,7 @@ robustness_curves.png}. Runs already scored are reused, so an interrupted benchm
     GENLAB_THREADS=1 python benchmarks/text_robustness_benchmark.py    # two fortunes-lora trainings
     python benchmarks/text_robustness_benchmark.py --tiny DIR          # seconds: the tiny fine-tuning run's data
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,16 @@ def score(recipe: str, run: Path, overrides: list[str], rates: str) -> dict:
     report = RunDir(run).read_report()
     noise, cost = report["noise"], report["cost"]
     where = run.resolve().relative_to(ROOT) if run.resolve().is_relative_to(ROOT) else run
-    return {"recipe": recipe, "run": str(where), "clean_test_macro_f1": report["test"]["macro_f1"],
-            "tfidf_macro_f1": report["test"]["baseline"]["macro_f1"], "train_seconds": cost["train_seconds"],
-            "train_flops": cost["train_flops"], "steps": cost["steps"], "noise": noise}
+    return {
+        "recipe": recipe,
+        "run": str(where),
+        "clean_test_macro_f1": report["test"]["macro_f1"],
+        "tfidf_macro_f1": report["test"]["baseline"]["macro_f1"],
+        "train_seconds": cost["train_seconds"],
+        "train_flops": cost["train_flops"],
+        "steps": cost["steps"],
+        "noise": noise,
+    }
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -74,8 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "text_robustness")
     parser.add_argument("--rates", default=RATES, help="perturbation rates, comma-separated")
-    parser.add_argument("--tiny", type=Path, help="smoke mode: the tiny fine-tuning run in this folder, "
-                                                  "results there too")
+    parser.add_argument(
+        "--tiny", type=Path, help="smoke mode: the tiny fine-tuning run in this folder, results there too"
+    )
     args = parser.parse_args()
     overrides, runs_dir, results = [], args.runs_dir, RESULTS
     if args.tiny:
@@ -84,8 +93,10 @@ def main() -> None:
     rows = [score(name, runs_dir / name, overrides, args.rates) for name in RECIPES]
     results.mkdir(parents=True, exist_ok=True)
     plot(rows, results / "robustness_curves.png")
-    summary = {kind: {row["recipe"]: [round(p["macro_f1"], 4) for p in row["noise"]["curves"][kind]]
-                      for row in rows} for kind in rows[0]["noise"]["curves"]}
+    summary = {
+        kind: {row["recipe"]: [round(p["macro_f1"], 4) for p in row["noise"]["curves"][kind]] for row in rows}
+        for kind in rows[0]["noise"]["curves"]
+    }
     result = {"rates": [float(r) for r in args.rates.split(",")], "macro_f1_by_kind": summary, "runs": rows}
     (results / "text_robustness_benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     for kind, by_recipe in summary.items():

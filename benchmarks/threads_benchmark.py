@@ -7,6 +7,7 @@ interleaved over rounds, and the median steps/s of the rounds is reported.
     python benchmarks/threads_benchmark.py                 # 3 rounds of 4 s per measurement
     python benchmarks/threads_benchmark.py --quick --out /tmp/t.json   # smoke mode: 1 round of 0.5 s
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,14 +42,18 @@ while time.perf_counter() - start < float(sys.argv[1]):
 print(n / (time.perf_counter() - start), threads)
 """
 BUSY = "while True: pass"
-SETTINGS = {"1 thread": {"GENLAB_THREADS": "1"}, "all cores": {"GENLAB_THREADS": str(len(os.sched_getaffinity(0)))},
-            "genlab default": {}}
+SETTINGS = {
+    "1 thread": {"GENLAB_THREADS": "1"},
+    "all cores": {"GENLAB_THREADS": str(len(os.sched_getaffinity(0)))},
+    "genlab default": {},
+}
 
 
 def measure(seconds: float, env_extra: dict[str, str]) -> tuple[float, int]:
     env = {k: v for k, v in os.environ.items() if k not in ("GENLAB_THREADS", "OMP_NUM_THREADS")}
-    out = subprocess.run([sys.executable, "-c", STEP, str(seconds)], env={**env, **env_extra},
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", STEP, str(seconds)], env={**env, **env_extra}, capture_output=True, text=True, check=True
+    ).stdout.split()
     return float(out[0]), int(out[1])
 
 
@@ -73,14 +78,29 @@ def main() -> None:
                 if neighbour:
                     neighbour.kill()
                     neighbour.wait()
-    summary = {scenario: {name: {"median_steps_per_s": statistics.median(e["steps_per_s"]), **e}
-                          for name, e in by_setting.items()} for scenario, by_setting in results.items()}
-    report = {"step": "essay MLP GAN, batch 128, D + G step", "cores": len(os.sched_getaffinity(0)),
-              "rounds": rounds, "seconds_per_measurement": seconds, "results": summary}
+    summary = {
+        scenario: {
+            name: {"median_steps_per_s": statistics.median(e["steps_per_s"]), **e} for name, e in by_setting.items()
+        }
+        for scenario, by_setting in results.items()
+    }
+    report = {
+        "step": "essay MLP GAN, batch 128, D + G step",
+        "cores": len(os.sched_getaffinity(0)),
+        "rounds": rounds,
+        "seconds_per_measurement": seconds,
+        "results": summary,
+    }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     for scenario, by_setting in summary.items():
-        print(scenario + ": " + ", ".join(f"{name} {e['median_steps_per_s']:.1f} steps/s (threads {e['threads']})"
-                                          for name, e in by_setting.items()))
+        print(
+            scenario
+            + ": "
+            + ", ".join(
+                f"{name} {e['median_steps_per_s']:.1f} steps/s (threads {e['threads']})"
+                for name, e in by_setting.items()
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ transfer.png}. Finished cells are kept in the JSON and their runs reused, so an 
     GENLAB_THREADS=1 python benchmarks/transfer_benchmark.py                  # after `genlab train bpe-gpt-bible`
     python benchmarks/transfer_benchmark.py --limit 32 --eval-limit 8 --out DIR   # smoke
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "transfer"
 BIBLE_GPT = "runs/bpe-gpt-bible"
 # start name -> (run folder suffix, recipe `start`, `init`, the random start of the same shape)
-STARTS = {"random (GPT shape)": ("random-gpt", BIBLE_GPT, "random", None),
-          "Bible GPT": ("bible-gpt", BIBLE_GPT, "pretrained", "random (GPT shape)"),
-          "random (MiniLM shape)": ("random-minilm", "minilm", "random", None),
-          "MiniLM": ("minilm", "minilm", "pretrained", "random (MiniLM shape)")}
+STARTS = {
+    "random (GPT shape)": ("random-gpt", BIBLE_GPT, "random", None),
+    "Bible GPT": ("bible-gpt", BIBLE_GPT, "pretrained", "random (GPT shape)"),
+    "random (MiniLM shape)": ("random-minilm", "minilm", "random", None),
+    "MiniLM": ("minilm", "minilm", "pretrained", "random (MiniLM shape)"),
+}
 TASKS = {"fortunes": ("fortunes-full", "macro_f1"), "modernize": ("modernize-full", "bleu")}
 NOT_APPLICABLE = {
     ("modernize", "MiniLM"): "MiniLM is a bidirectional encoder: no causal next-token head to generate with",
-    ("modernize", "random (MiniLM shape)"): "the same encoder shape: cannot generate either"}
+    ("modernize", "random (MiniLM shape)"): "the same encoder shape: cannot generate either",
+}
 # all-MiniLM-L6-v2's model card: 100k steps x 1024 sentence pairs, sequences cut at 128 tokens, 22.7M parameters:
 # 6 * N * tokens = 6 * 22.7e6 * (1e5 * 1024 * 2 * 128) FLOPs at most for that stage; MiniLM's own distillation
 # from a larger teacher (before it) is not counted. An order of magnitude, not a measurement.
@@ -62,22 +66,37 @@ def run_cell(task: str, start_name: str, runs_dir: Path, overrides: list[str]) -
     report = RunDir(run).read_report() if (run / "report.json").is_file() else {}
     if "test" not in report:
         resume = (run / "checkpoints" / "last").is_dir()
-        genlab("train", *(["--resume", str(run)] if resume else
-                          [recipe, f"start={start}", f"init={init}", *overrides, "--out", str(run)]))
+        genlab(
+            "train",
+            *(
+                ["--resume", str(run)]
+                if resume
+                else [recipe, f"start={start}", f"init={init}", *overrides, "--out", str(run)]
+            ),
+        )
         genlab("eval", str(run))
         report = RunDir(run).read_report()
     flops, source = pretraining_flops(start, init)
     test, cost = report["test"], report["cost"]
-    return {"task": task, "start": start_name, "run": str(run.relative_to(ROOT) if run.is_relative_to(ROOT) else run),
-            "metric": metric, "quality": test[metric], "baseline": test["baseline"].get(metric),
-            "baseline_name": test["baseline"]["name"], "finetune_flops": cost["train_flops"],
-            "finetune_seconds": cost["train_seconds"], "steps": cost["steps"],
-            "pretrain_flops": flops, "pretrain_flops_source": source}
+    return {
+        "task": task,
+        "start": start_name,
+        "run": str(run.relative_to(ROOT) if run.is_relative_to(ROOT) else run),
+        "metric": metric,
+        "quality": test[metric],
+        "baseline": test["baseline"].get(metric),
+        "baseline_name": test["baseline"]["name"],
+        "finetune_flops": cost["train_flops"],
+        "finetune_seconds": cost["train_seconds"],
+        "steps": cost["steps"],
+        "pretrain_flops": flops,
+        "pretrain_flops_source": source,
+    }
 
 
 def gains(cells: dict[str, dict]) -> None:
     """Each pretrained cell's gain over random weights of its shape, and the gain per PFLOP of total cost."""
-    for key, cell in cells.items():
+    for cell in cells.values():
         if "quality" not in cell:
             continue
         random_name = STARTS[cell["start"]][3]
@@ -90,21 +109,29 @@ def gains(cells: dict[str, dict]) -> None:
 
 
 def table(cells: dict[str, dict], budget: str) -> str:
-    lines = [f"Budget per cell: {budget}.", "",
-             "| task | start | quality | gain over random | pretraining FLOPs | fine-tuning FLOPs | gain per PFLOP "
-             "(pretraining + fine-tuning) | gain per fine-tuning PFLOP |", "|" + " --- |" * 8]
+    lines = [
+        f"Budget per cell: {budget}.",
+        "",
+        "| task | start | quality | gain over random | pretraining FLOPs | fine-tuning FLOPs | gain per PFLOP "
+        "(pretraining + fine-tuning) | gain per fine-tuning PFLOP |",
+        "|" + " --- |" * 8,
+    ]
     for cell in cells.values():
         if "quality" not in cell:
             why = f"n/a: {cell['not_applicable']}" if "not_applicable" in cell else f"not run: {cell['pending']}"
             lines.append(f"| {cell['task']} | {cell['start']} | {why} | | | | | |")
             continue
-        quality = (f"macro-F1 {cell['quality']:.3f}" if cell["metric"] == "macro_f1"
-                   else f"BLEU {cell['quality']:.2f}")
+        quality = f"macro-F1 {cell['quality']:.3f}" if cell["metric"] == "macro_f1" else f"BLEU {cell['quality']:.2f}"
         gain = cell.get("gain_over_random")
-        per = ["", "", ""] if gain is None else [f"{gain:+.3f}", f"{cell['gain_per_pflop']:.3g}",
-                                                 f"{cell['gain_per_finetune_pflop']:.3g}"]
-        lines.append(f"| {cell['task']} | {cell['start']} | {quality} | {per[0]} | {cell['pretrain_flops']:.2e} | "
-                     f"{cell['finetune_flops']:.2e} | {per[1]} | {per[2]} |")
+        per = (
+            ["", "", ""]
+            if gain is None
+            else [f"{gain:+.3f}", f"{cell['gain_per_pflop']:.3g}", f"{cell['gain_per_finetune_pflop']:.3g}"]
+        )
+        lines.append(
+            f"| {cell['task']} | {cell['start']} | {quality} | {per[0]} | {cell['pretrain_flops']:.2e} | "
+            f"{cell['finetune_flops']:.2e} | {per[1]} | {per[2]} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -118,8 +145,14 @@ def plot(cells: dict[str, dict], path: Path) -> None:
     for ax, task in zip(axes, TASKS):
         done = [c for c in cells.values() if c["task"] == task and "quality" in c]
         if not done:
-            ax.text(0.5, 0.5, "no cell of this task has run yet\n(see transfer.md)", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no cell of this task has run yet\n(see transfer.md)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         bars = ax.bar(range(len(done)), [c["quality"] for c in done], color="tab:blue")
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         ax.set_xticks(range(len(done)), [c["start"].replace(" (", "\n(") for c in done], fontsize=8)
@@ -155,20 +188,33 @@ def main() -> None:
                 continue
             start = STARTS[start_name][1]
             if start != "minilm" and not (ROOT / start / "checkpoints" / "last").is_dir():
-                cells[key] = {"task": task, "start": start_name,
-                              "pending": f"{start} has no checkpoint yet: `genlab train bpe-gpt-bible --out {start}`, "
-                                         "then run this script again"}
+                cells[key] = {
+                    "task": task,
+                    "start": start_name,
+                    "pending": f"{start} has no checkpoint yet: `genlab train bpe-gpt-bible --out {start}`, "
+                    "then run this script again",
+                }
                 continue
-            overrides = [f"data.limit={args.limit}"] + ([f"data.eval_limit={args.eval_limit}"]
-                                                        if task == "modernize" else [])
+            overrides = [f"data.limit={args.limit}"] + (
+                [f"data.eval_limit={args.eval_limit}"] if task == "modernize" else []
+            )
             cells[key] = run_cell(task, start_name, args.runs_dir, overrides)
             gains(cells)
             saved.write_text(json.dumps({"budget": budget, "cells": cells}, indent=2) + "\n")  # resumable
     gains(cells)
     ordered = {f"{t}/{s}": cells[f"{t}/{s}"] for t in TASKS for s in STARTS if f"{t}/{s}" in cells}
-    saved.write_text(json.dumps({"budget": budget, "minilm_pretrain_flops_note": "estimate: 6*N*tokens of the "
-                                 "model card's sentence-embedding stage; not from a ledger", "cells": ordered},
-                                indent=2) + "\n")
+    saved.write_text(
+        json.dumps(
+            {
+                "budget": budget,
+                "minilm_pretrain_flops_note": "estimate: 6*N*tokens of the "
+                "model card's sentence-embedding stage; not from a ledger",
+                "cells": ordered,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     (args.out / "transfer.md").write_text(table(ordered, budget))
     plot(ordered, args.out / "transfer.png")
     print(table(ordered, budget))

@@ -1,9 +1,10 @@
 """genlab: pretrain -> fine-tune -> evaluate -> generate and serve, for small generative models.
 
-    import genlab
-    model = genlab.load("runs/demo")   # any run directory
-    model.generate(n=16)               # images, text or labels, by the run's task
+import genlab
+model = genlab.load("runs/demo")   # any run directory
+model.generate(n=16)               # images, text or labels, by the run's task
 """
+
 from genlab.api import fit, load, train
 from genlab.tasks import TASKS
 

@@ -10,20 +10,21 @@
 
 The CLI (genlab.cli) and the HTTP server are thin layers over these functions.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Any
 
-from genlab.core.launch import train_run
 from genlab.core.recipe import apply_override, read_recipe_tree
 from genlab.core.run import RunDir
-from genlab.core.task import RunHandle
 from genlab.core.threads import configure_threads
 from genlab.core.trainer import PeriodCallback
 from genlab.errors import GenlabError
 from genlab.tasks import get_task, recipe_from_tree, task_of_run
+from genlab.tasks.contract import RunHandle
+from genlab.tasks.launch import train_run
 
 
 def load(run: str | Path, checkpoint: str = "last") -> RunHandle:
@@ -49,8 +50,14 @@ def _merge(tree: dict[str, Any], settings: dict[str, Any], prefix: str = "") -> 
             tree[key] = value
 
 
-def fit(recipe: str | Path, out: str | Path | None = None, overrides: list[str] = (), resume: bool = False,
-        on_period: PeriodCallback | None = None, **settings: Any) -> tuple[Path, dict[str, Any]]:
+def fit(
+    recipe: str | Path,
+    out: str | Path | None = None,
+    overrides: list[str] = (),
+    resume: bool = False,
+    on_period: PeriodCallback | None = None,
+    **settings: Any,
+) -> tuple[Path, dict[str, Any]]:
     """Train a recipe into `out` (default runs/<recipe name>), or with resume=True continue the run in
     `recipe`'s place; returns the run directory and its report. What `genlab train` calls.
     `on_period(step, metrics)` is called after each period (a sweep's pruning hook)."""
@@ -72,8 +79,9 @@ def fit(recipe: str | Path, out: str | Path | None = None, overrides: list[str] 
     return run_path, train_run(task, typed, run_path, resume=resume, on_period=on_period)
 
 
-def train(recipe: str | Path, out: str | Path | None = None, overrides: list[str] = (), resume: bool = False,
-          **settings: Any) -> RunHandle | None:
+def train(
+    recipe: str | Path, out: str | Path | None = None, overrides: list[str] = (), resume: bool = False, **settings: Any
+) -> RunHandle | None:
     """Train a recipe (a shipped name such as "essay-mlp-mnist", or a YAML file) and open the run.
 
     Settings override the recipe as nested keywords, `train={"epochs": 3}`, or as `overrides`,

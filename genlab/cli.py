@@ -3,6 +3,7 @@
 The CLI names no task: it asks the registry (genlab.tasks) and the run handles. Every error a user can
 cause is one line on stderr and exit status 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,21 +40,34 @@ from genlab.tasks import TASKS, task_of_run
 # What the options of `generate` and `eval` mean, where several tasks share one. The options themselves are
 # the keyword arguments of the registered tasks' RunHandle.generate / .evaluate (see task_options).
 OPTION_HELP = {
-    "n": "how many samples", "label": "class to generate (conditional models)", "seed": "random seed",
-    "prompt": "text to continue, transform or classify", "max_tokens": "new tokens at most",
-    "temperature": "0 = greedy", "top_k": "sample among the k likeliest tokens",
-    "top_p": "sample among the likeliest tokens covering p", "stop": "end the text before this string",
+    "n": "how many samples",
+    "label": "class to generate (conditional models)",
+    "seed": "random seed",
+    "prompt": "text to continue, transform or classify",
+    "max_tokens": "new tokens at most",
+    "temperature": "0 = greedy",
+    "top_k": "sample among the k likeliest tokens",
+    "top_p": "sample among the likeliest tokens covering p",
+    "stop": "end the text before this string",
     "presence_penalty": "in [-2, 2]: lower a token's score once it was generated (> 0: fewer repeats)",
     "frequency_penalty": "in [-2, 2]: lower a token's score per time it was generated (> 0: fewer repeats)",
-    "text": "digits to say, e.g. '4 0 7'", "attack": "fgsm or pgd (L-inf)",
+    "text": "digits to say, e.g. '4 0 7'",
+    "attack": "fgsm or pgd (L-inf)",
     "epsilon": "L-inf attack radius (pixels in [0, 1])",
-    "steps": "attack steps (image_classifier) or sampling steps (flow)", "restarts": "PGD random restarts",
-    "limit": "score only this many test examples (0 = all)", "guidance": "classifier-free guidance weight (0 = off)",
-    "init": "an image file to edit (SDEdit)", "strength": "how far to re-noise --init, in (0, 1]",
-    "mask": "an image file: white = fill in, black = keep --init", "low_res": "a small image to super-resolve",
-    "kinds": "comma-separated noise kinds", "rates": "comma-separated perturbation rates in [0, 1]",
-    "dataset": "a labelled data set name or .jsonl file", "templates": "prompt templates: a name or a YAML file",
-    "k": "worked examples per class in the prompt", "seeds": "seeds of example choice and order",
+    "steps": "attack steps (image_classifier) or sampling steps (flow)",
+    "restarts": "PGD random restarts",
+    "limit": "score only this many test examples (0 = all)",
+    "guidance": "classifier-free guidance weight (0 = off)",
+    "init": "an image file to edit (SDEdit)",
+    "strength": "how far to re-noise --init, in (0, 1]",
+    "mask": "an image file: white = fill in, black = keep --init",
+    "low_res": "a small image to super-resolve",
+    "kinds": "comma-separated noise kinds",
+    "rates": "comma-separated perturbation rates in [0, 1]",
+    "dataset": "a labelled data set name or .jsonl file",
+    "templates": "prompt templates: a name or a YAML file",
+    "k": "worked examples per class in the prompt",
+    "seeds": "seeds of example choice and order",
     "query_tokens": "tokens kept for the test text",
 }
 HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an option of its own
@@ -95,11 +109,17 @@ def protocol_options() -> dict[str, tuple[type, dict[str, Any]]]:
 
 def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type, dict[str, Any]]]) -> None:
     for option, (tp, defaults) in options.items():
-        where = ", ".join(f"{owner}: {default}" if default is not None else owner
-                          for owner, default in defaults.items())
+        where = ", ".join(
+            f"{owner}: {default}" if default is not None else owner for owner, default in defaults.items()
+        )
         # SUPPRESS: an option not given is not passed on, so each task keeps its own default
-        parser.add_argument("--" + option.replace("_", "-"), dest=option, type=tp, default=argparse.SUPPRESS,
-                            help=f"{OPTION_HELP.get(option, option)} ({where})")
+        parser.add_argument(
+            "--" + option.replace("_", "-"),
+            dest=option,
+            type=tp,
+            default=argparse.SUPPRESS,
+            help=f"{OPTION_HELP.get(option, option)} ({where})",
+        )
 
 
 def _eval_options() -> dict[str, tuple[type, dict[str, Any]]]:
@@ -118,15 +138,16 @@ def _cmd_data(args: argparse.Namespace) -> None:
     for name in IMAGE_DATASETS:
         try:
             data = load_image_dataset(name)
-            print(f"{name:<15} {len(data.train_labels):>7} {len(data.test_labels):>7} "
-                  f"{data.num_classes:>7}  {data.source}")
+            print(
+                f"{name:<15} {len(data.train_labels):>7} {len(data.test_labels):>7} "
+                f"{data.num_classes:>7}  {data.source}"
+            )
         except GenlabError as exc:
             print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7}  unavailable: {exc}")
     print(f"\n{'text corpus':<15} {'train':>7} {'valid':>7} {'test':>7}  source (records per split)")
     for name, corpus in TEXT_CORPORA.items():
         if not is_parsed(name):  # listing must stay fast: never parse a whole Bible here
-            print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7}  {corpus.source}: not parsed yet "
-                  "(first use takes ~2 min)")
+            print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7}  {corpus.source}: not parsed yet (first use takes ~2 min)")
             continue
         try:
             sizes = corpus_sizes(name)
@@ -136,13 +157,17 @@ def _cmd_data(args: argparse.Namespace) -> None:
     print(f"\n{'audio data':<15} {'train':>7} {'test':>7} {'human':>7} {'speakers':>8}  source")
     for name, source in AUDIO_DATASETS.items():
         if not is_synthesized(name):  # listing must stay fast: never synthesize the corpus here
-            print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7} {'-':>8}  {source}: not synthesized yet "
-                  "(first use takes ~2 min)")
+            print(
+                f"{name:<15} {'-':>7} {'-':>7} {'-':>7} {'-':>8}  {source}: not synthesized yet "
+                "(first use takes ~2 min)"
+            )
             continue
         try:
             sizes = audio_sizes(name)
-            print(f"{name:<15} {sizes['train']:>7} {sizes['test']:>7} {sizes['human']:>7} "
-                  f"{sizes['speakers']:>8}  {source}")
+            print(
+                f"{name:<15} {sizes['train']:>7} {sizes['test']:>7} {sizes['human']:>7} "
+                f"{sizes['speakers']:>8}  {source}"
+            )
         except GenlabError as exc:
             print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7} {'-':>8}  unavailable: {exc}")
 
@@ -157,8 +182,10 @@ def _cmd_train(args: argparse.Namespace) -> None:
         run_path, report = api.fit(args.recipe, args.out, args.overrides)
     if int(os.environ.get("RANK", "0")) == 0:
         cost = report["cost"]
-        print(f"trained {cost['steps']} steps ({cost['periods']} periods) in {cost['train_seconds']:.0f} s; "
-              f"run: {run_path}")
+        print(
+            f"trained {cost['steps']} steps ({cost['periods']} periods) in {cost['train_seconds']:.0f} s; "
+            f"run: {run_path}"
+        )
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -180,10 +207,12 @@ def _cmd_export(args: argparse.Namespace) -> None:
     options: dict[str, Any] = {k: getattr(args, k) for k in task_options("export_graph") if hasattr(args, k)}
     description = handle.export(args.out, **options)
     inputs = ", ".join(f"{name} {tuple(spec['shape'])}" for name, spec in description["inputs"].items())
-    (output, spec), = description["output"].items()
+    ((output, spec),) = description["output"].items()
     check = description["check"]
-    print(f"wrote {args.out} ({description['bytes'] / 1e6:.1f} MB): {inputs} -> {output} {tuple(spec['shape'])}; "
-          f"{check['runtime']} matches PyTorch to {check['max_abs_difference']:.1e} on a batch of {check['batch']}")
+    print(
+        f"wrote {args.out} ({description['bytes'] / 1e6:.1f} MB): {inputs} -> {output} {tuple(spec['shape'])}; "
+        f"{check['runtime']} matches PyTorch to {check['max_abs_difference']:.1e} on a batch of {check['batch']}"
+    )
     print(f"wrote {Path(args.out).with_suffix('.json')} (what the inputs and the output mean)")
 
 
@@ -206,8 +235,10 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     if suffixes and (out is None or out.suffix not in suffixes):
         files = " or ".join(suffix for suffix in suffixes if suffix)
         folder = " (or a FOLDER)" if "" in suffixes else ""  # "" in output_suffixes: a folder of files
-        raise GenlabError(f"a '{handle.task}' run writes files: pass --out FILE ending in {files}{folder}"
-                          + (f", not {out}" if out is not None else ""))
+        raise GenlabError(
+            f"a '{handle.task}' run writes files: pass --out FILE ending in {files}{folder}"
+            + (f", not {out}" if out is not None else "")
+        )
     if out is None and "stream" in handle.options("generate"):
         _print_stream(options.get("prompt", ""), handle.generate(**options, stream=True))
         return
@@ -227,13 +258,31 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         raise GenlabError(f"--port must be in 1..65535, got {args.port}")
     if args.max_batch < 1 or args.max_queue < 1:
         raise GenlabError("--max-batch and --max-queue must be at least 1")
-    serve(args.runs, args.host, args.port, args.api_key,
-          Limits(max_batch=args.max_batch, max_queue=args.max_queue), args.checkpoint)
+    serve(
+        args.runs,
+        args.host,
+        args.port,
+        args.api_key,
+        Limits(max_batch=args.max_batch, max_queue=args.max_queue),
+        args.checkpoint,
+    )
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
-    run_sweep(SweepConfig(args.recipe, args.overrides, args.space, args.trials, args.minutes, args.workers,
-                          args.storage, args.study, args.out, args.worker_index))
+    run_sweep(
+        SweepConfig(
+            args.recipe,
+            args.overrides,
+            args.space,
+            args.trials,
+            args.minutes,
+            args.workers,
+            args.storage,
+            args.study,
+            args.out,
+            args.worker_index,
+        )
+    )
 
 
 def _report_sweep(args: argparse.Namespace) -> None:
@@ -291,15 +340,18 @@ def _cmd_eval_nets(args: argparse.Namespace) -> None:
     for name in AUDIO_DATASETS:
         try:
             info = audio_evaluator_info()
-            print(f"{name:<15} test accuracy {info['test_accuracy']:.4f}  sha256 {info['sha256'][:16]}…  "
-                  f"(held-out voices; human recordings {info['human_accuracy']:.0%})")
+            print(
+                f"{name:<15} test accuracy {info['test_accuracy']:.4f}  sha256 {info['sha256'][:16]}…  "
+                f"(held-out voices; human recordings {info['human_accuracy']:.0%})"
+            )
         except GenlabError as exc:
             print(f"{name:<15} {exc}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genlab", description="Pretrain, fine-tune, evaluate and "
-                                     "generate with small generative models.")
+    parser = argparse.ArgumentParser(
+        prog="genlab", description="Pretrain, fine-tune, evaluate and generate with small generative models."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="list the data sets and where they were found")
@@ -315,25 +367,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="score a run on held-out data; writes report.json")
     evaluate.add_argument("run")
-    evaluate.add_argument("--protocol", help="score by an evaluation protocol instead of the task's own test: "
-                          + ("; ".join(f"{p.name} = {p.summary}" for p in PROTOCOLS.values()) or "none yet")
-                          + " (docs/paradigms.md)")
+    evaluate.add_argument(
+        "--protocol",
+        help="score by an evaluation protocol instead of the task's own test: "
+        + ("; ".join(f"{p.name} = {p.summary}" for p in PROTOCOLS.values()) or "none yet")
+        + " (docs/paradigms.md)",
+    )
     _add_options(evaluate, _eval_options())
-    evaluate.add_argument("--checkpoint", choices=["last", "best"], default="last",
-                          help="best = the period with the best quick score during training")
+    evaluate.add_argument(
+        "--checkpoint",
+        choices=["last", "best"],
+        default="last",
+        help="best = the period with the best quick score during training",
+    )
     evaluate.set_defaults(func=_cmd_eval)
 
-    generate = commands.add_parser("generate", help="images to --out FILE.png/.npy; text runs: stream a "
-                                   "continuation of --prompt; fine-tuned runs: answer --prompt")
+    generate = commands.add_parser(
+        "generate",
+        help="images to --out FILE.png/.npy; text runs: stream a "
+        "continuation of --prompt; fine-tuned runs: answer --prompt",
+    )
     generate.add_argument("run")
     _add_options(generate, task_options("generate"))
-    generate.add_argument("--out", help="write the result here: FILE.png (grid) or FILE.npy for images, "
-                          "a text file otherwise")
+    generate.add_argument(
+        "--out", help="write the result here: FILE.png (grid) or FILE.npy for images, a text file otherwise"
+    )
     generate.add_argument("--checkpoint", choices=["last", "best"], default="last")
     generate.set_defaults(func=_cmd_generate)
 
-    export = commands.add_parser("export", help="write a run's network as ONNX (FILE.onnx + FILE.json), checked "
-                                 "against PyTorch with onnxruntime")
+    export = commands.add_parser(
+        "export", help="write a run's network as ONNX (FILE.onnx + FILE.json), checked against PyTorch with onnxruntime"
+    )
     export.add_argument("run")
     export.add_argument("--out", help="FILE.onnx")
     _add_options(export, task_options("export_graph"))
@@ -345,34 +409,53 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     server.add_argument("--port", type=int, default=8000)
     server.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (default: $GENLAB_API_KEY)")
-    server.add_argument("--max-batch", type=int, default=Limits.max_batch,
-                        help=f"sequences decoded together per model (default {Limits.max_batch})")
-    server.add_argument("--max-queue", type=int, default=Limits.max_queue,
-                        help=f"requests waiting per model before 429 (default {Limits.max_queue})")
+    server.add_argument(
+        "--max-batch",
+        type=int,
+        default=Limits.max_batch,
+        help=f"sequences decoded together per model (default {Limits.max_batch})",
+    )
+    server.add_argument(
+        "--max-queue",
+        type=int,
+        default=Limits.max_queue,
+        help=f"requests waiting per model before 429 (default {Limits.max_queue})",
+    )
     server.add_argument("--checkpoint", choices=["last", "best"], default="last")
     server.set_defaults(func=_cmd_serve)
 
-    sweep = commands.add_parser("sweep", help="search hyperparameters with Optuna: each trial is a run in "
-                                "sweeps/<study>/trial-NNNN (docs/sweeps.md)")
+    sweep = commands.add_parser(
+        "sweep",
+        help="search hyperparameters with Optuna: each trial is a run in sweeps/<study>/trial-NNNN (docs/sweeps.md)",
+    )
     sweep.add_argument("recipe", help="recipe YAML file or name in recipes/")
     sweep.add_argument("overrides", nargs="*", help="key.sub=value overrides fixed for every trial")
     sweep.add_argument("--space", required=True, help="search space YAML: objective, sampler, pruner, params")
-    sweep.add_argument("--trials", type=int, required=True,
-                       help="finished (complete or pruned) trials the study should hold in total")
+    sweep.add_argument(
+        "--trials", type=int, required=True, help="finished (complete or pruned) trials the study should hold in total"
+    )
     sweep.add_argument("--minutes", type=float, default=0.0, help="start no new trial after this many minutes")
     sweep.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default 1)")
-    sweep.add_argument("--storage", help="an RDB URL (sqlite:///..., postgresql://...); default: a journal "
-                       "file sweeps/<study>/journal.log")
+    sweep.add_argument(
+        "--storage",
+        help="an RDB URL (sqlite:///..., postgresql://...); default: a journal file sweeps/<study>/journal.log",
+    )
     sweep.add_argument("--study", help="study name (default <recipe>-<space file name>)")
     sweep.add_argument("--out", default="sweeps", help="folder of studies (default sweeps/)")
     sweep.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by --workers for its processes
     sweep.set_defaults(func=_cmd_sweep)
 
-    report = commands.add_parser("report", help="compare runs: a Markdown table and a quality-vs-cost plot "
-                                 "from their report.json; or report a sweep folder")
+    report = commands.add_parser(
+        "report",
+        help="compare runs: a Markdown table and a quality-vs-cost plot "
+        "from their report.json; or report a sweep folder",
+    )
     report.add_argument("runs", nargs="+", metavar="RUN", help="run folders (evaluated), or one sweep folder")
-    report.add_argument("--out", help="folder for report.md and quality_vs_cost.png (default reports/; "
-                        "for a sweep folder, the sweep folder itself)")
+    report.add_argument(
+        "--out",
+        help="folder for report.md and quality_vs_cost.png (default reports/; "
+        "for a sweep folder, the sweep folder itself)",
+    )
     report.set_defaults(func=_cmd_report)
 
     nets = commands.add_parser("eval-nets", help="the fixed classifier networks behind FID/precision/recall")

@@ -1,7 +1,8 @@
 """Plot a language-model run's training loss and validation loss from its metrics.jsonl to a PNG.
 
-    python scripts/plot_lm_curve.py RUN docs/img/char-gpt-kjv-loss.png
+python scripts/plot_lm_curve.py RUN docs/img/char-gpt-kjv-loss.png
 """
+
 from __future__ import annotations
 
 import json

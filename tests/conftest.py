@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: offline data resolution, a tiny IDX copy of MNIST, tiny GAN recipes,
 training through the Python API, and weight comparison."""
+
 from __future__ import annotations
 
 import os
@@ -34,9 +35,15 @@ def tiny_idx_dir(tmp_path_factory) -> Path:
 def tiny_overrides(idx_dir: Path, **extra: object) -> list[str]:
     """Overrides that make the essay recipe train in about a second."""
     settings = {
-        "data.path": str(idx_dir), "data.batch_size": 64, "train.epochs": 2,
-        "train.progress": False, "train.r1_gamma": 1.0, "train.sample_every": 1, "train.checkpoint_every": 1,
-        "eval.num_samples": 200, **extra,
+        "data.path": str(idx_dir),
+        "data.batch_size": 64,
+        "train.epochs": 2,
+        "train.progress": False,
+        "train.r1_gamma": 1.0,
+        "train.sample_every": 1,
+        "train.checkpoint_every": 1,
+        "eval.num_samples": 200,
+        **extra,
     }
     return [f"{k}={v}" for k, v in settings.items()]
 

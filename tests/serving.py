@@ -1,6 +1,7 @@
 """Tiny runs of every kind the server serves, trained in seconds: a char GPT (completions), a conditional
 GAN (images), a fine-tuned classifier (classifications), a fine-tuned seq2seq model (completions) and a
 spoken-digit GAN (audio)."""
+
 from __future__ import annotations
 
 import json
@@ -33,15 +34,27 @@ def train_tiny_runs(folder: Path) -> dict[str, Path]:
         tiny = TASKS[name].tiny(folder / f"{name}-data")
         runs[name] = api.fit(tiny.recipe, folder / name, tiny.overrides)[0]
     gan = TASKS["gan"].tiny(folder / "gan-data")
-    runs["gan"] = api.fit("conditional-mlp-mnist", folder / "gan",
-                          gan.overrides + ["train.ema_decay=0.0", "train.r1_gamma=0.0"])[0]
+    runs["gan"] = api.fit(
+        "conditional-mlp-mnist", folder / "gan", gan.overrides + ["train.ema_decay=0.0", "train.r1_gamma=0.0"]
+    )[0]
     sentences = (folder / "finetune-data" / "corpus.txt").read_text().splitlines()
     start = write_tiny_start(folder / "seq2seq-start", sentences + ["<bos> <eos>"])
     data = write_tiny_seq2seq(folder / "reverse.jsonl", sentences)
-    settings = {"start": start, "data.dataset": data, "data.kind": "seq2seq", "data.batch_size": 16,
-                "data.max_tokens": 48, "data.limit": 160, "data.eval_limit": 20, "method.name": "full",
-                "train.epochs": 1, "train.lr": 3e-3, "train.warmup_iters": 1, "train.progress": False,
-                "eval.max_new_tokens": 24}
+    settings = {
+        "start": start,
+        "data.dataset": data,
+        "data.kind": "seq2seq",
+        "data.batch_size": 16,
+        "data.max_tokens": 48,
+        "data.limit": 160,
+        "data.eval_limit": 20,
+        "method.name": "full",
+        "train.epochs": 1,
+        "train.lr": 3e-3,
+        "train.warmup_iters": 1,
+        "train.progress": False,
+        "eval.max_new_tokens": 24,
+    }
     runs["seq2seq"] = api.fit("modernize-full", folder / "seq2seq", [f"{k}={v}" for k, v in settings.items()])[0]
     return runs
 

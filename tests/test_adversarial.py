@@ -1,5 +1,6 @@
 """L-inf attacks (genlab.evaluation.adversarial) against a case solved in closed form, their constraints
 and seeding, and the image_classifier task's robustness check and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,8 @@ from genlab.evaluation.adversarial import Attack, attack_images, perturb, robust
 from genlab.models.convnet import ConvNet, ConvNetConfig
 from genlab.tasks import load_recipe
 from genlab.tasks.image_classifier.process import warmed_up
-from genlab.tasks.image_classifier.task import ClassifierTraining
 from genlab.tasks.image_classifier.tiny import tiny_run
+from genlab.tasks.image_classifier.training import ClassifierTraining
 from tests.conftest import one_error_line
 
 EPS = 0.1
@@ -77,9 +78,15 @@ def test_a_weaker_pgd_does_not_reach_the_optimum(interior_batch):
     assert (margins(model, short, labels) > optimum + 1e-3).all()
 
 
-@pytest.mark.parametrize("attack", [Attack("fgsm", 0.3, random_start=False), Attack("fgsm", 0.3),
-                                    Attack("pgd", 0.3, steps=5, restarts=2, step_size=0.2)],
-                         ids=["fgsm", "fgsm-rs", "pgd"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        Attack("fgsm", 0.3, random_start=False),
+        Attack("fgsm", 0.3),
+        Attack("pgd", 0.3, steps=5, restarts=2, step_size=0.2),
+    ],
+    ids=["fgsm", "fgsm-rs", "pgd"],
+)
 def test_attacks_stay_in_the_ball_and_in_the_unit_interval(attack):
     torch.manual_seed(0)
     model = ConvNet(ConvNetConfig())
@@ -100,8 +107,9 @@ def test_attacks_are_seeded_and_leave_the_model_alone():
     first = attack_images(model, images, labels, attack, seed=5, batch_size=10)
     assert torch.equal(first, attack_images(model, images, labels, attack, seed=5, batch_size=10))
     assert not torch.equal(first, attack_images(model, images, labels, attack, seed=6, batch_size=10))
-    assert robust_accuracy(model, images, labels, attack, seed=5) == robust_accuracy(model, images, labels, attack,
-                                                                                      seed=5)
+    assert robust_accuracy(model, images, labels, attack, seed=5) == robust_accuracy(
+        model, images, labels, attack, seed=5
+    )
     assert model.training and all(p.grad is None for p in model.parameters())
 
 
@@ -117,9 +125,15 @@ def test_robust_accuracy_keeps_the_worst_restart_and_is_clean_accuracy_at_eps_0(
     assert five <= one <= clean["clean_accuracy"]
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"epsilon": -0.1}, "epsilon must be in"), ({"name": "cw"}, "unknown attack 'cw'"),
-    ({"steps": 0}, "steps and restarts"), ({"step_size": 0.0}, "step size")])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"epsilon": -0.1}, "epsilon must be in"),
+        ({"name": "cw"}, "unknown attack 'cw'"),
+        ({"steps": 0}, "steps and restarts"),
+        ({"step_size": 0.0}, "step size"),
+    ],
+)
 def test_bad_attack_settings_are_one_line(settings, message):
     with pytest.raises(GenlabError, match=message):
         Attack(**settings)
@@ -136,13 +150,16 @@ def tiny_classifier(tmp_path_factory) -> tuple[list[str], Path]:
     return tiny.cli_generate, folder / "run"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["eval", "RUN", "--epsilon", "-0.1"], "epsilon must be in"),
-    (["eval", "RUN", "--attack", "cw"], "unknown attack 'cw'"),
-    (["eval", "RUN", "--limit", "-1"], "limit must be >= 0"),
-    (["generate", "RUN", "--n", "2", "--out", "OUT.npy"], "ending in .png"),
-    (["generate", "RUN", "--n", "2", "--label", "10", "--out", "OUT.png"], "label must be in"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["eval", "RUN", "--epsilon", "-0.1"], "epsilon must be in"),
+        (["eval", "RUN", "--attack", "cw"], "unknown attack 'cw'"),
+        (["eval", "RUN", "--limit", "-1"], "limit must be >= 0"),
+        (["generate", "RUN", "--n", "2", "--out", "OUT.npy"], "ending in .png"),
+        (["generate", "RUN", "--n", "2", "--label", "10", "--out", "OUT.png"], "label must be in"),
+    ],
+)
 def test_bad_input_through_the_cli_is_one_line_and_exit_2(tiny_classifier, argv, message, tmp_path, capsys):
     _, run = tiny_classifier
     argv = [str(run) if a == "RUN" else a.replace("OUT", str(tmp_path / "out")) for a in argv]
@@ -181,8 +198,12 @@ def test_benchmark_dry_run_writes_results_that_hold_together(tmp_path):
     # The benchmark's tiny mode end to end: three tiny runs, our PGD and ART's on the same models.
     pytest.importorskip("art")
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "adversarial_benchmark.py"
-    result = subprocess.run([sys.executable, str(script), "--dry-run", "--out", str(tmp_path)], capture_output=True,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "GENLAB_THREADS": "1"})
+    result = subprocess.run(
+        [sys.executable, str(script), "--dry-run", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "GENLAB_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((tmp_path / "adversarial_benchmark.json").read_text())["datasets"]["fashion"]["methods"]
     for row in rows.values():

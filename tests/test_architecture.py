@@ -1,10 +1,9 @@
-"""The shape of the code, checked: data flows one way and the registry is the only list of tasks.
+"""The shape of the code, checked: layers that only point down, and the registry as the only list of tasks.
 
-- no import cycle between genlab's modules, and no genlab import hidden inside a function;
-- shared packages (core, data, models, peft, evaluation, io) never import a task, the API or the CLI;
-- a task imports another task only where it builds on it (finetune starts from lm runs);
-- the CLI names no task.
+The layer order (bottom first) is docs/architecture.md's; a module may import its own room and any room of a
+lower layer, never a room of its own layer or above. Each failure names the file and line of the import.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,9 +12,21 @@ from pathlib import Path
 from genlab.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent / "genlab"
-SHARED = ("genlab.core", "genlab.data", "genlab.models", "genlab.peft", "genlab.evaluation", "genlab.io",
-          "genlab.errors")
-TOP = ("genlab.api", "genlab.cli", "genlab.tasks", "genlab.serve")
+
+# Bottom first. Rooms on one line are siblings: neither imports the other.
+LAYERS = [
+    ("errors",),  # the one exception type every layer raises
+    ("io",),  # file formats: JSON/YAML, safetensors, images, WAV, tokenizers — nothing about models or runs
+    ("core", "models"),  # run directories, recipes, the trainer loop | nn.Modules and decoding
+    ("data", "peft", "interop"),  # data sets | LoRA and adapters | Hugging Face and ONNX interchange
+    ("evaluation",),  # metrics, evaluator nets, evaluation protocols
+    ("tasks",),  # the Task contract, the registry, one folder per task
+    ("api",),  # genlab.load / genlab.train
+    ("serve", "sweep"),  # HTTP server | hyperparameter search
+    ("cli",),
+    ("__main__",),
+]
+LEVEL = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
 BUILDS_ON = {"finetune": {"lm"}, "audio": {"gan"}}  # task -> the tasks it may import
 
 
@@ -27,33 +38,82 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in ROOT.rglob("*.py")}
 
 
-def imports(path: Path) -> list[tuple[str, bool]]:
-    """(imported genlab module, at module level?) for every import in a file."""
+def room(module: str) -> str:
+    """genlab.core.run -> core; genlab -> the package's face, above everything."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "genlab"
+
+
+def imports(path: Path) -> list[tuple[str, int, bool, list[str]]]:
+    """(imported genlab module, line, at module level?, names imported from it) for every import in a file."""
     tree = ast.parse(path.read_text())
     top_level = {id(node) for node in tree.body}
     found = []
     for node in ast.walk(tree):
-        names = []
         if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
+            pairs = [(a.name, []) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             # `from genlab.x import y` imports the module genlab.x.y when y is one
-            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
-                     for a in node.names]
-        found += [(n, id(node) in top_level) for n in names if n == "genlab" or n.startswith("genlab.")]
+            pairs = [
+                (f"{node.module}.{a.name}", []) if f"{node.module}.{a.name}" in MODULES else (node.module, [a.name])
+                for a in node.names
+            ]
+        else:
+            continue
+        found += [
+            (name, node.lineno, id(node) in top_level, names)
+            for name, names in pairs
+            if name == "genlab" or name.startswith("genlab.")
+        ]
     return found
 
 
-GRAPH = {name: sorted({m for m, _ in imports(path)}) for name, path in MODULES.items()}
+GRAPH = {name: sorted({m for m, *_ in imports(path)}) for name, path in MODULES.items()}
 
 
-def within(module: str, packages: tuple[str, ...]) -> bool:
-    return any(module == p or module.startswith(p + ".") for p in packages)
+def where(module: str, line: int) -> str:
+    return f"{MODULES[module].relative_to(ROOT.parent)}:{line}"
+
+
+def test_every_room_has_a_layer():
+    assert {room(m) for m in MODULES} - {"genlab"} <= set(LEVEL)
+
+
+def test_imports_point_down_the_layers():
+    wrong = []
+    for name, path in MODULES.items():
+        source = room(name)
+        if source == "genlab":  # the package's face re-exports the API
+            continue
+        for dep, line, _, _ in imports(path):
+            target = room(dep)
+            if target == source:
+                continue
+            if target == "genlab" or LEVEL[target] >= LEVEL[source]:
+                kind = "sideways" if target != "genlab" and LEVEL[target] == LEVEL[source] else "up"
+                wrong.append(f"{where(name, line)} imports {dep} ({source} -> {target}: {kind})")
+    assert wrong == []
 
 
 def test_no_genlab_import_inside_a_function():
-    lazy = [(name, m) for name, path in MODULES.items() for m, top in imports(path) if not top]
+    lazy = [
+        f"{where(name, line)} imports {m}"
+        for name, path in MODULES.items()
+        for m, line, top, _ in imports(path)
+        if not top
+    ]
     assert lazy == []
+
+
+def test_no_private_name_is_imported_from_another_module():
+    private = [
+        f"{where(name, line)} imports {n} from {m}"
+        for name, path in MODULES.items()
+        for m, line, _, names in imports(path)
+        for n in names
+        if n.startswith("_") and m != name
+    ]
+    assert private == []
 
 
 def test_no_import_cycle():
@@ -65,7 +125,7 @@ def test_no_import_cycle():
             if dep == "genlab" or dep not in MODULES:
                 continue
             if state.get(dep) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(path[path.index(dep):] + [dep]))
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(dep) :] + [dep]))
             if dep not in state:
                 visit(dep, path + [dep])
         state[module] = 2
@@ -75,22 +135,20 @@ def test_no_import_cycle():
             visit(module, [module])
 
 
-def test_shared_packages_never_import_tasks_api_or_cli():
-    upward = [(name, dep) for name, deps in GRAPH.items() if within(name, SHARED)
-              for dep in deps if within(dep, TOP) or dep == "genlab"]
-    assert upward == []
-
-
-def test_tasks_import_other_tasks_only_where_they_build_on_them():
+def test_tasks_import_the_contract_and_only_the_tasks_they_build_on():
     crossing = []
-    for name, deps in GRAPH.items():
-        if not name.startswith("genlab.tasks."):
+    for name, path in MODULES.items():
+        parts = name.split(".")
+        if len(parts) < 4 or parts[1] != "tasks":  # genlab.tasks.<task>.<module>
             continue
-        own = name.split(".")[2]
-        for dep in deps:
-            if dep.startswith("genlab.tasks.") and (other := dep.split(".")[2]) != own:
-                if other not in BUILDS_ON.get(own, set()):
-                    crossing.append((name, dep))
+        own = parts[2]
+        for dep, line, _, _ in imports(path):
+            dep_parts = dep.split(".")
+            if dep_parts[:2] != ["genlab", "tasks"] or dep == "genlab.tasks.contract":
+                continue
+            other = dep_parts[2] if len(dep_parts) > 2 else "the registry"
+            if other not in TASKS or (other != own and other not in BUILDS_ON.get(own, set())):
+                crossing.append(f"{where(name, line)} imports {dep}")
     assert crossing == []
 
 

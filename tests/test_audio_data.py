@@ -1,4 +1,5 @@
 """Spoken digits: WAV I/O, fit_clip, the synthesizer on a tiny subset, user folders and their one-line errors."""
+
 from __future__ import annotations
 
 import csv
@@ -16,11 +17,14 @@ from genlab.errors import GenlabError
 from genlab.io.audio import PEAK, SAMPLE_RATE, fit_clip, read_wav, resample, write_wav
 from genlab.io.files import read_json
 
-needs_engines = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
-                                   reason="needs Debian espeak-ng and flite")
+needs_engines = pytest.mark.skipif(
+    not (shutil.which("espeak-ng") and shutil.which("flite")), reason="needs Debian espeak-ng and flite"
+)
 # Two train and two held-out speakers, both engines.
-TINY = [next(s for s in SPEAKERS if s.name == name)
-        for name in ("espeak-ng:en-us", "espeak-ng:en-gb+m1", "flite:slt", "flite:rms")]
+TINY = [
+    next(s for s in SPEAKERS if s.name == name)
+    for name in ("espeak-ng:en-us", "espeak-ng:en-gb+m1", "flite:slt", "flite:rms")
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +56,7 @@ def write_folder(root: Path, layout: dict[str, int], rate: int = SAMPLE_RATE) ->
 
 
 # --- io ------------------------------------------------------------------------------------------------------
+
 
 def test_wav_round_trip_within_16_bit_quantisation(tmp_path):
     samples = np.random.default_rng(0).uniform(-1, 1, 4000).astype(np.float32)
@@ -106,6 +111,7 @@ def test_fit_clip_trims_centres_and_normalises():
 
 
 # --- the synthesized corpus --------------------------------------------------------------------------------
+
 
 def test_speakers_split_spreads_over_engines_and_voices():
     held = [s for s in SPEAKERS if s.held_out]
@@ -179,6 +185,7 @@ def test_bad_names_and_splits(tmp_path):
 
 # --- a user's folder -------------------------------------------------------------------------------------------
 
+
 def test_user_label_folders(tmp_path):
     folder = write_folder(tmp_path / "mine", {"3": 12, "seven": 12, "Zero": 6})
     train, test = (load_audio_dataset(split=s, path=str(folder)) for s in ("train", "test"))
@@ -210,9 +217,13 @@ def test_user_folder_errors_are_one_line(tmp_path, capsys):
     (cases["suffix"] / "6" / "clip.mp3").write_bytes(b"ID3")
     cases["csv"] = write_folder(tmp_path / "csv", {"c": 1})
     (cases["csv"] / "t.csv").write_text("path,label\nc/0.wav,eleven\n")
-    expected = {"label": "unknown label 'eleven'", "rate": "0.wav is sampled at 8000 Hz",
-                "notwav": "broken.wav is not a readable WAV file", "suffix": "clip.mp3 is not a .wav file",
-                "csv": "t.csv line 2: unknown label 'eleven'"}
+    expected = {
+        "label": "unknown label 'eleven'",
+        "rate": "0.wav is sampled at 8000 Hz",
+        "notwav": "broken.wav is not a readable WAV file",
+        "suffix": "clip.mp3 is not a .wav file",
+        "csv": "t.csv line 2: unknown label 'eleven'",
+    }
     for case, message in expected.items():
         with pytest.raises(GenlabError, match=message) as err:
             for split in ("train", "test"):

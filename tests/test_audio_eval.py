@@ -1,4 +1,5 @@
 """The spoken-digit evaluator: front end, augmentation, scores on constructed inputs, shipped weights."""
+
 from __future__ import annotations
 
 import shutil
@@ -50,8 +51,13 @@ def clips(labels: list[int], seed: int = 0) -> np.ndarray:
 
 
 def reference(labels: list[int], seed: int = 1) -> AudioData:
-    return AudioData("ref", f"constructed {seed}", clips(labels, seed), np.array(labels, dtype=np.int64),
-                     [f"spk{i // 10 % 4}" for i in range(len(labels))])
+    return AudioData(
+        "ref",
+        f"constructed {seed}",
+        clips(labels, seed),
+        np.array(labels, dtype=np.int64),
+        [f"spk{i // 10 % 4}" for i in range(len(labels))],
+    )
 
 
 BALANCED = [i % 10 for i in range(100)]
@@ -109,9 +115,11 @@ def test_one_digit_and_unsure_sets():
 
 def test_bad_clips_are_one_line():
     ref = reference(BALANCED)
-    bad = {"shape \\(N, 16000\\), got \\(4, 8000\\)": np.zeros((4, 8000), dtype=np.float32),
-           "non-finite": np.full((4, 16000), np.nan, dtype=np.float32),
-           "lie in \\[-1, 1\\]": np.full((4, 16000), 2.0, dtype=np.float32)}
+    bad = {
+        "shape \\(N, 16000\\), got \\(4, 8000\\)": np.zeros((4, 8000), dtype=np.float32),
+        "non-finite": np.full((4, 16000), np.nan, dtype=np.float32),
+        "lie in \\[-1, 1\\]": np.full((4, 16000), 2.0, dtype=np.float32),
+    }
     for message, waves in bad.items():
         with pytest.raises(GenlabError, match=message):
             evaluate_clips(waves, Oracle(), reference=ref)

@@ -1,5 +1,6 @@
 """The audio task's own behaviour, beyond the contract (tests/test_contract.py): what `--label` and
 `--text` draw, the WAV files and folders `generate` writes, the spectrogram round trip, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -79,16 +80,19 @@ def test_generate_writes_a_wav_and_a_folder(run, tmp_path, capsys):
     assert names == ["00-five.wav", "01-five.wav", "notes.wav", GRID_NAME]
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--label", "10"], "--label must be in 0..9"),
-    (["--text", "four banana"], "'banana' is not a digit"),
-    (["--text", "12"], "'12' is not a digit"),
-    (["--text", " "], "--text is empty"),
-    (["--text", "4", "--label", "4"], "not both"),
-    (["--n", "0"], "--n must be at least 1"),
-    (["--n", "2", "--out", "{tmp}/two.wav"], "2 clips need a folder"),
-    (["--out", "{tmp}/clips.mp3"], "ending in .wav (or a FOLDER)"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--label", "10"], "--label must be in 0..9"),
+        (["--text", "four banana"], "'banana' is not a digit"),
+        (["--text", "12"], "'12' is not a digit"),
+        (["--text", " "], "--text is empty"),
+        (["--text", "4", "--label", "4"], "not both"),
+        (["--n", "0"], "--n must be at least 1"),
+        (["--n", "2", "--out", "{tmp}/two.wav"], "2 clips need a folder"),
+        (["--out", "{tmp}/clips.mp3"], "ending in .wav (or a FOLDER)"),
+    ],
+)
 def test_bad_input_is_one_line(run, tmp_path, capsys, argv, expected):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     out = [] if "--out" in argv else ["--out", str(tmp_path / "x.wav")]
@@ -116,7 +120,7 @@ def test_join_words_puts_gaps_between_words():
     words = [torch.ones(100), torch.ones(50), torch.ones(7)]
     joined = join_words(words)
     gap = round(GAP_SECONDS * SAMPLE_RATE)
-    assert len(joined) == 157 + 2 * gap and joined[100:100 + gap].abs().sum() == 0
+    assert len(joined) == 157 + 2 * gap and joined[100 : 100 + gap].abs().sum() == 0
 
 
 def test_training_leaves_grids_and_a_wav_per_sample_period(run):

@@ -1,4 +1,5 @@
 """Continuous batching (genlab.models.batching) picks the tokens each sequence would get alone."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,21 +26,36 @@ def requests(count: int) -> list[dict]:
     out = []
     for i in range(count):
         length = int(torch.randint(1, 20, (1,), generator=g))
-        out.append(dict(prompt=torch.randint(0, 50, (length,), generator=g).tolist(),
-                        max_new_tokens=int(torch.randint(1, 60, (1,), generator=g)),
-                        temperature=[0.0, 1.0, 0.7][i % 3], top_k=[None, 5][i % 2], seed=i,
-                        presence_penalty=[0.0, 0.5, 0.0, -0.3, 1.5][i % 5],
-                        frequency_penalty=[0.0, 0.0, 0.8, 0.0, 1.0][i % 5],
-                        stop_ids=frozenset({STOP}) if i % 4 == 0 else frozenset()))
+        out.append(
+            dict(
+                prompt=torch.randint(0, 50, (length,), generator=g).tolist(),
+                max_new_tokens=int(torch.randint(1, 60, (1,), generator=g)),
+                temperature=[0.0, 1.0, 0.7][i % 3],
+                top_k=[None, 5][i % 2],
+                seed=i,
+                presence_penalty=[0.0, 0.5, 0.0, -0.3, 1.5][i % 5],
+                frequency_penalty=[0.0, 0.0, 0.8, 0.0, 1.0][i % 5],
+                stop_ids=frozenset({STOP}) if i % 4 == 0 else frozenset(),
+            )
+        )
     return out
 
 
 def alone(model: Transformer, r: dict) -> list[int]:
     """The same request through generation.generate, cut after its stop token."""
-    out = generate(model, torch.tensor([r["prompt"]]), r["max_new_tokens"], r["temperature"], r["top_k"], None,
-                   stop=r["stop_ids"], seed=r["seed"], presence_penalty=r["presence_penalty"],
-                   frequency_penalty=r["frequency_penalty"])[0, len(r["prompt"]):].tolist()
-    return out[:out.index(STOP) + 1] if r["stop_ids"] and STOP in out else out
+    out = generate(
+        model,
+        torch.tensor([r["prompt"]]),
+        r["max_new_tokens"],
+        r["temperature"],
+        r["top_k"],
+        None,
+        stop=r["stop_ids"],
+        seed=r["seed"],
+        presence_penalty=r["presence_penalty"],
+        frequency_penalty=r["frequency_penalty"],
+    )[0, len(r["prompt"]) :].tolist()
+    return out[: out.index(STOP) + 1] if r["stop_ids"] and STOP in out else out
 
 
 @pytest.mark.parametrize("joins_per_step", [1, 2, 12])
@@ -133,8 +149,9 @@ def test_text_pieces_decode_incrementally_what_a_full_decode_gives(tokenizers, k
     tokenizer = tokenizers[kind]
     g = torch.Generator().manual_seed(len(stops) + (kind == "bpe"))
     for _ in range(20):
-        ids = torch.randint(0, tokenizer.vocab_size, (int(torch.randint(1, 120, (1,), generator=g)),),
-                            generator=g).tolist()
+        ids = torch.randint(
+            0, tokenizer.vocab_size, (int(torch.randint(1, 120, (1,), generator=g)),), generator=g
+        ).tolist()
         pieces = TextPieces(tokenizer, stops)
         given = []
         for i in ids:

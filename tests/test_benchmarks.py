@@ -1,6 +1,7 @@
 """The benchmark scripts' tiny modes run end to end and write results that hold together (the real runs
 are benchmarks, not tests: no speed target is checked here, only that each figure is there, finite,
 positive and consistent with the figures it was computed from)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 
@@ -36,18 +42,30 @@ def positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
-@pytest.mark.parametrize("script", ["gan_benchmark.py", "text_benchmark.py", "lora_benchmark.py",
-                                    "finetune_benchmark.py", "threads_benchmark.py", "serve_benchmark.py",
-                                    "audio_evaluator.py", "generation_benchmark.py", "gan_step_bound.py",
-                                    "speedrun.py"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "gan_benchmark.py",
+        "text_benchmark.py",
+        "lora_benchmark.py",
+        "finetune_benchmark.py",
+        "threads_benchmark.py",
+        "serve_benchmark.py",
+        "audio_evaluator.py",
+        "generation_benchmark.py",
+        "gan_step_bound.py",
+        "speedrun.py",
+    ],
+)
 def test_every_benchmark_script_imports_and_explains_itself(script):
     """`--help` imports the script and everything it uses from genlab: a stale import fails here."""
     assert run_script(script, "--help").stdout.startswith("usage:")
 
 
 def test_generation_benchmark_smoke(tmp_path):
-    run_script("generation_benchmark.py", "--new-tokens", "8", "--repeats", "1", "--batches", "1",
-               "--out", str(tmp_path))
+    run_script(
+        "generation_benchmark.py", "--new-tokens", "8", "--repeats", "1", "--batches", "1", "--out", str(tmp_path)
+    )
     results = json.loads((tmp_path / "generation_benchmark.json").read_text())
     rows = results["rows"]
     assert len(rows) == 4 * 2  # four models, greedy and sampled, batch 1
@@ -95,15 +113,33 @@ def test_gan_benchmark_smoke(tmp_path):
     needs_fashion_mnist()
     out = tmp_path / "gan.json"
     budget_minutes = 0.05
-    run_script("gan_benchmark.py", "--minutes", str(budget_minutes), "--throughput-steps", "5", "--rounds", "1",
-               "--samples", "500", "--out", str(out))
+    run_script(
+        "gan_benchmark.py",
+        "--minutes",
+        str(budget_minutes),
+        "--throughput-steps",
+        "5",
+        "--rounds",
+        "1",
+        "--samples",
+        "500",
+        "--out",
+        str(out),
+    )
     results = json.loads(out.read_text())
     assert set(results) == {"machine", "throughput", "quality"}
     t = results["throughput"]
     assert t["steps_per_round"] == 5 and all(len(v) == 1 for v in t["rounds"].values())
-    for key in ("reference_images_per_second", "genlab_images_per_second", "genlab_with_recipe_r1_images_per_second",
-                "speedup", "speedup_with_recipe_r1", "genlab_gflops", "matmul_ceiling_gflops_measured",
-                "fraction_of_measured_ceiling"):
+    for key in (
+        "reference_images_per_second",
+        "genlab_images_per_second",
+        "genlab_with_recipe_r1_images_per_second",
+        "speedup",
+        "speedup_with_recipe_r1",
+        "genlab_gflops",
+        "matmul_ceiling_gflops_measured",
+        "fraction_of_measured_ceiling",
+    ):
         assert positive(t[key]), (key, t[key])
     # One round: the median ratio is that round's genlab / reference throughput.
     assert t["speedup"] == pytest.approx(t["genlab_images_per_second"] / t["reference_images_per_second"])
@@ -139,8 +175,9 @@ def test_lora_benchmark_tiny(tmp_path):
         assert positive(r["genlab_s_per_step"]) and positive(r["peft_s_per_step"])
         assert positive(r["ratio_peft_over_genlab"])
     ratio = results["median_ratio_peft_over_genlab"]
-    assert positive(ratio) and ratio == pytest.approx(statistics.median(r["ratio_peft_over_genlab"]
-                                                                        for r in results["per_round"]))
+    assert positive(ratio) and ratio == pytest.approx(
+        statistics.median(r["ratio_peft_over_genlab"] for r in results["per_round"])
+    )
     assert results["genlab_at_least_as_fast"] == (ratio >= 1.0)
 
 
@@ -180,8 +217,11 @@ def test_finetune_benchmark_judges_its_targets_from_report_rows():
 
 def test_threads_benchmark_quick(tmp_path):
     out = tmp_path / "threads.json"
-    subprocess.run([sys.executable, str(BENCHMARKS / "threads_benchmark.py"), "--quick", "--out", str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(BENCHMARKS / "threads_benchmark.py"), "--quick", "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     results = json.loads(out.read_text())["results"]
     assert set(results) == {"quiet", "one busy process"}
     for by_setting in results.values():

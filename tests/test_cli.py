@@ -1,4 +1,5 @@
 """Every CLI command end to end on tiny data, and bad input: one line on stderr, exit 2, no files."""
+
 from __future__ import annotations
 
 import json
@@ -148,14 +149,17 @@ def test_resume_of_a_run_without_checkpoint_is_refused(trained_runs, tmp_path, c
     assert sorted(p.name for p in run.iterdir()) == before
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["train", "essay-mlp-mnist", "data.name=cifar"], "unknown image dataset 'cifar'"),
-    (["train", "essay-mlp-mnist", "train.epochz=1"], "unknown recipe key 'train.epochz'"),
-    (["train", "essay-mlp-mnist", "train.epochs=many"], "'train.epochs' must be int"),
-    (["train", "no-such-recipe"], "not found"),
-    (["train", "--resume", "/nonexistent/run"], "not a genlab run directory"),
-    (["generate", "/nonexistent/run", "--out", "x.png"], "not a genlab run directory"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["train", "essay-mlp-mnist", "data.name=cifar"], "unknown image dataset 'cifar'"),
+        (["train", "essay-mlp-mnist", "train.epochz=1"], "unknown recipe key 'train.epochz'"),
+        (["train", "essay-mlp-mnist", "train.epochs=many"], "'train.epochs' must be int"),
+        (["train", "no-such-recipe"], "not found"),
+        (["train", "--resume", "/nonexistent/run"], "not a genlab run directory"),
+        (["generate", "/nonexistent/run", "--out", "x.png"], "not a genlab run directory"),
+    ],
+)
 def test_bad_input_gives_one_line(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
@@ -174,15 +178,18 @@ def test_corrupt_data_file_fails_cleanly(tmp_path, tiny_idx_dir, capsys):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--n", "0"], "--n must be at least 1"),
-    (["--n", "-3"], "--n must be at least 1"),
-    (["--label", "3"], "needs a class-conditional model"),
-    (["--out", "/proc/genlab-samples.png"], "cannot write"),
-    (["--out", "{tmp}/missing/dir/s.png"], "does not exist"),
-    (["--out", "{tmp}/samples.jpg"], "pass --out FILE ending in .png or .npy, not"),
-    (["--prompt", "a seven"], "a 'gan' run does not take prompt for generate (it takes: n, label, seed)"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--n", "0"], "--n must be at least 1"),
+        (["--n", "-3"], "--n must be at least 1"),
+        (["--label", "3"], "needs a class-conditional model"),
+        (["--out", "/proc/genlab-samples.png"], "cannot write"),
+        (["--out", "{tmp}/missing/dir/s.png"], "does not exist"),
+        (["--out", "{tmp}/samples.jpg"], "pass --out FILE ending in .png or .npy, not"),
+        (["--prompt", "a seven"], "a 'gan' run does not take prompt for generate (it takes: n, label, seed)"),
+    ],
+)
 def test_generate_bad_input(trained_runs, tmp_path, capsys, args, expected):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--out" not in args:
@@ -210,8 +217,12 @@ def test_checkpoint_of_another_architecture(trained_runs, tmp_path, capsys):
 
 
 def test_no_traceback_from_the_installed_command(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", "model.arch=vae"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", "model.arch=vae"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert "model.arch must be one of" in result.stderr
@@ -220,8 +231,12 @@ def test_no_traceback_from_the_installed_command(tmp_path):
 def test_the_cli_starts_without_scipy_librosa_or_matplotlib():
     """Training, generating and evaluating start without scipy (FID), librosa (audio) or matplotlib (figures):
     together they cost about a second of every command's start, and are imported where they are used."""
-    code = ("import sys, genlab.cli; "
-            "print(sorted(m for m in ('scipy', 'librosa', 'matplotlib') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[1])
+    code = "import sys, genlab.cli; print(sorted(m for m in ('scipy', 'librosa', 'matplotlib') if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.stdout.strip() == "[]"

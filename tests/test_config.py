@@ -32,19 +32,22 @@ def test_overrides_are_typed():
     assert recipe.train.epochs == 3 and recipe.train.lr_g == 1e-3 and recipe.data.path == "/x"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["train.epochz=3"], "unknown recipe key 'train.epochz'"),
-    (["trian.epochs=3"], "unknown recipe key 'trian'"),
-    (["train.epochs=three"], "'train.epochs' must be int"),
-    (["train.epochs=2.5"], "'train.epochs' must be int"),
-    (["train.betas=0.5"], "'train.betas' must be a list"),
-    (["model.arch=vae"], "model.arch must be one of"),
-    (["train.epochs=0"], "train.epochs must be >= 1"),
-    (["train.epochs"], "must look like key.sub=value"),
-    (["train.epochs.x=1"], "'epochs' is not a section"),
-    (["train.lr_g=nan"], "'train.lr_g' must be a finite number"),
-    (["train.lr_g=inf"], "'train.lr_g' must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.epochz=3"], "unknown recipe key 'train.epochz'"),
+        (["trian.epochs=3"], "unknown recipe key 'trian'"),
+        (["train.epochs=three"], "'train.epochs' must be int"),
+        (["train.epochs=2.5"], "'train.epochs' must be int"),
+        (["train.betas=0.5"], "'train.betas' must be a list"),
+        (["model.arch=vae"], "model.arch must be one of"),
+        (["train.epochs=0"], "train.epochs must be >= 1"),
+        (["train.epochs"], "must look like key.sub=value"),
+        (["train.epochs.x=1"], "'epochs' is not a section"),
+        (["train.lr_g=nan"], "'train.lr_g' must be a finite number"),
+        (["train.lr_g=inf"], "'train.lr_g' must be a finite number"),
+    ],
+)
 def test_bad_recipes_fail_with_one_clear_message(overrides, message):
     with pytest.raises(GenlabError, match=message):
         load_recipe("essay-mlp-mnist", overrides)

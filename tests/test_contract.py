@@ -8,6 +8,7 @@ endpoint; a damaged run directory is one line and exit 2.
 Adding a task to genlab/tasks/__init__.py adds it here: this file is the checklist of
 docs/adding-a-task.md.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,11 +26,11 @@ from fastapi.testclient import TestClient
 
 import genlab
 from genlab.cli import main
-from genlab.core.launch import train_run
 from genlab.core.run import RunDir
 from genlab.core.trainer import Interrupted
 from genlab.serve import create_app
 from genlab.tasks import TASKS, load_recipe
+from genlab.tasks.launch import train_run
 from tests.conftest import assert_same_weights, one_error_line, snapshot, weights
 
 NAMES = list(TASKS)
@@ -208,8 +209,14 @@ def damage_corrupt_meta(run: Path, other: Path) -> None:
     (run / "checkpoints" / "last" / "meta.json").write_text("{not json")
 
 
-DAMAGES = [damage_missing_checkpoint, damage_foreign_checkpoint, damage_truncated_weights, damage_bad_config,
-           damage_unknown_config_key, damage_corrupt_meta]
+DAMAGES = [
+    damage_missing_checkpoint,
+    damage_foreign_checkpoint,
+    damage_truncated_weights,
+    damage_bad_config,
+    damage_unknown_config_key,
+    damage_corrupt_meta,
+]
 
 
 @pytest.mark.parametrize("damage", DAMAGES, ids=lambda f: f.__name__.removeprefix("damage_"))

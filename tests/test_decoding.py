@@ -1,5 +1,6 @@
 """genlab.models.decoding: the module-free one-token step computes exactly what the module forward does,
 for every architecture option, and steps aside for models it cannot mirror (LoRA, adapters, BERT)."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,9 +14,16 @@ from genlab.peft.adapters import add_adapters
 from genlab.peft.lora import LoraConfig, apply_lora
 from tests.test_modern_gpt import EVERYTHING, LLAMA, tiny
 
-OPTIONS = {"gpt2": {}, "gelu_new": dict(activation="gelu_new"), "relu2": dict(activation="relu2"),
-           "no_bias_untied": dict(bias=False, tie_head=False), "rotary": dict(positions="rotary"),
-           "llama": LLAMA, "qk_norm_softcap": dict(qk_norm=True, logit_softcap=5.0), "everything": EVERYTHING}
+OPTIONS = {
+    "gpt2": {},
+    "gelu_new": dict(activation="gelu_new"),
+    "relu2": dict(activation="relu2"),
+    "no_bias_untied": dict(bias=False, tie_head=False),
+    "rotary": dict(positions="rotary"),
+    "llama": LLAMA,
+    "qk_norm_softcap": dict(qk_norm=True, logit_softcap=5.0),
+    "everything": EVERYTHING,
+}
 
 
 def _prefilled(model: Transformer, prompt: torch.Tensor) -> KVBuffer:
@@ -52,8 +60,13 @@ def test_decoder_follows_per_row_positions_and_padding_masks(options):
     positions = torch.tensor([[6], [3]])  # row 1 was left-padded by 3 tokens
     attention = torch.tensor([[1] * 7, [0, 0, 0, 1, 1, 1, 1]])  # (B, width + 1)
     mask = attention.bool()[:, None, None, :]  # (B, 1, 1, width + 1)
-    expected = model(prompt[:, -1:], attention_mask=attention, kv_cache=_prefilled(model, prompt), use_cache=True,
-                     position_ids=positions).logits[:, -1]
+    expected = model(
+        prompt[:, -1:],
+        attention_mask=attention,
+        kv_cache=_prefilled(model, prompt),
+        use_cache=True,
+        position_ids=positions,
+    ).logits[:, -1]
     assert torch.equal(OneTokenDecoder.of(model)(prompt[:, -1:], cache, positions, mask), expected)
 
 

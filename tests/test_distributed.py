@@ -1,4 +1,5 @@
 """2-process torchrun (gloo) training gives the weights of 1 process with the same global batch."""
+
 from __future__ import annotations
 
 import json
@@ -18,13 +19,30 @@ def train_one_and_two(tmp_path, args: list[str]) -> None:
     """`genlab train ARGS` in 1 process (RUN tmp_path/one) and in 2 torchrun processes (tmp_path/two)."""
     base = ["-m", "genlab", "train", *args]
     # One thread a process, as torchrun gives each (the suite's GENLAB_THREADS would override it).
-    env = {**{k: v for k, v in os.environ.items() if k != "GENLAB_THREADS"}, "OMP_NUM_THREADS": "1",
-           "GENLAB_OFFLINE": "1"}
-    single = subprocess.run([sys.executable, *base, "--out", str(tmp_path / "one")],
-                            capture_output=True, text=True, env=env)
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "GENLAB_THREADS"},
+        "OMP_NUM_THREADS": "1",
+        "GENLAB_OFFLINE": "1",
+    }
+    single = subprocess.run(
+        [sys.executable, *base, "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env
+    )
     assert single.returncode == 0, single.stderr
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             *base, "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env)
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            *base,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert double.returncode == 0, double.stderr[-2000:]
     assert json.loads((tmp_path / "two" / "report.json").read_text())["cost"]["processes"] == 2
 
@@ -48,9 +66,19 @@ def test_two_processes_match_one_for_a_language_model(tmp_path):
     corpus = tmp_path / "tiny.txt"
     corpus.write_text("".join(f"{i}: {' '.join(rng.choice(words, size=8))}.\n" for i in range(300)))
     settings = {
-        "data.corpus": corpus, "data.block_size": 16, "data.batch_size": 4, "model.n_layer": 1,
-        "model.n_head": 2, "model.n_embd": 16, "model.dropout": 0.0, "train.max_iters": 8, "train.eval_interval": 4,
-        "train.warmup_iters": 2, "train.device": "cpu", "train.progress": False, "eval.eval_iters": 2,
+        "data.corpus": corpus,
+        "data.block_size": 16,
+        "data.batch_size": 4,
+        "model.n_layer": 1,
+        "model.n_head": 2,
+        "model.n_embd": 16,
+        "model.dropout": 0.0,
+        "train.max_iters": 8,
+        "train.eval_interval": 4,
+        "train.warmup_iters": 2,
+        "train.device": "cpu",
+        "train.progress": False,
+        "eval.eval_iters": 2,
     }
     train_one_and_two(tmp_path, ["char-gpt-kjv", *(f"{k}={v}" for k, v in settings.items())])
     one = load_file(str(tmp_path / "one" / "checkpoints" / "last" / "model.safetensors"))

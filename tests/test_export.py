@@ -1,6 +1,7 @@
 """`genlab export`: what the contract test does not cover — every sequence length up to the context, the
 modern transformer options, a graph that does not compute what PyTorch does, and bad --out values.
 (tests/test_contract.py exports every task's tiny run and runs it in onnxruntime.)"""
+
 from __future__ import annotations
 
 import json
@@ -13,20 +14,28 @@ import torch
 
 from genlab.cli import main
 from genlab.errors import GenlabError
-from genlab.io.onnx import ExportGraph, export_onnx, token_logits_graph
+from genlab.interop.onnx import ExportGraph, export_onnx, token_logits_graph
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks import TASKS
 from tests.conftest import one_error_line, snapshot, tiny_overrides
 
-MODERN = dict(positions="rotary", norm="rmsnorm", activation="swiglu", qk_norm=True, bias=False, tie_head=False,
-              logit_softcap=15.0)
+MODERN = dict(
+    positions="rotary",
+    norm="rmsnorm",
+    activation="swiglu",
+    qk_norm=True,
+    bias=False,
+    tie_head=False,
+    logit_softcap=15.0,
+)
 
 
 @pytest.mark.parametrize("options", [{}, MODERN, {"causal": False}], ids=["gpt2", "modern", "bert"])
 def test_a_transformer_reads_every_length_up_to_its_context(options, tmp_path):
     torch.manual_seed(0)
-    model = Transformer(TransformerConfig(vocab_size=40, block_size=12, n_layer=2, n_head=2, n_embd=16,
-                                          **options)).eval()
+    model = Transformer(
+        TransformerConfig(vocab_size=40, block_size=12, n_layer=2, n_head=2, n_embd=16, **options)
+    ).eval()
     out = tmp_path / "lm.onnx"
     export_onnx(token_logits_graph(model, "ids"), out, {})
     session = onnxruntime.InferenceSession(str(out))
@@ -79,11 +88,14 @@ def test_the_description_names_inputs_output_and_the_check(gan_run, tmp_path, ca
     assert "class ids 0..9" in described["inputs"]["labels"]["means"] and described["task"] == "gan"
 
 
-@pytest.mark.parametrize("out, expected", [
-    (None, "pass --out FILE.onnx"),
-    ("model.pt", "is written to FILE.onnx"),
-    ("missing/model.onnx", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "out, expected",
+    [
+        (None, "pass --out FILE.onnx"),
+        ("model.pt", "is written to FILE.onnx"),
+        ("missing/model.onnx", "does not exist"),
+    ],
+)
 def test_bad_out_is_one_line_and_writes_nothing(gan_run, tmp_path, capsys, out, expected):
     before = snapshot(gan_run)
     argv = ["export", str(gan_run)] + ([] if out is None else ["--out", str(tmp_path / out)])

@@ -1,6 +1,7 @@
 """Few-shot learning (genlab.evaluation.fewshot): k examples per class drawn the same way for every seed, the
 fine-tuning task's `data.per_class`, SetFit-style pairs and training, in-context prompts and the `in-context`
 protocol through `genlab eval RUN --protocol in-context`."""
+
 from __future__ import annotations
 
 import json
@@ -68,15 +69,32 @@ def tiny_finetune(tmp_path):
 
 def test_finetune_trains_on_k_examples_per_class(tiny_finetune, tmp_path):
     run = tmp_path / "run"
-    assert main(["train", "fortunes-lora", "--out", str(run), *tiny_finetune, "data.per_class=5",
-                 "data.subset_seed=2", "data.batch_size=5", "train.epochs=1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "fortunes-lora",
+                "--out",
+                str(run),
+                *tiny_finetune,
+                "data.per_class=5",
+                "data.subset_seed=2",
+                "data.batch_size=5",
+                "train.epochs=1",
+            ]
+        )
+        == 0
+    )
     assert json.loads((run / "report.json").read_text())["finetune"]["train_examples"] == 15  # labels a, b, c
 
 
-@pytest.mark.parametrize("setting, expected", [
-    ("data.per_class=100000", "k=100000 examples per class, but label"),
-    ("data.limit=20", "not set together with data.limit"),
-])
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("data.per_class=100000", "k=100000 examples per class, but label"),
+        ("data.limit=20", "not set together with data.limit"),
+    ],
+)
 def test_bad_per_class_requests_exit_2_with_one_line(tiny_finetune, tmp_path, capsys, setting, expected):
     run = tmp_path / "run"
     extra = [setting] + (["data.per_class=2"] if setting.startswith("data.limit") else [])
@@ -97,8 +115,9 @@ def test_contrastive_pairs_follow_setfit():
 def tiny_encoder(texts: list[str]) -> SentenceEncoder:
     torch.manual_seed(0)
     tokenizer = CharTokenizer.train(texts)
-    config = TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16,
-                               causal=False)
+    config = TransformerConfig(
+        vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16, causal=False
+    )
     return SentenceEncoder(Transformer(config), tokenizer)
 
 
@@ -136,6 +155,7 @@ def test_demonstrations_keep_their_order_and_the_budget():
 
 # ---- the protocol, through the CLI, on a tiny char GPT ------------------------------------------------
 
+
 @pytest.fixture
 def lm_run(served_runs, tmp_path):
     run = shutil.copytree(served_runs["lm"], tmp_path / "lm")
@@ -144,29 +164,69 @@ def lm_run(served_runs, tmp_path):
 
 def test_the_in_context_protocol_scores_a_completions_run(lm_run):
     run, (data, templates) = lm_run
-    assert main(["eval", str(run), "--protocol", "in-context", "--dataset", str(data), "--templates",
-                 str(templates), "--k", "2", "--seeds", "2", "--query-tokens", "12"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(run),
+                "--protocol",
+                "in-context",
+                "--dataset",
+                str(data),
+                "--templates",
+                str(templates),
+                "--k",
+                "2",
+                "--seeds",
+                "2",
+                "--query-tokens",
+                "12",
+            ]
+        )
+        == 0
+    )
     section = json.loads((run / "report.json").read_text())["in-context"]
     assert section["k"] == 2 and section["context"] == 32 and len(section["in_prompt"]) == 2
     assert all(0 <= used <= 2 * 2 for used in section["in_prompt"])
     assert len(section["macro_f1"]["acc"]["seeds"]) == 2 and section["macro_f1"]["acc"]["sd"] >= 0
 
 
-@pytest.mark.parametrize("arguments, expected", [
-    (["--k", "100000", "--query-tokens", "12"], "k=100000 examples per class, but label"),
-    (["--query-tokens", "40"], "leaves no room for examples"),
-    (["--seeds", "0"], "needs k, seeds, query_tokens >= 1"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--k", "100000", "--query-tokens", "12"], "k=100000 examples per class, but label"),
+        (["--query-tokens", "40"], "leaves no room for examples"),
+        (["--seeds", "0"], "needs k, seeds, query_tokens >= 1"),
+    ],
+)
 def test_bad_in_context_requests_are_one_line(lm_run, capsys, arguments, expected):
     run, (data, templates) = lm_run
     before = snapshot(run)
-    assert main(["eval", str(run), "--protocol", "in-context", "--dataset", str(data), "--templates",
-                 str(templates), *arguments]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                str(run),
+                "--protocol",
+                "in-context",
+                "--dataset",
+                str(data),
+                "--templates",
+                str(templates),
+                *arguments,
+            ]
+        )
+        == 2
+    )
     one_error_line(capsys, expected)
     assert snapshot(run) == before
 
 
 def test_the_benchmark_script_explains_itself():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fewshot_benchmark.py"), "--help"],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "fewshot_benchmark.py"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0 and result.stdout.startswith("usage:")

@@ -1,4 +1,5 @@
 """Fine-tuning groundwork: LoRA, bottleneck adapters, freezing lower layers, and the text metrics."""
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.peft.adapters import add_adapters, freeze_lower_layers
 from genlab.peft.lora import LoraConfig, LoraLinear, apply_lora, merge_lora, trainable_parameter_count
 from genlab.peft.methods import DELTA_WEIGHTS, MethodConfig, apply_method, load_delta, save_delta, trainable_tensors
-from genlab.tasks.lm.objectives import causal_lm_loss
+from genlab.tasks.lm.process import causal_lm_loss
 
 IDX = torch.randint(40, (3, 12), generator=torch.Generator().manual_seed(1))
 
@@ -179,8 +180,16 @@ def test_fresh_adapters_change_nothing_and_train(causal: bool):
 
 def test_adapters_train_the_norms_of_a_modern_model_too():
     torch.manual_seed(0)
-    cfg = TransformerConfig(vocab_size=40, block_size=16, n_layer=2, n_head=2, n_embd=16, positions="rotary",
-                            norm="rmsnorm", activation="swiglu")
+    cfg = TransformerConfig(
+        vocab_size=40,
+        block_size=16,
+        n_layer=2,
+        n_head=2,
+        n_embd=16,
+        positions="rotary",
+        norm="rmsnorm",
+        activation="swiglu",
+    )
     model = add_adapters(Transformer(cfg), bottleneck=4)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.RMSNorm)]
     assert len(norms) == 2 * 2 + 1  # two per block and the final one
@@ -218,8 +227,11 @@ def test_adapter_method_delta_round_trip_keeps_the_base(tmp_path: Path):
 
 def test_freeze_lower_layers_trains_only_the_top():
     model = freeze_lower_layers(tiny(), k_top=1)
-    trainable = {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("blocks") else "")
-                 for n, p in model.named_parameters() if p.requires_grad}
+    trainable = {
+        n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("blocks") else "")
+        for n, p in model.named_parameters()
+        if p.requires_grad
+    }
     assert trainable == {"blocks.2", "ln_f"}
     before = {n: p.clone() for n, p in model.named_parameters()}
     train_steps(model)
@@ -249,7 +261,7 @@ def test_bleu_and_chrf_by_hand():
     assert perfect["score"] == pytest.approx(100.0)
     assert perfect["signature"].startswith("nrefs:1|") and "tok:13a" in perfect["signature"]
     # n-gram precisions 4/5, 3/4, 2/3, 1/2 and equal lengths (no brevity penalty)
-    assert bleu(["a b c d e"], ["a b c d f"])["score"] == pytest.approx(100 * 0.2 ** 0.25, abs=1e-3)
+    assert bleu(["a b c d e"], ["a b c d f"])["score"] == pytest.approx(100 * 0.2**0.25, abs=1e-3)
     # all precisions 1, hypothesis 4 words against 6: brevity penalty exp(1 - 6/4)
     assert bleu(["a b c d"], ["a b c d e f"])["score"] == pytest.approx(100 * math.exp(-0.5), abs=1e-3)
     # two references per hypothesis: the matching one counts

@@ -1,5 +1,6 @@
 """Fine-tuning runs end to end on tiny data: classification and seq2seq from a tiny genlab GPT, each
 method, the adapter-only delta, resume, the CLI (train -> eval -> generate -> report), bad input."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,9 @@ from genlab.errors import GenlabError
 from genlab.io.weights import read_tensors
 from genlab.peft.methods import DELTA_WEIGHTS, apply_method, load_delta
 from genlab.tasks import recipe_from_tree
-from genlab.tasks.finetune.run import FinetuneRun, LabelScores, load_finetuned
+from genlab.tasks.finetune.handle import FinetuneRun, LabelScores, load_finetuned
 from genlab.tasks.finetune.starts import load_start
-from genlab.tasks.finetune.task import FinetuneTraining, build_model
+from genlab.tasks.finetune.training import FinetuneTraining, build_model
 from tests.conftest import one_error_line
 
 WORDS = "thou hast you have the light and darkness of waters under heaven was good".split()
@@ -31,9 +32,19 @@ MODERN = {"thou": "you", "hast": "have"}
 
 
 def tiny_start_overrides(text_path) -> list[str]:
-    settings = {"data.corpus": str(text_path), "data.block_size": 64, "data.batch_size": 4, "model.n_layer": 2,
-                "model.n_head": 2, "model.n_embd": 32, "train.max_iters": 4, "train.eval_interval": 4,
-                "train.warmup_iters": 1, "train.progress": False, "eval.eval_iters": 1}
+    settings = {
+        "data.corpus": str(text_path),
+        "data.block_size": 64,
+        "data.batch_size": 4,
+        "model.n_layer": 2,
+        "model.n_head": 2,
+        "model.n_embd": 32,
+        "train.max_iters": 4,
+        "train.eval_interval": 4,
+        "train.warmup_iters": 1,
+        "train.progress": False,
+        "eval.eval_iters": 1,
+    }
     return [f"{k}={v}" for k, v in settings.items()]
 
 
@@ -61,11 +72,23 @@ def files(tmp_path_factory):
 
 def finetune(files, out, dataset, method: str, **extra) -> list[str]:
     """CLI arguments fine-tuning the tiny start0 GPT on `dataset` (a file name in `files`, or a path)."""
-    settings = {"start": str(files / "start0"), "data.dataset": str(files / dataset), "data.batch_size": 8,
-                "data.max_tokens": 64, "method.name": method, "method.top_k": 1, "method.rank": 2,
-                "method.target_modules": "[attn.qkv,mlp.fc]", "method.bottleneck": 4, "train.epochs": 1,
-                "train.lr": 3e-3, "train.warmup_iters": 2, "train.progress": False, "eval.max_new_tokens": 24,
-                **extra}
+    settings = {
+        "start": str(files / "start0"),
+        "data.dataset": str(files / dataset),
+        "data.batch_size": 8,
+        "data.max_tokens": 64,
+        "method.name": method,
+        "method.top_k": 1,
+        "method.rank": 2,
+        "method.target_modules": "[attn.qkv,mlp.fc]",
+        "method.bottleneck": 4,
+        "train.epochs": 1,
+        "train.lr": 3e-3,
+        "train.warmup_iters": 2,
+        "train.progress": False,
+        "eval.max_new_tokens": 24,
+        **extra,
+    }
     return ["train", "fortunes-full", *(f"{k}={v}" for k, v in settings.items()), "--out", str(out)]
 
 
@@ -152,8 +175,9 @@ def test_adapter_delta_is_small_and_refuses_another_base(files, tmp_path):
     assert delta.stat().st_size < 0.5 * (run / "checkpoints" / "last" / "model.safetensors").stat().st_size
     # What trained and nothing else: the LoRA matrices of the targets and the task head.
     names = set(read_tensors(delta))
-    assert names == {f"backbone.blocks.{i}.{m}.lora_{ab}" for i in range(2) for m in ("attn.qkv", "mlp.fc")
-                     for ab in "AB"} | {"head.weight", "head.bias"}, sorted(names)
+    assert names == {
+        f"backbone.blocks.{i}.{m}.lora_{ab}" for i in range(2) for m in ("attn.qkv", "mlp.fc") for ab in "AB"
+    } | {"head.weight", "head.bias"}, sorted(names)
     recipe = recipe_from_tree(RunDir(run).read_config())
     model, codec = load_finetuned(RunDir(run), recipe)  # start + delta, LoRA merged for serving
 
@@ -211,21 +235,35 @@ def test_report_table_from_real_runs(files, tmp_path, capsys):
     table = (tmp_path / "cmp" / "report.md").read_text()
     assert "| full " in table and "| lora " in table
     rows = [line.split(" | ") for line in table.splitlines()[2:] if line.startswith("|")]
-    assert [(r[0].lstrip("| "), r[1], r[3]) for r in rows] == [("full", "classify.jsonl", "full"),
-                                                                ("lora", "classify.jsonl", "lora")]
+    assert [(r[0].lstrip("| "), r[1], r[3]) for r in rows] == [
+        ("full", "classify.jsonl", "full"),
+        ("lora", "classify.jsonl", "lora"),
+    ]
     assert (tmp_path / "cmp" / "quality_vs_cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("records, overrides, expected", [
-    ([{"text": f"x {i}", "label": "a" if i % 2 else "b"} for i in range(300)] + [{"text": "?", "label": "z"}],
-     {}, "never occurs in the training data"),
-    ([{"source": "" if i == 0 else f"w {i}", "target": f"v {i}"} for i in range(300)], {}, "an empty source"),
-    ([{"text": f"x {i}", "label": "a" if i % 2 else "b"} for i in range(300)],
-     {"method.name": "lora", "method.target_modules": "[attn.query]"}, "unknown LoRA target module 'attn.query'"),
-    ([{"source": f"w {i}", "target": f"v {i}"} for i in range(300)], {"start": "minilm"},
-     "needs a causal (GPT) start"),
-    ([{"text": f"x {i}"} for i in range(30)], {}, 'string fields "text" and "label"'),
-])
+@pytest.mark.parametrize(
+    "records, overrides, expected",
+    [
+        (
+            [{"text": f"x {i}", "label": "a" if i % 2 else "b"} for i in range(300)] + [{"text": "?", "label": "z"}],
+            {},
+            "never occurs in the training data",
+        ),
+        ([{"source": "" if i == 0 else f"w {i}", "target": f"v {i}"} for i in range(300)], {}, "an empty source"),
+        (
+            [{"text": f"x {i}", "label": "a" if i % 2 else "b"} for i in range(300)],
+            {"method.name": "lora", "method.target_modules": "[attn.query]"},
+            "unknown LoRA target module 'attn.query'",
+        ),
+        (
+            [{"source": f"w {i}", "target": f"v {i}"} for i in range(300)],
+            {"start": "minilm"},
+            "needs a causal (GPT) start",
+        ),
+        ([{"text": f"x {i}"} for i in range(30)], {}, 'string fields "text" and "label"'),
+    ],
+)
 def test_bad_input_is_one_line_and_no_run(files, tmp_path, capsys, records, overrides, expected):
     path = tmp_path / "data.jsonl"
     if records[-1].get("label") == "z":  # find a text that the fixed split puts in the test split

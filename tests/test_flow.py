@@ -1,6 +1,7 @@
 """The flow task's own behaviour, beyond the contract (tests/test_contract.py): the process on a 2-D toy
 distribution, sampling determinism, classifier-free guidance at w = 0 and 1, image-to-image editing, and
 bad input through the CLI."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,8 +28,9 @@ class ToyVelocity(nn.Module):
     def __init__(self):
         super().__init__()
         self.cond = nn.Embedding(3, 16)
-        self.net = nn.Sequential(nn.Linear(2 + 1 + 16, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(),
-                                 nn.Linear(128, 2))
+        self.net = nn.Sequential(
+            nn.Linear(2 + 1 + 16, 128), nn.SiLU(), nn.Linear(128, 128), nn.SiLU(), nn.Linear(128, 2)
+        )
 
     def forward(self, x, t, cond=None, drop=None):
         labels = torch.full((len(x),), 2) if cond is None else cond
@@ -143,22 +145,25 @@ def test_editing_keeps_the_image_where_the_mask_says_and_strength_says_how_far(r
     assert np.abs(light - init / 255).mean() < 0.5 * np.abs(full - init / 255).mean()
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["--init", "{tmp}/big.png"], "32x32 pixels"),
-    (["--init", "{tmp}/rgb.png"], "1-channel"),
-    (["--init", "{tmp}/none.png"], "no such file"),
-    (["--init", "{tmp}/init.png", "--strength", "0"], "--strength must be in (0, 1]"),
-    (["--init", "{tmp}/init.png", "--strength", "1.5"], "--strength must be in (0, 1]"),
-    (["--strength", "0.5"], "give it with --init"),
-    (["--init", "{tmp}/init.png", "--mask", "{tmp}/big.png"], "--mask"),
-    (["--label", "10"], "--label must be in 0..9"),
-    (["--steps", "0"], "--steps must be in 1..1000"),
-    (["--guidance", "-1"], "--guidance must be a finite number >= 0"),
-    (["--guidance", "nan"], "--guidance must be a finite number >= 0"),
-    (["--prompt", "a warm winter coat"], "--prompt needs a text-conditioned model"),
-    (["--low-res", "{tmp}/init.png"], "it must be 14x14 or 7x7"),
-    (["--low-res", "{tmp}/small.png", "--init", "{tmp}/init.png"], "does not combine with --init"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--init", "{tmp}/big.png"], "32x32 pixels"),
+        (["--init", "{tmp}/rgb.png"], "1-channel"),
+        (["--init", "{tmp}/none.png"], "no such file"),
+        (["--init", "{tmp}/init.png", "--strength", "0"], "--strength must be in (0, 1]"),
+        (["--init", "{tmp}/init.png", "--strength", "1.5"], "--strength must be in (0, 1]"),
+        (["--strength", "0.5"], "give it with --init"),
+        (["--init", "{tmp}/init.png", "--mask", "{tmp}/big.png"], "--mask"),
+        (["--label", "10"], "--label must be in 0..9"),
+        (["--steps", "0"], "--steps must be in 1..1000"),
+        (["--guidance", "-1"], "--guidance must be a finite number >= 0"),
+        (["--guidance", "nan"], "--guidance must be a finite number >= 0"),
+        (["--prompt", "a warm winter coat"], "--prompt needs a text-conditioned model"),
+        (["--low-res", "{tmp}/init.png"], "it must be 14x14 or 7x7"),
+        (["--low-res", "{tmp}/small.png", "--init", "{tmp}/init.png"], "does not combine with --init"),
+    ],
+)
 def test_bad_input_is_one_line(run, tmp_path, capsys, argv, expected):
     write_png(tmp_path / "init.png", np.zeros((28, 28), np.uint8))
     write_png(tmp_path / "big.png", np.zeros((32, 32), np.uint8))
@@ -205,8 +210,21 @@ def test_start_with_strength_one_ignores_the_image(run):
 def text_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("flow-text")
     tiny = tiny_run(folder)
-    assert main(["train", tiny.recipe, *tiny.overrides, "model.conditioning=text", "train.epochs=1",
-                 "eval.caption_samples=8", "--out", str(folder / "run")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                tiny.recipe,
+                *tiny.overrides,
+                "model.conditioning=text",
+                "train.epochs=1",
+                "eval.caption_samples=8",
+                "--out",
+                str(folder / "run"),
+            ]
+        )
+        == 0
+    )
     return folder / "run"
 
 

@@ -1,5 +1,6 @@
 """`export_model` folders open with transformers as they are: AutoTokenizer gives genlab's token ids,
 AutoModelFor... gives genlab's logits, and pipeline() runs."""
+
 from __future__ import annotations
 
 import json
@@ -8,15 +9,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from genlab.io.hf import export_model
+from genlab.interop.hf import export_model
 from genlab.io.tokenizers import EOS, MASK, PAD, CharTokenizer, build_tokenizer, load_tokenizer
 from genlab.models.generation import generate
 from genlab.models.transformer import Transformer, TransformerConfig
 
 transformers = pytest.importorskip("transformers")
 
-CORPUS = ["In the beginning God created the heaven and the earth.", "Y dijo Dios: Sea la luz; y fué la luz.",
-          "Jesus wept.\n  And the dove 🕊 returned."]
+CORPUS = [
+    "In the beginning God created the heaven and the earth.",
+    "Y dijo Dios: Sea la luz; y fué la luz.",
+    "Jesus wept.\n  And the dove 🕊 returned.",
+]
 # Leading and doubled spaces, newlines, a tab, accents, an emoji, and (for char) characters never seen
 # in training: "Z", "q", "ß", "€", "\t", "🙂".
 SENTENCE = "  Zeal and light , fué\n\nquiet ß€\t🕊🙂 earth .  "
@@ -25,8 +29,7 @@ SENTENCE = "  Zeal and light , fué\n\nquiet ß€\t🕊🙂 earth .  "
 def tiny(vocab_size: int, causal: bool) -> Transformer:
     torch.manual_seed(0)
     bert = {} if causal else {"pre_ln": False, "type_vocab_size": 2, "activation": "gelu"}
-    cfg = TransformerConfig(vocab_size=vocab_size, block_size=64, n_layer=2, n_head=2, n_embd=16, causal=causal,
-                            **bert)
+    cfg = TransformerConfig(vocab_size=vocab_size, block_size=64, n_layer=2, n_head=2, n_embd=16, causal=causal, **bert)
     model = Transformer(cfg).eval()
     with torch.no_grad():  # fresh LayerNorms are 1 and 0 and biases 0: randomise them so a mix-up shows
         for p in model.parameters():
@@ -45,7 +48,8 @@ def check_tokenizer(folder: Path, tok) -> transformers.PreTrainedTokenizerBase:
     assert theirs(SENTENCE)["input_ids"] == ids
     assert theirs.decode(ids, skip_special_tokens=True) == tok.decode(ids)
     assert (theirs.pad_token_id, theirs.eos_token_id, theirs.mask_token_id) == tuple(
-        tok.token_id(t) for t in (PAD, EOS, MASK))
+        tok.token_id(t) for t in (PAD, EOS, MASK)
+    )
     assert theirs.model_max_length == 64
     again = load_tokenizer(folder)
     assert type(again) is type(tok) and again.vocab_size == tok.vocab_size
@@ -77,7 +81,7 @@ def test_gpt_export_opens_with_transformers(kind: str, tmp_path: Path):
     ours = generate(model, ids, 6, temperature=0.0, stop=[tok.token_id(EOS)])  # transformers stops at eos too
     generator = transformers.pipeline("text-generation", model=str(folder))
     out = generator(prompt, max_new_tokens=6, do_sample=False)[0]["generated_text"]
-    assert out == prompt + tok.decode(ours[0, ids.shape[1]:].tolist())
+    assert out == prompt + tok.decode(ours[0, ids.shape[1] :].tolist())
 
 
 @pytest.mark.parametrize("kind", ["char", "bpe"])

@@ -1,5 +1,6 @@
 """Parity with Hugging Face transformers: the real MiniLM BERT, genlab BERTs in the BERT layout and genlab GPTs
 in the GPT-2 layout."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.io.hf import load_hf_bert, minilm_path, save_bert, save_gpt2
+from genlab.interop.hf import load_hf_bert, minilm_path, save_bert, save_gpt2
 from genlab.io.tokenizers import load_tokenizer
 from genlab.models.transformer import Transformer, TransformerConfig
 
@@ -103,12 +104,15 @@ def test_bert_export_loads_in_transformers_with_same_logits(tmp_path: Path):
     assert all(torch.equal(t, state[k]) for k, t in back.state_dict().items())
 
 
-@pytest.mark.parametrize("overrides, wrong", [
-    ({"pre_ln": True}, "pre_ln=True"),
-    ({"bias": False}, "bias=False"),
-    ({"type_vocab_size": 0}, "type_vocab_size=0"),
-    ({"causal": True}, "causal=True"),
-])
+@pytest.mark.parametrize(
+    "overrides, wrong",
+    [
+        ({"pre_ln": True}, "pre_ln=True"),
+        ({"bias": False}, "bias=False"),
+        ({"type_vocab_size": 0}, "type_vocab_size=0"),
+        ({"causal": True}, "causal=True"),
+    ],
+)
 def test_bert_export_refuses_other_layouts(overrides: dict, wrong: str, tmp_path: Path):
     with pytest.raises(GenlabError, match=f"fit the BERT layout, not one with {wrong}$"):
         save_bert(_tiny_bert(**overrides), tmp_path)

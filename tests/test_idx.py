@@ -33,14 +33,17 @@ def test_write_read_round_trip(tmp_path):
     np.testing.assert_array_equal(read_idx(tmp_path / "a.gz"), array)
 
 
-@pytest.mark.parametrize("payload, message", [
-    (b"\x01\x00\x08\x02" + struct.pack(">II", 1, 1) + b"\x00", "magic"),
-    (b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", "magic"),
-    (b"\x00\x00\x08\x02" + struct.pack(">II", 2, 2) + b"\x00\x00\x00", "promises"),
-    (b"\x00\x00\x08\x02" + struct.pack(">II", 2, 2) + b"\x00" * 5, "promises"),
-    (b"\x00\x00\x08\x03\x00\x00", "truncated"),
-    (b"\x00", "too short"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"\x01\x00\x08\x02" + struct.pack(">II", 1, 1) + b"\x00", "magic"),
+        (b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", "magic"),
+        (b"\x00\x00\x08\x02" + struct.pack(">II", 2, 2) + b"\x00\x00\x00", "promises"),
+        (b"\x00\x00\x08\x02" + struct.pack(">II", 2, 2) + b"\x00" * 5, "promises"),
+        (b"\x00\x00\x08\x03\x00\x00", "truncated"),
+        (b"\x00", "too short"),
+    ],
+)
 def test_bad_idx_bytes(payload, message):
     with pytest.raises(GenlabError, match=message):
         parse_idx(payload)

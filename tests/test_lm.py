@@ -1,5 +1,6 @@
 """Language-model runs on a tiny text file: resume, accumulation, masked LM, the CLI end to
 end (train -> eval -> generate), the Python API, the Hugging Face export, and bad input (one line, exit 2)."""
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,10 @@ from genlab.core.optim import cosine_lr
 from genlab.core.run import RunDir
 from genlab.core.trainer import Interrupted
 from genlab.errors import GenlabError
-from genlab.io.hf import load_gpt2, load_hf_bert
+from genlab.interop.hf import load_gpt2, load_hf_bert
 from genlab.tasks import load_recipe
-from genlab.tasks.lm.run import load_lm
-from genlab.tasks.lm.task import LMTraining
+from genlab.tasks.lm.handle import load_lm
+from genlab.tasks.lm.training import LMTraining
 from tests.conftest import one_error_line
 
 WORDS = "the light and darkness of waters under heaven was good in earth seed fruit after his kind".split()
@@ -44,10 +45,19 @@ def tiny_text(tmp_path_factory):
 def tiny_lm(text_path, **extra: object) -> list[str]:
     """Overrides that make char-gpt-kjv train on the tiny file in about a second."""
     settings = {
-        "data.corpus": str(text_path), "data.block_size": 16, "data.batch_size": 4,
-        "model.n_layer": 1, "model.n_head": 2, "model.n_embd": 16, "model.dropout": 0.1,
-        "train.max_iters": 12, "train.eval_interval": 4, "train.warmup_iters": 2, "train.progress": False,
-        "eval.eval_iters": 2, **extra,
+        "data.corpus": str(text_path),
+        "data.block_size": 16,
+        "data.batch_size": 4,
+        "model.n_layer": 1,
+        "model.n_head": 2,
+        "model.n_embd": 16,
+        "model.dropout": 0.1,
+        "train.max_iters": 12,
+        "train.eval_interval": 4,
+        "train.warmup_iters": 2,
+        "train.progress": False,
+        "eval.eval_iters": 2,
+        **extra,
     }
     return [f"{k}={v}" for k, v in settings.items()]
 
@@ -67,17 +77,25 @@ def test_char_gpt_kjv_recipe_is_the_issues_setting():
     r = load_recipe("char-gpt-kjv")
     assert (r.data.corpus, r.data.tokenizer, r.data.block_size, r.data.batch_size) == ("bible-kjv", "char", 64, 12)
     assert (r.model.n_layer, r.model.n_head, r.model.n_embd, r.model.dropout, r.model.objective) == (
-        4, 4, 128, 0.0, "causal")
+        4,
+        4,
+        128,
+        0.0,
+        "causal",
+    )
     assert (r.train.max_iters, r.train.lr, r.train.min_lr, r.train.betas[1]) == (2000, 1e-3, 1e-4, 0.99)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.tokenizer=wordpiece", "data.tokenizer must be char or bpe"),
-    ("model.objective=denoise", "model.objective must be causal or masked"),
-    ("data.corpus=[]", "data.corpus must name at least one corpus"),
-    ("train.min_lr=1.0", "0 <= min_lr <= lr"),
-    ("train.r1_gamma=1", "unknown recipe key 'train.r1_gamma'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.tokenizer=wordpiece", "data.tokenizer must be char or bpe"),
+        ("model.objective=denoise", "model.objective must be causal or masked"),
+        ("data.corpus=[]", "data.corpus must name at least one corpus"),
+        ("train.min_lr=1.0", "0 <= min_lr <= lr"),
+        ("train.r1_gamma=1", "unknown recipe key 'train.r1_gamma'"),
+    ],
+)
 def test_bad_lm_recipes_fail_with_one_clear_message(override, message):
     with pytest.raises(GenlabError, match=message):
         load_recipe("char-gpt-kjv", [override])
@@ -241,8 +259,7 @@ def test_cli_generate_from_the_best_checkpoint(cli_run, capsys):
     assert main([*args, "--checkpoint", "best"]) == 0
     best = capsys.readouterr().out
     assert best.startswith("the") and len(best.strip()) > len("the")
-    assert best == "the" + genlab.load(cli_run, checkpoint="best").generate("the", max_tokens=20,
-                                                                            temperature=0) + "\n"
+    assert best == "the" + genlab.load(cli_run, checkpoint="best").generate("the", max_tokens=20, temperature=0) + "\n"
 
 
 def test_cli_generate_stops_before_the_stop_string(cli_run, capsys):
@@ -251,18 +268,21 @@ def test_cli_generate_stops_before_the_stop_string(cli_run, capsys):
     greedy = capsys.readouterr().out.rstrip("\n")
     stop = greedy[4:6]  # two characters the greedy continuation is known to produce
     assert main([*args, "--stop", stop]) == 0
-    assert capsys.readouterr().out.rstrip("\n") == greedy[:greedy.index(stop, 3)]
+    assert capsys.readouterr().out.rstrip("\n") == greedy[: greedy.index(stop, 3)]
 
 
-@pytest.mark.parametrize("extra, expected", [
-    (["--prompt", ""], "the prompt is empty"),
-    (["--prompt", "x" * 17], "longer than the model's context (16)"),
-    ([], "needs a prompt (--prompt TEXT)"),
-    (["--prompt", "the", "--top-p", "1.5"], "top_p must be in (0, 1]"),
-    (["--prompt", "the", "--presence-penalty", "2.5"], "presence_penalty must be in [-2, 2], got 2.5"),
-    (["--prompt", "the", "--n", "4"], "a 'lm' run does not take n for generate"),
-    (["--prompt", "the", "--label", "1"], "a 'lm' run does not take label for generate"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--prompt", ""], "the prompt is empty"),
+        (["--prompt", "x" * 17], "longer than the model's context (16)"),
+        ([], "needs a prompt (--prompt TEXT)"),
+        (["--prompt", "the", "--top-p", "1.5"], "top_p must be in (0, 1]"),
+        (["--prompt", "the", "--presence-penalty", "2.5"], "presence_penalty must be in [-2, 2], got 2.5"),
+        (["--prompt", "the", "--n", "4"], "a 'lm' run does not take n for generate"),
+        (["--prompt", "the", "--label", "1"], "a 'lm' run does not take label for generate"),
+    ],
+)
 def test_cli_generate_bad_input(cli_run, capsys, extra, expected):
     assert main(["generate", str(cli_run), *extra]) == 2
     one_error_line(capsys, expected)
@@ -270,8 +290,10 @@ def test_cli_generate_bad_input(cli_run, capsys, extra, expected):
 
 
 def test_cli_unknown_tokenizer(tmp_path, tiny_text, capsys):
-    assert main(["train", "char-gpt-kjv", *tiny_lm(tiny_text), "data.tokenizer=wordpiece",
-                 "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(["train", "char-gpt-kjv", *tiny_lm(tiny_text), "data.tokenizer=wordpiece", "--out", str(tmp_path / "r")])
+        == 2
+    )
     one_error_line(capsys, "data.tokenizer must be char or bpe")
     assert not (tmp_path / "r").exists()
 
@@ -305,6 +327,7 @@ def test_plot_script_draws_the_loss_curves(cli_run, tmp_path):
     gan = tmp_path / "gan"
     gan.mkdir()
     (gan / "config.yaml").write_text("name: essay\ntask: gan\n")
-    done = subprocess.run([sys.executable, str(script), str(gan), str(tmp_path / "gan.png")], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sys.executable, str(script), str(gan), str(tmp_path / "gan.png")], capture_output=True, text=True
+    )
     assert done.returncode == 1 and "is a 'gan' run, not a language-model" in done.stderr

@@ -1,4 +1,5 @@
 """genlab's LoRA against peft's on the same tiny GPT, exported to the GPT-2 layout."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from genlab.io.hf import save_gpt2
+from genlab.interop.hf import save_gpt2
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.peft.lora import LoraConfig, apply_lora, lora_layers, trainable_parameter_count
-from genlab.tasks.lm.objectives import causal_lm_loss
+from genlab.tasks.lm.process import causal_lm_loss
 
 peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")

@@ -1,4 +1,5 @@
 """Sample-quality metrics against closed forms and constructed cases; the shipped evaluator nets."""
+
 from __future__ import annotations
 
 import shutil

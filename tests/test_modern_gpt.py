@@ -1,6 +1,7 @@
 """The modern small-GPT options of genlab.models.transformer (rotary, RMSNorm, QK-norm, ReLU²/SwiGLU,
 untied head, zero-init, soft-cap): validated, equal across cached / uncached / batched decoding, trainable
 from a recipe with Muon, and exported in the Llama layout that transformers loads with the same logits."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,18 +13,26 @@ import torch
 from genlab.cli import main
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
-from genlab.io.hf import load_llama, save_gpt2, save_llama
+from genlab.interop.hf import load_llama, save_gpt2, save_llama
 from genlab.models.batching import ContinuousBatch, Sequence
 from genlab.models.generation import generate
 from genlab.models.transformer import Transformer, TransformerConfig
-from genlab.tasks.lm.run import load_lm
+from genlab.tasks.lm.handle import load_lm
 from tests.conftest import one_error_line
 from tests.test_batching import alone, requests
 from tests.test_lm import tiny_lm, tiny_text, train  # noqa: F401  (tiny_text is a fixture)
 
 LLAMA = dict(positions="rotary", norm="rmsnorm", activation="swiglu")
-EVERYTHING = dict(positions="rotary", norm="rmsnorm", qk_norm=True, activation="relu2", tie_head=False,
-                  zero_init=True, logit_softcap=20.0, bias=False)
+EVERYTHING = dict(
+    positions="rotary",
+    norm="rmsnorm",
+    qk_norm=True,
+    activation="relu2",
+    tie_head=False,
+    zero_init=True,
+    logit_softcap=20.0,
+    bias=False,
+)
 
 
 def tiny(**options) -> Transformer:
@@ -35,31 +44,37 @@ def tiny(**options) -> Transformer:
     return model.eval()
 
 
-@pytest.mark.parametrize("options, wrong", [
-    ({"positions": "alibi"}, "unknown positions 'alibi'"),
-    ({"norm": "batchnorm"}, "unknown norm 'batchnorm'"),
-    ({"activation": "swish"}, "unknown activation 'swish'"),
-    ({"positions": "rotary", "n_embd": 30, "n_head": 2}, "even head size"),
-    ({"rope_theta": 0.5}, "rope_theta must be"),
-    ({"logit_softcap": -1.0}, "logit_softcap must be"),
-    ({"logit_softcap": float("nan")}, "logit_softcap must be"),
-    ({"causal": False, "tie_head": False}, "tie_head=false needs a causal model"),
-    ({"causal": False, "pre_ln": False, "norm": "rmsnorm"}, r"post-LN \(BERT\) layout keeps"),
-])
+@pytest.mark.parametrize(
+    "options, wrong",
+    [
+        ({"positions": "alibi"}, "unknown positions 'alibi'"),
+        ({"norm": "batchnorm"}, "unknown norm 'batchnorm'"),
+        ({"activation": "swish"}, "unknown activation 'swish'"),
+        ({"positions": "rotary", "n_embd": 30, "n_head": 2}, "even head size"),
+        ({"rope_theta": 0.5}, "rope_theta must be"),
+        ({"logit_softcap": -1.0}, "logit_softcap must be"),
+        ({"logit_softcap": float("nan")}, "logit_softcap must be"),
+        ({"causal": False, "tie_head": False}, "tie_head=false needs a causal model"),
+        ({"causal": False, "pre_ln": False, "norm": "rmsnorm"}, r"post-LN \(BERT\) layout keeps"),
+    ],
+)
 def test_bad_options_are_one_line_errors(options, wrong):
     with pytest.raises(GenlabError, match=wrong) as info:
         TransformerConfig(**options)
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("model.positions=alibi", "model.positions must be one of learned, rotary"),
-    ("model.activation=gelu", "model.activation must be one of gelu_new, relu2, swiglu"),
-    ("model.logit_softcap=-2", "model.logit_softcap"),
-    ("train.optimizer=sgd", "train.optimizer must be adamw or muon"),
-    ("train.muon_lr=0", "train.muon_lr must be"),
-    ("model.qk_norm=true", "none fits this one (Llama needs other values than qk_norm=True"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("model.positions=alibi", "model.positions must be one of learned, rotary"),
+        ("model.activation=gelu", "model.activation must be one of gelu_new, relu2, swiglu"),
+        ("model.logit_softcap=-2", "model.logit_softcap"),
+        ("train.optimizer=sgd", "train.optimizer must be adamw or muon"),
+        ("train.muon_lr=0", "train.muon_lr must be"),
+        ("model.qk_norm=true", "none fits this one (Llama needs other values than qk_norm=True"),
+    ],
+)
 def test_bad_recipe_options_exit_2_with_one_line(override, expected, tmp_path, capsys, tiny_text):  # noqa: F811
     extra = ["model.positions=rotary", "model.norm=rmsnorm", "model.activation=swiglu"] if "qk_norm" in override else []
     argv = ["train", "char-gpt-kjv", *tiny_lm(tiny_text), *extra, override, "--out", str(tmp_path / "run")]
@@ -69,8 +84,15 @@ def test_bad_recipe_options_exit_2_with_one_line(override, expected, tmp_path, c
 
 
 def test_masked_models_refuse_the_causal_options(tmp_path, capsys, tiny_text):  # noqa: F811
-    argv = ["train", "char-gpt-kjv", *tiny_lm(tiny_text), "model.objective=masked", "model.positions=rotary",
-            "--out", str(tmp_path / "run")]
+    argv = [
+        "train",
+        "char-gpt-kjv",
+        *tiny_lm(tiny_text),
+        "model.objective=masked",
+        "model.positions=rotary",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(argv) == 2
     one_error_line(capsys, "model.positions is a causal-model option")
 
@@ -130,9 +152,14 @@ def test_llama_export_matches_transformers(tmp_path, bias, tie_head):
     assert all(torch.equal(t, state[k]) for k, t in back.state_dict().items())
 
 
-@pytest.mark.parametrize("options, wrong", [(dict(LLAMA, qk_norm=True), "qk_norm=True"),
-                                            (dict(LLAMA, logit_softcap=30.0), "logit_softcap=30.0"),
-                                            (dict(LLAMA, activation="relu2"), "activation=relu2")])
+@pytest.mark.parametrize(
+    "options, wrong",
+    [
+        (dict(LLAMA, qk_norm=True), "qk_norm=True"),
+        (dict(LLAMA, logit_softcap=30.0), "logit_softcap=30.0"),
+        (dict(LLAMA, activation="relu2"), "activation=relu2"),
+    ],
+)
 def test_llama_export_refuses_other_options(tmp_path, options, wrong):
     with pytest.raises(GenlabError, match=wrong):
         save_llama(tiny(**options), tmp_path)
@@ -143,10 +170,20 @@ def test_llama_export_refuses_other_options(tmp_path, options, wrong):
 
 def test_a_modern_recipe_trains_with_muon_and_exports_llama(tmp_path, tiny_text):  # noqa: F811
     transformers = pytest.importorskip("transformers")
-    overrides = tiny_lm(tiny_text, **{"model.positions": "rotary", "model.norm": "rmsnorm",
-                                      "model.activation": "swiglu", "model.bias": False, "model.zero_init": True,
-                                      "model.tie_head": False, "train.optimizer": "muon", "model.dropout": 0.0,
-                                      "train.lr": 0.01})
+    overrides = tiny_lm(
+        tiny_text,
+        **{
+            "model.positions": "rotary",
+            "model.norm": "rmsnorm",
+            "model.activation": "swiglu",
+            "model.bias": False,
+            "model.zero_init": True,
+            "model.tie_head": False,
+            "train.optimizer": "muon",
+            "model.dropout": 0.0,
+            "train.lr": 0.01,
+        },
+    )
     report = train(tmp_path / "run", overrides)
     assert report["validation"]["loss"] < math.log(35) - 0.2  # below uniform over the 35 characters
     model, tokenizer = load_lm(RunDir(tmp_path / "run"))
@@ -164,7 +201,7 @@ def test_a_rotary_model_rolls_its_cache_past_the_context():
     for options, prefills in ((LLAMA, 1), ({}, 13)):  # 20 + 12 tokens fill the 32, then 12 re-reads
         model = tiny(**options)
         widths = []
-        hook = model.register_forward_pre_hook(lambda m, args: widths.append(args[0].size(1)))
+        hook = model.register_forward_pre_hook(lambda m, args, widths=widths: widths.append(args[0].size(1)))
         out = generate(model, torch.randint(50, (2, 20)), 25, temperature=0.0)
         hook.remove()
         assert sum(w > 1 for w in widths) == prefills

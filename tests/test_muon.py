@@ -1,5 +1,6 @@
 """Muon (torch.optim.Muon for hidden matrices, AdamW for the rest, genlab.core.muon): it solves a small
 least-squares problem, its update is orthogonalised, and it checkpoints and follows the schedule as one."""
+
 from __future__ import annotations
 
 import torch
@@ -56,8 +57,9 @@ def test_the_update_is_orthogonalised():
 
 def test_split_schedule_and_checkpoint():
     model = TwoLayer()
-    opt = muon_adamw(model, lambda name: name.startswith("hidden."), lr=1e-3, muon_lr=0.02, betas=[0.9, 0.95],
-                     weight_decay=0.1)
+    opt = muon_adamw(
+        model, lambda name: name.startswith("hidden."), lr=1e-3, muon_lr=0.02, betas=[0.9, 0.95], weight_decay=0.1
+    )
     assert [p for g in opt.muon.param_groups for p in g["params"]] == [model.hidden.weight]
     adam_params = {id(p) for g in opt.adamw.param_groups for p in g["params"]}
     assert adam_params == {id(model.emb.weight), id(model.hidden.bias)}  # embeddings and biases stay on AdamW
@@ -69,4 +71,5 @@ def test_split_schedule_and_checkpoint():
     again = muon_adamw(TwoLayer(), lambda name: name.startswith("hidden."), 1e-3, 0.02, [0.9, 0.95], 0.1)
     again.load_state_dict(opt.state_dict())
     assert again.state_dict()["muon"]["state"][0]["momentum_buffer"].equal(
-        opt.state_dict()["muon"]["state"][0]["momentum_buffer"])
+        opt.state_dict()["muon"]["state"][0]["momentum_buffer"]
+    )

@@ -2,6 +2,7 @@
 runs: the API-key field, text streamed token by token (and stopped), images, classification bars, the
 latency and cost of every answer, and the server's error messages.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists() and not os.environ.get("CI"):  # CI installs it (scripts/install-system-data.sh)
-    pytest.skip(f"no Chromium at {CHROMIUM} (Debian's chromium package) to drive the playground",
-                allow_module_level=True)
+    pytest.skip(
+        f"no Chromium at {CHROMIUM} (Debian's chromium package) to drive the playground", allow_module_level=True
+    )
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
@@ -26,8 +28,15 @@ from tests.serving import running_server  # noqa: E402
 API_KEY = "playground-test-key"
 SERVERS: dict = {}  # url -> app, for a test that needs the server's workers
 SERVED = ("lm", "finetune", "gan", "seq2seq", "audio")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LATENCY = re.compile(r"^\d+(\.\d+)? (ms|s)\b")
 COST = re.compile(r"^\d+(\.\d+)? (ms|s) · \d+(\.\d)? [kMGTPE]?FLOP$")
 

@@ -1,5 +1,6 @@
 """`genlab eval RUN --protocol NAME`: the plumbing every evaluation protocol shares (genlab.evaluation.protocols),
 checked with a protocol made up here; the real protocols have their own test files."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ def _count_labels(handle, repeat: int = 1) -> dict:
 
 @pytest.fixture
 def counting_protocol(monkeypatch):
-    monkeypatch.setitem(PROTOCOLS, "count-labels", EvalProtocol("count-labels", ("classifications",),
-                                                                _count_labels, "how many labels"))
+    monkeypatch.setitem(
+        PROTOCOLS, "count-labels", EvalProtocol("count-labels", ("classifications",), _count_labels, "how many labels")
+    )
 
 
 @pytest.fixture
@@ -37,10 +39,13 @@ def test_a_protocol_scores_a_run_and_writes_its_section(counting_protocol, class
     assert load(classifier_run).evaluate_protocol("count-labels")["labels"] == labels
 
 
-@pytest.mark.parametrize("arguments, expected", [
-    (["--protocol", "no-such-protocol"], "unknown protocol 'no-such-protocol'"),
-    (["--protocol", "count-labels", "--n", "3"], "does not take n"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--protocol", "no-such-protocol"], "unknown protocol 'no-such-protocol'"),
+        (["--protocol", "count-labels", "--n", "3"], "does not take n"),
+    ],
+)
 def test_bad_protocol_requests_are_one_line(counting_protocol, classifier_run, capsys, arguments, expected):
     before = snapshot(classifier_run)
     assert main(["eval", str(classifier_run), *arguments]) == 2

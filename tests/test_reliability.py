@@ -1,6 +1,7 @@
 """Bad and unusual input, tried as a user would: every case ends with exit status 2 (130 for Ctrl-C),
 exactly one line on stderr and no traceback, no new or changed file unless the command succeeded, and the
 run still resumable and evaluable afterwards. Plus kill -9 at random moments of training."""
+
 from __future__ import annotations
 
 import fcntl
@@ -24,8 +25,12 @@ from tests.conftest import assert_same_weights, one_error_line, snapshot, tiny_o
 def train_then_ctrl_c(run: Path, overrides: list[str], after_s: float) -> tuple[int, str]:
     """Start `genlab train` in its own process, send SIGINT `after_s` seconds after the run exists (what
     Ctrl-C does); returns its exit status and stderr."""
-    proc = subprocess.Popen([sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", *overrides, "--out",
-                             str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genlab", "train", "essay-mlp-mnist", *overrides, "--out", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not (run / "config.yaml").is_file() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -80,10 +85,13 @@ def test_resuming_a_finished_run_has_nothing_to_do_and_the_ledger_adds_sessions_
     assert cost["wall_seconds"] == pytest.approx(first["wall_seconds"] + cost["this_session"]["wall_seconds"], abs=2e-3)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--n", "10000000", "--out", "{tmp}/big.npy"], "more than the 50,000 images one call draws"),
-    (["--n", "20000", "--out", "{tmp}/big.png"], "a PNG grid holds at most 10,000 images"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--n", "10000000", "--out", "{tmp}/big.npy"], "more than the 50,000 images one call draws"),
+        (["--n", "20000", "--out", "{tmp}/big.png"], "a PNG grid holds at most 10,000 images"),
+    ],
+)
 def test_sizes_are_bounded(tiny_run, tmp_path, capsys, args, expected):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(["generate", str(tiny_run), *args]) == 2
@@ -91,10 +99,13 @@ def test_sizes_are_bounded(tiny_run, tmp_path, capsys, args, expected):
     assert not list(tmp_path.glob("big*")) and not list(tmp_path.glob(".big*"))
 
 
-@pytest.mark.parametrize("damage, command, expected", [
-    ("report.json", ["train", "--resume", "{run}", "train.epochs=3"], "is not a valid run report"),
-    ("checkpoints/last/meta.json", ["train", "--resume", "{run}"], "is not a valid checkpoint description"),
-])
+@pytest.mark.parametrize(
+    "damage, command, expected",
+    [
+        ("report.json", ["train", "--resume", "{run}", "train.epochs=3"], "is not a valid run report"),
+        ("checkpoints/last/meta.json", ["train", "--resume", "{run}"], "is not a valid checkpoint description"),
+    ],
+)
 def test_corrupt_run_files_are_one_line(tiny_run, capsys, damage, command, expected):
     (tiny_run / damage).write_bytes(b"\x00\xff not json")
     before = snapshot(tiny_run)
@@ -119,8 +130,9 @@ def test_labels_outside_the_classes_are_one_line(tmp_path, tiny_idx_dir, capsys)
     labels = read_idx(path).copy()
     labels[0] = 12
     write_idx(path, labels)
-    assert main(["train", "conditional-mlp-mnist", *tiny_overrides(tmp_path / "idx"), "--out",
-                 str(tmp_path / "run")]) == 2
+    assert (
+        main(["train", "conditional-mlp-mnist", *tiny_overrides(tmp_path / "idx"), "--out", str(tmp_path / "run")]) == 2
+    )
     one_error_line(capsys, "train labels run from 0 to 12, outside the 10 classes")
     assert not (tmp_path / "run").exists()
 
@@ -144,8 +156,9 @@ def test_ctrl_c_exits_130_everywhere(tmp_path, tiny_idx_dir):
 def test_kill_9_at_random_moments_never_breaks_the_run(tmp_path, tiny_idx_dir):
     """kill -9 at random moments (start-up, steps, checkpoint saves) twenty times, resuming after each:
     the run always resumes, and finishes with exactly the weights of an uninterrupted run."""
-    overrides = tiny_overrides(tiny_idx_dir, **{"train.epochs": 10, "train.ema_decay": 0.9,
-                                                "train.sample_every": 100})  # no quick FID: steps and saves
+    overrides = tiny_overrides(
+        tiny_idx_dir, **{"train.epochs": 10, "train.ema_decay": 0.9, "train.sample_every": 100}
+    )  # no quick FID: steps and saves
     reference = tmp_path / "reference"
     assert main(["train", "essay-mlp-mnist", *overrides, "--out", str(reference)]) == 0
     rng, kills, trial = random.Random(0), 0, 0
@@ -154,8 +167,9 @@ def test_kill_9_at_random_moments_never_breaks_the_run(tmp_path, tiny_idx_dir):
     def start(run: Path) -> subprocess.Popen:
         fresh = not (run / "config.yaml").is_file()  # killed before the run came into being: train into it again
         argv = ["train", "essay-mlp-mnist", *overrides, "--out", str(run)] if fresh else ["train", "--resume", str(run)]
-        return subprocess.Popen([sys.executable, "-m", "genlab", *argv], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, env=env)
+        return subprocess.Popen(
+            [sys.executable, "-m", "genlab", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
 
     while kills < 20:
         run = tmp_path / f"run{trial}"
@@ -205,14 +219,20 @@ def lm_run(tmp_path_factory) -> Path:
     return folder / "run"
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["generate", "{lm}", "--prompt", "thou", "--temperature", "nan"], "temperature must be a finite number"),
-    (["generate", "{lm}", "--prompt", "thou", "--n", "3"], "does not take n for generate"),
-    (["generate", "{lm}", "--prompt", "thou", "--label", "3"], "does not take label for generate"),
-    (["eval-nets", "train", "--epochs", "0", "--out", "{tmp}/nets"], "epochs must be positive"),
-    (["train", "/nonexistent/dir/essay-mlp-mnist.yaml"], "recipe file /nonexistent/dir/essay-mlp-mnist.yaml not found"),
-    (["train", "essay-mlp-mnist", "train.max_minutes=nan"], "'train.max_minutes' must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["generate", "{lm}", "--prompt", "thou", "--temperature", "nan"], "temperature must be a finite number"),
+        (["generate", "{lm}", "--prompt", "thou", "--n", "3"], "does not take n for generate"),
+        (["generate", "{lm}", "--prompt", "thou", "--label", "3"], "does not take label for generate"),
+        (["eval-nets", "train", "--epochs", "0", "--out", "{tmp}/nets"], "epochs must be positive"),
+        (
+            ["train", "/nonexistent/dir/essay-mlp-mnist.yaml"],
+            "recipe file /nonexistent/dir/essay-mlp-mnist.yaml not found",
+        ),
+        (["train", "essay-mlp-mnist", "train.max_minutes=nan"], "'train.max_minutes' must be a finite number"),
+    ],
+)
 def test_more_bad_input_is_one_line(lm_run, tmp_path, capsys, monkeypatch, argv, expected):
     monkeypatch.chdir(tmp_path)
     before = snapshot(lm_run)
@@ -222,17 +242,35 @@ def test_more_bad_input_is_one_line(lm_run, tmp_path, capsys, monkeypatch, argv,
 
 
 def test_characters_a_char_model_never_saw_are_named_once(lm_run):
-    result = subprocess.run([sys.executable, "-m", "genlab", "generate", str(lm_run), "--prompt", "thou ßß",
-                             "--max-tokens", "3", "--seed", "0"], capture_output=True, text=True,
-                            env={**os.environ, "GENLAB_OFFLINE": "1"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genlab",
+            "generate",
+            str(lm_run),
+            "--prompt",
+            "thou ßß",
+            "--max-tokens",
+            "3",
+            "--seed",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GENLAB_OFFLINE": "1"},
+    )
     assert result.returncode == 0 and result.stdout.startswith("thou ßß")
     assert result.stderr.splitlines() == ["genlab: warning: the model never saw 'ß' in training: read as <unk>"]
 
 
 def test_a_reader_that_goes_away_ends_generation_quietly(lm_run):
-    proc = subprocess.Popen([sys.executable, "-m", "genlab", "generate", str(lm_run), "--prompt", "thou",
-                             "--max-tokens", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "GENLAB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genlab", "generate", str(lm_run), "--prompt", "thou", "--max-tokens", "200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "GENLAB_OFFLINE": "1"},
+    )
     proc.stdout.close()  # `| head -c 0`: nothing will read what genlab prints
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141 and err == ""

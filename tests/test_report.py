@@ -1,5 +1,6 @@
 """`genlab report`: table, plot and CLI from hand-written fine-tuning runs (2 datasets x 2 methods), plus bad runs.
 Every other task's row is checked on its tiny run in tests/test_contract.py."""
+
 from __future__ import annotations
 
 import json
@@ -16,25 +17,58 @@ from genlab.tasks.finetune.report import compare_row
 from tests.conftest import one_error_line
 
 
-def write_run(root: Path, name: str, dataset: str, method: str, quality: float, *, init: str = "pretrained",
-              trainable: int = 73738, total: int = 22786058, test: bool = True) -> Path:
+def write_run(
+    root: Path,
+    name: str,
+    dataset: str,
+    method: str,
+    quality: float,
+    *,
+    init: str = "pretrained",
+    trainable: int = 73738,
+    total: int = 22786058,
+    test: bool = True,
+) -> Path:
     """A run folder with a config.yaml naming the finetune task and a report.json shaped like a fine-tuning run's."""
     run = root / name
     run.mkdir()
     (run / "config.yaml").write_text(f"name: {name}\ntask: finetune\n")
     report = {
-        "finetune": {"dataset": dataset, "method": method, "start": "minilm", "init": init,
-                     "trainable_parameters": trainable, "total_parameters": total,
-                     "trainable_fraction": trainable / total},
-        "cost": {"train_seconds": 10.0 + quality, "train_flops": 123456789000, "peak_rss_mb": 1534.2,
-                 "wall_seconds": 200.0, "steps": 240, "periods": 1.0},
+        "finetune": {
+            "dataset": dataset,
+            "method": method,
+            "start": "minilm",
+            "init": init,
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "trainable_fraction": trainable / total,
+        },
+        "cost": {
+            "train_seconds": 10.0 + quality,
+            "train_flops": 123456789000,
+            "peak_rss_mb": 1534.2,
+            "wall_seconds": 200.0,
+            "steps": 240,
+            "periods": 1.0,
+        },
     }
     if test and dataset == "modernize":
-        report["test"] = {"metric": "bleu", "bleu": quality, "chrf": quality + 15, "signature": {}, "examples": 1550,
-                          "baseline": {"name": "copy the source", "bleu": 47.0, "chrf": 68.0}}
+        report["test"] = {
+            "metric": "bleu",
+            "bleu": quality,
+            "chrf": quality + 15,
+            "signature": {},
+            "examples": 1550,
+            "baseline": {"name": "copy the source", "bleu": 47.0, "chrf": 68.0},
+        }
     elif test:
-        report["test"] = {"metric": "macro_f1", "macro_f1": quality, "accuracy": quality + 0.04, "examples": 430,
-                          "baseline": {"name": "tf-idf + logistic regression", "macro_f1": 0.45}}
+        report["test"] = {
+            "metric": "macro_f1",
+            "macro_f1": quality,
+            "accuracy": quality + 0.04,
+            "examples": 430,
+            "baseline": {"name": "tf-idf + logistic regression", "macro_f1": 0.45},
+        }
     (run / "report.json").write_text(json.dumps(report))
     return run
 
@@ -65,11 +99,36 @@ def test_the_finetune_task_offers_its_row_reader():
 
 def test_row_has_the_report_figures(runs):
     row = row_of(runs[2])
-    assert {k: row[k] for k in ("run", "dataset", "method", "start", "init", "metric", "quality", "details",
-                                "baseline", "baseline_name", "trainable_parameters", "train_flops")} == {
-        "run": "modernize-lora", "dataset": "modernize", "method": "lora", "start": "minilm", "init": "pretrained",
-        "metric": "bleu", "quality": 55.1, "details": "chrF 70.1", "baseline": 47.0,
-        "baseline_name": "copy the source", "trainable_parameters": 73738, "train_flops": 123456789000}
+    assert {
+        k: row[k]
+        for k in (
+            "run",
+            "dataset",
+            "method",
+            "start",
+            "init",
+            "metric",
+            "quality",
+            "details",
+            "baseline",
+            "baseline_name",
+            "trainable_parameters",
+            "train_flops",
+        )
+    } == {
+        "run": "modernize-lora",
+        "dataset": "modernize",
+        "method": "lora",
+        "start": "minilm",
+        "init": "pretrained",
+        "metric": "bleu",
+        "quality": 55.1,
+        "details": "chrF 70.1",
+        "baseline": 47.0,
+        "baseline_name": "copy the source",
+        "trainable_parameters": 73738,
+        "train_flops": 123456789000,
+    }
     assert "task" not in row
 
 
@@ -84,12 +143,26 @@ def test_a_dataset_file_is_shown_by_its_name_and_old_reports_still_read(tmp_path
 
 def test_table_has_every_runs_numbers_sorted_by_dataset_and_method(runs):
     table = render_table(collect(runs))
-    for text in ["macro-F1 0.512", "macro-F1 0.587", "BLEU 55.1, chrF 70.1", "BLEU 58.4, chrF 73.4",
-                 "73.7 k (0.32 %)", "22.8 M (100.00 %)", "minilm (random init)", "0.450", "47.0", "1.23e+11"]:
+    for text in [
+        "macro-F1 0.512",
+        "macro-F1 0.587",
+        "BLEU 55.1, chrF 70.1",
+        "BLEU 58.4, chrF 73.4",
+        "73.7 k (0.32 %)",
+        "22.8 M (100.00 %)",
+        "minilm (random init)",
+        "0.450",
+        "47.0",
+        "1.23e+11",
+    ]:
         assert text in table, text
     body = table.splitlines()[2:]
     assert [line.split(" | ")[0].lstrip("| ") for line in body] == [
-        "fortunes-full", "fortunes-lora", "modernize-full", "modernize-lora"]
+        "fortunes-full",
+        "fortunes-lora",
+        "modernize-full",
+        "modernize-lora",
+    ]
 
 
 def test_missing_baseline_and_cost_show_a_dash(tmp_path):
@@ -126,14 +199,17 @@ def test_run_without_test_section_asks_for_eval(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("problem, expected", [
-    ("missing folder", "no such run folder"),
-    ("no config.yaml", "not a genlab run directory"),
-    ("no report.json", "no 'finetune' section"),
-    ("bad json", "is not a valid run report"),
-    ("gan run", "no quality results yet; run `genlab eval"),
-    ("lm run", "no test results yet; run `genlab eval"),
-])
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("missing folder", "no such run folder"),
+        ("no config.yaml", "not a genlab run directory"),
+        ("no report.json", "no 'finetune' section"),
+        ("bad json", "is not a valid run report"),
+        ("gan run", "no quality results yet; run `genlab eval"),
+        ("lm run", "no test results yet; run `genlab eval"),
+    ],
+)
 def test_bad_runs_exit_2_with_one_line(tmp_path, capsys, problem, expected):
     run = tmp_path / "run"
     if problem != "missing folder":

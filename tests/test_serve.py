@@ -1,5 +1,6 @@
 """`genlab serve`: every endpoint for every kind of run, OpenAI compatibility, SSE framing, batching
 equal to unbatched generation, disconnects, the queue bound, auth, limits and the CLI command."""
+
 from __future__ import annotations
 
 import base64
@@ -66,7 +67,9 @@ def error_of(response, status: int) -> dict:
 
 def test_health_needs_no_key_and_v1_needs_the_right_one(client):
     assert client.get("/health", headers={"Authorization": ""}).json() == {
-        "status": "ok", "models": ["lm", "finetune", "audio", "gan", "seq2seq"]}
+        "status": "ok",
+        "models": ["lm", "finetune", "audio", "gan", "seq2seq"],
+    }
     for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
         error = error_of(client.get("/v1/models", headers=headers), 401)
         assert error["type"] == "authentication_error"
@@ -76,8 +79,12 @@ def test_health_needs_no_key_and_v1_needs_the_right_one(client):
 def test_models_list_every_run_with_its_task_endpoint_size_quality_and_cost(client, handles):
     cards = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
     assert {name: card["endpoint"] for name, card in cards.items()} == {
-        "lm": "/v1/completions", "seq2seq": "/v1/completions", "gan": "/v1/images/generations",
-        "finetune": "/v1/classifications", "audio": "/v1/audio/generations"}
+        "lm": "/v1/completions",
+        "seq2seq": "/v1/completions",
+        "gan": "/v1/images/generations",
+        "finetune": "/v1/classifications",
+        "audio": "/v1/audio/generations",
+    }
     assert cards["lm"]["parameters"] == sum(p.numel() for p in handles["lm"].model.parameters())
     assert cards["gan"]["labels"] == [str(d) for d in range(10)]
     assert cards["finetune"]["labels"] == ["a", "b", "c"]
@@ -87,10 +94,16 @@ def test_models_list_every_run_with_its_task_endpoint_size_quality_and_cost(clie
     assert client.get("/v1/models/gan").json() == cards["gan"]
 
 
-@pytest.mark.parametrize("settings", [dict(temperature=0), dict(temperature=1.0, seed=7),
-                                      dict(temperature=0.8, top_k=5, top_p=0.9, seed=3),
-                                      dict(temperature=0, presence_penalty=1.5, frequency_penalty=0.5),
-                                      dict(temperature=0.9, frequency_penalty=-1.0, seed=5)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(temperature=0),
+        dict(temperature=1.0, seed=7),
+        dict(temperature=0.8, top_k=5, top_p=0.9, seed=3),
+        dict(temperature=0, presence_penalty=1.5, frequency_penalty=0.5),
+        dict(temperature=0.9, frequency_penalty=-1.0, seed=5),
+    ],
+)
 def test_a_completion_is_what_the_python_api_generates(client, handles, settings):
     body = completion(client, prompt="thou ", max_tokens=20, **settings)
     expected = handles["lm"].generate("thou ", max_tokens=20, **settings)
@@ -113,13 +126,14 @@ def test_a_stop_string_ends_the_text_before_it(client, handles):
     full = handles["lm"].generate("thou ", max_tokens=30, temperature=0)
     stop = full[5:7]
     body = completion(client, prompt="thou ", max_tokens=30, temperature=0, stop=[stop, "never-seen"])
-    assert body["choices"][0]["text"] == full[:full.index(stop)]
+    assert body["choices"][0]["text"] == full[: full.index(stop)]
     assert body["choices"][0]["finish_reason"] == "stop"
 
 
 def test_seq2seq_completion_is_the_runs_greedy_answer(client, handles):
-    body = client.post("/v1/completions", json={"model": "seq2seq", "prompt": "thou hast light", "max_tokens": 24,
-                                                 "temperature": 0}).json()
+    body = client.post(
+        "/v1/completions", json={"model": "seq2seq", "prompt": "thou hast light", "max_tokens": 24, "temperature": 0}
+    ).json()
     assert body["choices"][0]["text"] == handles["seq2seq"].generate("thou hast light", max_tokens=24)
 
 
@@ -148,8 +162,9 @@ def test_audio_clips_are_the_wavs_of_the_runs_clips(client, handles):
     assert "eleven" in error["message"]
 
 
-@pytest.mark.parametrize("label, message", [(10, "must be in 0..9"), ("seven", "not one of"), (-1, "0..9"),
-                                            ("\u00b2", "not one of")])  # "²".isdigit(), found by the fuzzer
+@pytest.mark.parametrize(
+    "label, message", [(10, "must be in 0..9"), ("seven", "not one of"), (-1, "0..9"), ("\u00b2", "not one of")]
+)  # "²".isdigit(), found by the fuzzer
 def test_a_label_the_model_does_not_have_is_a_422_naming_it(client, label, message):
     error = error_of(client.post("/v1/images/generations", json={"model": "gan", "label": label}), 422)
     assert message in error["message"] and error["param"] == "label"
@@ -164,20 +179,23 @@ def test_classifications_give_every_label_with_its_probability(client, handles):
     assert body["usage"]["prompt_tokens"] == len("thou art") + len("hast thou")
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"model": "lm", "prompt": "x", "max_tokens": 100_000}, "max_tokens"),
-    ({"model": "lm", "prompt": "x", "n": 99}, "n"),
-    ({"model": "lm", "prompt": "x" * 9000}, "prompt"),
-    ({"model": "lm", "prompt": "x" * 40}, "prompt"),  # longer than the tiny model's 32-token context
-    ({"model": "lm", "prompt": ""}, "prompt"),
-    ({"model": "lm", "prompt": "x", "temperature": -1}, "temperature"),
-    ({"model": "lm", "prompt": "x", "top_p": 0}, "top_p"),
-    ({"model": "lm", "prompt": "x", "presence_penalty": 2.5}, "presence_penalty"),
-    ({"model": "lm", "prompt": "x", "frequency_penalty": -3}, "frequency_penalty"),
-    ({"model": "lm", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
-    ({"model": "lm"}, "prompt"),
-    ({"model": "gan", "prompt": "x"}, "model"),  # an image model at the text endpoint
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": "lm", "prompt": "x", "max_tokens": 100_000}, "max_tokens"),
+        ({"model": "lm", "prompt": "x", "n": 99}, "n"),
+        ({"model": "lm", "prompt": "x" * 9000}, "prompt"),
+        ({"model": "lm", "prompt": "x" * 40}, "prompt"),  # longer than the tiny model's 32-token context
+        ({"model": "lm", "prompt": ""}, "prompt"),
+        ({"model": "lm", "prompt": "x", "temperature": -1}, "temperature"),
+        ({"model": "lm", "prompt": "x", "top_p": 0}, "top_p"),
+        ({"model": "lm", "prompt": "x", "presence_penalty": 2.5}, "presence_penalty"),
+        ({"model": "lm", "prompt": "x", "frequency_penalty": -3}, "frequency_penalty"),
+        ({"model": "lm", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+        ({"model": "lm"}, "prompt"),
+        ({"model": "gan", "prompt": "x"}, "model"),  # an image model at the text endpoint
+    ],
+)
 def test_a_request_beyond_a_limit_is_a_422_that_names_the_field(client, body, param):
     error = error_of(client.post("/v1/completions", json=body), 422)
     assert error["param"] == param or error["param"].startswith(param + "."), error
@@ -192,8 +210,9 @@ def test_unknown_model_is_404_and_names_are_never_paths(client):
 
 
 def test_bad_json_and_large_bodies_are_clear_errors(client):
-    error = error_of(client.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"}),
-                     422)
+    error = error_of(
+        client.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"}), 422
+    )
     assert error["param"] == "body"
     error = error_of(client.post("/v1/completions", content=b"x" * (Limits.max_body_bytes + 1)), 413)
     assert "larger than" in error["message"]
@@ -205,8 +224,16 @@ def test_the_openai_client_works_streaming_and_not(server, handles):
     expected = handles["lm"].generate("thou ", max_tokens=16, temperature=0)
     answer = client.completions.create(model="lm", prompt="thou ", max_tokens=16, temperature=0)
     assert answer.choices[0].text == expected and answer.usage.completion_tokens == 16
-    chunks = list(client.completions.create(model="lm", prompt="thou ", max_tokens=16, temperature=0, stream=True,
-                                            stream_options={"include_usage": True}))
+    chunks = list(
+        client.completions.create(
+            model="lm",
+            prompt="thou ",
+            max_tokens=16,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert "".join(c.choices[0].text for c in chunks if c.choices) == expected
     assert chunks[-1].usage.completion_tokens == 16 and chunks[-2].choices[0].finish_reason == "length"
     assert sorted(m.id for m in client.models.list()) == ["audio", "finetune", "gan", "lm", "seq2seq"]
@@ -218,8 +245,13 @@ def test_the_openai_client_works_streaming_and_not(server, handles):
 
 def test_sse_framing(server):
     url, _ = server
-    with httpx.stream("POST", f"{url}/v1/completions", headers=AUTH, timeout=30,
-                      json={"model": "lm", "prompt": "thou ", "max_tokens": 6, "stream": True}) as response:
+    with httpx.stream(
+        "POST",
+        f"{url}/v1/completions",
+        headers=AUTH,
+        timeout=30,
+        json={"model": "lm", "prompt": "thou ", "max_tokens": 6, "stream": True},
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read().decode()
     events = raw.split("\n\n")
@@ -234,9 +266,19 @@ def test_sse_framing(server):
 
 def test_concurrent_requests_share_steps_and_get_the_unbatched_tokens(server, handles):
     url, app = server
-    bodies = [dict(prompt=p, max_tokens=24, temperature=t, seed=s)
-              for p, t, s in [("thou ", 0, None), ("the light ", 1.0, 1), ("and ", 0.7, 2), ("heaven ", 0, None),
-                              ("was good ", 1.0, 5), ("you have ", 1.0, 6), ("darkness ", 0, None), ("of ", 1.0, 8)]]
+    bodies = [
+        dict(prompt=p, max_tokens=24, temperature=t, seed=s)
+        for p, t, s in [
+            ("thou ", 0, None),
+            ("the light ", 1.0, 1),
+            ("and ", 0.7, 2),
+            ("heaven ", 0, None),
+            ("was good ", 1.0, 5),
+            ("you have ", 1.0, 6),
+            ("darkness ", 0, None),
+            ("of ", 1.0, 8),
+        ]
+    ]
     results: dict[int, str] = {}
     start = threading.Barrier(len(bodies))
 
@@ -251,8 +293,9 @@ def test_concurrent_requests_share_steps_and_get_the_unbatched_tokens(server, ha
     for t in threads:
         t.join()
     for i, body in enumerate(bodies):
-        assert results[i] == handles["lm"].generate(body["prompt"], max_tokens=24, temperature=body["temperature"],
-                                                    seed=body["seed"])
+        assert results[i] == handles["lm"].generate(
+            body["prompt"], max_tokens=24, temperature=body["temperature"], seed=body["seed"]
+        )
     batches = app.state.metrics.batch_size.labels("lm").collect()[0].samples
     sum_of_sizes = next(s.value for s in batches if s.name.endswith("_sum"))
     steps = next(s.value for s in batches if s.name.endswith("_count"))
@@ -273,8 +316,13 @@ def test_a_client_that_disconnects_frees_its_slot(server):
     worker = app.state.served["lm"].worker
     tokens = app.state.metrics.tokens.labels("lm")
     before = tokens._value.get()
-    with httpx.stream("POST", f"{url}/v1/completions", headers=AUTH, timeout=30,
-                      json={"model": "lm", "prompt": "thou ", "max_tokens": 2048, "stream": True}) as response:
+    with httpx.stream(
+        "POST",
+        f"{url}/v1/completions",
+        headers=AUTH,
+        timeout=30,
+        json={"model": "lm", "prompt": "thou ", "max_tokens": 2048, "stream": True},
+    ) as response:
         lines = response.iter_lines()
         next(lines)  # the generation has started
         assert worker.active
@@ -283,16 +331,23 @@ def test_a_client_that_disconnects_frees_its_slot(server):
     assert tokens._value.get() - before < 2048  # stopped long before its max_tokens
     # the non-streaming path too: a client that gives up mid-request
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{url}/v1/completions", headers=AUTH, timeout=0.3,
-                   json={"model": "lm", "prompt": "thou ", "max_tokens": 2048})
+        httpx.post(
+            f"{url}/v1/completions",
+            headers=AUTH,
+            timeout=0.3,
+            json={"model": "lm", "prompt": "thou ", "max_tokens": 2048},
+        )
     assert wait_until(lambda: not worker.active), "the sequence stayed in the batch"
 
 
 def test_a_full_queue_answers_429_with_retry_after(handles, monkeypatch):
     app = create_app({"lm": handles["lm"]}, Limits(max_batch=1, max_queue=1))
     long = {"model": "lm", "prompt": "thou ", "max_tokens": 2048, "stream": True}
-    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as first, \
-            httpx.Client(base_url=url, timeout=30) as second:
+    with (
+        running_server(app) as url,
+        httpx.Client(base_url=url, timeout=30) as first,
+        httpx.Client(base_url=url, timeout=30) as second,
+    ):
         worker = app.state.served["lm"].worker
         step = worker.batch.step
         monkeypatch.setattr(worker.batch, "step", lambda: time.sleep(0.02) or step())  # the slot stays taken
@@ -315,11 +370,15 @@ def test_metrics_count_requests_tokens_images_and_latency(client):
     client.post("/v1/images/generations", json={"model": "gan", "n": 2})
     client.get("/v1/models", headers={"Authorization": "Bearer wrong"})
     text = client.get("/metrics").text
-    for line in ('genlab_requests_total{endpoint="/v1/completions",status="200"}',
-                 'genlab_requests_total{endpoint="/v1/models",status="401"}',
-                 'genlab_tokens_generated_total{model="lm"}', 'genlab_images_generated_total{model="gan"}',
-                 'genlab_request_seconds_bucket{endpoint="/v1/completions",le="0.5"}',
-                 'genlab_time_to_first_token_seconds_count{model="lm"}', 'genlab_batch_size_count{model="gan"}'):
+    for line in (
+        'genlab_requests_total{endpoint="/v1/completions",status="200"}',
+        'genlab_requests_total{endpoint="/v1/models",status="401"}',
+        'genlab_tokens_generated_total{model="lm"}',
+        'genlab_images_generated_total{model="gan"}',
+        'genlab_request_seconds_bucket{endpoint="/v1/completions",le="0.5"}',
+        'genlab_time_to_first_token_seconds_count{model="lm"}',
+        'genlab_batch_size_count{model="gan"}',
+    ):
         assert line in text, line
 
 
@@ -341,9 +400,24 @@ def free_port() -> int:
 def test_genlab_serve_command_end_to_end(served_runs, tmp_path):
     port = free_port()
     env = dict(os.environ, GENLAB_API_KEY=KEY)
-    process = subprocess.Popen([sys.executable, "-m", "genlab", "serve", str(served_runs["lm"]),
-                                str(served_runs["gan"]), "--port", str(port), "--max-batch", "4"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "genlab",
+            "serve",
+            str(served_runs["lm"]),
+            str(served_runs["gan"]),
+            "--port",
+            str(port),
+            "--max-batch",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         assert wait_until(lambda: _up(url), 120), process.stderr.read() if process.poll() is not None else "no answer"

@@ -1,5 +1,6 @@
 """Schemathesis fuzzes the server's own OpenAPI schema: whatever it sends, no answer is a 5xx, every 4xx
 has a JSON error body, and every 2xx matches the schema. Bounded and derandomized: the same cases each run."""
+
 from __future__ import annotations
 
 import zlib
@@ -13,8 +14,12 @@ from genlab.serve import create_app, open_runs
 from tests.serving import running_server
 
 KEY = "fuzz-key"
-MODEL_FOR = {"/v1/completions": "lm", "/v1/images/generations": "gan", "/v1/classifications": "finetune",
-             "/v1/audio/generations": "audio"}
+MODEL_FOR = {
+    "/v1/completions": "lm",
+    "/v1/images/generations": "gan",
+    "/v1/classifications": "finetune",
+    "/v1/audio/generations": "audio",
+}
 EXAMPLES = 40  # per operation
 
 
@@ -44,17 +49,30 @@ def aim_at_a_model(case) -> None:
         body["max_tokens"] = min(body["max_tokens"], 64)
 
 
-@pytest.mark.parametrize("name", ["GET /health", "GET /v1/models", "GET /v1/models/{model}", "POST /v1/completions",
-                                  "POST /v1/images/generations", "POST /v1/classifications",
-                                  "POST /v1/audio/generations"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GET /health",
+        "GET /v1/models",
+        "GET /v1/models/{model}",
+        "POST /v1/completions",
+        "POST /v1/images/generations",
+        "POST /v1/classifications",
+        "POST /v1/audio/generations",
+    ],
+)
 def test_no_request_gets_a_server_error(operations, name):
     @given(case=operations[name].as_strategy())
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     def fuzz(case):
         aim_at_a_model(case)
-        case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
-                               checks=[not_a_server_error, response_schema_conformance],
-                               additional_checks=[errors_are_json])
+        case.call_and_validate(
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=60,
+            checks=[not_a_server_error, response_schema_conformance],
+            additional_checks=[errors_are_json],
+        )
 
     fuzz()

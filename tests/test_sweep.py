@@ -1,6 +1,7 @@
 """`genlab sweep`: trials are ordinary runs, pruning stops runs consistently, the study survives kill -9 and
 is shared by parallel workers, a bad space file is one line, and `genlab report` reports a sweep folder.
 Every trial is the lm task's tiny run (a 2-layer char GPT on a few hundred lines, well under a second)."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,13 @@ from tests.conftest import one_error_line
 
 PRUNING_SPACE = {
     "objective": {"metric": "val/loss", "direction": "minimize"},
-    "sampler": "random", "seed": 0,
+    "sampler": "random",
+    "seed": 0,
     "pruner": {"type": "median", "n_startup_trials": 1},
-    "params": {"train.lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-2, "log": True},
-               "model.n_embd": {"type": "categorical", "choices": [16, 32]}},
+    "params": {
+        "train.lr": {"type": "float", "low": 1.0e-4, "high": 3.0e-2, "log": True},
+        "model.n_embd": {"type": "categorical", "choices": [16, 32]},
+    },
 }
 
 
@@ -43,7 +47,8 @@ def write_space(folder: Path, space: dict, name: str = "space.yaml") -> str:
 
 def load(folder: Path, study: str) -> optuna.Study:
     storage = optuna.storages.journal.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(folder / study / "journal.log")))
+        optuna.storages.journal.JournalFileBackend(str(folder / study / "journal.log"))
+    )
     return optuna.load_study(study_name=study, storage=storage)
 
 
@@ -97,10 +102,22 @@ def test_a_killed_sweep_resumes_without_losing_a_finished_trial(tmp_path, tiny):
     space = write_space(tmp_path, {**PRUNING_SPACE, "pruner": "none"})
     out = tmp_path / "sweeps"
     # 48 steps in 12 periods: a trial long enough to be caught running
-    command = ["sweep", *tiny, "train.max_iters=48", "--space", space, "--trials", "3", "--study", "k",
-               "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "genlab", *command], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    command = [
+        "sweep",
+        *tiny,
+        "train.max_iters=48",
+        "--space",
+        space,
+        "--trials",
+        "3",
+        "--study",
+        "k",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genlab", *command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline, before = time.monotonic() + 120, []
     try:
         while time.monotonic() < deadline:
@@ -112,8 +129,7 @@ def test_a_killed_sweep_resumes_without_losing_a_finished_trial(tmp_path, tiny):
             except KeyError:  # the journal exists before the record that creates the study is written
                 continue
             running = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
-            if finished(study) and running and \
-                    (out / "k" / f"trial-{running[0].number:04d}" / "config.yaml").is_file():
+            if finished(study) and running and (out / "k" / f"trial-{running[0].number:04d}" / "config.yaml").is_file():
                 proc.send_signal(signal.SIGKILL)
                 before = finished(study)
                 break
@@ -139,8 +155,26 @@ def test_a_killed_sweep_resumes_without_losing_a_finished_trial(tmp_path, tiny):
 def test_two_workers_share_the_study(tmp_path, tiny, capfd):
     space = write_space(tmp_path, {**PRUNING_SPACE, "pruner": "none"})
     out = tmp_path / "sweeps"
-    assert main(["sweep", *tiny, "train.max_iters=40", "--space", space, "--trials", "6", "--workers", "2",
-                 "--study", "w", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                *tiny,
+                "train.max_iters=40",
+                "--space",
+                space,
+                "--trials",
+                "6",
+                "--workers",
+                "2",
+                "--study",
+                "w",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     captured = capfd.readouterr()
     assert "locked" not in captured.err + captured.out and "Traceback" not in captured.err
     study = load(out, "w")

@@ -1,6 +1,7 @@
 """`genlab sweep --storage postgresql://...`: the same command started twice, as on two machines (each its own
 --out folder), shares one study in a real PostgreSQL server. The server comes from Debian's `postgresql`
 package (scripts/install-system-data.sh); this module starts it in a temporary folder and stops it after."""
+
 from __future__ import annotations
 
 import os
@@ -39,14 +40,30 @@ def postgres_url() -> Iterator[str]:
         as_postgres = ["runuser", "-u", "postgres", "--"]
     data, port = folder / "data", _free_port()
     run = [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data)]
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U", "genlab", "--auth=trust"],
-                   check=True, capture_output=True)
-    subprocess.run([*run, "-l", str(folder / "server.log"), "-w", "start", "-o",
-                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-U", "genlab", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *run,
+            "-l",
+            str(folder / "server.log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "genlab", "sweeps"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "genlab", "sweeps"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql+psycopg://genlab@127.0.0.1:{port}/sweeps"
     finally:
         subprocess.run([*run, "-m", "immediate", "stop"], capture_output=True)
@@ -56,10 +73,28 @@ def postgres_url() -> Iterator[str]:
 def test_two_machines_share_one_postgresql_study(tmp_path, tiny, postgres_url):  # noqa: F811
     space = write_space(tmp_path, {**PRUNING_SPACE, "pruner": "none"})
     # 8 trials of 40 steps: enough work that the worker whose start-up is slower still gets some
-    command = [sys.executable, "-m", "genlab", "sweep", *tiny, "train.max_iters=40", "--space", space,
-               "--trials", "8", "--study", "shared", "--storage", postgres_url]
-    workers = [subprocess.Popen([*command, "--out", str(tmp_path / machine)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for machine in ("machine-a", "machine-b")]
+    command = [
+        sys.executable,
+        "-m",
+        "genlab",
+        "sweep",
+        *tiny,
+        "train.max_iters=40",
+        "--space",
+        space,
+        "--trials",
+        "8",
+        "--study",
+        "shared",
+        "--storage",
+        postgres_url,
+    ]
+    workers = [
+        subprocess.Popen(
+            [*command, "--out", str(tmp_path / machine)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for machine in ("machine-a", "machine-b")
+    ]
     outputs = [worker.communicate(timeout=900) for worker in workers]
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err

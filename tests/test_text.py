@@ -1,4 +1,5 @@
 """Text: corpora and splits, tokenizers, the transformer's masking and cache, objectives, generation."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,11 @@ from safetensors.torch import load_file, save_file
 
 from genlab.data import text
 from genlab.errors import GenlabError
-from genlab.io.hf import load_gpt2, save_gpt2
+from genlab.interop.hf import load_gpt2, save_gpt2
 from genlab.io.tokenizers import build_tokenizer, load_tokenizer
 from genlab.models.generation import generate, stream
 from genlab.models.transformer import Transformer, TransformerConfig
-from genlab.tasks.lm.objectives import (
+from genlab.tasks.lm.process import (
     IGNORE_INDEX,
     causal_lm_loss,
     l2_regularizer,
@@ -165,8 +166,9 @@ def test_kv_cache_generation_equals_full_recompute():
         prefix = model(full[:, :6], use_cache=True)
         step = model(full[:, 6:8], kv_cache=prefix.kv_cache)
         assert torch.allclose(step.logits, model(full[:, :8]).logits[:, 6:8], atol=1e-5)
-    sampled = [generate(model, prompt, 8, temperature=0.9, top_k=10, top_p=0.9, seed=7, use_cache=c)
-               for c in (True, False)]
+    sampled = [
+        generate(model, prompt, 8, temperature=0.9, top_k=10, top_p=0.9, seed=7, use_cache=c) for c in (True, False)
+    ]
     assert torch.equal(*sampled)
 
 
@@ -191,8 +193,9 @@ def test_prompt_longer_than_context_is_an_error():
 def test_mlm_masking_statistics():
     ids = torch.randint(5, 1000, (200, 100), generator=torch.Generator().manual_seed(0))
     ids[:, 0] = 2  # a special token (<bos>) must never be selected
-    inputs, labels = mask_tokens(ids, 1000, mask_id=4, special_ids=[0, 1, 2, 3, 4],
-                                 generator=torch.Generator().manual_seed(1))
+    inputs, labels = mask_tokens(
+        ids, 1000, mask_id=4, special_ids=[0, 1, 2, 3, 4], generator=torch.Generator().manual_seed(1)
+    )
     selected = labels != IGNORE_INDEX
     assert not selected[:, 0].any()
     assert abs(selected[:, 1:].float().mean().item() - 0.15) < 0.01

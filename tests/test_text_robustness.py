@@ -1,6 +1,7 @@
 """Robustness of text classifiers: the perturbations (genlab.evaluation.text_robustness), the `noise` protocol
 (`genlab eval RUN --protocol noise`) on a tiny fine-tuned classifier, and training on noisy texts
 (a fine-tuning recipe's data.noise), whose resume must stay exact."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +18,6 @@ import pytest
 
 from genlab import api, load
 from genlab.cli import main
-from genlab.core.launch import train_run
 from genlab.core.trainer import Interrupted
 from genlab.data.labelled import load_labelled_data
 from genlab.errors import GenlabError
@@ -27,11 +27,14 @@ from genlab.evaluation.text_robustness import KEYBOARD_NEIGHBOURS, KINDS, pertur
 from genlab.io.wordnet import synonyms_table
 from genlab.tasks import TASKS, load_recipe
 from genlab.tasks.finetune.tiny import write_tiny_start
+from genlab.tasks.launch import train_run
 from tests.conftest import assert_same_weights, one_error_line, snapshot, weights
 from tests.serving import write_tiny_seq2seq
 
-TEXT = ("A computer lets you make more mistakes faster than any other invention, with the possible exceptions "
-        "of handguns and Tequila. Never trust a computer you cannot throw out of a window.")
+TEXT = (
+    "A computer lets you make more mistakes faster than any other invention, with the possible exceptions "
+    "of handguns and Tequila. Never trust a computer you cannot throw out of a window."
+)
 NOISE = ["data.noise.kinds=[char,keyboard,synonym]", "data.noise.rate=0.5", "data.noise.prob=0.7"]
 
 
@@ -89,8 +92,16 @@ def test_character_noise_makes_about_rate_times_letters_edits(rate):
 
 
 def test_synonym_noise_replaces_the_asked_fraction_of_words_it_knows(monkeypatch):
-    table = {"computer": ("machine",), "mistakes": ("errors",), "faster": ("quicker",), "trust": ("believe",),
-             "window": ("pane",), "throw": ("toss",), "other": ("different",), "possible": ("likely",)}
+    table = {
+        "computer": ("machine",),
+        "mistakes": ("errors",),
+        "faster": ("quicker",),
+        "trust": ("believe",),
+        "window": ("pane",),
+        "throw": ("toss",),
+        "other": ("different",),
+        "possible": ("likely",),
+    }
     monkeypatch.setattr(text_robustness, "synonyms_table", lambda: table)
     words = TEXT.split()
     # 31 words, 8 of them in the table and not stop words ("other" is one; "computer" comes twice)
@@ -119,9 +130,14 @@ def test_a_missing_wordnet_is_one_line(monkeypatch, tmp_path):
         synonyms_table.cache_clear()
 
 
-@pytest.mark.parametrize("kind, rate, expected", [("blur", 0.1, "unknown perturbation kind 'blur'"),
-                                                  ("char", -0.1, "rate is a fraction in [0, 1], got -0.1"),
-                                                  ("char", 1.5, "rate is a fraction in [0, 1], got 1.5")])
+@pytest.mark.parametrize(
+    "kind, rate, expected",
+    [
+        ("blur", 0.1, "unknown perturbation kind 'blur'"),
+        ("char", -0.1, "rate is a fraction in [0, 1], got -0.1"),
+        ("char", 1.5, "rate is a fraction in [0, 1], got 1.5"),
+    ],
+)
 def test_bad_perturbations_are_refused(kind, rate, expected):
     with pytest.raises(GenlabError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         perturb(TEXT, kind, rate, rng())
@@ -159,13 +175,16 @@ def test_noise_protocol_through_the_cli(classifier_run, capsys):
     assert again["curves"] == section["curves"]
 
 
-@pytest.mark.parametrize("arguments, expected", [
-    (["--rates", "0,-0.1"], "rate is a fraction in [0, 1], got -0.1"),
-    (["--rates", "0.2,1.5"], "rate is a fraction in [0, 1], got 1.5"),
-    (["--rates", "a lot"], "rates must be numbers separated by commas"),
-    (["--kinds", "char,blur"], "unknown perturbation kind 'blur'"),
-    (["--limit", "-1"], "limit must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--rates", "0,-0.1"], "rate is a fraction in [0, 1], got -0.1"),
+        (["--rates", "0.2,1.5"], "rate is a fraction in [0, 1], got 1.5"),
+        (["--rates", "a lot"], "rates must be numbers separated by commas"),
+        (["--kinds", "char,blur"], "unknown perturbation kind 'blur'"),
+        (["--limit", "-1"], "limit must be >= 0"),
+    ],
+)
 def test_bad_noise_options_are_one_line_and_exit_2(classifier_run, capsys, arguments, expected):
     before = snapshot(classifier_run)
     assert main(["eval", str(classifier_run), "--protocol", "noise", *arguments]) == 2
@@ -173,12 +192,15 @@ def test_bad_noise_options_are_one_line_and_exit_2(classifier_run, capsys, argum
     assert snapshot(classifier_run) == before
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("data.noise.kinds=[char,blur]", "data.noise.kinds: unknown kind 'blur'"),
-    ("data.noise.rate=1.5", "data.noise.rate and data.noise.prob must be in [0, 1]"),
-    ("data.noise.prob=-0.5", "data.noise.rate and data.noise.prob must be in [0, 1]"),
-    ("data.noise.strength=2", "unknown recipe key 'data.noise.strength'"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("data.noise.kinds=[char,blur]", "data.noise.kinds: unknown kind 'blur'"),
+        ("data.noise.rate=1.5", "data.noise.rate and data.noise.prob must be in [0, 1]"),
+        ("data.noise.prob=-0.5", "data.noise.rate and data.noise.prob must be in [0, 1]"),
+        ("data.noise.strength=2", "unknown recipe key 'data.noise.strength'"),
+    ],
+)
 def test_the_noise_recipe_field_is_validated(override, expected, tmp_path, capsys):
     with pytest.raises(GenlabError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         load_recipe("fortunes-lora-noisy", [override])
@@ -230,6 +252,7 @@ def test_noisy_training_differs_from_clean_and_resumes_exactly(tiny, tmp_path):
 @pytest.mark.parametrize("script", ["text_robustness_benchmark.py", "transfer_benchmark.py"])
 def test_the_benchmark_scripts_import_and_explain_themselves(script):
     root = Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, str(root / "benchmarks" / script), "--help"], capture_output=True,
-                            text=True, cwd=root)
+    result = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / script), "--help"], capture_output=True, text=True, cwd=root
+    )
     assert result.returncode == 0 and result.stdout.startswith("usage:"), result.stderr[-2000:]

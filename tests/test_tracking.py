@@ -1,6 +1,7 @@
 """MLflow and W&B tracking on tiny GAN runs: what each store holds read back with the tracker's own reader,
 resume continuing the same tracked run, bad settings as one line, a tracker failing mid-run, and no
 mlflow/wandb import when tracking is off. Never touches the network (W&B runs offline)."""
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,14 @@ def tiny(tmp_path):
 @pytest.fixture(autouse=True)
 def wandb_offline(tmp_path, monkeypatch):
     """W&B offline and silent, its config and cache in the test's folder, never the user's."""
-    for key, value in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": tmp_path / "wandb-dir",
-                       "WANDB_CONFIG_DIR": tmp_path / "wandb-config", "WANDB_CACHE_DIR": tmp_path / "wandb-cache",
-                       "WANDB_DATA_DIR": tmp_path / "wandb-data"}.items():
+    for key, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": tmp_path / "wandb-dir",
+        "WANDB_CONFIG_DIR": tmp_path / "wandb-config",
+        "WANDB_CACHE_DIR": tmp_path / "wandb-cache",
+        "WANDB_DATA_DIR": tmp_path / "wandb-data",
+    }.items():
         monkeypatch.setenv(key, str(value))
 
 
@@ -102,8 +108,8 @@ def wandb_records(run_folder: Path) -> list:
         if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
             pos += 32768 - pos % 32768
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        pending += data[pos + 7:pos + 7 + length]
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        pending += data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
             record = Record()
@@ -149,12 +155,15 @@ def test_wandb_offline_round_trip(tmp_path, tiny):
     assert len(list((run / "wandb").glob(f"offline-run-*-{wandb_id}"))) == 2  # `wandb sync` joins them
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("tracking.wandb=maybe", "tracking.wandb must be offline or online, got 'maybe'"),
-    ("tracking.wandb=true", "tracking.wandb must be offline or online"),
-    ("tracking.mlflow=ftp://example.com/store", "tracking.mlflow must be default or a tracking URI"),
-    ("tracking.mlflow=sqlite:///{tmp}/a-file/mlflow.db", "tracking.mlflow: cannot open"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("tracking.wandb=maybe", "tracking.wandb must be offline or online, got 'maybe'"),
+        ("tracking.wandb=true", "tracking.wandb must be offline or online"),
+        ("tracking.mlflow=ftp://example.com/store", "tracking.mlflow must be default or a tracking URI"),
+        ("tracking.mlflow=sqlite:///{tmp}/a-file/mlflow.db", "tracking.mlflow: cannot open"),
+    ],
+)
 def test_bad_tracking_settings_are_one_line(tmp_path, tiny, capsys, override, expected):
     (tmp_path / "a-file").write_text("not a folder")
     override = override.format(tmp=tmp_path)
@@ -201,11 +210,18 @@ def test_training_goes_on_when_the_store_fails_mid_run(tmp_path, tiny, monkeypat
 
 
 def test_tracking_off_imports_neither_mlflow_nor_wandb(tmp_path, tiny):
-    code = ("import sys, genlab; "
-            f"genlab.fit({tiny.recipe!r}, {str(tmp_path / 'run')!r}, {tiny.overrides!r}); "
-            "print(sorted(m for m in ('mlflow', 'wandb') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, genlab; "
+        f"genlab.fit({tiny.recipe!r}, {str(tmp_path / 'run')!r}, {tiny.overrides!r}); "
+        "print(sorted(m for m in ('mlflow', 'wandb') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 

@@ -1,6 +1,7 @@
 """GAN training specifics on tiny runs: extending a finished run, FLOP counts, the run layout, the
 architectures, a checkpoint of another architecture, an interrupted checkpoint rename. (Determinism,
 Ctrl-C and resume for every task are in test_contract.py.)"""
+
 from __future__ import annotations
 
 import shutil
@@ -100,8 +101,9 @@ def test_existing_run_is_not_overwritten(tmp_path, tiny_idx_dir):
 
 @pytest.mark.parametrize("arch, conditional", [("mlp", True), ("dcgan", False), ("dcgan", True)])
 def test_other_architectures_train(tmp_path, tiny_idx_dir, arch, conditional):
-    overrides = tiny_overrides(tiny_idx_dir, **{"model.arch": arch, "model.conditional": conditional,
-                                                "model.width": 8, "train.epochs": 1})
+    overrides = tiny_overrides(
+        tiny_idx_dir, **{"model.arch": arch, "model.conditional": conditional, "model.width": 8, "train.epochs": 1}
+    )
     report = train(ESSAY, tmp_path / "run", overrides)
     assert report["cost"]["steps"] == 4
 
@@ -141,8 +143,12 @@ def test_a_period_callback_sees_each_period_and_can_stop_the_run(tiny_idx_dir, t
         if len(seen) == 2:
             raise StopTraining("pruned")
 
-    run, report = api.fit("essay-mlp-mnist", tmp_path / "run", tiny_overrides(tiny_idx_dir, **{"train.epochs": 5}),
-                          on_period=stop_after_two)
+    run, report = api.fit(
+        "essay-mlp-mnist",
+        tmp_path / "run",
+        tiny_overrides(tiny_idx_dir, **{"train.epochs": 5}),
+        on_period=stop_after_two,
+    )
     assert [period for _, period in seen] == [1.0, 2.0]
     assert report["cost"]["stopped_by"] == "pruned" and report["cost"]["steps"] == seen[-1][0]
     assert api.load(run).generate(n=4).images.shape == (4, 1, 28, 28)

@@ -1,6 +1,7 @@
 """Zero-shot classification (genlab.evaluation.zeroshot): label log-likelihood scoring on language models
 whose label preferences are known, contextual calibration on a constructed bias, and the `zero-shot` protocol
 through `genlab eval RUN --protocol zero-shot` on a tiny char GPT."""
+
 from __future__ import annotations
 
 import json
@@ -87,8 +88,18 @@ def test_a_query_longer_than_the_context_keeps_its_end():
 
 def test_the_shipped_prompts_describe_every_fortunes_label():
     shipped = load_prompts("fortunes")
-    labels = ["computers", "cookie", "definitions", "men-women", "miscellaneous", "people", "politics",
-              "science", "songs-poems", "work"]
+    labels = [
+        "computers",
+        "cookie",
+        "definitions",
+        "men-women",
+        "miscellaneous",
+        "people",
+        "politics",
+        "science",
+        "songs-poems",
+        "work",
+    ]
     assert len(shipped.for_labels(labels)) == 10 and shipped.content_free == ("N/A", "", "[MASK]")
     with pytest.raises(GenlabError, match="describes no label 'sports'"):
         shipped.for_labels(["sports"])
@@ -96,17 +107,29 @@ def test_the_shipped_prompts_describe_every_fortunes_label():
 
 # ---- the protocol, through the CLI, on a tiny char GPT (tests/serving.py) ----------------------------
 
+
 def write_words_task(folder: Path, corpus: Path) -> tuple[Path, Path]:
     """Sentences of the tiny corpus labelled by whether they hold the word "light", and prompts for them."""
     sentences = corpus.read_text().splitlines()
     data = folder / "words.jsonl"
-    data.write_text("".join(json.dumps({"text": s, "label": "bright" if "light" in s else "plain"}) + "\n"
-                            for s in sentences))
+    data.write_text(
+        "".join(json.dumps({"text": s, "label": "bright" if "light" in s else "plain"}) + "\n" for s in sentences)
+    )
     templates = folder / "words.yaml"
-    templates.write_text(yaml.safe_dump({
-        "labels": {"bright": {"name": "light", "description": "light"},
-                   "plain": {"name": "waters", "description": "waters"}},
-        "prompt": "{text} was", "answer": " {name}", "separator": "\n", "content_free": ["", "the"]}))
+    templates.write_text(
+        yaml.safe_dump(
+            {
+                "labels": {
+                    "bright": {"name": "light", "description": "light"},
+                    "plain": {"name": "waters", "description": "waters"},
+                },
+                "prompt": "{text} was",
+                "answer": " {name}",
+                "separator": "\n",
+                "content_free": ["", "the"],
+            }
+        )
+    )
     return data, templates
 
 
@@ -122,23 +145,42 @@ def words_task(served_runs, lm_run):
 
 def test_the_zero_shot_protocol_scores_a_completions_run(lm_run, words_task):
     data, templates = words_task
-    assert main(["eval", str(lm_run), "--protocol", "zero-shot", "--dataset", str(data),
-                 "--templates", str(templates)]) == 0
+    assert (
+        main(["eval", str(lm_run), "--protocol", "zero-shot", "--dataset", str(data), "--templates", str(templates)])
+        == 0
+    )
     section = json.loads((lm_run / "report.json").read_text())["zero-shot"]
     rules = ("acc", "acc_norm", "acc_calibrated", "acc_norm_calibrated")
     assert all(0 <= section[r] <= 1 for r in rules) and set(section["macro_f1"]) == set(rules)
     assert section["examples"] > 0 and section["plurality"]["label"] in ("bright", "plain")
 
 
-@pytest.mark.parametrize("arguments, expected", [
-    (["--templates", "no-such-prompts"], "unknown templates 'no-such-prompts'"),
-    (["--limit", "-1"], "limit must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--templates", "no-such-prompts"], "unknown templates 'no-such-prompts'"),
+        (["--limit", "-1"], "limit must be >= 0"),
+    ],
+)
 def test_bad_zero_shot_requests_are_one_line(lm_run, words_task, capsys, arguments, expected):
     data, templates = words_task
     before = snapshot(lm_run)
-    assert main(["eval", str(lm_run), "--protocol", "zero-shot", "--dataset", str(data),
-                 "--templates", str(templates), *arguments]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                str(lm_run),
+                "--protocol",
+                "zero-shot",
+                "--dataset",
+                str(data),
+                "--templates",
+                str(templates),
+                *arguments,
+            ]
+        )
+        == 2
+    )
     one_error_line(capsys, expected)
     assert snapshot(lm_run) == before
 

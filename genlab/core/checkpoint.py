@@ -7,6 +7,7 @@ checkpoints/last/
 The folder is written as last.tmp and renamed into place, so an interrupted save never leaves a
 half-written checkpoint behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ from genlab.io.files import read_json
 from genlab.io.weights import check_tensors, read_tensors, save_tensors
 
 
-def save_checkpoint(folder: Path, modules: dict[str, nn.Module], state: dict[str, Any],
-                    meta: dict[str, Any]) -> None:
+def save_checkpoint(folder: Path, modules: dict[str, nn.Module], state: dict[str, Any], meta: dict[str, Any]) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)  # what a save killed while writing left
     tmp.mkdir(parents=True)
@@ -95,8 +95,10 @@ def open_run_checkpoint(run: RunDir, which: str, task: str) -> tuple[Path, dict[
         raise GenlabError(f"checkpoint must be last or best, got {which!r}")
     folder = run.checkpoint_dir if which == "last" else run.best_checkpoint_dir
     if not has_checkpoint(folder):
-        raise GenlabError(f"{run.path} has no {which} checkpoint (was its training interrupted before the "
-                          f"first one? `genlab train --resume {run.path}` continues it)")
+        raise GenlabError(
+            f"{run.path} has no {which} checkpoint (was its training interrupted before the "
+            f"first one? `genlab train --resume {run.path}` continues it)"
+        )
     meta = read_meta(folder)
     if meta.get("task") != task:
         raise GenlabError(f"{folder} holds a '{meta.get('task')}' checkpoint, not one of this '{task}' run")

@@ -3,6 +3,7 @@
 Run unchanged with `python -m genlab ...` (one process) or
 `torchrun --nproc_per_node=N -m genlab ...` (N processes, the global batch split between them).
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Exponential moving averages of a network's weights, to sample from (GAN generators, flow models)."""
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ same size, so rare directions learn as fast as common ones. It suits only the ma
 embeddings, the LM head, norm gains and biases keep AdamW. PyTorch ships Muon (torch.optim.Muon, since
 2.9), so genlab only splits the parameters and wraps the two optimisers so the trainer sees one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,16 +23,29 @@ class MuonWithAdamW:
 
     Each Muon group carries `lr_scale = muon_lr / lr`, so one schedule drives both learning rates."""
 
-    def __init__(self, hidden: list[torch.nn.Parameter], rest: list[torch.nn.Parameter], lr: float,
-                 muon_lr: float, betas: tuple[float, float], weight_decay: float):
-        self.muon = torch.optim.Muon(hidden, lr=muon_lr, weight_decay=weight_decay, momentum=MUON_MOMENTUM,
-                                     nesterov=True)
+    def __init__(
+        self,
+        hidden: list[torch.nn.Parameter],
+        rest: list[torch.nn.Parameter],
+        lr: float,
+        muon_lr: float,
+        betas: tuple[float, float],
+        weight_decay: float,
+    ):
+        self.muon = torch.optim.Muon(
+            hidden, lr=muon_lr, weight_decay=weight_decay, momentum=MUON_MOMENTUM, nesterov=True
+        )
         for group in self.muon.param_groups:
             group["lr_scale"] = muon_lr / lr
         # Weight decay only on matrices (the embeddings and head), as genlab.core.optim.adamw does.
         self.adamw = torch.optim.AdamW(
-            [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
-             {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}], lr=lr, betas=betas)
+            [
+                {"params": [p for p in rest if p.dim() >= 2], "weight_decay": weight_decay},
+                {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
+            ],
+            lr=lr,
+            betas=betas,
+        )
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
@@ -53,8 +67,14 @@ class MuonWithAdamW:
         self.adamw.load_state_dict(state["adamw"])
 
 
-def muon_adamw(model: torch.nn.Module, is_hidden: Callable[[str], bool], lr: float, muon_lr: float,
-               betas: list[float], weight_decay: float) -> MuonWithAdamW:
+def muon_adamw(
+    model: torch.nn.Module,
+    is_hidden: Callable[[str], bool],
+    lr: float,
+    muon_lr: float,
+    betas: list[float],
+    weight_decay: float,
+) -> MuonWithAdamW:
     """Split the trainable parameters: 2-D ones whose name `is_hidden` says lies inside the network go to
     Muon, the rest (embeddings, head, gains, biases) to AdamW."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]

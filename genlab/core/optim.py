@@ -1,4 +1,5 @@
 """Optimiser and schedule helpers that more than one task uses."""
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,8 @@ def adamw(model: torch.nn.Module, lr: float, betas: list[float], weight_decay: f
     """AdamW over the trainable parameters, with weight decay on matrices and embeddings only:
     decaying biases and LayerNorm gains would only shift activations."""
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))

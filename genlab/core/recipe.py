@@ -5,6 +5,7 @@ schema (a dataclass in `genlab/tasks/<name>/recipe.py`) reads it; every section 
 fields carry types, and `from_dict` checks each value against its field's type, so a typo or a wrong
 type fails with one line naming the key, before anything is trained.
 """
+
 from __future__ import annotations
 
 import dataclasses

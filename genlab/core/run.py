@@ -9,6 +9,7 @@ run/
   metrics.jsonl      one JSON object per logged step / period
   report.json        one section per producer: cost (the trainer), validation, quality or test (eval)
 """
+
 from __future__ import annotations
 
 import json

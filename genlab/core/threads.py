@@ -9,6 +9,7 @@ The thread count changes float summation order, hence a run's exact weights: a r
 started with (its checkpoints record it, and a resumed session uses it again), and GENLAB_THREADS=N pins it
 for runs that must match bit for bit across differently loaded moments.
 """
+
 from __future__ import annotations
 
 import os

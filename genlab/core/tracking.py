@@ -7,6 +7,7 @@ file as an artifact) with the cost ledger. Their ids are kept in RUN/tracking.js
 the same MLflow run and W&B run. mlflow and wandb are imported only when a tracker opens: both take a second
 or more to import, and most runs use neither.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,10 @@ class TrackingConfig:
         if self.mlflow not in ("", "default"):
             scheme = urlparse(self.mlflow).scheme
             if scheme not in MLFLOW_SCHEMES:
-                raise ValueError(f"tracking.mlflow must be default or a tracking URI ({', '.join(MLFLOW_SCHEMES)}),"
-                                 f" got {self.mlflow!r}")
+                raise ValueError(
+                    f"tracking.mlflow must be default or a tracking URI ({', '.join(MLFLOW_SCHEMES)}),"
+                    f" got {self.mlflow!r}"
+                )
         if self.wandb is False:
             self.wandb = ""
         if self.wandb not in ("", *WANDB_MODES):
@@ -83,8 +86,9 @@ class _MLflow:
 
     name = "mlflow"
 
-    def __init__(self, uri: str, experiment: str, run: RunDir, task: str, params: dict[str, Any],
-                 saved: dict[str, Any]) -> None:
+    def __init__(
+        self, uri: str, experiment: str, run: RunDir, task: str, params: dict[str, Any], saved: dict[str, Any]
+    ) -> None:
         from mlflow.tracking import MlflowClient  # heavy: imported only when tracking to MLflow
 
         for name in ("alembic", "mlflow.store.db.utils"):  # a new SQLite store's table set-up is no news
@@ -97,10 +101,14 @@ class _MLflow:
             self.run_id = saved["run_id"]
             self.client.update_run(self.run_id, status="RUNNING")
         else:
-            tags = {"genlab.task": task, "genlab.version": genlab_version(),
-                    "genlab.run_path": str(run.path.absolute())}
-            self.run_id = self.client.create_run(self._experiment_id(experiment), run_name=run.path.name,
-                                                 tags=tags).info.run_id
+            tags = {
+                "genlab.task": task,
+                "genlab.version": genlab_version(),
+                "genlab.run_path": str(run.path.absolute()),
+            }
+            self.run_id = self.client.create_run(
+                self._experiment_id(experiment), run_name=run.path.name, tags=tags
+            ).info.run_id
         self._log_params(params, continued)
 
     def _exists(self, run_id: str | None) -> bool:
@@ -118,7 +126,7 @@ class _MLflow:
         location = None
         if self.uri.startswith("sqlite:///"):
             # MLflow's default artifact root is ./mlruns of the current folder: keep artifacts by the store.
-            location = (Path(self.uri[len("sqlite:///"):]).parent / "mlartifacts").absolute().as_uri()
+            location = (Path(self.uri[len("sqlite:///") :]).parent / "mlartifacts").absolute().as_uri()
         try:
             return self.client.create_experiment(name, artifact_location=location)
         except Exception:  # another run of the sweep created it first
@@ -139,7 +147,7 @@ class _MLflow:
             values = {k: v for k, v in values.items() if k not in old}
         items = [Param(k, v) for k, v in values.items()]
         for i in range(0, max(len(items), len(tags)), 100):  # log_batch takes 100 params at most
-            self.client.log_batch(self.run_id, params=items[i:i + 100], tags=tags[i:i + 100])
+            self.client.log_batch(self.run_id, params=items[i : i + 100], tags=tags[i : i + 100])
 
     def log_rows(self, rows: list[tuple[int, dict[str, float]]]) -> None:
         from mlflow.entities import Metric
@@ -147,7 +155,7 @@ class _MLflow:
         now = _millis()
         metrics = [Metric(k, v, now, step) for step, values in rows for k, v in values.items()]
         for i in range(0, len(metrics), 1000):  # log_batch takes 1000 metrics at most
-            self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + 1000])
 
     def log_report(self, report_path: Path, values: dict[str, float], step: int) -> None:
         self.log_rows([(step, values)])
@@ -165,17 +173,26 @@ class _WandB:
 
     name = "wandb"
 
-    def __init__(self, mode: str, project: str, run: RunDir, task: str, params: dict[str, Any],
-                 saved: dict[str, Any]) -> None:
+    def __init__(
+        self, mode: str, project: str, run: RunDir, task: str, params: dict[str, Any], saved: dict[str, Any]
+    ) -> None:
         import wandb  # heavy: imported only when tracking to W&B
 
         self.wandb = wandb
         self.run_path = run.path
         settings = wandb.Settings(console="off", x_disable_stats=True, save_code=False, silent=True)
-        self.run = wandb.init(project=project, dir=str(run.path), mode=mode, id=saved.get("id"), resume="allow",
-                              name=run.path.name, tags=[task, f"genlab-{genlab_version()}"], settings=settings,
-                              config={**params, "genlab.run_path": str(run.path.absolute())},
-                              reinit="create_new")  # a sweep trains one run after another in one process
+        self.run = wandb.init(
+            project=project,
+            dir=str(run.path),
+            mode=mode,
+            id=saved.get("id"),
+            resume="allow",
+            name=run.path.name,
+            tags=[task, f"genlab-{genlab_version()}"],
+            settings=settings,
+            config={**params, "genlab.run_path": str(run.path.absolute())},
+            reinit="create_new",
+        )  # a sweep trains one run after another in one process
 
     def log_rows(self, rows: list[tuple[int, dict[str, float]]]) -> None:
         for step, values in rows:
@@ -241,8 +258,9 @@ class Trackers:
                 getattr(backend, method)(*args)
             except Exception as exc:  # a full disk, a lost server: warn once, keep training
                 self.backends.remove(backend)
-                warnings.warn(f"{backend.name} tracking stopped ({_first_line(exc)}); training goes on without it",
-                              stacklevel=2)
+                warnings.warn(
+                    f"{backend.name} tracking stopped ({_first_line(exc)}); training goes on without it", stacklevel=2
+                )
 
 
 def resolve_mlflow_uri(value: str, run: RunDir) -> str:
@@ -251,7 +269,7 @@ def resolve_mlflow_uri(value: str, run: RunDir) -> str:
     if value == "default":
         return f"sqlite:///{(run.path.absolute().parent / 'mlflow.db')}"
     if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
-        return f"sqlite:///{Path(value[len('sqlite:///'):]).absolute()}"
+        return f"sqlite:///{Path(value[len('sqlite:///') :]).absolute()}"
     return value
 
 
@@ -270,17 +288,18 @@ def open_trackers(recipe: Any, run: RunDir, task: str) -> Trackers:
         if config.mlflow:
             uri = resolve_mlflow_uri(config.mlflow, run)
             try:
-                backends.append(_MLflow(uri, config.mlflow_experiment or recipe.name, run, task, params,
-                                        saved.get("mlflow", {})))
+                backends.append(
+                    _MLflow(uri, config.mlflow_experiment or recipe.name, run, task, params, saved.get("mlflow", {}))
+                )
             except Exception as exc:
                 raise GenlabError(f"tracking.mlflow: cannot open {uri} ({_first_line(exc)})") from None
         if config.wandb:
             try:
-                backends.append(_WandB(config.wandb, config.wandb_project, run, task, params,
-                                       saved.get("wandb", {})))
+                backends.append(_WandB(config.wandb, config.wandb_project, run, task, params, saved.get("wandb", {})))
             except Exception as exc:
-                raise GenlabError(f"tracking.wandb: cannot start a {config.wandb} W&B run ({_first_line(exc)})") \
-                    from None
+                raise GenlabError(
+                    f"tracking.wandb: cannot start a {config.wandb} W&B run ({_first_line(exc)})"
+                ) from None
     except GenlabError:
         Trackers(run, backends).finish("FAILED")
         raise

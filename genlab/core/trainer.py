@@ -1,9 +1,10 @@
 """One small training loop shared by every task: periods, progress bar, logging, checkpoint/resume,
 Ctrl-C, a wall-clock budget, DDP, and what the ledger counts (steps, FLOPs, time).
 
-A task supplies a `Training` (genlab.core.task: the models, the optimisers and one step); the loop
-owns everything about *running* it. genlab.core.launch wraps it into the whole of `genlab train`.
+A task supplies a `Training` (genlab.core.training: the models, the optimisers and one step); the loop
+owns everything about *running* it. genlab.tasks.launch wraps it into the whole of `genlab train`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,8 +23,8 @@ from tqdm import tqdm
 from genlab.core.checkpoint import has_checkpoint, load_state, load_weights, save_checkpoint
 from genlab.core.distributed import DistEnv, barrier
 from genlab.core.run import RunDir
-from genlab.core.task import Training
 from genlab.core.threads import configure_threads
+from genlab.core.training import Training
 from genlab.errors import GenlabError
 
 
@@ -54,17 +55,18 @@ class StopTraining(Exception):
 
 
 class Trainer:
-    def __init__(self, task: Training, run: RunDir, loop: LoopConfig, env: DistEnv,
-                 on_period: PeriodCallback | None = None):
+    def __init__(
+        self, task: Training, run: RunDir, loop: LoopConfig, env: DistEnv, on_period: PeriodCallback | None = None
+    ):
         if loop.global_batch % env.world_size:
-            raise GenlabError(f"data.batch_size={loop.global_batch} is not divisible by "
-                              f"the {env.world_size} processes")
+            raise GenlabError(f"data.batch_size={loop.global_batch} is not divisible by the {env.world_size} processes")
         self.task, self.run, self.loop, self.env = task, run, loop, env
         self.on_period = on_period
         self.steps_per_period = task.num_examples // loop.global_batch  # drop the ragged last batch
         if self.steps_per_period == 0:
-            raise GenlabError(f"the training set has {task.num_examples} examples, "
-                              f"fewer than one batch of {loop.global_batch}")
+            raise GenlabError(
+                f"the training set has {task.num_examples} examples, fewer than one batch of {loop.global_batch}"
+            )
         self.step = 0
         self.flops_by_kind: dict[str, int] = {}
         self.total_flops = 0
@@ -124,10 +126,13 @@ class Trainer:
         bar.close()
         key, value = next(iter(bad.items()))
         kept = load_state(self.run.checkpoint_dir)["step"] if has_checkpoint(self.run.checkpoint_dir) else 0
-        self.run.update_report("cost", {**self.run.read_report().get("cost", {}),
-                                        "stopped_by": f"non-finite loss at step {self.step + 1}"})
-        raise GenlabError(f"training diverged: {key} = {value} at step {self.step + 1}; the checkpoint of step "
-                          f"{kept} is kept in {self.run.checkpoint_dir} (try a lower learning rate)")
+        self.run.update_report(
+            "cost", {**self.run.read_report().get("cost", {}), "stopped_by": f"non-finite loss at step {self.step + 1}"}
+        )
+        raise GenlabError(
+            f"training diverged: {key} = {value} at step {self.step + 1}; the checkpoint of step "
+            f"{kept} is kept in {self.run.checkpoint_dir} (try a lower learning rate)"
+        )
 
     # the loop ---------------------------------------------------------------------------------
     def _period_order(self, period: int) -> torch.Tensor:
@@ -154,8 +159,13 @@ class Trainer:
         start_step = self.step
         budget_s = loop.max_minutes * 60
         session_start = time.perf_counter()
-        bar = tqdm(total=total_steps, initial=self.step, disable=not (loop.progress and env.is_main),
-                   unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=total_steps,
+            initial=self.step,
+            disable=not (loop.progress and env.is_main),
+            unit="step",
+            dynamic_ncols=True,
+        )
         stopped_by = "periods"
         try:
             with _ctrl_c_between_steps() as interrupt:
@@ -166,7 +176,7 @@ class Trainer:
                         if interrupt.requested:
                             raise _StopRequested
                         start = batch_index * loop.global_batch + env.rank * local_batch
-                        metrics = self._run_step(order[start:start + local_batch])
+                        metrics = self._run_step(order[start : start + local_batch])
                         self._stop_if_diverged(metrics, bar)
                         self.step += 1
                         bar.update(1)
@@ -200,16 +210,20 @@ class Trainer:
                         break
         except KeyboardInterrupt:  # a second Ctrl-C, in the middle of a step: its state is not consistent
             bar.close()
-            raise Interrupted(f"interrupted twice: the last checkpoint in {self.run.checkpoint_dir} is kept "
-                              f"(run `genlab train --resume {self.run.path}`)") from None
+            raise Interrupted(
+                f"interrupted twice: the last checkpoint in {self.run.checkpoint_dir} is kept "
+                f"(run `genlab train --resume {self.run.path}`)"
+            ) from None
         except _StopRequested:
             # The first Ctrl-C only asked to stop: the loop got here between two steps, a consistent state.
             bar.close()
             self.train_seconds += time.perf_counter() - session_start
             self.save()
             self.interrupted_summary = self.summary("interrupted", start_step)
-            raise Interrupted(f"interrupted at step {self.step}; resumable checkpoint saved in "
-                              f"{self.run.checkpoint_dir} (run `genlab train --resume {self.run.path}`)") from None
+            raise Interrupted(
+                f"interrupted at step {self.step}; resumable checkpoint saved in "
+                f"{self.run.checkpoint_dir} (run `genlab train --resume {self.run.path}`)"
+            ) from None
         bar.close()
         return self.summary(stopped_by, start_step)
 
@@ -227,7 +241,6 @@ class Trainer:
             "train_flops_per_second": round(self.total_flops / max(self.train_seconds, 1e-9)),
             "examples_per_second": round(self.step * loop.global_batch / max(self.train_seconds, 1e-9), 1),
         }
-
 
 
 class _StopRequest:

@@ -1,4 +1,5 @@
 """Datasets by name. `load_image_dataset` resolves cache -> system package -> download -> bundled."""
+
 from genlab.data.images import SOURCES as IMAGE_DATASETS
 from genlab.data.images import ImageData, load_image_dataset
 

@@ -9,6 +9,7 @@ The `human` split is the one human speaker on the machine: Asterisk's Allison sa
 
 A user's own folder loads too (`path`): `<label>/<name>.wav` or a CSV `path,label[,speaker]`; see docs/audio.md.
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,13 +42,51 @@ SPLITS = ("train", "test", "human")
 CORPUS_VERSION = 1
 INSTALL_HINT = "sudo apt-get install espeak-ng flite"
 
-ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
-                  "en-029", "en-us-nyc")
+ESPEAK_ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-rp",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
 # espeak-ng's voice variants (`espeak-ng --voices=variant`) that sound distinct: "" is the accent's own
 # voice; caleb and klatt6 are left out because they render the same bytes as klatt.
-ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
-                   "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "Andy", "Annie", "aunty", "belinda",
-                   "benjamin", "david", "john", "linda", "Michael", "steph", "grandpa", "Alicia")
+ESPEAK_VARIANTS = (
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "klatt5",
+    "Andy",
+    "Annie",
+    "aunty",
+    "belinda",
+    "benjamin",
+    "david",
+    "john",
+    "linda",
+    "Michael",
+    "steph",
+    "grandpa",
+    "Alicia",
+)
 # awb_time is the awb speaker again, so it is not a voice of its own.
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 # Augmentations of one speaker. espeak-ng: (-s words per minute, -p pitch 0-99), 175/50 being its defaults.
@@ -79,8 +118,11 @@ class Speaker:
 
 
 def _speakers() -> tuple[Speaker, ...]:
-    espeak = [Speaker("espeak-ng", accent, variant, (a + v) % HELD_OUT_EVERY == 0)
-              for a, accent in enumerate(ESPEAK_ACCENTS) for v, variant in enumerate(ESPEAK_VARIANTS)]
+    espeak = [
+        Speaker("espeak-ng", accent, variant, (a + v) % HELD_OUT_EVERY == 0)
+        for a, accent in enumerate(ESPEAK_ACCENTS)
+        for v, variant in enumerate(ESPEAK_VARIANTS)
+    ]
     flite = [Speaker("flite", voice, "", voice in FLITE_HELD_OUT) for voice in FLITE_VOICES]
     return tuple(espeak + flite)
 
@@ -103,13 +145,17 @@ class AudioData:
     def __post_init__(self) -> None:
         n = len(self.labels)
         if self.waves.ndim != 2 or self.waves.shape != (n, CLIP_SAMPLES) or self.waves.dtype != np.float32:
-            raise GenlabError(f"{self.name} from {self.source}: waves have shape {self.waves.shape} "
-                              f"{self.waves.dtype}, expected ({n}, {CLIP_SAMPLES}) float32")
+            raise GenlabError(
+                f"{self.name} from {self.source}: waves have shape {self.waves.shape} "
+                f"{self.waves.dtype}, expected ({n}, {CLIP_SAMPLES}) float32"
+            )
         if len(self.speakers) != n:
             raise GenlabError(f"{self.name} from {self.source}: {len(self.speakers)} speakers for {n} clips")
         if n and not 0 <= self.labels.min() <= self.labels.max() < self.num_classes:
-            raise GenlabError(f"{self.name} from {self.source}: labels run from {self.labels.min()} to "
-                              f"{self.labels.max()}, outside 0..{self.num_classes - 1}")
+            raise GenlabError(
+                f"{self.name} from {self.source}: labels run from {self.labels.min()} to "
+                f"{self.labels.max()}, outside 0..{self.num_classes - 1}"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -121,11 +167,13 @@ class AudioData:
 
 # --- synthesis -------------------------------------------------------------------------------------------
 
+
 def _require_engines(speakers: Sequence[Speaker]) -> None:
     for engine in sorted({s.engine for s in speakers}):
         if shutil.which(engine) is None:
-            raise GenlabError(f"{engine} is not installed, and {CORPUS} is synthesized with it "
-                              f"(Debian: {INSTALL_HINT})")
+            raise GenlabError(
+                f"{engine} is not installed, and {CORPUS} is synthesized with it (Debian: {INSTALL_HINT})"
+            )
 
 
 def engine_versions(engines: Sequence[str] = ("espeak-ng", "flite")) -> dict[str, str]:
@@ -168,8 +216,9 @@ def synthesize_word(speaker: Speaker, word: str, options: Sequence[str], tmp_dir
 def _synthesize_speaker(speaker: Speaker, digits: tuple[int, ...]) -> np.ndarray:
     """All clips of one speaker, digit-major then setting: (len(digits) * settings, 16000) int16."""
     with tempfile.TemporaryDirectory(prefix="genlab-tts-") as tmp:
-        return np.stack([synthesize_word(speaker, DIGITS[d], options, Path(tmp))
-                         for d in digits for options in _settings(speaker)])
+        return np.stack(
+            [synthesize_word(speaker, DIGITS[d], options, Path(tmp)) for d in digits for options in _settings(speaker)]
+        )
 
 
 def _sha256(*arrays: np.ndarray) -> str:
@@ -183,11 +232,17 @@ def _save_split(path: Path, pcm: np.ndarray, labels: np.ndarray, speakers: list[
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a bare name
             np.savez(fh, pcm=pcm, labels=labels, speakers=np.array(speakers))
+
     atomic_write(path, write)
 
 
-def synthesize(out_dir: str | Path, speakers: Sequence[Speaker] = SPEAKERS, digits: Sequence[int] = range(10),
-               workers: int = 2, progress: bool = True) -> dict:
+def synthesize(
+    out_dir: str | Path,
+    speakers: Sequence[Speaker] = SPEAKERS,
+    digits: Sequence[int] = range(10),
+    workers: int = 2,
+    progress: bool = True,
+) -> dict:
     """Synthesize `speakers` × `digits` × their settings into out_dir/{train,test}.npz + manifest.json.
 
     Deterministic: the same speakers and engine versions give the same bytes, whatever `workers` is.
@@ -220,7 +275,10 @@ def synthesize(out_dir: str | Path, speakers: Sequence[Speaker] = SPEAKERS, digi
     bar.close()
     per_speaker = len(clips[0]) // len(digits)
     manifest: dict = {
-        "name": CORPUS, "version": CORPUS_VERSION, "sample_rate": SAMPLE_RATE, "clip_samples": CLIP_SAMPLES,
+        "name": CORPUS,
+        "version": CORPUS_VERSION,
+        "sample_rate": SAMPLE_RATE,
+        "clip_samples": CLIP_SAMPLES,
         "engines": engine_versions(sorted({s.engine for s in speakers})),
         "digits": [DIGITS[d] for d in digits],
         "settings": {"espeak-ng": [list(s) for s in ESPEAK_SETTINGS], "flite": list(FLITE_STRETCHES)},
@@ -228,19 +286,22 @@ def synthesize(out_dir: str | Path, speakers: Sequence[Speaker] = SPEAKERS, digi
     }
     for split, held_out in (("train", False), ("test", True)):
         chosen = [i for i, s in enumerate(speakers) if s.held_out == held_out]
-        pcm = (np.concatenate([clips[i] for i in chosen]) if chosen
-               else np.zeros((0, CLIP_SAMPLES), dtype=np.int16))
+        pcm = np.concatenate([clips[i] for i in chosen]) if chosen else np.zeros((0, CLIP_SAMPLES), dtype=np.int16)
         labels = np.array([d for _ in chosen for d in digits for _ in range(per_speaker)], dtype=np.int64)
         names = [speakers[i].name for i in chosen for _ in range(len(digits) * per_speaker)]
         _save_split(out_dir / f"{split}.npz", pcm, labels, names)
-        manifest["splits"][split] = {"clips": len(labels), "speakers": [speakers[i].name for i in chosen],
-                                     "sha256": _sha256(pcm, labels)}
+        manifest["splits"][split] = {
+            "clips": len(labels),
+            "speakers": [speakers[i].name for i in chosen],
+            "sha256": _sha256(pcm, labels),
+        }
     manifest["synthesis_seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
 # --- loading -----------------------------------------------------------------------------------------------
+
 
 def corpus_dir() -> Path:
     return cache_root() / CORPUS
@@ -269,8 +330,12 @@ def audio_sizes(name: str = CORPUS) -> dict[str, int]:
     if manifest is None:
         raise GenlabError(f"{name} is not synthesized yet")
     splits = manifest["splits"]
-    return {"train": splits["train"]["clips"], "test": splits["test"]["clips"], "human": len(DIGITS),
-            "speakers": len(splits["train"]["speakers"]) + len(splits["test"]["speakers"])}
+    return {
+        "train": splits["train"]["clips"],
+        "test": splits["test"]["clips"],
+        "human": len(DIGITS),
+        "speakers": len(splits["train"]["speakers"]) + len(splits["test"]["speakers"]),
+    }
 
 
 def _read_split(folder: Path, split: str, manifest: dict, name: str, source: str) -> AudioData:
@@ -297,8 +362,13 @@ def load_human() -> AudioData:
         samples, rate = read_wav(path)
         # Quantised like the cached corpus, so every split holds values on the same 16-bit grid.
         clips.append(from_pcm16(to_pcm16(fit_clip(resample(samples, rate, SAMPLE_RATE)))))
-    return AudioData(CORPUS, f"human: Asterisk en_US_f_Allison ({HUMAN_DIR}, 8 kHz upsampled)",
-                     np.stack(clips), np.arange(10, dtype=np.int64), ["asterisk:en_US_f_Allison"] * 10)
+    return AudioData(
+        CORPUS,
+        f"human: Asterisk en_US_f_Allison ({HUMAN_DIR}, 8 kHz upsampled)",
+        np.stack(clips),
+        np.arange(10, dtype=np.int64),
+        ["asterisk:en_US_f_Allison"] * 10,
+    )
 
 
 def _label_of(text: str, where: str) -> int:
@@ -325,8 +395,14 @@ def _user_entries(folder: Path) -> tuple[list[tuple[Path, int, str]], bool]:
         if not rows or not {"path", "label"} <= set(rows[0]):
             raise GenlabError(f"{table} must have a header with columns path,label (and optionally speaker)")
         has_speaker = "speaker" in rows[0]
-        entries = [(folder / row["path"], _label_of(row["label"] or "", f"{table} line {i + 2}"),
-                    (row.get("speaker") or "") if has_speaker else "") for i, row in enumerate(rows)]
+        entries = [
+            (
+                folder / row["path"],
+                _label_of(row["label"] or "", f"{table} line {i + 2}"),
+                (row.get("speaker") or "") if has_speaker else "",
+            )
+            for i, row in enumerate(rows)
+        ]
         return entries, has_speaker
     entries = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
@@ -366,8 +442,10 @@ def load_audio_folder(folder: str | Path, split: str) -> AudioData:
             continue
         samples, rate = read_wav(path)
         if rate != SAMPLE_RATE:
-            raise GenlabError(f"{path} is sampled at {rate} Hz; clips must be {SAMPLE_RATE} Hz "
-                              f"(e.g. `sox in.wav -r {SAMPLE_RATE} out.wav`)")
+            raise GenlabError(
+                f"{path} is sampled at {rate} Hz; clips must be {SAMPLE_RATE} Hz "
+                f"(e.g. `sox in.wav -r {SAMPLE_RATE} out.wav`)"
+            )
         waves.append(fit_clip(samples))
         labels.append(label)
         speakers.append(speaker)
@@ -386,8 +464,9 @@ def load_audio_dataset(name: str = CORPUS, split: str = "train", path: str | Non
         raise GenlabError(f"unknown split {split!r} (choose {', '.join(SPLITS)})")
     if path is not None:
         if split == "human":
-            raise GenlabError("the human split is Asterisk's recordings, not part of a folder; "
-                              "with a path choose train or test")
+            raise GenlabError(
+                "the human split is Asterisk's recordings, not part of a folder; with a path choose train or test"
+            )
         return load_audio_folder(path, split)
     if name not in AUDIO_DATASETS:
         raise GenlabError(f"unknown audio dataset {name!r} (known: {', '.join(AUDIO_DATASETS)})")
@@ -396,8 +475,9 @@ def load_audio_dataset(name: str = CORPUS, split: str = "train", path: str | Non
     folder = corpus_dir()
     manifest = _cached_manifest(folder)
     source = f"cache {folder}"
-    if manifest is None or [s for sp in ("train", "test") for s in manifest["splits"][sp]["speakers"]] != \
-            [s.name for s in SPEAKERS if not s.held_out] + [s.name for s in SPEAKERS if s.held_out]:
+    if manifest is None or [s for sp in ("train", "test") for s in manifest["splits"][sp]["speakers"]] != [
+        s.name for s in SPEAKERS if not s.held_out
+    ] + [s.name for s in SPEAKERS if s.held_out]:
         manifest = synthesize(folder, SPEAKERS, workers=min(2, os.cpu_count() or 1))
         source = f"synthesized into {folder}"
     return _read_split(folder, split, manifest, name, source)

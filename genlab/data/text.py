@@ -5,6 +5,7 @@ reference "Gen 1:1" for the Bibles, the text itself otherwise) -> 90% train, 5% 
 Because the key of a verse is its reference, a verse held out in one Bible version is held out in
 all of them, so a translation model never trains on a test verse in either language.
 """
+
 from __future__ import annotations
 
 import hashlib

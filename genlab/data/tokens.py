@@ -4,6 +4,7 @@ The file is the records' tokens end to end, each record followed by a newline, w
 neither writing nor training ever holds more than a chunk of ids in memory: a corpus larger than RAM
 streams from disk. uint16 holds any vocabulary under 65,536 ids at half the size of uint32.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,9 @@ def corpus_names(corpus: str | list[str]) -> list[str]:
 
 def corpus_source(corpus: str | list[str]) -> str:
     """Where each part of a corpus comes from, for logs and the cost ledger."""
-    return "; ".join(f"{n} from {TEXT_CORPORA[n].source}" if n in TEXT_CORPORA else f"user text {n}"
-                     for n in corpus_names(corpus))
+    return "; ".join(
+        f"{n} from {TEXT_CORPORA[n].source}" if n in TEXT_CORPORA else f"user text {n}" for n in corpus_names(corpus)
+    )
 
 
 def corpus_texts(corpus: str | list[str], split: str, limit_chars: int = 0) -> list[str]:
@@ -56,7 +58,7 @@ def write_tokens(path: Path, texts: list[str], tokenizer: Tokenizer) -> int:
         nonlocal count
         with open(tmp, "wb") as fh:
             for start in range(0, len(texts), CHUNK_RECORDS):
-                ids = [i for text in texts[start:start + CHUNK_RECORDS] for i in tokenizer.encode(text + "\n")]
+                ids = [i for text in texts[start : start + CHUNK_RECORDS] for i in tokenizer.encode(text + "\n")]
                 np.asarray(ids, dtype=dtype).tofile(fh)
                 count += len(ids)
 
@@ -69,14 +71,16 @@ def open_tokens(path: Path, vocab_size: int) -> np.ndarray:
     if not path.is_file():
         raise GenlabError(f"no token file {path}")
     if path.stat().st_size == 0:
-        raise GenlabError(f"{path.name}: this split of the corpus holds no text (a corpus needs enough lines "
-                          "for the train, validation and test splits)")
+        raise GenlabError(
+            f"{path.name}: this split of the corpus holds no text (a corpus needs enough lines "
+            "for the train, validation and test splits)"
+        )
     return np.memmap(path, dtype=token_dtype(vocab_size), mode="r")
 
 
 def windows(tokens: np.ndarray, starts: torch.Tensor, length: int) -> torch.Tensor:
     """Rows tokens[s : s + length] for each start: (B, length) int64 ids."""
-    return torch.from_numpy(np.stack([tokens[s:s + length] for s in starts.tolist()]).astype(np.int64))
+    return torch.from_numpy(np.stack([tokens[s : s + length] for s in starts.tolist()]).astype(np.int64))
 
 
 def spaced_starts(num_tokens: int, length: int, count: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ cross-entropy loss along the sign of its input gradient:
 Only the input gets a gradient (torch.autograd.grad), so the model's parameters are left untouched, and
 the model is attacked in eval mode. Every random draw comes from the torch.Generator passed in.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,10 +59,14 @@ class Attack:
         return 2.5 * self.epsilon / self.steps
 
     def describe(self) -> dict:
-        return {"attack": self.name, "epsilon": self.epsilon, "step_size": self.alpha,
-                "steps": self.steps if self.name == "pgd" else 1,
-                "restarts": self.restarts if self.name == "pgd" else 1,
-                "random_start": self.random_start or self.name == "pgd"}
+        return {
+            "attack": self.name,
+            "epsilon": self.epsilon,
+            "step_size": self.alpha,
+            "steps": self.steps if self.name == "pgd" else 1,
+            "restarts": self.restarts if self.name == "pgd" else 1,
+            "random_start": self.random_start or self.name == "pgd",
+        }
 
 
 def _uniform_start(images: Tensor, epsilon: float, generator: torch.Generator) -> Tensor:
@@ -84,8 +89,7 @@ def _loss_and_grad(model: nn.Module, images: Tensor, labels: Tensor) -> tuple[Te
     return losses.detach(), grad
 
 
-def _ascend(model: nn.Module, images: Tensor, labels: Tensor, start: Tensor, attack: Attack,
-            steps: int) -> Tensor:
+def _ascend(model: nn.Module, images: Tensor, labels: Tensor, start: Tensor, attack: Attack, steps: int) -> Tensor:
     adversarial = start
     for _ in range(steps):
         _, grad = _loss_and_grad(model, adversarial, labels)
@@ -93,8 +97,9 @@ def _ascend(model: nn.Module, images: Tensor, labels: Tensor, start: Tensor, att
     return adversarial.detach()
 
 
-def perturb(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack,
-            generator: torch.Generator | None = None) -> Tensor:
+def perturb(
+    model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, generator: torch.Generator | None = None
+) -> Tensor:
     """Adversarial versions (B, C, H, W) of `images` under `attack`, in the model's current mode (training
     calls this on the model it trains; `attack_images` puts it in eval mode first)."""
     generator = generator or torch.Generator().manual_seed(0)
@@ -109,8 +114,9 @@ def perturb(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack,
     best_loss = torch.full((len(images),), -float("inf"), device=images.device)
     best_fooled = torch.zeros(len(images), dtype=torch.bool, device=images.device)
     for _ in range(attack.restarts):
-        candidate = _ascend(model, images, labels, _uniform_start(images, attack.epsilon, generator),
-                            attack, attack.steps)
+        candidate = _ascend(
+            model, images, labels, _uniform_start(images, attack.epsilon, generator), attack, attack.steps
+        )
         with torch.no_grad():
             logits = model(candidate)
             loss = F.cross_entropy(logits, labels, reduction="none")
@@ -121,16 +127,21 @@ def perturb(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack,
     return best
 
 
-def attack_images(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, seed: int = 0,
-                  batch_size: int = 500) -> Tensor:
+def attack_images(
+    model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, seed: int = 0, batch_size: int = 500
+) -> Tensor:
     """`perturb` in eval mode, in batches, every random start drawn from one generator seeded by `seed`;
     the model's mode is restored afterwards."""
     generator = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
     try:
-        return torch.cat([perturb(model, images[i:i + batch_size], labels[i:i + batch_size], attack, generator)
-                          for i in range(0, len(images), batch_size)])
+        return torch.cat(
+            [
+                perturb(model, images[i : i + batch_size], labels[i : i + batch_size], attack, generator)
+                for i in range(0, len(images), batch_size)
+            ]
+        )
     finally:
         model.train(was_training)
 
@@ -138,18 +149,20 @@ def attack_images(model: nn.Module, images: Tensor, labels: Tensor, attack: Atta
 @torch.no_grad()
 def predict(model: nn.Module, images: Tensor, batch_size: int = 500) -> Tensor:
     """Predicted classes (N,)."""
-    return torch.cat([model(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+    return torch.cat([model(images[i : i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
 
 
-def robust_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, seed: int = 0,
-                    batch_size: int = 500) -> dict[str, float]:
+def robust_accuracy(
+    model: nn.Module, images: Tensor, labels: Tensor, attack: Attack, seed: int = 0, batch_size: int = 500
+) -> dict[str, float]:
     """Clean accuracy and accuracy under `attack` of `images` (N, C, H, W) in [0, 1] with `labels` (N,).
 
     Examples the model already gets wrong count as broken without being attacked (an attack can only
     keep them wrong), which saves the attack's time on a weak model."""
     if len(images) == 0 or len(images) != len(labels):
-        raise GenlabError(f"robust_accuracy needs as many labels as images, at least one: {len(images)} images, "
-                          f"{len(labels)} labels")
+        raise GenlabError(
+            f"robust_accuracy needs as many labels as images, at least one: {len(images)} images, {len(labels)} labels"
+        )
     if images.min() < 0 or images.max() > 1:
         raise GenlabError("robust_accuracy takes images in [0, 1]")
     was_training = model.training

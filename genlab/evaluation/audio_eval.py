@@ -5,6 +5,7 @@ Like the image evaluators (classifier.py), its weights ship in genlab/evaluation
 with a sha256 in the json record: scores are comparable only between equal checksums.
 The front end (`log_mel`) is fixed and differentiable, so a generator may use it too.
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,8 +69,15 @@ def log_mel(waves: torch.Tensor) -> torch.Tensor:
     """(N, T) waves in [-1, 1] -> (N, 1, N_MELS, 1 + T // HOP_LENGTH) log mel power; differentiable."""
     if waves.ndim != 2:
         raise GenlabError(f"log_mel needs waves (N, T), got shape {tuple(waves.shape)}")
-    spec = torch.stft(waves.float(), N_FFT, HOP_LENGTH, WIN_LENGTH, window=_window(str(waves.device)),
-                      center=True, return_complex=True)  # (N, N_FFT // 2 + 1, frames)
+    spec = torch.stft(
+        waves.float(),
+        N_FFT,
+        HOP_LENGTH,
+        WIN_LENGTH,
+        window=_window(str(waves.device)),
+        center=True,
+        return_complex=True,
+    )  # (N, N_FFT // 2 + 1, frames)
     mel = mel_filters().to(waves.device) @ spec.abs().pow(2)  # (N, N_MELS, frames)
     return torch.log(mel + LOG_FLOOR).unsqueeze(1)
 
@@ -92,8 +100,12 @@ class AudioClassifier(nn.Module):
         blocks: list[nn.Module] = [nn.BatchNorm2d(1)]  # log-mel levels differ by voice and gain: normalise
         in_ch = 1
         for out_ch in config.channels:
-            blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch),
-                       nn.ReLU(), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             in_ch = out_ch
         self.conv = nn.Sequential(*blocks)
         mel_bins = N_MELS // 2 ** len(config.channels)
@@ -111,6 +123,7 @@ class AudioClassifier(nn.Module):
 
 
 # --- training ------------------------------------------------------------------------------------------
+
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
     return low + (high - low) * torch.rand(n, generator=generator)
@@ -149,7 +162,7 @@ def predict(model: AudioClassifier, waves: torch.Tensor, batch_size: int = 256) 
     model.eval()
     feats, probs = [], []
     for i in range(0, len(waves), batch_size):
-        h = model.features(waves[i:i + batch_size].float())  # (B, D)
+        h = model.features(waves[i : i + batch_size].float())  # (B, D)
         feats.append(h.double().numpy())
         probs.append(model.head(h).softmax(dim=1).double().numpy())  # (B, C)
     if not feats:
@@ -162,9 +175,15 @@ def _accuracy(model: AudioClassifier, data: AudioData) -> float:
     return float((probs.argmax(axis=1) == data.labels).mean())
 
 
-def train_audio_evaluator(out_dir: str | Path, seed: int = 0, epochs: int = DEFAULT_EPOCHS, batch_size: int = 64,
-                          lr: float = 3e-3, config: AudioClassifierConfig | None = None,
-                          progress: bool = True) -> dict:
+def train_audio_evaluator(
+    out_dir: str | Path,
+    seed: int = 0,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    config: AudioClassifierConfig | None = None,
+    progress: bool = True,
+) -> dict:
     """Train on the train split of spoken-digits, measure on held-out voices and the human recordings,
     write spoken-digits.safetensors + spoken-digits.json into out_dir. Returns the json record."""
     from tqdm import tqdm
@@ -186,7 +205,7 @@ def train_audio_evaluator(out_dir: str | Path, seed: int = 0, epochs: int = DEFA
         model.train()
         order = torch.randperm(len(x_train), generator=generator)
         for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             loss = F.cross_entropy(model(augment(x_train[idx], generator)), y_train[idx], label_smoothing=0.05)
             optimizer.zero_grad()
             loss.backward()
@@ -205,24 +224,43 @@ def train_audio_evaluator(out_dir: str | Path, seed: int = 0, epochs: int = DEFA
     info = {
         "dataset": CORPUS,
         "dataset_source": train.source,
-        "train_size": len(train), "test_size": len(test),
-        "train_speakers": len(set(train.speakers)), "test_speakers": len(set(test.speakers)),
+        "train_size": len(train),
+        "test_size": len(test),
+        "train_speakers": len(set(train.speakers)),
+        "test_speakers": len(set(test.speakers)),
         "test_accuracy": _accuracy(model, test),
         "human_accuracy": float((human_pred == human.labels).mean()),
         "human_predictions": [DIGITS[p] for p in human_pred],
         "human_source": human.source,
         "feature_dim": config.feature_dim,
         "config": asdict(config),
-        "front_end": {"n_fft": N_FFT, "win_length": WIN_LENGTH, "hop_length": HOP_LENGTH, "n_mels": N_MELS,
-                      "f_min": F_MIN, "f_max": F_MAX, "log_floor": LOG_FLOOR},
-        "augment": {"speed": SPEED_RANGE, "max_shift": MAX_SHIFT, "gain": GAIN_RANGE, "lowpass_hz": LOWPASS_HZ,
-                    "noise_std": NOISE_STD},
-        "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "command": shlex.join(["genlab", "eval-nets", "train", "--data", CORPUS, "--epochs", str(epochs),
-                               "--seed", str(seed)]),
+        "front_end": {
+            "n_fft": N_FFT,
+            "win_length": WIN_LENGTH,
+            "hop_length": HOP_LENGTH,
+            "n_mels": N_MELS,
+            "f_min": F_MIN,
+            "f_max": F_MAX,
+            "log_floor": LOG_FLOOR,
+        },
+        "augment": {
+            "speed": SPEED_RANGE,
+            "max_shift": MAX_SHIFT,
+            "gain": GAIN_RANGE,
+            "lowpass_hz": LOWPASS_HZ,
+            "noise_std": NOISE_STD,
+        },
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "command": shlex.join(
+            ["genlab", "eval-nets", "train", "--data", CORPUS, "--epochs", str(epochs), "--seed", str(seed)]
+        ),
         "train_seconds": round(train_seconds, 1),
         "torch_threads": torch.get_num_threads(),
-        "python": sys.version.split()[0], "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
         "sha256": sha256_of(weights_path),
     }
     atomic_write_text(out_dir / f"{CORPUS}.json", json.dumps(info, indent=2) + "\n")
@@ -293,15 +331,19 @@ def reference_scores(reference: AudioData, evaluator: AudioClassifier) -> tuple[
         feats, probs = predict(evaluator, torch.from_numpy(reference.waves))
         ceiling = {"num_clips": len(reference), **_score_probs(probs, reference.labels)}
         half = _halves(reference.speakers)
-        ceiling["frechet_distance"] = (frechet_distance(feats[half], feats[~half])
-                                       if min(half.sum(), (~half).sum()) >= 2 else None)
+        ceiling["frechet_distance"] = (
+            frechet_distance(feats[half], feats[~half]) if min(half.sum(), (~half).sum()) >= 2 else None
+        )
         _REAL_CACHE[key] = (feats, ceiling)
     return _REAL_CACHE[key]
 
 
-def evaluate_clips(waves: np.ndarray | torch.Tensor, evaluator: AudioClassifier,
-                   requested_labels: np.ndarray | torch.Tensor | None = None,
-                   reference: AudioData | None = None) -> dict:
+def evaluate_clips(
+    waves: np.ndarray | torch.Tensor,
+    evaluator: AudioClassifier,
+    requested_labels: np.ndarray | torch.Tensor | None = None,
+    reference: AudioData | None = None,
+) -> dict:
     """Score clips (N, 16000) in [-1, 1] against real ones (default: the held-out test voices).
 
     accuracy: how often the evaluator hears the requested digit (None without requested_labels);
@@ -326,7 +368,10 @@ def evaluate_clips(waves: np.ndarray | torch.Tensor, evaluator: AudioClassifier,
         "frechet_distance": frechet_distance(real_feats, feats),
         "ceiling": ceiling,
         "reference": reference.source,
-        "evaluator": {"dataset": evaluator.info.get("dataset", CORPUS), "sha256": evaluator.info.get("sha256"),
-                      "test_accuracy": evaluator.info.get("test_accuracy"),
-                      "human_accuracy": evaluator.info.get("human_accuracy")},
+        "evaluator": {
+            "dataset": evaluator.info.get("dataset", CORPUS),
+            "sha256": evaluator.info.get("sha256"),
+            "test_accuracy": evaluator.info.get("test_accuracy"),
+            "human_accuracy": evaluator.info.get("human_accuracy"),
+        },
     }

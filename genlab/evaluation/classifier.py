@@ -5,6 +5,7 @@ trained on the dataset itself gives features that see exactly what matters for 2
 Weights ship in `genlab/evaluation/weights/{dataset}.safetensors` with a `{dataset}.json` beside them
 recording their sha256, so scores computed anywhere are comparable only if the checksum matches.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,12 @@ class ImageClassifier(nn.Module):
         self.config = config
         blocks, in_ch = [], 1
         for out_ch in config.channels:
-            blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch),
-                       nn.ReLU(), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             in_ch = out_ch
         self.conv = nn.Sequential(*blocks, nn.Flatten())
         self.embed = nn.Sequential(nn.Linear(in_ch * 3 * 3, config.feature_dim), nn.ReLU())
@@ -72,8 +77,10 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def accuracy(model: ImageClassifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
     model.eval()
-    correct = sum((model(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum().item()
-                  for i in range(0, len(images), batch_size))
+    correct = sum(
+        (model(images[i : i + batch_size]).argmax(1) == labels[i : i + batch_size]).sum().item()
+        for i in range(0, len(images), batch_size)
+    )
     return correct / len(images)
 
 
@@ -81,9 +88,16 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train_evaluator(dataset_name: str, out_dir: Path, seed: int = 0, epochs: int | None = None,
-                    batch_size: int = 128, lr: float = 2e-3, max_shift: int | None = None,
-                    config: ClassifierConfig | None = None) -> dict:
+def train_evaluator(
+    dataset_name: str,
+    out_dir: Path,
+    seed: int = 0,
+    epochs: int | None = None,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    max_shift: int | None = None,
+    config: ClassifierConfig | None = None,
+) -> dict:
     """Train on the train split, measure on the test split, write {dataset}.safetensors + .json.
 
     `epochs=None` / `max_shift=None` take the per-dataset defaults. Returns the json record.
@@ -111,7 +125,7 @@ def train_evaluator(dataset_name: str, out_dir: Path, seed: int = 0, epochs: int
         model.train()
         order = torch.randperm(len(x_train), generator=generator)
         for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             images = x_train[idx]
             if max_shift:
                 images = random_shift(images, max_shift, generator)
@@ -153,8 +167,9 @@ def evaluator_info(dataset_name: str, weights_dir: Path | None = None) -> dict:
     """The json record written beside the weights (sha256, test accuracy, ...)."""
     path = Path(weights_dir or WEIGHTS_DIR) / f"{dataset_name}.json"
     if not path.is_file():
-        raise GenlabError(f"no evaluator for '{dataset_name}' ({path} missing); "
-                          f"run `genlab eval-nets train --data {dataset_name}`")
+        raise GenlabError(
+            f"no evaluator for '{dataset_name}' ({path} missing); run `genlab eval-nets train --data {dataset_name}`"
+        )
     info = read_json(path, f"evaluator record (run `genlab eval-nets train --data {dataset_name}`)")
     if not isinstance(info, dict) or "sha256" not in info or "config" not in info:
         raise GenlabError(f"{path} is not an evaluator record; run `genlab eval-nets train --data {dataset_name}`")

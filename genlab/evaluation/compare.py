@@ -5,6 +5,7 @@ Every task turns its evaluated run's report.json into a row (`Task.compare_row`,
 `row()` below fills what every run has (its name and cost ledger), the task the rest — dataset, method, metric,
 quality, details (a second opinion, e.g. chrF beside BLEU), baseline, baseline_name, start, init. No model is loaded.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,16 @@ from typing import Any
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
 
-METRIC_NAMES = {"macro_f1": "macro-F1", "accuracy": "accuracy", "bleu": "BLEU", "chrf": "chrF", "fid": "FID",
-                "loss": "test loss", "frechet_distance": "Fréchet distance", "robust_accuracy": "PGD accuracy"}
+METRIC_NAMES = {
+    "macro_f1": "macro-F1",
+    "accuracy": "accuracy",
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "fid": "FID",
+    "loss": "test loss",
+    "frechet_distance": "Fréchet distance",
+    "robust_accuracy": "PGD accuracy",
+}
 LOWER_IS_BETTER = {"fid", "loss", "frechet_distance"}  # the others: higher is better
 _SCORE_FORMAT = {"bleu": ".1f", "chrf": ".1f", "fid": ".2f", "frechet_distance": ".2f"}  # the rest: 0-1 or nats
 MISSING = "–"
@@ -42,10 +51,20 @@ def row(run: RunDir, report: dict[str, Any], **fields: Any) -> dict[str, Any]:
     cost = report.get("cost") or {}
     counts = cost.get("parameters") or {}
     trained = sum(n for name, n in counts.items() if not name.endswith("_ema")) or None
-    return {"run": run.path.resolve().name, "start": "scratch", "init": None, "details": None, "baseline": None,
-            "baseline_name": None, "trainable_parameters": trained, "trainable_fraction": None,
-            "train_seconds": cost.get("train_seconds"), "train_flops": cost.get("train_flops"),
-            "peak_rss_mb": cost.get("peak_rss_mb"), **fields}
+    return {
+        "run": run.path.resolve().name,
+        "start": "scratch",
+        "init": None,
+        "details": None,
+        "baseline": None,
+        "baseline_name": None,
+        "trainable_parameters": trained,
+        "trainable_fraction": None,
+        "train_seconds": cost.get("train_seconds"),
+        "train_flops": cost.get("train_flops"),
+        "peak_rss_mb": cost.get("peak_rss_mb"),
+        **fields,
+    }
 
 
 def metric_name(metric: str) -> str:
@@ -82,16 +101,33 @@ def _cells(row: dict) -> list[str]:
         return MISSING if row[key] is None else format(row[key], spec)
 
     return [
-        row["run"], row["dataset"], row["start"] + (" (random init)" if row["init"] == "random" else ""), row["method"],
-        quality, MISSING if row["baseline"] is None else _score(metric, row["baseline"]), params,
-        number("train_seconds", ".1f"), number("train_flops", ".2e"), number("peak_rss_mb", ".0f"),
+        row["run"],
+        row["dataset"],
+        row["start"] + (" (random init)" if row["init"] == "random" else ""),
+        row["method"],
+        quality,
+        MISSING if row["baseline"] is None else _score(metric, row["baseline"]),
+        params,
+        number("train_seconds", ".1f"),
+        number("train_flops", ".2e"),
+        number("peak_rss_mb", ".0f"),
     ]
 
 
 def render_table(rows: list[dict]) -> str:
     """A Markdown table sorted by dataset then method, so runs that compete with each other sit next to each other."""
-    header = ["run", "dataset", "start", "method", "quality", "baseline", "trainable params", "train time (s)",
-              "train FLOPs", "peak memory (MB)"]
+    header = [
+        "run",
+        "dataset",
+        "start",
+        "method",
+        "quality",
+        "baseline",
+        "trainable params",
+        "train time (s)",
+        "train FLOPs",
+        "peak memory (MB)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in sorted(rows, key=_sort_key):
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(row)) + " |")
@@ -123,23 +159,37 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     fig = Figure(figsize=(5 * grid[1], 4 * grid[0]), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(*grid, squeeze=False).ravel()
-    for ax in axes[len(panels):]:  # a last row that is not full
+    for ax in axes[len(panels) :]:  # a last row that is not full
         ax.set_visible(False)
     for ax, (dataset, metric) in zip(axes, panels):
         group = sorted((r for r in rows if (r["dataset"], r["metric"]) == (dataset, metric)), key=_sort_key)
         for i, row in enumerate(group):
             if not row["train_flops"]:
                 continue
-            ax.scatter(row["train_flops"], row["quality"], s=_marker_area(row["trainable_parameters"]),
-                       color=colors[row["method"]], alpha=0.7)
+            ax.scatter(
+                row["train_flops"],
+                row["quality"],
+                s=_marker_area(row["trainable_parameters"]),
+                color=colors[row["method"]],
+                alpha=0.7,
+            )
             label = row["method"] + (" (random)" if row["init"] == "random" else "")
             # Staggered label heights: methods of similar cost and quality would otherwise print over each other.
-            ax.annotate(label, (row["train_flops"], row["quality"]), xytext=(6, 4 - 10 * (i % 3)),
-                        textcoords="offset points", fontsize=8)
+            ax.annotate(
+                label,
+                (row["train_flops"], row["quality"]),
+                xytext=(6, 4 - 10 * (i % 3)),
+                textcoords="offset points",
+                fontsize=8,
+            )
         baseline = next((r for r in group if r["baseline"] is not None), None)
         if baseline is not None:
-            ax.axhline(baseline["baseline"], linestyle="--", color="gray",
-                       label=f"baseline: {baseline['baseline_name'] or 'baseline'}")
+            ax.axhline(
+                baseline["baseline"],
+                linestyle="--",
+                color="gray",
+                label=f"baseline: {baseline['baseline_name'] or 'baseline'}",
+            )
             ax.legend(fontsize=8)
         ax.margins(0.2)  # room for the labels next to the outermost points
         ax.set_title(dataset)

@@ -1,5 +1,6 @@
 """What an evaluation protocol is (genlab.evaluation.protocols lists them). Its own module so that each
 protocol module can build one without importing the list that imports it (no import cycle)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -11,6 +11,7 @@
 
 benchmarks/fewshot_benchmark.py runs them all over k and seeds (docs/paradigms.md).
 """
+
 from __future__ import annotations
 
 import random
@@ -38,8 +39,10 @@ def tfidf_logreg(train: list[tuple[str, str]], texts: list[str], seed: int = 0) 
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                             LogisticRegression(max_iter=2000, C=10.0, random_state=seed))
+    pipeline = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+        LogisticRegression(max_iter=2000, C=10.0, random_state=seed),
+    )
     pipeline.fit([t for t, _ in train], [y for _, y in train])
     return list(pipeline.predict(texts))
 
@@ -83,8 +86,9 @@ def contrastive_pairs(labels: list[str], iterations: int, rng: random.Random) ->
     return pairs
 
 
-def contrastive_finetune(encoder: SentenceEncoder, examples: list[tuple[str, str]],
-                         config: ContrastiveConfig) -> dict[str, float]:
+def contrastive_finetune(
+    encoder: SentenceEncoder, examples: list[tuple[str, str]], config: ContrastiveConfig
+) -> dict[str, float]:
     """(b): fine-tune the whole encoder in place on pairs of `examples`; -> steps, seconds, FLOPs."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)  # dropout
@@ -95,7 +99,7 @@ def contrastive_finetune(encoder: SentenceEncoder, examples: list[tuple[str, str
     began = time.perf_counter()
     with FlopCounterMode(display=False) as counter:
         for start in range(0, len(pairs), config.batch_size):
-            batch = pairs[start:start + config.batch_size]
+            batch = pairs[start : start + config.batch_size]
             vectors = encoder.forward([examples[i][0] for i, _, _ in batch] + [examples[j][0] for _, j, _ in batch])
             u, v = vectors.split(len(batch))  # (P, C) each, unit length
             target = torch.tensor([t for _, _, t in batch])
@@ -104,11 +108,16 @@ def contrastive_finetune(encoder: SentenceEncoder, examples: list[tuple[str, str
             loss.backward()
             optimizer.step()
     encoder.backbone.eval()
-    return {"pairs": len(pairs), "steps": -(-len(pairs) // config.batch_size),
-            "seconds": time.perf_counter() - began, "flops": float(counter.get_total_flops())}
+    return {
+        "pairs": len(pairs),
+        "steps": -(-len(pairs) // config.batch_size),
+        "seconds": time.perf_counter() - began,
+        "flops": float(counter.get_total_flops()),
+    }
 
 
 # ---- (d) in-context examples for a causal LM -------------------------------------------------------
+
 
 def demonstrations(prompts: Prompts, examples: list[tuple[str, str]], encode: Any, budget: int) -> tuple[str, int]:
     """Worked examples, in the given order, as one prompt prefix of at most `budget` tokens: each example
@@ -122,12 +131,22 @@ def demonstrations(prompts: Prompts, examples: list[tuple[str, str]], encode: An
 
 
 def _mean_sd(values: list[float]) -> dict[str, Any]:
-    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "seeds": values}
+    return {
+        "mean": statistics.fmean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "seeds": values,
+    }
 
 
-def in_context(handle: Any, dataset: str = "fortunes", templates: str = "fortunes", k: int = 4, seeds: int = 5,
-               limit: int = 0, query_tokens: int = 96) -> dict[str, Any]:
+def in_context(
+    handle: Any,
+    dataset: str = "fortunes",
+    templates: str = "fortunes",
+    k: int = 4,
+    seeds: int = 5,
+    limit: int = 0,
+    query_tokens: int = 96,
+) -> dict[str, Any]:
     """k-shot prompting: per seed, k examples of each class in a seeded order, as many as fit the context
     before `query_tokens` tokens kept for the test quote; each test quote scored by its labels' likelihood."""
     if min(k, seeds, query_tokens) < 1 or limit < 0:
@@ -136,11 +155,14 @@ def in_context(handle: Any, dataset: str = "fortunes", templates: str = "fortune
     data = load_labelled_data(dataset, "classify")
     test = data.test_examples(limit)
     decoding = handle.text_decoding()
-    scorer = LabelScorer(decoding.model.eval(), decoding.encode, prompts.for_labels(data.labels),
-                         decoding.model.config.block_size)
+    scorer = LabelScorer(
+        decoding.model.eval(), decoding.encode, prompts.for_labels(data.labels), decoding.model.config.block_size
+    )
     if query_tokens >= scorer.room:
-        raise GenlabError(f"query_tokens={query_tokens} leaves no room for examples in the model's context "
-                          f"({decoding.model.config.block_size} tokens)")
+        raise GenlabError(
+            f"query_tokens={query_tokens} leaves no room for examples in the model's context "
+            f"({decoding.model.config.block_size} tokens)"
+        )
     began = time.perf_counter()
     per_seed, in_prompt = [], []
     for seed in range(seeds):
@@ -149,13 +171,24 @@ def in_context(handle: Any, dataset: str = "fortunes", templates: str = "fortune
         per_seed.append(score_rules(scorer, test, data.labels, prompts, prefix))
         in_prompt.append(used)
     rules = list(per_seed[0]["macro_f1"])
-    return {"dataset": dataset, "templates": prompts.source, "k": k, "examples": len(test),
-            "context": decoding.model.config.block_size, "in_prompt": in_prompt,
-            "macro_f1": {rule: _mean_sd([s["macro_f1"][rule] for s in per_seed]) for rule in rules},
-            **{rule: _mean_sd([s[rule] for s in per_seed]) for rule in rules},
-            "queries_cut": [s["queries_cut"] for s in per_seed], "plurality": plurality_baseline(data, test),
-            "score_seconds": time.perf_counter() - began}
+    return {
+        "dataset": dataset,
+        "templates": prompts.source,
+        "k": k,
+        "examples": len(test),
+        "context": decoding.model.config.block_size,
+        "in_prompt": in_prompt,
+        "macro_f1": {rule: _mean_sd([s["macro_f1"][rule] for s in per_seed]) for rule in rules},
+        **{rule: _mean_sd([s[rule] for s in per_seed]) for rule in rules},
+        "queries_cut": [s["queries_cut"] for s in per_seed],
+        "plurality": plurality_baseline(data, test),
+        "score_seconds": time.perf_counter() - began,
+    }
 
 
-PROTOCOL = EvalProtocol("in-context", ("completions",), in_context,
-                        "k-shot prompts: worked examples in the prompt, labels scored by log-likelihood")
+PROTOCOL = EvalProtocol(
+    "in-context",
+    ("completions",),
+    in_context,
+    "k-shot prompts: worked examples in the prompt, labels scored by log-likelihood",
+)

@@ -1,4 +1,5 @@
 """Score generated images against a dataset's test split in the feature space of its evaluator CNN."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,7 @@ def embed(images: torch.Tensor, evaluator: ImageClassifier, batch_size: int = 50
     evaluator.eval()
     feats, probs = [], []
     for i in range(0, len(images), batch_size):
-        h = evaluator.features(images[i:i + batch_size].float())  # (B, D)
+        h = evaluator.features(images[i : i + batch_size].float())  # (B, D)
         feats.append(h.double().numpy())
         probs.append(evaluator.head(h).softmax(dim=1).double().numpy())  # (B, C)
     return np.concatenate(feats), np.concatenate(probs)
@@ -32,8 +33,13 @@ def real_features(dataset: ImageData, evaluator: ImageClassifier, batch_size: in
     return _REAL_CACHE[key]  # (N_test, D)
 
 
-def evaluate_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: ImageClassifier,
-                     requested_labels: torch.Tensor | None = None, batch_size: int = 500) -> dict:
+def evaluate_samples(
+    fake_images: torch.Tensor,
+    dataset: ImageData,
+    evaluator: ImageClassifier,
+    requested_labels: torch.Tensor | None = None,
+    batch_size: int = 500,
+) -> dict:
     """FID, precision/recall (k=3), Inception-style score and class histogram of fake_images (N, 1, 28, 28).
 
     With requested_labels (N,) (a conditional generator), also label_accuracy: how often the evaluator
@@ -74,8 +80,9 @@ def evaluate_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: I
     }
     if requested_labels is not None:
         if requested_labels.shape != (len(fake_images),):
-            raise GenlabError(f"requested_labels must have shape ({len(fake_images)},), "
-                              f"got {tuple(requested_labels.shape)}")
+            raise GenlabError(
+                f"requested_labels must have shape ({len(fake_images)},), got {tuple(requested_labels.shape)}"
+            )
         predicted = fake_probs.argmax(axis=1)
         result["label_accuracy"] = float((predicted == requested_labels.cpu().numpy()).mean())
     return result
@@ -84,5 +91,7 @@ def evaluate_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: I
 def quality_details(quality: dict) -> str:
     """The second opinion on an image run's FID in a `genlab report` row: precision, recall and the rarest
     class, and how many samples were scored (FID is biased upward at fewer samples, so it belongs beside it)."""
-    return (f"P {quality['precision']:.2f}, R {quality['recall']:.2f}, rarest class "
-            f"{100 * quality['min_class_fraction']:.1f} %, {quality['num_samples']:,} samples")
+    return (
+        f"P {quality['precision']:.2f}, R {quality['recall']:.2f}, rarest class "
+        f"{100 * quality['min_class_fraction']:.1f} %, {quality['num_samples']:,} samples"
+    )

@@ -4,6 +4,7 @@ FID (Heusel et al. 2017), improved precision & recall (Kynkäänniemi et al. 201
 style score (Salimans et al. 2016) and class histograms. Which network made the features is the
 caller's business (genlab uses a small per-dataset classifier, see classifier.py).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -23,8 +24,9 @@ def _check_features(name: str, feats: np.ndarray, min_rows: int) -> np.ndarray:
     return feats
 
 
-def frechet_distance_from_stats(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                                eps: float = 1e-6) -> float:
+def frechet_distance_from_stats(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians."""
     if not all(np.isfinite(a).all() for a in (mu1, sigma1, mu2, sigma2)):
         raise GenlabError("FID: the feature statistics hold non-finite values (NaN or inf)")
@@ -54,26 +56,34 @@ def frechet_distance(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     feats_a, feats_b = _check_features("feats_a", feats_a, 2), _check_features("feats_b", feats_b, 2)
     if feats_a.shape[1] != feats_b.shape[1]:
         raise GenlabError(f"FID: feature dims differ ({feats_a.shape[1]} vs {feats_b.shape[1]})")
-    return frechet_distance_from_stats(feats_a.mean(0), np.cov(feats_a, rowvar=False),
-                                       feats_b.mean(0), np.cov(feats_b, rowvar=False))
+    return frechet_distance_from_stats(
+        feats_a.mean(0), np.cov(feats_a, rowvar=False), feats_b.mean(0), np.cov(feats_b, rowvar=False)
+    )
 
 
 def _knn_radii(feats: torch.Tensor, k: int, batch_size: int) -> torch.Tensor:
     """Distance from each point to its k-th nearest other point. (N,)"""
     # k + 1 because every point is its own nearest neighbour at distance 0.
-    return torch.cat([torch.cdist(feats[i:i + batch_size], feats).kthvalue(k + 1, dim=1).values
-                      for i in range(0, len(feats), batch_size)])
+    return torch.cat(
+        [
+            torch.cdist(feats[i : i + batch_size], feats).kthvalue(k + 1, dim=1).values
+            for i in range(0, len(feats), batch_size)
+        ]
+    )
 
 
 def _inside_any_ball(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, batch_size: int) -> float:
     """Fraction of points within radius of at least one centre."""
-    inside = [(torch.cdist(points[i:i + batch_size], centres) <= radii[None, :]).any(dim=1)  # (b,)
-              for i in range(0, len(points), batch_size)]
+    inside = [
+        (torch.cdist(points[i : i + batch_size], centres) <= radii[None, :]).any(dim=1)  # (b,)
+        for i in range(0, len(points), batch_size)
+    ]
     return torch.cat(inside).double().mean().item()
 
 
-def precision_recall(real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3,
-                     batch_size: int = 1000) -> tuple[float, float]:
+def precision_recall(
+    real_feats: np.ndarray, fake_feats: np.ndarray, k: int = 3, batch_size: int = 1000
+) -> tuple[float, float]:
     """Improved precision and recall: each set's support is the union of its k-NN balls.
 
     precision = fraction of fake samples inside the real support (realism);

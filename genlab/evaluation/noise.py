@@ -5,6 +5,7 @@ macro-F1 and the fraction actually changed, per kind and rate) and the curve RUN
 
 genlab.evaluation.protocols lists it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,8 +43,9 @@ def _test_examples(handle: Any, dataset: str, limit: int) -> tuple[str, list[tup
 def _predict(handle: Any, texts: list[str], batch_size: int = 64) -> list[str]:
     # a text left empty (all its letters deleted) is read as "-": the classifier still has to answer it
     texts = [t if t.strip() else "-" for t in texts]
-    return [scores.label for i in range(0, len(texts), batch_size)
-            for scores in handle.classify(texts[i:i + batch_size])]
+    return [
+        scores.label for i in range(0, len(texts), batch_size) for scores in handle.classify(texts[i : i + batch_size])
+    ]
 
 
 def _plot(curves: dict[str, list[dict[str, float]]], title: str, path: Path) -> None:
@@ -65,8 +67,14 @@ def _plot(curves: dict[str, list[dict[str, float]]], title: str, path: Path) -> 
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
 
 
-def score_noise(handle: Any, kinds: str = ",".join(KINDS), rates: str = "0,0.05,0.1,0.2,0.3", seed: int = 0,
-                limit: int = 0, dataset: str = "") -> dict[str, Any]:
+def score_noise(
+    handle: Any,
+    kinds: str = ",".join(KINDS),
+    rates: str = "0,0.05,0.1,0.2,0.3",
+    seed: int = 0,
+    limit: int = 0,
+    dataset: str = "",
+) -> dict[str, Any]:
     """Accuracy and macro-F1 of a classifier on its test texts perturbed by each kind at each rate; the
     curve as RUN/noise.png. `limit` > 0 scores that many test examples spread over the split."""
     kind_list = [k.strip() for k in kinds.split(",") if k.strip()]
@@ -88,14 +96,28 @@ def score_noise(handle: Any, kinds: str = ",".join(KINDS), rates: str = "0,0.05,
                 continue
             perturbed = perturb_all(texts, kind, rate, seed)
             predicted = _predict(handle, [p.text for p in perturbed])
-            point = {"rate": rate, "accuracy": accuracy(truth, predicted), "macro_f1": macro_f1(truth, predicted),
-                     "changed": sum(p.changed for p in perturbed) / max(sum(p.units for p in perturbed), 1)}
+            point = {
+                "rate": rate,
+                "accuracy": accuracy(truth, predicted),
+                "macro_f1": macro_f1(truth, predicted),
+                "changed": sum(p.changed for p in perturbed) / max(sum(p.units for p in perturbed), 1),
+            }
             curves[kind].append(point)
             clean = point if rate == 0 else clean
     _plot(curves, f"{handle.path.name}: {Path(name).name} test split ({len(test)} texts)", handle.path / "noise.png")
-    return {"dataset": name, "examples": len(test), "seed": seed, "rates": rate_list, "curves": curves,
-            "plot": "noise.png"}
+    return {
+        "dataset": name,
+        "examples": len(test),
+        "seed": seed,
+        "rates": rate_list,
+        "curves": curves,
+        "plot": "noise.png",
+    }
 
 
-PROTOCOL = EvalProtocol("noise", ("classifications",), score_noise,
-                        "accuracy and macro-F1 of a classifier under character, keyboard and synonym noise")
+PROTOCOL = EvalProtocol(
+    "noise",
+    ("classifications",),
+    score_noise,
+    "accuracy and macro-F1 of a classifier under character, keyboard and synonym noise",
+)

@@ -8,6 +8,7 @@ a "classifications" run `handle.classify(texts)` and `handle.class_names`. So a 
 
 `PROTOCOLS` below is the one list of them; each module of evaluation/ that defines one exports `PROTOCOL`.
 """
+
 from __future__ import annotations
 
 from genlab.errors import GenlabError
@@ -16,8 +17,9 @@ from genlab.evaluation.eval_protocol import EvalProtocol  # each protocol module
 
 __all__ = ["PROTOCOLS", "EvalProtocol", "get_protocol"]
 
-PROTOCOLS: dict[str, EvalProtocol] = {protocol.name: protocol for protocol in (noise.PROTOCOL, zeroshot.PROTOCOL,
-                                                                               fewshot.PROTOCOL)}
+PROTOCOLS: dict[str, EvalProtocol] = {
+    protocol.name: protocol for protocol in (noise.PROTOCOL, zeroshot.PROTOCOL, fewshot.PROTOCOL)
+}
 
 
 def get_protocol(name: str) -> EvalProtocol:

@@ -5,6 +5,7 @@ Zero-shot classification compares these vectors with label descriptions (genlab.
 few-shot learning fits a logistic regression on them, frozen or after a SetFit-style contrastive fine-tune
 (genlab.evaluation.fewshot). `embed` also says what each text cost, so every few-shot point has a price.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from genlab.io.hf import load_hf_bert, minilm_path
+from genlab.interop.hf import load_hf_bert, minilm_path
 from genlab.io.tokenizers import Tokenizer, load_tokenizer
 from genlab.models.transformer import Transformer
 
@@ -39,12 +40,12 @@ class SentenceEncoder:
 
     def batch(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """-> ids, attention mask (B, T), right-padded; texts cut to max_tokens tokens."""
-        ids = [self.tokenizer.encode(t)[:self.max_tokens] or [self.pad_id] for t in texts]
+        ids = [self.tokenizer.encode(t)[: self.max_tokens] or [self.pad_id] for t in texts]
         width = max(len(i) for i in ids)
         out = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros(len(ids), width, dtype=torch.long)
         for row, i in enumerate(ids):
-            out[row, :len(i)], mask[row, :len(i)] = torch.tensor(i), 1
+            out[row, : len(i)], mask[row, : len(i)] = torch.tensor(i), 1
         return out, mask
 
     def forward(self, texts: list[str]) -> torch.Tensor:
@@ -62,7 +63,7 @@ class SentenceEncoder:
         vectors = torch.zeros(len(texts), self.backbone.config.n_embd)
         flops, seconds = [0.0] * len(texts), [0.0] * len(texts)
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             began = time.perf_counter()
             with FlopCounterMode(display=False) as counter:
                 vectors[rows] = self.forward([texts[i] for i in rows])

@@ -3,6 +3,7 @@ sacreBLEU for BLEU and chrF (whose signature string says exactly how a score was
 
 Both libraries are imported inside the functions: they are slow to import and most commands never score text.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence

@@ -11,6 +11,7 @@ Kinds of perturbation, each at a rate in [0, 1] = the fraction of units changed 
   the asked one; `Perturbation.changed / units` says how far it got.
 Rate 0 returns the text unchanged. The same text, kind, rate and generator state give the same result.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,8 +33,10 @@ _STAGGER = (0.0, 0.25, 0.75)  # how far each row of keys sits to the right of th
 def _keyboard_neighbours() -> dict[str, str]:
     """letter -> the letters whose keys touch it (centres less than 1.26 key widths apart)."""
     where = {k: (col + _STAGGER[row], row) for row, keys in enumerate(_QWERTY) for col, k in enumerate(keys)}
-    return {k: "".join(o for o, (x2, y2) in where.items() if o != k and (x - x2) ** 2 + (y - y2) ** 2 < 1.6)
-            for k, (x, y) in where.items()}
+    return {
+        k: "".join(o for o, (x2, y2) in where.items() if o != k and (x - x2) ** 2 + (y - y2) ** 2 < 1.6)
+        for k, (x, y) in where.items()
+    }
 
 
 KEYBOARD_NEIGHBOURS = _keyboard_neighbours()
@@ -75,7 +78,7 @@ def _char_noise(text: str, rate: float, rng: np.random.Generator, keyboard: bool
         if edit == "substitute":
             chars[i] = new
         elif edit == "insert":
-            chars[i:i + 1] = [old, new]
+            chars[i : i + 1] = [old, new]
         elif edit == "delete":
             chars[i] = ""
         else:
@@ -88,8 +91,9 @@ def _synonym_noise(text: str, rate: float, rng: np.random.Generator) -> Perturba
 
     table = synonyms_table()
     words = list(_WORD.finditer(text))
-    eligible = [k for k, m in enumerate(words)
-                if m.group().lower() not in ENGLISH_STOP_WORDS and m.group().lower() in table]
+    eligible = [
+        k for k, m in enumerate(words) if m.group().lower() not in ENGLISH_STOP_WORDS and m.group().lower() in table
+    ]
     n = min(round(rate * len(words)), len(eligible))
     chosen = sorted(rng.choice(eligible, size=n, replace=False).tolist()) if n else []
     pieces, end = [], 0
@@ -97,7 +101,7 @@ def _synonym_noise(text: str, rate: float, rng: np.random.Generator) -> Perturba
         m = words[k]
         options = table[m.group().lower()]
         new = options[rng.integers(len(options))]
-        pieces += [text[end:m.start()], new.capitalize() if m.group()[0].isupper() else new]
+        pieces += [text[end : m.start()], new.capitalize() if m.group()[0].isupper() else new]
         end = m.end()
     return Perturbation("".join(pieces) + text[end:], n, len(words))
 

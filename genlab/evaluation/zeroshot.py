@@ -13,6 +13,7 @@
 Prompts and label descriptions are data: a YAML file (genlab/evaluation/prompts/<name>.yaml, or a path).
 The plurality-class baseline (always answer the commonest training label) is reported beside every score.
 """
+
 from __future__ import annotations
 
 import time
@@ -77,22 +78,37 @@ def load_prompts(name: str) -> Prompts:
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("name", "description")):
             raise GenlabError(f"{path}: label {label!r} needs a string 'name' and 'description'")
         labels[str(label)] = (entry["name"], entry["description"])
-    return Prompts(labels, str(tree["prompt"]), str(tree["answer"]), str(tree["separator"]),
-                   tuple(str(t) for t in tree["content_free"] or ()), str(path))
+    return Prompts(
+        labels,
+        str(tree["prompt"]),
+        str(tree["answer"]),
+        str(tree["separator"]),
+        tuple(str(t) for t in tree["content_free"] or ()),
+        str(path),
+    )
 
 
 def plurality_baseline(data: LabelledData, test: list[tuple[str, str]]) -> dict[str, Any]:
     """Answer the commonest training label every time."""
     label = Counter(y for _, y in data.splits["train"]).most_common(1)[0][0]
     truth = [y for _, y in test]
-    return {"label": label, "accuracy": accuracy(truth, [label] * len(truth)),
-            "macro_f1": macro_f1(truth, [label] * len(truth))}
+    return {
+        "label": label,
+        "accuracy": accuracy(truth, [label] * len(truth)),
+        "macro_f1": macro_f1(truth, [label] * len(truth)),
+    }
 
 
 # ---- (a) sentence-embedding similarity ------------------------------------------------------------
 
-def embedding_zero_shot(encoder: SentenceEncoder, texts: list[str], labels: list[str], prompts: Prompts,
-                        text_vectors: torch.Tensor | None = None) -> list[str]:
+
+def embedding_zero_shot(
+    encoder: SentenceEncoder,
+    texts: list[str],
+    labels: list[str],
+    prompts: Prompts,
+    text_vectors: torch.Tensor | None = None,
+) -> list[str]:
     """Each text's label whose description is most similar (cosine) to it; `text_vectors` (N, C) may be
     passed when the texts are embedded already."""
     prompts.for_labels(labels)
@@ -102,6 +118,7 @@ def embedding_zero_shot(encoder: SentenceEncoder, texts: list[str], labels: list
 
 
 # ---- (b) label log-likelihood under a causal LM ----------------------------------------------------
+
 
 @torch.no_grad()
 def extend(model: Any, ids: list[int], cache: KV | None = None) -> tuple[torch.Tensor, KV]:
@@ -118,8 +135,8 @@ def answer_logprobs(model: Any, next_logprobs: torch.Tensor, cache: KV, answers:
     of the cache, so the shared text is computed once."""
     width = max(len(a) for a in answers)
     ids = torch.zeros(len(answers), width, dtype=torch.long)  # (L, M), right-padded: a causal model never
-    for row, answer in enumerate(answers):                     # lets padding reach an earlier token
-        ids[row, :len(answer)] = torch.tensor(answer)
+    for row, answer in enumerate(answers):  # lets padding reach an earlier token
+        ids[row, : len(answer)] = torch.tensor(answer)
     total = next_logprobs[ids[:, 0]]  # (L,) the first token of each answer
     if width > 1:
         rows = [(k.expand(len(answers), -1, -1, -1), v.expand(len(answers), -1, -1, -1)) for k, v in cache]
@@ -155,7 +172,7 @@ class LabelScorer:
         used = prefix[2] if prefix else 0
         cut = len(ids) > self.room - used
         if cut:
-            ids = ids[len(ids) - (self.room - used):]
+            ids = ids[len(ids) - (self.room - used) :]
         next_logprobs, cache = extend(self.model, ids, prefix[1] if prefix else None)
         return answer_logprobs(self.model, next_logprobs, cache, self.answer_ids), cut
 
@@ -181,8 +198,9 @@ def predictions(loglik: torch.Tensor, answer_chars: torch.Tensor, content_free: 
     return out
 
 
-def score_rules(scorer: LabelScorer, test: list[tuple[str, str]], labels: list[str], prompts: Prompts,
-                prefix_text: str = "") -> dict[str, Any]:
+def score_rules(
+    scorer: LabelScorer, test: list[tuple[str, str]], labels: list[str], prompts: Prompts, prefix_text: str = ""
+) -> dict[str, Any]:
     """Every decision rule's accuracy and macro-F1 on `test`, after an optional shared `prefix_text`."""
     prefix = scorer.prefix(prefix_text) if prefix_text else None
     scored = [scorer.score(prompts.query(text), prefix) for text, _ in test]
@@ -206,12 +224,23 @@ def zero_shot(handle: Any, dataset: str = "fortunes", templates: str = "fortunes
     test = data.test_examples(limit)
     decoding = handle.text_decoding()
     began = time.perf_counter()
-    scorer = LabelScorer(decoding.model.eval(), decoding.encode, prompts.for_labels(data.labels),
-                         decoding.model.config.block_size)
+    scorer = LabelScorer(
+        decoding.model.eval(), decoding.encode, prompts.for_labels(data.labels), decoding.model.config.block_size
+    )
     metrics = score_rules(scorer, test, data.labels, prompts)
-    return {"dataset": dataset, "templates": prompts.source, "examples": len(test), **metrics,
-            "plurality": plurality_baseline(data, test), "score_seconds": time.perf_counter() - began}
+    return {
+        "dataset": dataset,
+        "templates": prompts.source,
+        "examples": len(test),
+        **metrics,
+        "plurality": plurality_baseline(data, test),
+        "score_seconds": time.perf_counter() - began,
+    }
 
 
-PROTOCOL = EvalProtocol("zero-shot", ("completions",), zero_shot,
-                        "classify a labelled test split by label log-likelihood (acc, acc_norm, calibrated)")
+PROTOCOL = EvalProtocol(
+    "zero-shot",
+    ("completions",),
+    zero_shot,
+    "classify a labelled test split by label log-likelihood (acc, acc_norm, calibrated)",
+)

@@ -3,6 +3,7 @@
 Samples are float32 in [-1, 1]; on disk they are 16-bit PCM, scaled by 32768 both ways (what libsndfile
 does when it reads PCM_16 as float), so a write-then-read round trip moves a sample by at most half a step.
 """
+
 from __future__ import annotations
 
 import io
@@ -90,7 +91,7 @@ def _sound_span(samples: np.ndarray) -> tuple[int, int]:
     """[start, end) sample range from the first to the last frame louder than SILENCE_DB below the loudest."""
     n_frames = -(-len(samples) // TRIM_FRAME)
     padded = np.zeros(n_frames * TRIM_FRAME, dtype=np.float64)
-    padded[:len(samples)] = samples
+    padded[: len(samples)] = samples
     rms = np.sqrt((padded.reshape(n_frames, TRIM_FRAME) ** 2).mean(axis=1))  # (frames,)
     loud = np.flatnonzero(rms >= rms.max() * 10 ** (SILENCE_DB / 20))
     return int(loud[0]) * TRIM_FRAME, min(len(samples), (int(loud[-1]) + 1) * TRIM_FRAME)
@@ -117,9 +118,9 @@ def fit_clip(samples: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
     sound = samples[start:end]
     if len(sound) > length:
         cut = (len(sound) - length) // 2
-        sound = sound[cut:cut + length]
+        sound = sound[cut : cut + length]
     offset = (length - len(sound)) // 2
-    out[offset:offset + len(sound)] = sound
+    out[offset : offset + len(sound)] = sound
     peak = float(np.abs(out).max())
     if peak == 0.0:  # only possible after a crop that kept nothing audible
         return out

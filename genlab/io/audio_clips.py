@@ -1,5 +1,6 @@
 """Generated audio as a result: clips (N, L) at 16 kHz <-> a .wav file (one clip) or a folder of them
 with a spectrogram grid, like genlab.io.images.GeneratedImages for images."""
+
 from __future__ import annotations
 
 import re
@@ -61,8 +62,9 @@ class GeneratedAudio:
         """uint8 grid of the spectrograms (high frequencies up), `columns` per row; clips of other lengths
         are padded with silence to the longest."""
         width = max(s.shape[1] for s in self.spectrograms)
-        padded = torch.stack([torch.nn.functional.pad(s, (0, width - s.shape[1]), value=-1.0)
-                              for s in self.spectrograms])  # (N, M, T)
+        padded = torch.stack(
+            [torch.nn.functional.pad(s, (0, width - s.shape[1]), value=-1.0) for s in self.spectrograms]
+        )  # (N, M, T)
         images = (padded.flip(1)[:, None] + 1) / 2  # (N, 1, M, T) in [0, 1], low frequencies at the bottom
         return make_grid(images, nrow=min(columns, len(self)))
 

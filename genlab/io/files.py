@@ -1,5 +1,6 @@
 """The one way genlab writes a file: to a temporary name beside it, then renamed into place, so a
 reader (or a run interrupted mid-write) never sees half a file."""
+
 from __future__ import annotations
 
 import json

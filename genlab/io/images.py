@@ -1,4 +1,5 @@
 """Image grids and files: (N, 1, H, W) tensors in [0, 1] <-> PNG grids, .npy arrays and PIL images."""
+
 from __future__ import annotations
 
 import io
@@ -26,7 +27,7 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np
     pixels = (images.detach().clamp(0, 1).cpu().numpy()[:, 0] * 255).round().astype(np.uint8)
     for i in range(n):
         r, c = divmod(i, cols)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = pixels[i]
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pixels[i]
     return grid
 
 
@@ -77,8 +78,9 @@ class GeneratedImages:
         out = check_image_path(Path(out))
         if out.suffix == ".png":
             if len(self) > MAX_GRID_IMAGES:
-                raise GenlabError(f"a PNG grid holds at most {MAX_GRID_IMAGES:,} images, not {len(self):,}: "
-                                  "write FILE.npy instead")
+                raise GenlabError(
+                    f"a PNG grid holds at most {MAX_GRID_IMAGES:,} images, not {len(self):,}: write FILE.npy instead"
+                )
             return atomic_write_bytes(out, png_bytes(make_grid(self.images, self.nrow)))
         array = self.numpy()
 

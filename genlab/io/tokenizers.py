@@ -5,6 +5,7 @@ model folder; `load_tokenizer` tells them apart by the file's contents, so a run
 Hugging Face model folder) only needs that one file. It also reads the char format genlab wrote
 before ({"format": "genlab-char", "vocab": [...]}), so older runs still load.
 """
+
 from __future__ import annotations
 
 import json
@@ -168,16 +169,27 @@ def _char_vocab(data: object) -> list[str] | None:
     if not isinstance(data, dict):
         return None
     model, pre = data.get("model"), data.get("pre_tokenizer")
-    if not (isinstance(model, dict) and model.get("type") == "WordLevel" and model.get("unk_token") == UNK
-            and isinstance(model.get("vocab"), dict) and data.get("normalizer") is None
-            and data.get("post_processor") is None and isinstance(pre, dict) and pre.get("type") == "Split"
-            and pre.get("pattern") == {"Regex": CHAR_SPLIT} and pre.get("behavior") == "Isolated"
-            and not pre.get("invert")):
+    if not (
+        isinstance(model, dict)
+        and model.get("type") == "WordLevel"
+        and model.get("unk_token") == UNK
+        and isinstance(model.get("vocab"), dict)
+        and data.get("normalizer") is None
+        and data.get("post_processor") is None
+        and isinstance(pre, dict)
+        and pre.get("type") == "Split"
+        and pre.get("pattern") == {"Regex": CHAR_SPLIT}
+        and pre.get("behavior") == "Isolated"
+        and not pre.get("invert")
+    ):
         return None
     vocab: dict = model["vocab"]
     itos = sorted(vocab, key=lambda t: vocab[t])
     n = len(SPECIAL_TOKENS)
-    if ([vocab[t] for t in itos] != list(range(len(itos))) or tuple(itos[:n]) != SPECIAL_TOKENS
-            or any(len(t) != 1 for t in itos[n:])):
+    if (
+        [vocab[t] for t in itos] != list(range(len(itos)))
+        or tuple(itos[:n]) != SPECIAL_TOKENS
+        or any(len(t) != 1 for t in itos[n:])
+    ):
         return None
     return itos[n:]

@@ -4,6 +4,7 @@ Every place genlab reads tensors into a module (checkpoints, fine-tuning deltas,
 evaluator networks) goes through `read_tensors` + `check_tensors`, so a missing, unexpected or
 mis-shaped tensor is always one line naming the file and the tensor.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,13 @@ def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise GenlabError(f"cannot load {path}: {exc}") from None
 
 
-def check_tensors(tensors: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], source: str | Path,
-                  optional: tuple[str, ...] = (), names: Mapping[str, str] | None = None) -> None:
+def check_tensors(
+    tensors: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    source: str | Path,
+    optional: tuple[str, ...] = (),
+    names: Mapping[str, str] | None = None,
+) -> None:
     """Refuse `tensors` unless they hold every expected name (except those starting with `optional`)
     in its shape, and nothing else. `names` maps genlab's names to the file's for the message."""
     shown = names or {}
@@ -39,8 +45,10 @@ def check_tensors(tensors: Mapping[str, torch.Tensor], expected: Mapping[str, to
                 continue
             raise GenlabError(f"{source}: missing tensor {shown.get(name, name)!r}")
         if tuple(tensors[name].shape) != tuple(target.shape):
-            raise GenlabError(f"{source}: tensor {shown.get(name, name)!r} has shape {tuple(tensors[name].shape)}, "
-                              f"expected {tuple(target.shape)}")
+            raise GenlabError(
+                f"{source}: tensor {shown.get(name, name)!r} has shape {tuple(tensors[name].shape)}, "
+                f"expected {tuple(target.shape)}"
+            )
     unexpected = sorted(set(tensors) - set(expected))
     if unexpected:
         raise GenlabError(f"{source}: unexpected tensor {shown.get(unexpected[0], unexpected[0])!r}")
@@ -59,8 +67,9 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor]) -> Path:
     return atomic_write(path, lambda tmp: save_file(cpu, str(tmp), metadata={"format": "pt"}))
 
 
-def write_folder(folder: str | Path, tensors: Mapping[str, torch.Tensor], config: dict, weights_name: str,
-                 config_name: str) -> Path:
+def write_folder(
+    folder: str | Path, tensors: Mapping[str, torch.Tensor], config: dict, weights_name: str, config_name: str
+) -> Path:
     """A weights file and its JSON config in `folder`, each renamed into place."""
     folder = Path(folder)
     try:

@@ -11,6 +11,7 @@ substitute may come from another sense ("run" -> "tally"); that is part of the n
 Collocations keep their words ("computing_machine" -> "computing machine"); proper nouns ("Indiana",
 a sense of "in") are left out.
 """
+
 from __future__ import annotations
 
 import functools
@@ -41,7 +42,7 @@ def _synset_words(path: Path) -> dict[str, list[str]]:
     for line in _lines(path):
         fields = line.split()
         count = int(fields[3], 16)
-        synsets[fields[0]] = [re.sub(r"\(.*\)$", "", w) for w in fields[4:4 + 2 * count:2]]
+        synsets[fields[0]] = [re.sub(r"\(.*\)$", "", w) for w in fields[4 : 4 + 2 * count : 2]]
     return synsets
 
 
@@ -49,11 +50,17 @@ def _synset_words(path: Path) -> dict[str, list[str]]:
 def synonyms_table(folder: Path | None = None) -> dict[str, tuple[str, ...]]:
     """lemma -> its synonyms (sorted), for every one-word lemma that has any."""
     folder = folder or wordnet_folder()
-    missing = [f"{kind}.{pos}" for pos in PARTS_OF_SPEECH for kind in ("index", "data")
-               if not (folder / f"{kind}.{pos}").is_file()]
+    missing = [
+        f"{kind}.{pos}"
+        for pos in PARTS_OF_SPEECH
+        for kind in ("index", "data")
+        if not (folder / f"{kind}.{pos}").is_file()
+    ]
     if missing:
-        raise GenlabError(f"WordNet's database is not in {folder} (no {missing[0]}): install it with "
-                          "`apt-get install wordnet-base` or set GENLAB_WORDNET_DIR")
+        raise GenlabError(
+            f"WordNet's database is not in {folder} (no {missing[0]}): install it with "
+            "`apt-get install wordnet-base` or set GENLAB_WORDNET_DIR"
+        )
     table: dict[str, set[str]] = {}
     for pos in PARTS_OF_SPEECH:
         synsets = _synset_words(folder / f"data.{pos}")
@@ -63,8 +70,12 @@ def synonyms_table(folder: Path | None = None) -> dict[str, tuple[str, ...]]:
             if not _LEMMA.fullmatch(lemma):
                 continue
             offsets = fields[-synset_count:]  # the offsets close the line
-            found = {w.replace("_", " ") for offset in offsets for w in synsets.get(offset, [])
-                     if _SYNONYM.fullmatch(w) and w != lemma}
+            found = {
+                w.replace("_", " ")
+                for offset in offsets
+                for w in synsets.get(offset, [])
+                if _SYNONYM.fullmatch(w) and w != lemma
+            }
             if found:
                 table.setdefault(lemma, set()).update(found)
     return {lemma: tuple(sorted(words)) for lemma, words in table.items()}

@@ -14,6 +14,7 @@ features h (B, 8w * 16); logit = linear(h) plus, by `d_conditioning`:
 - "concat": the label as K one-hot planes stacked onto the input image (Mirza & Osindero 2014), the
   plain conditional GAN, kept as the baseline.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,11 +38,13 @@ class AudioGANConfig:
 
     def __post_init__(self) -> None:
         if self.g_conditioning not in G_CONDITIONINGS:
-            raise ValueError(f"model.g_conditioning must be one of {', '.join(G_CONDITIONINGS)}, "
-                             f"got '{self.g_conditioning}'")
+            raise ValueError(
+                f"model.g_conditioning must be one of {', '.join(G_CONDITIONINGS)}, got '{self.g_conditioning}'"
+            )
         if self.d_conditioning not in D_CONDITIONINGS:
-            raise ValueError(f"model.d_conditioning must be one of {', '.join(D_CONDITIONINGS)}, "
-                             f"got '{self.d_conditioning}'")
+            raise ValueError(
+                f"model.d_conditioning must be one of {', '.join(D_CONDITIONINGS)}, got '{self.d_conditioning}'"
+            )
         if min(self.latent_dim, self.num_classes) < 1 or self.width < 2 or self.width % 2:
             raise ValueError("model.latent_dim and model.num_classes must be positive, model.width even and >= 2")
 
@@ -106,10 +109,14 @@ class SpecDiscriminator(nn.Module):
         w, k = config.width, config.num_classes
         c_in = 1 + (k if config.d_conditioning == "concat" else 0)
         self.features = nn.Sequential(
-            nn.Conv2d(c_in, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (B, w, 32, 32)
-            nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (B, 2w, 16, 16)
-            nn.Conv2d(2 * w, 4 * w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (B, 4w, 8, 8)
-            nn.Conv2d(4 * w, 8 * w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (B, 8w, 4, 4)
+            nn.Conv2d(c_in, w, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),  # (B, w, 32, 32)
+            nn.Conv2d(w, 2 * w, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),  # (B, 2w, 16, 16)
+            nn.Conv2d(2 * w, 4 * w, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),  # (B, 4w, 8, 8)
+            nn.Conv2d(4 * w, 8 * w, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),  # (B, 8w, 4, 4)
             nn.Flatten(),
         )
         feature_dim = 8 * w * 4 * 4

@@ -14,6 +14,7 @@ window fills the context is prefilled again from its last `block_size` tokens, e
 and its positions keep counting, as stream's rolling cache does), so batched and unbatched decoding pick
 the same tokens.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from genlab.models.decoding import OneTokenDecoder
-from genlab.models.generation import _check_args, check_finite, penalized, sample_finite, tempered
+from genlab.models.generation import check_finite, check_sampling_args, penalized, sample_finite, tempered
 from genlab.models.transformer import KVBuffer, KVCache, Transformer
 
 
@@ -78,8 +79,15 @@ class ContinuousBatch:
 
     def add(self, seq: Sequence) -> None:
         """Queue a sequence: it is prefilled, and gives its first token, at the next step."""
-        _check_args(self.model, torch.tensor([seq.prompt]), seq.temperature, seq.top_k, seq.top_p,
-                    seq.presence_penalty, seq.frequency_penalty)
+        check_sampling_args(
+            self.model,
+            torch.tensor([seq.prompt]),
+            seq.temperature,
+            seq.top_k,
+            seq.top_p,
+            seq.presence_penalty,
+            seq.frequency_penalty,
+        )
         if seq.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be >= 1")
         if seq.penalised and seq.counts is None:
@@ -124,8 +132,9 @@ class ContinuousBatch:
         if self.decoder is not None:
             logits = self.decoder(last, self.cache, positions, self.mask[:, None, None, :])
         else:
-            logits = self.model(last, attention_mask=self.mask, kv_cache=self.cache, use_cache=True,
-                                position_ids=positions).logits[:, -1, :]  # (B, V)
+            logits = self.model(
+                last, attention_mask=self.mask, kv_cache=self.cache, use_cache=True, position_ids=positions
+            ).logits[:, -1, :]  # (B, V)
         self.lengths = [n + 1 for n in self.lengths]
         self.positions = [n + 1 for n in self.positions]
         return list(zip(self.rows, self._sample_rows(logits)))
@@ -136,24 +145,26 @@ class ContinuousBatch:
         check_finite(logits)
         penalised = [i for i, row in enumerate(self.rows) if row.penalised]
         if penalised:  # those rows (P, V) replaced by their penalised scores
-            logits = logits.index_put((torch.tensor(penalised),),
-                                      torch.cat([self.rows[i].penalize(logits[i:i + 1]) for i in penalised]))
+            logits = logits.index_put(
+                (torch.tensor(penalised),), torch.cat([self.rows[i].penalize(logits[i : i + 1]) for i in penalised])
+            )
         tokens = logits.argmax(dim=-1).tolist()
-        plain = [i for i, row in enumerate(self.rows) if row.temperature > 0 and row.top_k is None
-                 and row.top_p is None]
+        plain = [
+            i for i, row in enumerate(self.rows) if row.temperature > 0 and row.top_k is None and row.top_p is None
+        ]
         if plain:
             temperatures = torch.tensor([[self.rows[i].temperature] for i in plain])  # (P, 1)
             probs = tempered(logits[plain], temperatures).softmax(dim=-1)  # (P, V)
             for j, i in enumerate(plain):
-                tokens[i] = int(torch.multinomial(probs[j:j + 1], 1, generator=self.rows[i].generator))
+                tokens[i] = int(torch.multinomial(probs[j : j + 1], 1, generator=self.rows[i].generator))
         for i, row in enumerate(self.rows):
             if row.temperature > 0 and i not in plain:  # top-k / top-p rows
-                tokens[i] = self._draw(row, logits[i:i + 1])
+                tokens[i] = self._draw(row, logits[i : i + 1])
         return [self._take(row, token) for row, token in zip(self.rows, tokens)]
 
     def _prefill(self, seq: Sequence) -> int:
         """The prompt (or, past the context, the last block_size tokens) alone; its cache joins the batch."""
-        window = (seq.prompt + seq.tokens)[-self.block:]
+        window = (seq.prompt + seq.tokens)[-self.block :]
         out = self.model(torch.tensor([window]), use_cache=True)  # cache: (1, nh, len(window), hd) per layer
         logits = out.logits[:, -1, :]
         check_finite(logits)
@@ -192,9 +203,9 @@ class ContinuousBatch:
             self.mask = _left_pad(self.mask, length)
             width = buffer.width = length
         for keys, values, (k, v) in zip(buffer.keys, buffer.values, cache):
-            keys[row, :, width - length:width], values[row, :, width - length:width] = k[0], v[0]
+            keys[row, :, width - length : width], values[row, :, width - length : width] = k[0], v[0]
         row_mask = torch.zeros(1, width, dtype=torch.bool)
-        row_mask[0, width - length:] = True
+        row_mask[0, width - length :] = True
         self.mask = torch.cat([self.mask.view(row, width), row_mask])
         self.rows.append(seq)
         buffer.rows = row + 1
@@ -206,7 +217,7 @@ class ContinuousBatch:
         old = self.cache
         self.cache = KVBuffer(self.model.config, 2 * old.shape[0])
         for new, kept in zip(self.cache.kv, old.kv):  # (2, rows, nh, capacity, hd)
-            new[:, :old.rows, :, :old.width] = kept[:, :old.rows, :, :old.width]
+            new[:, : old.rows, :, : old.width] = kept[:, : old.rows, :, : old.width]
         self.cache.rows, self.cache.width = old.rows, old.width
 
     def _roll(self) -> None:
@@ -234,7 +245,7 @@ class ContinuousBatch:
         start = buffer.width - max(self.lengths, default=0)
         self.mask = self.mask[index, start:]
         for kv in buffer.kv:  # (2, rows, nh, capacity, hd)
-            kv[:, :len(index), :, :buffer.width - start] = kv[:, index, :, start:buffer.width]
+            kv[:, : len(index), :, : buffer.width - start] = kv[:, index, :, start : buffer.width]
         buffer.rows, buffer.width = len(self.rows), buffer.width - start
 
 

@@ -7,6 +7,7 @@ or the state of the last real token for a causal (GPT) model, the only position 
 whole text. The head lives outside the backbone, so LoRA, adapters and freezing act on the backbone
 while the head always trains.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,9 @@ class SequenceClassifier(nn.Module):
         """ids, attention_mask (B, T), right-padded -> one vector per sequence (B, C)."""
         causal = self.backbone.config.causal
         # Right padding never reaches a real token of a causal model, so it needs no mask at all.
-        h = self.backbone(ids, attention_mask=None if causal else attention_mask,
-                          compute_logits=False).hidden_states  # (B, T, C)
+        h = self.backbone(
+            ids, attention_mask=None if causal else attention_mask, compute_logits=False
+        ).hidden_states  # (B, T, C)
         if causal:
             last = attention_mask.sum(dim=1) - 1  # (B,) index of the last real token
             return h[torch.arange(ids.size(0), device=ids.device), last]

@@ -5,6 +5,7 @@ free"), the model their FGSM-with-random-start adversarial training was measured
 No batch norm and no dropout, so train and eval mode compute the same function: an attack made during
 training attacks exactly the model being trained.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,10 +31,13 @@ class ConvNet(nn.Module):
         super().__init__()
         c1, c2 = config.channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # (B, c2, 7, 7)
+            nn.Conv2d(1, c1, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, c1, 14, 14)
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1),
+            nn.ReLU(),  # (B, c2, 7, 7)
             nn.Flatten(),  # (B, c2 * 49)
-            nn.Linear(c2 * 7 * 7, config.hidden), nn.ReLU(),  # (B, hidden)
+            nn.Linear(c2 * 7 * 7, config.hidden),
+            nn.ReLU(),  # (B, hidden)
         )
         self.head = nn.Linear(config.hidden, config.num_classes)
 

@@ -11,6 +11,7 @@ equal logits and tokens against the module path for every architecture option). 
 mirror exactly — one with hooks (adapters), a replaced sublayer (LoRA), BERT's post-LN layout or segment
 embeddings — gets `None` from `OneTokenDecoder.of`, and its caller uses the module forward instead.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -23,8 +24,7 @@ from genlab.models.transformer import MLP, Block, KVBuffer, SelfAttention, Trans
 
 # The only module types whose forward the decoder reproduces; anything else (a LoRA layer, an adapter)
 # makes `of` decline.
-_PLAIN = (Transformer, nn.ModuleList, Block, SelfAttention, MLP, nn.Linear, nn.LayerNorm, nn.RMSNorm,
-          nn.Embedding)
+_PLAIN = (Transformer, nn.ModuleList, Block, SelfAttention, MLP, nn.Linear, nn.LayerNorm, nn.RMSNorm, nn.Embedding)
 
 
 def _linear(module: nn.Linear) -> partial:
@@ -34,8 +34,9 @@ def _linear(module: nn.Linear) -> partial:
 def _norm(module: nn.LayerNorm | nn.RMSNorm) -> partial:
     if isinstance(module, nn.RMSNorm):
         return partial(F.rms_norm, normalized_shape=module.normalized_shape, weight=module.weight, eps=module.eps)
-    return partial(F.layer_norm, normalized_shape=module.normalized_shape, weight=module.weight,
-                   bias=module.bias, eps=module.eps)
+    return partial(
+        F.layer_norm, normalized_shape=module.normalized_shape, weight=module.weight, bias=module.bias, eps=module.eps
+    )
 
 
 class OneTokenDecoder:
@@ -49,8 +50,17 @@ class OneTokenDecoder:
         self.head = (model.tok_emb if model.lm_head is None else model.lm_head).weight  # (V, C)
         self.ln_f = _norm(model.ln_f)
         # Per block: ln1, qkv, proj, ln2, fc, mlp proj.
-        self.layers = [(_norm(b.ln1), _linear(b.attn.qkv), _linear(b.attn.proj), _norm(b.ln2), _linear(b.mlp.fc),
-                        _linear(b.mlp.proj)) for b in model.blocks]
+        self.layers = [
+            (
+                _norm(b.ln1),
+                _linear(b.attn.qkv),
+                _linear(b.attn.proj),
+                _norm(b.ln2),
+                _linear(b.mlp.fc),
+                _linear(b.mlp.proj),
+            )
+            for b in model.blocks
+        ]
 
     @classmethod
     def of(cls, model: Transformer) -> OneTokenDecoder | None:
@@ -62,8 +72,13 @@ class OneTokenDecoder:
             return None
         return cls(model)
 
-    def __call__(self, idx: torch.Tensor, cache: KVBuffer, position_ids: torch.Tensor | None = None,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        idx: torch.Tensor,
+        cache: KVBuffer,
+        position_ids: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits (B, V) of the token after idx (B, 1), whose keys and values join `cache` (rows = B).
 
         position_ids (B, 1) default to the cache's width; mask (B, 1, 1, width + 1) is SDPA's boolean

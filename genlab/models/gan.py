@@ -5,6 +5,7 @@ class-conditional with `num_classes > 0`: the generator reads [z, one-hot(y)], t
 a projection term <embed(y), h> to its logit (Miyato & Koyama 2018), which keeps its layers unchanged.
 Generators output images in [0, 1] of shape (B, 1, 28, 28); discriminators output logits (B,).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -74,16 +75,23 @@ class Discriminator(nn.Module):
 def _mlp_pair(config: GANConfig) -> tuple[Generator, Discriminator]:
     # The essay's layers, unchanged; only the conditional input widens the first Linear of G.
     g_body = nn.Sequential(
-        nn.Linear(config.latent_dim + config.num_classes, 256), nn.ReLU(),
-        nn.Linear(256, 512), nn.ReLU(),
-        nn.Linear(512, 1024), nn.ReLU(),
-        nn.Linear(1024, IMAGE_PIXELS), nn.Sigmoid(),
+        nn.Linear(config.latent_dim + config.num_classes, 256),
+        nn.ReLU(),
+        nn.Linear(256, 512),
+        nn.ReLU(),
+        nn.Linear(512, 1024),
+        nn.ReLU(),
+        nn.Linear(1024, IMAGE_PIXELS),
+        nn.Sigmoid(),
     )
     d_features = nn.Sequential(
         nn.Flatten(),
-        nn.Linear(IMAGE_PIXELS, 1024), nn.ReLU(),
-        nn.Linear(1024, 512), nn.ReLU(),
-        nn.Linear(512, 256), nn.ReLU(),
+        nn.Linear(IMAGE_PIXELS, 1024),
+        nn.ReLU(),
+        nn.Linear(1024, 512),
+        nn.ReLU(),
+        nn.Linear(512, 256),
+        nn.ReLU(),
     )  # the essay's final Linear 256 -> 1 is the Discriminator head
     return Generator(config, g_body), Discriminator(config, d_features, 256)
 
@@ -92,15 +100,22 @@ def _dcgan_pair(config: GANConfig) -> tuple[Generator, Discriminator]:
     w = config.width
     g_body = nn.Sequential(
         nn.Linear(config.latent_dim + config.num_classes, 2 * w * 7 * 7),
-        nn.Unflatten(1, (2 * w, 7, 7)), nn.BatchNorm2d(2 * w), nn.ReLU(),
-        nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU(),  # (B, w, 14, 14)
-        nn.ConvTranspose2d(w, 1, 4, stride=2, padding=1), nn.Sigmoid(),  # (B, 1, 28, 28)
+        nn.Unflatten(1, (2 * w, 7, 7)),
+        nn.BatchNorm2d(2 * w),
+        nn.ReLU(),
+        nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1),
+        nn.BatchNorm2d(w),
+        nn.ReLU(),  # (B, w, 14, 14)
+        nn.ConvTranspose2d(w, 1, 4, stride=2, padding=1),
+        nn.Sigmoid(),  # (B, 1, 28, 28)
     )
     # No normalisation in D: the R1 penalty regularises it, and batch statistics would couple
     # real and fake samples.
     d_features = nn.Sequential(
-        nn.Conv2d(1, w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (B, w, 14, 14)
-        nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.LeakyReLU(0.2),  # (B, 2w, 7, 7)
+        nn.Conv2d(1, w, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.2),  # (B, w, 14, 14)
+        nn.Conv2d(w, 2 * w, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.2),  # (B, 2w, 7, 7)
         nn.Flatten(),
     )
     return Generator(config, g_body), Discriminator(config, d_features, 2 * w * 7 * 7)
@@ -118,9 +133,11 @@ def _check_request(config: GANConfig, n: int, label: int | None) -> None:
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}")
     if n > MAX_SAMPLES:
-        raise GenlabError(f"--n {n} is more than the {MAX_SAMPLES:,} images one call draws (about "
-                          f"{MAX_SAMPLES * IMAGE_PIXELS * 4 / 2**20:.0f} MB); draw several batches with other "
-                          "--seed values")
+        raise GenlabError(
+            f"--n {n} is more than the {MAX_SAMPLES:,} images one call draws (about "
+            f"{MAX_SAMPLES * IMAGE_PIXELS * 4 / 2**20:.0f} MB); draw several batches with other "
+            "--seed values"
+        )
     if label is not None and not num_classes:
         raise GenlabError("--label needs a class-conditional model; this one is unconditional")
     if label is not None and not 0 <= label < num_classes:
@@ -135,8 +152,14 @@ def _labels(config: GANConfig, n: int, label: int | None) -> torch.Tensor | None
 
 
 @torch.no_grad()
-def sample_images(generator: Generator, n: int, seed: int, label: int | None = None, batch_size: int = 1000,
-                  fixed_z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def sample_images(
+    generator: Generator,
+    n: int,
+    seed: int,
+    label: int | None = None,
+    batch_size: int = 1000,
+    fixed_z: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """n images (n, 1, 28, 28) in [0, 1] and the labels asked for (cycling 0..K-1 when label is None).
 
     The noise comes from `seed`, or is `fixed_z` (n, latent) when given (the per-epoch sample grid).
@@ -150,17 +173,21 @@ def sample_images(generator: Generator, n: int, seed: int, label: int | None = N
     images = torch.empty(n, *IMAGE_SHAPE)  # filled in place: no second copy of all n images
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
-        z = (fixed_z[start:start + size] if fixed_z is not None
-             else torch.randn(size, generator.config.latent_dim, generator=noise)).to(device)
-        chunk_labels = labels[start:start + len(z)].to(device) if labels is not None else None
-        images[start:start + size] = generator(z, chunk_labels).cpu()
+        z = (
+            fixed_z[start : start + size]
+            if fixed_z is not None
+            else torch.randn(size, generator.config.latent_dim, generator=noise)
+        ).to(device)
+        chunk_labels = labels[start : start + len(z)].to(device) if labels is not None else None
+        images[start : start + size] = generator(z, chunk_labels).cpu()
     generator.train(was_training)
     return images, labels
 
 
 @torch.no_grad()
-def sample_together(generator: Generator, requests: list[tuple[int, int, int | None]],
-                    batch_size: int = 1000) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+def sample_together(
+    generator: Generator, requests: list[tuple[int, int, int | None]], batch_size: int = 1000
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """Several `sample_images(generator, n, seed, label)` requests in one forward pass (the server
     batches concurrent clients this way): the same images as separate calls, each request drawing
     its noise from its own seed. Requests of more than `batch_size` images are drawn alone."""
@@ -169,8 +196,9 @@ def sample_together(generator: Generator, requests: list[tuple[int, int, int | N
     config = generator.config
     for n, _, label in requests:
         _check_request(config, n, label)
-    z = torch.cat([torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed))
-                   for n, seed, _ in requests])  # (sum n, latent)
+    z = torch.cat(
+        [torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed)) for n, seed, _ in requests]
+    )  # (sum n, latent)
     labels = [_labels(config, n, label) for n, _, label in requests]
     was_training = generator.training
     generator.eval()

@@ -12,6 +12,7 @@ Once the sequence fills the context:
   whole sequence with a sliding-window mask, and no step re-reads the context.
 Either way both paths pick the same tokens.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,15 +28,23 @@ from genlab.models.transformer import KVBuffer, Transformer
 MAX_PENALTY = 2.0  # OpenAI's range for presence_penalty and frequency_penalty: [-2, 2]
 
 
-def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k: int | None,
-                top_p: float | None, presence_penalty: float = 0.0, frequency_penalty: float = 0.0) -> None:
+def check_sampling_args(
+    model: Transformer,
+    idx: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
+) -> None:
     if not model.config.causal:
         raise GenlabError("generation needs a causal (GPT) model; this one is bidirectional")
     if idx.dim() != 2 or idx.size(1) == 0:
         raise GenlabError("the prompt must be a non-empty batch of token ids, shape (B, T)")
     if idx.size(1) > model.config.block_size:
-        raise GenlabError(f"prompt of {idx.size(1)} tokens is longer than the model's context "
-                          f"({model.config.block_size})")
+        raise GenlabError(
+            f"prompt of {idx.size(1)} tokens is longer than the model's context ({model.config.block_size})"
+        )
     if not math.isfinite(temperature) or temperature < 0:
         raise GenlabError(f"temperature must be a finite number >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
@@ -47,8 +56,9 @@ def _check_args(model: Transformer, idx: torch.Tensor, temperature: float, top_k
             raise GenlabError(f"{name} must be in [-{MAX_PENALTY:g}, {MAX_PENALTY:g}], got {value}")
 
 
-def penalized(logits: torch.Tensor, counts: torch.Tensor, presence: float | torch.Tensor,
-              frequency: float | torch.Tensor) -> torch.Tensor:
+def penalized(
+    logits: torch.Tensor, counts: torch.Tensor, presence: float | torch.Tensor, frequency: float | torch.Tensor
+) -> torch.Tensor:
     """OpenAI's penalties on logits (B, V): each token loses `frequency` per time it was generated so far
     (counts (B, V), the completion only, not the prompt) and `presence` once if it was generated at all.
     Positive values steer away from repeating; the penalties (floats, or (B, 1) per row) come before the
@@ -108,8 +118,14 @@ def sample_finite(
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
 
-def _next_logits(model: Transformer, seq: torch.Tensor, cache: KVBuffer | None, block: int,
-                 rolling: bool, decoder: OneTokenDecoder | None) -> torch.Tensor:
+def _next_logits(
+    model: Transformer,
+    seq: torch.Tensor,
+    cache: KVBuffer | None,
+    block: int,
+    rolling: bool,
+    decoder: OneTokenDecoder | None,
+) -> torch.Tensor:
     """Scores (B, V) of the token after seq (B, L), feeding the model only what the cache lacks
     (one token at a time through `decoder` where there is one)."""
     if cache is None:  # the last window; a rotary model reads it all through a sliding-window mask
@@ -148,7 +164,7 @@ def stream(
     Stops early once every row has produced a token in `stop`; a finished row keeps repeating its
     stop token, so the batch stays rectangular.
     """
-    _check_args(model, idx, temperature, top_k, top_p, presence_penalty, frequency_penalty)
+    check_sampling_args(model, idx, temperature, top_k, top_p, presence_penalty, frequency_penalty)
     block, rolling = model.config.block_size, model.config.positions == "rotary"
     stop_ids = torch.tensor(sorted(set(stop or ())), dtype=torch.long, device=idx.device)
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
@@ -197,8 +213,21 @@ def generate(
     frequency_penalty: float = 0.0,
 ) -> torch.Tensor:
     """The prompt followed by the generated tokens: (B, T + n) with n <= max_new_tokens."""
-    new = list(stream(model, idx, max_new_tokens, temperature, top_k, top_p, stop, seed, use_cache,
-                      presence_penalty, frequency_penalty))
+    new = list(
+        stream(
+            model,
+            idx,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            stop,
+            seed,
+            use_cache,
+            presence_penalty,
+            frequency_penalty,
+        )
+    )
     return torch.cat([idx, torch.stack(new, dim=1)], dim=1) if new else idx
 
 
@@ -226,9 +255,9 @@ class TextPieces:
 
     def _text(self) -> str:
         """The text of all ids so far: the settled text and what the ids after it add."""
-        before = self.tokenizer.decode(self.ids[self.context:self.read])
-        after = self.tokenizer.decode(self.ids[self.context:])
-        tail = after[len(before):]
+        before = self.tokenizer.decode(self.ids[self.context : self.read])
+        after = self.tokenizer.decode(self.ids[self.context :])
+        tail = after[len(before) :]
         if tail and not after.endswith("\ufffd"):  # a whole character more: settle it
             self.settled += tail
             self.context, self.read = self.read, len(self.ids)
@@ -260,5 +289,5 @@ class TextPieces:
         end = len(text) if end is None else end
         if end <= self.shown:
             return ""
-        piece, self.shown = text[self.shown:end], end
+        piece, self.shown = text[self.shown : end], end
         return piece

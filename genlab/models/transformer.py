@@ -3,16 +3,17 @@
 `causal=True` gives a GPT-2 shaped decoder (pre-LayerNorm, final LayerNorm, tied LM head).
 `causal=False` gives a BERT-shaped encoder with a masked-LM head. `pre_ln=False` switches to the
 post-LayerNorm layout of the original BERT, which is what pretrained BERT checkpoints need
-(genlab/io/hf.py loads them).
+(genlab/interop/hf.py loads them).
 
 The modern small-GPT options (the NanoGPT speedrun's and Llama's), each off by default so that a default
 config builds exactly the model it always did: rotary positions instead of a position table, RMSNorm,
 QK-norm, a ReLU² or SwiGLU MLP, an untied LM head, zero-initialised output projections and a logit
-soft-cap. Rotary + RMSNorm + SwiGLU without the others is the Llama layout (genlab/io/hf.py exports it).
+soft-cap. Rotary + RMSNorm + SwiGLU without the others is the Llama layout (genlab/interop/hf.py exports it).
 
-The model maps token ids to logits and hidden states; losses live in genlab/tasks/lm/objectives.py and
+The model maps token ids to logits and hidden states; losses live in genlab/tasks/lm/process.py and
 sampling in genlab/models/generation.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,8 +91,13 @@ class KVBuffer:
     after the `width` columns already filled, where a list cache concatenates (copies the whole cache)
     at every token. The first `rows` rows are in use; each layer holds (rows, n_head, capacity, head_dim)."""
 
-    def __init__(self, cfg: TransformerConfig, capacity_rows: int, capacity: int | None = None,
-                 device: torch.device | None = None):
+    def __init__(
+        self,
+        cfg: TransformerConfig,
+        capacity_rows: int,
+        capacity: int | None = None,
+        device: torch.device | None = None,
+    ):
         self.shape = (capacity_rows, cfg.n_head, capacity or cfg.block_size, cfg.n_embd // cfg.n_head)
         # Per layer one (2, rows, nh, capacity, hd) tensor, keys then values, so that a one-token decoding
         # step (genlab.models.decoding) reads both with one slice; keys and values are views of it.
@@ -171,7 +177,11 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, past: tuple | Callable | None,
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+        past: tuple | Callable | None,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         B, T, C = x.shape

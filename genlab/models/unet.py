@@ -12,6 +12,7 @@ The condition is a class label (B,) (`conditioning: class`), a sentence embeddin
 embedding: trained with random drops, one network gives both the conditional and the unconditional
 velocity that classifier-free guidance mixes. The network knows nothing of the process that trains it.
 """
+
 from __future__ import annotations
 
 import math
@@ -152,8 +153,9 @@ class UNet(nn.Module):
             text = torch.where(drop[:, None], self.null_text.expand_as(text), text)
         return emb + self.cond(text)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
-                drop: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None, drop: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """x (B, C, 28, 28), t (B,), cond (B,) labels or (B, text_dim) embeddings -> (B, C, 28, 28)."""
         emb = self.embedding(t, cond, drop)
         p = self.config.patch

@@ -9,6 +9,7 @@ base parameter (`blocks.0.attn.qkv.weight` -> `blocks.0.attn.inner.qkv.weight`),
 and LoRA target names would stop matching. Each adapter is a child of its sublayer
 (`blocks.0.attn.adapter.down.weight`), so it is saved, moved and copied with the model.
 """
+
 from __future__ import annotations
 
 import torch

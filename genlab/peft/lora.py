@@ -11,6 +11,7 @@ LoRA tensors appear beside them as `blocks.0.attn.qkv.lora_A` / `.lora_B`.
 What a LoRA run ships is the fine-tuning delta of genlab.peft.methods (the trained tensors and a
 fingerprint of the base), the one on-disk format for every parameter-efficient method.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ and adapter the base weights never change, so a run only needs to keep what trai
 `save_delta` writes those tensors (a few hundred KB) with a fingerprint of the frozen base, and
 `load_delta` refuses to put them on any other base.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -76,8 +77,10 @@ def load_delta(model: nn.Module, folder: Path) -> dict[str, Any]:
     tensors = read_tensors(folder / DELTA_WEIGHTS)
     base = fingerprint(model, set(tensors))
     if base != meta.get("base_fingerprint"):
-        raise GenlabError(f"{folder} was trained on a different base model (base fingerprint "
-                          f"{str(meta.get('base_fingerprint'))[:12]}, this base {base[:12]})")
+        raise GenlabError(
+            f"{folder} was trained on a different base model (base fingerprint "
+            f"{str(meta.get('base_fingerprint'))[:12]}, this base {base[:12]})"
+        )
     expected = trainable_tensors(model)
     check_tensors(tensors, expected, folder / DELTA_WEIGHTS)
     with torch.no_grad():

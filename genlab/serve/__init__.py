@@ -1,5 +1,6 @@
 """`genlab serve`: runs behind an OpenAI-compatible HTTP API with continuous batching, Prometheus
 metrics and a browser playground (genlab.serve.app). `serve(runs)` is what the CLI calls."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,14 @@ def open_runs(runs: list[str | Path], checkpoint: str = "last") -> dict:
     return handles
 
 
-def serve(runs: list[str | Path], host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          limits: Limits = Limits(), checkpoint: str = "last") -> None:
+def serve(
+    runs: list[str | Path],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    limits: Limits = Limits(),
+    checkpoint: str = "last",
+) -> None:
     """Load the runs and serve them until interrupted (Ctrl-C)."""
     import uvicorn  # the server itself: only this command needs it
 
@@ -41,6 +48,9 @@ def serve(runs: list[str | Path], host: str = "127.0.0.1", port: int = 8000, api
             raise GenlabError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     app = create_app(open_runs(runs, checkpoint), limits, api_key)
     names = ", ".join(app.state.served)
-    print(f"genlab: serving {names} at http://{host}:{port}/ (playground /, API /v1, docs /docs, "
-          f"metrics /metrics){'' if api_key else '; no API key set'}", flush=True)
+    print(
+        f"genlab: serving {names} at http://{host}:{port}/ (playground /, API /v1, docs /docs, "
+        f"metrics /metrics){'' if api_key else '; no API key set'}",
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -4,6 +4,7 @@ A body is read whole (at most max_body_bytes, whatever Content-Length says) befo
 so a too-large request is answered 413 without reaching a model, and the app never reads a body
 of unbounded size.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,18 @@ from typing import Any
 from genlab.serve.metrics import Metrics
 
 # /metrics labels: fixed paths as they are, anything else by its route (bounded label values)
-ROUTES = ("/", "/health", "/metrics", "/docs", "/openapi.json", "/v1/models", "/v1/completions",
-          "/v1/images/generations", "/v1/classifications", "/v1/audio/generations")
+ROUTES = (
+    "/",
+    "/health",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+    "/v1/models",
+    "/v1/completions",
+    "/v1/images/generations",
+    "/v1/classifications",
+    "/v1/audio/generations",
+)
 
 
 def route_label(path: str) -> str:
@@ -80,8 +91,21 @@ class Guard:
         return b"".join(chunks)
 
     async def _too_large(self, send: Any) -> None:
-        body = json.dumps({"error": {"message": f"the request body is larger than {self.max_body_bytes} bytes",
-                                     "type": "invalid_request_error", "param": None, "code": "413"}}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "error": {
+                    "message": f"the request body is larger than {self.max_body_bytes} bytes",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "413",
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,5 @@
 """Prometheus metrics of one server (its own registry, so two apps in one process do not mix)."""
+
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -11,16 +12,32 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("genlab_requests", "HTTP requests by endpoint and status",
-                                ["endpoint", "status"], registry=r)
-        self.latency = Histogram("genlab_request_seconds", "Time from request to last byte, by endpoint",
-                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
-        self.first_token = Histogram("genlab_time_to_first_token_seconds", "Completions: request to first text",
-                                     ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            "genlab_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "genlab_request_seconds",
+            "Time from request to last byte, by endpoint",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.first_token = Histogram(
+            "genlab_time_to_first_token_seconds",
+            "Completions: request to first text",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.tokens = Counter("genlab_tokens_generated", "Tokens generated", ["model"], registry=r)
         self.images = Counter("genlab_images_generated", "Images generated", ["model"], registry=r)
         self.clips = Counter("genlab_audio_clips_generated", "Audio clips generated", ["model"], registry=r)
         self.classified = Counter("genlab_texts_classified", "Texts classified", ["model"], registry=r)
         self.queue_depth = Gauge("genlab_queue_depth", "Requests waiting for a slot", ["model"], registry=r)
-        self.batch_size = Histogram("genlab_batch_size", "Sequences (images, texts) per model step",
-                                    ["model"], buckets=BATCH_BUCKETS, registry=r)
+        self.batch_size = Histogram(
+            "genlab_batch_size",
+            "Sequences (images, texts) per model step",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )

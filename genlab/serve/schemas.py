@@ -3,6 +3,7 @@
 Every limit is a field constraint, so a request beyond one gets a 422 that names the field, and the
 OpenAPI schema at /docs states the limits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -97,7 +98,8 @@ class ImageRequest(Strict):
     model: ModelName
     n: int = Field(1, ge=1, le=MAX_IMAGES)
     label: int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
-        None, description="a class id or class name of a conditional model; omitted: every class in turn")
+        None, description="a class id or class name of a conditional model; omitted: every class in turn"
+    )
     seed: int = Field(0, ge=0, le=MAX_SEED)
     response_format: Literal["b64_json"] = "b64_json"
 
@@ -118,9 +120,11 @@ class AudioRequest(Strict):
     model: ModelName
     n: int = Field(1, ge=1, le=MAX_CLIPS)
     label: int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
-        None, description="a class id or name (\"seven\"); omitted: every class in turn")
+        None, description='a class id or name ("seven"); omitted: every class in turn'
+    )
     text: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
-        None, description="labels to say in sequence, space-separated (\"4 0 7\"): one clip; n is then unused")
+        None, description='labels to say in sequence, space-separated ("4 0 7"): one clip; n is then unused'
+    )
     seed: int = Field(0, ge=0, le=MAX_SEED)
     response_format: Literal["b64_json"] = "b64_json"
 

@@ -9,6 +9,7 @@
 Both admit at most `max_queue` waiting requests (`QueueFull` beyond) and report to `Metrics`.
 Results cross to the event loop with `loop.call_soon_threadsafe`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from genlab.core.task import TextDecoding
 from genlab.errors import GenlabError
 from genlab.models.batching import ContinuousBatch, Sequence
 from genlab.models.generation import TextPieces
 from genlab.serve.metrics import Metrics
+from genlab.tasks.contract import TextDecoding
 
 log = logging.getLogger("genlab.serve")
 

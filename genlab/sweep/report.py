@@ -1,5 +1,6 @@
 """`genlab report sweeps/<study>`: report.md (the best trial and its command line, a table of every trial)
 and three plots beside it: the optimisation history, parameter importances and objective vs cost."""
+
 from __future__ import annotations
 
 import json
@@ -61,11 +62,15 @@ def render(settings: dict[str, Any], study: Any) -> str:
     trials = study.get_trials(deepcopy=False)
     keys = [p["key"] for p in settings["space"]["params"]]
     metric = settings["metric"]
-    lines = [f"# Sweep {study.study_name}", "",
-             f"Recipe `{settings['recipe']}`" + (f" with `{shlex.join(settings['overrides'])}`"
-                                                 if settings["overrides"] else "")
-             + f"; objective: {study.direction.name.lower()} `{metric}`; sampler "
-             f"{settings['space']['sampler']}, pruner {settings['space']['pruner']}.", ""]
+    lines = [
+        f"# Sweep {study.study_name}",
+        "",
+        f"Recipe `{settings['recipe']}`"
+        + (f" with `{shlex.join(settings['overrides'])}`" if settings["overrides"] else "")
+        + f"; objective: {study.direction.name.lower()} `{metric}`; sampler "
+        f"{settings['space']['sampler']}, pruner {settings['space']['pruner']}.",
+        "",
+    ]
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
     lines.append(", ".join(f"{n} {name}" for name, n in counts.items() if n) + ".")
     lines.append("")
@@ -77,20 +82,34 @@ def render(settings: dict[str, Any], study: Any) -> str:
         lines += ["", "Reproduce it:", "", "```bash", best.user_attrs.get("command", "?"), "```", ""]
     else:
         lines += ["No trial has completed yet.", ""]
-    lines += ["## All trials", "",
-              "| trial | state | " + " | ".join(f"`{k}`" for k in keys) + f" | `{metric}` | train s | FLOPs |",
-              "|---|---|" + "---|" * len(keys) + "---|---|---|"]
+    lines += [
+        "## All trials",
+        "",
+        "| trial | state | " + " | ".join(f"`{k}`" for k in keys) + f" | `{metric}` | train s | FLOPs |",
+        "|---|---|" + "---|" * len(keys) + "---|---|---|",
+    ]
     for t in trials:
         note = f" (retry of {t.user_attrs['retry_of']})" if "retry_of" in t.user_attrs else ""
         flops = t.user_attrs.get("train_flops")
-        lines.append(f"| {t.number}{note} | {t.state.name.lower()} | "
-                     + " | ".join(_fmt(t.params.get(k)) for k in keys)
-                     + f" | {_fmt(_objective(t))} | {_fmt(t.user_attrs.get('train_seconds'))} | "
-                     + (f"{flops:.3g}" if isinstance(flops, (int, float)) else "–") + " |")
-    lines += ["", "A pruned trial's objective is the last value it reported. Failed trials keep their reason in "
-              "the study (user attr `error` or `failed_because`).", "",
-              "![optimisation history](history.png)", "", "![parameter importances](importances.png)", "",
-              "![objective vs training cost](objective_vs_cost.png)", ""]
+        lines.append(
+            f"| {t.number}{note} | {t.state.name.lower()} | "
+            + " | ".join(_fmt(t.params.get(k)) for k in keys)
+            + f" | {_fmt(_objective(t))} | {_fmt(t.user_attrs.get('train_seconds'))} | "
+            + (f"{flops:.3g}" if isinstance(flops, (int, float)) else "–")
+            + " |"
+        )
+    lines += [
+        "",
+        "A pruned trial's objective is the last value it reported. Failed trials keep their reason in "
+        "the study (user attr `error` or `failed_because`).",
+        "",
+        "![optimisation history](history.png)",
+        "",
+        "![parameter importances](importances.png)",
+        "",
+        "![objective vs training cost](objective_vs_cost.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -122,8 +141,7 @@ def plot(study: Any, metric: str, folder: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for state, marker in ((TrialState.COMPLETE, "o"), (TrialState.PRUNED, "x")):
         chosen = [t for t in trials if t.state == state]
-        ax.scatter([t.number for t in chosen], [_objective(t) for t in chosen], marker=marker,
-                   label=state.name.lower())
+        ax.scatter([t.number for t in chosen], [_objective(t) for t in chosen], marker=marker, label=state.name.lower())
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
     best_so_far, running = [], None
     for t in complete:
@@ -152,8 +170,12 @@ def plot(study: Any, metric: str, folder: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for state, marker in ((TrialState.COMPLETE, "o"), (TrialState.PRUNED, "x")):
         chosen = [t for t in trials if t.state == state and isinstance(t.user_attrs.get("train_seconds"), (int, float))]
-        ax.scatter([t.user_attrs["train_seconds"] for t in chosen], [_objective(t) for t in chosen], marker=marker,
-                   label=state.name.lower())
+        ax.scatter(
+            [t.user_attrs["train_seconds"] for t in chosen],
+            [_objective(t) for t in chosen],
+            marker=marker,
+            label=state.name.lower(),
+        )
     ax.set(xlabel="training seconds", ylabel=metric, title="objective vs cost")
     ax.legend()
     fig.tight_layout()
@@ -175,4 +197,3 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> tuple[Pat
     path = target / "report.md"
     atomic_write_text(path, markdown)
     return path, plot(study, settings["metric"], target)
-

@@ -12,6 +12,7 @@
 Everything is checked before a trial runs: each param is applied to the recipe as an override and the
 recipe typed by its task's schema, so a misspelt key or a value of the wrong type fails in one line.
 """
+
 from __future__ import annotations
 
 import copy
@@ -97,8 +98,11 @@ def _param(key: Any, spec: Any, path: Path) -> Param:
     kind = spec.get("type")
     if kind not in DISTRIBUTIONS:
         raise GenlabError(f"{where}: unknown distribution type {kind!r} (known: {', '.join(DISTRIBUTIONS)})")
-    allowed = {"float": {"type", "low", "high", "log", "step"}, "int": {"type", "low", "high", "log", "step"},
-               "categorical": {"type", "choices"}}[kind]
+    allowed = {
+        "float": {"type", "low", "high", "log", "step"},
+        "int": {"type", "low", "high", "log", "step"},
+        "categorical": {"type", "choices"},
+    }[kind]
     unknown = sorted(set(spec) - allowed)
     if unknown:
         raise GenlabError(f"{where}: unknown setting '{unknown[0]}' for a {kind} (known: {', '.join(sorted(allowed))})")
@@ -156,20 +160,24 @@ def read_space(path: str | Path) -> Space:
         raise GenlabError(f"space file {path} must be a YAML mapping with objective and params")
     unknown = sorted(set(raw) - {"objective", "sampler", "pruner", "params", "seed"})
     if unknown:
-        raise GenlabError(f"space file {path}: unknown key '{unknown[0]}' "
-                          "(known: objective, params, pruner, sampler, seed)")
+        raise GenlabError(
+            f"space file {path}: unknown key '{unknown[0]}' (known: objective, params, pruner, sampler, seed)"
+        )
     objective = raw.get("objective")
     if not isinstance(objective, dict) or not isinstance(objective.get("metric"), str) or not objective["metric"]:
-        raise GenlabError(f"space file {path}: 'objective' must be a mapping with a metric, e.g. "
-                          "{metric: val/loss, direction: minimize}")
+        raise GenlabError(
+            f"space file {path}: 'objective' must be a mapping with a metric, e.g. "
+            "{metric: val/loss, direction: minimize}"
+        )
     direction = objective.get("direction", "minimize")
     if direction not in ("minimize", "maximize") or set(objective) - {"metric", "direction"}:
         raise GenlabError(f"space file {path}: objective has metric and direction (minimize or maximize) only")
     sampler_spec = raw.get("sampler", "tpe")
     sampler_spec = {"type": sampler_spec} if isinstance(sampler_spec, str) else sampler_spec
     if not isinstance(sampler_spec, dict) or set(sampler_spec) - {"type", "n_startup_trials"}:
-        raise GenlabError(f"space file {path}: 'sampler' must be tpe, random, grid or "
-                          "{type: tpe, n_startup_trials: N}")
+        raise GenlabError(
+            f"space file {path}: 'sampler' must be tpe, random, grid or {{type: tpe, n_startup_trials: N}}"
+        )
     sampler = sampler_spec.get("type", "tpe")
     if sampler not in SAMPLERS:
         raise GenlabError(f"space file {path}: unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
@@ -183,8 +191,17 @@ def read_space(path: str | Path) -> Space:
     if not isinstance(params, dict) or not params:
         raise GenlabError(f"space file {path}: 'params' must map recipe keys to distributions")
     pruner, n_startup, n_warmup = _pruner(raw.get("pruner", "median"), path)
-    space = Space(objective["metric"], direction, sampler, seed, tpe_startup, pruner, n_startup, n_warmup,
-                  [_param(key, spec, path) for key, spec in params.items()])
+    space = Space(
+        objective["metric"],
+        direction,
+        sampler,
+        seed,
+        tpe_startup,
+        pruner,
+        n_startup,
+        n_warmup,
+        [_param(key, spec, path) for key, spec in params.items()],
+    )
     if sampler == "grid":
         points = 1
         for param in space.params:

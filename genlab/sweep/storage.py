@@ -13,6 +13,7 @@ A worker killed mid-trial (kill -9, a lost machine) leaves its trial RUNNING for
 - with an RDB, Optuna's heartbeat also runs: a trial whose worker (on any machine) stopped beating for
   GRACE_S is failed and retried by RetryHeartbeatStaleTrialCallback when another worker starts a trial.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -42,14 +43,20 @@ def open_storage(url: str | None, folder: Path) -> Any:
     if url is None:
         return JournalStorage(JournalFileBackend(str(folder / "journal.log")))
     if not url.startswith(("sqlite:///", "postgresql", "mysql")):
-        raise GenlabError(f"--storage {url}: expected an RDB URL such as sqlite:///sweeps.db or "
-                          "postgresql://user@host/db (the default is a journal file in the study folder)")
+        raise GenlabError(
+            f"--storage {url}: expected an RDB URL such as sqlite:///sweeps.db or "
+            "postgresql://user@host/db (the default is a journal file in the study folder)"
+        )
     for attempt in range(SCHEMA_RACE_TRIES):
         try:
             with warnings.catch_warnings():  # Optuna 5 flags the heartbeat API experimental: not the user's concern
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+                return RDBStorage(
+                    url,
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                )
         except (IntegrityError, ProgrammingError) as exc:
             # Workers started at once on a fresh database all create Optuna's tables; PostgreSQL lets one win
             # and fails the others (a duplicate key, or "relation already exists"). They exist now: open again.
@@ -57,8 +64,9 @@ def open_storage(url: str | None, folder: Path) -> Any:
             time.sleep(0.5 * (attempt + 1))
         except Exception as exc:  # a missing driver, a refused connection, a bad URL: sqlalchemy's many kinds
             raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {str(exc).splitlines()[0]}") from None
-    raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {str(race).splitlines()[0]} "
-                      f"({SCHEMA_RACE_TRIES} tries)")
+    raise GenlabError(
+        f"--storage: cannot open {url.split('@')[-1]}: {str(race).splitlines()[0]} ({SCHEMA_RACE_TRIES} tries)"
+    )
 
 
 class WorkerLock:

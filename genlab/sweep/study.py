@@ -6,6 +6,7 @@ unpromising run (StopTraining("pruned")), so a pruned trial is a consistent, sho
 the same command again continues the study up to N. `--workers K` starts K processes of this command, each
 taking trials from the shared storage, with the machine's threads split between them.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,8 +89,10 @@ class PeriodObjective:
             raise StopTraining("pruned")
 
     def missing_message(self) -> str:
-        return (f"objective metric '{self.metric}' is not among the period metrics of trial {self.trial.number} "
-                f"(it has: {', '.join(self.seen)})")
+        return (
+            f"objective metric '{self.metric}' is not among the period metrics of trial {self.trial.number} "
+            f"(it has: {', '.join(self.seen)})"
+        )
 
 
 def _suggest(trial: Any, param: Param) -> Any:
@@ -128,8 +131,13 @@ def grid_size(space: Space) -> int | None:
 
 
 def sweep_settings(config: SweepConfig, space: Space) -> dict[str, Any]:
-    return {"recipe": config.recipe, "overrides": list(config.overrides), "study": config.study_name,
-            "storage": config.storage, "space": space.as_dict()}
+    return {
+        "recipe": config.recipe,
+        "overrides": list(config.overrides),
+        "study": config.study_name,
+        "storage": config.storage,
+        "space": space.as_dict(),
+    }
 
 
 def prepare(config: SweepConfig) -> Space:
@@ -152,8 +160,10 @@ def prepare(config: SweepConfig) -> Space:
             raise GenlabError(f"{sweep_file} is not a valid sweep description") from None
         if earlier != sweep_settings(config, space):
             changed = [k for k, v in sweep_settings(config, space).items() if earlier.get(k) != v]
-            raise GenlabError(f"study {config.study_name} in {config.folder} was started with another "
-                              f"{' and '.join(changed)}: resume it with the same command, or pass another --study")
+            raise GenlabError(
+                f"study {config.study_name} in {config.folder} was started with another "
+                f"{' and '.join(changed)}: resume it with the same command, or pass another --study"
+            )
     return space
 
 
@@ -163,9 +173,14 @@ def open_study(config: SweepConfig, space: Space, seed: int) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(config.storage, config.folder)
     try:
-        return optuna.create_study(storage=storage, study_name=config.study_name, direction=space.direction,
-                                   sampler=make_sampler(space, seed), pruner=make_pruner(space),
-                                   load_if_exists=True)
+        return optuna.create_study(
+            storage=storage,
+            study_name=config.study_name,
+            direction=space.direction,
+            sampler=make_sampler(space, seed),
+            pruner=make_pruner(space),
+            load_if_exists=True,
+        )
     except ValueError as exc:  # e.g. an existing study with the other direction
         raise GenlabError(f"study {config.study_name}: {exc}") from None
 
@@ -242,22 +257,42 @@ class Worker:
                     continue
                 before = {t.number for t in study.get_trials(deepcopy=False)}
                 study.optimize(self.objective, n_trials=1, catch=(TrialFailed,))
-                mine = [t for t in study.get_trials(deepcopy=False)
-                        if t.number not in before and t.user_attrs.get(WORKER_ATTR) == self.lock.name]
+                mine = [
+                    t
+                    for t in study.get_trials(deepcopy=False)
+                    if t.number not in before and t.user_attrs.get(WORKER_ATTR) == self.lock.name
+                ]
                 for trial in mine:
                     self._print(trial)
                 fails_in_a_row = fails_in_a_row + 1 if mine and mine[-1].state == TrialState.FAIL else 0
                 if fails_in_a_row >= MAX_FAILS_IN_A_ROW:
-                    raise GenlabError(f"{fails_in_a_row} trials in a row failed, the last with: "
-                                      f"{mine[-1].user_attrs.get('error', 'no message')}")
+                    raise GenlabError(
+                        f"{fails_in_a_row} trials in a row failed, the last with: "
+                        f"{mine[-1].user_attrs.get('error', 'no message')}"
+                    )
         finally:
             self.lock.close()
 
 
 def _worker_argv(config: SweepConfig, index: int, minutes_left: float) -> list[str]:
-    argv = [sys.executable, "-m", "genlab", "sweep", config.recipe, *config.overrides, "--space",
-            config.space_path, "--trials", str(config.trials), "--study", config.study_name, "--out", config.out,
-            "--worker-index", str(index)]
+    argv = [
+        sys.executable,
+        "-m",
+        "genlab",
+        "sweep",
+        config.recipe,
+        *config.overrides,
+        "--space",
+        config.space_path,
+        "--trials",
+        str(config.trials),
+        "--study",
+        config.study_name,
+        "--out",
+        config.out,
+        "--worker-index",
+        str(index),
+    ]
     if config.storage:
         argv += ["--storage", config.storage]
     if config.minutes:
@@ -311,8 +346,11 @@ def run_sweep(config: SweepConfig) -> Any:
     if config.worker_index is None:
         retried = recover_stale_trials(study)
         if retried:
-            print(f"trials {', '.join(map(str, retried))} were running when their worker was killed: "
-                  "marked failed, their params queued again", flush=True)
+            print(
+                f"trials {', '.join(map(str, retried))} were running when their worker was killed: "
+                "marked failed, their params queued again",
+                flush=True,
+            )
     if config.workers > 1 and config.worker_index is None:
         _run_workers(config, started)
     else:

@@ -3,6 +3,7 @@
 Adding a task = one folder `genlab/tasks/<name>/` exporting `TASK` + one line here (docs/adding-a-task.md).
 Everything else (the CLI, `genlab.load`, the contract test) asks this registry.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 
 from genlab.core.recipe import read_recipe_tree
 from genlab.core.run import RunDir
-from genlab.core.task import Task
 from genlab.errors import GenlabError
 from genlab.tasks import audio, finetune, flow, gan, image_classifier, lm
+from genlab.tasks.contract import Task
 
-TASKS: dict[str, Task] = {task.name: task for task in (gan.TASK, lm.TASK, finetune.TASK, audio.TASK,
-                                                         image_classifier.TASK, flow.TASK)}
+TASKS: dict[str, Task] = {
+    task.name: task for task in (gan.TASK, lm.TASK, finetune.TASK, audio.TASK, image_classifier.TASK, flow.TASK)
+}
 DEFAULT_TASK = "gan"  # a recipe without `task:` (the essay's GAN recipes predate the key)
 
 

@@ -1,10 +1,18 @@
 """`task: audio` — a class-conditional GAN that says a digit: log-mel spectrograms, Griffin-Lim waveforms."""
-from genlab.core.task import Task
+
+from genlab.tasks.audio.handle import AudioRun
 from genlab.tasks.audio.recipe import AudioRecipe
 from genlab.tasks.audio.report import compare_row
-from genlab.tasks.audio.run import AudioRun
-from genlab.tasks.audio.task import AudioTraining
 from genlab.tasks.audio.tiny import tiny_run
+from genlab.tasks.audio.training import AudioTraining
+from genlab.tasks.contract import Task
 
-TASK = Task(name="audio", recipe_type=AudioRecipe, training=AudioTraining.build, open=AudioRun,
-            eval_section="quality", tiny=tiny_run, compare_row=compare_row)
+TASK = Task(
+    name="audio",
+    recipe_type=AudioRecipe,
+    training=AudioTraining.build,
+    open=AudioRun,
+    eval_section="quality",
+    tiny=tiny_run,
+    compare_row=compare_row,
+)

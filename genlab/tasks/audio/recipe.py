@@ -1,5 +1,6 @@
 """The recipe schema of an audio run (`task: audio`): a class-conditional GAN on log-mel spectrograms of
 spoken digits, and how its clips are turned into sound and scored."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,10 +45,20 @@ class EvalConfig:
     quick_griffin_lim_iters: int = 16  # fewer for the quick figure: accuracy barely moves past 16
 
     def __post_init__(self) -> None:
-        if min(self.num_samples, self.batch_size, self.griffin_lim_iters, self.quick_samples,
-               self.quick_griffin_lim_iters) < 1:
-            raise ValueError("eval.num_samples, batch_size, griffin_lim_iters, quick_samples and "
-                             "quick_griffin_lim_iters must be >= 1")
+        if (
+            min(
+                self.num_samples,
+                self.batch_size,
+                self.griffin_lim_iters,
+                self.quick_samples,
+                self.quick_griffin_lim_iters,
+            )
+            < 1
+        ):
+            raise ValueError(
+                "eval.num_samples, batch_size, griffin_lim_iters, quick_samples and "
+                "quick_griffin_lim_iters must be >= 1"
+            )
 
 
 @dataclass

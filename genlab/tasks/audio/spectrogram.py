@@ -11,6 +11,7 @@ fast Griffin-Lim (Perraudin et al. 2013, momentum 0.99, as librosa.griffinlim), 
 Not the evaluator's frames (10 ms hops: 101 of them): a 64 x 64 image costs both networks 1.6x less. The
 evaluator hears the Griffin-Lim waveform, not this image, so it scores what a listener hears either way.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,8 +39,9 @@ def _mel_bank() -> tuple[torch.Tensor, torch.Tensor]:
     power), built on first use: librosa's import (scipy.signal) would double `import genlab`'s time."""
     import librosa
 
-    bank = torch.from_numpy(librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=F_MIN,
-                                                fmax=F_MAX)).float()
+    bank = torch.from_numpy(
+        librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=F_MIN, fmax=F_MAX)
+    ).float()
     return bank, torch.linalg.pinv(bank)
 
 
@@ -87,7 +89,7 @@ def trim_word(wave: torch.Tensor) -> torch.Tensor:
     frames = wave[: len(wave) // HOP * HOP].view(-1, HOP)  # (L // HOP, HOP)
     db = 10 * torch.log10(frames.pow(2).mean(dim=1).clamp_min(1e-12))
     loud = torch.nonzero(db >= db.max() - TRIM_DB).flatten()
-    return wave[int(loud[0]) * HOP:(int(loud[-1]) + 1) * HOP]
+    return wave[int(loud[0]) * HOP : (int(loud[-1]) + 1) * HOP]
 
 
 def join_words(words: list[torch.Tensor]) -> torch.Tensor:

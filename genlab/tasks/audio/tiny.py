@@ -1,11 +1,12 @@
 """An audio run that trains in seconds: two espeak-ng voices saying five digits (one voice held out for
 the test split), synthesized by genlab.data.audio into a folder, and a very small GAN."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from genlab.core.task import TinyRun
 from genlab.data.audio import SPEAKERS, synthesize
+from genlab.tasks.contract import TinyRun
 
 
 def write_tiny_digits(folder: Path) -> Path:
@@ -18,10 +19,23 @@ def write_tiny_digits(folder: Path) -> Path:
 
 def tiny_run(folder: Path) -> TinyRun:
     data = write_tiny_digits(folder / "tiny-digits")
-    settings = {"data.path": data, "data.batch_size": 5, "train.epochs": 2, "train.progress": False,
-                "model.width": 4, "model.latent_dim": 8, "train.r1_gamma": 1.0, "train.ema_decay": 0.9,
-                "eval.num_samples": 20, "eval.quick_samples": 10, "eval.griffin_lim_iters": 4,
-                "eval.quick_griffin_lim_iters": 2}
-    return TinyRun("spoken-digits-gan", [f"{k}={v}" for k, v in settings.items()],
-                   generate={"n": 1, "label": 3, "seed": 1},
-                   cli_generate=["--n", "1", "--label", "3", "--seed", "1", "--out", str(folder / "clip.wav")])
+    settings = {
+        "data.path": data,
+        "data.batch_size": 5,
+        "train.epochs": 2,
+        "train.progress": False,
+        "model.width": 4,
+        "model.latent_dim": 8,
+        "train.r1_gamma": 1.0,
+        "train.ema_decay": 0.9,
+        "eval.num_samples": 20,
+        "eval.quick_samples": 10,
+        "eval.griffin_lim_iters": 4,
+        "eval.quick_griffin_lim_iters": 2,
+    }
+    return TinyRun(
+        "spoken-digits-gan",
+        [f"{k}={v}" for k, v in settings.items()],
+        generate={"n": 1, "label": 3, "seed": 1},
+        cli_generate=["--n", "1", "--label", "3", "--seed", "1", "--out", str(folder / "clip.wav")],
+    )

@@ -1,5 +1,6 @@
 """The recipe schema of a fine-tuning run (`task: finetune`): a start model, a labelled data set, a
 method (full / freeze / lora / adapter) and its optimiser — the essay's pretrain -> fine-tune framework."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -61,8 +62,11 @@ class FinetuneTrainConfig(EpochTrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_betas(self.betas)
-        if not 0 <= self.min_lr <= self.lr or self.lr <= 0 or min(self.weight_decay, self.grad_clip,
-                                                                  self.warmup_iters) < 0:
+        if (
+            not 0 <= self.min_lr <= self.lr
+            or self.lr <= 0
+            or min(self.weight_decay, self.grad_clip, self.warmup_iters) < 0
+        ):
             raise ValueError("train needs 0 <= min_lr <= lr, lr > 0 and weight_decay, grad_clip, warmup_iters >= 0")
 
 

@@ -1,4 +1,5 @@
 """A fine-tuning run as one row of `genlab report` (genlab.evaluation.compare), read from its report.json."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,17 @@ def compare_row(run: RunDir, recipe: Any) -> dict[str, Any]:
     dataset = finetune.get("dataset", finetune.get("task", "?"))  # reports before 0.2 called it "task"
     chrf = test.get("chrf") if metric == "bleu" else None  # seq2seq: chrF is the second opinion on BLEU
     return compare.row(
-        run, report, dataset=Path(dataset).name, method=finetune.get("method", "?"),
-        start=finetune.get("start", "?"), init=finetune.get("init"),
-        trainable_parameters=trainable, trainable_fraction=fraction, metric=metric, quality=test[metric],
-        details=None if chrf is None else f"chrF {chrf:.1f}", baseline=baseline.get(metric),
-        baseline_name=baseline.get("name"))
+        run,
+        report,
+        dataset=Path(dataset).name,
+        method=finetune.get("method", "?"),
+        start=finetune.get("start", "?"),
+        init=finetune.get("init"),
+        trainable_parameters=trainable,
+        trainable_fraction=fraction,
+        metric=metric,
+        quality=test[metric],
+        details=None if chrf is None else f"chrF {chrf:.1f}",
+        baseline=baseline.get(metric),
+        baseline_name=baseline.get("name"),
+    )

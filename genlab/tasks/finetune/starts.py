@@ -7,6 +7,7 @@
 `init="random"` keeps the architecture and tokenizer but draws new weights: the same budget from
 there shows what pretraining bought.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,11 +16,11 @@ import torch
 
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
+from genlab.interop.hf import load_gpt2, load_hf_bert, minilm_path
 from genlab.io.files import read_json
-from genlab.io.hf import load_gpt2, load_hf_bert, minilm_path
 from genlab.io.tokenizers import Tokenizer, load_tokenizer
 from genlab.models.transformer import Transformer
-from genlab.tasks.lm.run import load_lm
+from genlab.tasks.lm.handle import load_lm
 
 
 def _load_pretrained(start: str) -> tuple[Transformer, Tokenizer]:
@@ -31,8 +32,10 @@ def _load_pretrained(start: str) -> tuple[Transformer, Tokenizer]:
         return load_lm(RunDir(path))
     config = path / "config.json"
     if not config.is_file():
-        raise GenlabError(f"unknown start {start!r}: not 'minilm', a genlab language-model run directory, "
-                          "nor a Hugging Face model folder with config.json")
+        raise GenlabError(
+            f"unknown start {start!r}: not 'minilm', a genlab language-model run directory, "
+            "nor a Hugging Face model folder with config.json"
+        )
     described = read_json(config, "model config")
     model_type = described.get("model_type") if isinstance(described, dict) else None
     loaders = {"bert": load_hf_bert, "gpt2": load_gpt2}

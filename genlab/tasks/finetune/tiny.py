@@ -1,5 +1,6 @@
 """A fine-tuning run that trains in about a second: LoRA on a tiny random GPT, classifying sentences
 by their first word."""
+
 from __future__ import annotations
 
 import json
@@ -7,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from genlab.core.task import TinyRun
-from genlab.io.hf import export_model
+from genlab.interop.hf import export_model
 from genlab.io.tokenizers import CharTokenizer
 from genlab.models.transformer import Transformer, TransformerConfig
+from genlab.tasks.contract import TinyRun
 from genlab.tasks.lm.tiny import write_tiny_corpus
 
 FIRST_WORD_LABELS = {"thou": "a", "hast": "b"}  # any other first word: "c"
@@ -20,8 +21,11 @@ def write_tiny_start(folder: Path, texts: list[str], seed: int = 0) -> Path:
     """A random 2-layer char GPT in the Hugging Face GPT-2 layout: a start for fine-tuning."""
     tokenizer = CharTokenizer.train(texts)
     torch.manual_seed(seed)
-    model = Transformer(TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=2,
-                                          n_embd=32, activation="gelu_new"))
+    model = Transformer(
+        TransformerConfig(
+            vocab_size=tokenizer.vocab_size, block_size=64, n_layer=2, n_head=2, n_embd=32, activation="gelu_new"
+        )
+    )
     return export_model(model, tokenizer, folder)
 
 
@@ -36,8 +40,22 @@ def tiny_run(folder: Path) -> TinyRun:
     sentences = write_tiny_corpus(folder / "corpus.txt").read_text().splitlines()
     start = write_tiny_start(folder / "start", sentences)
     data = write_tiny_classification(folder / "classify.jsonl", sentences)
-    settings = {"start": start, "data.dataset": data, "data.batch_size": 16, "data.max_tokens": 32,
-                "data.limit": 160, "method.rank": 2, "method.target_modules": "[attn.qkv]", "train.epochs": 2,
-                "train.lr": 3e-3, "train.warmup_iters": 1, "train.progress": False}
-    return TinyRun("fortunes-lora", [f"{k}={v}" for k, v in settings.items()],
-                   generate={"prompt": "thou art"}, cli_generate=["--prompt", "thou art"])
+    settings = {
+        "start": start,
+        "data.dataset": data,
+        "data.batch_size": 16,
+        "data.max_tokens": 32,
+        "data.limit": 160,
+        "method.rank": 2,
+        "method.target_modules": "[attn.qkv]",
+        "train.epochs": 2,
+        "train.lr": 3e-3,
+        "train.warmup_iters": 1,
+        "train.progress": False,
+    }
+    return TinyRun(
+        "fortunes-lora",
+        [f"{k}={v}" for k, v in settings.items()],
+        generate={"prompt": "thou art"},
+        cli_generate=["--prompt", "thou art"],
+    )

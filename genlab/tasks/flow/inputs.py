@@ -1,5 +1,6 @@
 """Image-to-image inputs read from files, checked: the start image (--init), the mask (--mask) and
 the low-resolution image to super-resolve (--low-res)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,10 @@ def read_image(path: str | Path, option: str, sides: tuple[int, ...] = (IMAGE_SH
     except (UnidentifiedImageError, OSError) as exc:
         raise GenlabError(f"{option} {path}: not an image file ({exc})") from None
     if image.mode not in ("L", "1", "I;16", "I", "F"):
-        raise GenlabError(f"{option} {path}: a {image.mode} image with {len(image.getbands())} channels; "
-                          "the model works on 1-channel (greyscale) images")
+        raise GenlabError(
+            f"{option} {path}: a {image.mode} image with {len(image.getbands())} channels; "
+            "the model works on 1-channel (greyscale) images"
+        )
     width, height = image.size
     if width != height or width not in sides:
         wanted = " or ".join(f"{s}x{s}" for s in sides)

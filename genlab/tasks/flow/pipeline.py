@@ -3,6 +3,7 @@
 The network and the process work on pixels in [-1, 1] (zero-centred, like the noise); users and the
 evaluator see [0, 1].
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -43,8 +44,10 @@ def check_count(n: int) -> None:
     if n < 1:
         raise GenlabError(f"--n must be at least 1, got {n}")
     if n > MAX_SAMPLES:
-        raise GenlabError(f"--n {n} is more than the {MAX_SAMPLES:,} images one call draws; "
-                          "draw several batches with other --seed values")
+        raise GenlabError(
+            f"--n {n} is more than the {MAX_SAMPLES:,} images one call draws; "
+            "draw several batches with other --seed values"
+        )
 
 
 def class_labels(model: UNet, n: int, label: int | None) -> torch.Tensor | None:
@@ -52,8 +55,10 @@ def class_labels(model: UNet, n: int, label: int | None) -> torch.Tensor | None:
     config = model.config
     if config.conditioning != "class":
         if label is not None:
-            raise GenlabError(f"--label needs a class-conditional model; this one is conditioned on "
-                              f"'{config.conditioning}'" + (": give --prompt" if config.conditioning == "text" else ""))
+            raise GenlabError(
+                f"--label needs a class-conditional model; this one is conditioned on "
+                f"'{config.conditioning}'" + (": give --prompt" if config.conditioning == "text" else "")
+            )
         return None
     if label is not None and not 0 <= label < config.num_classes:
         raise GenlabError(f"--label must be in 0..{config.num_classes - 1}, got {label}")
@@ -62,8 +67,10 @@ def class_labels(model: UNet, n: int, label: int | None) -> torch.Tensor | None:
 
 def check_prompt(model: UNet, prompt: str | None) -> None:
     if prompt is not None and model.config.conditioning != "text":
-        raise GenlabError(f"--prompt needs a text-conditioned model (model.conditioning: text); this one is "
-                          f"conditioned on '{model.config.conditioning}'")
+        raise GenlabError(
+            f"--prompt needs a text-conditioned model (model.conditioning: text); this one is "
+            f"conditioned on '{model.config.conditioning}'"
+        )
     if prompt is not None and not prompt.strip():
         raise GenlabError("--prompt is empty")
 
@@ -93,8 +100,17 @@ def _rows(tensor: torch.Tensor | None, i: int, j: int, device: torch.device) -> 
 
 
 @torch.no_grad()
-def draw(model: UNet, n: int, seed: int, cond: torch.Tensor | None, steps: int, guidance: float,
-         start: Start | None = None, batch_size: int = 1000, low_res: torch.Tensor | None = None) -> torch.Tensor:
+def draw(
+    model: UNet,
+    n: int,
+    seed: int,
+    cond: torch.Tensor | None,
+    steps: int,
+    guidance: float,
+    start: Start | None = None,
+    batch_size: int = 1000,
+    low_res: torch.Tensor | None = None,
+) -> torch.Tensor:
     """n images (n, 1, 28, 28) in [0, 1]. cond: (n,) labels, (n, D) text embeddings or None.
     start: an image-to-image start in model scale, with (n, ...) or (1, ...) tensors.
     low_res: (n or 1, 1, 28/f, 28/f) in model scale: super-resolve it (every sample keeps its block means)."""

@@ -11,6 +11,7 @@ v_u + w (v_c - v_u): w = 0 is the unconditional flow, w = 1 the conditional one,
 Nothing here knows images: any tensor (B, ...) works (the tests use 2-D points; spectrograms fit).
 A `model` is any callable (x, t, cond, drop) -> velocity shaped like x.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,14 @@ def sample_times(n: int, generator: torch.Generator, logit_normal: bool = True) 
     return torch.rand(n, generator=generator)
 
 
-def flow_matching_loss(model: Velocity, x1: torch.Tensor, cond: torch.Tensor | None, generator: torch.Generator,
-                       cond_dropout: float = 0.0, logit_normal: bool = True) -> torch.Tensor:
+def flow_matching_loss(
+    model: Velocity,
+    x1: torch.Tensor,
+    cond: torch.Tensor | None,
+    generator: torch.Generator,
+    cond_dropout: float = 0.0,
+    logit_normal: bool = True,
+) -> torch.Tensor:
     """Mean squared error between v(x_t, t, c) and the path's velocity x1 - x0, for data x1 (B, ...).
 
     Every draw (noise, times, which rows lose their condition) comes from `generator`, made on the CPU
@@ -61,8 +68,9 @@ class Start:
     mask: torch.Tensor | None = None
 
 
-def guided_velocity(model: Velocity, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None,
-                    guidance: float) -> torch.Tensor:
+def guided_velocity(
+    model: Velocity, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None, guidance: float
+) -> torch.Tensor:
     """v_u + w (v_c - v_u). w = 1 (or no condition) needs one network evaluation, w = 0 one
     (unconditional), any other w two, made as one batch of 2B."""
     if cond is None or guidance == 1:
@@ -71,7 +79,7 @@ def guided_velocity(model: Velocity, x: torch.Tensor, t: torch.Tensor, cond: tor
         return model(x, t, cond, torch.ones(x.size(0), dtype=torch.bool, device=x.device))
     drop = torch.arange(2 * x.size(0), device=x.device) >= x.size(0)  # (2B,): the second half unconditional
     both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, cond]), drop)  # (2B, ...)
-    v_cond, v_uncond = both[:x.size(0)], both[x.size(0):]  # slices, not chunk(2): an exported batch stays dynamic
+    v_cond, v_uncond = both[: x.size(0)], both[x.size(0) :]  # slices, not chunk(2): an exported batch stays dynamic
     return v_uncond + guidance * (v_cond - v_uncond)
 
 
@@ -87,9 +95,15 @@ def euler_steps(steps: int, strength: float = 1.0) -> int:
 
 
 @torch.no_grad()
-def sample(model: Velocity, noise: torch.Tensor, steps: int, cond: torch.Tensor | None = None,
-           guidance: float = 1.0, start: Start | None = None,
-           constrain: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+def sample(
+    model: Velocity,
+    noise: torch.Tensor,
+    steps: int,
+    cond: torch.Tensor | None = None,
+    guidance: float = 1.0,
+    start: Start | None = None,
+    constrain: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Integrate dx/dt = v from `noise` (B, ...) at t0 to t = 1 with Euler steps; returns x at t = 1.
 
     t0 = 0, or 1 - start.strength for image-to-image. Deterministic given `noise`.

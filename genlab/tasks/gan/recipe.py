@@ -1,4 +1,5 @@
 """The recipe schema of a GAN run (`task: gan`): data, model, optimisers and the training-side fixes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

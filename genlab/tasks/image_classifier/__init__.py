@@ -1,11 +1,19 @@
 """`task: image_classifier` — a small CNN trained standard or adversarially (FGSM with random start, PGD),
 judged by its accuracy under L-inf attack (genlab.evaluation.adversarial)."""
-from genlab.core.task import Task
+
+from genlab.tasks.contract import Task
+from genlab.tasks.image_classifier.handle import ClassifierRun
 from genlab.tasks.image_classifier.recipe import ClassifierRecipe
 from genlab.tasks.image_classifier.report import compare_row
-from genlab.tasks.image_classifier.run import ClassifierRun
-from genlab.tasks.image_classifier.task import ClassifierTraining
 from genlab.tasks.image_classifier.tiny import tiny_run
+from genlab.tasks.image_classifier.training import ClassifierTraining
 
-TASK = Task(name="image_classifier", recipe_type=ClassifierRecipe, training=ClassifierTraining.build,
-            open=ClassifierRun, eval_section="robustness", tiny=tiny_run, compare_row=compare_row)
+TASK = Task(
+    name="image_classifier",
+    recipe_type=ClassifierRecipe,
+    training=ClassifierTraining.build,
+    open=ClassifierRun,
+    eval_section="robustness",
+    tiny=tiny_run,
+    compare_row=compare_row,
+)

@@ -6,6 +6,7 @@ clean batch (standard), or on adversarial versions of it made against the curren
 - pgd (Madry et al. 2018): `pgd_steps` projected steps from a random start: pgd_steps + 1 passes.
 Both approximate the inner maximisation of min_theta E max_{||d||_inf <= eps} loss(x + d, y).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,14 @@ def warmed_up(attack: Attack, step: int, warmup_steps: int) -> Attack:
     return dataclasses.replace(attack, epsilon=attack.epsilon * (step + 1) / warmup_steps)
 
 
-def classifier_loss(model: nn.Module, attacker: nn.Module, images: Tensor, labels: Tensor,
-                    attack: Attack | None, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def classifier_loss(
+    model: nn.Module,
+    attacker: nn.Module,
+    images: Tensor,
+    labels: Tensor,
+    attack: Attack | None,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor]:
     """(loss, logits (B, K)) on the batch the objective trains on: `images` (B, 1, 28, 28), attacked
     through `attacker` (the bare network: its input gradients need no all-reduce) when `attack` is set,
     then classified by `model` (the network as the trainer wraps it)."""

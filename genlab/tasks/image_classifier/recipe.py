@@ -1,6 +1,7 @@
 """The recipe schema of an image_classifier run (`task: image_classifier`): data, the network, the
 training objective (standard, FGSM with random start, or PGD adversarial training) and the evaluation
 attack."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,10 +45,15 @@ class ClassifierTrainConfig(EpochTrainConfig):
             raise ValueError("train.epsilon must be in [0, 1], and > 0 for adversarial training")
         if self.step_size is not None and self.step_size <= 0:
             raise ValueError("train.step_size must be > 0 (or null for the method's default)")
-        if self.pgd_steps < 1 or self.lr <= 0 or min(self.weight_decay, self.epsilon_warmup) < 0 \
-                or not 0 < self.overfit_drop <= 1:
-            raise ValueError("train.pgd_steps >= 1, lr > 0, weight_decay and epsilon_warmup >= 0, "
-                             "overfit_drop in (0, 1]")
+        if (
+            self.pgd_steps < 1
+            or self.lr <= 0
+            or min(self.weight_decay, self.epsilon_warmup) < 0
+            or not 0 < self.overfit_drop <= 1
+        ):
+            raise ValueError(
+                "train.pgd_steps >= 1, lr > 0, weight_decay and epsilon_warmup >= 0, overfit_drop in (0, 1]"
+            )
 
 
 @dataclass

@@ -4,6 +4,7 @@ Batches are drawn at random positions of the corpus, so the run is counted in op
 epochs: `train.max_iters` steps in all, with a validation loss, a text sample and a Hugging Face
 export every `train.eval_interval` steps (one *period* of the trainer loop).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,14 +54,24 @@ class LMModelConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("causal", "masked"):
             raise ValueError(f"model.objective must be causal or masked, got {self.objective!r}")
-        for name, allowed in (("activation", ("gelu_new", "relu2", "swiglu")), ("positions", ("learned", "rotary")),
-                              ("norm", ("layernorm", "rmsnorm"))):
+        for name, allowed in (
+            ("activation", ("gelu_new", "relu2", "swiglu")),
+            ("positions", ("learned", "rotary")),
+            ("norm", ("layernorm", "rmsnorm")),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"model.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.n_inner < 0 or not 0 <= self.logit_softcap < float("inf"):
             raise ValueError("model.n_inner must be >= 0 and model.logit_softcap a finite number >= 0 (0 = off)")
-        modern = {"activation": "gelu_new", "positions": "learned", "norm": "layernorm", "qk_norm": False,
-                  "tie_head": True, "zero_init": False, "logit_softcap": 0.0}
+        modern = {
+            "activation": "gelu_new",
+            "positions": "learned",
+            "norm": "layernorm",
+            "qk_norm": False,
+            "tie_head": True,
+            "zero_init": False,
+            "logit_softcap": 0.0,
+        }
         changed = [k for k, default in modern.items() if getattr(self, k) != default]
         if self.objective == "masked" and changed:
             raise ValueError(f"model.{changed[0]} is a causal-model option; masked models keep BERT's layout")
@@ -97,8 +108,9 @@ class LMTrainConfig(TrainConfig):
         if min(self.max_iters, self.eval_interval, self.grad_accum) < 1 or self.warmup_iters < 0:
             raise ValueError("train.max_iters, eval_interval and grad_accum must be >= 1, train.warmup_iters >= 0")
         if self.max_iters % self.eval_interval:
-            raise ValueError(f"train.max_iters={self.max_iters} must be a multiple of "
-                             f"train.eval_interval={self.eval_interval}")
+            raise ValueError(
+                f"train.max_iters={self.max_iters} must be a multiple of train.eval_interval={self.eval_interval}"
+            )
         if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip, self.reg_lambda) < 0:
             raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip, reg_lambda >= 0")
 

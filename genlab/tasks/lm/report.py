@@ -1,4 +1,5 @@
 """An evaluated language model as one row of `genlab report` (genlab.evaluation.compare)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,5 +17,12 @@ def compare_row(run: RunDir, recipe: LMRecipe) -> dict[str, Any]:
     corpora = data.corpus if isinstance(data.corpus, list) else [data.corpus]
     tokenizer = "char" if data.tokenizer == "char" else f"{data.tokenizer} {data.vocab_size}"
     dataset = f"{' + '.join(Path(c).name for c in corpora)} ({tokenizer}, {recipe.model.objective})"
-    return compare.row(run, report, dataset=dataset, method=recipe.name, metric="loss", quality=test["loss"],
-                       details=f"perplexity {test['perplexity']:.2f}")
+    return compare.row(
+        run,
+        report,
+        dataset=dataset,
+        method=recipe.name,
+        metric="loss",
+        quality=test["loss"],
+        details=f"perplexity {test['perplexity']:.2f}",
+    )

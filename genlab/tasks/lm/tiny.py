@@ -1,11 +1,12 @@
 """A language-model run that trains in about a second: a 2-layer char GPT on a few hundred lines."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from genlab.core.task import TinyRun
+from genlab.tasks.contract import TinyRun
 
 WORDS = "thou hast you have the light and darkness of waters under heaven was good".split()
 
@@ -20,14 +21,27 @@ def write_tiny_corpus(path: Path, lines: int = 900, seed: int = 0) -> Path:
 
 
 def tiny_overrides(corpus: Path) -> list[str]:
-    settings = {"data.corpus": corpus, "data.block_size": 32, "data.batch_size": 4, "model.n_layer": 2,
-                "model.n_head": 2, "model.n_embd": 32, "train.max_iters": 8, "train.eval_interval": 4,
-                "train.warmup_iters": 1, "train.progress": False, "eval.eval_iters": 2}
+    settings = {
+        "data.corpus": corpus,
+        "data.block_size": 32,
+        "data.batch_size": 4,
+        "model.n_layer": 2,
+        "model.n_head": 2,
+        "model.n_embd": 32,
+        "train.max_iters": 8,
+        "train.eval_interval": 4,
+        "train.warmup_iters": 1,
+        "train.progress": False,
+        "eval.eval_iters": 2,
+    }
     return [f"{k}={v}" for k, v in settings.items()]
 
 
 def tiny_run(folder: Path) -> TinyRun:
     corpus = write_tiny_corpus(folder / "corpus.txt")
-    return TinyRun("char-gpt-kjv", tiny_overrides(corpus),
-                   generate={"prompt": "thou ", "max_tokens": 12, "seed": 3},
-                   cli_generate=["--prompt", "thou ", "--max-tokens", "12", "--seed", "3"])
+    return TinyRun(
+        "char-gpt-kjv",
+        tiny_overrides(corpus),
+        generate={"prompt": "thou ", "max_tokens": 12, "seed": 3},
+        cli_generate=["--prompt", "thou ", "--max-tokens", "12", "--seed", "3"],
+    )

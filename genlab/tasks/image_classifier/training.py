@@ -9,6 +9,7 @@ accuracy falls `train.overfit_drop` below its best, the epoch's metrics carry
 `monitor/catastrophic_overfitting = 1`, a warning line is printed, and checkpoints/best keeps the most
 robust epoch (early stopping, their remedy).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,7 +35,7 @@ SAMPLE_IMAGES = 8  # held-out images shown clean and attacked in samples/epoch_X
 
 class ClassifierTraining:
     @classmethod
-    def build(cls, recipe: ClassifierRecipe, env: DistEnv, run: RunDir) -> "ClassifierTraining":
+    def build(cls, recipe: ClassifierRecipe, env: DistEnv, run: RunDir) -> ClassifierTraining:
         return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
 
     def __init__(self, recipe: ClassifierRecipe, data: ImageData, env: DistEnv):
@@ -55,8 +56,7 @@ class ClassifierTraining:
         self.model = wrap_ddp(network, env)
         self.modules = {"classifier": network}
         t = recipe.train
-        self.optimizers = {"classifier": torch.optim.Adam(network.parameters(), lr=t.lr,
-                                                         weight_decay=t.weight_decay)}
+        self.optimizers = {"classifier": torch.optim.Adam(network.parameters(), lr=t.lr, weight_decay=t.weight_decay)}
         self.attack = training_attack(t)
         self.monitor_attack = Attack("pgd", recipe.eval.epsilon, steps=recipe.eval.monitor_steps)
         steps_per_epoch = self.num_examples // recipe.data.batch_size
@@ -70,8 +70,12 @@ class ClassifierTraining:
         self.data_source = f"{data.name} from {data.source}"
 
     def meta(self) -> dict[str, Any]:
-        return {"task": "image_classifier", "model": dataclasses.asdict(self.config),
-                "dataset": self.recipe.data.name, "method": self.recipe.train.method}
+        return {
+            "task": "image_classifier",
+            "model": dataclasses.asdict(self.config),
+            "dataset": self.recipe.data.name,
+            "method": self.recipe.train.method,
+        }
 
     def rng_state(self) -> dict[str, Any]:
         # Beside the generator, the overfitting detector's memory: a resumed run flags the same epochs.
@@ -98,18 +102,31 @@ class ClassifierTraining:
     def end_period(self, period: int, run: RunDir) -> dict[str, float]:
         if not self.env.is_main:
             return {}
-        scores = robust_accuracy(self.network, self.monitor_images, self.monitor_labels, self.monitor_attack,
-                                 seed=MONITOR_SEED)
+        scores = robust_accuracy(
+            self.network, self.monitor_images, self.monitor_labels, self.monitor_attack, seed=MONITOR_SEED
+        )
         clean, robust = scores["clean_accuracy"], scores["robust_accuracy"]
         if self.attack is not None and robust < self.best_robust - self.recipe.train.overfit_drop:
             self.overfit_epoch = self.overfit_epoch or period
-            print(f"warning: catastrophic overfitting at epoch {period}: held-out PGD accuracy {robust:.3f}, "
-                  f"down from {self.best_robust:.3f}; checkpoints/best keeps the most robust epoch")
+            print(
+                f"warning: catastrophic overfitting at epoch {period}: held-out PGD accuracy {robust:.3f}, "
+                f"down from {self.best_robust:.3f}; checkpoints/best keeps the most robust epoch"
+            )
         self.best_robust = max(self.best_robust, robust)
         shown = slice(0, SAMPLE_IMAGES)
-        picture = adversarial_examples(self.network, self.monitor_images[shown], self.monitor_labels[shown],
-                                       self.monitor_attack, self.data.class_names, seed=MONITOR_SEED)
+        picture = adversarial_examples(
+            self.network,
+            self.monitor_images[shown],
+            self.monitor_labels[shown],
+            self.monitor_attack,
+            self.data.class_names,
+            seed=MONITOR_SEED,
+        )
         atomic_write_bytes(run.samples_dir / f"epoch_{period:04d}.png", picture.png())
-        return {"monitor/clean_accuracy": clean, "monitor/pgd_accuracy": robust,
-                "monitor/clean_error": 1 - clean, "monitor/pgd_error": 1 - robust,
-                "monitor/catastrophic_overfitting": float(self.overfit_epoch > 0)}
+        return {
+            "monitor/clean_accuracy": clean,
+            "monitor/pgd_accuracy": robust,
+            "monitor/clean_error": 1 - clean,
+            "monitor/pgd_error": 1 - robust,
+            "monitor/catastrophic_overfitting": float(self.overfit_epoch > 0),
+        }

@@ -5,6 +5,7 @@ the non-saturating loss through the freshly updated D, with its own Adam. Option
 real data (every `train.r1_every` steps, its weight scaled up to match, as StyleGAN2's lazy R1), an EMA
 of G's weights to sample from, and DiffAugment translations of D's inputs.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,7 +17,7 @@ import torch
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
 from genlab.core.ema import update_ema
 from genlab.core.run import RunDir
-from genlab.core.task import OwnNoise
+from genlab.core.training import OwnNoise
 from genlab.data import ImageData, load_image_dataset
 from genlab.data.augment import translate
 from genlab.evaluation.classifier import evaluator_or_none
@@ -40,7 +41,7 @@ class GanTraining(OwnNoise):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
     @classmethod
-    def build(cls, recipe: GanRecipe, env: DistEnv, run: RunDir) -> "GanTraining":
+    def build(cls, recipe: GanRecipe, env: DistEnv, run: RunDir) -> GanTraining:
         # A GAN keeps nothing in its run directory besides what the trainer writes.
         return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
 
@@ -67,16 +68,21 @@ class GanTraining(OwnNoise):
         self.num_examples = len(self.labels)
         # Noise comes from its own generator, identical on all ranks; each rank takes its slice.
         self.noise = torch.Generator().manual_seed(recipe.seed + 1)
-        self.fixed_z = torch.randn(GRID_SIDE * GRID_SIDE, self.config.latent_dim,
-                                   generator=torch.Generator().manual_seed(recipe.seed + 2)).to(device)
+        self.fixed_z = torch.randn(
+            GRID_SIDE * GRID_SIDE, self.config.latent_dim, generator=torch.Generator().manual_seed(recipe.seed + 2)
+        ).to(device)
         self.r1_weight = t.r1_gamma / 2 * t.r1_every
         self.data = data
         self.data_source = f"{data.name} from {data.source}"
         self.evaluator = evaluator_or_none(data.name) if env.is_main else None  # None: no quick scores
 
     def meta(self) -> dict[str, Any]:
-        return {"task": "gan", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name,
-                "sampler": "generator_ema" if self.recipe.train.ema_decay else "generator"}
+        return {
+            "task": "gan",
+            "model": dataclasses.asdict(self.config),
+            "dataset": self.recipe.data.name,
+            "sampler": "generator_ema" if self.recipe.train.ema_decay else "generator",
+        }
 
     def step_kind(self, step: int) -> str:
         return "d+g+r1" if self.r1_weight and step % self.recipe.train.r1_every == 0 else "d+g"
@@ -84,7 +90,7 @@ class GanTraining(OwnNoise):
     def _local_slice(self, global_draw: torch.Tensor) -> torch.Tensor:
         """This rank's share of a draw made for the whole global batch (same on every rank)."""
         local = len(global_draw) // self.env.world_size
-        return global_draw[self.env.rank * local:(self.env.rank + 1) * local].to(self.env.device)
+        return global_draw[self.env.rank * local : (self.env.rank + 1) * local].to(self.env.device)
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
         """DiffAugment (Zhao et al. 2020): D sees real and fake images under the same random
@@ -131,9 +137,11 @@ class GanTraining(OwnNoise):
         if self.sampler is not self.modules["generator"]:
             update_ema(self.sampler, self.modules["generator"], self.recipe.train.ema_decay, step)
         return {
-            "loss/d": d_loss.item(), "loss/g": g_loss.item(),
+            "loss/d": d_loss.item(),
+            "loss/g": g_loss.item(),
             "d/real_prob": torch.sigmoid(real_logits).mean().item(),
-            "d/fake_prob": torch.sigmoid(fake_logits).mean().item(), **metrics,
+            "d/fake_prob": torch.sigmoid(fake_logits).mean().item(),
+            **metrics,
         }
 
     def sample_grid(self) -> torch.Tensor:

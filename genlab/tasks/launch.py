@@ -1,5 +1,6 @@
 """`genlab train` as one function: a run directory that comes into being whole, a Training built from
 its recipe, the trainer loop, and the cost ledger — for any task (the caller passes the Task)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -14,10 +15,10 @@ from genlab.core.checkpoint import has_checkpoint
 from genlab.core.distributed import init_distributed, shutdown
 from genlab.core.recipe import recipe_to_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import Task
 from genlab.core.tracking import Trackers, open_trackers
 from genlab.core.trainer import Interrupted, LoopConfig, PeriodCallback, Trainer
 from genlab.errors import GenlabError
+from genlab.tasks.contract import Task
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -49,12 +50,19 @@ def _ledger(summary: dict[str, Any], session: dict[str, Any], earlier: dict[str,
     sessions = int(earlier.get("sessions", 1 if earlier else 0)) + 1
     total = {k: round(session[k] + earlier.get(k, 0.0), 3) for k in ("wall_seconds", "cpu_seconds")}
     peak = max(session["peak_rss_mb"], earlier.get("peak_rss_mb", 0.0))
-    return {**summary, **session, **total, "peak_rss_mb": peak, "sessions": sessions,
-            "this_session": {**session, "steps": summary["steps_this_session"]}}
+    return {
+        **summary,
+        **session,
+        **total,
+        "peak_rss_mb": peak,
+        "sessions": sessions,
+        "this_session": {**session, "steps": summary["steps_this_session"]},
+    }
 
 
-def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False,
-              on_period: PeriodCallback | None = None) -> dict[str, Any]:
+def train_run(
+    task: Task, recipe: Any, run_path: Path, resume: bool = False, on_period: PeriodCallback | None = None
+) -> dict[str, Any]:
     """Train `recipe` into `run_path` (or continue the run there); returns the run's report.
 
     A run comes into being whole: its folder is locked against other writers, the recipe, data and model
@@ -68,11 +76,12 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False,
     trackers = Trackers()
     try:
         if resume and not has_checkpoint(run.checkpoint_dir):
-            raise GenlabError(f"{run_path} has no checkpoint to resume from; start it afresh with "
-                              f"`genlab train RECIPE --out {run_path}` after removing the folder")
+            raise GenlabError(
+                f"{run_path} has no checkpoint to resume from; start it afresh with "
+                f"`genlab train RECIPE --out {run_path}` after removing the folder"
+            )
         if run.exists() and not resume:
-            raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it "
-                              "or choose another --out")
+            raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it or choose another --out")
         if env.is_main:
             missing = _first_missing(run.path.absolute())
             try:
@@ -84,16 +93,30 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False,
         torch.manual_seed(recipe.seed)
         training = task.training(recipe, env, run)
         t = recipe.train
-        trainer = Trainer(training, run, LoopConfig(
-            seed=recipe.seed, periods=t.periods, global_batch=recipe.data.batch_size, max_minutes=t.max_minutes,
-            sample_every=t.sample_every, checkpoint_every=t.checkpoint_every, progress=t.progress), env, on_period)
+        trainer = Trainer(
+            training,
+            run,
+            LoopConfig(
+                seed=recipe.seed,
+                periods=t.periods,
+                global_batch=recipe.data.batch_size,
+                max_minutes=t.max_minutes,
+                sample_every=t.sample_every,
+                checkpoint_every=t.checkpoint_every,
+                progress=t.progress,
+            ),
+            env,
+            on_period,
+        )
         earlier = run.read_report().get("cost", {}) if resume else {}
         if resume:
             trainer.resume()
             if trainer.step >= t.periods * trainer.steps_per_period:
                 if env.is_main:
-                    print(f"nothing to do: {run_path} has trained all {trainer.step} steps of its recipe "
-                          "(to train longer, resume with a larger train.epochs or train.max_iters)")
+                    print(
+                        f"nothing to do: {run_path} has trained all {trainer.step} steps of its recipe "
+                        "(to train longer, resume with a larger train.epochs or train.max_iters)"
+                    )
                 return run.read_report()
         else:
             trainer.save()  # step 0: from here on the run always has a checkpoint to resume from
@@ -102,18 +125,23 @@ def train_run(task: Task, recipe: Any, run_path: Path, resume: bool = False,
         run.sinks.append(trackers)
         run.create(recipe_to_dict(recipe))
         if env.is_main:
-            print(f"data: {training.data_source}; run: {run_path}"
-                  + (f" (resumed at step {trainer.step})" if resume else ""))
+            print(
+                f"data: {training.data_source}; run: {run_path}"
+                + (f" (resumed at step {trainer.step})" if resume else "")
+            )
 
         def write_ledger(summary: dict[str, Any]) -> None:
-            run.update_report("cost", {
-                **_ledger(summary, meter.snapshot(env.device.type), earlier),
-                "processes": env.world_size,
-                "threads": torch.get_num_threads(),
-                "device": str(env.device),
-                "parameters": {name: count_parameters(m) for name, m in training.modules.items()},
-                "data_source": training.data_source,
-            })
+            run.update_report(
+                "cost",
+                {
+                    **_ledger(summary, meter.snapshot(env.device.type), earlier),
+                    "processes": env.world_size,
+                    "threads": torch.get_num_threads(),
+                    "device": str(env.device),
+                    "parameters": {name: count_parameters(m) for name, m in training.modules.items()},
+                    "data_source": training.data_source,
+                },
+            )
 
         try:
             write_ledger(trainer.fit())

@@ -1,5 +1,6 @@
 """An image_classifier run opened for use: its network, adversarial examples of test images, and
 accuracy under attack (the `robustness` section of report.json)."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,12 @@ import torch
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import RunHandle
 from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.adversarial import Attack, robust_accuracy
-from genlab.io.onnx import ExportGraph
+from genlab.interop.onnx import ExportGraph
 from genlab.models.convnet import ConvNet, ConvNetConfig
+from genlab.tasks.contract import RunHandle
 from genlab.tasks.image_classifier.picture import AdversarialExamples, adversarial_examples
 from genlab.tasks.image_classifier.recipe import ClassifierRecipe
 
@@ -44,11 +45,14 @@ class ClassifierRun(RunHandle):
 
     def export_graph(self) -> ExportGraph:
         """The classifier: images -> class scores."""
+
         def example(batch: int) -> dict[str, torch.Tensor]:
             return {"images": torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(batch))}
 
-        notes = {"images": "greyscale images (batch, 1, 28, 28) in [0, 1]",
-                 "logits": f"scores of the classes {', '.join(self.class_names)} (softmax for probabilities)"}
+        notes = {
+            "images": "greyscale images (batch, 1, 28, 28) in [0, 1]",
+            "logits": f"scores of the classes {', '.join(self.class_names)} (softmax for probabilities)",
+        }
         return ExportGraph(self.model, example, "logits", notes=notes)
 
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,17 +61,24 @@ class ClassifierRun(RunHandle):
             self._test = load_image_dataset(self.recipe.data.name, self.recipe.data.path).tensors("test")
         return self._test
 
-    def threat(self, attack: str | None, epsilon: float | None, steps: int | None,
-               restarts: int | None) -> Attack:
+    def threat(self, attack: str | None, epsilon: float | None, steps: int | None, restarts: int | None) -> Attack:
         """The recipe's evaluation attack, with any of its settings replaced."""
         e = self.recipe.eval
         pick = lambda given, default: default if given is None else given  # noqa: E731
-        return Attack(pick(attack, e.attack), pick(epsilon, e.epsilon), pick(steps, e.steps),
-                      pick(restarts, e.restarts))
+        return Attack(
+            pick(attack, e.attack), pick(epsilon, e.epsilon), pick(steps, e.steps), pick(restarts, e.restarts)
+        )
 
-    def generate(self, n: int = 16, label: int | None = None, seed: int = 0, attack: str | None = None,
-                 epsilon: float | None = None, steps: int | None = None,
-                 restarts: int | None = None) -> AdversarialExamples:
+    def generate(
+        self,
+        n: int = 16,
+        label: int | None = None,
+        seed: int = 0,
+        attack: str | None = None,
+        epsilon: float | None = None,
+        steps: int | None = None,
+        restarts: int | None = None,
+    ) -> AdversarialExamples:
         """n test images (of class `label`, else any), drawn by `seed`, with their adversarial versions
         under the recipe's evaluation attack (or the one given) and the model's predictions."""
         threat = self.threat(attack, epsilon, steps, restarts)
@@ -78,11 +89,18 @@ class ClassifierRun(RunHandle):
         if not 1 <= n <= len(pool):
             raise GenlabError(f"n must be in 1..{len(pool)} (the test images there are), got {n}")
         chosen = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:n]]
-        return adversarial_examples(self.model, images[chosen], labels[chosen], threat, tuple(self.class_names),
-                                    seed=seed)
+        return adversarial_examples(
+            self.model, images[chosen], labels[chosen], threat, tuple(self.class_names), seed=seed
+        )
 
-    def evaluate(self, attack: str | None = None, epsilon: float | None = None, steps: int | None = None,
-                 restarts: int | None = None, limit: int | None = None) -> dict[str, Any]:
+    def evaluate(
+        self,
+        attack: str | None = None,
+        epsilon: float | None = None,
+        steps: int | None = None,
+        restarts: int | None = None,
+        limit: int | None = None,
+    ) -> dict[str, Any]:
         """Clean accuracy and accuracy under attack (default: the recipe's, PGD-50 with 10 restarts) of the
         first `limit` test images (0 = all); written to report.json as `robustness`, with the per-epoch
         held-out check of training and whether it saw catastrophic overfitting."""
@@ -94,13 +112,21 @@ class ClassifierRun(RunHandle):
         images, labels = self.test_split()
         if limit:
             images, labels = images[:limit], labels[:limit]
-        scores = robust_accuracy(self.model, images, labels, threat, seed=EVAL_SEED,
-                                 batch_size=self.recipe.eval.batch_size)
+        scores = robust_accuracy(
+            self.model, images, labels, threat, seed=EVAL_SEED, batch_size=self.recipe.eval.batch_size
+        )
         monitor = self.training_monitor()
-        metrics = {**scores, **threat.describe(), "test_images": f"the first {len(labels)} of the test split",
-                   "seed": EVAL_SEED, "checkpoint": self.checkpoint, "train_method": self.recipe.train.method,
-                   "train_epsilon": self.recipe.train.epsilon, "per_epoch": monitor,
-                   "catastrophic_overfitting": any(row["catastrophic_overfitting"] for row in monitor)}
+        metrics = {
+            **scores,
+            **threat.describe(),
+            "test_images": f"the first {len(labels)} of the test split",
+            "seed": EVAL_SEED,
+            "checkpoint": self.checkpoint,
+            "train_method": self.recipe.train.method,
+            "train_epsilon": self.recipe.train.epsilon,
+            "per_epoch": monitor,
+            "catastrophic_overfitting": any(row["catastrophic_overfitting"] for row in monitor),
+        }
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
         self.run.update_report("robustness", metrics)
         return metrics
@@ -116,7 +142,10 @@ class ClassifierRun(RunHandle):
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash: the other epochs still count
             if isinstance(row, dict) and "monitor/pgd_accuracy" in row:
-                rows[row["period"]] = {"epoch": row["period"], "clean_accuracy": row["monitor/clean_accuracy"],
-                                       "pgd_accuracy": row["monitor/pgd_accuracy"],
-                                       "catastrophic_overfitting": bool(row["monitor/catastrophic_overfitting"])}
+                rows[row["period"]] = {
+                    "epoch": row["period"],
+                    "clean_accuracy": row["monitor/clean_accuracy"],
+                    "pgd_accuracy": row["monitor/pgd_accuracy"],
+                    "catastrophic_overfitting": bool(row["monitor/catastrophic_overfitting"]),
+                }
         return [rows[k] for k in sorted(rows)]

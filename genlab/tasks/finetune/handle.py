@@ -4,6 +4,7 @@ A full or freeze run is loaded from its last checkpoint. A lora or adapter run i
 would be shipped: its start model, rebuilt from the recipe, plus the small RUN/adapter/ delta, which
 refuses to load when that start is no longer the base it was trained on.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,19 +17,19 @@ import torch
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import RunHandle, TextDecoding
 from genlab.data.labelled import load_labelled_data
 from genlab.errors import GenlabError
 from genlab.evaluation.text_metrics import accuracy, bleu, chrf, macro_f1
+from genlab.interop.onnx import ExportGraph, token_logits_graph
 from genlab.io.files import atomic_write_text
-from genlab.io.onnx import ExportGraph, token_logits_graph
 from genlab.io.tokenizers import load_tokenizer
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.peft.lora import merge_lora
 from genlab.peft.methods import PARAMETER_EFFICIENT, apply_method, load_delta
+from genlab.tasks.contract import RunHandle, TextDecoding
 from genlab.tasks.finetune.recipe import FinetuneRecipe
 from genlab.tasks.finetune.starts import load_start
-from genlab.tasks.finetune.task import Codec, Encoded, build_model, predict_labels, transform
+from genlab.tasks.finetune.training import Codec, Encoded, build_model, predict_labels, transform
 
 CPU = torch.device("cpu")
 SHOWN_EXAMPLES = 5  # test examples copied into report.json, to read beside the scores
@@ -50,8 +51,7 @@ def load_finetuned(run: RunDir, recipe: FinetuneRecipe) -> tuple[torch.nn.Module
         merge_lora(backbone)  # serving: fold B A into W, so LoRA costs nothing per token (no-op for adapters)
     else:
         load_weights(folder, {"model": model}, meta)
-    codec = Codec(tokenizer, described["kind"], described["labels"], recipe.data.max_tokens,
-                  backbone.config.block_size)
+    codec = Codec(tokenizer, described["kind"], described["labels"], recipe.data.max_tokens, backbone.config.block_size)
     return model.eval(), codec
 
 
@@ -61,13 +61,18 @@ def tfidf_baseline(train: list[tuple[str, str]], test: list[tuple[str, str]], se
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    pipeline = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-                             LogisticRegression(max_iter=2000, C=10.0, random_state=seed))
+    pipeline = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+        LogisticRegression(max_iter=2000, C=10.0, random_state=seed),
+    )
     pipeline.fit([t for t, _ in train], [label for _, label in train])
     predicted = pipeline.predict([t for t, _ in test])
     truth = [label for _, label in test]
-    return {"name": "tf-idf + logistic regression", "macro_f1": macro_f1(truth, predicted),
-            "accuracy": accuracy(truth, predicted)}
+    return {
+        "name": "tf-idf + logistic regression",
+        "macro_f1": macro_f1(truth, predicted),
+        "accuracy": accuracy(truth, predicted),
+    }
 
 
 def confusion_image(truth: list[int], predicted: list[int], labels: list[str], path: Path) -> None:
@@ -78,9 +83,16 @@ def confusion_image(truth: list[int], predicted: list[int], labels: list[str], p
     figure = Figure(figsize=(7.5, 6.5))
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
-    ConfusionMatrixDisplay.from_predictions(truth, predicted, labels=list(range(len(labels))),
-                                            display_labels=labels, ax=ax, colorbar=False,
-                                            xticks_rotation=60, cmap="Blues")
+    ConfusionMatrixDisplay.from_predictions(
+        truth,
+        predicted,
+        labels=list(range(len(labels))),
+        display_labels=labels,
+        ax=ax,
+        colorbar=False,
+        xticks_rotation=60,
+        cmap="Blues",
+    )
     ax.set_title("test split: true label (rows) vs predicted (columns)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -131,23 +143,34 @@ class FinetuneRun(RunHandle):
         attention mask -> label scores. The run's tokenizer (RUN/tokenizer.json, or its start's) makes the ids."""
         codec = self.codec
         if codec.kind == "seq2seq":
-            return token_logits_graph(self.model, f"the source's tokens, the separator {codec.sep_id}, then the "
-                                      f"target so far (greedy decoding stops at {codec.eos_id})")
+            return token_logits_graph(
+                self.model,
+                f"the source's tokens, the separator {codec.sep_id}, then the "
+                f"target so far (greedy decoding stops at {codec.eos_id})",
+            )
 
         def example(batch: int) -> dict[str, torch.Tensor]:  # right-padded rows of different lengths
             width = min(codec.max_tokens, 4 + batch)
-            ids = torch.randint(0, self.model.backbone.config.vocab_size, (batch, width),
-                                generator=torch.Generator().manual_seed(batch))
+            ids = torch.randint(
+                0, self.model.backbone.config.vocab_size, (batch, width), generator=torch.Generator().manual_seed(batch)
+            )
             lengths = width - torch.arange(batch) % width  # width, width - 1, ..., 1, width, ...
             mask = (torch.arange(width) < lengths[:, None]).long()  # (B, width)
             return {"input_ids": ids.masked_fill(mask == 0, codec.pad_id), "attention_mask": mask}
 
-        notes = {"input_ids": f"tokens, right-padded with {codec.pad_id}",
-                 "attention_mask": "1 on real tokens, 0 on padding",
-                 "logits": f"scores of the labels {', '.join(codec.labels)} (softmax for probabilities)"}
+        notes = {
+            "input_ids": f"tokens, right-padded with {codec.pad_id}",
+            "attention_mask": "1 on real tokens, 0 on padding",
+            "logits": f"scores of the labels {', '.join(codec.labels)} (softmax for probabilities)",
+        }
         sequence = ("sequence", codec.max_tokens)
-        return ExportGraph(self.model, example, "logits", notes=notes,
-                           dynamic={"input_ids": {1: sequence}, "attention_mask": {1: sequence}})
+        return ExportGraph(
+            self.model,
+            example,
+            "logits",
+            notes=notes,
+            dynamic={"input_ids": {1: sequence}, "attention_mask": {1: sequence}},
+        )
 
     def generate(self, prompt: str | None = None, max_tokens: int = 256) -> str | LabelScores:
         """seq2seq: the target for the source `prompt` (greedy, at most max_tokens); classify: the labels
@@ -164,12 +187,14 @@ class FinetuneRun(RunHandle):
             raise GenlabError(f"{self.path} is a seq2seq run, not a classifier")
         if not texts or any(not t.strip() for t in texts):
             raise GenlabError("the prompt is empty: pass --prompt TEXT")
-        encoded = Encoded([codec.tokenizer.encode(t)[:codec.max_tokens] for t in texts], [0] * len(texts))
+        encoded = Encoded([codec.tokenizer.encode(t)[: codec.max_tokens] for t in texts], [0] * len(texts))
         ids, mask, _ = codec.batch(encoded, list(range(len(texts))), CPU)
         with torch.no_grad():
             probs = self.model(ids, mask).softmax(-1)  # (B, num_labels)
-        return [LabelScores([(codec.labels[i], float(row[i])) for i in row.argsort(descending=True).tolist()],
-                            len(ids)) for row, ids in zip(probs, encoded.ids)]
+        return [
+            LabelScores([(codec.labels[i], float(row[i])) for i in row.argsort(descending=True).tolist()], len(ids))
+            for row, ids in zip(probs, encoded.ids)
+        ]
 
     def evaluate(self) -> dict[str, Any]:
         """Score the test split (macro-F1/accuracy or BLEU/chrF, next to a baseline); report.json `test`."""
@@ -181,27 +206,46 @@ class FinetuneRun(RunHandle):
         if codec.kind == "classify":
             encoded, _ = codec.encode(test, skip_long=False)
             predicted = predict_labels(model, codec, encoded, batch, CPU)
-            train = data.training_examples(recipe.data.limit, recipe.seed, recipe.data.per_class,
-                                            recipe.data.subset_seed)
-            metrics = {"metric": "macro_f1", "macro_f1": macro_f1(encoded.targets, predicted),
-                       "accuracy": accuracy(encoded.targets, predicted),
-                       "baseline": tfidf_baseline(train, test, recipe.seed)}
+            train = data.training_examples(
+                recipe.data.limit, recipe.seed, recipe.data.per_class, recipe.data.subset_seed
+            )
+            metrics = {
+                "metric": "macro_f1",
+                "macro_f1": macro_f1(encoded.targets, predicted),
+                "accuracy": accuracy(encoded.targets, predicted),
+                "baseline": tfidf_baseline(train, test, recipe.seed),
+            }
             confusion_image(encoded.targets, predicted, codec.labels, run.path / "confusion_matrix.png")
-            shown = [{"text": t, "label": label, "predicted": codec.labels[p]}
-                     for (t, label), p in zip(test[:SHOWN_EXAMPLES], predicted)]
+            shown = [
+                {"text": t, "label": label, "predicted": codec.labels[p]}
+                for (t, label), p in zip(test[:SHOWN_EXAMPLES], predicted)
+            ]
         else:
             sources, references = [s for s, _ in test], [t for _, t in test]
             hypotheses = transform(model, codec, sources, recipe.eval.max_new_tokens, batch)
             b, c = bleu(hypotheses, references), chrf(hypotheses, references)
-            metrics = {"metric": "bleu", "bleu": b["score"], "chrf": c["score"],
-                       "signature": {"bleu": b["signature"], "chrf": c["signature"]},
-                       "baseline": {"name": "copy the source", "bleu": bleu(sources, references)["score"],
-                                    "chrf": chrf(sources, references)["score"]}}
-            atomic_write_text(run.path / "test_outputs.jsonl", "".join(
-                json.dumps({"source": s, "output": h, "reference": r}, ensure_ascii=False) + "\n"
-                for s, h, r in zip(sources, hypotheses, references)))
-            shown = [{"source": s, "output": h, "reference": r}
-                     for s, h, r in list(zip(sources, hypotheses, references))[:SHOWN_EXAMPLES]]
+            metrics = {
+                "metric": "bleu",
+                "bleu": b["score"],
+                "chrf": c["score"],
+                "signature": {"bleu": b["signature"], "chrf": c["signature"]},
+                "baseline": {
+                    "name": "copy the source",
+                    "bleu": bleu(sources, references)["score"],
+                    "chrf": chrf(sources, references)["score"],
+                },
+            }
+            atomic_write_text(
+                run.path / "test_outputs.jsonl",
+                "".join(
+                    json.dumps({"source": s, "output": h, "reference": r}, ensure_ascii=False) + "\n"
+                    for s, h, r in zip(sources, hypotheses, references)
+                ),
+            )
+            shown = [
+                {"source": s, "output": h, "reference": r}
+                for s, h, r in list(zip(sources, hypotheses, references))[:SHOWN_EXAMPLES]
+            ]
         metrics |= {"examples": len(test), "shown": shown, "eval_seconds": meter.snapshot()["wall_seconds"]}
         run.update_report("test", metrics)
         return metrics

@@ -9,6 +9,7 @@ Examples are tokenized once; each step collates the trainer's indices into a rig
 After every epoch: validation macro-F1 / accuracy (classify) or target loss (seq2seq), and for lora
 and adapter runs the small delta file RUN/adapter/ that `genlab eval` puts back on the base.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,7 +37,7 @@ from genlab.peft.lora import trainable_parameter_count
 from genlab.peft.methods import PARAMETER_EFFICIENT, apply_method, save_delta
 from genlab.tasks.finetune.recipe import FinetuneRecipe
 from genlab.tasks.finetune.starts import load_start
-from genlab.tasks.lm.objectives import IGNORE_INDEX
+from genlab.tasks.lm.process import IGNORE_INDEX
 
 VALIDATION_PAIRS = 256  # seq2seq validation loss is measured on this many validation pairs
 SAMPLE_EXAMPLES = 4  # validation examples answered in each period's sample (samples/epoch_XXXX.txt)
@@ -77,7 +78,7 @@ class Codec:
         ids, targets, skipped = [], [], 0
         for text, label in examples:
             if self.kind == "classify":
-                ids.append(self.tokenizer.encode(text)[:self.max_tokens] or [self.pad_id])
+                ids.append(self.tokenizer.encode(text)[: self.max_tokens] or [self.pad_id])
                 targets.append(self.label_ids[label])
                 continue
             source = self.source_ids(text)
@@ -97,10 +98,10 @@ class Codec:
         mask = torch.zeros(len(rows), width, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
         for r, (row, i) in enumerate(zip(rows, indices)):
-            ids[r, :len(row)] = torch.tensor(row)
-            mask[r, :len(row)] = 1
+            ids[r, : len(row)] = torch.tensor(row)
+            mask[r, : len(row)] = 1
             if self.kind == "seq2seq":
-                labels[r, data.targets[i]:len(row)] = ids[r, data.targets[i]:len(row)]
+                labels[r, data.targets[i] : len(row)] = ids[r, data.targets[i] : len(row)]
         if self.kind == "classify":
             labels = torch.tensor([data.targets[i] for i in indices])
         return ids.to(device), mask.to(device), labels.to(device)
@@ -118,19 +119,21 @@ def task_loss(model: torch.nn.Module, codec: Codec, ids, mask, labels) -> torch.
     if codec.kind == "classify":
         return F.cross_entropy(model(ids, mask), labels)
     logits = model(ids).logits  # (B, T, V); right padding only follows the real tokens, so no mask
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
-                           ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX
+    )
 
 
 def by_length(data: Encoded, batch_size: int) -> list[list[int]]:
     """Example indices in batches of similar length: little padding when evaluating."""
     order = sorted(range(len(data.ids)), key=lambda i: len(data.ids[i]))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 @torch.no_grad()
-def predict_labels(model: torch.nn.Module, codec: Codec, data: Encoded, batch_size: int,
-                   device: torch.device) -> list[int]:
+def predict_labels(
+    model: torch.nn.Module, codec: Codec, data: Encoded, batch_size: int, device: torch.device
+) -> list[int]:
     was_training = model.training
     model.eval()
     predicted = [0] * len(data.ids)
@@ -158,8 +161,7 @@ def target_loss(model: torch.nn.Module, codec: Codec, data: Encoded, batch_size:
 
 
 @torch.no_grad()
-def transform(model: Transformer, codec: Codec, sources: list[str], max_new_tokens: int,
-              batch_size: int) -> list[str]:
+def transform(model: Transformer, codec: Codec, sources: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
     """Greedy target for each source. Sources of equal token length share a batch, so no padding
     (and no shifted positions) is needed."""
     prompts = [codec.source_ids(s) for s in sources]
@@ -170,18 +172,22 @@ def transform(model: Transformer, codec: Codec, sources: list[str], max_new_toke
     for length, members in sorted(groups.items()):
         room = min(max_new_tokens, codec.block_size - length)
         for start in range(0, len(members), batch_size):
-            chunk = members[start:start + batch_size]
+            chunk = members[start : start + batch_size]
             idx = torch.tensor([prompts[i] for i in chunk])  # (B, length)
             new = generate(model, idx, room, temperature=0.0, stop=[codec.eos_id])[:, length:]  # (B, <= room)
             for i, row in zip(chunk, new.tolist()):
-                outputs[i] = codec.tokenizer.decode(row[:row.index(codec.eos_id)] if codec.eos_id in row else row)
+                outputs[i] = codec.tokenizer.decode(row[: row.index(codec.eos_id)] if codec.eos_id in row else row)
     return outputs
 
 
 def model_meta(backbone: Transformer, recipe: FinetuneRecipe, kind: str, labels: list[str]) -> dict[str, Any]:
     """What a checkpoint's weights depend on: the architecture, the head and the method's extra tensors."""
-    return {"transformer": dataclasses.asdict(backbone.config), "kind": kind, "labels": labels,
-            "method": dataclasses.asdict(recipe.method)}
+    return {
+        "transformer": dataclasses.asdict(backbone.config),
+        "kind": kind,
+        "labels": labels,
+        "method": dataclasses.asdict(recipe.method),
+    }
 
 
 class FinetuneTraining:
@@ -208,26 +214,39 @@ class FinetuneTraining:
         if "synonym" in d.noise.kinds:
             synonyms_table()  # a missing WordNet is one line now, not at the first noisy step
         self.train_texts = [text for text, _ in examples]  # what data.noise perturbs, afresh each step
-        self.validation_examples = (data.splits["validation"][:VALIDATION_PAIRS] if data.kind == "seq2seq"
-                                    else data.splits["validation"])
+        self.validation_examples = (
+            data.splits["validation"][:VALIDATION_PAIRS] if data.kind == "seq2seq" else data.splits["validation"]
+        )
         self.validation, _ = self.codec.encode(self.validation_examples, False)
         self.num_examples = len(self.train.ids)
         if self.num_examples < d.batch_size:  # found before anything is written to the run
-            raise GenlabError(f"data.batch_size={d.batch_size} is larger than the {self.num_examples} "
-                              "training examples")
+            raise GenlabError(
+                f"data.batch_size={d.batch_size} is larger than the {self.num_examples} training examples"
+            )
         self.total_steps = t.epochs * (self.num_examples // d.batch_size)
-        self.data_source = (f"{data.source}: {self.num_examples:,} training examples"
-                            + (f" ({skipped:,} longer than data.max_tokens={d.max_tokens} skipped)" if skipped else ""))
+        self.data_source = f"{data.source}: {self.num_examples:,} training examples" + (
+            f" ({skipped:,} longer than data.max_tokens={d.max_tokens} skipped)" if skipped else ""
+        )
         if env.is_main:
             run.path.mkdir(parents=True, exist_ok=True)
             self.tokenizer.save(run.path / "tokenizer.json")
             total = sum(p.numel() for p in model.parameters())
             trainable = trainable_parameter_count(model)
-            run.update_report("finetune", {
-                "dataset": d.dataset, "kind": data.kind, "method": recipe.method.name,
-                "start": recipe.start, "init": recipe.init, "trainable_parameters": trainable,
-                "total_parameters": total, "trainable_fraction": trainable / total,
-                "train_examples": self.num_examples, "skipped_long_examples": skipped})
+            run.update_report(
+                "finetune",
+                {
+                    "dataset": d.dataset,
+                    "kind": data.kind,
+                    "method": recipe.method.name,
+                    "start": recipe.start,
+                    "init": recipe.init,
+                    "trainable_parameters": trainable,
+                    "total_parameters": total,
+                    "trainable_fraction": trainable / total,
+                    "train_examples": self.num_examples,
+                    "skipped_long_examples": skipped,
+                },
+            )
 
     def meta(self) -> dict[str, Any]:
         return {"task": "finetune", "model": self.model_description}
@@ -253,8 +272,9 @@ class FinetuneTraining:
         loss = task_loss(self.model, self.codec, ids, mask, labels)
         loss.backward()
         if t.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for p in self.modules["model"].parameters() if p.requires_grad],
-                                           t.grad_clip)
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in self.modules["model"].parameters() if p.requires_grad], t.grad_clip
+            )
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return {"loss": loss.item(), "lr": lr}
@@ -278,20 +298,33 @@ class FinetuneTraining:
             return {}
         model, batch = unwrap(self.model), self.recipe.eval.batch_size
         if self.recipe.method.name in PARAMETER_EFFICIENT:
-            save_delta(model, run.path / "adapter", {"method": dataclasses.asdict(self.recipe.method),
-                                                     "start": self.recipe.start, "init": self.recipe.init})
+            save_delta(
+                model,
+                run.path / "adapter",
+                {
+                    "method": dataclasses.asdict(self.recipe.method),
+                    "start": self.recipe.start,
+                    "init": self.recipe.init,
+                },
+            )
         if self.codec.kind == "classify":
             predicted = predict_labels(model, self.codec, self.validation, batch, self.env.device)
-            metrics = {"val/macro_f1": macro_f1(self.validation.targets, predicted),
-                       "val/accuracy": accuracy(self.validation.targets, predicted)}
+            metrics = {
+                "val/macro_f1": macro_f1(self.validation.targets, predicted),
+                "val/accuracy": accuracy(self.validation.targets, predicted),
+            }
             answers = [self.codec.labels[p] for p in predicted[:SAMPLE_EXAMPLES]]
         else:
             loss = target_loss(model, self.codec, self.validation, batch, self.env.device)
             metrics = {"val/loss": loss, "val/perplexity": math.exp(loss)}
             sources = [source for source, _ in self.validation_examples[:SAMPLE_EXAMPLES]]
             answers = transform(model, self.codec, sources, self.recipe.eval.max_new_tokens, SAMPLE_EXAMPLES)
-        atomic_write_text(run.samples_dir / f"epoch_{period:04d}.txt", "".join(
-            f"input:    {text}\nexpected: {expected}\nmodel:    {answer}\n\n"
-            for (text, expected), answer in zip(self.validation_examples, answers)))
+        atomic_write_text(
+            run.samples_dir / f"epoch_{period:04d}.txt",
+            "".join(
+                f"input:    {text}\nexpected: {expected}\nmodel:    {answer}\n\n"
+                for (text, expected), answer in zip(self.validation_examples, answers)
+            ),
+        )
         run.update_report("validation", {k.removeprefix("val/"): v for k, v in metrics.items()} | {"epoch": period})
         return metrics

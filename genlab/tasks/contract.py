@@ -3,62 +3,28 @@
 A task is one folder, `genlab/tasks/<name>/`, whose `__init__.py` exports `TASK = Task(...)`; the
 registry in `genlab/tasks/__init__.py` is the only list of them. Three roles, three names:
 - `Task`: the kind of run, named by a recipe's `task:` key and registered once;
-- `Training`: the object the trainer loop drives for one run (models, optimisers, one step);
+- `Training` (genlab.core.training): the object the trainer loop drives for one run (models, optimisers, one step);
 - `RunHandle`: a finished or running run opened for use (`genlab.load(run)`): generate, evaluate.
 The contract test (tests/test_contract.py) holds every registered task to the same guarantees.
 """
+
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
+from typing import Any
 
 from genlab.core.distributed import DistEnv
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
+from genlab.core.training import Training
 from genlab.errors import GenlabError
 from genlab.evaluation.protocols import get_protocol
-from genlab.io.onnx import ExportGraph, export_onnx
+from genlab.interop.onnx import ExportGraph, export_onnx
 from genlab.io.tokenizers import Tokenizer
 from genlab.models.transformer import Transformer
-
-
-class Training(Protocol):
-    """What the trainer loop (genlab.core.trainer) calls; a task builds one per run."""
-
-    data_source: str  # where the data came from, for the log and the ledger
-    modules: dict[str, torch.nn.Module]  # saved as <name>.safetensors in each checkpoint
-    optimizers: dict[str, torch.optim.Optimizer]
-    num_examples: int  # examples per period: the loop takes global batches of them in a seeded order
-    best_metric: str | None  # an end_period metric, lower is better, that picks checkpoints/best (None: no best)
-
-    def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
-        """One optimisation step on the examples `indices` (this rank's slice); returns its metrics."""
-    def step_kind(self, step: int) -> str:
-        """A name for the kind of work step `step` does: the FLOP counter measures each kind once."""
-    def rng_state(self) -> dict[str, Any]: ...
-    def load_rng_state(self, state: dict[str, Any]) -> None: ...
-    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
-        """After each `train.sample_every` periods and at the end: samples, quick evaluation."""
-    def meta(self) -> dict[str, Any]:
-        """{"task": name, "model": config...}: stored beside the weights; loading refuses another."""
-
-
-class OwnNoise:
-    """For a Training whose random draws all come from its own generator `self.noise` (identical on every
-    rank): that generator's state is what a checkpoint keeps, so a resumed run draws what it would have."""
-
-    noise: torch.Generator
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"noise": self.noise.get_state()}
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        self.noise.set_state(state["noise"])
 
 
 @dataclass(frozen=True)
@@ -130,7 +96,7 @@ class RunHandle:
         raise NotImplementedError
 
     def export_graph(self, **options: Any) -> ExportGraph:
-        """The network `export` writes as ONNX: tensors in, one tensor out (genlab.io.onnx). Its keyword
+        """The network `export` writes as ONNX: tensors in, one tensor out (genlab.interop.onnx). Its keyword
         arguments (e.g. a flow's sampling steps) are `genlab export`'s options."""
         raise GenlabError(f"a '{self.task}' run has no ONNX export")
 
@@ -139,21 +105,27 @@ class RunHandle:
         description to FILE.json (inputs, output, their meaning, the measured difference); returns it.
         `options` go to `export_graph`."""
         self.check_options("export_graph", options)
-        return export_onnx(self.export_graph(**options), out, {"run": str(self.path), "task": self.task,
-                                                               "checkpoint": self.checkpoint, "options": options})
+        return export_onnx(
+            self.export_graph(**options),
+            out,
+            {"run": str(self.path), "task": self.task, "checkpoint": self.checkpoint, "options": options},
+        )
 
     def evaluate_protocol(self, name: str, **options: Any) -> dict[str, Any]:
         """Score the run by an evaluation protocol (genlab.evaluation.protocols) that fits its endpoint;
         writes report.json section `name` and returns the same dict."""
         protocol = get_protocol(name)
         if self.endpoint not in protocol.endpoints:
-            raise GenlabError(f"protocol '{name}' scores {' or '.join(protocol.endpoints)} runs; this '{self.task}' "
-                              f"run serves {self.endpoint or 'nothing'}")
+            raise GenlabError(
+                f"protocol '{name}' scores {' or '.join(protocol.endpoints)} runs; this '{self.task}' "
+                f"run serves {self.endpoint or 'nothing'}"
+            )
         accepted = list(inspect.signature(protocol.score).parameters)[1:]  # after the handle
         unknown = sorted(set(options) - set(accepted))
         if unknown:
-            raise GenlabError(f"protocol '{name}' does not take {', '.join(unknown)} "
-                              f"(it takes: {', '.join(accepted) or 'nothing'})")
+            raise GenlabError(
+                f"protocol '{name}' does not take {', '.join(unknown)} (it takes: {', '.join(accepted) or 'nothing'})"
+            )
         meter = CostMeter()
         metrics = protocol.score(self, **options)
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
@@ -170,8 +142,10 @@ class RunHandle:
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             command = method.removesuffix("_graph")  # export_graph's options are `genlab export`'s
-            raise GenlabError(f"a '{self.task}' run does not take {', '.join(unknown)} for {command} "
-                              f"(it takes: {', '.join(accepted) or 'nothing'})")
+            raise GenlabError(
+                f"a '{self.task}' run does not take {', '.join(unknown)} for {command} "
+                f"(it takes: {', '.join(accepted) or 'nothing'})"
+            )
 
     def __repr__(self) -> str:
         return f"<genlab {self.task} run {self.path} ({self.checkpoint} checkpoint)>"

@@ -7,6 +7,7 @@ period: a spectrogram grid (10 rows, one per digit), the ten digits spoken in tu
 evaluator's label accuracy on `eval.quick_samples` clips through Griffin-Lim, whose error picks
 checkpoints/best.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,7 @@ import torch
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
 from genlab.core.ema import update_ema
 from genlab.core.run import RunDir
-from genlab.core.task import OwnNoise
+from genlab.core.training import OwnNoise
 from genlab.data.audio import AudioData, load_audio_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.audio_eval import evaluate_clips, load_audio_evaluator
@@ -46,7 +47,7 @@ class AudioTraining(OwnNoise):
     best_metric = "quality/label_error"  # 1 - evaluator accuracy on the quick clips; lower is better
 
     @classmethod
-    def build(cls, recipe: AudioRecipe, env: DistEnv, run: RunDir) -> "AudioTraining":
+    def build(cls, recipe: AudioRecipe, env: DistEnv, run: RunDir) -> AudioTraining:
         return cls(recipe, load_audio_dataset(recipe.data.name, "train", recipe.data.path), env)
 
     def __init__(self, recipe: AudioRecipe, data: AudioData, env: DistEnv):
@@ -72,7 +73,7 @@ class AudioTraining(OwnNoise):
         t = recipe.train
         self.optimizers = gan_optimizers(generator, discriminator, t.lr_g, t.lr_d, tuple(t.betas))
         # The whole training set as log-mel images, once: (N, 1, 64, 64) in [-1, 1] (~16 KB a clip).
-        self.specs = torch.cat([log_mel_image(waves[i:i + 500]) for i in range(0, len(waves), 500)])
+        self.specs = torch.cat([log_mel_image(waves[i : i + 500]) for i in range(0, len(waves), 500)])
         self.specs = self.specs.unsqueeze(1).to(device)
         self.labels = labels.long().to(device)
         self.num_examples = len(self.labels)
@@ -82,18 +83,26 @@ class AudioTraining(OwnNoise):
         # The quick score's reference: training clips, never the test split (and, for a folder of the
         # user's, never the default corpus that evaluate_clips would otherwise load).
         every = max(1, len(labels) // QUICK_REFERENCE)
-        self.reference = AudioData(data.name, f"{data.source}, every {every}. training clip",
-                                   waves[::every].contiguous().numpy(), labels[::every].numpy(),
-                                   data.speakers[:len(labels)][::every])
+        self.reference = AudioData(
+            data.name,
+            f"{data.source}, every {every}. training clip",
+            waves[::every].contiguous().numpy(),
+            labels[::every].numpy(),
+            data.speakers[: len(labels)][::every],
+        )
         try:
             self.evaluator = load_audio_evaluator() if env.is_main else None
         except GenlabError:
             self.evaluator = None  # no evaluator: train without the quick score (and without a best checkpoint)
 
     def meta(self) -> dict[str, Any]:
-        return {"task": "audio", "model": dataclasses.asdict(self.config), "class_names": self.class_names,
-                "dataset": self.recipe.data.name,
-                "sampler": "generator_ema" if self.recipe.train.ema_decay else "generator"}
+        return {
+            "task": "audio",
+            "model": dataclasses.asdict(self.config),
+            "class_names": self.class_names,
+            "dataset": self.recipe.data.name,
+            "sampler": "generator_ema" if self.recipe.train.ema_decay else "generator",
+        }
 
     def step_kind(self, step: int) -> str:
         return "d+g+r1" if self.r1_weight and step % self.recipe.train.r1_every == 0 else "d+g"
@@ -103,7 +112,7 @@ class AudioTraining(OwnNoise):
         labels = self.labels[indices.to(self.labels.device)]  # (B,)
         world, local = self.env.world_size, len(indices)
         z = torch.randn(local * world, self.config.latent_dim, generator=self.noise)  # global draw
-        z = z[self.env.rank * local:(self.env.rank + 1) * local].to(self.env.device)  # this rank's slice
+        z = z[self.env.rank * local : (self.env.rank + 1) * local].to(self.env.device)  # this rank's slice
         fake = self.generator(z, labels)  # (B, 1, 64, 64)
 
         # D step: one forward over [real; fake] so DDP sees a single forward per backward.
@@ -129,9 +138,13 @@ class AudioTraining(OwnNoise):
         self.optimizers["generator"].step()
         if self.sampler is not self.modules["generator"]:
             update_ema(self.sampler, self.modules["generator"], self.recipe.train.ema_decay, step)
-        return {"loss/d": d_loss.item(), "loss/g": g_loss.item(),
-                "d/real_prob": torch.sigmoid(real_logits).mean().item(),
-                "d/fake_prob": torch.sigmoid(fake_logits).mean().item(), **metrics}
+        return {
+            "loss/d": d_loss.item(),
+            "loss/g": g_loss.item(),
+            "d/real_prob": torch.sigmoid(real_logits).mean().item(),
+            "d/fake_prob": torch.sigmoid(fake_logits).mean().item(),
+            **metrics,
+        }
 
     def end_period(self, period: int, run: RunDir) -> dict[str, float]:
         if not self.env.is_main:
@@ -144,13 +157,16 @@ class AudioTraining(OwnNoise):
         run.log_image("samples", make_grid((specs.flip(1)[:, None] + 1) / 2, nrow=GRID_COLUMNS)[:, :, None], period)
         # Every label once, spoken in turn (first column of the grid): what the grid sounds like.
         firsts = to_waves(specs[::GRID_COLUMNS], self.recipe.eval.quick_griffin_lim_iters)
-        write_wav(run.samples_dir / f"epoch_{period:04d}.wav",
-                  join_words([trim_word(w) for w in firsts]).numpy())
+        write_wav(run.samples_dir / f"epoch_{period:04d}.wav", join_words([trim_word(w) for w in firsts]).numpy())
         if self.evaluator is None:
             return {}
         labels = cycle_labels(self.recipe.eval.quick_samples, None, k)
-        waves = to_waves(draw_spectrograms(self.sampler, labels, self.recipe.seed + 3),
-                         self.recipe.eval.quick_griffin_lim_iters)
+        waves = to_waves(
+            draw_spectrograms(self.sampler, labels, self.recipe.seed + 3), self.recipe.eval.quick_griffin_lim_iters
+        )
         quality = evaluate_clips(waves, self.evaluator, requested_labels=labels, reference=self.reference)
-        return {"quality/label_accuracy": quality["accuracy"], "quality/label_error": 1 - quality["accuracy"],
-                "quality/frechet_distance": quality["frechet_distance"]}
+        return {
+            "quality/label_accuracy": quality["accuracy"],
+            "quality/label_error": 1 - quality["accuracy"],
+            "quality/frechet_distance": quality["frechet_distance"],
+        }

@@ -3,6 +3,7 @@
 The essay's pretraining loss is task loss + lambda * regularizer; `total_loss` spells that out with
 lambda an explicit argument, so a recipe that sets it to 0 says so rather than relying on a default.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

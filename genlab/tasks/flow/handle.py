@@ -1,4 +1,5 @@
 """A flow run opened for use: its EMA U-Net (last or best checkpoint), sampling, editing and scoring."""
+
 from __future__ import annotations
 
 import math
@@ -10,14 +11,14 @@ import torch.nn.functional as F
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import RunHandle
 from genlab.data import IMAGE_DATASETS, ImageData, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import ImageClassifier, load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
+from genlab.interop.onnx import ExportGraph
 from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
-from genlab.io.onnx import ExportGraph
 from genlab.models.unet import UNet, UNetConfig
+from genlab.tasks.contract import RunHandle
 from genlab.tasks.flow.inputs import read_image, read_low_res, read_mask
 from genlab.tasks.flow.pipeline import IMAGE_SHAPE, Sampler, check_prompt, class_labels, draw, to_model
 from genlab.tasks.flow.process import Start, evaluations_per_sample
@@ -48,8 +49,9 @@ class FlowRun(RunHandle):
             self._captions[held_out] = CaptionBank(self.recipe.data.name, held_out, self.encoder)
         return self._captions[held_out]
 
-    def conditions(self, n: int, label: int | None = None,
-                   prompt: str | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def conditions(
+        self, n: int, label: int | None = None, prompt: str | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Conditions for n images (labels, caption embeddings or None) and the class each should show:
         `label` or `prompt` for all n, else the classes in turn (a text model: their training captions)."""
         check_prompt(self.model, prompt)
@@ -76,13 +78,15 @@ class FlowRun(RunHandle):
                 inputs["caption_embeddings"] = F.normalize(torch.randn(batch, config.text_dim, generator=rng), dim=1)
             return inputs
 
-        notes = {"noise": "standard normal noise (batch, 1, 28, 28): the image at time 0",
-                 "images": f"greyscale images (batch, 1, 28, 28) in [0, 1], after {steps} Euler steps at guidance "
-                           f"w = {guidance:g} ({evaluations_per_sample(steps, guidance, config.conditioning != 'none')}"
-                           " U-Net evaluations per image)",
-                 "labels": f"class ids 0..{config.num_classes - 1}: {', '.join(self.class_names)}",
-                 "caption_embeddings": f"the caption's sentence embedding ({config.text_dim} numbers from "
-                                       "all-MiniLM-L6-v2, as genlab.tasks.flow.text embeds it)"}
+        notes = {
+            "noise": "standard normal noise (batch, 1, 28, 28): the image at time 0",
+            "images": f"greyscale images (batch, 1, 28, 28) in [0, 1], after {steps} Euler steps at guidance "
+            f"w = {guidance:g} ({evaluations_per_sample(steps, guidance, config.conditioning != 'none')}"
+            " U-Net evaluations per image)",
+            "labels": f"class ids 0..{config.num_classes - 1}: {', '.join(self.class_names)}",
+            "caption_embeddings": f"the caption's sentence embedding ({config.text_dim} numbers from "
+            "all-MiniLM-L6-v2, as genlab.tasks.flow.text embeds it)",
+        }
         return ExportGraph(Sampler(self.model, steps, guidance), example, "images", notes=notes)
 
     def _settings(self, steps: int | None, guidance: float | None) -> tuple[int, float]:
@@ -104,10 +108,19 @@ class FlowRun(RunHandle):
             raise GenlabError(f"--strength must be in (0, 1], got {strength}")
         return Start(to_model(read_image(init, "--init")), strength, None if mask is None else read_mask(mask))
 
-    def generate(self, n: int = 16, label: int | None = None, seed: int = 0, prompt: str | None = None,
-                 steps: int | None = None, guidance: float | None = None, init: str | None = None,
-                 strength: float | None = None, mask: str | None = None,
-                 low_res: str | None = None) -> GeneratedImages:
+    def generate(
+        self,
+        n: int = 16,
+        label: int | None = None,
+        seed: int = 0,
+        prompt: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        init: str | None = None,
+        strength: float | None = None,
+        mask: str | None = None,
+        low_res: str | None = None,
+    ) -> GeneratedImages:
         """n images (n, 1, 28, 28) in [0, 1] from `steps` Euler steps (default sample.steps) with guidance
         weight `guidance` (default sample.guidance); `label` picks the class of a class-conditional
         model, `prompt` the caption of a text-conditioned one (else all classes in turn).
@@ -132,8 +145,7 @@ class FlowRun(RunHandle):
         classes = len(names) if self.config.conditioning == "text" else self.config.num_classes
         return [names[i] if i < len(names) else str(i) for i in range(classes)]
 
-    def evaluate(self, n: int | None = None, steps: int | None = None,
-                 guidance: float | None = None) -> dict[str, Any]:
+    def evaluate(self, n: int | None = None, steps: int | None = None, guidance: float | None = None) -> dict[str, Any]:
         """FID, precision/recall, Inception-style score, class histogram (and label accuracy for a
         class-conditional model) of n samples (default eval.num_samples) against the held-out test
         split, with the sampling cost in network evaluations; a text-conditioned model also scores how
@@ -148,26 +160,32 @@ class FlowRun(RunHandle):
         meter = CostMeter()
         cond, labels = self.conditions(n)
         images = draw(self.model, n, EVAL_SEED, cond, steps, guidance, batch_size=recipe.eval.batch_size)
-        metrics = evaluate_samples(images, data, evaluator, requested_labels=labels,
-                                   batch_size=recipe.eval.batch_size)
+        metrics = evaluate_samples(images, data, evaluator, requested_labels=labels, batch_size=recipe.eval.batch_size)
         if self.encoder is not None:
             caption_n = min(n, recipe.eval.caption_samples)
             metrics["caption_accuracy"] = {
                 split: self._caption_accuracy(held_out, caption_n, steps, guidance, data, evaluator)
-                for split, held_out in (("train_captions", False), ("held_out_captions", True))}
+                for split, held_out in (("train_captions", False), ("held_out_captions", True))
+            }
             metrics["caption_samples"] = caption_n
-        metrics.update(steps=steps, guidance=guidance, checkpoint=self.checkpoint,
-                       evaluations_per_image=evaluations_per_sample(steps, guidance, cond is not None),
-                       eval_seconds=meter.snapshot()["wall_seconds"])
+        metrics.update(
+            steps=steps,
+            guidance=guidance,
+            checkpoint=self.checkpoint,
+            evaluations_per_image=evaluations_per_sample(steps, guidance, cond is not None),
+            eval_seconds=meter.snapshot()["wall_seconds"],
+        )
         self.run.update_report("quality", metrics)
         return metrics
 
-    def _caption_accuracy(self, held_out: bool, n: int, steps: int, guidance: float, data: ImageData,
-                          evaluator: ImageClassifier) -> float:
+    def _caption_accuracy(
+        self, held_out: bool, n: int, steps: int, guidance: float, data: ImageData, evaluator: ImageClassifier
+    ) -> float:
         """Share of n images, drawn for the split's captions in turn, that the evaluator puts in the
         caption's class."""
         bank = self.captions(held_out)
         rows = torch.arange(n) % len(bank.texts)
-        images = draw(self.model, n, EVAL_SEED + 1, bank.embeddings[rows], steps, guidance,
-                      batch_size=self.recipe.eval.batch_size)
+        images = draw(
+            self.model, n, EVAL_SEED + 1, bank.embeddings[rows], steps, guidance, batch_size=self.recipe.eval.batch_size
+        )
         return evaluate_samples(images, data, evaluator, requested_labels=bank.labels[rows])["label_accuracy"]

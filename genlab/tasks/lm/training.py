@@ -8,6 +8,7 @@ A period of the trainer loop is `eval_interval` steps, after which end_period me
 loss and perplexity, writes a text sample and exports the model in a Hugging Face layout (GPT-2, Llama
 or BERT) to RUN/model/.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,12 +25,12 @@ from genlab.core.optim import adamw, cosine_lr, set_lr
 from genlab.core.run import RunDir
 from genlab.data.tokens import corpus_source, corpus_texts, open_tokens, spaced_starts, windows, write_tokens
 from genlab.errors import GenlabError
+from genlab.interop.hf import export_model, hf_layout, unexportable
 from genlab.io.files import atomic_write_text
-from genlab.io.hf import export_model, hf_layout, unexportable
 from genlab.io.tokenizers import MASK, SPECIAL_TOKENS, Tokenizer, build_tokenizer, load_tokenizer
 from genlab.models.generation import generate
 from genlab.models.transformer import Transformer, TransformerConfig
-from genlab.tasks.lm.objectives import causal_lm_loss, mask_tokens, masked_lm_loss, total_loss
+from genlab.tasks.lm.process import causal_lm_loss, mask_tokens, masked_lm_loss, total_loss
 from genlab.tasks.lm.recipe import LMRecipe
 
 SAMPLE_TOKENS = 200  # length of the text sample written after each evaluation
@@ -44,16 +45,30 @@ def model_config(recipe: LMRecipe, vocab_size: int) -> TransformerConfig:
     bert = {} if causal else {"pre_ln": False, "type_vocab_size": 2}
     modern = {k: getattr(m, k) for k in ("positions", "norm", "qk_norm", "tie_head", "zero_init", "logit_softcap")}
     config = TransformerConfig(
-        vocab_size=vocab_size, block_size=recipe.data.block_size, n_layer=m.n_layer, n_head=m.n_head,
-        n_embd=m.n_embd, n_inner=m.n_inner or None, dropout=m.dropout, causal=causal, bias=m.bias,
-        activation=m.activation if causal else "gelu", **bert, **modern)  # GPT-2's tanh GELU / BERT's exact one
+        vocab_size=vocab_size,
+        block_size=recipe.data.block_size,
+        n_layer=m.n_layer,
+        n_head=m.n_head,
+        n_embd=m.n_embd,
+        n_inner=m.n_inner or None,
+        dropout=m.dropout,
+        causal=causal,
+        bias=m.bias,
+        activation=m.activation if causal else "gelu",
+        **bert,
+        **modern,
+    )  # GPT-2's tanh GELU / BERT's exact one
     if recipe.eval.hf_export and hf_layout(config) is None:  # found before training, not at the first export
         if not m.bias and unexportable(dataclasses.replace(config, bias=True)) == "":
-            raise GenlabError("model.bias=false: every evaluation exports the model in the Hugging Face GPT-2 or "
-                              "BERT layout, and both always have biases (Llama's need not: model.positions=rotary, "
-                              "norm=rmsnorm, activation=swiglu), or set eval.hf_export=false")
-        raise GenlabError(f"every evaluation exports the model in a Hugging Face layout and none fits this one "
-                          f"({unexportable(config)}): change the model or set eval.hf_export=false")
+            raise GenlabError(
+                "model.bias=false: every evaluation exports the model in the Hugging Face GPT-2 or "
+                "BERT layout, and both always have biases (Llama's need not: model.positions=rotary, "
+                "norm=rmsnorm, activation=swiglu), or set eval.hf_export=false"
+            )
+        raise GenlabError(
+            f"every evaluation exports the model in a Hugging Face layout and none fits this one "
+            f"({unexportable(config)}): change the model or set eval.hf_export=false"
+        )
     return config
 
 
@@ -89,8 +104,9 @@ def lm_loss(model: torch.nn.Module, ids: torch.Tensor, labels: torch.Tensor | No
 
 
 @torch.inference_mode()  # no autograd bookkeeping at all: a few per cent of each evaluation
-def estimate_loss(model: Transformer, tokenizer: Tokenizer, tokens: np.ndarray, batch_size: int,
-                  iters: int, device: torch.device) -> float:
+def estimate_loss(
+    model: Transformer, tokenizer: Tokenizer, tokens: np.ndarray, batch_size: int, iters: int, device: torch.device
+) -> float:
     """Mean loss over `iters` batches of windows spread evenly over `tokens` (the same every time)."""
     cfg = model.config
     was_training = model.training
@@ -102,8 +118,9 @@ def estimate_loss(model: Transformer, tokenizer: Tokenizer, tokens: np.ndarray, 
         ids = windows(tokens, batch, cfg.block_size)  # (B, T)
         labels = None
         if not cfg.causal:
-            ids, labels = mask_tokens(ids, cfg.vocab_size, tokenizer.token_id(MASK), special_ids(tokenizer),
-                                      generator=masking)
+            ids, labels = mask_tokens(
+                ids, cfg.vocab_size, tokenizer.token_id(MASK), special_ids(tokenizer), generator=masking
+            )
             labels = labels.to(device)
         losses.append(lm_loss(model, ids.to(device), labels).item())
     model.train(was_training)
@@ -118,22 +135,27 @@ class LMTraining:
         d, t = recipe.data, recipe.train
         local_batch = d.batch_size // env.world_size
         if local_batch % t.grad_accum:
-            raise GenlabError(f"data.batch_size={d.batch_size} over {env.world_size} process(es) gives "
-                              f"{local_batch} sequences each, not divisible by train.grad_accum={t.grad_accum}")
+            raise GenlabError(
+                f"data.batch_size={d.batch_size} over {env.world_size} process(es) gives "
+                f"{local_batch} sequences each, not divisible by train.grad_accum={t.grad_accum}"
+            )
         model_config(recipe, vocab_size=1)  # a model the recipe cannot build fails before the corpus is tokenized
         self.tokenizer, self.tokens = prepare_tokens(recipe, run, env)
         for split, tokens in self.tokens.items():
             if len(tokens) <= d.block_size:
-                raise GenlabError(f"the {split} split has {len(tokens)} tokens, not more than "
-                                  f"data.block_size={d.block_size}: use more text or a smaller block")
+                raise GenlabError(
+                    f"the {split} split has {len(tokens)} tokens, not more than "
+                    f"data.block_size={d.block_size}: use more text or a smaller block"
+                )
         self.config = model_config(recipe, self.tokenizer.vocab_size)
         torch.manual_seed(recipe.seed)  # identical initial weights on every rank
         model = Transformer(self.config).to(env.device)
         self.model = wrap_ddp(model, env)
         self.modules = {"model": model}
         if t.optimizer == "muon":  # the weight matrices inside the blocks; embeddings and head stay on AdamW
-            optimizer = muon_adamw(model, lambda name: name.startswith("blocks."), t.lr, t.muon_lr, t.betas,
-                                   t.weight_decay)
+            optimizer = muon_adamw(
+                model, lambda name: name.startswith("blocks."), t.lr, t.muon_lr, t.betas, t.weight_decay
+            )
         else:
             optimizer = adamw(model, t.lr, t.betas, t.weight_decay)
         self.optimizers = {"model": optimizer}
@@ -141,13 +163,19 @@ class LMTraining:
         self.steps_done = 0  # the evaluation's step: a budget stop can end a period early
         self.mask_id = self.tokenizer.token_id(MASK)
         self.special = special_ids(self.tokenizer)
-        self.data_source = (f"{corpus_source(d.corpus)}: {len(self.tokens['train']):,} train / "
-                            f"{len(self.tokens['validation']):,} validation tokens, {d.tokenizer} tokenizer "
-                            f"of {self.tokenizer.vocab_size}")
+        self.data_source = (
+            f"{corpus_source(d.corpus)}: {len(self.tokens['train']):,} train / "
+            f"{len(self.tokens['validation']):,} validation tokens, {d.tokenizer} tokenizer "
+            f"of {self.tokenizer.vocab_size}"
+        )
 
     def meta(self) -> dict[str, Any]:
-        return {"task": "lm", "model": dataclasses.asdict(self.config), "corpus": self.recipe.data.corpus,
-                "tokenizer": self.recipe.data.tokenizer}
+        return {
+            "task": "lm",
+            "model": dataclasses.asdict(self.config),
+            "corpus": self.recipe.data.corpus,
+            "tokenizer": self.recipe.data.tokenizer,
+        }
 
     def rng_state(self) -> dict[str, Any]:
         return {"torch": torch.get_rng_state()}  # dropout draws from the global generator
@@ -161,7 +189,7 @@ class LMTraining:
     def _local_slice(self, global_draw: torch.Tensor) -> torch.Tensor:
         """This rank's share of a draw made for the whole global batch (same on every rank)."""
         local = len(global_draw) // self.env.world_size
-        return global_draw[self.env.rank * local:(self.env.rank + 1) * local].to(self.env.device)
+        return global_draw[self.env.rank * local : (self.env.rank + 1) * local].to(self.env.device)
 
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This rank's (ids, masked-LM labels or None) for `step`: (B_local, T) each."""
@@ -208,8 +236,9 @@ class LMTraining:
             out = generate(model, start, SAMPLE_TOKENS, temperature=1.0, seed=self.recipe.seed)
             return self.tokenizer.decode(out[0, 1:].tolist())
         ids = windows(self.tokens["validation"], torch.tensor([0]), self.config.block_size)  # (1, T)
-        masked, labels = mask_tokens(ids, self.config.vocab_size, self.mask_id, self.special,
-                                     generator=torch.Generator().manual_seed(MASK_SEED))
+        masked, labels = mask_tokens(
+            ids, self.config.vocab_size, self.mask_id, self.special, generator=torch.Generator().manual_seed(MASK_SEED)
+        )
         with torch.no_grad():
             model.eval()
             guess = model(masked.to(self.env.device)).logits.argmax(-1).cpu()  # (1, T)
@@ -223,12 +252,14 @@ class LMTraining:
             return {}
         r = self.recipe
         model = unwrap(self.model)
-        loss = estimate_loss(model, self.tokenizer, self.tokens["validation"], r.data.batch_size,
-                             r.eval.eval_iters, self.env.device)
+        loss = estimate_loss(
+            model, self.tokenizer, self.tokens["validation"], r.data.batch_size, r.eval.eval_iters, self.env.device
+        )
         best = min(loss, run.read_report().get("validation", {}).get("best_loss", loss))
         atomic_write_text(run.samples_dir / f"step_{self.steps_done:06d}.txt", self._sample())
         if r.eval.hf_export:
             export_model(model, self.tokenizer, run.path / "model")
-        run.update_report("validation", {"loss": loss, "perplexity": math.exp(loss),
-                                         "step": self.steps_done, "best_loss": best})
+        run.update_report(
+            "validation", {"loss": loss, "perplexity": math.exp(loss), "step": self.steps_done, "best_loss": best}
+        )
         return {"val/loss": loss, "val/perplexity": math.exp(loss)}

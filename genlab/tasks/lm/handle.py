@@ -1,4 +1,5 @@
 """A language-model run opened for use: its model and tokenizer, test-split scoring, streamed text."""
+
 from __future__ import annotations
 
 import math
@@ -11,15 +12,15 @@ import torch
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import RunHandle, TextDecoding
 from genlab.data.tokens import corpus_texts, open_tokens, write_tokens
 from genlab.errors import GenlabError
-from genlab.io.onnx import ExportGraph, token_logits_graph
+from genlab.interop.onnx import ExportGraph, token_logits_graph
 from genlab.io.tokenizers import UNK, Tokenizer, load_tokenizer
 from genlab.models.generation import TextPieces, stream
 from genlab.models.transformer import Transformer, TransformerConfig
+from genlab.tasks.contract import RunHandle, TextDecoding
 from genlab.tasks.lm.recipe import LMRecipe
-from genlab.tasks.lm.task import estimate_loss
+from genlab.tasks.lm.training import estimate_loss
 
 
 def load_lm(run: RunDir, checkpoint: str = "last") -> tuple[Transformer, Tokenizer]:
@@ -29,8 +30,10 @@ def load_lm(run: RunDir, checkpoint: str = "last") -> tuple[Transformer, Tokeniz
     load_weights(folder, {"model": model}, meta)
     tokenizer = load_tokenizer(run.path / "tokenizer.json")
     if tokenizer.vocab_size != model.config.vocab_size:
-        raise GenlabError(f"{run.path / 'tokenizer.json'} has {tokenizer.vocab_size} tokens but the model "
-                          f"expects {model.config.vocab_size}")
+        raise GenlabError(
+            f"{run.path / 'tokenizer.json'} has {tokenizer.vocab_size} tokens but the model "
+            f"expects {model.config.vocab_size}"
+        )
     return model.eval(), tokenizer
 
 
@@ -41,10 +44,19 @@ class LMRun(RunHandle):
         super().__init__(run, recipe, checkpoint)
         self.model, self.tokenizer = load_lm(run, checkpoint)
 
-    def generate(self, prompt: str | None = None, max_tokens: int = 256, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, stop: str | None = None,
-                 seed: int | None = None, presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
-                 stream: bool = False) -> str | Iterator[str]:
+    def generate(
+        self,
+        prompt: str | None = None,
+        max_tokens: int = 256,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        stop: str | None = None,
+        seed: int | None = None,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
+        stream: bool = False,
+    ) -> str | Iterator[str]:
         """The continuation of `prompt` (not the prompt itself), or with stream=True its pieces as they
         are generated. temperature 0 is greedy; the text ends before `stop`; the penalties (OpenAI's, in
         [-2, 2]) lower the scores of tokens already generated: once each, and per time."""
@@ -53,10 +65,22 @@ class LMRun(RunHandle):
         unk = self.tokenizer.token_id(UNK)
         unseen = sorted({c for c in prompt if unk is not None and self.tokenizer.encode(c) == [unk]})
         if unseen:  # a char model cannot read them: say so rather than silently answer something else
-            warnings.warn(f"the model never saw {', '.join(map(repr, unseen))} in training: read as {UNK}",
-                          stacklevel=2)
-        pieces = stream_text(self.model, self.tokenizer, prompt, max_tokens, temperature, top_k, top_p, stop, seed,
-                             presence_penalty, frequency_penalty)
+            warnings.warn(
+                f"the model never saw {', '.join(map(repr, unseen))} in training: read as {UNK}", stacklevel=2
+            )
+        pieces = stream_text(
+            self.model,
+            self.tokenizer,
+            prompt,
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            stop,
+            seed,
+            presence_penalty,
+            frequency_penalty,
+        )
         return pieces if stream else "".join(pieces)
 
     def text_decoding(self) -> TextDecoding:
@@ -74,19 +98,34 @@ class LMRun(RunHandle):
         if not path.is_file():  # tokenized once, with the run's own tokenizer
             write_tokens(path, corpus_texts(recipe.data.corpus, "test", recipe.data.limit_chars), tokenizer)
         tokens = open_tokens(path, tokenizer.vocab_size)
-        loss = estimate_loss(self.model, tokenizer, tokens, recipe.data.batch_size, recipe.eval.eval_iters,
-                             torch.device("cpu"))
-        metrics = {"loss": loss, "perplexity": math.exp(loss), "tokens": len(tokens),
-                   "objective": recipe.model.objective, "checkpoint": self.checkpoint,
-                   "eval_seconds": meter.snapshot()["wall_seconds"]}
+        loss = estimate_loss(
+            self.model, tokenizer, tokens, recipe.data.batch_size, recipe.eval.eval_iters, torch.device("cpu")
+        )
+        metrics = {
+            "loss": loss,
+            "perplexity": math.exp(loss),
+            "tokens": len(tokens),
+            "objective": recipe.model.objective,
+            "checkpoint": self.checkpoint,
+            "eval_seconds": meter.snapshot()["wall_seconds"],
+        }
         self.run.update_report("test", metrics)
         return metrics
 
 
-def stream_text(model: Transformer, tokenizer: Tokenizer, prompt: str, max_tokens: int, temperature: float = 1.0,
-                top_k: int | None = None, top_p: float | None = None, stop: str | None = None,
-                seed: int | None = None, presence_penalty: float = 0.0,
-                frequency_penalty: float = 0.0) -> Iterator[str]:
+def stream_text(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    prompt: str,
+    max_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    stop: str | None = None,
+    seed: int | None = None,
+    presence_penalty: float = 0.0,
+    frequency_penalty: float = 0.0,
+) -> Iterator[str]:
     """Yield the continuation of `prompt` piece by piece as it is generated, ending before `stop`."""
     if not prompt:
         raise GenlabError("the prompt is empty: pass --prompt TEXT")
@@ -94,8 +133,17 @@ def stream_text(model: Transformer, tokenizer: Tokenizer, prompt: str, max_token
         raise GenlabError(f"--max-tokens must be >= 1, got {max_tokens}")
     idx = torch.tensor([tokenizer.encode(prompt)])  # (1, T)
     pieces = TextPieces(tokenizer, [stop] if stop else [])
-    for nxt in stream(model, idx, max_tokens, temperature, top_k, top_p, seed=seed,
-                      presence_penalty=presence_penalty, frequency_penalty=frequency_penalty):
+    for nxt in stream(
+        model,
+        idx,
+        max_tokens,
+        temperature,
+        top_k,
+        top_p,
+        seed=seed,
+        presence_penalty=presence_penalty,
+        frequency_penalty=frequency_penalty,
+    ):
         piece = pieces.add(int(nxt[0]))
         if piece:
             yield piece

@@ -4,6 +4,7 @@ Per step: a batch of images x1 in [-1, 1], noise x0, times t and condition drops
 own generator; loss = |v(x_t, t, c) - (x1 - x0)|^2 (process.flow_matching_loss); AdamW with a linear
 warm-up and a constant rate after it; the EMA copy is what samples, grids and evaluation use.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,7 +17,7 @@ from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.ema import update_ema
 from genlab.core.optim import adamw, set_lr
 from genlab.core.run import RunDir
-from genlab.core.task import OwnNoise
+from genlab.core.training import OwnNoise
 from genlab.data import ImageData, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import evaluator_or_none
@@ -45,15 +46,18 @@ class FlowTraining(OwnNoise):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
     @classmethod
-    def build(cls, recipe: FlowRecipe, env: DistEnv, run: RunDir) -> "FlowTraining":
+    def build(cls, recipe: FlowRecipe, env: DistEnv, run: RunDir) -> FlowTraining:
         return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
 
     def __init__(self, recipe: FlowRecipe, data: ImageData, env: DistEnv):
         self.recipe, self.env, self.data = recipe, env, data
         self.config = resolve_model_config(recipe, data)
         # Text conditioning: every training image gets a random caption of its class, embedded once here.
-        self.captions = (CaptionBank(data.name, held_out=False, encoder=caption_encoder())
-                         if self.config.conditioning == "text" else None)
+        self.captions = (
+            CaptionBank(data.name, held_out=False, encoder=caption_encoder())
+            if self.config.conditioning == "text"
+            else None
+        )
         device = env.device
         torch.manual_seed(recipe.seed)  # identical initial weights on every rank
         model = UNet(self.config).to(device)
@@ -77,8 +81,12 @@ class FlowTraining(OwnNoise):
         self.evaluator = evaluator_or_none(data.name) if env.is_main else None  # None: no quick scores
 
     def meta(self) -> dict[str, Any]:
-        return {"task": "flow", "model": dataclasses.asdict(self.config), "dataset": self.recipe.data.name,
-                "sampler": "model_ema" if self.recipe.train.ema_decay else "model"}
+        return {
+            "task": "flow",
+            "model": dataclasses.asdict(self.config),
+            "dataset": self.recipe.data.name,
+            "sampler": "model_ema" if self.recipe.train.ema_decay else "model",
+        }
 
     def step_kind(self, step: int) -> str:
         return "flow"
@@ -104,8 +112,7 @@ class FlowTraining(OwnNoise):
         set_lr(self.optimizers["model"], t.lr * min(1.0, (step + 1) / (t.warmup_steps + 1)))
         # Noise, times and drops come from the run's generator: the same draws on every rank (each for
         # its own images), so a run is reproducible from its seed and its saved generator state.
-        loss = flow_matching_loss(self.net, x1, self.conditions(indices), self.noise, t.cond_dropout,
-                                  t.logit_normal)
+        loss = flow_matching_loss(self.net, x1, self.conditions(indices), self.noise, t.cond_dropout, t.logit_normal)
         self.optimizers["model"].zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or float("inf"))

@@ -1,5 +1,6 @@
 """An audio run opened for use: its generator (last or best checkpoint), clips of one digit or of a
 spoken digit sequence, and scoring against the held-out test split."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,26 +10,26 @@ import torch
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import RunHandle
 from genlab.data.audio import load_audio_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.audio_eval import evaluate_clips, load_audio_evaluator
+from genlab.interop.onnx import ExportGraph, generator_graph
 from genlab.io.audio_clips import GeneratedAudio
-from genlab.io.onnx import ExportGraph, generator_graph
 from genlab.models.audio_gan import AudioGANConfig, build_audio_gan
 from genlab.tasks.audio.process import check_request, cycle_labels, draw_spectrograms, to_waves
 from genlab.tasks.audio.recipe import AudioRecipe
 from genlab.tasks.audio.spectrogram import join_words, log_mel_image, trim_word
+from genlab.tasks.contract import RunHandle
 
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
 MAX_WORDS = 50  # digits in one `text` clip
 
 
 def parse_text(text: str, class_names: list[str]) -> list[int]:
-    """"4 0 7" or "four zero seven" (space-separated digits or class names) -> label ids."""
+    """ "4 0 7" or "four zero seven" (space-separated digits or class names) -> label ids."""
     words = text.lower().replace(",", " ").split()
     if not words:
-        raise GenlabError("--text is empty: pass digits or digit words, e.g. --text \"4 0 7\"")
+        raise GenlabError('--text is empty: pass digits or digit words, e.g. --text "4 0 7"')
     if len(words) > MAX_WORDS:
         raise GenlabError(f"--text has {len(words)} words; at most {MAX_WORDS} in one clip")
     labels = []
@@ -64,10 +65,15 @@ class AudioRun(RunHandle):
 
     def export_graph(self) -> ExportGraph:
         """The generator: noise z and digit labels -> log-mel spectrogram images (the vocoder stays outside)."""
-        return generator_graph(self.generator, self.config.latent_dim, self.class_names, "spectrograms",
-                               "log-mel images (batch, 1, 64 mel bands, 64 frames) in [-1, 1], low frequencies "
-                               "in row 0; genlab.tasks.audio.process.to_waves (Griffin-Lim) makes 1 s of 16 kHz "
-                               "audio of each")
+        return generator_graph(
+            self.generator,
+            self.config.latent_dim,
+            self.class_names,
+            "spectrograms",
+            "log-mel images (batch, 1, 64 mel bands, 64 frames) in [-1, 1], low frequencies "
+            "in row 0; genlab.tasks.audio.process.to_waves (Griffin-Lim) makes 1 s of 16 kHz "
+            "audio of each",
+        )
 
     def _request(self, n: int, label: int | None, seed: int, text: str | None) -> tuple[torch.Tensor, bool]:
         """The labels one generate call draws, and whether they are one `text` clip."""
@@ -86,8 +92,7 @@ class AudioRun(RunHandle):
             clips, words = list(waves), names
         return GeneratedAudio(clips, words, [log_mel_image(c[None], frames=None)[0] for c in clips])
 
-    def generate(self, n: int = 10, label: int | None = None, seed: int = 0,
-                 text: str | None = None) -> GeneratedAudio:
+    def generate(self, n: int = 10, label: int | None = None, seed: int = 0, text: str | None = None) -> GeneratedAudio:
         """n one-second clips of `label` (else the digits in turn), or, with `text` ("4 0 7" or
         "four zero seven"), one clip of those digits spoken in sequence (n is then unused)."""
         return self.generate_audio([{"n": n, "label": label, "seed": seed, "text": text}])[0]
@@ -99,7 +104,7 @@ class AudioRun(RunHandle):
         waves = to_waves(torch.cat(specs), self.recipe.eval.griffin_lim_iters, self.recipe.eval.batch_size)
         results, start = [], 0
         for labels, is_text in drawn:
-            results.append(self._result(waves[start:start + len(labels)], labels, is_text))
+            results.append(self._result(waves[start : start + len(labels)], labels, is_text))
             start += len(labels)
         return results
 

@@ -15,6 +15,7 @@
 
 Loading is strict: a missing, unexpected or wrongly shaped tensor is a GenlabError naming it.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,23 +78,44 @@ def unexportable(cfg: TransformerConfig) -> str:
         fits = {"pre_ln": False, "bias": True, "norm": "layernorm", "positions": "learned", "tie_head": True}
         wrong = [f"{k}={getattr(cfg, k)}" for k, ok in fits.items() if getattr(cfg, k) != ok]
         return ", ".join(wrong + ([] if cfg.type_vocab_size else ["type_vocab_size=0"]))
-    gpt2 = {"pre_ln": True, "bias": True, "norm": "layernorm", "positions": "learned", "tie_head": True,
-            "activation": ("gelu", "gelu_new"), "qk_norm": False, "zero_init": None, "logit_softcap": 0.0}
-    llama = {"pre_ln": True, "norm": "rmsnorm", "positions": "rotary", "activation": ("swiglu",),
-             "qk_norm": False, "logit_softcap": 0.0}
+    gpt2 = {
+        "pre_ln": True,
+        "bias": True,
+        "norm": "layernorm",
+        "positions": "learned",
+        "tie_head": True,
+        "activation": ("gelu", "gelu_new"),
+        "qk_norm": False,
+        "zero_init": None,
+        "logit_softcap": 0.0,
+    }
+    llama = {
+        "pre_ln": True,
+        "norm": "rmsnorm",
+        "positions": "rotary",
+        "activation": ("swiglu",),
+        "qk_norm": False,
+        "logit_softcap": 0.0,
+    }
     for fits in (gpt2, llama):
-        wrong = [f"{k}={getattr(cfg, k)}" for k, ok in fits.items() if ok is not None
-                 and getattr(cfg, k) not in (ok if isinstance(ok, tuple) else (ok,))]
+        wrong = [
+            f"{k}={getattr(cfg, k)}"
+            for k, ok in fits.items()
+            if ok is not None and getattr(cfg, k) not in (ok if isinstance(ok, tuple) else (ok,))
+        ]
         if not wrong and not cfg.type_vocab_size:
             return ""
     nearest = llama if cfg.positions == "rotary" or cfg.norm == "rmsnorm" else gpt2
-    wrong = [f"{k}={getattr(cfg, k)}" for k, ok in nearest.items() if ok is not None
-             and getattr(cfg, k) not in (ok if isinstance(ok, tuple) else (ok,))]
+    wrong = [
+        f"{k}={getattr(cfg, k)}"
+        for k, ok in nearest.items()
+        if ok is not None and getattr(cfg, k) not in (ok if isinstance(ok, tuple) else (ok,))
+    ]
     return f"{'Llama' if nearest is llama else 'GPT-2'} needs other values than " + ", ".join(wrong)
 
 
 def hf_layout(cfg: TransformerConfig) -> str | None:
-    """"bert", "gpt2" or "llama": the Hugging Face layout a model of this config is exported in; None if none fits."""
+    """ "bert", "gpt2" or "llama": the Hugging Face layout a model of this config is exported in; None if none fits."""
     if unexportable(cfg):
         return None
     if not cfg.causal:
@@ -191,13 +213,15 @@ def load_hf_bert(folder: str | Path) -> Transformer:
     source = folder / WEIGHTS
     cfg = bert_config(hf)
     # BertForMaskedLM and friends store the encoder under "bert."; BertModel stores it bare.
-    tensors = {k.removeprefix("bert."): v for k, v in tensors.items()
-               if not k.removeprefix("bert.").startswith(_BERT_IGNORED)}
+    tensors = {
+        k.removeprefix("bert."): v for k, v in tensors.items() if not k.removeprefix("bert.").startswith(_BERT_IGNORED)
+    }
     ours = {}
     for i in range(cfg.n_layer):
         for p in ("weight", "bias"):  # genlab fuses query, key and value into one projection
-            qkv = [_pop(tensors, f"encoder.layer.{i}.attention.self.{n}.{p}", source)
-                   for n in ("query", "key", "value")]
+            qkv = [
+                _pop(tensors, f"encoder.layer.{i}.attention.self.{n}.{p}", source) for n in ("query", "key", "value")
+            ]
             if qkv[0].shape != qkv[1].shape or qkv[0].shape != qkv[2].shape:
                 raise GenlabError(f"{source}: query, key and value {p}s of layer {i} differ in shape")
             ours[f"blocks.{i}.attn.qkv.{p}"] = torch.cat(qkv, dim=0)
@@ -214,11 +238,16 @@ def save_bert(model: Transformer, folder: str | Path) -> Path:
     word embeddings and its bias to cls.predictions.bias, so neither is stored)."""
     cfg = model.config
     # Pre-LN genlab encoders (final LayerNorm, no embedding LayerNorm) have no BERT equivalent.
-    wrong = [f"{k}={getattr(cfg, k)}" for k, ok in (("causal", False), ("pre_ln", False), ("bias", True))
-             if getattr(cfg, k) != ok] + ([] if cfg.type_vocab_size else ["type_vocab_size=0"])
+    wrong = [
+        f"{k}={getattr(cfg, k)}"
+        for k, ok in (("causal", False), ("pre_ln", False), ("bias", True))
+        if getattr(cfg, k) != ok
+    ] + ([] if cfg.type_vocab_size else ["type_vocab_size=0"])
     if wrong:
-        raise GenlabError("only bidirectional post-LN models with biases and segment embeddings fit the BERT "
-                          f"layout, not one with {', '.join(wrong)}")
+        raise GenlabError(
+            "only bidirectional post-LN models with biases and segment embeddings fit the BERT "
+            f"layout, not one with {', '.join(wrong)}"
+        )
     state = {k: v.detach() for k, v in model.state_dict().items()}
     tensors = {hf if hf.startswith("cls.") else "bert." + hf: state[g] for hf, g in _bert_names(cfg.n_layer).items()}
     for i in range(cfg.n_layer):
@@ -275,8 +304,10 @@ def save_gpt2(model: Transformer, folder: str | Path) -> Path:
     """Write config.json + model.safetensors in the GPT-2 layout (lm_head is tied, so not stored)."""
     cfg = model.config
     if hf_layout(cfg) != "gpt2":
-        raise GenlabError("only causal, pre-LN models with biases, learned positions, LayerNorm, a GELU MLP and a "
-                          "tied head (no segment embeddings) fit the GPT-2 layout")
+        raise GenlabError(
+            "only causal, pre-LN models with biases, learned positions, LayerNorm, a GELU MLP and a "
+            "tied head (no segment embeddings) fit the GPT-2 layout"
+        )
     state = model.state_dict()
     tensors = {
         hf: (state[g].T if _is_conv1d(hf) else state[g]).detach().contiguous().clone()
@@ -370,8 +401,10 @@ def save_llama(model: Transformer, folder: str | Path) -> Path:
     cfg = model.config
     layout = hf_layout(cfg)
     if layout != "llama":
-        raise GenlabError("only causal models with rotary positions, RMSNorm and SwiGLU (no QK-norm, no logit "
-                          f"soft-cap) fit the Llama layout: {unexportable(cfg) or 'this one fits ' + str(layout)}")
+        raise GenlabError(
+            "only causal models with rotary positions, RMSNorm and SwiGLU (no QK-norm, no logit "
+            f"soft-cap) fit the Llama layout: {unexportable(cfg) or 'this one fits ' + str(layout)}"
+        )
     state = {k: v.detach() for k, v in model.state_dict().items()}
     tensors = {hf: state[g] for hf, g in _llama_names(cfg.n_layer, cfg.bias, cfg.tie_head).items()}
     for g, parts in _llama_fused(cfg.n_layer, cfg.bias).items():
@@ -420,10 +453,21 @@ def load_llama(folder: str | Path) -> Transformer:
         raise GenlabError("genlab needs attention_bias and mlp_bias to be equal")
     bias, tied = hf.get("attention_bias", False), hf.get("tie_word_embeddings", False)
     cfg = TransformerConfig(
-        vocab_size=hf["vocab_size"], block_size=hf["max_position_embeddings"], n_layer=hf["num_hidden_layers"],
-        n_head=n_head, n_embd=hf["hidden_size"], n_inner=hf["intermediate_size"], causal=True, bias=bias,
-        layer_norm_eps=hf.get("rms_norm_eps", 1e-6), activation="swiglu", positions="rotary", norm="rmsnorm",
-        rope_theta=rope.get("rope_theta", hf.get("rope_theta", 10000.0)), tie_head=tied)
+        vocab_size=hf["vocab_size"],
+        block_size=hf["max_position_embeddings"],
+        n_layer=hf["num_hidden_layers"],
+        n_head=n_head,
+        n_embd=hf["hidden_size"],
+        n_inner=hf["intermediate_size"],
+        causal=True,
+        bias=bias,
+        layer_norm_eps=hf.get("rms_norm_eps", 1e-6),
+        activation="swiglu",
+        positions="rotary",
+        norm="rmsnorm",
+        rope_theta=rope.get("rope_theta", hf.get("rope_theta", 10000.0)),
+        tie_head=tied,
+    )
     if tied:
         tensors.pop("lm_head.weight", None)  # some checkpoints store the tied copy
     ours = {}

@@ -1,4 +1,5 @@
 """A GAN run opened for use: its generator (last or best checkpoint), sampling and scoring."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,13 +7,13 @@ from typing import Any
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
-from genlab.core.task import RunHandle
 from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.evaluation.classifier import load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
+from genlab.interop.onnx import ExportGraph, generator_graph
 from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
-from genlab.io.onnx import ExportGraph, generator_graph
 from genlab.models.gan import GANConfig, build_gan, sample_images, sample_together
+from genlab.tasks.contract import RunHandle
 from genlab.tasks.gan.recipe import GanRecipe
 
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
@@ -38,8 +39,13 @@ class GanRun(RunHandle):
 
     def export_graph(self) -> ExportGraph:
         """The generator: noise z (and labels, if conditional) -> images in [0, 1]."""
-        return generator_graph(self.generator, self.config.latent_dim, self.class_names, "images",
-                               "greyscale images (batch, 1, 28, 28) in [0, 1]")
+        return generator_graph(
+            self.generator,
+            self.config.latent_dim,
+            self.class_names,
+            "images",
+            "greyscale images (batch, 1, 28, 28) in [0, 1]",
+        )
 
     @property
     def class_names(self) -> list[str]:
@@ -49,8 +55,7 @@ class GanRun(RunHandle):
 
     def generate_images(self, requests: list[dict[str, Any]]) -> list[GeneratedImages]:
         """Several `generate(n, label, seed)` calls in one forward pass of the generator."""
-        drawn = sample_together(self.generator, [(r.get("n", 64), r.get("seed", 0), r.get("label"))
-                                                 for r in requests])
+        drawn = sample_together(self.generator, [(r.get("n", 64), r.get("seed", 0), r.get("label")) for r in requests])
         return [GeneratedImages(images, labels, nrow=self.config.num_classes or None) for images, labels in drawn]
 
     def evaluate(self, n: int | None = None) -> dict[str, Any]:
@@ -62,8 +67,7 @@ class GanRun(RunHandle):
         evaluator = load_evaluator(recipe.data.name)
         meter = CostMeter()
         images, labels = sample_images(self.generator, n, EVAL_SEED, batch_size=recipe.eval.batch_size)
-        metrics = evaluate_samples(images, data, evaluator, requested_labels=labels,
-                                   batch_size=recipe.eval.batch_size)
+        metrics = evaluate_samples(images, data, evaluator, requested_labels=labels, batch_size=recipe.eval.batch_size)
         metrics["checkpoint"] = self.checkpoint
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
         self.run.update_report("quality", metrics)

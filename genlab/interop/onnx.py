@@ -7,6 +7,7 @@ runs the written file in onnxruntime on inputs of another batch size and compare
 a file that does not compute what PyTorch computes is never left behind. Beside FILE.onnx it writes
 FILE.json: the inputs and output with their shapes and meaning, the run, and the measured difference.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,20 +51,31 @@ def _shapes(graph: ExportGraph, inputs: dict[str, torch.Tensor]) -> tuple[dict[i
     def dim(name: str, limit: int | None) -> Any:
         return dims.setdefault(name, torch.export.Dim(name, max=limit) if limit else torch.export.Dim(name))
 
-    return tuple({0: dim("batch", None), **{axis: dim(name, limit) for axis, (name, limit)
-                                            in graph.dynamic.get(key, {}).items()}} for key in inputs)
+    return tuple(
+        {
+            0: dim("batch", None),
+            **{axis: dim(name, limit) for axis, (name, limit) in graph.dynamic.get(key, {}).items()},
+        }
+        for key in inputs
+    )
 
 
 def _described(graph: ExportGraph, inputs: dict[str, torch.Tensor], output: torch.Tensor) -> dict[str, Any]:
     """Each input's and the output's shape (named axes where dynamic), dtype and meaning."""
+
     def spec(key: str, tensor: torch.Tensor, named: dict[int, str]) -> dict[str, Any]:
         named = {0: "batch", **named}
-        return {"shape": [named.get(axis, size) for axis, size in enumerate(tensor.shape)],
-                "dtype": str(tensor.dtype).removeprefix("torch."), "means": graph.notes.get(key)}
+        return {
+            "shape": [named.get(axis, size) for axis, size in enumerate(tensor.shape)],
+            "dtype": str(tensor.dtype).removeprefix("torch."),
+            "means": graph.notes.get(key),
+        }
 
     dynamic = {key: {axis: name for axis, (name, _) in axes.items()} for key, axes in graph.dynamic.items()}
-    return {"inputs": {key: spec(key, t, dynamic.get(key, {})) for key, t in inputs.items()},
-            "output": {graph.output: spec(graph.output, output, graph.output_axes)}}
+    return {
+        "inputs": {key: spec(key, t, dynamic.get(key, {})) for key, t in inputs.items()},
+        "output": {graph.output: spec(graph.output, output, graph.output_axes)},
+    }
 
 
 @contextmanager
@@ -99,9 +111,16 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnx_ir", "onnxscript"):
-            program = torch.onnx.export(module, tuple(traced.values()), input_names=list(traced),
-                                        output_names=[graph.output], dynamic_shapes=_shapes(graph, traced),
-                                        dynamo=True, verbose=False, optimize=True)
+            program = torch.onnx.export(
+                module,
+                tuple(traced.values()),
+                input_names=list(traced),
+                output_names=[graph.output],
+                dynamic_shapes=_shapes(graph, traced),
+                dynamo=True,
+                verbose=False,
+                optimize=True,
+            )
             program.save(str(tmp))
         check = graph.example(CHECK_BATCH)
         options = onnxruntime.SessionOptions()
@@ -112,8 +131,9 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
             want = module(*check.values())
         error = float(np.abs(got - want.numpy()).max())
         if not error <= TOLERANCE:  # NaN too
-            raise GenlabError(f"the exported graph differs from the PyTorch model by {error:.2g} (> {TOLERANCE}): "
-                              "not written")
+            raise GenlabError(
+                f"the exported graph differs from the PyTorch model by {error:.2g} (> {TOLERANCE}): not written"
+            )
         os.replace(tmp, path)
     except GenlabError:
         raise
@@ -121,10 +141,17 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
         raise GenlabError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    description = {**about, **_described(graph, check, want), "opset": program.model.opset_imports.get("", None),
-                   "check": {"runtime": f"onnxruntime {onnxruntime.__version__}", "batch": CHECK_BATCH,
-                             "max_abs_difference": error},
-                   "bytes": path.stat().st_size}
+    description = {
+        **about,
+        **_described(graph, check, want),
+        "opset": program.model.opset_imports.get("", None),
+        "check": {
+            "runtime": f"onnxruntime {onnxruntime.__version__}",
+            "batch": CHECK_BATCH,
+            "max_abs_difference": error,
+        },
+        "bytes": path.stat().st_size,
+    }
     atomic_write_text(path.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
     return description
 
@@ -134,20 +161,31 @@ def token_logits_graph(model: Transformer, ids_mean: str) -> ExportGraph:
     cfg = model.config
 
     def example(batch: int) -> dict[str, torch.Tensor]:  # another length per batch size: the axis must be dynamic
-        ids = torch.randint(0, cfg.vocab_size, (batch, min(cfg.block_size, 4 + batch)),
-                            generator=torch.Generator().manual_seed(batch))
+        ids = torch.randint(
+            0, cfg.vocab_size, (batch, min(cfg.block_size, 4 + batch)), generator=torch.Generator().manual_seed(batch)
+        )
         return {"input_ids": ids}
 
     what = "next-token" if cfg.causal else "masked-token"
-    return ExportGraph(TokenLogits(model), example, "logits", dynamic={"input_ids": {1: ("sequence", cfg.block_size)}},
-                       output_axes={1: "sequence"},
-                       notes={"input_ids": ids_mean, "logits": f"{what} scores over the {cfg.vocab_size} tokens "
-                              "(softmax for probabilities)" + ("; position i sees tokens 0..i" if cfg.causal else "")})
+    return ExportGraph(
+        TokenLogits(model),
+        example,
+        "logits",
+        dynamic={"input_ids": {1: ("sequence", cfg.block_size)}},
+        output_axes={1: "sequence"},
+        notes={
+            "input_ids": ids_mean,
+            "logits": f"{what} scores over the {cfg.vocab_size} tokens "
+            "(softmax for probabilities)" + ("; position i sees tokens 0..i" if cfg.causal else ""),
+        },
+    )
 
 
-def generator_graph(generator: torch.nn.Module, latent_dim: int, class_names: list[str], output: str,
-                    output_means: str) -> ExportGraph:
+def generator_graph(
+    generator: torch.nn.Module, latent_dim: int, class_names: list[str], output: str, output_means: str
+) -> ExportGraph:
     """A generator's graph: noise z (batch, latent) [and labels (batch,) if `class_names`] -> `output`."""
+
     def example(batch: int) -> dict[str, torch.Tensor]:
         inputs = {"z": torch.randn(batch, latent_dim, generator=torch.Generator().manual_seed(batch))}
         if class_names:
