@@ -1,2 +1,2 @@
-"""Shared machinery every task uses and none owns: recipes, run directories, the trainer loop,
-checkpoints, distributed set-up, optimiser helpers and the Task contract. Nothing here imports a task."""
+"""Shared machinery every task uses and none owns: recipes, run directories, the trainer loop and the training
+side it drives, checkpoints, distributed set-up, optimiser helpers. Nothing here imports a model or a task."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -439,6 +440,22 @@ def load_llama(folder: str | Path) -> Transformer:
     scaling) as a causal Transformer."""
     hf, tensors, folder = _read_folder(folder)
     source = folder / WEIGHTS
+    cfg = _llama_config(hf)
+    if cfg.tie_head:
+        tensors.pop("lm_head.weight", None)  # some checkpoints store the tied copy
+    ours = {}
+    for g, parts in _llama_fused(cfg.n_layer, cfg.bias).items():
+        ours[g] = torch.cat([_pop(tensors, part, source) for part in parts], dim=0)
+    names = _llama_names(cfg.n_layer, cfg.bias, cfg.tie_head)
+    for k, v in tensors.items():
+        if k not in names:
+            raise GenlabError(f"{source}: unexpected tensor {k!r}")
+        ours[names[k]] = v
+    return _load_strict(Transformer(cfg), ours, source, names)
+
+
+def _llama_config(hf: dict[str, Any]) -> TransformerConfig:
+    """A Llama config.json as genlab's config; refuses what the Transformer cannot express."""
     if hf.get("hidden_act", "silu") != "silu":
         raise GenlabError(f"unsupported Llama hidden_act {hf['hidden_act']!r}")
     n_head = hf["num_attention_heads"]
@@ -451,8 +468,7 @@ def load_llama(folder: str | Path) -> Transformer:
         raise GenlabError(f"unsupported Llama rope type {rope.get('rope_type', rope.get('type'))!r}")
     if hf.get("attention_bias", False) != hf.get("mlp_bias", False):
         raise GenlabError("genlab needs attention_bias and mlp_bias to be equal")
-    bias, tied = hf.get("attention_bias", False), hf.get("tie_word_embeddings", False)
-    cfg = TransformerConfig(
+    return TransformerConfig(
         vocab_size=hf["vocab_size"],
         block_size=hf["max_position_embeddings"],
         n_layer=hf["num_hidden_layers"],
@@ -460,22 +476,11 @@ def load_llama(folder: str | Path) -> Transformer:
         n_embd=hf["hidden_size"],
         n_inner=hf["intermediate_size"],
         causal=True,
-        bias=bias,
+        bias=hf.get("attention_bias", False),
         layer_norm_eps=hf.get("rms_norm_eps", 1e-6),
         activation="swiglu",
         positions="rotary",
         norm="rmsnorm",
         rope_theta=rope.get("rope_theta", hf.get("rope_theta", 10000.0)),
-        tie_head=tied,
+        tie_head=hf.get("tie_word_embeddings", False),
     )
-    if tied:
-        tensors.pop("lm_head.weight", None)  # some checkpoints store the tied copy
-    ours = {}
-    for g, parts in _llama_fused(cfg.n_layer, bias).items():
-        ours[g] = torch.cat([_pop(tensors, part, source) for part in parts], dim=0)
-    names = _llama_names(cfg.n_layer, bias, tied)
-    for k, v in tensors.items():
-        if k not in names:
-            raise GenlabError(f"{source}: unexpected tensor {k!r}")
-        ours[names[k]] = v
-    return _load_strict(Transformer(cfg), ours, source, names)

@@ -107,33 +107,11 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
     except ImportError:
         raise GenlabError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'genlab[export]'") from None
     module = graph.module.eval()
-    traced = graph.example(2)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        with _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnx_ir", "onnxscript"):
-            program = torch.onnx.export(
-                module,
-                tuple(traced.values()),
-                input_names=list(traced),
-                output_names=[graph.output],
-                dynamic_shapes=_shapes(graph, traced),
-                dynamo=True,
-                verbose=False,
-                optimize=True,
-            )
-            program.save(str(tmp))
+        program = _trace(graph, module, tmp)
         check = graph.example(CHECK_BATCH)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only: its graph-optimisation notes are not the user's business
-        session = onnxruntime.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
-        got = session.run(None, {key: t.numpy() for key, t in check.items()})[0]
-        with torch.no_grad():
-            want = module(*check.values())
-        error = float(np.abs(got - want.numpy()).max())
-        if not error <= TOLERANCE:  # NaN too
-            raise GenlabError(
-                f"the exported graph differs from the PyTorch model by {error:.2g} (> {TOLERANCE}): not written"
-            )
+        want, error = _compare(tmp, module, check, onnxruntime)
         os.replace(tmp, path)
     except GenlabError:
         raise
@@ -154,6 +132,43 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
     }
     atomic_write_text(path.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
     return description
+
+
+def _trace(graph: ExportGraph, module: torch.nn.Module, tmp: Path) -> Any:
+    """Export `module` traced at batch 2 (dynamic batch and the graph's dynamic axes) into `tmp`."""
+    traced = graph.example(2)
+    with _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnx_ir", "onnxscript"):
+        program = torch.onnx.export(
+            module,
+            tuple(traced.values()),
+            input_names=list(traced),
+            output_names=[graph.output],
+            dynamic_shapes=_shapes(graph, traced),
+            dynamo=True,
+            verbose=False,
+            optimize=True,
+        )
+        program.save(str(tmp))
+    return program
+
+
+def _compare(
+    tmp: Path, module: torch.nn.Module, check: dict[str, torch.Tensor], onnxruntime: Any
+) -> tuple[torch.Tensor, float]:
+    """Run the written graph in onnxruntime at a batch the trace never saw: (PyTorch's output, max |difference|);
+    refuses a graph that differs by more than TOLERANCE."""
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: its graph-optimisation notes are not the user's business
+    session = onnxruntime.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
+    got = session.run(None, {key: t.numpy() for key, t in check.items()})[0]
+    with torch.no_grad():
+        want = module(*check.values())
+    error = float(np.abs(got - want.numpy()).max())
+    if not error <= TOLERANCE:  # NaN too
+        raise GenlabError(
+            f"the exported graph differs from the PyTorch model by {error:.2g} (> {TOLERANCE}): not written"
+        )
+    return want, error
 
 
 def token_logits_graph(model: Transformer, ids_mean: str) -> ExportGraph:

@@ -1,1 +1,1 @@
-"""File formats and safe writes: atomic files, safetensors folders, tokenizers, Hugging Face layouts, images."""
+"""File formats and safe writes: atomic files, safetensors folders, tokenizers, images, audio. Knows no model."""

@@ -1,0 +1,1 @@
+"""nn.Modules, one readable file per architecture, and decoding (sampling, KV cache, batching)."""

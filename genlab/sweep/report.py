@@ -15,6 +15,7 @@ from genlab.sweep.study import SWEEP_FILE
 
 IMPORTANCE_SEED = 0  # fANOVA fits a random forest: a fixed seed gives the same importances every time
 PLOTS = ("history.png", "importances.png", "objective_vs_cost.png")
+PLOT_TITLES = ("optimisation history", "parameter importances", "objective vs training cost")
 
 
 def is_sweep(path: str | Path) -> bool:
@@ -72,17 +73,30 @@ def render(settings: dict[str, Any], study: Any) -> str:
         "",
     ]
     counts = {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState}
-    lines.append(", ".join(f"{n} {name}" for name, n in counts.items() if n) + ".")
-    lines.append("")
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
-        best = study.best_trial
-        lines += ["## Best trial", "", f"Trial {best.number}: `{metric}` = {best.value:.6g}", ""]
-        lines += [f"- `{k}` = {_fmt(best.params.get(k))}" for k in keys]
-        lines += ["", "Reproduce it:", "", "```bash", best.user_attrs.get("command", "?"), "```", ""]
+    lines += [", ".join(f"{n} {name}" for name, n in counts.items() if n) + ".", ""]
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        lines += _best_trial(study.best_trial, keys, metric)
     else:
         lines += ["No trial has completed yet.", ""]
+    lines += _trial_table(trials, keys, metric)
     lines += [
+        "",
+        "A pruned trial's objective is the last value it reported. Failed trials keep their reason in "
+        "the study (user attr `error` or `failed_because`).",
+        "",
+    ]
+    lines += [line for name, title in zip(PLOTS, PLOT_TITLES) for line in (f"![{title}]({name})", "")]
+    return "\n".join(lines)
+
+
+def _best_trial(best: Any, keys: list[str], metric: str) -> list[str]:
+    lines = ["## Best trial", "", f"Trial {best.number}: `{metric}` = {best.value:.6g}", ""]
+    lines += [f"- `{k}` = {_fmt(best.params.get(k))}" for k in keys]
+    return lines + ["", "Reproduce it:", "", "```bash", best.user_attrs.get("command", "?"), "```", ""]
+
+
+def _trial_table(trials: list[Any], keys: list[str], metric: str) -> list[str]:
+    lines = [
         "## All trials",
         "",
         "| trial | state | " + " | ".join(f"`{k}`" for k in keys) + f" | `{metric}` | train s | FLOPs |",
@@ -98,19 +112,7 @@ def render(settings: dict[str, Any], study: Any) -> str:
             + (f"{flops:.3g}" if isinstance(flops, (int, float)) else "–")
             + " |"
         )
-    lines += [
-        "",
-        "A pruned trial's objective is the last value it reported. Failed trials keep their reason in "
-        "the study (user attr `error` or `failed_because`).",
-        "",
-        "![optimisation history](history.png)",
-        "",
-        "![parameter importances](importances.png)",
-        "",
-        "![objective vs training cost](objective_vs_cost.png)",
-        "",
-    ]
-    return "\n".join(lines)
+    return lines
 
 
 def importances(study: Any) -> dict[str, float]:
@@ -128,34 +130,56 @@ def importances(study: Any) -> dict[str, float]:
 
 
 def plot(study: Any, metric: str, folder: Path) -> list[Path]:
+    """The three plots of PLOTS, written into `folder`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from optuna.trial import TrialState
 
     trials = [t for t in study.get_trials(deepcopy=False) if _objective(t) is not None]
-    better = min if study.direction.name == "MINIMIZE" else max
+    scores = importances(study)
     paths = [folder / name for name in PLOTS]
+    draw = (
+        lambda ax: _history(ax, trials, study.direction.name, metric),
+        lambda ax: _importances(ax, scores),
+        lambda ax: _cost(ax, trials, metric),
+    )
+    sizes = ((6, 4), (6, 0.5 + 0.5 * max(1, len(scores))), (6, 4))
+    for path, painter, size in zip(paths, draw, sizes):
+        fig, ax = plt.subplots(figsize=size)
+        painter(ax)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+    return paths
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+
+def _by_state(ax: Any, trials: list[Any], x: Any, metric: str) -> None:
+    """Complete trials as dots, pruned ones as crosses, at (x(trial), objective)."""
+    from optuna.trial import TrialState
+
     for state, marker in ((TrialState.COMPLETE, "o"), (TrialState.PRUNED, "x")):
-        chosen = [t for t in trials if t.state == state]
-        ax.scatter([t.number for t in chosen], [_objective(t) for t in chosen], marker=marker, label=state.name.lower())
+        chosen = [t for t in trials if t.state == state and x(t) is not None]
+        ax.scatter([x(t) for t in chosen], [_objective(t) for t in chosen], marker=marker, label=state.name.lower())
+    ax.set(ylabel=metric)
+
+
+def _history(ax: Any, trials: list[Any], direction: str, metric: str) -> None:
+    from optuna.trial import TrialState
+
+    _by_state(ax, trials, lambda t: t.number, metric)
+    better = min if direction == "MINIMIZE" else max
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.number)
     best_so_far, running = [], None
     for t in complete:
         running = t.value if running is None else better(running, t.value)
         best_so_far.append(running)
     ax.step([t.number for t in complete], best_so_far, where="post", color="black", label="best so far")
-    ax.set(xlabel="trial", ylabel=metric, title="optimisation history")
+    ax.set(xlabel="trial", title="optimisation history")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(paths[0], dpi=100)
-    plt.close(fig)
 
-    scores = importances(study)
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.5 * max(1, len(scores))))
+
+def _importances(ax: Any, scores: dict[str, float]) -> None:
     if scores:
         names = list(scores)[::-1]
         ax.barh(names, [scores[n] for n in names])
@@ -163,25 +187,16 @@ def plot(study: Any, metric: str, folder: Path) -> list[Path]:
     else:
         ax.text(0.5, 0.5, "needs two or more complete trials", ha="center", va="center")
         ax.set_axis_off()
-    fig.tight_layout()
-    fig.savefig(paths[1], dpi=100)
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for state, marker in ((TrialState.COMPLETE, "o"), (TrialState.PRUNED, "x")):
-        chosen = [t for t in trials if t.state == state and isinstance(t.user_attrs.get("train_seconds"), (int, float))]
-        ax.scatter(
-            [t.user_attrs["train_seconds"] for t in chosen],
-            [_objective(t) for t in chosen],
-            marker=marker,
-            label=state.name.lower(),
-        )
-    ax.set(xlabel="training seconds", ylabel=metric, title="objective vs cost")
+
+def _cost(ax: Any, trials: list[Any], metric: str) -> None:
+    def seconds(t: Any) -> float | None:
+        value = t.user_attrs.get("train_seconds")
+        return value if isinstance(value, (int, float)) else None
+
+    _by_state(ax, trials, seconds, metric)
+    ax.set(xlabel="training seconds", title="objective vs cost")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(paths[2], dpi=100)
-    plt.close(fig)
-    return paths
 
 
 def write_report(folder: str | Path, out: str | Path | None = None) -> tuple[Path, list[Path]]:

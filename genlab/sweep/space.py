@@ -107,13 +107,21 @@ def _param(key: Any, spec: Any, path: Path) -> Param:
     if unknown:
         raise GenlabError(f"{where}: unknown setting '{unknown[0]}' for a {kind} (known: {', '.join(sorted(allowed))})")
     if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise GenlabError(f"{where}: 'choices' must be a non-empty list")
-        # Optuna stores choices as JSON scalars; a list value (betas) would not round-trip through storage.
-        if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
-            raise GenlabError(f"{where}: choices must be numbers, strings or booleans")
-        return Param(key, kind, choices=choices)
+        return Param(key, kind, choices=_choices(spec, where))
+    return _range(key, kind, spec, where)
+
+
+def _choices(spec: dict[str, Any], where: str) -> list[Any]:
+    choices = spec.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise GenlabError(f"{where}: 'choices' must be a non-empty list")
+    # Optuna stores choices as JSON scalars; a list value (betas) would not round-trip through storage.
+    if not all(c is None or isinstance(c, (bool, int, float, str)) for c in choices):
+        raise GenlabError(f"{where}: choices must be numbers, strings or booleans")
+    return choices
+
+
+def _range(key: str, kind: str, spec: dict[str, Any], where: str) -> Param:
     integer = kind == "int"
     low, high = _number(spec, "low", where, integer), _number(spec, "high", where, integer)
     log = spec.get("log", False)
@@ -152,6 +160,48 @@ def _pruner(raw: Any, path: Path) -> tuple[str, int, int]:
     return kind, counts[0], counts[1]
 
 
+def _objective(raw: dict[str, Any], path: Path) -> tuple[str, str]:
+    """(metric, direction)."""
+    objective = raw.get("objective")
+    if not isinstance(objective, dict) or not isinstance(objective.get("metric"), str) or not objective["metric"]:
+        raise GenlabError(
+            f"space file {path}: 'objective' must be a mapping with a metric, e.g. "
+            "{metric: val/loss, direction: minimize}"
+        )
+    direction = objective.get("direction", "minimize")
+    if direction not in ("minimize", "maximize") or set(objective) - {"metric", "direction"}:
+        raise GenlabError(f"space file {path}: objective has metric and direction (minimize or maximize) only")
+    return objective["metric"], direction
+
+
+def _sampler(raw: dict[str, Any], path: Path) -> tuple[str, int]:
+    """(sampler, TPE's random start-up trials)."""
+    spec = raw.get("sampler", "tpe")
+    spec = {"type": spec} if isinstance(spec, str) else spec
+    if not isinstance(spec, dict) or set(spec) - {"type", "n_startup_trials"}:
+        raise GenlabError(
+            f"space file {path}: 'sampler' must be tpe, random, grid or {{type: tpe, n_startup_trials: N}}"
+        )
+    sampler = spec.get("type", "tpe")
+    if sampler not in SAMPLERS:
+        raise GenlabError(f"space file {path}: unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
+    tpe_startup = spec.get("n_startup_trials", 10)
+    if isinstance(tpe_startup, bool) or not isinstance(tpe_startup, int) or tpe_startup < 0:
+        raise GenlabError(f"space file {path}: sampler 'n_startup_trials' must be an integer >= 0")
+    return sampler, tpe_startup
+
+
+def _check_grid(params: list[Param], path: Path) -> None:
+    points = 1
+    for param in params:
+        try:
+            points *= len(param.grid_values())
+        except GenlabError as exc:
+            raise GenlabError(f"space file {path}: {exc}") from None
+    if points > GRID_MAX_POINTS:
+        raise GenlabError(f"space file {path}: the grid has {points} points, more than {GRID_MAX_POINTS}")
+
+
 def read_space(path: str | Path) -> Space:
     """Read and check a space file on its own (the recipe check is check_against_recipe)."""
     path = Path(path)
@@ -163,27 +213,8 @@ def read_space(path: str | Path) -> Space:
         raise GenlabError(
             f"space file {path}: unknown key '{unknown[0]}' (known: objective, params, pruner, sampler, seed)"
         )
-    objective = raw.get("objective")
-    if not isinstance(objective, dict) or not isinstance(objective.get("metric"), str) or not objective["metric"]:
-        raise GenlabError(
-            f"space file {path}: 'objective' must be a mapping with a metric, e.g. "
-            "{metric: val/loss, direction: minimize}"
-        )
-    direction = objective.get("direction", "minimize")
-    if direction not in ("minimize", "maximize") or set(objective) - {"metric", "direction"}:
-        raise GenlabError(f"space file {path}: objective has metric and direction (minimize or maximize) only")
-    sampler_spec = raw.get("sampler", "tpe")
-    sampler_spec = {"type": sampler_spec} if isinstance(sampler_spec, str) else sampler_spec
-    if not isinstance(sampler_spec, dict) or set(sampler_spec) - {"type", "n_startup_trials"}:
-        raise GenlabError(
-            f"space file {path}: 'sampler' must be tpe, random, grid or {{type: tpe, n_startup_trials: N}}"
-        )
-    sampler = sampler_spec.get("type", "tpe")
-    if sampler not in SAMPLERS:
-        raise GenlabError(f"space file {path}: unknown sampler {sampler!r} (known: {', '.join(SAMPLERS)})")
-    tpe_startup = sampler_spec.get("n_startup_trials", 10)
-    if isinstance(tpe_startup, bool) or not isinstance(tpe_startup, int) or tpe_startup < 0:
-        raise GenlabError(f"space file {path}: sampler 'n_startup_trials' must be an integer >= 0")
+    metric, direction = _objective(raw, path)
+    sampler, tpe_startup = _sampler(raw, path)
     seed = raw.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise GenlabError(f"space file {path}: 'seed' must be an integer >= 0, got {seed!r}")
@@ -191,27 +222,10 @@ def read_space(path: str | Path) -> Space:
     if not isinstance(params, dict) or not params:
         raise GenlabError(f"space file {path}: 'params' must map recipe keys to distributions")
     pruner, n_startup, n_warmup = _pruner(raw.get("pruner", "median"), path)
-    space = Space(
-        objective["metric"],
-        direction,
-        sampler,
-        seed,
-        tpe_startup,
-        pruner,
-        n_startup,
-        n_warmup,
-        [_param(key, spec, path) for key, spec in params.items()],
-    )
+    checked = [_param(key, spec, path) for key, spec in params.items()]
     if sampler == "grid":
-        points = 1
-        for param in space.params:
-            try:
-                points *= len(param.grid_values())
-            except GenlabError as exc:
-                raise GenlabError(f"space file {path}: {exc}") from None
-        if points > GRID_MAX_POINTS:
-            raise GenlabError(f"space file {path}: the grid has {points} points, more than {GRID_MAX_POINTS}")
-    return space
+        _check_grid(checked, path)
+    return Space(metric, direction, sampler, seed, tpe_startup, pruner, n_startup, n_warmup, checked)
 
 
 def check_against_recipe(space: Space, tree: dict[str, Any], path: str | Path) -> None:
