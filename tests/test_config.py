@@ -1,6 +1,5 @@
 import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -74,7 +73,9 @@ def test_unknown_recipe_name():
 
 
 def test_a_misspelt_recipe_name_suggests_the_closest_ones():
-    with pytest.raises(GenlabError, match=r"not found: did you mean essay-mlp-mnist .*\(`genlab recipes` lists them\)$"):
+    with pytest.raises(
+        GenlabError, match=r"not found: did you mean essay-mlp-mnist .*\(`genlab recipes` lists them\)$"
+    ):
         load_recipe("esay-mlp-mnist")
 
 

@@ -1,7 +1,7 @@
-"""`genlab data|train|eval|generate|serve|sweep|report|eval-nets`: a thin layer on the Python API (genlab.api).
+"""What each `genlab` command does, on the Python API (genlab.api); the arguments are genlab.cli.parser's.
 
-The CLI names no task: it asks the registry (genlab.tasks) and the run handles. Every error a user can
-cause is one line on stderr and exit status 2.
+The options of `eval`, `generate` and `export` are the keyword arguments of the registered tasks' run
+handles (and of the evaluation protocols): `add_options` gives them to the command being run.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ import inspect
 import json
 import os
 import shlex
-import sys
 import typing
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from genlab import api
+from genlab.core.recipe import recipe_files, recipe_folders, recipe_purpose
 from genlab.core.run import RunDir
 from genlab.core.trainer import Interrupted
 from genlab.data import IMAGE_DATASETS, load_image_dataset
@@ -31,11 +28,11 @@ from genlab.evaluation import compare
 from genlab.evaluation.audio_eval import audio_evaluator_info, train_audio_evaluator
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
 from genlab.evaluation.protocols import PROTOCOLS
-from genlab.io.files import atomic_write_text
+from genlab.io.files import atomic_write_text, read_yaml
 from genlab.serve import Limits, serve
 from genlab.sweep.report import is_sweep, write_report
 from genlab.sweep.study import SweepConfig, run_sweep
-from genlab.tasks import TASKS, task_of_run
+from genlab.tasks import DEFAULT_TASK, TASKS, task_of_run
 
 # What the options of `generate` and `eval` mean, where several tasks share one. The options themselves are
 # the keyword arguments of the registered tasks' RunHandle.generate / .evaluate (see task_options).
@@ -172,13 +169,32 @@ def _cmd_data(args: argparse.Namespace) -> None:
             print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7} {'-':>8}  unavailable: {exc}")
 
 
+def _cmd_recipes(args: argparse.Namespace) -> None:
+    shipped = recipe_folders()[-1]
+    print(f"{'recipe':<26} {'task':<17} purpose")
+    for name, path in recipe_files().items():
+        try:
+            tree = read_yaml(path, "recipe")
+            task = str(tree.get("task", DEFAULT_TASK)) if isinstance(tree, dict) else "-"
+            purpose = recipe_purpose(path)
+        except GenlabError as exc:  # a broken recipe of the user's own is listed, not fatal
+            task, purpose = "-", f"unreadable: {exc}"
+        mark = "" if path.parent == shipped else "*"
+        print(f"{name + mark:<26} {task:<17} {purpose}")
+    print(f"\nshipped with genlab: {shipped}")
+    if len(recipe_folders()) > 1:
+        folders = ", ".join(str(folder) for folder in recipe_folders()[:-1])
+        print(f"* from $GENLAB_RECIPES ({folders}), searched before the shipped ones")
+    print("train one: genlab train NAME [key.sub=value ...] [--out RUN]; or give a recipe file's path")
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     if args.resume:
         overrides = ([args.recipe] if args.recipe else []) + args.overrides
         run_path, report = api.fit(args.resume, args.out, overrides, resume=True)
     else:
         if not args.recipe:
-            raise GenlabError("name a recipe (a YAML file or one of recipes/), or pass --resume RUN")
+            raise GenlabError("name a recipe (a YAML file, or a name `genlab recipes` lists), or pass --resume RUN")
         run_path, report = api.fit(args.recipe, args.out, args.overrides)
     if int(os.environ.get("RANK", "0")) == 0:
         cost = report["cost"]
@@ -323,7 +339,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 def _cmd_eval_nets(args: argparse.Namespace) -> None:
     if args.action == "train":
-        out = Path(args.out) if args.out else Path(__file__).parent / "evaluation" / "weights"
+        out = Path(args.out) if args.out else Path(__file__).parents[1] / "evaluation" / "weights"
         kwargs = {"epochs": args.epochs} if args.epochs is not None else {}
         if args.data in AUDIO_DATASETS:
             info = train_audio_evaluator(out, seed=args.seed, **kwargs)
@@ -348,171 +364,45 @@ def _cmd_eval_nets(args: argparse.Namespace) -> None:
             print(f"{name:<15} {exc}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="genlab", description="Pretrain, fine-tune, evaluate and generate with small generative models."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    data = commands.add_parser("data", help="list the data sets and where they were found")
-    data.add_argument("action", choices=["list"])
-    data.set_defaults(func=_cmd_data)
-
-    train = commands.add_parser("train", help="train a recipe into a run directory")
-    train.add_argument("recipe", nargs="?", help="recipe YAML file or name in recipes/")
-    train.add_argument("overrides", nargs="*", help="key.sub=value overrides (before or after the options)")
-    train.add_argument("--out", help="run directory (default runs/<recipe name>)")
-    train.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last checkpoint")
-    train.set_defaults(func=_cmd_train)
-
-    evaluate = commands.add_parser("eval", help="score a run on held-out data; writes report.json")
-    evaluate.add_argument("run")
-    evaluate.add_argument(
-        "--protocol",
-        help="score by an evaluation protocol instead of the task's own test: "
-        + ("; ".join(f"{p.name} = {p.summary}" for p in PROTOCOLS.values()) or "none yet")
-        + " (docs/paradigms.md)",
-    )
-    _add_options(evaluate, _eval_options())
-    evaluate.add_argument(
-        "--checkpoint",
-        choices=["last", "best"],
-        default="last",
-        help="best = the period with the best quick score during training",
-    )
-    evaluate.set_defaults(func=_cmd_eval)
-
-    generate = commands.add_parser(
-        "generate",
-        help="images to --out FILE.png/.npy; text runs: stream a "
-        "continuation of --prompt; fine-tuned runs: answer --prompt",
-    )
-    generate.add_argument("run")
-    _add_options(generate, task_options("generate"))
-    generate.add_argument(
-        "--out", help="write the result here: FILE.png (grid) or FILE.npy for images, a text file otherwise"
-    )
-    generate.add_argument("--checkpoint", choices=["last", "best"], default="last")
-    generate.set_defaults(func=_cmd_generate)
-
-    export = commands.add_parser(
-        "export", help="write a run's network as ONNX (FILE.onnx + FILE.json), checked against PyTorch with onnxruntime"
-    )
-    export.add_argument("run")
-    export.add_argument("--out", help="FILE.onnx")
-    _add_options(export, task_options("export_graph"))
-    export.add_argument("--checkpoint", choices=["last", "best"], default="last")
-    export.set_defaults(func=_cmd_export)
-
-    server = commands.add_parser("serve", help="serve runs over HTTP: OpenAI-compatible API, playground at /")
-    server.add_argument("runs", nargs="+", metavar="RUN", help="run folders; each is the model named by its folder")
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    server.add_argument("--port", type=int, default=8000)
-    server.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1 (default: $GENLAB_API_KEY)")
-    server.add_argument(
-        "--max-batch",
-        type=int,
-        default=Limits.max_batch,
-        help=f"sequences decoded together per model (default {Limits.max_batch})",
-    )
-    server.add_argument(
-        "--max-queue",
-        type=int,
-        default=Limits.max_queue,
-        help=f"requests waiting per model before 429 (default {Limits.max_queue})",
-    )
-    server.add_argument("--checkpoint", choices=["last", "best"], default="last")
-    server.set_defaults(func=_cmd_serve)
-
-    sweep = commands.add_parser(
-        "sweep",
-        help="search hyperparameters with Optuna: each trial is a run in sweeps/<study>/trial-NNNN (docs/sweeps.md)",
-    )
-    sweep.add_argument("recipe", help="recipe YAML file or name in recipes/")
-    sweep.add_argument("overrides", nargs="*", help="key.sub=value overrides fixed for every trial")
-    sweep.add_argument("--space", required=True, help="search space YAML: objective, sampler, pruner, params")
-    sweep.add_argument(
-        "--trials", type=int, required=True, help="finished (complete or pruned) trials the study should hold in total"
-    )
-    sweep.add_argument("--minutes", type=float, default=0.0, help="start no new trial after this many minutes")
-    sweep.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (default 1)")
-    sweep.add_argument(
-        "--storage",
-        help="an RDB URL (sqlite:///..., postgresql://...); default: a journal file sweeps/<study>/journal.log",
-    )
-    sweep.add_argument("--study", help="study name (default <recipe>-<space file name>)")
-    sweep.add_argument("--out", default="sweeps", help="folder of studies (default sweeps/)")
-    sweep.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by --workers for its processes
-    sweep.set_defaults(func=_cmd_sweep)
-
-    report = commands.add_parser(
-        "report",
-        help="compare runs: a Markdown table and a quality-vs-cost plot "
-        "from their report.json; or report a sweep folder",
-    )
-    report.add_argument("runs", nargs="+", metavar="RUN", help="run folders (evaluated), or one sweep folder")
-    report.add_argument(
-        "--out",
-        help="folder for report.md and quality_vs_cost.png (default reports/; "
-        "for a sweep folder, the sweep folder itself)",
-    )
-    report.set_defaults(func=_cmd_report)
-
-    nets = commands.add_parser("eval-nets", help="the fixed classifier networks behind FID/precision/recall")
-    nets.add_argument("action", choices=["list", "train"])
-    nets.add_argument("--data", default="mnist", help="mnist, fashion-mnist or spoken-digits (default mnist)")
-    nets.add_argument("--epochs", type=int)
-    nets.add_argument("--seed", type=int, default=0)
-    nets.add_argument("--out", help="folder for the weights (default: the package's shipped folder)")
-    nets.set_defaults(func=_cmd_eval_nets)
-    return parser
+def add_options(command: str, parser: argparse.ArgumentParser) -> None:
+    """The options of `command` that the registered tasks, the protocols or the server give (genlab.cli.parser)."""
+    if command == "eval":
+        parser.add_argument(
+            "--protocol",
+            help="score by an evaluation protocol instead of the task's own test: "
+            + ("; ".join(f"{p.name} = {p.summary}" for p in PROTOCOLS.values()) or "none yet")
+            + " (docs/paradigms.md)",
+        )
+        _add_options(parser, _eval_options())
+    elif command == "generate":
+        _add_options(parser, task_options("generate"))
+    elif command == "export":
+        _add_options(parser, task_options("export_graph"))
+    elif command == "serve":
+        parser.add_argument(
+            "--max-batch",
+            type=int,
+            default=Limits.max_batch,
+            help=f"sequences decoded together per model (default {Limits.max_batch})",
+        )
+        parser.add_argument(
+            "--max-queue",
+            type=int,
+            default=Limits.max_queue,
+            help=f"requests waiting per model before 429 (default {Limits.max_queue})",
+        )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """argparse, except that `genlab train` takes its key=value overrides before or after the options."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command in ("train", "sweep"):
-        late = [a for a in extra if "=" in a and not a.startswith("-")]
-        args.overrides = list(args.overrides) + late
-        extra = [a for a in extra if a not in late]
-        # `genlab train --out X recipe a=b`: the recipe slot took an override
-        if args.recipe and "=" in args.recipe and not getattr(args, "resume", None):
-            parser.error(f"the recipe must come before its overrides, got {args.recipe!r}")
-    if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    return args
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one command. The one error boundary: whatever a user's input or files cause is one line on
-    stderr — exit 2 for bad input, 130 for Ctrl-C — and a closed stdout (`| head`) ends quietly."""
-    args = parse_args(argv)
-    plain_format = warnings.formatwarning
-    warnings.formatwarning = lambda message, *_, **__: f"genlab: warning: {message}\n"
-    try:
-        args.func(args)
-    except Interrupted as exc:
-        print(f"genlab: {exc}", file=sys.stderr)
-        return 130
-    except GenlabError as exc:
-        print(f"genlab: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("genlab: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away: send the rest of our output nowhere, so Python's exit does not complain.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by `head`
-    except (OSError, UnicodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"genlab: error: {type(exc).__name__}{where}: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
-    finally:
-        warnings.formatwarning = plain_format
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+COMMANDS = {
+    "data": _cmd_data,
+    "recipes": _cmd_recipes,
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "generate": _cmd_generate,
+    "export": _cmd_export,
+    "serve": _cmd_serve,
+    "sweep": _cmd_sweep,
+    "report": _cmd_report,
+    "eval-nets": _cmd_eval_nets,
+}
+__all__ = ["COMMANDS", "Interrupted", "add_options"]  # Interrupted: for the error boundary of genlab.cli.main()
