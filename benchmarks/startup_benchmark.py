@@ -33,19 +33,22 @@ COMMANDS = {
 }
 
 
-def seconds(args: list[str], source: Path, repeats: int) -> float:
-    """Median wall-clock seconds of `python ARGS` with `source` first on the import path, in fresh processes."""
+def seconds(args: list[str], source: Path, repeats: int) -> float | None:
+    """Median wall-clock seconds of `python ARGS` with `source` first on the import path, in fresh processes;
+    None where the command fails there (an older revision without `--version`)."""
     env = {**os.environ, "PYTHONPATH": str(source)}
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, *args], cwd=source, env=env, check=True, capture_output=True)
+        done = subprocess.run([sys.executable, *args], cwd=source, env=env, capture_output=True)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if done.returncode != 0:
+            return None
+    return round(statistics.median(times), 3)
 
 
-def measure(source: Path, repeats: int) -> dict[str, float]:
-    return {name: round(seconds(args, source, repeats), 3) for name, args in COMMANDS.items()}
+def measure(source: Path, repeats: int) -> dict[str, float | None]:
+    return {name: seconds(args, source, repeats) for name, args in COMMANDS.items()}
 
 
 def export_revision(ref: str, folder: Path) -> Path:
