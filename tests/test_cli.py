@@ -232,7 +232,10 @@ def test_no_traceback_from_the_installed_command(tmp_path):
 def test_the_cli_starts_without_scipy_librosa_or_matplotlib():
     """Training, generating and evaluating start without scipy (FID), librosa (audio) or matplotlib (figures):
     together they cost about a second of every command's start, and are imported where they are used."""
-    code = "import sys, genlab.cli.commands; print(sorted(m for m in ('scipy', 'librosa', 'matplotlib') if m in sys.modules))"
+    code = (
+        "import sys, genlab.cli.commands\n"
+        "print(sorted(m for m in ('scipy', 'librosa', 'matplotlib') if m in sys.modules))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
