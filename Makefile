@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 system-data:
 	@bash scripts/install-system-data.sh
 
-# Train the essay's GAN (recipes/essay-mlp-mnist.yaml) on MNIST, write samples and report.json.
+# Train the essay's GAN (genlab/recipes/essay-mlp-mnist.yaml) on MNIST, write samples and report.json.
 demo: setup system-data
 	rm -rf $(DEMO_RUN)
 	$(PY) -m genlab train essay-mlp-mnist --out $(DEMO_RUN)

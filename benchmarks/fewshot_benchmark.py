@@ -2,7 +2,7 @@
 
 Few-shot: k in {1, 2, 4, 8, 16, 32} examples per class, each over --seeds seeds of which examples and in which
 order (LabelledData.per_class_examples), by (a) frozen MiniLM + logistic regression, (b) SetFit-style
-contrastive fine-tune + the same head, (c) LoRA (the finetune task, recipes/fortunes-lora.yaml with
+contrastive fine-tune + the same head, (c) LoRA (the finetune task, genlab/recipes/fortunes-lora.yaml with
 data.per_class), (d) in-context k-shot prompts to a genlab GPT (the `in-context` protocol), (e) TF-IDF +
 logistic regression; (a) and (e) also on all the training data. Zero-shot: MiniLM similarity to label
 descriptions, and label log-likelihood under the GPT (acc, acc_norm, with and without contextual calibration),
@@ -52,7 +52,7 @@ NAMES = {
     "lora": "(c) LoRA fine-tune",
     "in-context": "(d) in-context GPT",
 }
-MAX_TOKENS = 40  # as recipes/fortunes-*.yaml
+MAX_TOKENS = 40  # as genlab/recipes/fortunes-*.yaml
 
 
 class Bench:
@@ -440,7 +440,7 @@ def plot(bench: Bench, summary: dict, path: Path) -> None:
 
 
 def lm_corpus_overlap(bench: Bench) -> dict:
-    """Were the test quotes in the GPT's training text (recipes/bpe-gpt-bible.yaml: the Bibles and the
+    """Were the test quotes in the GPT's training text (genlab/recipes/bpe-gpt-bible.yaml: the Bibles and the
     fortunes corpus, whose `train` split genlab.data.text draws by the same split function as the labelled
     data)? Counts test quotes found whole inside any training quote."""
     trained = {f.text for f in load_fortunes("train")}
@@ -482,7 +482,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "lm": str(lm_run) if lm_run else None,
     }
-    bench.results["lm_overlap"] = lm_corpus_overlap(bench)  # what recipes/bpe-gpt-bible.yaml trains on
+    bench.results["lm_overlap"] = lm_corpus_overlap(bench)  # what genlab/recipes/bpe-gpt-bible.yaml trains on
     if "frozen" in methods:  # the frozen encoder's zero-shot and full-data points, and TF-IDF's beside them
         run_zero_shot(bench, None)
         run_full_data(bench)

@@ -1,4 +1,4 @@
-"""The fine-tuning comparison: every fine-tuning recipe in recipes/ trained, scored and tabulated.
+"""The fine-tuning comparison: every fine-tuning recipe in genlab/recipes/ trained, scored and tabulated.
 
 For each dataset (fortunes, modernize, translate) and method (full, freeze, lora, adapter), plus
 modernize from random weights and modernize with seven times the budget: `genlab train RECIPE`,

@@ -1,8 +1,8 @@
 """Decoding speed: genlab's `generate` against `transformers`' `generate` on the same weights.
 
-For each model — the char GPT and the BPE GPT (GPT-2 layout, `recipes/char-gpt-kjv.yaml` and
-`recipes/bpe-gpt-bible.yaml`), the char GPT in the Llama layout (rotary, RMSNorm, SwiGLU) and the modern
-char GPT (`recipes/char-gpt-kjv-modern.yaml`, which no `transformers` class holds: genlab alone) — greedy
+For each model — the char GPT and the BPE GPT (GPT-2 layout, `genlab/recipes/char-gpt-kjv.yaml` and
+`genlab/recipes/bpe-gpt-bible.yaml`), the char GPT in the Llama layout (rotary, RMSNorm, SwiGLU) and the modern
+char GPT (`genlab/recipes/char-gpt-kjv-modern.yaml`, which no `transformers` class holds: genlab alone) — greedy
 and sampled decoding (temperature 1) of `--new-tokens` tokens after a 16-token prompt, at batch 1 and 8,
 both sides with a KV cache, interleaved repeats, median seconds. Speed does not depend on the weights'
 values, so the models are freshly initialised; the GPT-2 and Llama models get a context that holds the

@@ -3,7 +3,7 @@ batching, against a naive per-request `transformers` server on the same weights.
 
 What it does, in one script run on one machine:
 
-1. Takes a char-GPT run of recipes/char-gpt-kjv.yaml (4 layers, 128 dims, context 64): `--run PATH`, or
+1. Takes a char-GPT run of genlab/recipes/char-gpt-kjv.yaml (4 layers, 128 dims, context 64): `--run PATH`, or
    else trains one quickly into `--work` with the genlab CLI (250 steps; throughput does not depend on
    how well it is trained). The run used is recorded.
 2. Starts two servers as subprocesses on loopback: `python -m genlab serve RUN` (streaming, continuous

@@ -1,6 +1,6 @@
 """Time to quality: wall seconds of the whole `genlab train` until the validation loss first reaches 1.462,
-the loss recipes/char-gpt-kjv.yaml reaches after its 2,000 steps (docs/text.md), for that reference recipe
-and recipes/char-gpt-kjv-modern.yaml (rotary, RMSNorm, ..., Muon). Writes results.json and loss_vs_time.png.
+the loss genlab/recipes/char-gpt-kjv.yaml reaches after its 2,000 steps (docs/text.md), for that reference recipe
+and genlab/recipes/char-gpt-kjv-modern.yaml (rotary, RMSNorm, ..., Muon). Writes results.json and loss_vs_time.png.
 
 The CPU may be shared with other jobs, so every run of every seed runs *side by side* (all processes at
 once, one thread each): all see the same background load and the ratio stays honest where the absolute

@@ -1,11 +1,11 @@
 """Transfer: what a pretrained start buys on a downstream task, at an equal fine-tuning budget, per unit of cost.
 
 Each start — random weights (in the Bible GPT's shape and in MiniLM's), the genlab Bible GPT
-(runs/bpe-gpt-bible, recipes/bpe-gpt-bible.yaml) and MiniLM (all-MiniLM-L6-v2) — fine-tuned by the same recipe
-(full fine-tuning, the same steps over the same seeded subset, the same hyperparameters) on each task: fortunes
-classification (recipes/fortunes-full.yaml, test macro-F1) and modernize seq2seq (recipes/modernize-full.yaml,
-test BLEU). MiniLM is a bidirectional encoder: it has no next-token head to generate with, so the modernize cell
-is "not applicable" (the finetune task refuses an encoder start for seq2seq).
+(runs/bpe-gpt-bible, genlab/recipes/bpe-gpt-bible.yaml) and MiniLM (all-MiniLM-L6-v2) — fine-tuned by the same
+recipe (full fine-tuning, the same steps over the same seeded subset, the same hyperparameters) on each task: fortunes
+classification (genlab/recipes/fortunes-full.yaml, test macro-F1) and modernize seq2seq
+(genlab/recipes/modernize-full.yaml, test BLEU). MiniLM is a bidirectional encoder: it has no next-token head to
+generate with, so the modernize cell is "not applicable" (the finetune task refuses an encoder start for seq2seq).
 
 The gain of pretraining is quality(start) - quality(random weights of the same shape); its cost is the
 pretraining FLOPs (the Bible GPT's ledger; for MiniLM an estimate from its model card, not measured here) plus

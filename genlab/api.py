@@ -17,12 +17,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from genlab.core.recipe import apply_override, read_recipe_tree
+from genlab.core.recipe import apply_override, read_recipe_tree, resolve_relative_paths
 from genlab.core.run import RunDir
 from genlab.core.threads import configure_threads
 from genlab.core.trainer import PeriodCallback
 from genlab.errors import GenlabError
-from genlab.tasks import get_task, recipe_from_tree, task_of_run
+from genlab.tasks import get_task, recipe_from_tree, task_of_run, task_of_tree
 from genlab.tasks.contract import RunHandle
 from genlab.tasks.launch import train_run
 
@@ -72,6 +72,8 @@ def fit(
     for assignment in overrides:
         apply_override(tree, assignment)
     _merge(tree, settings)
+    if not resume:  # a run's config.yaml holds the paths its training used
+        resolve_relative_paths(tree, task_of_tree(tree).path_keys, recipe)
     typed = recipe_from_tree(tree)
     task = get_task(typed.task)
     if not resume:

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from genlab.cli import main
+from genlab.version import __version__ as genlab_version
 from tests.conftest import one_error_line, tiny_overrides
 
 
@@ -231,7 +232,10 @@ def test_no_traceback_from_the_installed_command(tmp_path):
 def test_the_cli_starts_without_scipy_librosa_or_matplotlib():
     """Training, generating and evaluating start without scipy (FID), librosa (audio) or matplotlib (figures):
     together they cost about a second of every command's start, and are imported where they are used."""
-    code = "import sys, genlab.cli; print(sorted(m for m in ('scipy', 'librosa', 'matplotlib') if m in sys.modules))"
+    code = (
+        "import sys, genlab.cli.commands\n"
+        "print(sorted(m for m in ('scipy', 'librosa', 'matplotlib') if m in sys.modules))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -240,3 +244,30 @@ def test_the_cli_starts_without_scipy_librosa_or_matplotlib():
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_recipes_lists_each_shipped_recipe_with_its_task_and_purpose(capsys):
+    assert main(["recipes"]) == 0
+    rows = {line.split()[0]: line.split(maxsplit=2) for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert rows["essay-mlp-mnist"][1] == "gan" and rows["essay-mlp-mnist"][2].startswith("The essay's MLP GAN")
+    assert rows["fortunes-lora"][1] == "finetune"
+
+
+def test_a_misspelt_recipe_gets_one_line_with_the_closest_names(capsys):
+    assert main(["train", "essay-mlp-mnst"]) == 2
+    one_error_line(capsys, "did you mean essay-mlp-mnist")
+
+
+def test_version_and_help_answer_without_loading_torch():
+    """`genlab --version` / `--help` build the parser alone: the commands (and torch) load once one runs."""
+    code = (
+        "import sys, genlab.cli.parser as p\n"
+        "for argv in (['--version'], ['--help']):\n"
+        "    try:\n"
+        "        p.parse_args(argv)\n"
+        "    except SystemExit as exit:\n"
+        "        assert exit.code == 0\n"
+        "print(sorted(m for m in ('torch', 'genlab.api', 'genlab.cli.commands') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith(f"genlab {genlab_version}\nusage: genlab") and done.stdout.endswith("\n[]\n")

@@ -1,13 +1,22 @@
-from pathlib import Path
+import os
+import re
 
 import pytest
 
-from genlab.core.recipe import apply_override, from_dict
+from genlab.core.recipe import (
+    SHIPPED_RECIPES,
+    apply_override,
+    from_dict,
+    read_recipe_tree,
+    recipe_files,
+    recipe_purpose,
+    resolve_relative_paths,
+)
 from genlab.errors import GenlabError
 from genlab.tasks import TASKS, load_recipe
 from genlab.tasks.gan.recipe import GanRecipe
 
-RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
+RECIPES = sorted(SHIPPED_RECIPES.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
@@ -61,6 +70,58 @@ def test_section_must_be_a_mapping():
 def test_unknown_recipe_name():
     with pytest.raises(GenlabError, match="not found"):
         load_recipe("no-such-recipe")
+
+
+def test_a_misspelt_recipe_name_suggests_the_closest_ones():
+    with pytest.raises(
+        GenlabError, match=r"not found: did you mean essay-mlp-mnist .*\(`genlab recipes` lists them\)$"
+    ):
+        load_recipe("esay-mlp-mnist")
+
+
+def test_every_shipped_recipe_says_what_it_is_for_in_one_line():
+    purposes = {path.stem: recipe_purpose(path) for path in RECIPES}
+    assert all(purposes.values()) and len(set(purposes.values())) == len(purposes)
+
+
+def test_genlab_recipes_folders_come_before_the_shipped_ones(tmp_path, monkeypatch):
+    mine, empty = tmp_path / "mine", tmp_path / "empty"
+    mine.mkdir(), empty.mkdir()
+    (mine / "essay-mlp-mnist.yaml").write_text("# my own essay\ntask: gan\ntrain: {epochs: 1}\n")
+    (mine / "tiny-gan.yaml").write_text("task: gan\n")
+    monkeypatch.setenv("GENLAB_RECIPES", f"{empty}{os.pathsep}{mine}")
+    assert recipe_files()["tiny-gan"] == mine / "tiny-gan.yaml"
+    assert load_recipe("essay-mlp-mnist").train.epochs == 1
+    monkeypatch.setenv("GENLAB_RECIPES", "")  # empty: unset, the shipped recipes only
+    assert "tiny-gan" not in recipe_files() and load_recipe("essay-mlp-mnist").train.epochs == 200
+
+
+def test_a_recipe_without_a_name_is_named_after_its_file(tmp_path):
+    (tmp_path / "my-digits.yaml").write_text("task: gan\n")
+    assert load_recipe(tmp_path / "my-digits.yaml").name == "my-digits"
+    assert read_recipe_tree(tmp_path / "my-digits.yaml", ["name=other"])["name"] == "other"
+
+
+def test_a_relative_path_key_is_looked_up_here_then_beside_the_users_recipe(tmp_path, monkeypatch):
+    recipes, here = tmp_path / "recipes", tmp_path / "here"
+    (recipes / "runs" / "base").mkdir(parents=True), here.mkdir()
+    (recipes / "ft.yaml").write_text("task: finetune\nstart: runs/base\n")
+    monkeypatch.chdir(here)
+    tree = {"start": "runs/base"}
+    resolve_relative_paths(tree, ("start",), recipes / "ft.yaml")
+    assert tree["start"] == str(recipes / "runs" / "base")
+    (here / "runs" / "base").mkdir(parents=True)  # the current directory wins: the value is kept as written
+    tree = {"start": "runs/base"}
+    resolve_relative_paths(tree, ("start",), recipes / "ft.yaml")
+    assert tree["start"] == "runs/base"
+    tree = {"start": "runs/missing"}
+    with pytest.raises(GenlabError, match=re.escape(f"(tried {here}/runs/missing and {recipes}/runs/missing)")):
+        resolve_relative_paths(tree, ("start",), recipes / "ft.yaml")
+    with pytest.raises(GenlabError, match=re.escape(f"(tried {here}/runs/missing);")):  # a shipped recipe: here only
+        resolve_relative_paths(tree, ("start",), "modernize-full")
+    tree = {"start": "minilm"}  # a bare word found nowhere is the task's to read
+    resolve_relative_paths(tree, ("start",), "modernize-full")
+    assert tree == {"start": "minilm"}
 
 
 def test_invalid_yaml(tmp_path):

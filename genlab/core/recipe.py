@@ -9,10 +9,13 @@ type fails with one line naming the key, before anything is trained.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,9 @@ import yaml
 from genlab.errors import GenlabError
 from genlab.io.files import read_yaml
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+# The recipes shipped inside the package (package data); an installed genlab is a folder on disk, never a zip.
+SHIPPED_RECIPES = Path(str(resources.files("genlab").joinpath("recipes")))
+RECIPES_ENV = "GENLAB_RECIPES"  # the user's own recipe folders (os.pathsep-separated), searched first
 
 
 def check_betas(betas: list[float]) -> None:
@@ -175,30 +180,83 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
         node[leaf] = raw  # not YAML: keep the text; the schema decides whether a string fits
 
 
+def recipe_folders() -> list[Path]:
+    """Where a recipe name is looked up, first match wins: $GENLAB_RECIPES's folders, then the shipped ones."""
+    user = [Path(folder).expanduser() for folder in os.environ.get(RECIPES_ENV, "").split(os.pathsep) if folder]
+    return [*user, SHIPPED_RECIPES]
+
+
+def recipe_files() -> dict[str, Path]:
+    """Every recipe a bare name can reach: name -> file, a user's folder hiding a shipped recipe of that name."""
+    found: dict[str, Path] = {}
+    for folder in recipe_folders():
+        for path in sorted(folder.glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
 def resolve_recipe_path(name_or_path: str) -> Path:
-    """A recipe file, or the name of one shipped in recipes/ (with or without .yaml). Only a bare
-    name falls back to recipes/: a path that does not exist is an error, not another recipe."""
+    """A recipe file, or the name of one in $GENLAB_RECIPES or the shipped recipes (with or without .yaml).
+    Only a bare name is looked up: a path that does not exist is an error, not another recipe."""
     path = Path(name_or_path)
     if path.is_file():
         return path
     is_bare_name = path.name == name_or_path and path.suffix in ("", ".yaml")
-    shipped = RECIPES_DIR / f"{path.stem}.yaml"
-    if is_bare_name and shipped.is_file():
-        return shipped
     if not is_bare_name:
         raise GenlabError(f"recipe file {name_or_path} not found")
-    raise GenlabError(f"recipe '{name_or_path}' not found (no such file, and not in recipes/)")
+    known = recipe_files()
+    if path.stem in known:
+        return known[path.stem]
+    close = difflib.get_close_matches(path.stem, known, n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise GenlabError(f"recipe '{name_or_path}' not found: {hint}(`genlab recipes` lists them)")
+
+
+def recipe_purpose(path: Path) -> str:
+    """What a recipe is for: its first `#` comment line (each shipped recipe opens with one), else ""."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+    return ""
 
 
 def read_recipe_tree(name_or_path: str | Path, overrides: list[str] = ()) -> dict[str, Any]:
-    """The recipe file (or shipped recipe) as a nested dict, with `key.sub=value` overrides applied."""
+    """The recipe file (or shipped recipe) as a nested dict, with `key.sub=value` overrides applied.
+    A recipe without `name:` is named after its file, so its run goes to runs/<file stem> by default."""
     path = resolve_recipe_path(str(name_or_path))
     tree = read_yaml(path, "recipe") or {}
     if not isinstance(tree, dict):
         raise GenlabError(f"recipe {path} must be a YAML mapping")
+    tree.setdefault("name", path.stem)
     for assignment in overrides:
         apply_override(tree, assignment)
     return tree
+
+
+def resolve_relative_paths(tree: dict[str, Any], keys: tuple[str, ...], recipe: str | Path) -> None:
+    """Recipe keys that name a file or folder (`start: runs/bpe-gpt-bible`), relative ones resolved in place:
+    the current directory first, then the folder of a recipe file the user gave (never the shipped recipes'
+    folder). A value with a path separator found in neither place fails here, naming both paths tried;
+    a bare word (`start: minilm`) found in neither is left for its task to read."""
+    recipe_path = resolve_recipe_path(str(recipe))
+    beside = [] if recipe_path.parent == SHIPPED_RECIPES else [recipe_path.parent]
+    for key in keys:
+        *parents, leaf = key.split(".")
+        node = tree
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        value = node.get(leaf) if isinstance(node, dict) else None
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+            continue
+        tried = [Path.cwd() / value] + [folder.resolve() / value for folder in beside]
+        found = next((path for path in tried if path.exists()), None)
+        if found is None and any(sep in value for sep in ("/", os.sep)):
+            raise GenlabError(
+                f"recipe key '{key}': {value} not found (tried {' and '.join(str(path) for path in tried)}); "
+                "a relative path is looked up in the current directory, then beside the recipe file"
+            )
+        if found is not None and found != tried[0]:
+            node[leaf] = str(found)
 
 
 def recipe_to_dict(recipe: Any) -> dict[str, Any]:

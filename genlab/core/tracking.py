@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from genlab.core.recipe import recipe_to_dict
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write_text, read_json
+from genlab.version import __version__
 
 # Stores MLflow can open: its SQLAlchemy databases, a local folder (file:), or a tracking server.
 MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "http", "https", "databricks")
@@ -74,12 +74,6 @@ def scalars(values: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def genlab_version() -> str:
-    # genlab.core may not import the genlab package (tests/test_architecture.py); it is always loaded by the
-    # time a run is tracked, since importing any submodule loads it first.
-    return str(getattr(sys.modules.get("genlab"), "__version__", "unknown"))
-
-
 class _MLflow:
     """One MLflow run, through MlflowClient (no global `mlflow.start_run` state: a sweep trains many runs
     in one process)."""
@@ -103,7 +97,7 @@ class _MLflow:
         else:
             tags = {
                 "genlab.task": task,
-                "genlab.version": genlab_version(),
+                "genlab.version": __version__,
                 "genlab.run_path": str(run.path.absolute()),
             }
             self.run_id = self.client.create_run(
@@ -188,7 +182,7 @@ class _WandB:
             id=saved.get("id"),
             resume="allow",
             name=run.path.name,
-            tags=[task, f"genlab-{genlab_version()}"],
+            tags=[task, f"genlab-{__version__}"],
             settings=settings,
             config={**params, "genlab.run_path": str(run.path.absolute())},
             reinit="create_new",

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genlab.core.progress import progress_bar
 from genlab.data.images import cache_root
 from genlab.errors import GenlabError
 from genlab.io.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_clip, from_pcm16, read_wav, resample, to_pcm16
@@ -248,8 +249,6 @@ def synthesize(
     Deterministic: the same speakers and engine versions give the same bytes, whatever `workers` is.
     Returns the manifest. Small `speakers`/`digits` lists make a corpus of a few clips for tests.
     """
-    from tqdm import tqdm
-
     speakers, digits = list(speakers), tuple(int(d) for d in digits)
     if not speakers or not digits:
         raise GenlabError("synthesize needs at least one speaker and one digit")
@@ -259,7 +258,7 @@ def synthesize(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    bar = tqdm(total=len(speakers), desc=f"synthesizing {CORPUS}", unit="speaker", disable=not progress)
+    bar = progress_bar(len(speakers), desc=f"synthesizing {CORPUS}", unit="speaker", disable=not progress)
     if workers > 1 and len(speakers) > 1:
         # Each task is one speaker's clips, run as subprocesses of the engines; map keeps the order.
         with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.core.progress import progress_bar
 from genlab.data.audio import CORPUS, DIGITS, AudioData, load_audio_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import WEIGHTS_DIR, evaluator_info, sha256_of
@@ -186,8 +187,6 @@ def train_audio_evaluator(
 ) -> dict:
     """Train on the train split of spoken-digits, measure on held-out voices and the human recordings,
     write spoken-digits.safetensors + spoken-digits.json into out_dir. Returns the json record."""
-    from tqdm import tqdm
-
     if epochs < 1:
         raise GenlabError(f"epochs must be positive, got {epochs}")
     train, test, human = (load_audio_dataset(CORPUS, split) for split in ("train", "test", "human"))
@@ -200,7 +199,7 @@ def train_audio_evaluator(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     start = time.perf_counter()
-    bar = tqdm(total=epochs * steps_per_epoch, desc=f"evaluator {CORPUS}", unit="batch", disable=not progress)
+    bar = progress_bar(epochs * steps_per_epoch, desc=f"evaluator {CORPUS}", unit="batch", disable=not progress)
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=generator)

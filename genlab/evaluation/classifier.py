@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
+from genlab.core.progress import progress_bar
 from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.data.augment import random_shift
 from genlab.errors import GenlabError
@@ -120,7 +120,7 @@ def train_evaluator(
     # One-cycle: fast warm-up then annealing gets high accuracy in few epochs without tuning.
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     start = time.perf_counter()
-    progress = tqdm(total=epochs * steps_per_epoch, desc=f"evaluator {dataset_name}", unit="batch")
+    progress = progress_bar(epochs * steps_per_epoch, desc=f"evaluator {dataset_name}", unit="batch")
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(x_train), generator=generator)

@@ -4,7 +4,7 @@
 (a) frozen sentence embeddings (MiniLM) + logistic regression: `logistic_head` on `SentenceEncoder.embed`;
 (b) SetFit-style (Tunstall et al. 2022): `contrastive_finetune` pulls same-class pairs together and pushes
     other-class pairs apart (cosine-similarity loss) in the encoder itself, then the same head as (a);
-(c) LoRA: the finetune task on `data.per_class` examples of each label (recipes/fortunes-lora.yaml);
+(c) LoRA: the finetune task on `data.per_class` examples of each label (genlab/recipes/fortunes-lora.yaml);
 (d) in-context: the `in-context` protocol puts worked examples in a causal LM's prompt and scores each
     label as the zero-shot protocol does (genlab.evaluation.zeroshot);
 (e) TF-IDF of word uni- and bigrams + logistic regression: `tfidf_logreg`.

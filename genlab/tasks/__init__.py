@@ -27,9 +27,14 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
+def task_of_tree(tree: dict[str, Any]) -> Task:
+    """The task a recipe's nested dict names by its `task:` key."""
+    return get_task(str(tree.get("task", DEFAULT_TASK)))
+
+
 def recipe_from_tree(tree: dict[str, Any]) -> Any:
     """The typed recipe of a nested dict, read by the schema of the task its `task:` key names."""
-    return get_task(str(tree.get("task", DEFAULT_TASK))).recipe(tree)
+    return task_of_tree(tree).recipe(tree)
 
 
 def load_recipe(name_or_path: str | Path, overrides: list[str] = ()) -> Any:

@@ -174,6 +174,9 @@ class Task:
     compare_row: Callable[[RunDir, Any], dict[str, Any]]  # (run, its recipe) -> its `genlab report` row, read
     #                                                       from report.json (evaluation.compare.row)
     upgrade: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda tree: tree)  # old config keys
+    # recipe keys naming a file or folder: a relative one is looked up in the current directory, then beside
+    # the user's recipe file (genlab.core.recipe.resolve_relative_paths)
+    path_keys: tuple[str, ...] = ()
 
     def recipe(self, tree: dict[str, Any]) -> Any:
         """The typed recipe for a nested dict (a recipe file, or a run's config.yaml)."""

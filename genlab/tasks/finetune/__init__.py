@@ -15,4 +15,5 @@ TASK = Task(
     eval_section="test",
     tiny=tiny_run,
     compare_row=compare_row,
+    path_keys=("start",),
 )

@@ -34,7 +34,7 @@ def _load_pretrained(start: str) -> tuple[Transformer, Tokenizer]:
     if not config.is_file():
         raise GenlabError(
             f"unknown start {start!r}: not 'minilm', a genlab language-model run directory, "
-            "nor a Hugging Face model folder with config.json"
+            f"nor a Hugging Face model folder with config.json (looked in {path.resolve()})"
         )
     described = read_json(config, "model config")
     model_type = described.get("model_type") if isinstance(described, dict) else None
