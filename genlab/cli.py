@@ -37,9 +37,10 @@ from genlab.sweep.report import is_sweep, write_report
 from genlab.sweep.study import SweepConfig, run_sweep
 from genlab.tasks import TASKS, task_of_run
 
-# What the options of `generate` and `eval` mean, where several tasks share one. The options themselves are
-# the keyword arguments of the registered tasks' RunHandle.generate / .evaluate (see task_options).
-OPTION_HELP = {
+# What the options of `generate`, `eval` and `export` mean, where several tasks share one; an option that means
+# another thing per task maps task -> meaning, so that a command's help names only the meanings it takes. The
+# options themselves are the keyword arguments of the registered tasks' RunHandle methods (see task_options).
+OPTION_HELP: dict[str, str | dict[str, str]] = {
     "n": "how many samples",
     "label": "class to generate (conditional models)",
     "seed": "random seed",
@@ -54,7 +55,7 @@ OPTION_HELP = {
     "text": "digits to say, e.g. '4 0 7'",
     "attack": "fgsm or pgd (L-inf)",
     "epsilon": "L-inf attack radius (pixels in [0, 1])",
-    "steps": "attack steps (image_classifier) or sampling steps (flow)",
+    "steps": {"image_classifier": "attack steps", "flow": "sampling steps"},
     "restarts": "PGD random restarts",
     "limit": "score only this many test examples (0 = all)",
     "guidance": "classifier-free guidance weight (0 = off)",
@@ -109,6 +110,10 @@ def protocol_options() -> dict[str, tuple[type, dict[str, Any]]]:
 
 def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type, dict[str, Any]]]) -> None:
     for option, (tp, defaults) in options.items():
+        meaning = OPTION_HELP.get(option, option)
+        if isinstance(meaning, dict):
+            takers = [owner for owner in defaults if owner in meaning]
+            meaning = " or ".join(f"{meaning[o]} ({o})" if len(takers) > 1 else meaning[o] for o in takers)
         where = ", ".join(
             f"{owner}: {default}" if default is not None else owner for owner, default in defaults.items()
         )
@@ -118,7 +123,7 @@ def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type,
             dest=option,
             type=tp,
             default=argparse.SUPPRESS,
-            help=f"{OPTION_HELP.get(option, option)} ({where})",
+            help=f"{meaning} ({where})",
         )
 
 

@@ -240,3 +240,15 @@ def test_the_cli_starts_without_scipy_librosa_or_matplotlib():
         cwd=Path(__file__).resolve().parents[1],
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_an_option_shared_by_tasks_is_explained_per_command(capsys):
+    """--steps means attack steps (image_classifier) or sampling steps (flow); export only takes flow's."""
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    export_help = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    eval_help = " ".join(capsys.readouterr().out.split())
+    assert "sampling steps" in export_help and "attack" not in export_help
+    assert "attack steps (image_classifier) or sampling steps (flow)" in eval_help
