@@ -37,10 +37,9 @@ from genlab.sweep.report import is_sweep, write_report
 from genlab.sweep.study import SweepConfig, run_sweep
 from genlab.tasks import TASKS, task_of_run
 
-# What the options of `generate`, `eval` and `export` mean, where several tasks share one; an option that means
-# another thing per task maps task -> meaning, so that a command's help names only the meanings it takes. The
-# options themselves are the keyword arguments of the registered tasks' RunHandle methods (see task_options).
-OPTION_HELP: dict[str, str | dict[str, str]] = {
+# What the options of `generate` and `eval` mean, where several tasks share one. The options themselves are
+# the keyword arguments of the registered tasks' RunHandle.generate / .evaluate (see task_options).
+OPTION_HELP = {
     "n": "how many samples",
     "label": "class to generate (conditional models)",
     "seed": "random seed",
@@ -55,7 +54,7 @@ OPTION_HELP: dict[str, str | dict[str, str]] = {
     "text": "digits to say, e.g. '4 0 7'",
     "attack": "fgsm or pgd (L-inf)",
     "epsilon": "L-inf attack radius (pixels in [0, 1])",
-    "steps": {"image_classifier": "attack steps", "flow": "sampling steps"},
+    "steps": "attack steps (image_classifier) or sampling steps (flow)",
     "restarts": "PGD random restarts",
     "limit": "score only this many test examples (0 = all)",
     "guidance": "classifier-free guidance weight (0 = off)",
@@ -108,12 +107,14 @@ def protocol_options() -> dict[str, tuple[type, dict[str, Any]]]:
     return _signature_options({f"--protocol {name}": p.score for name, p in PROTOCOLS.items()})
 
 
-def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type, dict[str, Any]]]) -> None:
+def _add_options(
+    parser: argparse.ArgumentParser,
+    options: dict[str, tuple[type, dict[str, Any]]],
+    meaning: dict[str, str] | None = None,
+) -> None:
+    """One --option per keyword argument; `meaning` says what an option means in this command where OPTION_HELP's
+    general line would list meanings it does not have here."""
     for option, (tp, defaults) in options.items():
-        meaning = OPTION_HELP.get(option, option)
-        if isinstance(meaning, dict):
-            takers = [owner for owner in defaults if owner in meaning]
-            meaning = " or ".join(f"{meaning[o]} ({o})" if len(takers) > 1 else meaning[o] for o in takers)
         where = ", ".join(
             f"{owner}: {default}" if default is not None else owner for owner, default in defaults.items()
         )
@@ -123,7 +124,7 @@ def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type,
             dest=option,
             type=tp,
             default=argparse.SUPPRESS,
-            help=f"{meaning} ({where})",
+            help=f"{(meaning or {}).get(option) or OPTION_HELP.get(option, option)} ({where})",
         )
 
 
@@ -405,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("run")
     export.add_argument("--out", help="FILE.onnx")
-    _add_options(export, task_options("export_graph"))
+    _add_options(export, task_options("export_graph"), {"steps": "sampling steps unrolled into the graph"})
     export.add_argument("--checkpoint", choices=["last", "best"], default="last")
     export.set_defaults(func=_cmd_export)
 

@@ -243,7 +243,7 @@ def test_the_cli_starts_without_scipy_librosa_or_matplotlib():
 
 
 def test_an_option_shared_by_tasks_is_explained_per_command(capsys):
-    """--steps means attack steps (image_classifier) or sampling steps (flow); export only takes flow's."""
+    """--steps means attack steps (image_classifier) or sampling steps (flow); export only takes the sampler's."""
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     export_help = capsys.readouterr().out
@@ -251,4 +251,4 @@ def test_an_option_shared_by_tasks_is_explained_per_command(capsys):
         main(["eval", "--help"])
     eval_help = " ".join(capsys.readouterr().out.split())
     assert "sampling steps" in export_help and "attack" not in export_help
-    assert "attack steps (image_classifier) or sampling steps (flow)" in eval_help
+    assert "attack steps" in eval_help and "sampling steps" in eval_help
