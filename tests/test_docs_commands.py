@@ -41,9 +41,9 @@ PAGES = [TOUR_PAGE, *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_FENCES = {"", "bash", "sh", "shell", "console"}
 CHAINS = {"&&", "||", ";", "|"}
 FILE_OPTIONS = {"--init", "--mask", "--low-res", "--space", "--dataset", "--templates"}  # read, not written
-# Commands that are not genlab's but make something a page goes on to use.
-MADE_BY_MAKE = {"demo": ["runs/demo"]}  # `make demo` trains, samples and evaluates runs/demo
-MADE_BY_SCRIPT = {"benchmarks/finetune_benchmark.py": ["runs/finetune/*"]}  # trains and evaluates its runs
+# Commands that are not genlab's but make evaluated runs a page goes on to use: run -> its recipe, where one.
+MADE_BY_MAKE = {"demo": {"runs/demo": "essay-mlp-mnist"}}  # `make demo` trains, samples and evaluates runs/demo
+MADE_BY_SCRIPT = {"benchmarks/finetune_benchmark.py": {"runs/finetune/*": None}}  # trains and evaluates 14 runs
 SAVED_BY_PYTHON = re.compile(r"\.save\(\s*['\"]([^'\"]+)['\"]")  # python -c "... .save('shirt.png')"
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_.]*$|\.\.\.|…|^<.*>$")  # RUN, N, FILE.onnx, key=..., <study>
 
@@ -59,16 +59,18 @@ class Command:
     where: str  # page:line
     argv: list[str]  # after `genlab`
     in_block: bool  # a code-block line (inputs checked, no placeholders) or an inline mention
-    made: list[str] = field(default_factory=list)  # for a non-genlab line: the paths it makes
+    made: list[str] = field(default_factory=list)  # for a non-genlab line: the files it makes
+    made_runs: dict[str, str | None] = field(default_factory=dict)  # and the evaluated runs (-> recipe)
+    reads: list[str] = field(default_factory=list)  # and the files it needs (a python script)
     asks: str | None = None  # for a curl line: the model its JSON body asks the server for
     key: str | None = None  # for a curl line: the API key it sends
 
 
 @dataclass
 class Page:
-    """What the commands of one page have made so far: runs (path -> recipe tree's source), files, evaluations."""
+    """What the commands of one page have made so far: runs, evaluations, files, and the server they started."""
 
-    runs: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # run -> (recipe, overrides)
+    runs: dict[str, tuple[str | None, list[str]]] = field(default_factory=dict)  # run -> (recipe, overrides)
     evaluated: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
     served: set[str] = field(default_factory=set)  # the model names of the last `genlab serve`
@@ -113,11 +115,13 @@ def _command(segment: list[str], where: str, in_block: bool) -> Command | None:
         bearer = [t.partition("Bearer ")[2] for t in segment if t.startswith("Authorization: Bearer ")]
         return Command(where, [], in_block, asks=model, key=(bearer or [None])[0]) if model else None
     if segment[:1] == ["make"]:
-        return Command(where, [], in_block, [p for target in segment[1:] for p in MADE_BY_MAKE.get(target, [])])
+        return Command(
+            where, [], in_block, made_runs={k: v for t in segment[1:] for k, v in MADE_BY_MAKE.get(t, {}).items()}
+        )
     if Path(segment[0]).name.startswith("python") and "-c" in segment:
         return Command(where, [], in_block, SAVED_BY_PYTHON.findall(" ".join(segment)))
-    if Path(segment[0]).name.startswith("python") and len(segment) > 1 and segment[1] in MADE_BY_SCRIPT:
-        return Command(where, [], in_block, MADE_BY_SCRIPT[segment[1]])
+    if Path(segment[0]).name.startswith("python") and len(segment) > 1 and segment[1].endswith(".py"):
+        return Command(where, [], in_block, made_runs=MADE_BY_SCRIPT.get(segment[1], {}), reads=[segment[1]])
     return None
 
 
@@ -222,7 +226,7 @@ def _task_of(run: str, page: Page) -> str | None:
     if run not in page.runs:
         return None
     recipe, overrides = page.runs[run]
-    return str(read_recipe_tree(recipe, overrides).get("task", DEFAULT_TASK))
+    return None if recipe is None else str(read_recipe_tree(recipe, overrides).get("task", DEFAULT_TASK))
 
 
 def _check_recipe(recipe: str, overrides: list[str]) -> list[str]:
@@ -262,10 +266,11 @@ def check(command: Command, page: Page) -> list[str]:
         return [f"curl asks for model '{command.asks}'; the `genlab serve` above serves {sorted(page.served)}"]
     if command.asks and command.key != page.api_key:
         return [f"curl sends API key {command.key!r}; the `genlab serve` above requires {page.api_key!r}"]
+    if command.in_block and (missing := [f for f in command.reads if not _exists(f, page)]):
+        return [f"{missing[0]}: not in the repository"]
     page.files.update(command.made)
-    if command.made:
-        page.runs.update({p: ("essay-mlp-mnist", []) for p in command.made if p.startswith("runs/")})
-        page.evaluated.update(p for p in command.made if p.startswith("runs/"))
+    page.runs.update({run: (recipe, []) for run, recipe in command.made_runs.items()})
+    page.evaluated.update(command.made_runs)
     if not command.argv:
         return []
     sub, argv = command.argv[0], command.argv[1:]
@@ -289,9 +294,10 @@ def check(command: Command, page: Page) -> list[str]:
         if sub == "train":
             out = parsed.options.get("--out") or f"runs/{Path(recipe).stem}"
             page.runs[out] = (recipe, overrides)
-    if sub == "train" and resume and resume in page.runs:
+    if sub == "train" and resume and page.runs.get(resume, (None,))[0] is not None:
         recipe, before = page.runs[resume]
         problems += _check_recipe(recipe, before + overrides)
+        page.runs[resume] = (recipe, before + overrides)
     if sub == "sweep" and positionals and not problems:
         problems += _check_sweep(positionals[0], overrides, parsed, page)
     problems += _check_task_options(sub, parsed, page)
@@ -359,7 +365,9 @@ def tour() -> Page:
 
 
 def shown(command: Command) -> str:
-    return f"genlab {shlex.join(command.argv)}" if command.argv else f"a line asking for {command.asks or command.made}"
+    if command.argv:
+        return f"genlab {shlex.join(command.argv)}"
+    return f"a line that asks for {command.asks}" if command.asks else f"a line that reads {command.reads}"
 
 
 def check_page(text: str, name: str, start: Page) -> tuple[list[Command], list[str]]:
@@ -380,6 +388,8 @@ def test_every_documented_command_works_as_written(path):
 
 BROKEN = [  # (a code block's lines, what the report must say)
     (["genlab train essay-mlp-mnist --outt runs/x"], "genlab train has no option --outt"),
+    (["python benchmarks/no_such_benchmark.py"], "benchmarks/no_such_benchmark.py: not in the repository"),
+    (["make demo", "genlab generate runs/demo --prompt hello"], "--prompt"),
     (["genlab trian essay-mlp-mnist"], "no subcommand 'trian'"),
     (["genlab train essay-mlp-mnist train.epochz=3"], "unknown recipe key 'train.epochz'"),
     (["genlab train char-gpt-kjv train.max_iters=200"], "must be a multiple"),
