@@ -116,7 +116,7 @@ class TinyData:
             name = "fashion-mnist" if fashion else "mnist"
             settings += [f"data.path={self.fashion if fashion else self.mnist}", f"data.name={name}"]
         if task == "lm":
-            settings += [f"data.corpus={self.corpus}", "data.vocab_size=300"]
+            settings += [f"data.corpus={self.corpus}", "data.vocab_size=300"]  # a BPE vocabulary this corpus fills
         if task == "finetune" and str(tree.get("start", "")).startswith("runs/"):  # seq2seq from the tour's GPT
             settings = [s for s in settings if not s.startswith(("start=", "data.dataset=", "method."))]
             settings += [

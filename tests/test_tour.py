@@ -1,4 +1,4 @@
-"""The README's quick tour runs, every line in order (scripts/tour.py, seconds-sized runs): about 3 minutes on
+"""The README's quick tour runs, every line in order (scripts/tour.py, seconds-sized runs): about 2 minutes on
 2 cores, so it is marked `tour` (`pytest -m "not tour"` leaves it out)."""
 
 from __future__ import annotations
