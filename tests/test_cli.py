@@ -271,3 +271,15 @@ def test_version_and_help_answer_without_loading_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.startswith(f"genlab {genlab_version}\nusage: genlab") and done.stdout.endswith("\n[]\n")
+
+
+def test_an_option_shared_by_tasks_is_explained_per_command(capsys):
+    """--steps means attack steps (image_classifier) or sampling steps (flow); export only takes the sampler's."""
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    export_help = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    eval_help = " ".join(capsys.readouterr().out.split())
+    assert "sampling steps" in export_help and "attack" not in export_help
+    assert "attack steps" in eval_help and "sampling steps" in eval_help

@@ -104,7 +104,13 @@ def protocol_options() -> dict[str, tuple[type, dict[str, Any]]]:
     return _signature_options({f"--protocol {name}": p.score for name, p in PROTOCOLS.items()})
 
 
-def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type, dict[str, Any]]]) -> None:
+def _add_options(
+    parser: argparse.ArgumentParser,
+    options: dict[str, tuple[type, dict[str, Any]]],
+    meaning: dict[str, str] | None = None,
+) -> None:
+    """One --option per keyword argument; `meaning` says what an option means in this command where OPTION_HELP's
+    general line would list meanings it does not have here."""
     for option, (tp, defaults) in options.items():
         where = ", ".join(
             f"{owner}: {default}" if default is not None else owner for owner, default in defaults.items()
@@ -115,7 +121,7 @@ def _add_options(parser: argparse.ArgumentParser, options: dict[str, tuple[type,
             dest=option,
             type=tp,
             default=argparse.SUPPRESS,
-            help=f"{OPTION_HELP.get(option, option)} ({where})",
+            help=f"{(meaning or {}).get(option) or OPTION_HELP.get(option, option)} ({where})",
         )
 
 
@@ -377,7 +383,7 @@ def add_options(command: str, parser: argparse.ArgumentParser) -> None:
     elif command == "generate":
         _add_options(parser, task_options("generate"))
     elif command == "export":
-        _add_options(parser, task_options("export_graph"))
+        _add_options(parser, task_options("export_graph"), {"steps": "sampling steps unrolled into the graph"})
     elif command == "serve":
         parser.add_argument(
             "--max-batch",
