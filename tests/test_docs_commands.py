@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from genlab.cli import build_parser, parse_args, protocol_options, task_options
+from genlab.cli.commands import protocol_options, task_options
+from genlab.cli.parser import build_parser, parse_args
 from genlab.core.recipe import SHIPPED_RECIPES, read_recipe_tree
 from genlab.errors import GenlabError
 from genlab.sweep.space import check_against_recipe, read_space
@@ -173,9 +174,14 @@ def extract(text: str, page: str) -> list[Command]:
 
 
 def subparsers() -> dict[str, argparse.ArgumentParser]:
-    """genlab's subcommand -> its parser (argparse has no public way to list them)."""
-    (action,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(action.choices)
+    """genlab's subcommand -> its parser, with the options the tasks give it (the CLI adds those only to the
+    command being run, so each is built as if it ran; argparse has no public way to list them)."""
+
+    def choices(argv: list[str]) -> dict[str, argparse.ArgumentParser]:
+        (action,) = [a for a in build_parser(argv)._actions if isinstance(a, argparse._SubParsersAction)]
+        return dict(action.choices)
+
+    return {name: choices([name])[name] for name in choices([])}
 
 
 SUBPARSERS = subparsers()
