@@ -164,7 +164,7 @@ def test_text_streams_token_by_token(page, cards, tmp_path):
 
 
 def test_stop_aborts_the_stream(page, server, tmp_path, monkeypatch):
-    batch = SERVERS[server].state.served["lm"].worker.batch
+    batch = SERVERS[server].state.server.served["lm"].worker.batch
     step = batch.step
     monkeypatch.setattr(batch, "step", lambda: time.sleep(0.01) or step())  # 2,048 tokens outlast the click
     choose(page, "lm")

@@ -26,7 +26,7 @@ from PIL import Image
 from genlab import api
 from genlab.cli import main
 from genlab.serve import Limits, create_app, open_runs
-from genlab.serve.app import ENDPOINTS
+from genlab.serve.server import ENDPOINTS
 from tests.conftest import one_error_line
 from tests.serving import running_server
 
@@ -296,7 +296,7 @@ def test_concurrent_requests_share_steps_and_get_the_unbatched_tokens(server, ha
         assert results[i] == handles["lm"].generate(
             body["prompt"], max_tokens=24, temperature=body["temperature"], seed=body["seed"]
         )
-    batches = app.state.metrics.batch_size.labels("lm").collect()[0].samples
+    batches = app.state.server.metrics.batch_size.labels("lm").collect()[0].samples
     sum_of_sizes = next(s.value for s in batches if s.name.endswith("_sum"))
     steps = next(s.value for s in batches if s.name.endswith("_count"))
     assert sum_of_sizes / steps > 1.5  # several sequences per step on average: they were batched
@@ -313,8 +313,8 @@ def wait_until(condition, seconds: float = 10) -> bool:
 
 def test_a_client_that_disconnects_frees_its_slot(server):
     url, app = server
-    worker = app.state.served["lm"].worker
-    tokens = app.state.metrics.tokens.labels("lm")
+    worker = app.state.server.served["lm"].worker
+    tokens = app.state.server.metrics.tokens.labels("lm")
     before = tokens._value.get()
     with httpx.stream(
         "POST",
@@ -348,7 +348,7 @@ def test_a_full_queue_answers_429_with_retry_after(handles, monkeypatch):
         httpx.Client(base_url=url, timeout=30) as first,
         httpx.Client(base_url=url, timeout=30) as second,
     ):
-        worker = app.state.served["lm"].worker
+        worker = app.state.server.served["lm"].worker
         step = worker.batch.step
         monkeypatch.setattr(worker.batch, "step", lambda: time.sleep(0.02) or step())  # the slot stays taken
         with first.stream("POST", "/v1/completions", json=long) as running:

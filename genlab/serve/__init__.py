@@ -47,7 +47,7 @@ def serve(
         except OSError as exc:
             raise GenlabError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     app = create_app(open_runs(runs, checkpoint), limits, api_key)
-    names = ", ".join(app.state.served)
+    names = ", ".join(app.state.server.served)
     print(
         f"genlab: serving {names} at http://{host}:{port}/ (playground /, API /v1, docs /docs, "
         f"metrics /metrics){'' if api_key else '; no API key set'}",

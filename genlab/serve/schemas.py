@@ -38,6 +38,9 @@ Prompt = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CH
 Stop = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Label = int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None  # a class id or name
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Base64 = Literal["b64_json"]  # images and clips come inline, base64-encoded (no URLs to fetch)
 
 
 class Strict(BaseModel):
@@ -97,11 +100,11 @@ class Completion(BaseModel):
 class ImageRequest(Strict):
     model: ModelName
     n: int = Field(1, ge=1, le=MAX_IMAGES)
-    label: int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+    label: Label = Field(
         None, description="a class id or class name of a conditional model; omitted: every class in turn"
     )
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    response_format: Literal["b64_json"] = "b64_json"
+    seed: Seed = 0
+    response_format: Base64 = "b64_json"
 
 
 class ImageData(BaseModel):
@@ -119,14 +122,12 @@ class Images(BaseModel):
 class AudioRequest(Strict):
     model: ModelName
     n: int = Field(1, ge=1, le=MAX_CLIPS)
-    label: int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
-        None, description='a class id or name ("seven"); omitted: every class in turn'
-    )
+    label: Label = Field(None, description='a class id or name ("seven"); omitted: every class in turn')
     text: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
         None, description='labels to say in sequence, space-separated ("4 0 7"): one clip; n is then unused'
     )
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    response_format: Literal["b64_json"] = "b64_json"
+    seed: Seed = 0
+    response_format: Base64 = "b64_json"
 
 
 class AudioClip(BaseModel):

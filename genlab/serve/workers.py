@@ -7,7 +7,9 @@
   generator; classifications: one padded batch).
 
 Both admit at most `max_queue` waiting requests (`QueueFull` beyond) and report to `Metrics`.
-Results cross to the event loop with `loop.call_soon_threadsafe`.
+Results cross to the event loop with `loop.call_soon_threadsafe`. `start_worker` picks a run's worker by
+the endpoint that serves it; the engine's objects (a completion's `Sequence` and `TextPieces`) are made
+here, from the validated request.
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from genlab.errors import GenlabError
 from genlab.models.batching import ContinuousBatch, Sequence
 from genlab.models.generation import TextPieces
+from genlab.serve import schemas as s
+from genlab.serve.errors import ApiError, QueueFull
 from genlab.serve.metrics import Metrics
-from genlab.tasks.contract import TextDecoding
+from genlab.tasks.contract import RunHandle, TextDecoding
 
 log = logging.getLogger("genlab.serve")
-
-
-class QueueFull(Exception):
-    """More requests are waiting for this model than --max-queue allows."""
 
 
 @dataclass(eq=False)
@@ -47,6 +51,18 @@ class TextJob:
 
 
 Event = tuple[TextJob, str, Any]
+
+
+@dataclass(eq=False)
+class CompletionJobs:
+    """A completions request in a text worker: a job per prompt and choice, whose events arrive on `events`."""
+
+    jobs: list[TextJob]
+    events: asyncio.Queue
+    prompt_tokens: int
+
+    def completion_tokens(self) -> int:
+        return sum(len(job.seq.tokens) for job in self.jobs)
 
 
 def post(events: list[Event]) -> None:
@@ -77,6 +93,53 @@ class TextWorker:
         self.closed = False
         self.thread = threading.Thread(target=self._run, name=f"genlab-text-{name}", daemon=True)
         self.thread.start()
+
+    def complete(self, request: s.CompletionRequest) -> CompletionJobs:
+        """Queue a completions request (QueueFull when too many wait); ApiError for a prompt it cannot read."""
+        prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
+        encoded = [self.encode(prompt) for prompt in prompts]
+        stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+        loop, events = asyncio.get_running_loop(), asyncio.Queue()
+        jobs = [
+            TextJob(
+                p * request.n + j,
+                self.sequence(ids, request, j),
+                TextPieces(self.decoding.tokenizer, stops),
+                events,
+                loop,
+            )
+            for p, ids in enumerate(encoded)
+            for j in range(request.n)
+        ]
+        self.submit(jobs)
+        return CompletionJobs(jobs, events, sum(len(ids) for ids in encoded))
+
+    def encode(self, prompt: str) -> list[int]:
+        """The prompt's ids, 1 to the model's context of them."""
+        context = self.decoding.model.config.block_size
+        try:
+            ids = self.decoding.encode(prompt)
+        except GenlabError as error:
+            raise ApiError(422, f"prompt: {error}", param="prompt") from None
+        if not ids or len(ids) > context:
+            raise ApiError(
+                422, f"prompt: the prompt is {len(ids)} tokens; {self.name} reads 1 to {context}", param="prompt"
+            )
+        return ids
+
+    def sequence(self, ids: list[int], request: s.CompletionRequest, choice: int) -> Sequence:
+        """Choice number `choice` of a prompt: its sampling settings (the seed is the request's + choice)."""
+        return Sequence(
+            ids,
+            request.max_tokens,
+            request.temperature,
+            request.top_k,
+            request.top_p if request.top_p < 1 else None,
+            self.decoding.stop_ids,
+            None if request.seed is None else request.seed + choice,
+            request.presence_penalty,
+            request.frequency_penalty,
+        )
 
     def submit(self, jobs: list[TextJob]) -> None:
         with self.wake:
@@ -174,6 +237,7 @@ class BatchWorker:
     max_batch: int
     max_queue: int
     metrics: Metrics
+    produced: Any  # the metric that counts its outputs, by model: images, clips or texts classified
     waiting: deque = field(default_factory=deque)
 
     def __post_init__(self) -> None:
@@ -192,9 +256,11 @@ class BatchWorker:
             self.metrics.queue_depth.labels(self.name).set(len(self.waiting))
             self.wake.notify()
         try:
-            return await job.future
+            results = await job.future
         finally:
             job.cancelled = True  # a client that went away before its turn costs nothing
+        self.produced.labels(self.name).inc(len(results))
+        return results
 
     def close(self) -> None:
         with self.wake:
@@ -246,3 +312,41 @@ def _settle(future: asyncio.Future, result: Any, error: BaseException | None) ->
         future.set_exception(error)
     else:
         future.set_result(result)
+
+
+def count_flops(work: Callable[[], Any]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        work()
+    return int(counter.get_total_flops())
+
+
+def start_worker(
+    name: str, handle: RunHandle, limits: s.Limits, metrics: Metrics
+) -> tuple[TextWorker | BatchWorker, int]:
+    """The worker for a run, by the endpoint that serves it, and the run's FLOPs per token (text) or per
+    image or clip, counted by a first call that also warms the model up."""
+    if handle.endpoint == "completions":
+        decoding = handle.text_decoding()
+        flops = count_flops(lambda: decoding.model(torch.zeros(1, 1, dtype=torch.long)))
+        return TextWorker(name, decoding, limits.max_batch, limits.max_queue, metrics), flops
+    batch_worker = partial(BatchWorker, name, max_queue=limits.max_queue, metrics=metrics)
+    if handle.endpoint == "images":
+        flops = count_flops(lambda: handle.generate_images([{"n": 1, "seed": 0}]))
+        return batch_worker(handle.generate_images, limits.max_batch * 4, produced=metrics.images), flops
+    if handle.endpoint == "audio":  # per clip, the network's share (the Griffin-Lim vocoder is not counted)
+        flops = count_flops(lambda: handle.generate_audio([{"n": 1, "seed": 0}]))
+        return batch_worker(handle.generate_audio, limits.max_batch, produced=metrics.clips), flops
+    probe = []
+    flops = count_flops(lambda: probe.extend(handle.classify(["a short probe text"])))
+    classify = partial(classify_together, handle)
+    return batch_worker(classify, limits.max_batch * 4, produced=metrics.classified), flops // max(probe[0].tokens, 1)
+
+
+def classify_together(handle: RunHandle, batches: list[list[str]]) -> list[list[Any]]:
+    """Several requests' texts classified in one call; each request gets its own texts' answers back."""
+    scores = handle.classify([text for texts in batches for text in texts])
+    out, start = [], 0
+    for texts in batches:
+        out.append(scores[start : start + len(texts)])
+        start += len(texts)
+    return out

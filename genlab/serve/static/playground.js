@@ -46,6 +46,14 @@ async function post(path, body, signal) {
   return response;
 }
 
+// A JSON answer and its latency: from the request to the whole answer read.
+async function ask(path, body, signal) {
+  const started = performance.now();
+  const response = await post(path, body, signal);
+  const answer = await response.json();
+  return { answer, latency: performance.now() - started };
+}
+
 // Server-sent events from a fetch body. EventSource would be simpler but can only GET, and
 // /v1/completions is a POST; this reads the stream as it arrives, so text shows token by token.
 async function* serverSentEvents(response) {
@@ -221,12 +229,9 @@ async function complete(card, signal) {
 
 async function generateImages(card, signal) {
   const label = $("label").value;
-  const started = performance.now();
-  const response = await post("/v1/images/generations", {
+  const { answer, latency } = await ask("/v1/images/generations", {
     model: card.id, n: numberField("n"), seed: numberField("seed"), label: label || undefined,
   }, signal);
-  const answer = await response.json();
-  const latency = performance.now() - started;
   showResult("images");
   $("images").replaceChildren(...answer.data.map((image) => {
     const figure = document.createElement("figure");
@@ -245,10 +250,8 @@ async function generateImages(card, signal) {
 }
 
 async function classify(card, signal) {
-  const started = performance.now();
-  const response = await post("/v1/classifications", { model: card.id, input: $("classify-text").value }, signal);
-  const answer = await response.json();
-  const latency = performance.now() - started;
+  const body = { model: card.id, input: $("classify-text").value };
+  const { answer, latency } = await ask("/v1/classifications", body, signal);
   const { label: predicted, scores } = answer.data[0];
   const probability = new Map(scores.map((s) => [s.label, s.probability]));
   // The card's label order, not the answer's likeliest-first order, so that bars stay in place
@@ -272,13 +275,10 @@ async function classify(card, signal) {
 async function generateAudio(card, signal) {
   const label = $("audio-label").value;
   const text = $("audio-text").value.trim();
-  const started = performance.now();
-  const response = await post("/v1/audio/generations", {
+  const { answer, latency } = await ask("/v1/audio/generations", {
     model: card.id, n: numberField("audio-n"), seed: numberField("audio-seed"),
     label: text ? undefined : label || undefined, text: text || undefined,
   }, signal);
-  const answer = await response.json();
-  const latency = performance.now() - started;
   showResult("clips");
   $("clips").replaceChildren(...answer.data.map((clip) => {
     const figure = document.createElement("figure");
