@@ -17,7 +17,7 @@ import yaml
 from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.evaluation.zeroshot import LabelScorer, Prompts, answer_logprobs, extend, load_prompts, score_rules
-from genlab.models.transformer import Transformer, TransformerConfig
+from genlab.models.transformer import KVBuffer, Transformer, TransformerConfig
 from tests.conftest import one_error_line, snapshot
 
 VOCAB = "pqnxabc:"
@@ -25,7 +25,7 @@ VOCAB = "pqnxabc:"
 
 class BigramLM(torch.nn.Module):
     """Next-token probabilities that depend on the last token only, set by hand: {previous: {next: p}};
-    the rest of each row's mass is spread evenly. Called like a genlab Transformer (its cache is empty:
+    the rest of each row's mass is spread evenly. Called like a genlab Transformer (its cache stays empty:
     a bigram needs none)."""
 
     def __init__(self, rows: dict[str, dict[str, float]]):
@@ -37,7 +37,8 @@ class BigramLM(torch.nn.Module):
         self.log_table = table.clamp_min(1e-9).log()  # (V, V)
 
     def forward(self, idx, kv_cache=None, use_cache=False):
-        return SimpleNamespace(logits=self.log_table[idx], kv_cache=[])  # (B, T, V)
+        empty = KVBuffer(TransformerConfig(n_layer=1, n_head=1, n_embd=1), len(idx), capacity=1)
+        return SimpleNamespace(logits=self.log_table[idx], kv_cache=empty)  # (B, T, V)
 
 
 def encode(text: str) -> list[int]:
