@@ -62,6 +62,17 @@ def test_cached_answer_scoring_matches_a_full_forward():
         assert float(score) == pytest.approx(float(expected), abs=1e-5)
 
 
+def test_a_shared_prefix_scores_every_query_as_if_it_were_written_out():
+    """The prefix's cache is copied for each query: scoring one leaves it as it was for the next."""
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=len(VOCAB), block_size=16, n_layer=2, n_head=2, n_embd=16))
+    scorer = LabelScorer(model.eval(), encode, ["a", "bc"], context=16)
+    prefix = scorer.prefix("pq:")
+    for query in ("xa", "nb:", "xa"):
+        shared, _ = scorer.score(query, prefix)
+        torch.testing.assert_close(shared, scorer.score("pq:" + query)[0], atol=1e-5, rtol=1e-5)
+
+
 def test_acc_prefers_the_likelier_answer_and_acc_norm_the_likelier_character():
     # after "x": "a" has p 0.4; "bbb" has 0.3 * 0.9 * 0.9 = 0.243 in all, but 0.62 per character
     model = BigramLM({"x": {"a": 0.4, "b": 0.3}, "b": {"b": 0.9}, "n": {}})
