@@ -1,5 +1,6 @@
 """genlab.models.decoding: the module-free one-token step computes exactly what the module forward does,
-for every architecture option, and steps aside for models it cannot mirror (LoRA, adapters, BERT)."""
+for every architecture option (and past the context, where a rotary model's cache rolls), and steps aside
+for models it cannot mirror (LoRA, adapters, BERT)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ OPTIONS = {
     "gpt2": {},
     "gelu_new": dict(activation="gelu_new"),
     "relu2": dict(activation="relu2"),
+    "swiglu_rmsnorm_learned": dict(activation="swiglu", norm="rmsnorm"),
     "no_bias_untied": dict(bias=False, tie_head=False),
     "rotary": dict(positions="rotary"),
     "llama": LLAMA,
@@ -28,7 +30,6 @@ OPTIONS = {
 
 def _prefilled(model: Transformer, prompt: torch.Tensor) -> KVBuffer:
     cache = KVBuffer(model.config, len(prompt))
-    cache.rows = len(prompt)
     model(prompt, kv_cache=cache, use_cache=True)
     return cache
 
@@ -70,6 +71,31 @@ def test_decoder_follows_per_row_positions_and_padding_masks(options):
     assert torch.equal(OneTokenDecoder.of(model)(prompt[:, -1:], cache, positions, mask), expected)
 
 
+ROTARY = {name: options for name, options in OPTIONS.items() if options.get("positions") == "rotary"}
+
+
+@pytest.mark.parametrize("options", ROTARY.values(), ids=ROTARY.keys())
+def test_decoder_steps_past_the_context_equal_the_module_forward(options):
+    """A full rotary cache drops its oldest column before each step and positions run on past block_size
+    (the sliding window generation.stream decodes with)."""
+    model = tiny(**options)
+    block = model.config.block_size
+    prompt = torch.randint(50, (2, block))
+    by_modules, by_decoder = _prefilled(model, prompt), _prefilled(model, prompt)
+    decoder = OneTokenDecoder.of(model)
+    token = prompt[:, -1:]
+    with torch.inference_mode():
+        for position in range(block, block + 10):
+            by_modules.drop_oldest()
+            by_decoder.drop_oldest()
+            positions = torch.full((2, 1), position)
+            expected = model(token, kv_cache=by_modules, use_cache=True, position_ids=positions).logits[:, -1]
+            assert torch.equal(decoder(token, by_decoder, positions), expected)
+            token = expected.argmax(-1, keepdim=True)
+    assert by_decoder.width == by_modules.width == block
+    assert all(torch.equal(a, b) for a, b in zip(by_decoder.kv, by_modules.kv))
+
+
 def test_models_the_decoder_cannot_mirror_decode_through_their_modules():
     lora = apply_lora(tiny(), LoraConfig(rank=2, target_modules=["attn.qkv"]))
     with torch.no_grad():
@@ -93,7 +119,6 @@ def test_models_the_decoder_cannot_mirror_decode_through_their_modules():
 def test_a_full_buffer_is_a_clear_error():
     model = tiny()
     cache = KVBuffer(model.config, 1, capacity=6)
-    cache.rows = 1
     model(torch.randint(50, (1, 6)), kv_cache=cache, use_cache=True)
     with pytest.raises(GenlabError, match="longer than the cache"):
         OneTokenDecoder.of(model)(torch.tensor([[1]]), cache)

@@ -17,7 +17,7 @@ import yaml
 from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.evaluation.zeroshot import LabelScorer, Prompts, answer_logprobs, extend, load_prompts, score_rules
-from genlab.models.transformer import Transformer, TransformerConfig
+from genlab.models.transformer import KVBuffer, Transformer, TransformerConfig
 from tests.conftest import one_error_line, snapshot
 
 VOCAB = "pqnxabc:"
@@ -25,7 +25,7 @@ VOCAB = "pqnxabc:"
 
 class BigramLM(torch.nn.Module):
     """Next-token probabilities that depend on the last token only, set by hand: {previous: {next: p}};
-    the rest of each row's mass is spread evenly. Called like a genlab Transformer (its cache is empty:
+    the rest of each row's mass is spread evenly. Called like a genlab Transformer (its cache stays empty:
     a bigram needs none)."""
 
     def __init__(self, rows: dict[str, dict[str, float]]):
@@ -37,7 +37,8 @@ class BigramLM(torch.nn.Module):
         self.log_table = table.clamp_min(1e-9).log()  # (V, V)
 
     def forward(self, idx, kv_cache=None, use_cache=False):
-        return SimpleNamespace(logits=self.log_table[idx], kv_cache=[])  # (B, T, V)
+        empty = KVBuffer(TransformerConfig(n_layer=1, n_head=1, n_embd=1), len(idx), capacity=1)
+        return SimpleNamespace(logits=self.log_table[idx], kv_cache=empty)  # (B, T, V)
 
 
 def encode(text: str) -> list[int]:
@@ -59,6 +60,17 @@ def test_cached_answer_scoring_matches_a_full_forward():
             logprobs = model(torch.tensor([prefix + answer])).logits.log_softmax(-1)[0]  # (T, V)
         expected = sum(logprobs[len(prefix) - 1 + j, t] for j, t in enumerate(answer))
         assert float(score) == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_a_shared_prefix_scores_every_query_as_if_it_were_written_out():
+    """The prefix's cache is copied for each query: scoring one leaves it as it was for the next."""
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=len(VOCAB), block_size=16, n_layer=2, n_head=2, n_embd=16))
+    scorer = LabelScorer(model.eval(), encode, ["a", "bc"], context=16)
+    prefix = scorer.prefix("pq:")
+    for query in ("xa", "nb:", "xa"):
+        shared, _ = scorer.score(query, prefix)
+        torch.testing.assert_close(shared, scorer.score("pq:" + query)[0], atol=1e-5, rtol=1e-5)
 
 
 def test_acc_prefers_the_likelier_answer_and_acc_norm_the_likelier_character():

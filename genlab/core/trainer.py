@@ -73,6 +73,7 @@ class Trainer:
         self.train_seconds = 0.0  # accumulated over resumed sessions
         self.best_score = float("inf")  # of task.best_metric, lower is better
         self.interrupted_summary: dict[str, Any] | None = None  # what fit had done when Ctrl-C stopped it
+        self._clock_start = 0.0  # perf_counter() when the time not yet in train_seconds began (set by fit)
 
     # checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -140,7 +141,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.loop.seed * 1_000_003 + period)
         return torch.randperm(self.task.num_examples, generator=generator)
 
-    def _run_step(self, indices: torch.Tensor) -> dict[str, float]:
+    def _counted_step(self, indices: torch.Tensor) -> dict[str, float]:
         kind = self.task.step_kind(self.step)
         if kind not in self.flops_by_kind:  # count each kind of step once, then reuse the figure
             with FlopCounterMode(display=False) as counter:
@@ -151,81 +152,118 @@ class Trainer:
         self.total_flops += self.flops_by_kind[kind]
         return metrics
 
+    @property
+    def total_steps(self) -> int:
+        return self.loop.periods * self.steps_per_period
+
     def fit(self) -> dict[str, Any]:
-        """Train to the end (or the budget); returns the ledger entries the loop measured."""
-        loop, env = self.loop, self.env
-        total_steps = loop.periods * self.steps_per_period
-        local_batch = loop.global_batch // env.world_size
+        """Train to the end (or the budget, or a callback's StopTraining); returns the ledger entries the loop
+        measured. The first Ctrl-C stops between two steps and saves a resumable checkpoint."""
         start_step = self.step
-        budget_s = loop.max_minutes * 60
-        session_start = time.perf_counter()
+        self._clock_start = time.perf_counter()
         bar = tqdm(
-            total=total_steps,
+            total=self.total_steps,
             initial=self.step,
-            disable=not (loop.progress and env.is_main),
+            disable=not (self.loop.progress and self.env.is_main),
             unit="step",
             dynamic_ncols=True,
         )
-        stopped_by = "periods"
         try:
             with _ctrl_c_between_steps() as interrupt:
-                while self.step < total_steps:
-                    period, within = divmod(self.step, self.steps_per_period)
-                    order = self._period_order(period)
-                    for batch_index in range(within, self.steps_per_period):
-                        if interrupt.requested:
-                            raise _StopRequested
-                        start = batch_index * loop.global_batch + env.rank * local_batch
-                        metrics = self._run_step(order[start : start + local_batch])
-                        self._stop_if_diverged(metrics, bar)
-                        self.step += 1
-                        bar.update(1)
-                        if self.step % loop.log_every == 0:
-                            bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()}, refresh=False)
-                            self.run.log(self.step, metrics)
-                        if budget_s and time.perf_counter() - session_start + self.train_seconds >= budget_s:
-                            stopped_by = "budget"
-                            break
-                    self.train_seconds += time.perf_counter() - session_start
-                    session_start = time.perf_counter()
-                    finished_period = self.step % self.steps_per_period == 0
-                    done = self.step >= total_steps or stopped_by == "budget"
-                    if finished_period or done:
-                        period_metrics = {"period": round(self.step / self.steps_per_period, 3), **metrics}
-                        if (period + 1) % loop.sample_every == 0 or done:
-                            period_metrics.update(self.task.end_period(period + 1, self.run))
-                        self.run.log(self.step, period_metrics)
-                        self._keep_if_best(period_metrics)
-                    if (period + 1) % loop.checkpoint_every == 0 or done:
-                        self.save()
-                    if self.on_period is not None and (finished_period or done):
-                        try:  # after the save: a stop here loses nothing
-                            self.on_period(self.step, period_metrics)
-                        except StopTraining as stop:
-                            if not ((period + 1) % loop.checkpoint_every == 0 or done):
-                                self.save()  # the stop point is the run's last checkpoint
-                            stopped_by = str(stop) or "stopped"
-                            break
-                    if stopped_by == "budget":
-                        break
+                stopped_by = self._run_periods(bar, interrupt)
         except KeyboardInterrupt:  # a second Ctrl-C, in the middle of a step: its state is not consistent
             bar.close()
             raise Interrupted(
                 f"interrupted twice: the last checkpoint in {self.run.checkpoint_dir} is kept "
                 f"(run `genlab train --resume {self.run.path}`)"
             ) from None
-        except _StopRequested:
-            # The first Ctrl-C only asked to stop: the loop got here between two steps, a consistent state.
+        except _StopRequested:  # the first Ctrl-C: the loop stopped between two steps, a consistent state
             bar.close()
-            self.train_seconds += time.perf_counter() - session_start
-            self.save()
-            self.interrupted_summary = self.summary("interrupted", start_step)
-            raise Interrupted(
-                f"interrupted at step {self.step}; resumable checkpoint saved in "
-                f"{self.run.checkpoint_dir} (run `genlab train --resume {self.run.path}`)"
-            ) from None
+            raise self._save_interrupted(start_step) from None
         bar.close()
         return self.summary(stopped_by, start_step)
+
+    def _run_periods(self, bar: tqdm, interrupt: _StopRequest) -> str:
+        """Every period left (a resumed run starts inside one) -> what stopped training."""
+        while self.step < self.total_steps:
+            period = self.step // self.steps_per_period
+            metrics, over_budget = self._run_period(period, bar, interrupt)
+            self._clock()
+            stopped_by = self._end_period(period, metrics, done=over_budget or self.step >= self.total_steps)
+            if stopped_by is not None:  # a callback's stop is the reason, even when the budget ran out too
+                return stopped_by
+            if over_budget:
+                return "budget"
+        return "periods"
+
+    def _run_period(self, period: int, bar: tqdm, interrupt: _StopRequest) -> tuple[dict[str, float], bool]:
+        """The steps of `period` not taken yet -> the last step's metrics, and whether the budget ran out
+        before the period's end (at least one step is left: `step` lies inside `period`)."""
+        order = self._period_order(period)
+        for batch_index in range(self.step - period * self.steps_per_period, self.steps_per_period):
+            if interrupt.requested:
+                raise _StopRequested
+            metrics = self._take_step(order, batch_index, bar)
+            if self._over_budget():
+                return metrics, True
+        return metrics, False
+
+    def _take_step(self, order: torch.Tensor, batch_index: int, bar: tqdm) -> dict[str, float]:
+        """One step on this rank's share of global batch `batch_index` of the period's `order`."""
+        local_batch = self.loop.global_batch // self.env.world_size
+        start = batch_index * self.loop.global_batch + self.env.rank * local_batch
+        metrics = self._counted_step(order[start : start + local_batch])
+        self._stop_if_diverged(metrics, bar)
+        self.step += 1
+        bar.update(1)
+        if self.step % self.loop.log_every == 0:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in metrics.items()}, refresh=False)
+            self.run.log(self.step, metrics)
+        return metrics
+
+    def _over_budget(self) -> bool:
+        budget_s = self.loop.max_minutes * 60  # 0: no budget
+        return bool(budget_s) and time.perf_counter() - self._clock_start + self.train_seconds >= budget_s
+
+    def _clock(self) -> None:
+        """Add the time since the clock last started to train_seconds, and start it again."""
+        now = time.perf_counter()
+        self.train_seconds += now - self._clock_start
+        self._clock_start = now
+
+    def _checkpoint_due(self, period: int, done: bool) -> bool:
+        return (period + 1) % self.loop.checkpoint_every == 0 or done
+
+    def _end_period(self, period: int, metrics: dict[str, float], done: bool) -> str | None:
+        """Log the period's metrics (with the task's samples and scores when due), keep the best and the last
+        checkpoint, then tell the callback -> why the callback stopped training, or None."""
+        period_metrics = {"period": round(self.step / self.steps_per_period, 3), **metrics}
+        if (period + 1) % self.loop.sample_every == 0 or done:
+            period_metrics.update(self.task.end_period(period + 1, self.run))
+        self.run.log(self.step, period_metrics)
+        self._keep_if_best(period_metrics)
+        saved = self._checkpoint_due(period, done)
+        if saved:
+            self.save()
+        if self.on_period is None:
+            return None
+        try:  # after the save: a stop here loses nothing
+            self.on_period(self.step, period_metrics)
+        except StopTraining as stop:
+            if not saved:
+                self.save()  # the stop point is the run's last checkpoint
+            return str(stop) or "stopped"
+        return None
+
+    def _save_interrupted(self, start_step: int) -> Interrupted:
+        """Save the resumable checkpoint of a run stopped by Ctrl-C -> the error that tells the user."""
+        self._clock()
+        self.save()
+        self.interrupted_summary = self.summary("interrupted", start_step)
+        return Interrupted(
+            f"interrupted at step {self.step}; resumable checkpoint saved in "
+            f"{self.run.checkpoint_dir} (run `genlab train --resume {self.run.path}`)"
+        )
 
     def summary(self, stopped_by: str, start_step: int) -> dict[str, Any]:
         """The ledger entries the loop measured, cumulative over the run's sessions."""

@@ -31,9 +31,9 @@ from genlab.evaluation.eval_protocol import EvalProtocol
 from genlab.evaluation.sentence import SentenceEncoder
 from genlab.evaluation.text_metrics import accuracy, macro_f1
 from genlab.io.files import read_yaml
+from genlab.models.transformer import KVBuffer
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # a causal transformer's cache: per layer (k, v), each (B, nh, T, hd)
 
 
 @dataclass(frozen=True)
@@ -121,14 +121,16 @@ def embedding_zero_shot(
 
 
 @torch.no_grad()
-def extend(model: Any, ids: list[int], cache: KV | None = None) -> tuple[torch.Tensor, KV]:
-    """Run `ids` after `cache` (one row) -> the log-probabilities of the next token (V,) and the longer cache."""
-    out = model(torch.tensor([ids]), kv_cache=cache, use_cache=True)
+def extend(model: Any, ids: list[int], cache: KVBuffer | None = None) -> tuple[torch.Tensor, KVBuffer]:
+    """Run `ids` after `cache` (one row, left as it is) -> the log-probabilities of the next token (V,) and
+    a longer cache."""
+    past = cache.repeated(1) if cache is not None else None  # a copy: the same prefix serves every query
+    out = model(torch.tensor([ids]), kv_cache=past, use_cache=True)
     return out.logits[0, -1].log_softmax(-1), out.kv_cache
 
 
 @torch.no_grad()
-def answer_logprobs(model: Any, next_logprobs: torch.Tensor, cache: KV, answers: list[list[int]]) -> torch.Tensor:
+def answer_logprobs(model: Any, next_logprobs: torch.Tensor, cache: KVBuffer, answers: list[list[int]]) -> torch.Tensor:
     """log P(answer | the text the cache holds), summed over each answer's tokens -> (L,).
 
     `next_logprobs` (V,) is the distribution after the cached text; all answers run as one batch on a copy
@@ -139,7 +141,7 @@ def answer_logprobs(model: Any, next_logprobs: torch.Tensor, cache: KV, answers:
         ids[row, : len(answer)] = torch.tensor(answer)
     total = next_logprobs[ids[:, 0]]  # (L,) the first token of each answer
     if width > 1:
-        rows = [(k.expand(len(answers), -1, -1, -1), v.expand(len(answers), -1, -1, -1)) for k, v in cache]
+        rows = cache.repeated(len(answers))  # the cached text once per answer
         logprobs = model(ids[:, :-1], kv_cache=rows).logits.log_softmax(-1)  # (L, M-1, V)
         following = logprobs.gather(-1, ids[:, 1:, None]).squeeze(-1)  # (L, M-1): token j+1 after 0..j
         real = torch.arange(1, width)[None, :] < torch.tensor([len(a) for a in answers])[:, None]
@@ -165,7 +167,7 @@ class LabelScorer:
         if self.room < 2:
             raise GenlabError(f"the answers do not fit the model's context of {self.context} tokens")
 
-    def score(self, query: str, prefix: tuple[torch.Tensor, KV, int] | None = None) -> tuple[torch.Tensor, bool]:
+    def score(self, query: str, prefix: tuple[torch.Tensor, KVBuffer, int] | None = None) -> tuple[torch.Tensor, bool]:
         """Log-likelihood of each answer after [prefix] + query -> (L,), and whether the query was cut.
         A query too long for the context keeps its end (the question the answer follows)."""
         ids = self.encode(query)
@@ -176,7 +178,7 @@ class LabelScorer:
         next_logprobs, cache = extend(self.model, ids, prefix[1] if prefix else None)
         return answer_logprobs(self.model, next_logprobs, cache, self.answer_ids), cut
 
-    def prefix(self, text: str) -> tuple[torch.Tensor, KV, int]:
+    def prefix(self, text: str) -> tuple[torch.Tensor, KVBuffer, int]:
         """Run a shared beginning (in-context examples) once: (next log-probs, cache, its length)."""
         ids = self.encode(text)
         next_logprobs, cache = extend(self.model, ids)

@@ -23,7 +23,7 @@ import torch
 
 from genlab.models.decoding import OneTokenDecoder
 from genlab.models.generation import check_finite, check_sampling_args, penalized, sample_finite, tempered
-from genlab.models.transformer import KVBuffer, KVCache, Transformer
+from genlab.models.transformer import KVBuffer, Transformer
 
 
 @dataclass(eq=False)
@@ -67,7 +67,7 @@ class ContinuousBatch:
         self.block = model.config.block_size
         self.waiting: list[Sequence] = []  # to prefill at the next step
         self.rows: list[Sequence] = []  # decoding, in cache-row order
-        self.cache = KVBuffer(model.config, capacity_rows)  # rows: the decoding sequences; width: L
+        self.cache = KVBuffer(model.config, capacity_rows, rows=0)  # rows: the decoding sequences; width: L
         self.mask = torch.zeros(0, 0, dtype=torch.bool)  # (B, L): True on each row's real tokens
         self.lengths: list[int] = []  # real tokens per row that the next token sees
         self.positions: list[int] = []  # each row's next position (= its length, until a rotary row rolls)
@@ -165,7 +165,7 @@ class ContinuousBatch:
     def _prefill(self, seq: Sequence) -> int:
         """The prompt (or, past the context, the last block_size tokens) alone; its cache joins the batch."""
         window = (seq.prompt + seq.tokens)[-self.block :]
-        out = self.model(torch.tensor([window]), use_cache=True)  # cache: (1, nh, len(window), hd) per layer
+        out = self.model(torch.tensor([window]), use_cache=True)  # cache: one row, len(window) columns
         logits = out.logits[:, -1, :]
         check_finite(logits)
         if seq.penalised:  # a sequence prefilled again past the context has generated tokens already
@@ -190,7 +190,7 @@ class ContinuousBatch:
             seq.finish_reason = "length"
         return token
 
-    def _join(self, seq: Sequence, cache: KVCache, length: int) -> None:
+    def _join(self, seq: Sequence, cache: KVBuffer, length: int) -> None:
         """Copy a prefilled sequence's keys and values into a new row, right-aligned with the others;
         if it is longer than them, the others move right (their left padding grows)."""
         buffer, width, row = self.cache, self.cache.width, len(self.rows)
@@ -202,8 +202,8 @@ class ContinuousBatch:
                 kv[:, :row, :, shift:length] = kv[:, :row, :, :width].clone()
             self.mask = _left_pad(self.mask, length)
             width = buffer.width = length
-        for keys, values, (k, v) in zip(buffer.keys, buffer.values, cache):
-            keys[row, :, width - length : width], values[row, :, width - length : width] = k[0], v[0]
+        for kv, joining in zip(buffer.kv, cache.kv):  # (2, rows, nh, capacity, hd): a layer's keys and values
+            kv[:, row, :, width - length : width] = joining[:, 0, :, :length]
         row_mask = torch.zeros(1, width, dtype=torch.bool)
         row_mask[0, width - length :] = True
         self.mask = torch.cat([self.mask.view(row, width), row_mask])
@@ -215,10 +215,10 @@ class ContinuousBatch:
     def _grow_rows(self) -> None:
         """More sequences than the buffer was made for: double its rows (the caller caps them)."""
         old = self.cache
-        self.cache = KVBuffer(self.model.config, 2 * old.shape[0])
+        self.cache = KVBuffer(self.model.config, 2 * old.shape[0], rows=old.rows)
         for new, kept in zip(self.cache.kv, old.kv):  # (2, rows, nh, capacity, hd)
             new[:, : old.rows, :, : old.width] = kept[:, : old.rows, :, : old.width]
-        self.cache.rows, self.cache.width = old.rows, old.width
+        self.cache.width = old.width
 
     def _roll(self) -> None:
         """Rotary rows that fill the context hide their oldest token (mask it out, (B, L)); the columns then

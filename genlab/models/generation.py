@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 
@@ -131,9 +132,7 @@ def _next_logits(
     if cache is None:  # the last window; a rotary model reads it all through a sliding-window mask
         return model(seq if rolling else seq[:, -block:]).logits[:, -1]
     if cache.width == block and rolling:  # full: forget the oldest column, positions keep counting
-        for kept in cache.kv:  # (2, B, nh, block, hd): a layer's keys and values
-            kept[:, :, :, :-1] = kept[:, :, :, 1:].clone()
-        cache.width -= 1
+        cache.drop_oldest()
     elif cache.width == block:  # a position table: start again from the last block_size tokens
         cache.width = 0
     new = seq[:, -block:] if cache.width == 0 else seq[:, -1:]  # (B, T)
@@ -169,9 +168,8 @@ def stream(
     stop_ids = torch.tensor(sorted(set(stop or ())), dtype=torch.long, device=idx.device)
     generator = torch.Generator(device=idx.device).manual_seed(seed) if seed is not None else None
     cache = None
-    if use_cache:  # keys and values written in place, one column per token (a list cache copies it all)
-        cache = KVBuffer(model.config, idx.size(0), device=idx.device)
-        cache.rows = idx.size(0)
+    if use_cache:  # keys and values written in place, one column per token
+        cache = KVBuffer(model.config, idx.size(0), device=idx.device, dtype=model.tok_emb.weight.dtype)
     was_training = model.training
     model.eval()
     decoder = OneTokenDecoder.of(model) if use_cache else None
@@ -199,35 +197,10 @@ def stream(
         model.train(was_training)
 
 
-def generate(
-    model: Transformer,
-    idx: torch.Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    stop: Iterable[int] | None = None,
-    seed: int | None = None,
-    use_cache: bool = True,
-    presence_penalty: float = 0.0,
-    frequency_penalty: float = 0.0,
-) -> torch.Tensor:
-    """The prompt followed by the generated tokens: (B, T + n) with n <= max_new_tokens."""
-    new = list(
-        stream(
-            model,
-            idx,
-            max_new_tokens,
-            temperature,
-            top_k,
-            top_p,
-            stop,
-            seed,
-            use_cache,
-            presence_penalty,
-            frequency_penalty,
-        )
-    )
+def generate(model: Transformer, idx: torch.Tensor, max_new_tokens: int, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """The prompt followed by the generated tokens: (B, T + n) with n <= max_new_tokens; every other
+    argument is `stream`'s (sampling settings, stop tokens, seed, cache)."""
+    new = list(stream(model, idx, max_new_tokens, *args, **kwargs))
     return torch.cat([idx, torch.stack(new, dim=1)], dim=1) if new else idx
 
 

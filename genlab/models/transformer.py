@@ -17,9 +17,7 @@ sampling in genlab/models/generation.py.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +28,6 @@ from genlab.errors import GenlabError
 ACTIVATIONS = ("gelu", "gelu_new", "relu2", "swiglu")  # relu2: relu(x)^2; swiglu: silu(gate) * up
 POSITIONS = ("learned", "rotary")
 NORMS = ("layernorm", "rmsnorm")
-
-# Per layer: (keys, values), each (B, n_head, T_past, head_dim).
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -86,10 +81,12 @@ class TransformerConfig:
 
 
 class KVBuffer:
-    """Keys and values preallocated for up to `capacity_rows` sequences of up to `capacity` tokens, for
-    continuous batching (genlab.models.batching): a forward pass writes its new keys and values in place
-    after the `width` columns already filled, where a list cache concatenates (copies the whole cache)
-    at every token. The first `rows` rows are in use; each layer holds (rows, n_head, capacity, head_dim)."""
+    """The keys and values of every layer, preallocated for up to `capacity_rows` sequences of up to `capacity`
+    tokens: a forward pass writes its new keys and values in place after the `width` columns already filled
+    (a cache that concatenates copies itself whole at every token). The first `rows` rows are in use (all of
+    them unless told; continuous batching in genlab.models.batching fills them as sequences join).
+
+    The model's forward makes one when asked `use_cache=True` without one, and extends the one it is given."""
 
     def __init__(
         self,
@@ -97,28 +94,58 @@ class KVBuffer:
         capacity_rows: int,
         capacity: int | None = None,
         device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        rows: int | None = None,
     ):
+        self.config = cfg
         self.shape = (capacity_rows, cfg.n_head, capacity or cfg.block_size, cfg.n_embd // cfg.n_head)
         # Per layer one (2, rows, nh, capacity, hd) tensor, keys then values, so that a one-token decoding
         # step (genlab.models.decoding) reads both with one slice; keys and values are views of it.
-        self.kv = [torch.zeros((2, *self.shape), device=device) for _ in range(cfg.n_layer)]
+        self.kv = [torch.zeros((2, *self.shape), device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.keys = [kv[0] for kv in self.kv]
         self.values = [kv[1] for kv in self.kv]
-        self.rows = 0
+        self.layers = [LayerCache(self, i) for i in range(cfg.n_layer)]  # what each attention layer extends
+        self.rows = capacity_rows if rows is None else rows
         self.width = 0
 
     def check_room(self, new: int) -> None:
         if self.width + new > self.shape[2]:
             raise GenlabError(f"sequence of {self.width + new} tokens is longer than the cache ({self.shape[2]})")
 
-    def extend(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v (rows, nh, T, hd) after the filled columns; -> every column's keys and values."""
-        self.check_room(k.size(2))
-        end = self.width + k.size(2)
+    def drop_oldest(self) -> None:
+        """Forget the first filled column (a rotary model's rolling window: its positions keep counting)."""
+        for kv in self.kv:  # (2, rows, nh, capacity, hd): a layer's keys and values
+            kv[:, :, :, : self.width - 1] = kv[:, :, :, 1 : self.width].clone()
+        self.width -= 1
+
+    def repeated(self, rows: int) -> KVBuffer:
+        """A new buffer whose `rows` rows each hold a copy of this one's first row (its filled columns):
+        several continuations of one shared text, the text computed once."""
+        first = self.kv[0]
+        copy = KVBuffer(self.config, rows, self.shape[2], first.device, first.dtype)
+        for new, kept in zip(copy.kv, self.kv):  # (2, rows, nh, capacity, hd)
+            new[:, :, :, : self.width] = kept[:, :1, :, : self.width]
+        copy.width = self.width
+        return copy
+
+
+class LayerCache:
+    """One attention layer's part of a KVBuffer."""
+
+    def __init__(self, buffer: KVBuffer, layer: int):
+        self.buffer, self.layer = buffer, layer
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (rows, nh, T, hd) after the filled columns -> every column's keys and values,
+        (rows, nh, width + T, hd) views of the buffer (the model's forward then moves `width` on by T)."""
+        buffer = self.buffer
+        buffer.check_room(k.size(2))
+        width, end = buffer.width, buffer.width + k.size(2)
         # narrow + copy_: a token's decoding step is a few microseconds of arithmetic, slicing costs more
-        keys, values = self.keys[layer].narrow(0, 0, self.rows), self.values[layer].narrow(0, 0, self.rows)
-        keys.narrow(2, self.width, k.size(2)).copy_(k)
-        values.narrow(2, self.width, v.size(2)).copy_(v)
+        keys = buffer.keys[self.layer].narrow(0, 0, buffer.rows)
+        values = buffer.values[self.layer].narrow(0, 0, buffer.rows)
+        keys.narrow(2, width, k.size(2)).copy_(k)
+        values.narrow(2, width, v.size(2)).copy_(v)
         return keys.narrow(2, 0, end), values.narrow(2, 0, end)
 
 
@@ -126,7 +153,7 @@ class KVBuffer:
 class TransformerOutput:
     logits: torch.Tensor | None  # (B, T, V); None when the caller only wants hidden states
     hidden_states: torch.Tensor  # (B, T, C), after the last block (and final LayerNorm when pre-LN)
-    kv_cache: KVCache | KVBuffer | None = field(default=None)
+    kv_cache: KVBuffer | None = field(default=None)  # the buffer the forward extended, if use_cache
 
 
 def _gelu(x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -181,9 +208,9 @@ class SelfAttention(nn.Module):
         x: torch.Tensor,
         mask: torch.Tensor | None,
         is_causal: bool,
-        past: tuple | Callable | None,
+        past: LayerCache | None,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    ) -> torch.Tensor:
         B, T, C = x.shape
         # (B, T, 3C) -> 3 x (B, nh, T, hd)
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4).unbind(0)
@@ -191,15 +218,13 @@ class SelfAttention(nn.Module):
             q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         if rope is not None:  # keys are cached already turned to their own positions
             q, k = rotate(q, *rope), rotate(k, *rope)
-        if callable(past):  # a KVBuffer layer: written in place, returns (B, nh, T_past + T, hd) views
-            k, v = past(k, v)
-        elif past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (B, nh, T_past + T, hd)
+        if past is not None:  # written into the buffer in place; every cached column: (B, nh, T_past + T, hd)
+            k, v = past.extend(k, v)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
-        return self.proj(y), (k, v)
+        return self.proj(y)
 
 
 class MLP(nn.Module):
@@ -231,12 +256,10 @@ class Block(nn.Module):
 
     def forward(self, x, mask, is_causal, past, rope=None):
         if self.pre_ln:  # GPT-2: the residual stream is never normalised, which trains stably when deep
-            a, kv = self.attn(self.ln1(x), mask, is_causal, past, rope)
-            x = x + self.drop(a)
-            return x + self.drop(self.mlp(self.ln2(x))), kv
-        a, kv = self.attn(x, mask, is_causal, past)  # original BERT: normalise after each residual add
-        x = self.ln1(x + self.drop(a))
-        return self.ln2(x + self.drop(self.mlp(x))), kv
+            x = x + self.drop(self.attn(self.ln1(x), mask, is_causal, past, rope))
+            return x + self.drop(self.mlp(self.ln2(x)))
+        x = self.ln1(x + self.drop(self.attn(x, mask, is_causal, past)))  # BERT: normalise after each residual add
+        return self.ln2(x + self.drop(self.mlp(x)))
 
 
 class MLMHead(nn.Module):
@@ -286,14 +309,15 @@ class Transformer(nn.Module):
         idx: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
-        kv_cache: KVCache | KVBuffer | None = None,
+        kv_cache: KVBuffer | None = None,
         use_cache: bool = False,
         compute_logits: bool = True,
         position_ids: torch.Tensor | None = None,
     ) -> TransformerOutput:
         """idx (B, T) token ids; attention_mask (B, T_past + T), 1 = attend, 0 = padding.
 
-        With `kv_cache` (from a previous call's output, or a KVBuffer) only the new tokens are passed in `idx`.
+        With `kv_cache` (a KVBuffer: a previous call's output, or made by the caller) only the new tokens are
+        passed in `idx`, and their keys and values are written into it; `use_cache=True` without one makes one.
         `position_ids` (B, T) gives each row its own positions: a batch whose rows are left-padded to
         one length (continuous batching in genlab.serve) counts positions from each row's first real token.
         `compute_logits=False` skips the vocabulary projection (as costly as a small model's blocks)
@@ -301,10 +325,11 @@ class Transformer(nn.Module):
         """
         cfg = self.config
         B, T = idx.shape
-        buffer = kv_cache if isinstance(kv_cache, KVBuffer) else None
-        if buffer is not None and buffer.rows != B:
-            raise GenlabError(f"the KV buffer holds {buffer.rows} rows, the batch {B}")
-        past = buffer.width if buffer is not None else kv_cache[0][0].size(2) if kv_cache else 0
+        if kv_cache is None and use_cache:  # a rotary model without a past may read more than its block
+            kv_cache = KVBuffer(cfg, B, max(cfg.block_size, T), idx.device, self.tok_emb.weight.dtype)
+        if kv_cache is not None and kv_cache.rows != B:
+            raise GenlabError(f"the KV cache holds {kv_cache.rows} rows, the batch {B}")
+        past = kv_cache.width if kv_cache is not None else 0
         # A rotary model has no position table: without a cache it reads any length, each token attending to
         # the last block_size tokens (a sliding window, what a rolling cache computes); a cache stays in the block.
         if past + T > cfg.block_size and (self.pos_emb is not None or past):
@@ -328,13 +353,11 @@ class Transformer(nn.Module):
             x = F.dropout(x, cfg.dropout, training=True)
 
         mask, is_causal = self._attention_mask(attention_mask, B, T, past, idx.device)
-        new_cache: KVCache = []
-        for i, block in enumerate(self.blocks):
-            layer_past = partial(buffer.extend, i) if buffer is not None else kv_cache[i] if kv_cache else None
-            x, kv = block(x, mask, is_causal, layer_past, rope)
-            new_cache.append(kv)
-        if buffer is not None:
-            buffer.width += T
+        layers = kv_cache.layers if kv_cache is not None else [None] * len(self.blocks)
+        for block, past_layer in zip(self.blocks, layers):
+            x = block(x, mask, is_causal, past_layer, rope)
+        if kv_cache is not None:
+            kv_cache.width += T
         h = self.ln_f(x) if self.ln_f is not None else x  # (B, T, C)
         if not compute_logits:
             logits = None
@@ -344,8 +367,7 @@ class Transformer(nn.Module):
             logits = h @ (self.tok_emb.weight if self.lm_head is None else self.lm_head.weight).T  # (B, T, V)
             if cfg.logit_softcap:  # smoothly bounded to (-cap, cap): no runaway confidence early in training
                 logits = cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)
-        cache = (buffer if buffer is not None else new_cache) if use_cache else None
-        return TransformerOutput(logits=logits, hidden_states=h, kv_cache=cache)
+        return TransformerOutput(logits=logits, hidden_states=h, kv_cache=kv_cache if use_cache else None)
 
     def _attention_mask(
         self, attention_mask: torch.Tensor | None, B: int, T: int, past: int, device: torch.device

@@ -33,11 +33,8 @@ class BottleneckAdapter(nn.Module):
         return h + self.up(nn.functional.gelu(self.down(h)))  # (B, T, C)
 
 
-def _adapter_hook(module: nn.Module, args: tuple, output):
-    adapter = getattr(module, ADAPTER)
-    if isinstance(output, tuple):  # SelfAttention returns (output, (keys, values) for the cache)
-        return adapter(output[0]), output[1]
-    return adapter(output)
+def _adapter_hook(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    return getattr(module, ADAPTER)(output)  # (B, T, C): the attention's or the MLP's output
 
 
 def add_adapters(model: Transformer, bottleneck: int = 64, train_layer_norms: bool = True) -> Transformer:
