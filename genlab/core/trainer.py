@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from tqdm import tqdm
 
 from genlab.core.checkpoint import has_checkpoint, load_state, load_weights, save_checkpoint
 from genlab.core.distributed import DistEnv, barrier
+from genlab.core.progress import progress_bar
 from genlab.core.run import RunDir
 from genlab.core.threads import configure_threads
 from genlab.core.training import Training
@@ -118,7 +118,7 @@ class Trainer:
         self.best_score = state["best_score"]
         return True
 
-    def _stop_if_diverged(self, metrics: dict[str, float], bar: tqdm) -> None:
+    def _stop_if_diverged(self, metrics: dict[str, float], bar: Any) -> None:
         """A non-finite loss stops training at once: the poisoned weights are not saved, so the last
         checkpoint (at worst the one made before the first step) stays the run's model."""
         bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
@@ -161,12 +161,8 @@ class Trainer:
         measured. The first Ctrl-C stops between two steps and saves a resumable checkpoint."""
         start_step = self.step
         self._clock_start = time.perf_counter()
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            disable=not (self.loop.progress and self.env.is_main),
-            unit="step",
-            dynamic_ncols=True,
+        bar = progress_bar(
+            self.total_steps, unit="step", initial=self.step, disable=not (self.loop.progress and self.env.is_main)
         )
         try:
             with _ctrl_c_between_steps() as interrupt:
@@ -183,7 +179,7 @@ class Trainer:
         bar.close()
         return self.summary(stopped_by, start_step)
 
-    def _run_periods(self, bar: tqdm, interrupt: _StopRequest) -> str:
+    def _run_periods(self, bar: Any, interrupt: _StopRequest) -> str:
         """Every period left (a resumed run starts inside one) -> what stopped training."""
         while self.step < self.total_steps:
             period = self.step // self.steps_per_period
@@ -196,7 +192,7 @@ class Trainer:
                 return "budget"
         return "periods"
 
-    def _run_period(self, period: int, bar: tqdm, interrupt: _StopRequest) -> tuple[dict[str, float], bool]:
+    def _run_period(self, period: int, bar: Any, interrupt: _StopRequest) -> tuple[dict[str, float], bool]:
         """The steps of `period` not taken yet -> the last step's metrics, and whether the budget ran out
         before the period's end (at least one step is left: `step` lies inside `period`)."""
         order = self._period_order(period)
@@ -208,7 +204,7 @@ class Trainer:
                 return metrics, True
         return metrics, False
 
-    def _take_step(self, order: torch.Tensor, batch_index: int, bar: tqdm) -> dict[str, float]:
+    def _take_step(self, order: torch.Tensor, batch_index: int, bar: Any) -> dict[str, float]:
         """One step on this rank's share of global batch `batch_index` of the period's `order`."""
         local_batch = self.loop.global_batch // self.env.world_size
         start = batch_index * self.loop.global_batch + self.env.rank * local_batch
