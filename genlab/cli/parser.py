@@ -28,6 +28,7 @@ def _command_name(argv: list[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
+# long: one declaration per command and argument, read top to bottom like the --help it prints
 def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
     """Every command with its own arguments; the command that `argv` runs also gets its task-given options."""
     parser = argparse.ArgumentParser(

@@ -258,21 +258,7 @@ def synthesize(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    bar = progress_bar(len(speakers), desc=f"synthesizing {CORPUS}", unit="speaker", disable=not progress)
-    if workers > 1 and len(speakers) > 1:
-        # Each task is one speaker's clips, run as subprocesses of the engines; map keeps the order.
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            clips = []
-            for result in pool.map(_synthesize_speaker, speakers, [digits] * len(speakers)):
-                clips.append(result)
-                bar.update()
-    else:
-        clips = []
-        for speaker in speakers:
-            clips.append(_synthesize_speaker(speaker, digits))
-            bar.update()
-    bar.close()
-    per_speaker = len(clips[0]) // len(digits)
+    clips = _synthesize_all(speakers, digits, workers, progress)
     manifest: dict = {
         "name": CORPUS,
         "version": CORPUS_VERSION,
@@ -285,18 +271,40 @@ def synthesize(
     }
     for split, held_out in (("train", False), ("test", True)):
         chosen = [i for i, s in enumerate(speakers) if s.held_out == held_out]
-        pcm = np.concatenate([clips[i] for i in chosen]) if chosen else np.zeros((0, CLIP_SAMPLES), dtype=np.int16)
-        labels = np.array([d for _ in chosen for d in digits for _ in range(per_speaker)], dtype=np.int64)
-        names = [speakers[i].name for i in chosen for _ in range(len(digits) * per_speaker)]
-        _save_split(out_dir / f"{split}.npz", pcm, labels, names)
-        manifest["splits"][split] = {
-            "clips": len(labels),
-            "speakers": [speakers[i].name for i in chosen],
-            "sha256": _sha256(pcm, labels),
-        }
+        manifest["splits"][split] = _write_split(out_dir / f"{split}.npz", chosen, clips, speakers, digits)
     manifest["synthesis_seconds"] = round(time.perf_counter() - start, 1)
     atomic_write_text(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _synthesize_all(speakers: list[Speaker], digits: tuple[int, ...], workers: int, progress: bool) -> list[np.ndarray]:
+    """Each speaker's clips (n_digits * settings, CLIP_SAMPLES) int16, in the order of `speakers`."""
+    bar = progress_bar(len(speakers), desc=f"synthesizing {CORPUS}", unit="speaker", disable=not progress)
+    clips = []
+    if workers > 1 and len(speakers) > 1:
+        # Each task is one speaker's clips, run as subprocesses of the engines; map keeps the order.
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(_synthesize_speaker, speakers, [digits] * len(speakers)):
+                clips.append(result)
+                bar.update()
+    else:
+        for speaker in speakers:
+            clips.append(_synthesize_speaker(speaker, digits))
+            bar.update()
+    bar.close()
+    return clips
+
+
+def _write_split(
+    path: Path, chosen: list[int], clips: list[np.ndarray], speakers: list[Speaker], digits: tuple[int, ...]
+) -> dict:
+    """The clips of the speakers `chosen` (indices) as one .npz; returns the manifest's entry for the split."""
+    per_speaker = len(clips[0]) // len(digits)
+    pcm = np.concatenate([clips[i] for i in chosen]) if chosen else np.zeros((0, CLIP_SAMPLES), dtype=np.int16)
+    labels = np.array([d for _ in chosen for d in digits for _ in range(per_speaker)], dtype=np.int64)
+    names = [speakers[i].name for i in chosen for _ in range(len(digits) * per_speaker)]
+    _save_split(path, pcm, labels, names)
+    return {"clips": len(labels), "speakers": [speakers[i].name for i in chosen], "sha256": _sha256(pcm, labels)}
 
 
 # --- loading -----------------------------------------------------------------------------------------------

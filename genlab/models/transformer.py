@@ -319,7 +319,7 @@ class Transformer(nn.Module):
         With `kv_cache` (a KVBuffer: a previous call's output, or made by the caller) only the new tokens are
         passed in `idx`, and their keys and values are written into it; `use_cache=True` without one makes one.
         `position_ids` (B, T) gives each row its own positions: a batch whose rows are left-padded to
-        one length (continuous batching in genlab.serve) counts positions from each row's first real token.
+        one length (continuous batching, genlab.models.batching) counts positions from each row's first real token.
         `compute_logits=False` skips the vocabulary projection (as costly as a small model's blocks)
         for callers that read hidden states only, such as a classification head.
         """
@@ -338,6 +338,22 @@ class Transformer(nn.Module):
             position_ids = torch.arange(past, past + T, device=idx.device)
         elif position_ids.shape != (B, T):  # (values past the table fail in the embedding lookup)
             raise GenlabError(f"position_ids must be (B, T) = {(B, T)}, got {tuple(position_ids.shape)}")
+        x, rope = self._embed(idx, position_ids, token_type_ids)  # (B, T, C)
+        mask, is_causal = self._attention_mask(attention_mask, B, T, past, idx.device)
+        layers = kv_cache.layers if kv_cache is not None else [None] * len(self.blocks)
+        for block, past_layer in zip(self.blocks, layers):
+            x = block(x, mask, is_causal, past_layer, rope)
+        if kv_cache is not None:
+            kv_cache.width += T
+        h = self.ln_f(x) if self.ln_f is not None else x  # (B, T, C)
+        logits = self._logits(h) if compute_logits else None
+        return TransformerOutput(logits=logits, hidden_states=h, kv_cache=kv_cache if use_cache else None)
+
+    def _embed(
+        self, idx: torch.Tensor, position_ids: torch.Tensor, token_type_ids: torch.Tensor | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Token (+ position or rotary tables, + segment) embeddings: x (B, T, C) and the rotary tables."""
+        cfg = self.config
         x = self.tok_emb(idx)  # (B, T, C)
         rope = None
         if self.pos_emb is not None:
@@ -351,23 +367,17 @@ class Transformer(nn.Module):
             x = self.ln_emb(x)
         if cfg.dropout and self.training:
             x = F.dropout(x, cfg.dropout, training=True)
+        return x, rope
 
-        mask, is_causal = self._attention_mask(attention_mask, B, T, past, idx.device)
-        layers = kv_cache.layers if kv_cache is not None else [None] * len(self.blocks)
-        for block, past_layer in zip(self.blocks, layers):
-            x = block(x, mask, is_causal, past_layer, rope)
-        if kv_cache is not None:
-            kv_cache.width += T
-        h = self.ln_f(x) if self.ln_f is not None else x  # (B, T, C)
-        if not compute_logits:
-            logits = None
-        elif self.mlm_head is not None:
-            logits = self.mlm_head(h, self.tok_emb.weight)
-        else:
-            logits = h @ (self.tok_emb.weight if self.lm_head is None else self.lm_head.weight).T  # (B, T, V)
-            if cfg.logit_softcap:  # smoothly bounded to (-cap, cap): no runaway confidence early in training
-                logits = cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)
-        return TransformerOutput(logits=logits, hidden_states=h, kv_cache=kv_cache if use_cache else None)
+    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+        """h (B, T, C) -> logits (B, T, V): the masked-LM head, or the (tied or own) LM head, soft-capped."""
+        if self.mlm_head is not None:
+            return self.mlm_head(h, self.tok_emb.weight)
+        logits = h @ (self.tok_emb.weight if self.lm_head is None else self.lm_head.weight).T  # (B, T, V)
+        cap = self.config.logit_softcap
+        if cap:  # smoothly bounded to (-cap, cap): no runaway confidence early in training
+            logits = cap * torch.tanh(logits / cap)
+        return logits
 
     def _attention_mask(
         self, attention_mask: torch.Tensor | None, B: int, T: int, past: int, device: torch.device
