@@ -23,11 +23,11 @@ from torch import nn
 
 from genlab.data.audio import CORPUS, DIGITS, AudioData, load_audio_dataset
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import WEIGHTS_DIR, evaluator_info, sha256_of
+from genlab.evaluation.classifier import evaluator_info, features_and_probs, load_checked, sha256_of
 from genlab.evaluation.metrics import class_histogram, frechet_distance, inception_score
 from genlab.io.audio import CLIP_SAMPLES, SAMPLE_RATE
 from genlab.io.files import atomic_write_text
-from genlab.io.weights import load_module, save_tensors
+from genlab.io.weights import save_tensors
 
 # Front end: 25 ms Hann windows every 10 ms, zero-padded to a 512-point FFT, 64 mel bands over 20 Hz-8 kHz
 # (Slaney mel scale, librosa's default), natural log of the band power. A 1 s clip gives 101 frames
@@ -38,6 +38,7 @@ HOP_LENGTH = 160  # 10 ms
 N_MELS = 64
 F_MIN, F_MAX = 20.0, SAMPLE_RATE / 2
 LOG_FLOOR = 1e-6  # log(power + floor): silence sits at log(1e-6) = -13.8 instead of -inf
+EMBED_BATCH = 256  # clips through the evaluator at once when scoring
 FRAMES = 1 + CLIP_SAMPLES // HOP_LENGTH  # 101
 
 # Augmentation while training, so the net hears what held-out voices, the 8 kHz human recordings and
@@ -156,22 +157,8 @@ def augment(waves: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out.clamp(-1, 1)
 
 
-@torch.no_grad()
-def predict(model: AudioClassifier, waves: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, D) and class probabilities (N, C) as float64, batch by batch."""
-    model.eval()
-    feats, probs = [], []
-    for i in range(0, len(waves), batch_size):
-        h = model.features(waves[i : i + batch_size].float())  # (B, D)
-        feats.append(h.double().numpy())
-        probs.append(model.head(h).softmax(dim=1).double().numpy())  # (B, C)
-    if not feats:
-        return np.zeros((0, model.config.feature_dim)), np.zeros((0, model.config.num_classes))
-    return np.concatenate(feats), np.concatenate(probs)
-
-
 def _accuracy(model: AudioClassifier, data: AudioData) -> float:
-    probs = predict(model, torch.from_numpy(data.waves))[1]
+    probs = features_and_probs(model, torch.from_numpy(data.waves), EMBED_BATCH)[1]
     return float((probs.argmax(axis=1) == data.labels).mean())
 
 
@@ -215,7 +202,7 @@ def train_audio_evaluator(
             bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
     bar.close()
     train_seconds = time.perf_counter() - start
-    human_pred = predict(model, torch.from_numpy(human.waves))[1].argmax(axis=1)
+    human_pred = features_and_probs(model, torch.from_numpy(human.waves), EMBED_BATCH)[1].argmax(axis=1)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -273,17 +260,7 @@ def audio_evaluator_info(weights_dir: Path | None = None) -> dict:
 
 def load_audio_evaluator(weights_dir: Path | None = None) -> AudioClassifier:
     """The spoken-digit evaluator in eval mode, after checking its weights against the recorded sha256."""
-    info = audio_evaluator_info(weights_dir)
-    path = Path(weights_dir or WEIGHTS_DIR) / f"{CORPUS}.safetensors"
-    hint = f"run `genlab eval-nets train --data {CORPUS}`"
-    if not path.is_file():
-        raise GenlabError(f"evaluator weights {path} missing; {hint}")
-    if sha256_of(path) != info["sha256"]:
-        raise GenlabError(f"evaluator weights {path} do not match the sha256 in {path.with_suffix('.json')}; {hint}")
-    config = AudioClassifierConfig(**{**info["config"], "channels": tuple(info["config"]["channels"])})
-    model = load_module(AudioClassifier(config), path)
-    model.info = info
-    return model.eval()
+    return load_checked(CORPUS, AudioClassifierConfig, AudioClassifier, weights_dir)
 
 
 # --- scoring ---------------------------------------------------------------------------------------------
@@ -328,7 +305,7 @@ def reference_scores(reference: AudioData, evaluator: AudioClassifier) -> tuple[
     distance between two speaker-disjoint halves (the floor a perfect generator reaches, for half as many clips)."""
     key = (f"{reference.name} {reference.source}", len(reference), evaluator.info.get("sha256", str(id(evaluator))))
     if key not in _REAL_CACHE:
-        feats, probs = predict(evaluator, torch.from_numpy(reference.waves))
+        feats, probs = features_and_probs(evaluator, torch.from_numpy(reference.waves), EMBED_BATCH)
         ceiling = {"num_clips": len(reference), **_score_probs(probs, reference.labels)}
         half = _halves(reference.speakers)
         ceiling["frechet_distance"] = (
@@ -361,7 +338,7 @@ def evaluate_clips(
             raise GenlabError(f"requested_labels must have shape ({len(clips)},), got {labels.shape}")
     reference = reference if reference is not None else load_audio_dataset(CORPUS, "test")
     real_feats, ceiling = reference_scores(reference, evaluator)
-    feats, probs = predict(evaluator, clips)
+    feats, probs = features_and_probs(evaluator, clips, EMBED_BATCH)
     return {
         "num_clips": len(clips),
         **_score_probs(probs, labels),

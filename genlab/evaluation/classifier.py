@@ -84,6 +84,20 @@ def accuracy(model: ImageClassifier, images: torch.Tensor, labels: torch.Tensor,
     return correct / len(images)
 
 
+@torch.no_grad()
+def features_and_probs(net: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """An evaluator net's features (N, D) and class probabilities (N, C) as float64, batch by batch."""
+    net.eval()
+    feats, probs = [], []
+    for i in range(0, len(inputs), batch_size):
+        h = net.features(inputs[i : i + batch_size].float())  # (B, D)
+        feats.append(h.double().numpy())
+        probs.append(net.head(h).softmax(dim=1).double().numpy())  # (B, C)
+    if not feats:
+        return np.zeros((0, net.config.feature_dim)), np.zeros((0, net.config.num_classes))
+    return np.concatenate(feats), np.concatenate(probs)
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -176,19 +190,25 @@ def evaluator_info(dataset_name: str, weights_dir: Path | None = None) -> dict:
     return info
 
 
-def load_evaluator(dataset_name: str, weights_dir: Path | None = None) -> ImageClassifier:
-    """The evaluator for a dataset in eval mode, after checking its weights against the recorded sha256."""
-    info = evaluator_info(dataset_name, weights_dir)
-    path = Path(weights_dir or WEIGHTS_DIR) / f"{dataset_name}.safetensors"
-    hint = f"run `genlab eval-nets train --data {dataset_name}`"
+def load_checked(name: str, config_type: type, net_type: type[nn.Module], weights_dir: Path | None = None) -> nn.Module:
+    """Evaluator net `name` (an image data set, or the spoken-digit corpus) in eval mode, built as
+    net_type(config_type(**record["config"])), after checking its weights against the recorded sha256."""
+    info = evaluator_info(name, weights_dir)
+    path = Path(weights_dir or WEIGHTS_DIR) / f"{name}.safetensors"
+    hint = f"run `genlab eval-nets train --data {name}`"
     if not path.is_file():
         raise GenlabError(f"evaluator weights {path} missing; {hint}")
     if sha256_of(path) != info["sha256"]:
         raise GenlabError(f"evaluator weights {path} do not match the sha256 in {path.with_suffix('.json')}; {hint}")
-    config = ClassifierConfig(**{**info["config"], "channels": tuple(info["config"]["channels"])})
-    model = load_module(ImageClassifier(config), path)
+    config = config_type(**{**info["config"], "channels": tuple(info["config"]["channels"])})
+    model = load_module(net_type(config), path)
     model.info = info
     return model.eval()
+
+
+def load_evaluator(dataset_name: str, weights_dir: Path | None = None) -> ImageClassifier:
+    """The evaluator for a dataset in eval mode, after checking its weights against the recorded sha256."""
+    return load_checked(dataset_name, ClassifierConfig, ImageClassifier, weights_dir)
 
 
 def evaluator_or_none(dataset_name: str) -> ImageClassifier | None:
