@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from genlab.core.tracking import TrackingConfig
 from genlab.errors import GenlabError
 from genlab.io.files import read_yaml
 
@@ -97,6 +98,21 @@ class EpochTrainConfig(TrainConfig):
     @property
     def periods(self) -> int:
         return self.epochs
+
+
+def recipe_type(task: str, **sections: type) -> type:
+    """The recipe dataclass of task `task`, in the frame every recipe shares: `name`, `task` (defaulting to
+    `task`), `seed`, then the task's `sections` in the order given (each a dataclass; left out of a
+    recipe file, a section takes its defaults), then `tracking` (MLflow / W&B, docs/training.md).
+    config.yaml lists the keys in this order."""
+    fields: list[tuple[str, Any, Any]] = [
+        ("name", str, dataclasses.field(default="experiment")),
+        ("task", str, dataclasses.field(default=task)),
+        ("seed", int, dataclasses.field(default=0)),
+    ]
+    fields += [(key, tp, dataclasses.field(default_factory=tp)) for key, tp in sections.items()]
+    fields.append(("tracking", TrackingConfig, dataclasses.field(default_factory=TrackingConfig)))
+    return dataclasses.make_dataclass(task.title().replace("_", "") + "Recipe", fields)
 
 
 def _type_name(tp: Any) -> str:

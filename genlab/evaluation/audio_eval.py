@@ -9,10 +9,8 @@ The front end (`log_mel`) is fixed and differentiable, so a generator may use it
 from __future__ import annotations
 
 import functools
-import json
 import shlex
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,11 +21,9 @@ from torch import nn
 
 from genlab.data.audio import CORPUS, DIGITS, AudioData, load_audio_dataset
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import evaluator_info, features_and_probs, load_checked, sha256_of
+from genlab.evaluation.classifier import evaluator_info, features_and_probs, fit, load_checked, write_evaluator
 from genlab.evaluation.metrics import class_histogram, frechet_distance, inception_score
 from genlab.io.audio import CLIP_SAMPLES, SAMPLE_RATE
-from genlab.io.files import atomic_write_text
-from genlab.io.weights import save_tensors
 
 # Front end: 25 ms Hann windows every 10 ms, zero-padded to a 512-point FFT, 64 mel bands over 20 Hz-8 kHz
 # (Slaney mel scale, librosa's default), natural log of the band power. A 1 s clip gives 101 frames
@@ -173,8 +169,6 @@ def train_audio_evaluator(
 ) -> dict:
     """Train on the train split of spoken-digits, measure on held-out voices and the human recordings,
     write spoken-digits.safetensors + spoken-digits.json into out_dir. Returns the json record."""
-    from tqdm import tqdm
-
     if epochs < 1:
         raise GenlabError(f"epochs must be positive, got {epochs}")
     train, test, human = (load_audio_dataset(CORPUS, split) for split in ("train", "test", "human"))
@@ -183,31 +177,10 @@ def train_audio_evaluator(
     generator = torch.Generator().manual_seed(seed)  # drives shuffling and augmentation, apart from init
     model = AudioClassifier(config)
     x_train, y_train = torch.from_numpy(train.waves), torch.from_numpy(train.labels)
-    steps_per_epoch = -(-len(x_train) // batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    start = time.perf_counter()
-    bar = tqdm(total=epochs * steps_per_epoch, desc=f"evaluator {CORPUS}", unit="batch", disable=not progress)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            loss = F.cross_entropy(model(augment(x_train[idx], generator)), y_train[idx], label_smoothing=0.05)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    bar.close()
-    train_seconds = time.perf_counter() - start
+    train_seconds = fit(
+        model, x_train, y_train, epochs, batch_size, lr, generator, augment, 0.05, f"evaluator {CORPUS}", progress
+    )
     human_pred = features_and_probs(model, torch.from_numpy(human.waves), EMBED_BATCH)[1].argmax(axis=1)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights_path = out_dir / f"{CORPUS}.safetensors"
-    save_tensors(weights_path, model.state_dict())
     info = {
         "dataset": CORPUS,
         "dataset_source": train.source,
@@ -248,10 +221,8 @@ def train_audio_evaluator(
         "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "sha256": sha256_of(weights_path),
     }
-    atomic_write_text(out_dir / f"{CORPUS}.json", json.dumps(info, indent=2) + "\n")
-    return info
+    return write_evaluator(model, CORPUS, out_dir, info)
 
 
 def audio_evaluator_info(weights_dir: Path | None = None) -> dict:

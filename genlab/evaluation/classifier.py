@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -129,40 +130,14 @@ def train_evaluator(
     model = ImageClassifier(config)
     x_train, y_train = to_tensor(data.train_images), torch.from_numpy(data.train_labels)
     x_test, y_test = to_tensor(data.test_images), torch.from_numpy(data.test_labels)
-    steps_per_epoch = -(-len(x_train) // batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    # One-cycle: fast warm-up then annealing gets high accuracy in few epochs without tuning.
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    start = time.perf_counter()
-    progress = tqdm(total=epochs * steps_per_epoch, desc=f"evaluator {dataset_name}", unit="batch")
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            images = x_train[idx]
-            if max_shift:
-                images = random_shift(images, max_shift, generator)
-            loss = F.cross_entropy(model(images), y_train[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    progress.close()
-    test_accuracy = accuracy(model, x_test, y_test)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights_path = out_dir / f"{dataset_name}.safetensors"
-    save_tensors(weights_path, model.state_dict())
+    shift = (lambda images, generator: random_shift(images, max_shift, generator)) if max_shift else None
+    seconds = fit(model, x_train, y_train, epochs, batch_size, lr, generator, shift, desc=f"evaluator {dataset_name}")
     info = {
         "dataset": dataset_name,
         "dataset_source": data.source,
         "train_size": len(x_train),
         "test_size": len(x_test),
-        "test_accuracy": test_accuracy,
+        "test_accuracy": accuracy(model, x_test, y_test),
         "feature_dim": config.feature_dim,
         "config": asdict(config),
         "seed": seed,
@@ -170,10 +145,58 @@ def train_evaluator(
         "batch_size": batch_size,
         "lr": lr,
         "max_shift": max_shift,
-        "train_seconds": round(time.perf_counter() - start, 1),
-        "sha256": sha256_of(weights_path),
+        "train_seconds": round(seconds, 1),
     }
-    atomic_write_text(out_dir / f"{dataset_name}.json", json.dumps(info, indent=2) + "\n")
+    return write_evaluator(model, dataset_name, out_dir, info)
+
+
+def fit(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    label_smoothing: float = 0.0,
+    desc: str = "evaluator",
+    progress: bool = True,
+) -> float:
+    """Train an evaluator net with cross-entropy: AdamW under a one-cycle schedule (a fast warm-up, then
+    annealing: high accuracy in few epochs without tuning), the batches in a fresh order each epoch, each
+    through `augment` (drawing from `generator`). Returns the seconds it took."""
+    steps_per_epoch = -(-len(x_train) // batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    start = time.perf_counter()
+    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, unit="batch", disable=not progress)
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            inputs = augment(x_train[idx], generator) if augment else x_train[idx]
+            loss = F.cross_entropy(model(inputs), y_train[idx], label_smoothing=label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    bar.close()
+    return time.perf_counter() - start
+
+
+def write_evaluator(model: nn.Module, name: str, out_dir: str | Path, info: dict) -> dict:
+    """{name}.safetensors and its json record `info` (with the weights' sha256 added) into out_dir;
+    returns the record."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights_path = out_dir / f"{name}.safetensors"
+    save_tensors(weights_path, model.state_dict())
+    info = {**info, "sha256": sha256_of(weights_path)}
+    atomic_write_text(out_dir / f"{name}.json", json.dumps(info, indent=2) + "\n")
     return info
 
 

@@ -52,6 +52,7 @@ class RunHandle:
     output_suffixes: tuple[str, ...] = ()  # a run whose generate returns files (with .save) names their kinds;
     #                                        "" is a folder
     endpoint: str | None = None  # "completions" | "images" | "classifications" | "audio"; None: not served
+    eval_section: str = ""  # the report.json section that `evaluate` writes (and `genlab report` reads)
 
     def __init__(self, run: RunDir, recipe: Any, checkpoint: str):
         self.run, self.recipe, self.checkpoint = run, recipe, checkpoint
@@ -164,16 +165,19 @@ class TinyRun:
 
 @dataclass(frozen=True)
 class Task:
-    name: str
-    recipe_type: type  # the recipe dataclass; its `task` field defaults to `name`
+    recipe_type: type  # the recipe dataclass (core.recipe.recipe_type); its `task` field's default names the task
     training: Callable[[Any, DistEnv, RunDir], Training]  # builds the trainer's object from a recipe
     open: type[RunHandle]  # the handle class: open(run, recipe, "last" | "best"); its generate/evaluate
     #                        keyword arguments become the CLI's options
-    eval_section: str  # the report.json section that RunHandle.evaluate writes
     tiny: Callable[[Path], TinyRun]  # writes tiny data into a folder; returns the run to make there
     compare_row: Callable[[RunDir, Any], dict[str, Any]]  # (run, its recipe) -> its `genlab report` row, read
     #                                                       from report.json (evaluation.compare.row)
     upgrade: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda tree: tree)  # old config keys
+
+    @property
+    def name(self) -> str:
+        """The task's name, as a recipe's `task:` key gives it."""
+        return self.recipe_type.task
 
     def recipe(self, tree: dict[str, Any]) -> Any:
         """The typed recipe for a nested dict (a recipe file, or a run's config.yaml)."""

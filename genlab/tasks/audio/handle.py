@@ -44,6 +44,7 @@ def parse_text(text: str, class_names: list[str]) -> list[int]:
 
 
 class AudioRun(RunHandle):
+    eval_section = "quality"
     output_suffixes = (".wav", "")  # "": a folder (several clips); one clip may also go to FILE.wav
     endpoint = "audio"
 
@@ -125,5 +126,5 @@ class AudioRun(RunHandle):
         metrics["checkpoint"] = self.checkpoint
         metrics["griffin_lim_iters"] = recipe.eval.griffin_lim_iters
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
-        self.run.update_report("quality", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics

@@ -3,10 +3,9 @@ spoken digits, and how its clips are turned into sound and scored."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from genlab.core.recipe import DataConfig
-from genlab.core.tracking import TrackingConfig
+from genlab.core.recipe import DataConfig, recipe_type
 from genlab.models.audio_gan import AudioGANConfig
 from genlab.tasks.gan.recipe import AdversarialTrainConfig, check_ema_decay
 
@@ -51,13 +50,4 @@ class EvalConfig:
             )
 
 
-@dataclass
-class AudioRecipe:
-    name: str = "experiment"
-    task: str = "audio"
-    seed: int = 0
-    data: AudioDataConfig = field(default_factory=AudioDataConfig)
-    model: AudioGANConfig = field(default_factory=AudioGANConfig)
-    train: AudioTrainConfig = field(default_factory=AudioTrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)
+AudioRecipe = recipe_type("audio", data=AudioDataConfig, model=AudioGANConfig, train=AudioTrainConfig, eval=EvalConfig)

@@ -35,11 +35,8 @@ QUICK_REFERENCE = 500  # training clips (every k-th: many voices) the quick Fré
 class AudioTraining(OwnNoise):
     best_metric = "quality/label_error"  # 1 - evaluator accuracy on the quick clips; lower is better
 
-    @classmethod
-    def build(cls, recipe: AudioRecipe, env: DistEnv, run: RunDir) -> AudioTraining:
-        return cls(recipe, load_audio_dataset(recipe.data.name, "train", recipe.data.path), env)
-
-    def __init__(self, recipe: AudioRecipe, data: AudioData, env: DistEnv):
+    def __init__(self, recipe: AudioRecipe, env: DistEnv, run: RunDir):
+        data = load_audio_dataset(recipe.data.name, "train", recipe.data.path)
         self.recipe, self.env = recipe, env
         self.class_names = list(data.class_names)
         self.config = dataclasses.replace(recipe.model, num_classes=len(self.class_names))

@@ -29,6 +29,7 @@ EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one chec
 
 
 class FlowRun(RunHandle):
+    eval_section = "quality"
     output_suffixes = IMAGE_SUFFIXES
     endpoint = "images"
 
@@ -175,7 +176,7 @@ class FlowRun(RunHandle):
             evaluations_per_image=evaluations_per_sample(steps, guidance, cond is not None),
             eval_seconds=meter.snapshot()["wall_seconds"],
         )
-        self.run.update_report("quality", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics
 
     def _caption_accuracy(

@@ -42,11 +42,8 @@ def resolve_model_config(recipe: FlowRecipe, data: ImageData) -> UNetConfig:
 class FlowTraining(OwnNoise):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
-    @classmethod
-    def build(cls, recipe: FlowRecipe, env: DistEnv, run: RunDir) -> FlowTraining:
-        return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
-
-    def __init__(self, recipe: FlowRecipe, data: ImageData, env: DistEnv):
+    def __init__(self, recipe: FlowRecipe, env: DistEnv, run: RunDir):
+        data = load_image_dataset(recipe.data.name, recipe.data.path)
         self.recipe, self.env, self.data = recipe, env, data
         self.config = resolve_model_config(recipe, data)
         # Text conditioning: every training image gets a random caption of its class, embedded once here.

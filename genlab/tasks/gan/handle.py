@@ -20,6 +20,7 @@ EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one chec
 
 
 class GanRun(RunHandle):
+    eval_section = "quality"
     output_suffixes = IMAGE_SUFFIXES
     endpoint = "images"
 
@@ -70,5 +71,5 @@ class GanRun(RunHandle):
         metrics = evaluate_samples(images, data, evaluator, requested_labels=labels, batch_size=recipe.eval.batch_size)
         metrics["checkpoint"] = self.checkpoint
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
-        self.run.update_report("quality", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import DataConfig, EpochTrainConfig, SampleEvalConfig, check_betas
-from genlab.core.tracking import TrackingConfig
+from genlab.core.recipe import DataConfig, EpochTrainConfig, SampleEvalConfig, check_betas, recipe_type
 from genlab.models.gan import GANConfig
 
 
@@ -45,13 +44,4 @@ class GanTrainConfig(AdversarialTrainConfig):
             raise ValueError("train.augment_shift must be >= 0")
 
 
-@dataclass
-class GanRecipe:
-    name: str = "experiment"
-    task: str = "gan"
-    seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    model: GANConfig = field(default_factory=GANConfig)
-    train: GanTrainConfig = field(default_factory=GanTrainConfig)
-    eval: SampleEvalConfig = field(default_factory=SampleEvalConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)
+GanRecipe = recipe_type("gan", data=DataConfig, model=GANConfig, train=GanTrainConfig, eval=SampleEvalConfig)

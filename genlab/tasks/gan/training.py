@@ -36,12 +36,9 @@ def resolve_model_config(recipe: GanRecipe, data: ImageData) -> GANConfig:
 class GanTraining(OwnNoise):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
-    @classmethod
-    def build(cls, recipe: GanRecipe, env: DistEnv, run: RunDir) -> GanTraining:
+    def __init__(self, recipe: GanRecipe, env: DistEnv, run: RunDir):
         # A GAN keeps nothing in its run directory besides what the trainer writes.
-        return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
-
-    def __init__(self, recipe: GanRecipe, data: ImageData, env: DistEnv):
+        data = load_image_dataset(recipe.data.name, recipe.data.path)
         self.recipe, self.env = recipe, env
         self.config = resolve_model_config(recipe, data)
         torch.manual_seed(recipe.seed)  # identical initial weights on every rank

@@ -24,6 +24,7 @@ EVAL_SEED = 1234  # the attacks' random starts in `evaluate`: two evaluations of
 
 
 class ClassifierRun(RunHandle):
+    eval_section = "robustness"
     output_suffixes = (".png",)
     # Served as images: a request gets adversarial versions of test images (of the class asked for).
     endpoint = "images"
@@ -128,7 +129,7 @@ class ClassifierRun(RunHandle):
             "catastrophic_overfitting": any(row["catastrophic_overfitting"] for row in monitor),
         }
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
-        self.run.update_report("robustness", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics
 
     def training_monitor(self) -> list[dict[str, float]]:

@@ -20,7 +20,7 @@ import torch
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.optim import set_lr
 from genlab.core.run import RunDir
-from genlab.data import ImageData, load_image_dataset
+from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.adversarial import Attack, robust_accuracy
 from genlab.io.files import atomic_write_bytes
@@ -34,11 +34,8 @@ SAMPLE_IMAGES = 8  # held-out images shown clean and attacked in samples/epoch_X
 
 
 class ClassifierTraining:
-    @classmethod
-    def build(cls, recipe: ClassifierRecipe, env: DistEnv, run: RunDir) -> ClassifierTraining:
-        return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
-
-    def __init__(self, recipe: ClassifierRecipe, data: ImageData, env: DistEnv):
+    def __init__(self, recipe: ClassifierRecipe, env: DistEnv, run: RunDir):
+        data = load_image_dataset(recipe.data.name, recipe.data.path)
         self.recipe, self.env, self.data = recipe, env, data
         images, labels = data.tensors("train", recipe.data.limit)
         held = recipe.data.monitor_size
