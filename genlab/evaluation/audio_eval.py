@@ -21,7 +21,14 @@ from torch import nn
 
 from genlab.data.audio import CORPUS, DIGITS, AudioData, load_audio_dataset
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import evaluator_info, features_and_probs, fit, load_checked, write_evaluator
+from genlab.evaluation.classifier import (
+    conv_blocks,
+    evaluator_info,
+    features_and_probs,
+    fit,
+    load_checked,
+    write_evaluator,
+)
 from genlab.evaluation.metrics import class_histogram, frechet_distance, inception_score
 from genlab.io.audio import CLIP_SAMPLES, SAMPLE_RATE
 
@@ -94,19 +101,10 @@ class AudioClassifier(nn.Module):
     def __init__(self, config: AudioClassifierConfig):
         super().__init__()
         self.config = config
-        blocks: list[nn.Module] = [nn.BatchNorm2d(1)]  # log-mel levels differ by voice and gain: normalise
-        in_ch = 1
-        for out_ch in config.channels:
-            blocks += [
-                nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
-                nn.BatchNorm2d(out_ch),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            in_ch = out_ch
-        self.conv = nn.Sequential(*blocks)
+        # log-mel levels differ by voice and gain: normalise them first
+        self.conv = nn.Sequential(nn.BatchNorm2d(1), *conv_blocks(config.channels))
         mel_bins = N_MELS // 2 ** len(config.channels)
-        self.embed = nn.Sequential(nn.Linear(in_ch * mel_bins, config.feature_dim), nn.ReLU())
+        self.embed = nn.Sequential(nn.Linear(config.channels[-1] * mel_bins, config.feature_dim), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
         self.info: dict = {}  # the json record, filled by load_audio_evaluator
 

@@ -43,23 +43,29 @@ class ClassifierConfig:
     dropout: float = 0.3
 
 
+def conv_blocks(channels: tuple[int, ...]) -> list[nn.Module]:
+    """An evaluator's conv stack from one input channel, as a flat list (the layers keep the names
+    conv.<i> that the shipped weights use): per entry of `channels`, a 3x3 convolution without bias,
+    BatchNorm, ReLU and a 2x2 max-pool that halves height and width."""
+    blocks: list[nn.Module] = []
+    for in_ch, out_ch in zip((1, *channels), channels):
+        blocks += [
+            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+    return blocks
+
+
 class ImageClassifier(nn.Module):
     """(B, 1, 28, 28) in [0, 1] -> three conv blocks (28 -> 14 -> 7 -> 3) -> features (B, D) -> logits."""
 
     def __init__(self, config: ClassifierConfig):
         super().__init__()
         self.config = config
-        blocks, in_ch = [], 1
-        for out_ch in config.channels:
-            blocks += [
-                nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
-                nn.BatchNorm2d(out_ch),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            in_ch = out_ch
-        self.conv = nn.Sequential(*blocks, nn.Flatten())
-        self.embed = nn.Sequential(nn.Linear(in_ch * 3 * 3, config.feature_dim), nn.ReLU())
+        self.conv = nn.Sequential(*conv_blocks(config.channels), nn.Flatten())
+        self.embed = nn.Sequential(nn.Linear(config.channels[-1] * 3 * 3, config.feature_dim), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
         self.info: dict = {}  # the json record, filled by load_evaluator
 

@@ -20,6 +20,7 @@ from genlab.core.distributed import DistEnv
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
 from genlab.core.training import Training
+from genlab.data.images import write_mnist_subset
 from genlab.errors import GenlabError
 from genlab.evaluation.protocols import get_protocol
 from genlab.interop.onnx import ExportGraph, export_onnx
@@ -161,6 +162,22 @@ class TinyRun:
     overrides: list[str]  # key.sub=value, pointing the recipe at the tiny data
     generate: dict[str, Any]  # keyword arguments of RunHandle.generate
     cli_generate: list[str]  # the same, as `genlab generate RUN ...` arguments
+
+    @classmethod
+    def of(cls, recipe: str, settings: dict[str, Any], generate: dict[str, Any], out: Path | None = None) -> TinyRun:
+        """The tiny run of `recipe` with `settings` (key.sub -> value; never a progress bar) and one `generate`
+        call, whose CLI arguments are spelled from it (`--max-tokens 12` for max_tokens=12), then `--out out`
+        for a task whose generate returns files."""
+        overrides = [f"{key}={value}" for key, value in {**settings, "train.progress": False}.items()]
+        cli = [word for key, value in generate.items() for word in (f"--{key.replace('_', '-')}", str(value))]
+        return cls(recipe, overrides, generate, cli + (["--out", str(out)] if out else []))
+
+
+def tiny_digits(folder: Path, train: int) -> dict[str, Any]:
+    """The settings every tiny run on bundled MNIST digits shares: `train` training digits and 100 test
+    digits written into `folder`, 64 to a batch, two epochs."""
+    data = write_mnist_subset(folder / "tiny-mnist", train=train, test=100)
+    return {"data.path": data, "data.batch_size": 64, "train.epochs": 2}
 
 
 @dataclass(frozen=True)

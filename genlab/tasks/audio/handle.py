@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from genlab.core.checkpoint import load_weights, open_run_checkpoint
-from genlab.core.recipe import from_dict
+from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
 from genlab.data.audio import load_audio_dataset
 from genlab.errors import GenlabError
@@ -50,15 +49,13 @@ class AudioRun(RunHandle):
 
     def __init__(self, run: RunDir, recipe: AudioRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        folder, meta = open_run_checkpoint(run, checkpoint, "audio")
-        self.config = from_dict(AudioGANConfig, meta["model"])
+        self.config, self.generator, meta, folder = load_network(
+            run, checkpoint, "audio", AudioGANConfig, lambda config: build_audio_gan(config)[0], "generator"
+        )
         names = meta.get("class_names")
         if not isinstance(names, list) or len(names) != self.config.num_classes:
             raise GenlabError(f"{folder / 'meta.json'} does not name the run's {self.config.num_classes} classes")
         self._class_names = [str(name) for name in names]
-        generator, _ = build_audio_gan(self.config)
-        load_weights(folder, {meta.get("sampler", "generator"): generator}, meta)
-        self.generator = generator.eval()
 
     @property
     def class_names(self) -> list[str]:

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genlab.core.checkpoint import load_weights, open_run_checkpoint
-from genlab.core.recipe import from_dict
+from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
 from genlab.data import IMAGE_DATASETS, ImageData, load_image_dataset
 from genlab.errors import GenlabError
@@ -35,11 +34,7 @@ class FlowRun(RunHandle):
 
     def __init__(self, run: RunDir, recipe: FlowRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        folder, meta = open_run_checkpoint(run, checkpoint, "flow")
-        self.config = from_dict(UNetConfig, meta["model"])
-        model = UNet(self.config)
-        load_weights(folder, {meta.get("sampler", "model"): model}, meta)
-        self.model = model.eval()
+        self.config, self.model, *_ = load_network(run, checkpoint, "flow", UNetConfig, UNet, "model")
         # A text-conditioned model reads prompts through the same frozen MiniLM it was trained with.
         self.encoder = caption_encoder() if self.config.conditioning == "text" else None
         self._captions: dict[bool, CaptionBank] = {}

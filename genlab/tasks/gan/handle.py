@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genlab.core.checkpoint import load_weights, open_run_checkpoint
-from genlab.core.recipe import from_dict
+from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
 from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.evaluation.classifier import load_evaluator
@@ -26,11 +25,9 @@ class GanRun(RunHandle):
 
     def __init__(self, run: RunDir, recipe: GanRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        folder, meta = open_run_checkpoint(run, checkpoint, "gan")
-        self.config = from_dict(GANConfig, meta["model"])
-        generator, _ = build_gan(self.config)
-        load_weights(folder, {meta.get("sampler", "generator"): generator}, meta)
-        self.generator = generator.eval()
+        self.config, self.generator, *_ = load_network(
+            run, checkpoint, "gan", GANConfig, lambda config: build_gan(config)[0], "generator"
+        )
 
     def generate(self, n: int = 64, label: int | None = None, seed: int = 0) -> GeneratedImages:
         """n images (n, 1, 28, 28) in [0, 1]; `label` picks the class of a conditional model (else all

@@ -8,8 +8,7 @@ from typing import Any
 
 import torch
 
-from genlab.core.checkpoint import load_weights, open_run_checkpoint
-from genlab.core.recipe import from_dict
+from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
 from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.errors import GenlabError
@@ -31,11 +30,8 @@ class ClassifierRun(RunHandle):
 
     def __init__(self, run: RunDir, recipe: ClassifierRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        folder, meta = open_run_checkpoint(run, checkpoint, "image_classifier")
-        self.config = from_dict(ConvNetConfig, meta["model"])
-        model = ConvNet(self.config)
-        load_weights(folder, {"classifier": model}, meta)
-        self.model = model.eval().requires_grad_(False)  # attacks need input gradients only
+        self.config, model, *_ = load_network(run, checkpoint, "image_classifier", ConvNetConfig, ConvNet, "classifier")
+        self.model = model.requires_grad_(False)  # attacks need input gradients only
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
