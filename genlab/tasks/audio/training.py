@@ -17,7 +17,7 @@ import torch
 
 from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
-from genlab.core.training import OwnNoise
+from genlab.core.training import OwnNoise, SampledEachPeriod, weights_meta
 from genlab.data.audio import AudioData, load_audio_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.audio_eval import evaluate_clips, load_audio_evaluator
@@ -32,7 +32,7 @@ GRID_COLUMNS = 8  # the sample grid: one row per digit, this many clips each
 QUICK_REFERENCE = 500  # training clips (every k-th: many voices) the quick Fréchet distance compares with
 
 
-class AudioTraining(OwnNoise):
+class AudioTraining(OwnNoise, SampledEachPeriod):
     best_metric = "quality/label_error"  # 1 - evaluator accuracy on the quick clips; lower is better
 
     def __init__(self, recipe: AudioRecipe, env: DistEnv, run: RunDir):
@@ -74,13 +74,10 @@ class AudioTraining(OwnNoise):
             self.evaluator = None  # no evaluator: train without the quick score (and without a best checkpoint)
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "task": "audio",
-            "model": dataclasses.asdict(self.config),
-            "class_names": self.class_names,
-            "dataset": self.recipe.data.name,
-            "sampler": self.pair.ema.name,
-        }
+        r = self.recipe
+        return weights_meta(
+            "audio", self.config, class_names=self.class_names, dataset=r.data.name, sampler=self.pair.ema.name
+        )
 
     def step_kind(self, step: int) -> str:
         return self.pair.step_kind(step)
@@ -91,9 +88,7 @@ class AudioTraining(OwnNoise):
         z = torch.randn(len(indices) * self.env.world_size, self.config.latent_dim, generator=self.noise)
         return self.pair.step(real, self.pair.rank_share(z), labels, step)
 
-    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
-        if not self.env.is_main:
-            return {}
+    def save_samples(self, period: int, run: RunDir) -> None:
         k = self.config.num_classes
         seed = self.recipe.seed + 2  # the same noise every period: the grids show one G changing
         grid_labels = torch.arange(k).repeat_interleave(GRID_COLUMNS)  # row r: label r
@@ -102,9 +97,9 @@ class AudioTraining(OwnNoise):
         # Every label once, spoken in turn (first column of the grid): what the grid sounds like.
         firsts = to_waves(specs[::GRID_COLUMNS], self.recipe.eval.quick_griffin_lim_iters)
         write_wav(run.samples_dir / f"epoch_{period:04d}.wav", join_words([trim_word(w) for w in firsts]).numpy())
-        if self.evaluator is None:
-            return {}
-        labels = cycle_labels(self.recipe.eval.quick_samples, None, k)
+
+    def quick_scores(self) -> dict[str, float]:
+        labels = cycle_labels(self.recipe.eval.quick_samples, None, self.config.num_classes)
         waves = to_waves(
             draw_spectrograms(self.sampler, labels, self.recipe.seed + 3), self.recipe.eval.quick_griffin_lim_iters
         )

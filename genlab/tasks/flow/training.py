@@ -16,7 +16,7 @@ from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.ema import SamplerEMA
 from genlab.core.optim import adamw, set_lr
 from genlab.core.run import RunDir
-from genlab.core.training import OwnNoise
+from genlab.core.training import OwnNoise, SampledEachPeriod, weights_meta
 from genlab.data import ImageData, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import evaluator_or_none
@@ -39,7 +39,7 @@ def resolve_model_config(recipe: FlowRecipe, data: ImageData) -> UNetConfig:
     return dataclasses.replace(recipe.model, num_classes=classes)
 
 
-class FlowTraining(OwnNoise):
+class FlowTraining(OwnNoise, SampledEachPeriod):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
     def __init__(self, recipe: FlowRecipe, env: DistEnv, run: RunDir):
@@ -71,12 +71,7 @@ class FlowTraining(OwnNoise):
         self.evaluator = evaluator_or_none(data.name) if env.is_main else None  # None: no quick scores
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "task": "flow",
-            "model": dataclasses.asdict(self.config),
-            "dataset": self.recipe.data.name,
-            "sampler": self.ema.name,
-        }
+        return weights_meta("flow", self.config, dataset=self.recipe.data.name, sampler=self.ema.name)
 
     def step_kind(self, step: int) -> str:
         return "flow"
@@ -110,17 +105,13 @@ class FlowTraining(OwnNoise):
         self.ema.update(step)
         return {"loss/flow": loss.item(), "grad_norm": grad_norm.item()}
 
-    def sample_grid(self) -> torch.Tensor:
+    def save_samples(self, period: int, run: RunDir) -> None:
         s = self.recipe.sample
         cond, _ = self.sample_conditions(GRID_SIDE * GRID_SIDE)
-        return draw(self.sampler, GRID_SIDE * GRID_SIDE, self.recipe.seed + 2, cond, s.steps, s.guidance)
+        images = draw(self.sampler, GRID_SIDE * GRID_SIDE, self.recipe.seed + 2, cond, s.steps, s.guidance)
+        run.save_sample_grid(images, GRID_SIDE, period)
 
-    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
-        if not self.env.is_main:
-            return {}
-        run.save_sample_grid(self.sample_grid(), GRID_SIDE, period)
-        if self.evaluator is None:
-            return {}
+    def quick_scores(self) -> dict[str, float]:
         s = self.recipe.sample
         cond, labels = self.sample_conditions(QUICK_EVAL_SAMPLES)
         images = draw(self.sampler, QUICK_EVAL_SAMPLES, self.recipe.seed + 3, cond, s.steps, s.guidance)

@@ -15,7 +15,7 @@ import torch
 
 from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
-from genlab.core.training import OwnNoise
+from genlab.core.training import OwnNoise, SampledEachPeriod, weights_meta
 from genlab.data import ImageData, load_image_dataset
 from genlab.data.augment import translate
 from genlab.evaluation.classifier import evaluator_or_none
@@ -33,7 +33,7 @@ def resolve_model_config(recipe: GanRecipe, data: ImageData) -> GANConfig:
     return dataclasses.replace(recipe.model, num_classes=data.num_classes if recipe.model.conditional else 0)
 
 
-class GanTraining(OwnNoise):
+class GanTraining(OwnNoise, SampledEachPeriod):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
     def __init__(self, recipe: GanRecipe, env: DistEnv, run: RunDir):
@@ -60,12 +60,7 @@ class GanTraining(OwnNoise):
         self.evaluator = evaluator_or_none(data.name) if env.is_main else None  # None: no quick scores
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "task": "gan",
-            "model": dataclasses.asdict(self.config),
-            "dataset": self.recipe.data.name,
-            "sampler": self.pair.ema.name,
-        }
+        return weights_meta("gan", self.config, dataset=self.recipe.data.name, sampler=self.pair.ema.name)
 
     def step_kind(self, step: int) -> str:
         return self.pair.step_kind(step)
@@ -86,15 +81,10 @@ class GanTraining(OwnNoise):
         z = torch.randn(len(indices) * self.env.world_size, self.config.latent_dim, generator=self.noise)
         return self.pair.step(real, self.pair.rank_share(z), labels, step, self._augment)
 
-    def sample_grid(self) -> torch.Tensor:
+    def save_samples(self, period: int, run: RunDir) -> None:
         images, _ = sample_images(self.sampler, len(self.fixed_z), seed=0, fixed_z=self.fixed_z)
-        return images
+        run.save_sample_grid(images, GRID_SIDE, period)
 
-    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
-        if not self.env.is_main:
-            return {}
-        run.save_sample_grid(self.sample_grid(), GRID_SIDE, period)
-        if self.evaluator is None:
-            return {}
+    def quick_scores(self) -> dict[str, float]:
         images, labels = sample_images(self.sampler, QUICK_EVAL_SAMPLES, seed=self.recipe.seed + 3)
         return quick_quality(images, self.data, self.evaluator, labels)

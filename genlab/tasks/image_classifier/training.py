@@ -20,6 +20,7 @@ import torch
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.optim import set_lr
 from genlab.core.run import RunDir
+from genlab.core.training import weights_meta
 from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.adversarial import Attack, robust_accuracy
@@ -67,12 +68,8 @@ class ClassifierTraining:
         self.data_source = f"{data.name} from {data.source}"
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "task": "image_classifier",
-            "model": dataclasses.asdict(self.config),
-            "dataset": self.recipe.data.name,
-            "method": self.recipe.train.method,
-        }
+        r = self.recipe
+        return weights_meta("image_classifier", self.config, dataset=r.data.name, method=r.train.method)
 
     def rng_state(self) -> dict[str, Any]:
         # Beside the generator, the overfitting detector's memory: a resumed run flags the same epochs.
