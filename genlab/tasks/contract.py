@@ -24,6 +24,7 @@ from genlab.data.images import write_mnist_subset
 from genlab.errors import GenlabError
 from genlab.evaluation.protocols import get_protocol
 from genlab.interop.onnx import ExportGraph, export_onnx
+from genlab.io.images import IMAGE_SUFFIXES
 from genlab.io.tokenizers import Tokenizer
 from genlab.models.transformer import Transformer
 
@@ -151,6 +152,15 @@ class RunHandle:
 
     def __repr__(self) -> str:
         return f"<genlab {self.task} run {self.path} ({self.checkpoint} checkpoint)>"
+
+
+class ImageGeneratorRun(RunHandle):
+    """A run that draws images of a data set's classes (gan, flow): `generate` returns GeneratedImages
+    (saved as .png or .npy), the server's images endpoint serves it, `evaluate` scores it into "quality"."""
+
+    eval_section = "quality"
+    output_suffixes = IMAGE_SUFFIXES
+    endpoint = "images"
 
 
 @dataclass(frozen=True)

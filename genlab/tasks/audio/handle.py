@@ -22,6 +22,10 @@ from genlab.tasks.contract import RunHandle
 
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
 MAX_WORDS = 50  # digits in one `text` clip
+SPECTROGRAMS_MEAN = (  # the exported generator's output
+    "log-mel images (batch, 1, 64 mel bands, 64 frames) in [-1, 1], low frequencies in row 0; "
+    "genlab.tasks.audio.process.to_waves (Griffin-Lim) makes 1 s of 16 kHz audio of each"
+)
 
 
 def parse_text(text: str, class_names: list[str]) -> list[int]:
@@ -64,13 +68,7 @@ class AudioRun(RunHandle):
     def export_graph(self) -> ExportGraph:
         """The generator: noise z and digit labels -> log-mel spectrogram images (the vocoder stays outside)."""
         return generator_graph(
-            self.generator,
-            self.config.latent_dim,
-            self.class_names,
-            "spectrograms",
-            "log-mel images (batch, 1, 64 mel bands, 64 frames) in [-1, 1], low frequencies "
-            "in row 0; genlab.tasks.audio.process.to_waves (Griffin-Lim) makes 1 s of 16 kHz "
-            "audio of each",
+            self.generator, self.config.latent_dim, self.class_names, "spectrograms", SPECTROGRAMS_MEAN
         )
 
     def _request(self, n: int, label: int | None, seed: int, text: str | None) -> tuple[torch.Tensor, bool]:

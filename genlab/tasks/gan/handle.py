@@ -6,23 +6,20 @@ from typing import Any
 
 from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
-from genlab.data import IMAGE_DATASETS, load_image_dataset
+from genlab.data import image_class_names, load_image_dataset
 from genlab.evaluation.classifier import load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.interop.onnx import ExportGraph, generator_graph
-from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
+from genlab.io.images import GeneratedImages
 from genlab.models.gan import GANConfig, build_gan, sample_images, sample_together
-from genlab.tasks.contract import RunHandle
+from genlab.tasks.contract import ImageGeneratorRun
 from genlab.tasks.gan.recipe import GanRecipe
 
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
+IMAGES_MEAN = "greyscale images (batch, 1, 28, 28) in [0, 1]"  # the exported generator's output
 
 
-class GanRun(RunHandle):
-    eval_section = "quality"
-    output_suffixes = IMAGE_SUFFIXES
-    endpoint = "images"
-
+class GanRun(ImageGeneratorRun):
     def __init__(self, run: RunDir, recipe: GanRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
         self.config, self.generator, *_ = load_network(
@@ -37,19 +34,11 @@ class GanRun(RunHandle):
 
     def export_graph(self) -> ExportGraph:
         """The generator: noise z (and labels, if conditional) -> images in [0, 1]."""
-        return generator_graph(
-            self.generator,
-            self.config.latent_dim,
-            self.class_names,
-            "images",
-            "greyscale images (batch, 1, 28, 28) in [0, 1]",
-        )
+        return generator_graph(self.generator, self.config.latent_dim, self.class_names, "images", IMAGES_MEAN)
 
     @property
     def class_names(self) -> list[str]:
-        source = IMAGE_DATASETS.get(self.recipe.data.name)
-        names = source.class_names if source else ()
-        return [names[i] if i < len(names) else str(i) for i in range(self.config.num_classes)]
+        return image_class_names(self.recipe.data.name, self.config.num_classes)
 
     def generate_images(self, requests: list[dict[str, Any]]) -> list[GeneratedImages]:
         """Several `generate(n, label, seed)` calls in one forward pass of the generator."""

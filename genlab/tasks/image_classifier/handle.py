@@ -10,7 +10,7 @@ import torch
 
 from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
-from genlab.data import IMAGE_DATASETS, load_image_dataset
+from genlab.data import image_class_names, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.adversarial import Attack, robust_accuracy
 from genlab.interop.onnx import ExportGraph
@@ -36,9 +36,7 @@ class ClassifierRun(RunHandle):
 
     @property
     def class_names(self) -> list[str]:
-        source = IMAGE_DATASETS.get(self.recipe.data.name)
-        names = source.class_names if source else ()
-        return [names[i] if i < len(names) else str(i) for i in range(self.config.num_classes)]
+        return image_class_names(self.recipe.data.name, self.config.num_classes)
 
     def export_graph(self) -> ExportGraph:
         """The classifier: images -> class scores."""
