@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -112,7 +113,10 @@ def recipe_type(task: str, **sections: type) -> type:
     ]
     fields += [(key, tp, dataclasses.field(default_factory=tp)) for key, tp in sections.items()]
     fields.append(("tracking", TrackingConfig, dataclasses.field(default_factory=TrackingConfig)))
-    return dataclasses.make_dataclass(task.title().replace("_", "") + "Recipe", fields)
+    recipe = dataclasses.make_dataclass(task.title().replace("_", "") + "Recipe", fields)
+    # Named after the module that made it (as collections.namedtuple does), so that it prints and pickles.
+    recipe.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
+    return recipe
 
 
 def _type_name(tp: Any) -> str:

@@ -74,10 +74,8 @@ class AudioTraining(OwnNoise, SampledEachPeriod):
             self.evaluator = None  # no evaluator: train without the quick score (and without a best checkpoint)
 
     def meta(self) -> dict[str, Any]:
-        r = self.recipe
-        return weights_meta(
-            "audio", self.config, class_names=self.class_names, dataset=r.data.name, sampler=self.pair.ema.name
-        )
+        dataset, sampler = self.recipe.data.name, self.pair.ema.name
+        return weights_meta("audio", self.config, class_names=self.class_names, dataset=dataset, sampler=sampler)
 
     def step_kind(self, step: int) -> str:
         return self.pair.step_kind(step)
