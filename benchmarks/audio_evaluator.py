@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from genlab.data.audio import CORPUS, DIGITS, corpus_dir, load_audio_dataset
-from genlab.evaluation.audio_eval import evaluate_clips, load_audio_evaluator, log_mel, predict
+from genlab.evaluation.audio_eval import EMBED_BATCH, evaluate_clips, load_audio_evaluator, log_mel
+from genlab.evaluation.classifier import features_and_probs
 from genlab.io.files import atomic_write, atomic_write_text, read_json
 
 
@@ -71,7 +72,7 @@ def main() -> None:
     start = time.perf_counter()
     real = evaluate_clips(test.waves, evaluator, requested_labels=test.labels, reference=test)
     score_seconds = time.perf_counter() - start
-    human_pred = predict(evaluator, torch.from_numpy(human.waves))[1].argmax(axis=1)
+    human_pred = features_and_probs(evaluator, torch.from_numpy(human.waves), EMBED_BATCH)[1].argmax(axis=1)
     results = {
         "corpus": {
             "train_clips": manifest["splits"]["train"]["clips"],

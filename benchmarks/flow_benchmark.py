@@ -45,8 +45,8 @@ from PIL import Image
 import genlab
 from genlab.api import fit
 from genlab.data import load_image_dataset
-from genlab.evaluation.classifier import load_evaluator
-from genlab.evaluation.image_eval import embed, evaluate_samples
+from genlab.evaluation.classifier import features_and_probs, load_evaluator
+from genlab.evaluation.image_eval import evaluate_samples
 from genlab.io.images import GeneratedImages
 from genlab.models.gan import sample_images
 from genlab.models.unet import UNet
@@ -154,7 +154,8 @@ def caption_table(run: Path, n: int, guidances: list[float]) -> dict:
             rows = torch.arange(n) % len(bank.texts)
             images = draw(handle.model, n, SEED, bank.embeddings[rows], handle.recipe.sample.steps, w)
             with torch.no_grad():
-                hit = (torch.from_numpy(embed(images, evaluator)[1].argmax(1)) == bank.labels[rows]).float()
+                predicted = torch.from_numpy(features_and_probs(evaluator, images)[1].argmax(1))
+                hit = (predicted == bank.labels[rows]).float()
             row[split] = hit.mean().item()
             if held_out:
                 per_caption = {bank.texts[i]: hit[rows == i].mean().item() for i in range(len(bank.texts))}

@@ -15,8 +15,10 @@ from genlab.data.images import write_mnist_subset
 from tests.serving import train_tiny_runs
 
 # One thread count for every run of the session, module fixtures and subprocesses included, so that runs
-# compared bit for bit never depend on the machine's load at the moment each was made.
-os.environ["GENLAB_THREADS"] = "2"
+# compared bit for bit never depend on the machine's load at the moment each was made. Under pytest-xdist
+# (`make test` runs one worker per core) each worker takes one thread: two workers of two threads each would
+# fight over two cores.
+os.environ["GENLAB_THREADS"] = "1" if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1 else "2"
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,6 @@ from torch import nn
 from genlab.cli import main
 from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
-from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.adversarial import Attack, attack_images, perturb, robust_accuracy
 from genlab.models.convnet import ConvNet, ConvNetConfig
@@ -182,8 +181,8 @@ def test_catastrophic_overfitting_is_flagged_with_a_warning(tmp_path, capsys):
     tiny = tiny_run(tmp_path)
     recipe = load_recipe(tiny.recipe, tiny.overrides)
     torch.manual_seed(0)
-    training = ClassifierTraining(recipe, load_image_dataset(recipe.data.name, recipe.data.path), DistEnv())
     run = RunDir(tmp_path / "run")
+    training = ClassifierTraining(recipe, DistEnv(), run)
     run.samples_dir.mkdir(parents=True)
     calm = training.end_period(1, run)
     assert calm["monitor/catastrophic_overfitting"] == 0.0 and "warning" not in capsys.readouterr().out

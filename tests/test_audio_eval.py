@@ -24,7 +24,7 @@ from genlab.evaluation.audio_eval import (
     log_mel,
     mel_filters,
 )
-from genlab.evaluation.classifier import WEIGHTS_DIR
+from genlab.evaluation.classifier import WEIGHTS_DIR, features_and_probs
 
 
 class Oracle(nn.Module):
@@ -147,7 +147,7 @@ def test_shipped_evaluator_loads_and_refuses_tampering(tmp_path):
 def test_shipped_evaluator_reproduces_its_human_score():
     model = load_audio_evaluator()
     human = load_audio_dataset("spoken-digits", "human")
-    probs = audio_eval.predict(model, torch.from_numpy(human.waves))[1]
+    probs = features_and_probs(model, torch.from_numpy(human.waves), audio_eval.EMBED_BATCH)[1]
     assert [DIGITS[p] for p in probs.argmax(1)] == model.info["human_predictions"]
 
 

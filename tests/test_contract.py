@@ -110,7 +110,7 @@ def test_eval_writes_its_section_of_the_report_and_genlab_report_reads_it(cases,
     one_error_line(capsys, f"run `genlab eval {run}` first")
     assert main(["eval", str(run)]) == 0
     report = json.loads((run / "report.json").read_text())
-    section = report[TASKS[name].eval_section]
+    section = report[TASKS[name].open.eval_section]
     assert "cost" in report and section["eval_seconds"] >= 0
     # the Python API writes the same section with the same figures (timing aside)
     metrics = genlab.load(run).evaluate()

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
+from genlab.core.recipe import from_dict
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
 from genlab.io.files import read_json
@@ -103,3 +105,25 @@ def open_run_checkpoint(run: RunDir, which: str, task: str) -> tuple[Path, dict[
     if meta.get("task") != task:
         raise GenlabError(f"{folder} holds a '{meta.get('task')}' checkpoint, not one of this '{task}' run")
     return folder, meta
+
+
+class RunNetwork(NamedTuple):
+    """A run's network as load_network returns it."""
+
+    config: Any  # the network's config, read from the checkpoint's meta
+    network: nn.Module  # in eval mode
+    meta: dict[str, Any]  # the checkpoint's meta.json
+    folder: Path  # the checkpoint folder it came from
+
+
+def load_network(
+    run: RunDir, which: str, task: str, config_type: type, build: Callable[[Any], nn.Module], name: str
+) -> RunNetwork:
+    """The network of a `task` run, from its `which` (last | best) checkpoint: its config is the meta's
+    "model" read as `config_type`, the network is `build(config)`, and its weights are those of the module
+    the run samples from where the meta names one ("sampler": e.g. an EMA copy), else of module `name`."""
+    folder, meta = open_run_checkpoint(run, which, task)
+    config = from_dict(config_type, meta["model"])
+    network = build(config)
+    load_weights(folder, {meta.get("sampler", name): network}, meta)
+    return RunNetwork(config, network.eval(), meta, folder)

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import math
 import os
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from genlab.core.tracking import TrackingConfig
 from genlab.errors import GenlabError
 from genlab.io.files import read_yaml
 
@@ -102,6 +104,24 @@ class EpochTrainConfig(TrainConfig):
     @property
     def periods(self) -> int:
         return self.epochs
+
+
+def recipe_type(task: str, **sections: type) -> type:
+    """The recipe dataclass of task `task`, in the frame every recipe shares: `name`, `task` (defaulting to
+    `task`), `seed`, then the task's `sections` in the order given (each a dataclass; left out of a
+    recipe file, a section takes its defaults), then `tracking` (MLflow / W&B, docs/training.md).
+    config.yaml lists the keys in this order."""
+    fields: list[tuple[str, Any, Any]] = [
+        ("name", str, dataclasses.field(default="experiment")),
+        ("task", str, dataclasses.field(default=task)),
+        ("seed", int, dataclasses.field(default=0)),
+    ]
+    fields += [(key, tp, dataclasses.field(default_factory=tp)) for key, tp in sections.items()]
+    fields.append(("tracking", TrackingConfig, dataclasses.field(default_factory=TrackingConfig)))
+    recipe = dataclasses.make_dataclass(task.title().replace("_", "") + "Recipe", fields)
+    # Named after the module that made it (as collections.namedtuple does), so that it prints and pickles.
+    recipe.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
+    return recipe
 
 
 def _type_name(tp: Any) -> str:

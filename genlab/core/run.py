@@ -22,7 +22,8 @@ import torch
 import yaml
 
 from genlab.errors import GenlabError
-from genlab.io.files import atomic_write_text, read_json
+from genlab.io.files import atomic_write_bytes, atomic_write_text, read_json
+from genlab.io.images import make_grid, png_bytes
 
 
 class MetricSink(Protocol):
@@ -101,6 +102,15 @@ class RunDir:
     def log_image(self, tag: str, image_hwc, step: int) -> None:
         if self.is_writer:
             self.tensorboard().add_image(tag, image_hwc, step, dataformats="HWC")
+
+    def save_sample_grid(self, images: torch.Tensor, nrow: int, period: int) -> None:
+        """A period's samples (N, 1, H, W) in [0, 1] as one grid, `nrow` to a row: samples/epoch_NNNN.png
+        and the TensorBoard image "samples"."""
+        if not self.is_writer:
+            return
+        grid = make_grid(images, nrow=nrow)  # (rows * (H + 2) + 2, nrow * (W + 2) + 2) uint8
+        atomic_write_bytes(self.samples_dir / f"epoch_{period:04d}.png", png_bytes(grid))
+        self.log_image("samples", grid[:, :, None], period)
 
     def tensorboard(self):
         if self._tensorboard is None:

@@ -14,12 +14,11 @@ import json
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from genlab.core.recipe import recipe_to_dict
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write_text, read_json
@@ -276,7 +275,7 @@ def open_trackers(recipe: Any, run: RunDir, task: str) -> Trackers:
     ids_path = run.path / "tracking.json"
     saved = read_json(ids_path, "tracking ids") if ids_path.is_file() else {}
     saved = saved if isinstance(saved, dict) else {}
-    params = flatten(recipe_to_dict(recipe))
+    params = flatten(asdict(recipe))
     backends: list[Any] = []
     try:
         if config.mlflow:

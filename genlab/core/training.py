@@ -6,10 +6,12 @@ The loop knows nothing else of the task, which is why this contract lives in cor
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
 import torch
 
+from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
 
 
@@ -37,6 +39,12 @@ class Training(Protocol):
         """{"task": name, "model": config...}: stored beside the weights; loading refuses another."""
 
 
+def weights_meta(task: str, config: Any, **more: Any) -> dict[str, Any]:
+    """What a Training's `meta()` returns: `task`, the network's config (a dataclass) as `model`, then `more`
+    (the data set, the module that samples, ...), in that order."""
+    return {"task": task, "model": dataclasses.asdict(config), **more}
+
+
 class OwnNoise:
     """For a Training whose random draws all come from its own generator `self.noise` (identical on every
     rank): that generator's state is what a checkpoint keeps, so a resumed run draws what it would have."""
@@ -48,3 +56,26 @@ class OwnNoise:
 
     def load_rng_state(self, state: dict[str, Any]) -> None:
         self.noise.set_state(state["noise"])
+
+
+class SampledEachPeriod:
+    """For a Training of a generative model (gan, audio, flow): at the end of each sample period the main
+    rank saves the period's samples, then, when the training has an evaluator, returns the quick scores of
+    a fresh draw (`best_metric` is one of them)."""
+
+    env: DistEnv
+    evaluator: Any  # an evaluator net, or None: no quick scores (and no checkpoints/best)
+
+    def save_samples(self, period: int, run: RunDir) -> None:
+        """Write the period's samples into `run.samples_dir` (and TensorBoard)."""
+        raise NotImplementedError
+
+    def quick_scores(self) -> dict[str, float]:
+        """The evaluator's scores of a fresh draw, as metrics."""
+        raise NotImplementedError
+
+    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
+        if not self.env.is_main:
+            return {}
+        self.save_samples(period, run)
+        return {} if self.evaluator is None else self.quick_scores()

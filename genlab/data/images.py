@@ -193,6 +193,14 @@ def write_mnist_subset(folder: Path, train: int, test: int) -> Path:
     return folder
 
 
+def image_class_names(name: str, n: int | None = None) -> list[str]:
+    """The names of the first `n` classes of image data set `name`, a class it does not name by its id
+    (n None: all the classes it names)."""
+    source = SOURCES.get(name)
+    names = source.class_names if source else ()
+    return [names[i] if i < len(names) else str(i) for i in range(len(names) if n is None else n)]
+
+
 def load_image_dataset(name: str, path: str | None = None) -> ImageData:
     """Load a dataset by name; `path` (a folder of the four IDX files) overrides the search."""
     if name not in SOURCES:

@@ -9,10 +9,8 @@ The front end (`log_mel`) is fixed and differentiable, so a generator may use it
 from __future__ import annotations
 
 import functools
-import json
 import shlex
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,14 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.core.progress import progress_bar
 from genlab.data.audio import CORPUS, DIGITS, AudioData, load_audio_dataset
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import WEIGHTS_DIR, evaluator_info, sha256_of
+from genlab.evaluation.classifier import (
+    conv_blocks,
+    evaluator_info,
+    features_and_probs,
+    fit,
+    load_checked,
+    write_evaluator,
+)
 from genlab.evaluation.metrics import class_histogram, frechet_distance, inception_score
 from genlab.io.audio import CLIP_SAMPLES, SAMPLE_RATE
-from genlab.io.files import atomic_write_text
-from genlab.io.weights import load_module, save_tensors
 
 # Front end: 25 ms Hann windows every 10 ms, zero-padded to a 512-point FFT, 64 mel bands over 20 Hz-8 kHz
 # (Slaney mel scale, librosa's default), natural log of the band power. A 1 s clip gives 101 frames
@@ -39,6 +41,7 @@ HOP_LENGTH = 160  # 10 ms
 N_MELS = 64
 F_MIN, F_MAX = 20.0, SAMPLE_RATE / 2
 LOG_FLOOR = 1e-6  # log(power + floor): silence sits at log(1e-6) = -13.8 instead of -inf
+EMBED_BATCH = 256  # clips through the evaluator at once when scoring
 FRAMES = 1 + CLIP_SAMPLES // HOP_LENGTH  # 101
 
 # Augmentation while training, so the net hears what held-out voices, the 8 kHz human recordings and
@@ -98,19 +101,10 @@ class AudioClassifier(nn.Module):
     def __init__(self, config: AudioClassifierConfig):
         super().__init__()
         self.config = config
-        blocks: list[nn.Module] = [nn.BatchNorm2d(1)]  # log-mel levels differ by voice and gain: normalise
-        in_ch = 1
-        for out_ch in config.channels:
-            blocks += [
-                nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
-                nn.BatchNorm2d(out_ch),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            in_ch = out_ch
-        self.conv = nn.Sequential(*blocks)
+        # log-mel levels differ by voice and gain: normalise them first
+        self.conv = nn.Sequential(nn.BatchNorm2d(1), *conv_blocks(config.channels))
         mel_bins = N_MELS // 2 ** len(config.channels)
-        self.embed = nn.Sequential(nn.Linear(in_ch * mel_bins, config.feature_dim), nn.ReLU())
+        self.embed = nn.Sequential(nn.Linear(config.channels[-1] * mel_bins, config.feature_dim), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
         self.info: dict = {}  # the json record, filled by load_audio_evaluator
 
@@ -157,22 +151,8 @@ def augment(waves: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out.clamp(-1, 1)
 
 
-@torch.no_grad()
-def predict(model: AudioClassifier, waves: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, D) and class probabilities (N, C) as float64, batch by batch."""
-    model.eval()
-    feats, probs = [], []
-    for i in range(0, len(waves), batch_size):
-        h = model.features(waves[i : i + batch_size].float())  # (B, D)
-        feats.append(h.double().numpy())
-        probs.append(model.head(h).softmax(dim=1).double().numpy())  # (B, C)
-    if not feats:
-        return np.zeros((0, model.config.feature_dim)), np.zeros((0, model.config.num_classes))
-    return np.concatenate(feats), np.concatenate(probs)
-
-
 def _accuracy(model: AudioClassifier, data: AudioData) -> float:
-    probs = predict(model, torch.from_numpy(data.waves))[1]
+    probs = features_and_probs(model, torch.from_numpy(data.waves), EMBED_BATCH)[1]
     return float((probs.argmax(axis=1) == data.labels).mean())
 
 
@@ -195,31 +175,10 @@ def train_audio_evaluator(
     generator = torch.Generator().manual_seed(seed)  # drives shuffling and augmentation, apart from init
     model = AudioClassifier(config)
     x_train, y_train = torch.from_numpy(train.waves), torch.from_numpy(train.labels)
-    steps_per_epoch = -(-len(x_train) // batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    start = time.perf_counter()
-    bar = progress_bar(epochs * steps_per_epoch, desc=f"evaluator {CORPUS}", unit="batch", disable=not progress)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            loss = F.cross_entropy(model(augment(x_train[idx], generator)), y_train[idx], label_smoothing=0.05)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    bar.close()
-    train_seconds = time.perf_counter() - start
-    human_pred = predict(model, torch.from_numpy(human.waves))[1].argmax(axis=1)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights_path = out_dir / f"{CORPUS}.safetensors"
-    save_tensors(weights_path, model.state_dict())
+    train_seconds = fit(
+        model, x_train, y_train, epochs, batch_size, lr, generator, augment, 0.05, f"evaluator {CORPUS}", progress
+    )
+    human_pred = features_and_probs(model, torch.from_numpy(human.waves), EMBED_BATCH)[1].argmax(axis=1)
     info = {
         "dataset": CORPUS,
         "dataset_source": train.source,
@@ -260,10 +219,8 @@ def train_audio_evaluator(
         "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
-        "sha256": sha256_of(weights_path),
     }
-    atomic_write_text(out_dir / f"{CORPUS}.json", json.dumps(info, indent=2) + "\n")
-    return info
+    return write_evaluator(model, CORPUS, out_dir, info)
 
 
 def audio_evaluator_info(weights_dir: Path | None = None) -> dict:
@@ -272,17 +229,7 @@ def audio_evaluator_info(weights_dir: Path | None = None) -> dict:
 
 def load_audio_evaluator(weights_dir: Path | None = None) -> AudioClassifier:
     """The spoken-digit evaluator in eval mode, after checking its weights against the recorded sha256."""
-    info = audio_evaluator_info(weights_dir)
-    path = Path(weights_dir or WEIGHTS_DIR) / f"{CORPUS}.safetensors"
-    hint = f"run `genlab eval-nets train --data {CORPUS}`"
-    if not path.is_file():
-        raise GenlabError(f"evaluator weights {path} missing; {hint}")
-    if sha256_of(path) != info["sha256"]:
-        raise GenlabError(f"evaluator weights {path} do not match the sha256 in {path.with_suffix('.json')}; {hint}")
-    config = AudioClassifierConfig(**{**info["config"], "channels": tuple(info["config"]["channels"])})
-    model = load_module(AudioClassifier(config), path)
-    model.info = info
-    return model.eval()
+    return load_checked(CORPUS, AudioClassifierConfig, AudioClassifier, weights_dir)
 
 
 # --- scoring ---------------------------------------------------------------------------------------------
@@ -327,7 +274,7 @@ def reference_scores(reference: AudioData, evaluator: AudioClassifier) -> tuple[
     distance between two speaker-disjoint halves (the floor a perfect generator reaches, for half as many clips)."""
     key = (f"{reference.name} {reference.source}", len(reference), evaluator.info.get("sha256", str(id(evaluator))))
     if key not in _REAL_CACHE:
-        feats, probs = predict(evaluator, torch.from_numpy(reference.waves))
+        feats, probs = features_and_probs(evaluator, torch.from_numpy(reference.waves), EMBED_BATCH)
         ceiling = {"num_clips": len(reference), **_score_probs(probs, reference.labels)}
         half = _halves(reference.speakers)
         ceiling["frechet_distance"] = (
@@ -360,7 +307,7 @@ def evaluate_clips(
             raise GenlabError(f"requested_labels must have shape ({len(clips)},), got {labels.shape}")
     reference = reference if reference is not None else load_audio_dataset(CORPUS, "test")
     real_feats, ceiling = reference_scores(reference, evaluator)
-    feats, probs = predict(evaluator, clips)
+    feats, probs = features_and_probs(evaluator, clips, EMBED_BATCH)
     return {
         "num_clips": len(clips),
         **_score_probs(probs, labels),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,23 +43,29 @@ class ClassifierConfig:
     dropout: float = 0.3
 
 
+def conv_blocks(channels: tuple[int, ...]) -> list[nn.Module]:
+    """An evaluator's conv stack from one input channel, as a flat list (the layers keep the names
+    conv.<i> that the shipped weights use): per entry of `channels`, a 3x3 convolution without bias,
+    BatchNorm, ReLU and a 2x2 max-pool that halves height and width."""
+    blocks: list[nn.Module] = []
+    for in_ch, out_ch in zip((1, *channels), channels):
+        blocks += [
+            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+    return blocks
+
+
 class ImageClassifier(nn.Module):
     """(B, 1, 28, 28) in [0, 1] -> three conv blocks (28 -> 14 -> 7 -> 3) -> features (B, D) -> logits."""
 
     def __init__(self, config: ClassifierConfig):
         super().__init__()
         self.config = config
-        blocks, in_ch = [], 1
-        for out_ch in config.channels:
-            blocks += [
-                nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
-                nn.BatchNorm2d(out_ch),
-                nn.ReLU(),
-                nn.MaxPool2d(2),
-            ]
-            in_ch = out_ch
-        self.conv = nn.Sequential(*blocks, nn.Flatten())
-        self.embed = nn.Sequential(nn.Linear(in_ch * 3 * 3, config.feature_dim), nn.ReLU())
+        self.conv = nn.Sequential(*conv_blocks(config.channels), nn.Flatten())
+        self.embed = nn.Sequential(nn.Linear(config.channels[-1] * 3 * 3, config.feature_dim), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
         self.info: dict = {}  # the json record, filled by load_evaluator
 
@@ -82,6 +89,20 @@ def accuracy(model: ImageClassifier, images: torch.Tensor, labels: torch.Tensor,
         for i in range(0, len(images), batch_size)
     )
     return correct / len(images)
+
+
+@torch.no_grad()
+def features_and_probs(net: nn.Module, inputs: torch.Tensor, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """An evaluator net's features (N, D) and class probabilities (N, C) as float64, batch by batch."""
+    net.eval()
+    feats, probs = [], []
+    for i in range(0, len(inputs), batch_size):
+        h = net.features(inputs[i : i + batch_size].float())  # (B, D)
+        feats.append(h.double().numpy())
+        probs.append(net.head(h).softmax(dim=1).double().numpy())  # (B, C)
+    if not feats:
+        return np.zeros((0, net.config.feature_dim)), np.zeros((0, net.config.num_classes))
+    return np.concatenate(feats), np.concatenate(probs)
 
 
 def sha256_of(path: Path) -> str:
@@ -115,40 +136,14 @@ def train_evaluator(
     model = ImageClassifier(config)
     x_train, y_train = to_tensor(data.train_images), torch.from_numpy(data.train_labels)
     x_test, y_test = to_tensor(data.test_images), torch.from_numpy(data.test_labels)
-    steps_per_epoch = -(-len(x_train) // batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    # One-cycle: fast warm-up then annealing gets high accuracy in few epochs without tuning.
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    start = time.perf_counter()
-    progress = progress_bar(epochs * steps_per_epoch, desc=f"evaluator {dataset_name}", unit="batch")
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x_train), generator=generator)
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
-            images = x_train[idx]
-            if max_shift:
-                images = random_shift(images, max_shift, generator)
-            loss = F.cross_entropy(model(images), y_train[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
-    progress.close()
-    test_accuracy = accuracy(model, x_test, y_test)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights_path = out_dir / f"{dataset_name}.safetensors"
-    save_tensors(weights_path, model.state_dict())
+    shift = (lambda images, generator: random_shift(images, max_shift, generator)) if max_shift else None
+    seconds = fit(model, x_train, y_train, epochs, batch_size, lr, generator, shift, desc=f"evaluator {dataset_name}")
     info = {
         "dataset": dataset_name,
         "dataset_source": data.source,
         "train_size": len(x_train),
         "test_size": len(x_test),
-        "test_accuracy": test_accuracy,
+        "test_accuracy": accuracy(model, x_test, y_test),
         "feature_dim": config.feature_dim,
         "config": asdict(config),
         "seed": seed,
@@ -156,10 +151,58 @@ def train_evaluator(
         "batch_size": batch_size,
         "lr": lr,
         "max_shift": max_shift,
-        "train_seconds": round(time.perf_counter() - start, 1),
-        "sha256": sha256_of(weights_path),
+        "train_seconds": round(seconds, 1),
     }
-    atomic_write_text(out_dir / f"{dataset_name}.json", json.dumps(info, indent=2) + "\n")
+    return write_evaluator(model, dataset_name, out_dir, info)
+
+
+def fit(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    generator: torch.Generator,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    label_smoothing: float = 0.0,
+    desc: str = "evaluator",
+    progress: bool = True,
+) -> float:
+    """Train an evaluator net with cross-entropy: AdamW under a one-cycle schedule (a fast warm-up, then
+    annealing: high accuracy in few epochs without tuning), the batches in a fresh order each epoch, each
+    through `augment` (drawing from `generator`). Returns the seconds it took."""
+    steps_per_epoch = -(-len(x_train) // batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    start = time.perf_counter()
+    bar = progress_bar(epochs * steps_per_epoch, desc=desc, unit="batch", disable=not progress)
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            inputs = augment(x_train[idx], generator) if augment else x_train[idx]
+            loss = F.cross_entropy(model(inputs), y_train[idx], label_smoothing=label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+    bar.close()
+    return time.perf_counter() - start
+
+
+def write_evaluator(model: nn.Module, name: str, out_dir: str | Path, info: dict) -> dict:
+    """{name}.safetensors and its json record `info` (with the weights' sha256 added) into out_dir;
+    returns the record."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights_path = out_dir / f"{name}.safetensors"
+    save_tensors(weights_path, model.state_dict())
+    info = {**info, "sha256": sha256_of(weights_path)}
+    atomic_write_text(out_dir / f"{name}.json", json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -176,19 +219,25 @@ def evaluator_info(dataset_name: str, weights_dir: Path | None = None) -> dict:
     return info
 
 
-def load_evaluator(dataset_name: str, weights_dir: Path | None = None) -> ImageClassifier:
-    """The evaluator for a dataset in eval mode, after checking its weights against the recorded sha256."""
-    info = evaluator_info(dataset_name, weights_dir)
-    path = Path(weights_dir or WEIGHTS_DIR) / f"{dataset_name}.safetensors"
-    hint = f"run `genlab eval-nets train --data {dataset_name}`"
+def load_checked(name: str, config_type: type, net_type: type[nn.Module], weights_dir: Path | None = None) -> nn.Module:
+    """Evaluator net `name` (an image data set, or the spoken-digit corpus) in eval mode, built as
+    net_type(config_type(**record["config"])), after checking its weights against the recorded sha256."""
+    info = evaluator_info(name, weights_dir)
+    path = Path(weights_dir or WEIGHTS_DIR) / f"{name}.safetensors"
+    hint = f"run `genlab eval-nets train --data {name}`"
     if not path.is_file():
         raise GenlabError(f"evaluator weights {path} missing; {hint}")
     if sha256_of(path) != info["sha256"]:
         raise GenlabError(f"evaluator weights {path} do not match the sha256 in {path.with_suffix('.json')}; {hint}")
-    config = ClassifierConfig(**{**info["config"], "channels": tuple(info["config"]["channels"])})
-    model = load_module(ImageClassifier(config), path)
+    config = config_type(**{**info["config"], "channels": tuple(info["config"]["channels"])})
+    model = load_module(net_type(config), path)
     model.info = info
     return model.eval()
+
+
+def load_evaluator(dataset_name: str, weights_dir: Path | None = None) -> ImageClassifier:
+    """The evaluator for a dataset in eval mode, after checking its weights against the recorded sha256."""
+    return load_checked(dataset_name, ClassifierConfig, ImageClassifier, weights_dir)
 
 
 def evaluator_or_none(dataset_name: str) -> ImageClassifier | None:

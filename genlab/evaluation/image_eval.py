@@ -7,29 +7,17 @@ import torch
 
 from genlab.data import ImageData
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import ImageClassifier, to_tensor
+from genlab.evaluation.classifier import ImageClassifier, features_and_probs, to_tensor
 from genlab.evaluation.metrics import class_histogram, frechet_distance, inception_score, precision_recall
 
 # Test-split features per (dataset, source, evaluator checksum): every evaluation in a run reuses them.
 _REAL_CACHE: dict[tuple[str, str, str], np.ndarray] = {}
 
 
-@torch.no_grad()
-def embed(images: torch.Tensor, evaluator: ImageClassifier, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, D) and class probabilities (N, C) as float64, computed batch by batch."""
-    evaluator.eval()
-    feats, probs = [], []
-    for i in range(0, len(images), batch_size):
-        h = evaluator.features(images[i : i + batch_size].float())  # (B, D)
-        feats.append(h.double().numpy())
-        probs.append(evaluator.head(h).softmax(dim=1).double().numpy())  # (B, C)
-    return np.concatenate(feats), np.concatenate(probs)
-
-
 def real_features(dataset: ImageData, evaluator: ImageClassifier, batch_size: int = 500) -> np.ndarray:
     key = (dataset.name, dataset.source, evaluator.info.get("sha256", str(id(evaluator))))
     if key not in _REAL_CACHE:
-        _REAL_CACHE[key] = embed(to_tensor(dataset.test_images), evaluator, batch_size)[0]
+        _REAL_CACHE[key] = features_and_probs(evaluator, to_tensor(dataset.test_images), batch_size)[0]
     return _REAL_CACHE[key]  # (N_test, D)
 
 
@@ -53,7 +41,7 @@ def evaluate_samples(
         raise GenlabError("samples must lie in [0, 1]")
     if evaluator.info.get("dataset", dataset.name) != dataset.name:
         raise GenlabError(f"evaluator was trained on {evaluator.info['dataset']}, not {dataset.name}")
-    fake_feats, fake_probs = embed(fake_images.detach().cpu(), evaluator, batch_size)
+    fake_feats, fake_probs = features_and_probs(evaluator, fake_images.detach().cpu(), batch_size)
     real_feats = real_features(dataset, evaluator, batch_size)
     # Improved precision/recall compare equal-sized sets (Kynkäänniemi et al. use 50k vs 50k): with
     # 10x more fakes than reals the fakes' k-NN balls shrink and recall collapses for no real reason.
@@ -95,3 +83,16 @@ def quality_details(quality: dict) -> str:
         f"P {quality['precision']:.2f}, R {quality['recall']:.2f}, rarest class "
         f"{100 * quality['min_class_fraction']:.1f} %, {quality['num_samples']:,} samples"
     )
+
+
+QUICK_KEYS = ("fid", "precision", "recall", "min_class_fraction", "label_accuracy")
+
+
+def quick_quality(
+    fake_images: torch.Tensor, dataset: ImageData, evaluator: ImageClassifier, requested_labels: torch.Tensor | None
+) -> dict[str, float]:
+    """A training's per-period scores of its samples, as `quality/<name>` metrics (the scalars of
+    evaluate_samples: FID, precision, recall, the rarest class's share and, if labels were asked for,
+    label accuracy)."""
+    quality = evaluate_samples(fake_images, dataset, evaluator, requested_labels=requested_labels)
+    return {f"quality/{k}": quality[k] for k in QUICK_KEYS if k in quality}

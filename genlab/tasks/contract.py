@@ -20,9 +20,11 @@ from genlab.core.distributed import DistEnv
 from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
 from genlab.core.training import Training
+from genlab.data.images import write_mnist_subset
 from genlab.errors import GenlabError
 from genlab.evaluation.protocols import get_protocol
 from genlab.interop.onnx import ExportGraph, export_onnx
+from genlab.io.images import IMAGE_SUFFIXES
 from genlab.io.tokenizers import Tokenizer
 from genlab.models.transformer import Transformer
 
@@ -52,6 +54,7 @@ class RunHandle:
     output_suffixes: tuple[str, ...] = ()  # a run whose generate returns files (with .save) names their kinds;
     #                                        "" is a folder
     endpoint: str | None = None  # "completions" | "images" | "classifications" | "audio"; None: not served
+    eval_section: str = ""  # the report.json section that `evaluate` writes (and `genlab report` reads)
 
     def __init__(self, run: RunDir, recipe: Any, checkpoint: str):
         self.run, self.recipe, self.checkpoint = run, recipe, checkpoint
@@ -151,6 +154,15 @@ class RunHandle:
         return f"<genlab {self.task} run {self.path} ({self.checkpoint} checkpoint)>"
 
 
+class ImageGeneratorRun(RunHandle):
+    """A run that draws images of a data set's classes (gan, flow): `generate` returns GeneratedImages
+    (saved as .png or .npy), the server's images endpoint serves it, `evaluate` scores it into "quality"."""
+
+    eval_section = "quality"
+    output_suffixes = IMAGE_SUFFIXES
+    endpoint = "images"
+
+
 @dataclass(frozen=True)
 class TinyRun:
     """A run of a task that trains in seconds on data written to a folder: the contract test's case
@@ -161,15 +173,29 @@ class TinyRun:
     generate: dict[str, Any]  # keyword arguments of RunHandle.generate
     cli_generate: list[str]  # the same, as `genlab generate RUN ...` arguments
 
+    @classmethod
+    def of(cls, recipe: str, settings: dict[str, Any], generate: dict[str, Any], out: Path | None = None) -> TinyRun:
+        """The tiny run of `recipe` with `settings` (key.sub -> value; never a progress bar) and one `generate`
+        call, whose CLI arguments are spelled from it (`--max-tokens 12` for max_tokens=12), then `--out out`
+        for a task whose generate returns files."""
+        overrides = [f"{key}={value}" for key, value in {**settings, "train.progress": False}.items()]
+        cli = [word for key, value in generate.items() for word in (f"--{key.replace('_', '-')}", str(value))]
+        return cls(recipe, overrides, generate, cli + (["--out", str(out)] if out else []))
+
+
+def tiny_digits(folder: Path, train: int) -> dict[str, Any]:
+    """The settings every tiny run on bundled MNIST digits shares: `train` training digits and 100 test
+    digits written into `folder`, 64 to a batch, two epochs."""
+    data = write_mnist_subset(folder / "tiny-mnist", train=train, test=100)
+    return {"data.path": data, "data.batch_size": 64, "train.epochs": 2}
+
 
 @dataclass(frozen=True)
 class Task:
-    name: str
-    recipe_type: type  # the recipe dataclass; its `task` field defaults to `name`
+    recipe_type: type  # the recipe dataclass (core.recipe.recipe_type); its `task` field's default names the task
     training: Callable[[Any, DistEnv, RunDir], Training]  # builds the trainer's object from a recipe
     open: type[RunHandle]  # the handle class: open(run, recipe, "last" | "best"); its generate/evaluate
     #                        keyword arguments become the CLI's options
-    eval_section: str  # the report.json section that RunHandle.evaluate writes
     tiny: Callable[[Path], TinyRun]  # writes tiny data into a folder; returns the run to make there
     compare_row: Callable[[RunDir, Any], dict[str, Any]]  # (run, its recipe) -> its `genlab report` row, read
     #                                                       from report.json (evaluation.compare.row)
@@ -177,6 +203,11 @@ class Task:
     # recipe keys naming a file or folder: a relative one is looked up in the current directory, then beside
     # the user's recipe file (genlab.core.recipe.resolve_relative_paths)
     path_keys: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The task's name, as a recipe's `task:` key gives it."""
+        return self.recipe_type.task
 
     def recipe(self, tree: dict[str, Any]) -> Any:
         """The typed recipe for a nested dict (a recipe file, or a run's config.yaml)."""

@@ -7,12 +7,4 @@ from genlab.tasks.audio.tiny import tiny_run
 from genlab.tasks.audio.training import AudioTraining
 from genlab.tasks.contract import Task
 
-TASK = Task(
-    name="audio",
-    recipe_type=AudioRecipe,
-    training=AudioTraining.build,
-    open=AudioRun,
-    eval_section="quality",
-    tiny=tiny_run,
-    compare_row=compare_row,
-)
+TASK = Task(recipe_type=AudioRecipe, training=AudioTraining, open=AudioRun, tiny=tiny_run, compare_row=compare_row)

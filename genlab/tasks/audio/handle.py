@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from genlab.core.checkpoint import load_weights, open_run_checkpoint
-from genlab.core.recipe import from_dict
+from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
 from genlab.data.audio import load_audio_dataset
 from genlab.errors import GenlabError
@@ -23,6 +22,10 @@ from genlab.tasks.contract import RunHandle
 
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
 MAX_WORDS = 50  # digits in one `text` clip
+SPECTROGRAMS_MEAN = (  # the exported generator's output
+    "log-mel images (batch, 1, 64 mel bands, 64 frames) in [-1, 1], low frequencies in row 0; "
+    "genlab.tasks.audio.process.to_waves (Griffin-Lim) makes 1 s of 16 kHz audio of each"
+)
 
 
 def parse_text(text: str, class_names: list[str]) -> list[int]:
@@ -44,20 +47,19 @@ def parse_text(text: str, class_names: list[str]) -> list[int]:
 
 
 class AudioRun(RunHandle):
+    eval_section = "quality"
     output_suffixes = (".wav", "")  # "": a folder (several clips); one clip may also go to FILE.wav
     endpoint = "audio"
 
     def __init__(self, run: RunDir, recipe: AudioRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        folder, meta = open_run_checkpoint(run, checkpoint, "audio")
-        self.config = from_dict(AudioGANConfig, meta["model"])
+        self.config, self.generator, meta, folder = load_network(
+            run, checkpoint, "audio", AudioGANConfig, lambda config: build_audio_gan(config)[0], "generator"
+        )
         names = meta.get("class_names")
         if not isinstance(names, list) or len(names) != self.config.num_classes:
             raise GenlabError(f"{folder / 'meta.json'} does not name the run's {self.config.num_classes} classes")
         self._class_names = [str(name) for name in names]
-        generator, _ = build_audio_gan(self.config)
-        load_weights(folder, {meta.get("sampler", "generator"): generator}, meta)
-        self.generator = generator.eval()
 
     @property
     def class_names(self) -> list[str]:
@@ -66,13 +68,7 @@ class AudioRun(RunHandle):
     def export_graph(self) -> ExportGraph:
         """The generator: noise z and digit labels -> log-mel spectrogram images (the vocoder stays outside)."""
         return generator_graph(
-            self.generator,
-            self.config.latent_dim,
-            self.class_names,
-            "spectrograms",
-            "log-mel images (batch, 1, 64 mel bands, 64 frames) in [-1, 1], low frequencies "
-            "in row 0; genlab.tasks.audio.process.to_waves (Griffin-Lim) makes 1 s of 16 kHz "
-            "audio of each",
+            self.generator, self.config.latent_dim, self.class_names, "spectrograms", SPECTROGRAMS_MEAN
         )
 
     def _request(self, n: int, label: int | None, seed: int, text: str | None) -> tuple[torch.Tensor, bool]:
@@ -125,5 +121,5 @@ class AudioRun(RunHandle):
         metrics["checkpoint"] = self.checkpoint
         metrics["griffin_lim_iters"] = recipe.eval.griffin_lim_iters
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
-        self.run.update_report("quality", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics

@@ -3,11 +3,11 @@ spoken digits, and how its clips are turned into sound and scored."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from genlab.core.recipe import DataConfig, EpochTrainConfig, check_betas
-from genlab.core.tracking import TrackingConfig
+from genlab.core.recipe import DataConfig, recipe_type
 from genlab.models.audio_gan import AudioGANConfig
+from genlab.tasks.gan.recipe import AdversarialTrainConfig, check_ema_decay
 
 
 @dataclass
@@ -17,23 +17,12 @@ class AudioDataConfig(DataConfig):
 
 
 @dataclass
-class AudioTrainConfig(EpochTrainConfig):
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real spectrograms (0 = off)
-    r1_every: int = 4  # lazy R1: every k steps, its weight scaled by k (StyleGAN2)
+class AudioTrainConfig(AdversarialTrainConfig):
     ema_decay: float = 0.0  # sample from an exponential moving average of G's weights (0 = off)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_betas(self.betas)
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError("train.ema_decay must be in [0, 1)")
-        if self.r1_every < 1:
-            raise ValueError("train.r1_every must be >= 1")
-        if min(self.lr_g, self.lr_d) <= 0 or self.r1_gamma < 0:
-            raise ValueError("train learning rates must be > 0 and r1_gamma >= 0")
+        check_ema_decay(self.ema_decay)
 
 
 @dataclass
@@ -61,13 +50,4 @@ class EvalConfig:
             )
 
 
-@dataclass
-class AudioRecipe:
-    name: str = "experiment"
-    task: str = "audio"
-    seed: int = 0
-    data: AudioDataConfig = field(default_factory=AudioDataConfig)
-    model: AudioGANConfig = field(default_factory=AudioGANConfig)
-    train: AudioTrainConfig = field(default_factory=AudioTrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)
+AudioRecipe = recipe_type("audio", data=AudioDataConfig, model=AudioGANConfig, train=AudioTrainConfig, eval=EvalConfig)

@@ -23,7 +23,6 @@ def tiny_run(folder: Path) -> TinyRun:
         "data.path": data,
         "data.batch_size": 5,
         "train.epochs": 2,
-        "train.progress": False,
         "model.width": 4,
         "model.latent_dim": 8,
         "train.r1_gamma": 1.0,
@@ -33,9 +32,4 @@ def tiny_run(folder: Path) -> TinyRun:
         "eval.griffin_lim_iters": 4,
         "eval.quick_griffin_lim_iters": 2,
     }
-    return TinyRun(
-        "spoken-digits-gan",
-        [f"{k}={v}" for k, v in settings.items()],
-        generate={"n": 1, "label": 3, "seed": 1},
-        cli_generate=["--n", "1", "--label", "3", "--seed", "1", "--out", str(folder / "clip.wav")],
-    )
+    return TinyRun.of("spoken-digits-gan", settings, {"n": 1, "label": 3, "seed": 1}, out=folder / "clip.wav")

@@ -10,47 +10,33 @@ checkpoints/best.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
 import torch
 
-from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
-from genlab.core.ema import update_ema
+from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
-from genlab.core.training import OwnNoise
+from genlab.core.training import OwnNoise, SampledEachPeriod, weights_meta
 from genlab.data.audio import AudioData, load_audio_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.audio_eval import evaluate_clips, load_audio_evaluator
 from genlab.io.audio import write_wav
-from genlab.io.files import atomic_write_bytes
-from genlab.io.images import make_grid, png_bytes
 from genlab.models.audio_gan import build_audio_gan
 from genlab.tasks.audio.process import cycle_labels, draw_spectrograms, to_waves
 from genlab.tasks.audio.recipe import AudioRecipe
 from genlab.tasks.audio.spectrogram import join_words, log_mel_image, trim_word
-from genlab.tasks.gan.process import discriminator_loss, frozen, gan_optimizers, generator_loss, r1_penalty
+from genlab.tasks.gan.process import AdversarialPair
 
 GRID_COLUMNS = 8  # the sample grid: one row per digit, this many clips each
 QUICK_REFERENCE = 500  # training clips (every k-th: many voices) the quick Fréchet distance compares with
 
 
-def spectrogram_rows(specs: torch.Tensor, rows: int) -> bytes:
-    """(rows * k, 64, 64) images ordered label-major -> a PNG with one row per label, high
-    frequencies up."""
-    images = (specs.flip(1)[:, None] + 1) / 2  # (N, 1, 64, 64) in [0, 1]
-    return png_bytes(make_grid(images, nrow=len(specs) // rows))
-
-
-class AudioTraining(OwnNoise):
+class AudioTraining(OwnNoise, SampledEachPeriod):
     best_metric = "quality/label_error"  # 1 - evaluator accuracy on the quick clips; lower is better
 
-    @classmethod
-    def build(cls, recipe: AudioRecipe, env: DistEnv, run: RunDir) -> AudioTraining:
-        return cls(recipe, load_audio_dataset(recipe.data.name, "train", recipe.data.path), env)
-
-    def __init__(self, recipe: AudioRecipe, data: AudioData, env: DistEnv):
+    def __init__(self, recipe: AudioRecipe, env: DistEnv, run: RunDir):
+        data = load_audio_dataset(recipe.data.name, "train", recipe.data.path)
         self.recipe, self.env = recipe, env
         self.class_names = list(data.class_names)
         self.config = dataclasses.replace(recipe.model, num_classes=len(self.class_names))
@@ -60,25 +46,17 @@ class AudioTraining(OwnNoise):
             waves, labels = waves[: recipe.data.limit], labels[: recipe.data.limit]
         if len(labels) == 0:
             raise GenlabError(f"{data.name}: no training clips")
-        device = env.device
         torch.manual_seed(recipe.seed)  # identical initial weights on every rank
-        generator, discriminator = build_audio_gan(self.config)
-        self.generator = wrap_ddp(generator.to(device), env)
-        self.discriminator = wrap_ddp(discriminator.to(device), env)
-        self.modules = {"generator": generator, "discriminator": discriminator}
-        self.sampler = generator
-        if recipe.train.ema_decay:  # sample from an EMA of G: smooths its oscillation around D
-            self.sampler = copy.deepcopy(generator).requires_grad_(False)
-            self.modules["generator_ema"] = self.sampler
-        t = recipe.train
-        self.optimizers = gan_optimizers(generator, discriminator, t.lr_g, t.lr_d, tuple(t.betas))
+        self.pair = AdversarialPair(*build_audio_gan(self.config), recipe.train, env)
+        self.modules, self.optimizers = self.pair.modules, self.pair.optimizers
+        self.sampler = self.pair.ema.sampler  # G's EMA when train.ema_decay > 0, else G itself
+        device = env.device
         # The whole training set as log-mel images, once: (N, 1, 64, 64) in [-1, 1] (~16 KB a clip).
         self.specs = torch.cat([log_mel_image(waves[i : i + 500]) for i in range(0, len(waves), 500)])
         self.specs = self.specs.unsqueeze(1).to(device)
         self.labels = labels.long().to(device)
         self.num_examples = len(self.labels)
         self.noise = torch.Generator().manual_seed(recipe.seed + 1)  # the steps' draws, same on all ranks
-        self.r1_weight = t.r1_gamma / 2 * t.r1_every
         self.data_source = f"{data.name} from {data.source}"
         # The quick score's reference: training clips, never the test split (and, for a folder of the
         # user's, never the default corpus that evaluate_clips would otherwise load).
@@ -96,71 +74,30 @@ class AudioTraining(OwnNoise):
             self.evaluator = None  # no evaluator: train without the quick score (and without a best checkpoint)
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "task": "audio",
-            "model": dataclasses.asdict(self.config),
-            "class_names": self.class_names,
-            "dataset": self.recipe.data.name,
-            "sampler": "generator_ema" if self.recipe.train.ema_decay else "generator",
-        }
+        dataset, sampler = self.recipe.data.name, self.pair.ema.name
+        return weights_meta("audio", self.config, class_names=self.class_names, dataset=dataset, sampler=sampler)
 
     def step_kind(self, step: int) -> str:
-        return "d+g+r1" if self.r1_weight and step % self.recipe.train.r1_every == 0 else "d+g"
+        return self.pair.step_kind(step)
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         real = self.specs[indices.to(self.specs.device)]  # (B, 1, 64, 64)
         labels = self.labels[indices.to(self.labels.device)]  # (B,)
-        world, local = self.env.world_size, len(indices)
-        z = torch.randn(local * world, self.config.latent_dim, generator=self.noise)  # global draw
-        z = z[self.env.rank * local : (self.env.rank + 1) * local].to(self.env.device)  # this rank's slice
-        fake = self.generator(z, labels)  # (B, 1, 64, 64)
+        z = torch.randn(len(indices) * self.env.world_size, self.config.latent_dim, generator=self.noise)
+        return self.pair.step(real, self.pair.rank_share(z), labels, step)
 
-        # D step: one forward over [real; fake] so DDP sees a single forward per backward.
-        use_r1 = self.step_kind(step).endswith("r1")
-        real = real.requires_grad_(use_r1)
-        logits = self.discriminator(torch.cat([real, fake.detach()]), torch.cat([labels, labels]))  # (2B,)
-        real_logits, fake_logits = logits.chunk(2)
-        d_loss = discriminator_loss(real_logits, fake_logits)
-        loss, metrics = d_loss, {}
-        if use_r1:
-            penalty = r1_penalty(real_logits, real)
-            loss = loss + self.r1_weight * penalty
-            metrics["r1"] = penalty.item()
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizers["discriminator"].step()
-
-        # G step through the unwrapped, frozen D: no weight gradients for D, no all-reduce.
-        with frozen(unwrap(self.discriminator)) as discriminator:
-            g_loss = generator_loss(discriminator(fake, labels))
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.optimizers["generator"].step()
-        if self.sampler is not self.modules["generator"]:
-            update_ema(self.sampler, self.modules["generator"], self.recipe.train.ema_decay, step)
-        return {
-            "loss/d": d_loss.item(),
-            "loss/g": g_loss.item(),
-            "d/real_prob": torch.sigmoid(real_logits).mean().item(),
-            "d/fake_prob": torch.sigmoid(fake_logits).mean().item(),
-            **metrics,
-        }
-
-    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
-        if not self.env.is_main:
-            return {}
+    def save_samples(self, period: int, run: RunDir) -> None:
         k = self.config.num_classes
         seed = self.recipe.seed + 2  # the same noise every period: the grids show one G changing
         grid_labels = torch.arange(k).repeat_interleave(GRID_COLUMNS)  # row r: label r
-        specs = draw_spectrograms(self.sampler, grid_labels, seed)
-        atomic_write_bytes(run.samples_dir / f"epoch_{period:04d}.png", spectrogram_rows(specs, k))
-        run.log_image("samples", make_grid((specs.flip(1)[:, None] + 1) / 2, nrow=GRID_COLUMNS)[:, :, None], period)
+        specs = draw_spectrograms(self.sampler, grid_labels, seed)  # (k * GRID_COLUMNS, 64, 64) in [-1, 1]
+        run.save_sample_grid((specs.flip(1)[:, None] + 1) / 2, GRID_COLUMNS, period)  # high frequencies up
         # Every label once, spoken in turn (first column of the grid): what the grid sounds like.
         firsts = to_waves(specs[::GRID_COLUMNS], self.recipe.eval.quick_griffin_lim_iters)
         write_wav(run.samples_dir / f"epoch_{period:04d}.wav", join_words([trim_word(w) for w in firsts]).numpy())
-        if self.evaluator is None:
-            return {}
-        labels = cycle_labels(self.recipe.eval.quick_samples, None, k)
+
+    def quick_scores(self) -> dict[str, float]:
+        labels = cycle_labels(self.recipe.eval.quick_samples, None, self.config.num_classes)
         waves = to_waves(
             draw_spectrograms(self.sampler, labels, self.recipe.seed + 3), self.recipe.eval.quick_griffin_lim_iters
         )

@@ -8,11 +8,9 @@ from genlab.tasks.finetune.tiny import tiny_run
 from genlab.tasks.finetune.training import FinetuneTraining
 
 TASK = Task(
-    name="finetune",
     recipe_type=FinetuneRecipe,
     training=FinetuneTraining,
     open=FinetuneRun,
-    eval_section="test",
     tiny=tiny_run,
     compare_row=compare_row,
     path_keys=("start",),

@@ -114,6 +114,8 @@ class LabelScores:
 
 
 class FinetuneRun(RunHandle):
+    eval_section = "test"
+
     def __init__(self, run: RunDir, recipe: FinetuneRecipe, checkpoint: str = "last"):
         if checkpoint != "last":
             raise GenlabError("fine-tuning runs keep their last checkpoint only: drop --checkpoint best")
@@ -247,5 +249,5 @@ class FinetuneRun(RunHandle):
                 for s, h, r in list(zip(sources, hypotheses, references))[:SHOWN_EXAMPLES]
             ]
         metrics |= {"examples": len(test), "shown": shown, "eval_seconds": meter.snapshot()["wall_seconds"]}
-        run.update_report("test", metrics)
+        run.update_report(self.eval_section, metrics)
         return metrics

@@ -51,11 +51,5 @@ def tiny_run(folder: Path) -> TinyRun:
         "train.epochs": 2,
         "train.lr": 3e-3,
         "train.warmup_iters": 1,
-        "train.progress": False,
     }
-    return TinyRun(
-        "fortunes-lora",
-        [f"{k}={v}" for k, v in settings.items()],
-        generate={"prompt": "thou art"},
-        cli_generate=["--prompt", "thou art"],
-    )
+    return TinyRun.of("fortunes-lora", settings, {"prompt": "thou art"})

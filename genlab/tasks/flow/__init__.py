@@ -8,12 +8,4 @@ from genlab.tasks.flow.report import compare_row
 from genlab.tasks.flow.tiny import tiny_run
 from genlab.tasks.flow.training import FlowTraining
 
-TASK = Task(
-    name="flow",
-    recipe_type=FlowRecipe,
-    training=FlowTraining.build,
-    open=FlowRun,
-    eval_section="quality",
-    tiny=tiny_run,
-    compare_row=compare_row,
-)
+TASK = Task(recipe_type=FlowRecipe, training=FlowTraining, open=FlowRun, tiny=tiny_run, compare_row=compare_row)

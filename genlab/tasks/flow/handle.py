@@ -8,17 +8,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genlab.core.checkpoint import load_weights, open_run_checkpoint
-from genlab.core.recipe import from_dict
+from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
-from genlab.data import IMAGE_DATASETS, ImageData, load_image_dataset
+from genlab.data import ImageData, image_class_names, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import ImageClassifier, load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.interop.onnx import ExportGraph
-from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
+from genlab.io.images import GeneratedImages
 from genlab.models.unet import UNet, UNetConfig
-from genlab.tasks.contract import RunHandle
+from genlab.tasks.contract import ImageGeneratorRun
 from genlab.tasks.flow.inputs import read_image, read_low_res, read_mask
 from genlab.tasks.flow.pipeline import IMAGE_SHAPE, Sampler, check_prompt, class_labels, draw, to_model
 from genlab.tasks.flow.process import Start, evaluations_per_sample
@@ -28,17 +27,10 @@ from genlab.tasks.flow.text import CaptionBank, caption_encoder
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
 
 
-class FlowRun(RunHandle):
-    output_suffixes = IMAGE_SUFFIXES
-    endpoint = "images"
-
+class FlowRun(ImageGeneratorRun):
     def __init__(self, run: RunDir, recipe: FlowRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        folder, meta = open_run_checkpoint(run, checkpoint, "flow")
-        self.config = from_dict(UNetConfig, meta["model"])
-        model = UNet(self.config)
-        load_weights(folder, {meta.get("sampler", "model"): model}, meta)
-        self.model = model.eval()
+        self.config, self.model, *_ = load_network(run, checkpoint, "flow", UNetConfig, UNet, "model")
         # A text-conditioned model reads prompts through the same frozen MiniLM it was trained with.
         self.encoder = caption_encoder() if self.config.conditioning == "text" else None
         self._captions: dict[bool, CaptionBank] = {}
@@ -140,10 +132,8 @@ class FlowRun(RunHandle):
 
     @property
     def class_names(self) -> list[str]:
-        source = IMAGE_DATASETS.get(self.recipe.data.name)
-        names = source.class_names if source else ()
-        classes = len(names) if self.config.conditioning == "text" else self.config.num_classes
-        return [names[i] if i < len(names) else str(i) for i in range(classes)]
+        text = self.config.conditioning == "text"  # captions may ask for any class the data set names
+        return image_class_names(self.recipe.data.name, None if text else self.config.num_classes)
 
     def evaluate(self, n: int | None = None, steps: int | None = None, guidance: float | None = None) -> dict[str, Any]:
         """FID, precision/recall, Inception-style score, class histogram (and label accuracy for a
@@ -175,7 +165,7 @@ class FlowRun(RunHandle):
             evaluations_per_image=evaluations_per_sample(steps, guidance, cond is not None),
             eval_seconds=meter.snapshot()["wall_seconds"],
         )
-        self.run.update_report("quality", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics
 
     def _caption_accuracy(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import DataConfig, EpochTrainConfig, SampleEvalConfig, check_betas
-from genlab.core.tracking import TrackingConfig
+from genlab.core.recipe import DataConfig, EpochTrainConfig, SampleEvalConfig, check_betas, recipe_type
 from genlab.models.unet import UNetConfig
 
 
@@ -58,14 +57,6 @@ class FlowEvalConfig(SampleEvalConfig):
             raise ValueError("eval.caption_samples must be >= 1")
 
 
-@dataclass
-class FlowRecipe:
-    name: str = "experiment"
-    task: str = "flow"
-    seed: int = 0
-    data: FlowDataConfig = field(default_factory=FlowDataConfig)
-    model: UNetConfig = field(default_factory=UNetConfig)
-    train: FlowTrainConfig = field(default_factory=FlowTrainConfig)
-    sample: SampleConfig = field(default_factory=SampleConfig)
-    eval: FlowEvalConfig = field(default_factory=FlowEvalConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)
+FlowRecipe = recipe_type(
+    "flow", data=FlowDataConfig, model=UNetConfig, train=FlowTrainConfig, sample=SampleConfig, eval=FlowEvalConfig
+)

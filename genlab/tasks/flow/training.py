@@ -7,23 +7,20 @@ warm-up and a constant rate after it; the EMA copy is what samples, grids and ev
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from typing import Any
 
 import torch
 
 from genlab.core.distributed import DistEnv, wrap_ddp
-from genlab.core.ema import update_ema
+from genlab.core.ema import SamplerEMA
 from genlab.core.optim import adamw, set_lr
 from genlab.core.run import RunDir
-from genlab.core.training import OwnNoise
+from genlab.core.training import OwnNoise, SampledEachPeriod, weights_meta
 from genlab.data import ImageData, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import evaluator_or_none
-from genlab.evaluation.image_eval import evaluate_samples
-from genlab.io.files import atomic_write_bytes
-from genlab.io.images import make_grid, png_bytes
+from genlab.evaluation.image_eval import quick_quality
 from genlab.models.unet import UNet, UNetConfig
 from genlab.tasks.flow.pipeline import class_labels, draw, to_model
 from genlab.tasks.flow.process import flow_matching_loss
@@ -42,14 +39,11 @@ def resolve_model_config(recipe: FlowRecipe, data: ImageData) -> UNetConfig:
     return dataclasses.replace(recipe.model, num_classes=classes)
 
 
-class FlowTraining(OwnNoise):
+class FlowTraining(OwnNoise, SampledEachPeriod):
     best_metric = "quality/fid"  # lower is better; the trainer keeps checkpoints/best by it
 
-    @classmethod
-    def build(cls, recipe: FlowRecipe, env: DistEnv, run: RunDir) -> FlowTraining:
-        return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
-
-    def __init__(self, recipe: FlowRecipe, data: ImageData, env: DistEnv):
+    def __init__(self, recipe: FlowRecipe, env: DistEnv, run: RunDir):
+        data = load_image_dataset(recipe.data.name, recipe.data.path)
         self.recipe, self.env, self.data = recipe, env, data
         self.config = resolve_model_config(recipe, data)
         # Text conditioning: every training image gets a random caption of its class, embedded once here.
@@ -63,13 +57,9 @@ class FlowTraining(OwnNoise):
         model = UNet(self.config).to(device)
         self.net = wrap_ddp(model, env)
         self.model = model
-        # Samples come from an exponential moving average of the weights (as every diffusion model
-        # since DDPM): the live weights wander with the noisy regression targets.
-        self.sampler = model
         self.modules: dict[str, torch.nn.Module] = {"model": model}
-        if recipe.train.ema_decay:
-            self.sampler = copy.deepcopy(model).requires_grad_(False)
-            self.modules["model_ema"] = self.sampler
+        self.ema = SamplerEMA(self.modules, "model", recipe.train.ema_decay)
+        self.sampler = self.ema.sampler  # the weights' EMA when train.ema_decay > 0, else the model itself
         t = recipe.train
         self.optimizers = {"model": adamw(model, t.lr, t.betas, weight_decay=0.0)}
         # The whole (small) training set lives on the device, in model scale: (N, 1, 28, 28) in [-1, 1].
@@ -81,12 +71,7 @@ class FlowTraining(OwnNoise):
         self.evaluator = evaluator_or_none(data.name) if env.is_main else None  # None: no quick scores
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "task": "flow",
-            "model": dataclasses.asdict(self.config),
-            "dataset": self.recipe.data.name,
-            "sampler": "model_ema" if self.recipe.train.ema_decay else "model",
-        }
+        return weights_meta("flow", self.config, dataset=self.recipe.data.name, sampler=self.ema.name)
 
     def step_kind(self, step: int) -> str:
         return "flow"
@@ -117,26 +102,17 @@ class FlowTraining(OwnNoise):
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or float("inf"))
         self.optimizers["model"].step()
-        if self.sampler is not self.model:
-            update_ema(self.sampler, self.model, t.ema_decay, step)
+        self.ema.update(step)
         return {"loss/flow": loss.item(), "grad_norm": grad_norm.item()}
 
-    def sample_grid(self) -> torch.Tensor:
+    def save_samples(self, period: int, run: RunDir) -> None:
         s = self.recipe.sample
         cond, _ = self.sample_conditions(GRID_SIDE * GRID_SIDE)
-        return draw(self.sampler, GRID_SIDE * GRID_SIDE, self.recipe.seed + 2, cond, s.steps, s.guidance)
+        images = draw(self.sampler, GRID_SIDE * GRID_SIDE, self.recipe.seed + 2, cond, s.steps, s.guidance)
+        run.save_sample_grid(images, GRID_SIDE, period)
 
-    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
-        if not self.env.is_main:
-            return {}
-        grid = make_grid(self.sample_grid(), nrow=GRID_SIDE)
-        atomic_write_bytes(run.samples_dir / f"epoch_{period:04d}.png", png_bytes(grid))
-        run.log_image("samples", grid[:, :, None], period)
-        if self.evaluator is None:
-            return {}
+    def quick_scores(self) -> dict[str, float]:
         s = self.recipe.sample
         cond, labels = self.sample_conditions(QUICK_EVAL_SAMPLES)
         images = draw(self.sampler, QUICK_EVAL_SAMPLES, self.recipe.seed + 3, cond, s.steps, s.guidance)
-        quality = evaluate_samples(images, self.data, self.evaluator, requested_labels=labels)
-        keys = ("fid", "precision", "recall", "min_class_fraction", "label_accuracy")
-        return {f"quality/{k}": quality[k] for k in keys if k in quality}
+        return quick_quality(images, self.data, self.evaluator, labels)

@@ -7,12 +7,4 @@ from genlab.tasks.gan.report import compare_row
 from genlab.tasks.gan.tiny import tiny_run
 from genlab.tasks.gan.training import GanTraining
 
-TASK = Task(
-    name="gan",
-    recipe_type=GanRecipe,
-    training=GanTraining.build,
-    open=GanRun,
-    eval_section="quality",
-    tiny=tiny_run,
-    compare_row=compare_row,
-)
+TASK = Task(recipe_type=GanRecipe, training=GanTraining, open=GanRun, tiny=tiny_run, compare_row=compare_row)

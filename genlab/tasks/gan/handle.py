@@ -4,32 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from genlab.core.checkpoint import load_weights, open_run_checkpoint
-from genlab.core.recipe import from_dict
+from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
-from genlab.data import IMAGE_DATASETS, load_image_dataset
+from genlab.data import image_class_names, load_image_dataset
 from genlab.evaluation.classifier import load_evaluator
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.interop.onnx import ExportGraph, generator_graph
-from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
+from genlab.io.images import GeneratedImages
 from genlab.models.gan import GANConfig, build_gan, sample_images, sample_together
-from genlab.tasks.contract import RunHandle
+from genlab.tasks.contract import ImageGeneratorRun
 from genlab.tasks.gan.recipe import GanRecipe
 
 EVAL_SEED = 1234  # the noise of `evaluate`, so that two evaluations of one checkpoint agree
+IMAGES_MEAN = "greyscale images (batch, 1, 28, 28) in [0, 1]"  # the exported generator's output
 
 
-class GanRun(RunHandle):
-    output_suffixes = IMAGE_SUFFIXES
-    endpoint = "images"
-
+class GanRun(ImageGeneratorRun):
     def __init__(self, run: RunDir, recipe: GanRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        folder, meta = open_run_checkpoint(run, checkpoint, "gan")
-        self.config = from_dict(GANConfig, meta["model"])
-        generator, _ = build_gan(self.config)
-        load_weights(folder, {meta.get("sampler", "generator"): generator}, meta)
-        self.generator = generator.eval()
+        self.config, self.generator, *_ = load_network(
+            run, checkpoint, "gan", GANConfig, lambda config: build_gan(config)[0], "generator"
+        )
 
     def generate(self, n: int = 64, label: int | None = None, seed: int = 0) -> GeneratedImages:
         """n images (n, 1, 28, 28) in [0, 1]; `label` picks the class of a conditional model (else all
@@ -39,19 +34,11 @@ class GanRun(RunHandle):
 
     def export_graph(self) -> ExportGraph:
         """The generator: noise z (and labels, if conditional) -> images in [0, 1]."""
-        return generator_graph(
-            self.generator,
-            self.config.latent_dim,
-            self.class_names,
-            "images",
-            "greyscale images (batch, 1, 28, 28) in [0, 1]",
-        )
+        return generator_graph(self.generator, self.config.latent_dim, self.class_names, "images", IMAGES_MEAN)
 
     @property
     def class_names(self) -> list[str]:
-        source = IMAGE_DATASETS.get(self.recipe.data.name)
-        names = source.class_names if source else ()
-        return [names[i] if i < len(names) else str(i) for i in range(self.config.num_classes)]
+        return image_class_names(self.recipe.data.name, self.config.num_classes)
 
     def generate_images(self, requests: list[dict[str, Any]]) -> list[GeneratedImages]:
         """Several `generate(n, label, seed)` calls in one forward pass of the generator."""
@@ -70,5 +57,5 @@ class GanRun(RunHandle):
         metrics = evaluate_samples(images, data, evaluator, requested_labels=labels, batch_size=recipe.eval.batch_size)
         metrics["checkpoint"] = self.checkpoint
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
-        self.run.update_report("quality", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics

@@ -13,12 +13,7 @@ from genlab.tasks.gan.recipe import GanRecipe
 def compare_row(run: RunDir, recipe: GanRecipe) -> dict[str, Any]:
     report, quality = compare.evaluated(run, "quality")
     method = ("conditional " if recipe.model.conditional else "") + f"{recipe.model.arch} GAN"
+    details = quality_details(quality)
     return compare.row(
-        run,
-        report,
-        dataset=recipe.data.name,
-        method=method,
-        metric="fid",
-        quality=quality["fid"],
-        details=quality_details(quality),
+        run, report, dataset=recipe.data.name, method=method, metric="fid", quality=quality["fid"], details=details
     )

@@ -9,11 +9,9 @@ from genlab.tasks.image_classifier.tiny import tiny_run
 from genlab.tasks.image_classifier.training import ClassifierTraining
 
 TASK = Task(
-    name="image_classifier",
     recipe_type=ClassifierRecipe,
-    training=ClassifierTraining.build,
+    training=ClassifierTraining,
     open=ClassifierRun,
-    eval_section="robustness",
     tiny=tiny_run,
     compare_row=compare_row,
 )

@@ -8,10 +8,9 @@ from typing import Any
 
 import torch
 
-from genlab.core.checkpoint import load_weights, open_run_checkpoint
-from genlab.core.recipe import from_dict
+from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
-from genlab.data import IMAGE_DATASETS, load_image_dataset
+from genlab.data import image_class_names, load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.adversarial import Attack, robust_accuracy
 from genlab.interop.onnx import ExportGraph
@@ -24,24 +23,20 @@ EVAL_SEED = 1234  # the attacks' random starts in `evaluate`: two evaluations of
 
 
 class ClassifierRun(RunHandle):
+    eval_section = "robustness"
     output_suffixes = (".png",)
     # Served as images: a request gets adversarial versions of test images (of the class asked for).
     endpoint = "images"
 
     def __init__(self, run: RunDir, recipe: ClassifierRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        folder, meta = open_run_checkpoint(run, checkpoint, "image_classifier")
-        self.config = from_dict(ConvNetConfig, meta["model"])
-        model = ConvNet(self.config)
-        load_weights(folder, {"classifier": model}, meta)
-        self.model = model.eval().requires_grad_(False)  # attacks need input gradients only
+        self.config, model, *_ = load_network(run, checkpoint, "image_classifier", ConvNetConfig, ConvNet, "classifier")
+        self.model = model.requires_grad_(False)  # attacks need input gradients only
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def class_names(self) -> list[str]:
-        source = IMAGE_DATASETS.get(self.recipe.data.name)
-        names = source.class_names if source else ()
-        return [names[i] if i < len(names) else str(i) for i in range(self.config.num_classes)]
+        return image_class_names(self.recipe.data.name, self.config.num_classes)
 
     def export_graph(self) -> ExportGraph:
         """The classifier: images -> class scores."""
@@ -128,7 +123,7 @@ class ClassifierRun(RunHandle):
             "catastrophic_overfitting": any(row["catastrophic_overfitting"] for row in monitor),
         }
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
-        self.run.update_report("robustness", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics
 
     def training_monitor(self) -> list[dict[str, float]]:

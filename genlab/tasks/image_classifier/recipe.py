@@ -4,10 +4,9 @@ attack."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from genlab.core.recipe import DataConfig, EpochTrainConfig
-from genlab.core.tracking import TrackingConfig
+from genlab.core.recipe import DataConfig, EpochTrainConfig, recipe_type
 from genlab.evaluation.adversarial import ATTACKS
 from genlab.models.convnet import ConvNetConfig
 
@@ -75,13 +74,10 @@ class RobustEvalConfig:
             raise ValueError("eval.steps, restarts, batch_size and monitor_steps must be >= 1, limit >= 0")
 
 
-@dataclass
-class ClassifierRecipe:
-    name: str = "experiment"
-    task: str = "image_classifier"
-    seed: int = 0
-    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
-    model: ConvNetConfig = field(default_factory=ConvNetConfig)
-    train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
-    eval: RobustEvalConfig = field(default_factory=RobustEvalConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+ClassifierRecipe = recipe_type(
+    "image_classifier",
+    data=ClassifierDataConfig,
+    model=ConvNetConfig,
+    train=ClassifierTrainConfig,
+    eval=RobustEvalConfig,
+)

@@ -20,7 +20,8 @@ import torch
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.optim import set_lr
 from genlab.core.run import RunDir
-from genlab.data import ImageData, load_image_dataset
+from genlab.core.training import weights_meta
+from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.adversarial import Attack, robust_accuracy
 from genlab.io.files import atomic_write_bytes
@@ -34,11 +35,8 @@ SAMPLE_IMAGES = 8  # held-out images shown clean and attacked in samples/epoch_X
 
 
 class ClassifierTraining:
-    @classmethod
-    def build(cls, recipe: ClassifierRecipe, env: DistEnv, run: RunDir) -> ClassifierTraining:
-        return cls(recipe, load_image_dataset(recipe.data.name, recipe.data.path), env)
-
-    def __init__(self, recipe: ClassifierRecipe, data: ImageData, env: DistEnv):
+    def __init__(self, recipe: ClassifierRecipe, env: DistEnv, run: RunDir):
+        data = load_image_dataset(recipe.data.name, recipe.data.path)
         self.recipe, self.env, self.data = recipe, env, data
         images, labels = data.tensors("train", recipe.data.limit)
         held = recipe.data.monitor_size
@@ -70,12 +68,8 @@ class ClassifierTraining:
         self.data_source = f"{data.name} from {data.source}"
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "task": "image_classifier",
-            "model": dataclasses.asdict(self.config),
-            "dataset": self.recipe.data.name,
-            "method": self.recipe.train.method,
-        }
+        r = self.recipe
+        return weights_meta("image_classifier", self.config, dataset=r.data.name, method=r.train.method)
 
     def rng_state(self) -> dict[str, Any]:
         # Beside the generator, the overfitting detector's memory: a resumed run flags the same epochs.

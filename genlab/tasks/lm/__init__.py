@@ -8,12 +8,5 @@ from genlab.tasks.lm.tiny import tiny_run
 from genlab.tasks.lm.training import LMTraining
 
 TASK = Task(
-    name="lm",
-    recipe_type=LMRecipe,
-    training=LMTraining,
-    open=LMRun,
-    eval_section="test",
-    tiny=tiny_run,
-    compare_row=compare_row,
-    upgrade=upgrade_tree,
+    recipe_type=LMRecipe, training=LMTraining, open=LMRun, tiny=tiny_run, compare_row=compare_row, upgrade=upgrade_tree
 )

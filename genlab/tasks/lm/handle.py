@@ -38,6 +38,7 @@ def load_lm(run: RunDir, checkpoint: str = "last") -> tuple[Transformer, Tokeniz
 
 
 class LMRun(RunHandle):
+    eval_section = "test"
     endpoint = "completions"
 
     def __init__(self, run: RunDir, recipe: LMRecipe, checkpoint: str = "last"):
@@ -109,7 +110,7 @@ class LMRun(RunHandle):
             "checkpoint": self.checkpoint,
             "eval_seconds": meter.snapshot()["wall_seconds"],
         }
-        self.run.update_report("test", metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics
 
 

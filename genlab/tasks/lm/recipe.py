@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from genlab.core.recipe import TrainConfig, check_betas
-from genlab.core.tracking import TrackingConfig
+from genlab.core.recipe import TrainConfig, check_betas, recipe_type
 
 
 @dataclass
@@ -129,16 +128,7 @@ class LMEvalConfig:
             raise ValueError("eval.eval_iters must be >= 1")
 
 
-@dataclass
-class LMRecipe:
-    name: str = "experiment"
-    task: str = "lm"
-    seed: int = 0
-    data: LMDataConfig = field(default_factory=LMDataConfig)
-    model: LMModelConfig = field(default_factory=LMModelConfig)
-    train: LMTrainConfig = field(default_factory=LMTrainConfig)
-    eval: LMEvalConfig = field(default_factory=LMEvalConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # MLflow / W&B (docs/training.md)
+LMRecipe = recipe_type("lm", data=LMDataConfig, model=LMModelConfig, train=LMTrainConfig, eval=LMEvalConfig)
 
 
 def upgrade_tree(tree: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +21,8 @@ def write_tiny_corpus(path: Path, lines: int = 900, seed: int = 0) -> Path:
     return path
 
 
-def tiny_overrides(corpus: Path) -> list[str]:
-    settings = {
+def tiny_settings(corpus: Path) -> dict[str, Any]:
+    return {
         "data.corpus": corpus,
         "data.block_size": 32,
         "data.batch_size": 4,
@@ -31,17 +32,10 @@ def tiny_overrides(corpus: Path) -> list[str]:
         "train.max_iters": 8,
         "train.eval_interval": 4,
         "train.warmup_iters": 1,
-        "train.progress": False,
         "eval.eval_iters": 2,
     }
-    return [f"{k}={v}" for k, v in settings.items()]
 
 
 def tiny_run(folder: Path) -> TinyRun:
     corpus = write_tiny_corpus(folder / "corpus.txt")
-    return TinyRun(
-        "char-gpt-kjv",
-        tiny_overrides(corpus),
-        generate={"prompt": "thou ", "max_tokens": 12, "seed": 3},
-        cli_generate=["--prompt", "thou ", "--max-tokens", "12", "--seed", "3"],
-    )
+    return TinyRun.of("char-gpt-kjv", tiny_settings(corpus), {"prompt": "thou ", "max_tokens": 12, "seed": 3})

@@ -23,6 +23,7 @@ from genlab.core.distributed import DistEnv, barrier, unwrap, wrap_ddp
 from genlab.core.muon import muon_adamw
 from genlab.core.optim import adamw, cosine_lr, set_lr
 from genlab.core.run import RunDir
+from genlab.core.training import weights_meta
 from genlab.data.tokens import corpus_source, corpus_texts, open_tokens, spaced_starts, windows, write_tokens
 from genlab.errors import GenlabError
 from genlab.interop.hf import export_model, hf_layout, unexportable
@@ -170,12 +171,7 @@ class LMTraining:
         )
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "task": "lm",
-            "model": dataclasses.asdict(self.config),
-            "corpus": self.recipe.data.corpus,
-            "tokenizer": self.recipe.data.tokenizer,
-        }
+        return weights_meta("lm", self.config, corpus=self.recipe.data.corpus, tokenizer=self.recipe.data.tokenizer)
 
     def rng_state(self) -> dict[str, Any]:
         return {"torch": torch.get_rng_state()}  # dropout draws from the global generator
