@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.core.progress import progress_bar
-from genlab.data.images import cache_root
+from genlab.data.images import cache_root, check_labels
 from genlab.errors import GenlabError
 from genlab.io.audio import CLIP_SAMPLES, SAMPLE_RATE, fit_clip, from_pcm16, read_wav, resample, to_pcm16
 from genlab.io.files import atomic_write, atomic_write_text, read_json
@@ -152,11 +152,7 @@ class AudioData:
             )
         if len(self.speakers) != n:
             raise GenlabError(f"{self.name} from {self.source}: {len(self.speakers)} speakers for {n} clips")
-        if n and not 0 <= self.labels.min() <= self.labels.max() < self.num_classes:
-            raise GenlabError(
-                f"{self.name} from {self.source}: labels run from {self.labels.min()} to "
-                f"{self.labels.max()}, outside 0..{self.num_classes - 1}"
-            )
+        check_labels(self.labels, self.num_classes, f"{self.name} from {self.source}:")
 
     @property
     def num_classes(self) -> int:

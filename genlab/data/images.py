@@ -27,6 +27,15 @@ IDX_FILES = {
 }
 
 
+def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
+    """Class ids (N,) must lie in 0..num_classes-1: one line naming `where` otherwise."""
+    if len(labels) and not 0 <= labels.min() <= labels.max() < num_classes:
+        raise GenlabError(
+            f"{where} labels run from {labels.min()} to {labels.max()}, outside the {num_classes} classes "
+            f"0..{num_classes - 1}"
+        )
+
+
 @dataclass(frozen=True)
 class ImageSource:
     name: str
@@ -87,11 +96,7 @@ class ImageData:
 
     def __post_init__(self) -> None:
         for part, labels in (("train", self.train_labels), ("test", self.test_labels)):
-            if len(labels) and not 0 <= labels.min() <= labels.max() < self.num_classes:
-                raise GenlabError(
-                    f"{self.name} from {self.source}: {part} labels run from {labels.min()} to "
-                    f"{labels.max()}, outside the {self.num_classes} classes 0..{self.num_classes - 1}"
-                )
+            check_labels(labels, self.num_classes, f"{self.name} from {self.source}: {part}")
 
     @property
     def num_classes(self) -> int:

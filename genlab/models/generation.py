@@ -74,20 +74,6 @@ def check_finite(logits: torch.Tensor) -> None:
         raise GenlabError("the model produced non-finite scores (NaN or inf): its weights have diverged")
 
 
-def sample_next(
-    logits: torch.Tensor,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    """logits (B, V) -> next ids (B,). Temperature 0 means greedy."""
-    check_finite(logits)
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    return sample_finite(logits, temperature, top_k, top_p, generator)
-
-
 def tempered(logits: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
     """logits (B, V) / temperature (a float, or (B, 1) per row), each row shifted to a maximum of 0 first:
     the softmax is the same, and a temperature near 0 (5e-324 is a valid one) cannot overflow the largest
@@ -105,7 +91,7 @@ def sample_finite(
     top_p: float | None,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    """sample_next for checked logits (B, V) and a temperature > 0."""
+    """logits (B, V), checked finite, -> next ids (B,) drawn at a temperature > 0 (0 is greedy: argmax)."""
     logits = tempered(logits, temperature)
     if top_k is not None:
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]  # (B, 1)
@@ -183,7 +169,9 @@ def stream(
             logits = _next_logits(model, seq, cache, block, rolling, decoder)
             if counts is not None:
                 logits = penalized(logits, counts, presence_penalty, frequency_penalty)
-            nxt = sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
+            check_finite(logits)
+            greedy = temperature == 0
+            nxt = logits.argmax(-1) if greedy else sample_finite(logits, temperature, top_k, top_p, generator)  # (B,)
             if stop_ids.numel():
                 nxt = torch.where(finished, seq[:, -1], nxt)
                 finished |= torch.isin(nxt, stop_ids)
