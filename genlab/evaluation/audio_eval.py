@@ -156,6 +156,25 @@ def _accuracy(model: AudioClassifier, data: AudioData) -> float:
     return float((probs.argmax(axis=1) == data.labels).mean())
 
 
+# Recorded beside the weights: what the evaluator hears (log-mel front end) and how its training clips vary.
+FRONT_END = {
+    "n_fft": N_FFT,
+    "win_length": WIN_LENGTH,
+    "hop_length": HOP_LENGTH,
+    "n_mels": N_MELS,
+    "f_min": F_MIN,
+    "f_max": F_MAX,
+    "log_floor": LOG_FLOOR,
+}
+AUGMENT = {
+    "speed": SPEED_RANGE,
+    "max_shift": MAX_SHIFT,
+    "gain": GAIN_RANGE,
+    "lowpass_hz": LOWPASS_HZ,
+    "noise_std": NOISE_STD,
+}
+
+
 def train_audio_evaluator(
     out_dir: str | Path,
     seed: int = 0,
@@ -192,22 +211,8 @@ def train_audio_evaluator(
         "human_source": human.source,
         "feature_dim": config.feature_dim,
         "config": asdict(config),
-        "front_end": {
-            "n_fft": N_FFT,
-            "win_length": WIN_LENGTH,
-            "hop_length": HOP_LENGTH,
-            "n_mels": N_MELS,
-            "f_min": F_MIN,
-            "f_max": F_MAX,
-            "log_floor": LOG_FLOOR,
-        },
-        "augment": {
-            "speed": SPEED_RANGE,
-            "max_shift": MAX_SHIFT,
-            "gain": GAIN_RANGE,
-            "lowpass_hz": LOWPASS_HZ,
-            "noise_std": NOISE_STD,
-        },
+        "front_end": FRONT_END,
+        "augment": AUGMENT,
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,

@@ -150,7 +150,6 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import EngFormatter, LogLocator
 
     panels = sorted({(row["dataset"], row["metric"]) for row in rows})
     colors = {method: f"C{i}" for i, method in enumerate(sorted({row["method"] for row in rows}))}  # same in each panel
@@ -163,45 +162,48 @@ def plot(rows: list[dict], path: str | Path) -> Path:
         ax.set_visible(False)
     for ax, (dataset, metric) in zip(axes, panels):
         group = sorted((r for r in rows if (r["dataset"], r["metric"]) == (dataset, metric)), key=_sort_key)
-        for i, row in enumerate(group):
-            if not row["train_flops"]:
-                continue
-            ax.scatter(
-                row["train_flops"],
-                row["quality"],
-                s=_marker_area(row["trainable_parameters"]),
-                color=colors[row["method"]],
-                alpha=0.7,
-            )
-            label = row["method"] + (" (random)" if row["init"] == "random" else "")
-            # Staggered label heights: methods of similar cost and quality would otherwise print over each other.
-            ax.annotate(
-                label,
-                (row["train_flops"], row["quality"]),
-                xytext=(6, 4 - 10 * (i % 3)),
-                textcoords="offset points",
-                fontsize=8,
-            )
-        baseline = next((r for r in group if r["baseline"] is not None), None)
-        if baseline is not None:
-            ax.axhline(
-                baseline["baseline"],
-                linestyle="--",
-                color="gray",
-                label=f"baseline: {baseline['baseline_name'] or 'baseline'}",
-            )
-            ax.legend(fontsize=8)
-        ax.margins(0.2)  # room for the labels next to the outermost points
-        ax.set_title(dataset)
-        flops = [r["train_flops"] for r in group if r["train_flops"]]
-        if flops and max(flops) > 5 * min(flops):  # log only where costs span about a decade: below, ticks crowd
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # 2x..9x would overlap; only 1, 2, 5 are labelled
-            ax.xaxis.set_minor_formatter(EngFormatter())
-        ax.xaxis.set_major_formatter(EngFormatter())  # 12.6 T, not 1.26 with a 1e13 offset
-        ax.set_xlabel("train FLOPs")
-        ax.set_ylabel(metric_name(metric).replace("↓", "(lower is better)"))
-        ax.grid(alpha=0.3)
+        _panel(ax, group, colors, dataset, metric)
     fig.suptitle("quality vs training cost; marker area grows with log(trainable parameters)", fontsize=9)
     fig.savefig(path, dpi=120)
     return Path(path)
+
+
+def _panel(ax: Any, group: list[dict], colors: dict[str, str], dataset: str, metric: str) -> None:
+    """One data set and metric: each run at (FLOPs, quality), labelled by method, and the baseline as a line."""
+    from matplotlib.ticker import EngFormatter, LogLocator
+
+    for i, row in enumerate(group):
+        if not row["train_flops"]:
+            continue
+        ax.scatter(
+            row["train_flops"],
+            row["quality"],
+            s=_marker_area(row["trainable_parameters"]),
+            color=colors[row["method"]],
+            alpha=0.7,
+        )
+        label = row["method"] + (" (random)" if row["init"] == "random" else "")
+        # Staggered label heights: methods of similar cost and quality would otherwise print over each other.
+        ax.annotate(
+            label,
+            (row["train_flops"], row["quality"]),
+            xytext=(6, 4 - 10 * (i % 3)),
+            textcoords="offset points",
+            fontsize=8,
+        )
+    baseline = next((r for r in group if r["baseline"] is not None), None)
+    if baseline is not None:
+        label = f"baseline: {baseline['baseline_name'] or 'baseline'}"
+        ax.axhline(baseline["baseline"], linestyle="--", color="gray", label=label)
+        ax.legend(fontsize=8)
+    ax.margins(0.2)  # room for the labels next to the outermost points
+    ax.set_title(dataset)
+    flops = [r["train_flops"] for r in group if r["train_flops"]]
+    if flops and max(flops) > 5 * min(flops):  # log only where costs span about a decade: below, ticks crowd
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2, 5)))  # 2x..9x would overlap; only 1, 2, 5 are labelled
+        ax.xaxis.set_minor_formatter(EngFormatter())
+    ax.xaxis.set_major_formatter(EngFormatter())  # 12.6 T, not 1.26 with a 1e13 offset
+    ax.set_xlabel("train FLOPs")
+    ax.set_ylabel(metric_name(metric).replace("↓", "(lower is better)"))
+    ax.grid(alpha=0.3)

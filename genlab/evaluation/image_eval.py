@@ -21,6 +21,17 @@ def real_features(dataset: ImageData, evaluator: ImageClassifier, batch_size: in
     return _REAL_CACHE[key]  # (N_test, D)
 
 
+def _check_samples(fake_images: torch.Tensor, dataset: ImageData, evaluator: ImageClassifier) -> None:
+    if fake_images.ndim != 4 or tuple(fake_images.shape[1:]) != (1, 28, 28):
+        raise GenlabError(f"samples must have shape (N, 1, 28, 28), got {tuple(fake_images.shape)}")
+    if not torch.isfinite(fake_images).all():  # NaN passes every range comparison: check it first
+        raise GenlabError("samples hold non-finite values (NaN or inf): the generator has diverged")
+    if fake_images.min() < 0 or fake_images.max() > 1:
+        raise GenlabError("samples must lie in [0, 1]")
+    if evaluator.info.get("dataset", dataset.name) != dataset.name:
+        raise GenlabError(f"evaluator was trained on {evaluator.info['dataset']}, not {dataset.name}")
+
+
 def evaluate_samples(
     fake_images: torch.Tensor,
     dataset: ImageData,
@@ -33,14 +44,7 @@ def evaluate_samples(
     With requested_labels (N,) (a conditional generator), also label_accuracy: how often the evaluator
     recognises the class that was asked for. Returns plain floats/dicts, ready for json.
     """
-    if fake_images.ndim != 4 or tuple(fake_images.shape[1:]) != (1, 28, 28):
-        raise GenlabError(f"samples must have shape (N, 1, 28, 28), got {tuple(fake_images.shape)}")
-    if not torch.isfinite(fake_images).all():  # NaN passes every range comparison: check it first
-        raise GenlabError("samples hold non-finite values (NaN or inf): the generator has diverged")
-    if fake_images.min() < 0 or fake_images.max() > 1:
-        raise GenlabError("samples must lie in [0, 1]")
-    if evaluator.info.get("dataset", dataset.name) != dataset.name:
-        raise GenlabError(f"evaluator was trained on {evaluator.info['dataset']}, not {dataset.name}")
+    _check_samples(fake_images, dataset, evaluator)
     fake_feats, fake_probs = features_and_probs(evaluator, fake_images.detach().cpu(), batch_size)
     real_feats = real_features(dataset, evaluator, batch_size)
     # Improved precision/recall compare equal-sized sets (Kynkäänniemi et al. use 50k vs 50k): with

@@ -200,54 +200,53 @@ class FinetuneRun(RunHandle):
 
     def evaluate(self) -> dict[str, Any]:
         """Score the test split (macro-F1/accuracy or BLEU/chrF, next to a baseline); report.json `test`."""
-        model, codec, recipe, run = self.model, self.codec, self.recipe, self.run
         meter = CostMeter()
-        data = load_labelled_data(recipe.data.dataset, recipe.data.kind)
-        test = data.test_examples(recipe.data.eval_limit)
-        batch = recipe.eval.batch_size
-        if codec.kind == "classify":
-            encoded, _ = codec.encode(test, skip_long=False)
-            predicted = predict_labels(model, codec, encoded, batch, CPU)
-            train = data.training_examples(
-                recipe.data.limit, recipe.seed, recipe.data.per_class, recipe.data.subset_seed
-            )
-            metrics = {
-                "metric": "macro_f1",
-                "macro_f1": macro_f1(encoded.targets, predicted),
-                "accuracy": accuracy(encoded.targets, predicted),
-                "baseline": tfidf_baseline(train, test, recipe.seed),
-            }
-            confusion_image(encoded.targets, predicted, codec.labels, run.path / "confusion_matrix.png")
-            shown = [
-                {"text": t, "label": label, "predicted": codec.labels[p]}
-                for (t, label), p in zip(test[:SHOWN_EXAMPLES], predicted)
-            ]
-        else:
-            sources, references = [s for s, _ in test], [t for _, t in test]
-            hypotheses = transform(model, codec, sources, recipe.eval.max_new_tokens, batch)
-            b, c = bleu(hypotheses, references), chrf(hypotheses, references)
-            metrics = {
-                "metric": "bleu",
-                "bleu": b["score"],
-                "chrf": c["score"],
-                "signature": {"bleu": b["signature"], "chrf": c["signature"]},
-                "baseline": {
-                    "name": "copy the source",
-                    "bleu": bleu(sources, references)["score"],
-                    "chrf": chrf(sources, references)["score"],
-                },
-            }
-            atomic_write_text(
-                run.path / "test_outputs.jsonl",
-                "".join(
-                    json.dumps({"source": s, "output": h, "reference": r}, ensure_ascii=False) + "\n"
-                    for s, h, r in zip(sources, hypotheses, references)
-                ),
-            )
-            shown = [
-                {"source": s, "output": h, "reference": r}
-                for s, h, r in list(zip(sources, hypotheses, references))[:SHOWN_EXAMPLES]
-            ]
+        data = load_labelled_data(self.recipe.data.dataset, self.recipe.data.kind)
+        test = data.test_examples(self.recipe.data.eval_limit)
+        score = self._score_labels if self.codec.kind == "classify" else self._score_outputs
+        metrics, shown = score(data, test)
         metrics |= {"examples": len(test), "shown": shown, "eval_seconds": meter.snapshot()["wall_seconds"]}
-        run.update_report(self.eval_section, metrics)
+        self.run.update_report(self.eval_section, metrics)
         return metrics
+
+    def _score_labels(self, data: Any, test: list[tuple[str, str]]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """Macro-F1 and accuracy against a TF-IDF baseline; the confusion matrix as a picture."""
+        recipe, codec = self.recipe, self.codec
+        encoded, _ = codec.encode(test, skip_long=False)
+        predicted = predict_labels(self.model, codec, encoded, recipe.eval.batch_size, CPU)
+        train = data.training_examples(recipe.data.limit, recipe.seed, recipe.data.per_class, recipe.data.subset_seed)
+        metrics = {
+            "metric": "macro_f1",
+            "macro_f1": macro_f1(encoded.targets, predicted),
+            "accuracy": accuracy(encoded.targets, predicted),
+            "baseline": tfidf_baseline(train, test, recipe.seed),
+        }
+        confusion_image(encoded.targets, predicted, codec.labels, self.run.path / "confusion_matrix.png")
+        shown = [
+            {"text": t, "label": label, "predicted": codec.labels[p]}
+            for (t, label), p in zip(test[:SHOWN_EXAMPLES], predicted)
+        ]
+        return metrics, shown
+
+    def _score_outputs(self, data: Any, test: list[tuple[str, str]]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        """BLEU and chrF (sacrebleu) against copying the source; every output in test_outputs.jsonl."""
+        sources, references = [s for s, _ in test], [t for _, t in test]
+        hypotheses = transform(
+            self.model, self.codec, sources, self.recipe.eval.max_new_tokens, self.recipe.eval.batch_size
+        )
+        b, c = bleu(hypotheses, references), chrf(hypotheses, references)
+        metrics = {
+            "metric": "bleu",
+            "bleu": b["score"],
+            "chrf": c["score"],
+            "signature": {"bleu": b["signature"], "chrf": c["signature"]},
+            "baseline": {
+                "name": "copy the source",
+                "bleu": bleu(sources, references)["score"],
+                "chrf": chrf(sources, references)["score"],
+            },
+        }
+        rows = [{"source": s, "output": h, "reference": r} for s, h, r in zip(sources, hypotheses, references)]
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        atomic_write_text(self.run.path / "test_outputs.jsonl", text)
+        return metrics, rows[:SHOWN_EXAMPLES]

@@ -209,10 +209,7 @@ class FinetuneTraining:
         self.optimizers = {"model": adamw(model, t.lr, t.betas, t.weight_decay)}
         examples = data.training_examples(d.limit, recipe.seed, d.per_class, d.subset_seed)
         self.train, skipped = self.codec.encode(examples, skip_long=True)
-        if d.noise.kinds and data.kind != "classify":
-            raise GenlabError("data.noise perturbs texts to classify; a seq2seq run takes none")
-        if "synonym" in d.noise.kinds:
-            synonyms_table()  # a missing WordNet is one line now, not at the first noisy step
+        self._check_noise(data.kind)
         self.train_texts = [text for text, _ in examples]  # what data.noise perturbs, afresh each step
         self.validation_examples = (
             data.splits["validation"][:VALIDATION_PAIRS] if data.kind == "seq2seq" else data.splits["validation"]
@@ -228,25 +225,37 @@ class FinetuneTraining:
             f" ({skipped:,} longer than data.max_tokens={d.max_tokens} skipped)" if skipped else ""
         )
         if env.is_main:
-            run.path.mkdir(parents=True, exist_ok=True)
-            self.tokenizer.save(run.path / "tokenizer.json")
-            total = sum(p.numel() for p in model.parameters())
-            trainable = trainable_parameter_count(model)
-            run.update_report(
-                "finetune",
-                {
-                    "dataset": d.dataset,
-                    "kind": data.kind,
-                    "method": recipe.method.name,
-                    "start": recipe.start,
-                    "init": recipe.init,
-                    "trainable_parameters": trainable,
-                    "total_parameters": total,
-                    "trainable_fraction": trainable / total,
-                    "train_examples": self.num_examples,
-                    "skipped_long_examples": skipped,
-                },
-            )
+            self._write_start(run, model, data.kind, skipped)
+
+    def _check_noise(self, kind: str) -> None:
+        noise = self.recipe.data.noise
+        if noise.kinds and kind != "classify":
+            raise GenlabError("data.noise perturbs texts to classify; a seq2seq run takes none")
+        if "synonym" in noise.kinds:
+            synonyms_table()  # a missing WordNet is one line now, not at the first noisy step
+
+    def _write_start(self, run: RunDir, model: torch.nn.Module, kind: str, skipped: int) -> None:
+        """The tokenizer beside the run, and the report's `finetune` section: what is trained, on what."""
+        recipe = self.recipe
+        run.path.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save(run.path / "tokenizer.json")
+        total = sum(p.numel() for p in model.parameters())
+        trainable = trainable_parameter_count(model)
+        run.update_report(
+            "finetune",
+            {
+                "dataset": recipe.data.dataset,
+                "kind": kind,
+                "method": recipe.method.name,
+                "start": recipe.start,
+                "init": recipe.init,
+                "trainable_parameters": trainable,
+                "total_parameters": total,
+                "trainable_fraction": trainable / total,
+                "train_examples": self.num_examples,
+                "skipped_long_examples": skipped,
+            },
+        )
 
     def meta(self) -> dict[str, Any]:
         return {"task": "finetune", "model": self.model_description}
