@@ -25,8 +25,9 @@ demo: setup system-data
 	$(PY) -m genlab eval $(DEMO_RUN)
 	@echo "samples: $(DEMO_RUN)/samples.png  report: $(DEMO_RUN)/report.json"
 
+# One pytest-xdist worker per core, each test file on one worker (its module fixtures train once)
 test: setup system-data lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 # ruff's rule set is in pyproject.toml; both checks must report nothing
 lint: setup
