@@ -1,7 +1,8 @@
 """`genlab data|train|eval|generate|serve|sweep|report|eval-nets`: a thin layer on the Python API (genlab.api).
 
 The CLI names no task: it asks the registry (genlab.tasks) and the run handles. Every error a user can
-cause is one line on stderr and exit status 2.
+cause is one line on stderr and exit status 2; anything else is a bug, one line and exit status 70
+(docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from genlab import api
 from genlab.core.run import RunDir
 from genlab.core.trainer import Interrupted
@@ -32,6 +31,7 @@ from genlab.evaluation.audio_eval import audio_evaluator_info, train_audio_evalu
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
 from genlab.evaluation.protocols import PROTOCOLS
 from genlab.io.files import atomic_write_text
+from genlab.io.validate import check_float, check_int, check_seed, check_text, environ, environ_int, output_file
 from genlab.serve import Limits, serve
 from genlab.sweep.report import is_sweep, write_report
 from genlab.sweep.study import SweepConfig, run_sweep
@@ -71,6 +71,10 @@ OPTION_HELP = {
     "query_tokens": "tokens kept for the test text",
 }
 HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an option of its own
+POSITIONAL = {"recipe", "overrides", "run", "runs", "action", "command"}
+# Arguments that name a file or folder: an empty one would mean the working folder, never what a user meant.
+PATHS = {"recipe", "run", "runs", "out", "resume", "space", "init", "mask", "low_res", "dataset", "templates"}
+EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 70, 130, 141  # 70: sysexits' EX_SOFTWARE
 
 
 def _scalar(tp: Any) -> type:
@@ -133,6 +137,24 @@ def _eval_options() -> dict[str, tuple[type, dict[str, Any]]]:
     return options
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every argument in its type's real range before a command runs: integers in 64 bits (a seed in
+    0..2**32-1), numbers finite, text UTF-8, paths not empty (rules in genlab.io.validate)."""
+    for name, value in vars(args).items():
+        label = name.upper() if name in POSITIONAL else "--" + name.replace("_", "-")
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+                continue
+            if isinstance(item, int):
+                (check_seed if name == "seed" else check_int)(label, item)
+            elif isinstance(item, float):
+                check_float(label, item)
+            elif name in PATHS and item == "":
+                raise GenlabError(f"{label} is empty: name a file or folder")
+            else:
+                check_text(label, item)
+
+
 def _cmd_data(args: argparse.Namespace) -> None:
     print(f"{'name':<15} {'train':>7} {'test':>7} {'classes':>7}  source")
     for name in IMAGE_DATASETS:
@@ -180,7 +202,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if not args.recipe:
             raise GenlabError("name a recipe (a YAML file or one of recipes/), or pass --resume RUN")
         run_path, report = api.fit(args.recipe, args.out, args.overrides)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if environ_int("RANK", 0) == 0:
         cost = report["cost"]
         print(
             f"trained {cost['steps']} steps ({cost['periods']} periods) in {cost['train_seconds']:.0f} s; "
@@ -229,7 +251,9 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     options: dict[str, Any] = {k: getattr(args, k) for k in task_options("generate") if hasattr(args, k)}
     handle.check_options("generate", options)
     out = Path(args.out) if args.out else None
-    if out is not None and not out.parent.is_dir():
+    if out is not None and out.suffix:  # a file (not a folder of files): never a folder, a device or a lost link
+        output_file(out)
+    elif out is not None and not out.parent.is_dir():
         raise GenlabError(f"--out {out}: folder {out.parent} does not exist")
     suffixes = handle.output_suffixes  # runs that generate files (images): checked before any sampling
     if suffixes and (out is None or out.suffix not in suffixes):
@@ -352,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="genlab", description="Pretrain, fine-tune, evaluate and generate with small generative models."
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error (anywhere)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="list the data sets and where they were found")
@@ -484,31 +509,52 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _split_debug(argv: list[str] | None) -> tuple[list[str], bool]:
+    """argv without its `--debug` flags (accepted anywhere before `--`), and whether a traceback was asked for."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return kept, len(kept) < len(argv) or environ("GENLAB_DEBUG") not in (None, "0")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. The one error boundary: whatever a user's input or files cause is one line on
-    stderr — exit 2 for bad input, 130 for Ctrl-C — and a closed stdout (`| head`) ends quietly."""
+    stderr — exit 2 for bad input, 130 for Ctrl-C — and a closed stdout (`| head`) ends quietly. Anything
+    else is a bug: one line naming the command and the error, exit 70 (the traceback with --debug)."""
+    argv, debug = _split_debug(argv)
     args = parse_args(argv)
     plain_format = warnings.formatwarning
     warnings.formatwarning = lambda message, *_, **__: f"genlab: warning: {message}\n"
     try:
+        check_arguments(args)
         args.func(args)
     except Interrupted as exc:
         print(f"genlab: {exc}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except GenlabError as exc:
         print(f"genlab: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away: send the rest of our output nowhere, so Python's exit does not complain.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by `head`
-    except (OSError, UnicodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        return EXIT_BROKEN_PIPE  # 128 + SIGPIPE, what a shell reports for a command cut off by `head`
+    except OSError as exc:  # the machine, not genlab: a full disk, a permission, a file that vanished
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"genlab: error: {type(exc).__name__}{where}: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # the last resort: validation missed something, which is a bug to report
+        if debug:
+            raise
+        message = (str(exc).splitlines() or [""])[0][:300]
+        print(
+            f"genlab: internal error in `genlab {args.command}`: {type(exc).__name__}: {message} "
+            "(a bug; rerun with --debug or GENLAB_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
     finally:
         warnings.formatwarning = plain_format
     return 0
