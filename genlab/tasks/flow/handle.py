@@ -20,7 +20,15 @@ from genlab.io.images import IMAGE_SUFFIXES, GeneratedImages
 from genlab.models.unet import UNet, UNetConfig
 from genlab.tasks.contract import RunHandle
 from genlab.tasks.flow.inputs import read_image, read_low_res, read_mask
-from genlab.tasks.flow.pipeline import IMAGE_SHAPE, Sampler, check_prompt, class_labels, draw, to_model
+from genlab.tasks.flow.pipeline import (
+    IMAGE_SHAPE,
+    Sampler,
+    check_count,
+    check_prompt,
+    class_labels,
+    draw,
+    to_model,
+)
 from genlab.tasks.flow.process import Start, evaluations_per_sample
 from genlab.tasks.flow.recipe import FlowRecipe
 from genlab.tasks.flow.text import CaptionBank, caption_encoder
@@ -128,6 +136,7 @@ class FlowRun(RunHandle):
         and drawn back toward the label or prompt (SDEdit); with `mask` (white = redraw, black = keep) the
         kept pixels stay (inpainting; strength then defaults to 1). Super-resolution: `low_res` (a 14x14
         or 7x7 greyscale image) -> n 28x28 images whose 2x2 (4x4) block means are its pixels."""
+        check_count(n)  # before the conditions are built for n images
         steps, guidance = self._settings(steps, guidance)
         cond, labels = self.conditions(n, label, prompt)
         start = self._start(init, strength, mask)
