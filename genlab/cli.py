@@ -532,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlab: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except GenlabError as exc:
-        print(f"genlab: error: {exc}", file=sys.stderr)
+        one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # a name the user typed may hold a newline
+        print(f"genlab: error: {one_line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
