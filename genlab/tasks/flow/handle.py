@@ -163,6 +163,7 @@ class FlowRun(RunHandle):
         Written to report.json as `quality`."""
         recipe = self.recipe
         n = recipe.eval.num_samples if n is None else n
+        check_count(n)  # before the conditions are built for n images
         steps, guidance = self._settings(steps, guidance)
         data = load_image_dataset(recipe.data.name, recipe.data.path)
         evaluator = load_evaluator(recipe.data.name)
