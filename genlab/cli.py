@@ -544,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BROKEN_PIPE  # 128 + SIGPIPE, what a shell reports for a command cut off by `head`
     except OSError as exc:  # the machine, not genlab: a full disk, a permission, a file that vanished
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"genlab: error: {type(exc).__name__}{where}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        reason = (str(exc).splitlines() or [""])[0]
+        print(f"genlab: error: {type(exc).__name__}{where}: {reason}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # the last resort: validation missed something, which is a bug to report
         if debug:

@@ -87,7 +87,8 @@ def load_state(folder: Path) -> dict[str, Any]:
     try:
         return torch.load(folder / "state.pt", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # damaged: one line
-        raise GenlabError(f"cannot load trainer state from {folder}: {str(exc).splitlines()[0][:300]}") from None
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:300]  # an empty file's EOFError says nothing
+        raise GenlabError(f"cannot load trainer state from {folder}: {reason}") from None
 
 
 def open_run_checkpoint(run: RunDir, which: str, task: str) -> tuple[Path, dict[str, Any]]:
