@@ -74,6 +74,8 @@ HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an o
 POSITIONAL = {"recipe", "overrides", "run", "runs", "action", "command"}
 # Arguments that name a file or folder: an empty one would mean the working folder, never what a user meant.
 PATHS = {"recipe", "run", "runs", "out", "resume", "space", "init", "mask", "low_res", "dataset", "templates"}
+# What str.splitlines breaks at, shown escaped (\n, \x0c) so that an error stays one line.
+LINE_BREAKS = str.maketrans({c: ascii(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
 EXIT_BAD_INPUT, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 2, 70, 130, 141  # 70: sysexits' EX_SOFTWARE
 
 
@@ -532,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genlab: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except GenlabError as exc:
-        one_line = str(exc).replace("\r", "\\r").replace("\n", "\\n")  # a name the user typed may hold a newline
+        one_line = str(exc).translate(LINE_BREAKS)  # a name the user typed may hold a newline
         print(f"genlab: error: {one_line}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -545,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # the machine, not genlab: a full disk, a permission, a file that vanished
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         reason = (str(exc).splitlines() or [""])[0]
-        print(f"genlab: error: {type(exc).__name__}{where}: {reason}", file=sys.stderr)
+        print(f"genlab: error: {type(exc).__name__}{where}: {reason}".translate(LINE_BREAKS), file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:  # the last resort: validation missed something, which is a bug to report
         if debug:
