@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from genlab.cli import main
+from genlab.data.images import cache_root
 from genlab.errors import GenlabError
 from tests.conftest import assert_same_weights, one_error_line, snapshot, tiny_overrides, weights
 
@@ -334,30 +335,27 @@ def test_an_empty_environment_variable_counts_as_unset(tmp_path, monkeypatch, ca
     assert main(["data", "list"]) == 0
     assert "Traceback" not in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # not a data folder in the working folder
-    from genlab.data.images import cache_root
-
     assert cache_root() == Path.home() / ".cache" / "genlab" / "data"
     monkeypatch.setenv("RANK", "x")
     bad_input(["train", "essay-mlp-mnist", "--out", str(tmp_path / "run")], capsys, "RANK must be an integer >= 0")
 
 
 def test_an_output_through_a_link_writes_its_target(gan_run, tmp_path, capsys):
-    tiny_run = gan_run
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "old.npy").write_bytes(b"old")
     link = tmp_path / "latest.npy"
     link.symlink_to(tmp_path / "kept" / "old.npy")
-    assert main(["generate", str(tiny_run), "--n", "3", "--out", str(link)]) == 0
+    assert main(["generate", str(gan_run), "--n", "3", "--out", str(link)]) == 0
     assert link.is_symlink() and np.load(tmp_path / "kept" / "old.npy").shape == (3, 28, 28)
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["old.npy"]  # no temporary file left
     dangling = tmp_path / "new.npy"
     dangling.symlink_to(tmp_path / "kept" / "new.npy")  # a link to a file not yet there: made there
-    assert main(["generate", str(tiny_run), "--n", "2", "--out", str(dangling)]) == 0
+    assert main(["generate", str(gan_run), "--n", "2", "--out", str(dangling)]) == 0
     assert dangling.is_symlink() and np.load(dangling).shape == (2, 28, 28)
     capsys.readouterr()
-    bad_input(["generate", str(tiny_run), "--n", "2", "--out", "/dev/null"], capsys, "ending in .png or .npy")
+    bad_input(["generate", str(gan_run), "--n", "2", "--out", "/dev/null"], capsys, "ending in .png or .npy")
     (tmp_path / "dev.npy").symlink_to("/dev/null")
-    bad_input(["generate", str(tiny_run), "--n", "2", "--out", str(tmp_path / "dev.npy")], capsys, "not a regular file")
+    bad_input(["generate", str(gan_run), "--n", "2", "--out", str(tmp_path / "dev.npy")], capsys, "not a regular file")
     assert Path("/dev/null").is_char_device()
 
 
