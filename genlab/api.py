@@ -13,7 +13,6 @@ The CLI (genlab.cli) and the HTTP server are thin layers over these functions.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from genlab.core.run import RunDir
 from genlab.core.threads import configure_threads
 from genlab.core.trainer import PeriodCallback
 from genlab.errors import GenlabError
+from genlab.io.validate import environ_int
 from genlab.tasks import get_task, recipe_from_tree, task_of_run, task_of_tree
 from genlab.tasks.contract import RunHandle
 from genlab.tasks.launch import train_run
@@ -90,4 +90,4 @@ def train(
     ["train.epochs=3"] (the CLI's syntax). Under torchrun only the main process gets the handle.
     """
     run_path, _ = fit(recipe, out, overrides, resume, **settings)
-    return load(run_path) if int(os.environ.get("RANK", "0")) == 0 else None
+    return load(run_path) if environ_int("RANK", 0) == 0 else None

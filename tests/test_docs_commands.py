@@ -279,7 +279,8 @@ def check(command: Command, page: Page) -> list[str]:
     page.evaluated.update(command.made_runs)
     if not command.argv:
         return []
-    sub, argv = command.argv[0], command.argv[1:]
+    # genlab.cli.main takes --debug anywhere before `--` (it is no subcommand's option)
+    sub, argv = command.argv[0], [token for token in command.argv[1:] if token != "--debug"]
     if sub not in SUBPARSERS:
         return [f"no subcommand '{sub}' (known: {', '.join(SUBPARSERS)})"]
     parsed, unknown = split_argv(SUBPARSERS[sub], argv)
@@ -288,7 +289,7 @@ def check(command: Command, page: Page) -> list[str]:
     if command.in_block and not unknown:
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr), contextlib.suppress(SystemExit):
-            parse_args(command.argv)
+            parse_args([sub, *argv])
         if stderr.getvalue() and concrete:
             problems.append(stderr.getvalue().strip().splitlines()[-1])
     overrides = [o for o in parsed.overrides if not is_placeholder(o.partition("=")[2])]

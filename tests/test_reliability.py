@@ -15,9 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from genlab.cli import main
+from genlab.cli import commands, main
+from genlab.data.images import cache_root
 from genlab.errors import GenlabError
 from tests.conftest import assert_same_weights, one_error_line, snapshot, tiny_overrides, weights
 
@@ -284,3 +286,111 @@ def test_an_interrupted_session_still_counts_in_the_ledger(tmp_path, tiny_idx_di
     cost = json.loads((run / "report.json").read_text())["cost"]
     assert cost["stopped_by"] == "interrupted" and cost["sessions"] == 1 and cost["steps"] > 0
     assert cost["wall_seconds"] > 1.0
+
+
+def bad_input(argv: list[str], capsys, expected: str) -> None:
+    """A known bad input must be refused by validation (exit 2, one line), never reach the last-resort guard
+    (exit 70, "internal error")."""
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, f"exit {code}, not 2: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genlab: error:") and expected in lines[0], err
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory, tiny_idx_dir) -> Path:
+    run = tmp_path_factory.mktemp("gan") / "run"
+    assert main(["train", "essay-mlp-mnist", *tiny_overrides(tiny_idx_dir), "--out", str(run)]) == 0
+    return run
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["generate", "{run}", "--seed", str(2**64), "--out", "{tmp}/s.npy"], "--seed must be an integer in 0..4294"),
+        (["generate", "{run}", "--seed", "-1", "--out", "{tmp}/s.npy"], "--seed must be an integer in 0..4294967295"),
+        (["generate", "{run}", "--n", str(2**63), "--out", "{tmp}/s.npy"], "--n must be an integer in"),
+        (["train", "essay-mlp-mnist", f"seed={2**70}"], "recipe key 'seed' must be an integer in 0..4294967295"),
+        (["train", "essay-mlp-mnist", f"train.epochs={2**63}"], "recipe key 'train.epochs' must be an integer in"),
+        (["generate", "{run}", "--out", "{tmp}/\udcff.npy"], "--out is not UTF-8 text"),
+        (["train", "essay-mlp-mnist", "--out", ""], "--out is empty"),
+        (["eval-nets", "train", "--epochs", str(2**64)], "--epochs must be an integer in"),
+        (["sweep", "essay-mlp-mnist", "--space", "s.yaml", "--trials", "1", "--minutes", "nan"], "finite number"),
+        (["generate", "{run}", "--out", "{tmp}/folder.npy"], "is a folder; name a file"),
+        (["generate", "{run}", "--out", "{tmp}/missing/a\nb.npy"], "a\\nb.npy: folder"),
+    ],
+)
+def test_values_at_the_edge_of_their_type_are_bad_input(gan_run, tmp_path, capsys, monkeypatch, argv, expected):
+    (tmp_path / "folder.npy").mkdir()
+    monkeypatch.chdir(tmp_path)
+    bad_input([a.replace("{run}", str(gan_run)).replace("{tmp}", str(tmp_path)) for a in argv], capsys, expected)
+    assert [p.name for p in tmp_path.iterdir()] == ["folder.npy"]
+
+
+def test_an_empty_environment_variable_counts_as_unset(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for name in ("GENLAB_DATA_DIR", "GENLAB_THREADS", "GENLAB_WORDNET_DIR", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.setenv(name, "")
+    assert main(["data", "list"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # not a data folder in the working folder
+    assert cache_root() == Path.home() / ".cache" / "genlab" / "data"
+    monkeypatch.setenv("RANK", "x")
+    bad_input(["train", "essay-mlp-mnist", "--out", str(tmp_path / "run")], capsys, "RANK must be an integer >= 0")
+
+
+def test_an_output_through_a_link_writes_its_target(gan_run, tmp_path, capsys):
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "old.npy").write_bytes(b"old")
+    link = tmp_path / "latest.npy"
+    link.symlink_to(tmp_path / "kept" / "old.npy")
+    assert main(["generate", str(gan_run), "--n", "3", "--out", str(link)]) == 0
+    assert link.is_symlink() and np.load(tmp_path / "kept" / "old.npy").shape == (3, 28, 28)
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["old.npy"]  # no temporary file left
+    dangling = tmp_path / "new.npy"
+    dangling.symlink_to(tmp_path / "kept" / "new.npy")  # a link to a file not yet there: made there
+    assert main(["generate", str(gan_run), "--n", "2", "--out", str(dangling)]) == 0
+    assert dangling.is_symlink() and np.load(dangling).shape == (2, 28, 28)
+    capsys.readouterr()
+    bad_input(["generate", str(gan_run), "--n", "2", "--out", "/dev/null"], capsys, "ending in .png or .npy")
+    (tmp_path / "dev.npy").symlink_to("/dev/null")
+    bad_input(["generate", str(gan_run), "--n", "2", "--out", str(tmp_path / "dev.npy")], capsys, "not a regular file")
+    assert Path("/dev/null").is_char_device()
+
+
+def test_a_run_goes_only_into_a_new_empty_or_unfinished_folder(tmp_path, tiny_idx_dir, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work\n")
+    before = snapshot(mine)
+    overrides = tiny_overrides(tiny_idx_dir, **{"train.epochs": 1})
+    bad_input(["train", "essay-mlp-mnist", *overrides, "--out", str(mine)], capsys, "holds other files (thesis.tex)")
+    assert snapshot(mine) == before
+    bad_input(["train", "essay-mlp-mnist", *overrides, "--out", str(mine / "thesis.tex")], capsys, "is a file")
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "essay-mlp-mnist", *overrides, "--out", str(tmp_path / "empty")]) == 0
+    assert not (tmp_path / "empty" / ".genlab-new-run").exists()  # the mark goes once config.yaml is written
+    # a run killed before it came into being keeps its mark, and a new training may take its folder
+    unfinished = tmp_path / "unfinished"
+    (unfinished / "checkpoints").mkdir(parents=True)
+    (unfinished / ".genlab-new-run").write_text("")
+    assert main(["train", "essay-mlp-mnist", *overrides, "--out", str(unfinished)]) == 0
+
+
+def test_an_unexpected_error_is_one_line_exit_70_and_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
+    def broken(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setitem(commands.COMMANDS, "data", broken)
+    assert main(["data", "list"]) == 70
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "genlab: internal error in `genlab data`: ZeroDivisionError: division by zero "
+        "(a bug; rerun with --debug or GENLAB_DEBUG=1 for the traceback)"
+    ]
+    with pytest.raises(ZeroDivisionError):
+        main(["data", "list", "--debug"])
+    monkeypatch.setenv("GENLAB_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["data", "list"])

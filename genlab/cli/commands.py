@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import os
 import shlex
 import typing
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from genlab.evaluation.audio_eval import audio_evaluator_info, train_audio_evalu
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
 from genlab.evaluation.protocols import PROTOCOLS
 from genlab.io.files import atomic_write_text, read_yaml
+from genlab.io.validate import check_float, check_int, check_seed, check_text, environ_int, output_file
 from genlab.serve import Limits, serve
 from genlab.sweep.report import is_sweep, write_report
 from genlab.sweep.study import SweepConfig, run_sweep
@@ -68,6 +68,9 @@ OPTION_HELP = {
     "query_tokens": "tokens kept for the test text",
 }
 HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an option of its own
+POSITIONAL = {"recipe", "overrides", "run", "runs", "action", "command"}
+# Arguments that name a file or folder: an empty one would mean the working folder, never what a user meant.
+PATHS = {"recipe", "run", "runs", "out", "resume", "space", "init", "mask", "low_res", "dataset", "templates"}
 
 
 def _scalar(tp: Any) -> type:
@@ -136,6 +139,24 @@ def _eval_options() -> dict[str, tuple[type, dict[str, Any]]]:
     return options
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every argument in its type's real range before a command runs: integers in 64 bits (a seed in
+    0..2**32-1), numbers finite, text UTF-8, paths not empty (rules in genlab.io.validate)."""
+    for name, value in vars(args).items():
+        label = name.upper() if name in POSITIONAL else "--" + name.replace("_", "-")
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+                continue
+            if isinstance(item, int):
+                (check_seed if name == "seed" else check_int)(label, item)
+            elif isinstance(item, float):
+                check_float(label, item)
+            elif name in PATHS and item == "":
+                raise GenlabError(f"{label} is empty: name a file or folder")
+            else:
+                check_text(label, item)
+
+
 def _cmd_data(args: argparse.Namespace) -> None:
     print(f"{'name':<15} {'train':>7} {'test':>7} {'classes':>7}  source")
     for name in IMAGE_DATASETS:
@@ -202,7 +223,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         if not args.recipe:
             raise GenlabError("name a recipe (a YAML file, or a name `genlab recipes` lists), or pass --resume RUN")
         run_path, report = api.fit(args.recipe, args.out, args.overrides)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if environ_int("RANK", 0) == 0:
         cost = report["cost"]
         print(
             f"trained {cost['steps']} steps ({cost['periods']} periods) in {cost['train_seconds']:.0f} s; "
@@ -251,7 +272,9 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     options: dict[str, Any] = {k: getattr(args, k) for k in task_options("generate") if hasattr(args, k)}
     handle.check_options("generate", options)
     out = Path(args.out) if args.out else None
-    if out is not None and not out.parent.is_dir():
+    if out is not None and out.suffix:  # a file (not a folder of files): never a folder, a device or a lost link
+        output_file(out)
+    elif out is not None and not out.parent.is_dir():
         raise GenlabError(f"--out {out}: folder {out.parent} does not exist")
     suffixes = handle.output_suffixes  # runs that generate files (images): checked before any sampling
     if suffixes and (out is None or out.suffix not in suffixes):
@@ -411,4 +434,5 @@ COMMANDS = {
     "report": _cmd_report,
     "eval-nets": _cmd_eval_nets,
 }
-__all__ = ["COMMANDS", "Interrupted", "add_options"]  # Interrupted: for the error boundary of genlab.cli.main()
+# Interrupted: for the error boundary of genlab.cli.main(); check_arguments: run before every command
+__all__ = ["COMMANDS", "Interrupted", "add_options", "check_arguments"]

@@ -35,6 +35,7 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
         prog="genlab", description="Pretrain, fine-tune, evaluate and generate with small generative models."
     )
     parser.add_argument("--version", action="version", version=f"genlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error (anywhere)")
     subcommands = parser.add_subparsers(dest="command", required=True)
     running = _command_name(list(argv))
 

@@ -11,6 +11,7 @@ half-written checkpoint behind.
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -87,8 +88,9 @@ def load_weights(folder: Path, modules: dict[str, nn.Module], meta: dict[str, An
 def load_state(folder: Path) -> dict[str, Any]:
     try:
         return torch.load(folder / "state.pt", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise GenlabError(f"cannot load trainer state from {folder}: {exc}") from None
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # damaged: one line
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:300]  # an empty file's EOFError says nothing
+        raise GenlabError(f"cannot load trainer state from {folder}: {reason}") from None
 
 
 def open_run_checkpoint(run: RunDir, which: str, task: str) -> tuple[Path, dict[str, Any]]:

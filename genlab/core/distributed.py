@@ -6,7 +6,6 @@ Run unchanged with `python -m genlab ...` (one process) or
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +13,7 @@ import torch.distributed as dist
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.io.validate import environ_int
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,9 @@ def pick_device(requested: str, local_rank: int = 0) -> torch.device:
 
 def init_distributed(requested_device: str) -> DistEnv:
     """Read torchrun's environment; start the process group when there is more than one process."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world_size = environ_int("WORLD_SIZE", 1, minimum=1)
+    rank = environ_int("RANK", 0)
+    local_rank = environ_int("LOCAL_RANK", 0)
     device = pick_device(requested_device, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":

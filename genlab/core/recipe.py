@@ -25,6 +25,7 @@ import yaml
 from genlab.core.tracking import TrackingConfig
 from genlab.errors import GenlabError
 from genlab.io.files import read_yaml
+from genlab.io.validate import check_int, check_seed, check_text
 
 # The recipes shipped inside the package (package data); an installed genlab is a folder on disk, never a zip.
 SHIPPED_RECIPES = Path(str(resources.files("genlab").joinpath("recipes")))
@@ -158,6 +159,10 @@ def _check_value(value: Any, tp: Any, key: str) -> Any:
             raise GenlabError(f"recipe key '{key}' must be a finite number, got {value!r}")
     if tp is int and isinstance(value, bool) or not isinstance(value, tp):
         raise GenlabError(f"recipe key '{key}' must be {_type_name(tp)}, got {value!r}")
+    if tp is int:  # in a type's real range: a step counter, a tensor size or a generator's seed
+        (check_seed if key.rsplit(".", 1)[-1] == "seed" else check_int)(f"recipe key '{key}'", value)
+    if tp is str:
+        check_text(f"recipe key '{key}'", value)
     return value
 
 

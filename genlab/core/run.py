@@ -62,8 +62,32 @@ class RunDir:
     def report_path(self) -> Path:
         return self.path / "report.json"
 
+    @property
+    def claim_path(self) -> Path:
+        """Marks a folder a new run is being made in, until its config.yaml exists (then it goes)."""
+        return self.path / ".genlab-new-run"
+
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    def check_new_place(self) -> None:
+        """A new run goes where no folder is yet, into an empty folder, or into one an unfinished run left
+        (killed before it came into being). A file, or a folder of other files, is refused and left untouched."""
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise GenlabError(f"{self.path} is a file, not a run folder: choose another --out")
+        try:
+            entries = sorted(p.name for p in self.path.iterdir())
+        except OSError as exc:
+            raise GenlabError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        if entries and not self.claim_path.is_file():
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise GenlabError(f"{self.path} holds other files ({shown}) and is not a genlab run: choose another --out")
+
+    def claim(self) -> None:
+        if self.is_writer:
+            atomic_write_text(self.claim_path, "a genlab run is being made here; config.yaml marks it made\n")
 
     # writing --------------------------------------------------------------------------------
     def create(self, config: dict[str, Any]) -> None:
@@ -74,6 +98,7 @@ class RunDir:
         except OSError as exc:
             raise GenlabError(f"cannot create run directory {self.path}: {exc.strerror or exc}") from None
         atomic_write_text(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        self.claim_path.unlink(missing_ok=True)
 
     def read_config(self) -> dict[str, Any]:
         """The resolved recipe as a nested dict; a missing or damaged config.yaml is one line."""

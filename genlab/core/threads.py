@@ -19,8 +19,10 @@ import time
 import torch
 
 from genlab.errors import GenlabError
+from genlab.io.validate import environ
 
 SAMPLES, INTERVAL_S = 5, 0.02  # the run queue changes by the millisecond: take the median of a few looks
+MAX_THREADS = 4096  # more would be a typo: torch takes the count as a C int
 
 
 def usable_cores() -> int:
@@ -46,16 +48,18 @@ def default_threads() -> int:
 
 
 def user_pinned() -> bool:
-    return "GENLAB_THREADS" in os.environ or "OMP_NUM_THREADS" in os.environ  # torchrun sets OMP: 1 a process
+    return (
+        environ("GENLAB_THREADS") is not None or environ("OMP_NUM_THREADS") is not None
+    )  # torchrun sets OMP: 1 a process
 
 
 def configure_threads(recorded: int | None = None) -> int:
     """Set torch's intra-op threads: the user's choice, else the count a resumed run `recorded`, else the
     cores free right now. Returns the count."""
-    chosen = os.environ.get("GENLAB_THREADS")
+    chosen = environ("GENLAB_THREADS")
     if chosen is not None:
-        if not chosen.isdigit() or int(chosen) < 1:
-            raise GenlabError(f"GENLAB_THREADS must be a positive integer, got {chosen!r}")
+        if not chosen.isdigit() or not 1 <= int(chosen) <= MAX_THREADS:
+            raise GenlabError(f"GENLAB_THREADS must be a positive integer up to {MAX_THREADS}, got {chosen!r}")
         torch.set_num_threads(int(chosen))
     elif not user_pinned():
         torch.set_num_threads(recorded or default_threads())

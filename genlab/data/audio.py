@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -347,7 +348,7 @@ def _read_split(folder: Path, split: str, manifest: dict, name: str, source: str
     try:
         with np.load(path) as archive:
             pcm, labels, speakers = archive["pcm"], archive["labels"], archive["speakers"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # empty, cut short, not an npz
         raise GenlabError(f"{path} is damaged ({exc}); {hint}") from None
     if _sha256(pcm, labels) != manifest["splits"][split]["sha256"]:
         raise GenlabError(f"{path} does not match the sha256 in {folder / 'manifest.json'}; {hint}")

@@ -7,7 +7,6 @@ Order (README, Data): local cache dir -> system package -> download from the can
 from __future__ import annotations
 
 import gzip
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import torch
 
 from genlab.data.idx import read_idx, write_idx
 from genlab.errors import GenlabError
+from genlab.io.validate import environ, environ_folder
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -118,7 +118,7 @@ class ImageData:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("GENLAB_DATA_DIR", Path.home() / ".cache" / "genlab" / "data"))
+    return environ_folder("GENLAB_DATA_DIR", Path.home() / ".cache" / "genlab" / "data")
 
 
 def _has_idx_files(folder: Path) -> bool:
@@ -139,7 +139,7 @@ def _read_idx_folder(folder: Path) -> dict[str, np.ndarray]:
 
 def _download(source: ImageSource, dest: Path) -> bool:
     """Fetch the four IDX files into dest; False (and nothing left behind) when offline."""
-    if os.environ.get("GENLAB_OFFLINE") == "1":
+    if environ("GENLAB_OFFLINE") == "1":
         return False
     for base in source.download_urls:
         dest.mkdir(parents=True, exist_ok=True)

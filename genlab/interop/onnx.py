@@ -25,6 +25,7 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write_text
+from genlab.io.validate import output_file
 from genlab.models.transformer import TokenLogits, Transformer
 
 TOLERANCE = 1e-3  # largest |onnxruntime - PyTorch| accepted, in the output's own units
@@ -99,8 +100,8 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
     path = Path(path)
     if path.suffix != ".onnx":
         raise GenlabError(f"--out {path}: an ONNX export is written to FILE.onnx")
-    if not path.parent.is_dir():
-        raise GenlabError(f"--out {path}: the folder {path.parent} does not exist")
+    path = output_file(path)  # a link's target, never a folder or a device
+    output_file(path.with_suffix(".json"))  # its description goes beside it: checked before minutes of export
     try:
         import onnxruntime
         import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)

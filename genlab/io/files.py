@@ -12,11 +12,13 @@ from typing import Any
 import yaml
 
 from genlab.errors import GenlabError
+from genlab.io.validate import output_file
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp)` to fill a temporary file beside `path`, then rename it to `path`."""
-    path = Path(path)
+    """Call `write(tmp)` to fill a temporary file beside `path`, then rename it to `path`. A symbolic link
+    is followed: the temporary file goes beside its target, which the rename replaces, and the link stays."""
+    path = output_file(path, "output file")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(tmp)

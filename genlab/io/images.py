@@ -13,6 +13,7 @@ from PIL import Image
 
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write, atomic_write_bytes
+from genlab.io.validate import output_file
 
 IMAGE_SUFFIXES = (".png", ".npy")
 MAX_GRID_IMAGES = 10_000  # a 100 x 100 grid; more is unreadable and a very large PNG
@@ -49,9 +50,7 @@ def check_image_path(out: Path) -> Path:
     out = Path(out)
     if out.suffix not in IMAGE_SUFFIXES:
         raise GenlabError(f"--out {out} must end in .png or .npy")
-    if not out.parent.is_dir():
-        raise GenlabError(f"--out {out}: folder {out.parent} does not exist")
-    return out
+    return output_file(out)  # a link's target, never a folder or a device
 
 
 @dataclass

@@ -15,11 +15,11 @@ a sense of "in") are left out.
 from __future__ import annotations
 
 import functools
-import os
 import re
 from pathlib import Path
 
 from genlab.errors import GenlabError
+from genlab.io.validate import environ_folder
 
 DEFAULT_FOLDER = Path("/usr/share/wordnet")
 PARTS_OF_SPEECH = ("noun", "verb", "adj", "adv")
@@ -28,7 +28,7 @@ _SYNONYM = re.compile(r"[a-z]+(_[a-z]+)*")  # lower-case words joined by '_': no
 
 
 def wordnet_folder() -> Path:
-    return Path(os.environ.get("GENLAB_WORDNET_DIR", DEFAULT_FOLDER))
+    return environ_folder("GENLAB_WORDNET_DIR", Path(DEFAULT_FOLDER))
 
 
 def _lines(path: Path) -> list[str]:

@@ -3,12 +3,12 @@ metrics and a browser playground (genlab.serve.app). `serve(runs)` is what the C
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
 from genlab import api
 from genlab.errors import GenlabError
+from genlab.io.validate import environ
 from genlab.serve.app import create_app
 from genlab.serve.schemas import Limits
 
@@ -39,7 +39,7 @@ def serve(
     """Load the runs and serve them until interrupted (Ctrl-C)."""
     import uvicorn  # the server itself: only this command needs it
 
-    api_key = api_key or os.environ.get("GENLAB_API_KEY") or None
+    api_key = api_key or environ("GENLAB_API_KEY")
     with socket.socket() as probe:  # a taken port is one clear line, before minutes of loading
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

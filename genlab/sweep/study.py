@@ -25,6 +25,7 @@ from genlab.core.threads import usable_cores
 from genlab.core.trainer import Interrupted, StopTraining
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write_text
+from genlab.io.validate import environ_int
 from genlab.sweep.space import Param, Space, check_against_recipe, format_value, read_space
 from genlab.sweep.storage import WORKER_ATTR, WorkerLock, open_storage, recover_stale_trials
 from genlab.tasks import recipe_from_tree
@@ -302,7 +303,7 @@ def _worker_argv(config: SweepConfig, index: int, minutes_left: float) -> list[s
 
 def _run_workers(config: SweepConfig, started: float) -> None:
     """K processes of this command; each gets its share of the threads (GENLAB_THREADS)."""
-    total = int(os.environ.get("GENLAB_THREADS", "0") or 0) or usable_cores()
+    total = environ_int("GENLAB_THREADS", 0) or usable_cores()
     env = {**os.environ, "GENLAB_THREADS": str(max(1, total // config.workers))}
     minutes_left = config.minutes - (time.monotonic() - started) / 60 if config.minutes else 0.0
     procs = [subprocess.Popen(_worker_argv(config, i, minutes_left), env=env) for i in range(config.workers)]

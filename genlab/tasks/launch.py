@@ -83,6 +83,8 @@ def train_run(
         if run.exists() and not resume:
             raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it or choose another --out")
         if env.is_main:
+            if not resume:
+                run.check_new_place()  # never into a folder of the user's own files
             missing = _first_missing(run.path.absolute())
             try:
                 run.path.mkdir(parents=True, exist_ok=True)
@@ -90,6 +92,8 @@ def train_run(
                 raise GenlabError(f"cannot create run directory {run_path}: {exc.strerror or exc}") from None
             lock = _lock(run.path)
             created = missing  # ours to remove on failure only once we hold the lock: never another's folder
+            if not resume:
+                run.claim()
         torch.manual_seed(recipe.seed)
         training = task.training(recipe, env, run)
         t = recipe.train
@@ -157,6 +161,8 @@ def train_run(
         run.close()
         if created and not run.exists():  # failed before the run came into being: leave no folder behind
             shutil.rmtree(created, ignore_errors=True)
+        elif lock is not None and not resume and not run.exists():  # a folder that was there: unclaimed again
+            run.claim_path.unlink(missing_ok=True)
         raise
     finally:
         if lock is not None:

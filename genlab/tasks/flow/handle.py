@@ -19,7 +19,15 @@ from genlab.io.images import GeneratedImages
 from genlab.models.unet import UNet, UNetConfig
 from genlab.tasks.contract import ImageGeneratorRun
 from genlab.tasks.flow.inputs import read_image, read_low_res, read_mask
-from genlab.tasks.flow.pipeline import IMAGE_SHAPE, Sampler, check_prompt, class_labels, draw, to_model
+from genlab.tasks.flow.pipeline import (
+    IMAGE_SHAPE,
+    Sampler,
+    check_count,
+    check_prompt,
+    class_labels,
+    draw,
+    to_model,
+)
 from genlab.tasks.flow.process import Start, evaluations_per_sample
 from genlab.tasks.flow.recipe import FlowRecipe
 from genlab.tasks.flow.text import CaptionBank, caption_encoder
@@ -120,6 +128,7 @@ class FlowRun(ImageGeneratorRun):
         and drawn back toward the label or prompt (SDEdit); with `mask` (white = redraw, black = keep) the
         kept pixels stay (inpainting; strength then defaults to 1). Super-resolution: `low_res` (a 14x14
         or 7x7 greyscale image) -> n 28x28 images whose 2x2 (4x4) block means are its pixels."""
+        check_count(n)  # before the conditions are built for n images
         steps, guidance = self._settings(steps, guidance)
         cond, labels = self.conditions(n, label, prompt)
         start = self._start(init, strength, mask)
@@ -144,6 +153,7 @@ class FlowRun(ImageGeneratorRun):
         Written to report.json as `quality`."""
         recipe = self.recipe
         n = recipe.eval.num_samples if n is None else n
+        check_count(n)  # before the conditions are built for n images
         steps, guidance = self._settings(steps, guidance)
         data = load_image_dataset(recipe.data.name, recipe.data.path)
         evaluator = load_evaluator(recipe.data.name)
