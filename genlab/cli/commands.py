@@ -145,16 +145,20 @@ def check_arguments(args: argparse.Namespace) -> None:
     for name, value in vars(args).items():
         label = name.upper() if name in POSITIONAL else "--" + name.replace("_", "-")
         for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, bool) or not isinstance(item, (int, float, str)):
-                continue
-            if isinstance(item, int):
-                (check_seed if name == "seed" else check_int)(label, item)
-            elif isinstance(item, float):
-                check_float(label, item)
-            elif name in PATHS and item == "":
-                raise GenlabError(f"{label} is empty: name a file or folder")
-            else:
-                check_text(label, item)
+            _check_argument(name, label, item)
+
+
+def _check_argument(name: str, label: str, item: Any) -> None:
+    if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+        return
+    if isinstance(item, int):
+        (check_seed if name == "seed" else check_int)(label, item)
+    elif isinstance(item, float):
+        check_float(label, item)
+    elif name in PATHS and item == "":
+        raise GenlabError(f"{label} is empty: name a file or folder")
+    else:
+        check_text(label, item)
 
 
 def _cmd_data(args: argparse.Namespace) -> None:

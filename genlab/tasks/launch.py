@@ -75,55 +75,15 @@ def train_run(
     created, lock = None, None
     trackers = Trackers()
     try:
-        if resume and not has_checkpoint(run.checkpoint_dir):
-            raise GenlabError(
-                f"{run_path} has no checkpoint to resume from; start it afresh with "
-                f"`genlab train RECIPE --out {run_path}` after removing the folder"
-            )
-        if run.exists() and not resume:
-            raise GenlabError(f"{run_path} already holds a run; pass --resume to continue it or choose another --out")
+        _check_place(run, resume)
         if env.is_main:
-            if not resume:
-                run.check_new_place()  # never into a folder of the user's own files
-            missing = _first_missing(run.path.absolute())
-            try:
-                run.path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise GenlabError(f"cannot create run directory {run_path}: {exc.strerror or exc}") from None
-            lock = _lock(run.path)
-            created = missing  # ours to remove on failure only once we hold the lock: never another's folder
-            if not resume:
-                run.claim()
+            created, lock = _open_folder(run, resume)
         torch.manual_seed(recipe.seed)
         training = task.training(recipe, env, run)
-        t = recipe.train
-        trainer = Trainer(
-            training,
-            run,
-            LoopConfig(
-                seed=recipe.seed,
-                periods=t.periods,
-                global_batch=recipe.data.batch_size,
-                max_minutes=t.max_minutes,
-                sample_every=t.sample_every,
-                checkpoint_every=t.checkpoint_every,
-                progress=t.progress,
-            ),
-            env,
-            on_period,
-        )
+        trainer = _trainer(training, run, recipe, env, on_period)
         earlier = run.read_report().get("cost", {}) if resume else {}
-        if resume:
-            trainer.resume()
-            if trainer.step >= t.periods * trainer.steps_per_period:
-                if env.is_main:
-                    print(
-                        f"nothing to do: {run_path} has trained all {trainer.step} steps of its recipe "
-                        "(to train longer, resume with a larger train.epochs or train.max_iters)"
-                    )
-                return run.read_report()
-        else:
-            trainer.save()  # step 0: from here on the run always has a checkpoint to resume from
+        if not _start(trainer, resume, env.is_main):
+            return run.read_report()
         # Opened before config.yaml is written: a store that cannot be opened refuses the run like a bad recipe.
         trackers = open_trackers(recipe, run, task.name)
         run.sinks.append(trackers)
@@ -133,38 +93,109 @@ def train_run(
                 f"data: {training.data_source}; run: {run_path}"
                 + (f" (resumed at step {trainer.step})" if resume else "")
             )
-
-        def write_ledger(summary: dict[str, Any]) -> None:
-            run.update_report(
-                "cost",
-                {
-                    **_ledger(summary, meter.snapshot(env.device.type), earlier),
-                    "processes": env.world_size,
-                    "threads": torch.get_num_threads(),
-                    "device": str(env.device),
-                    "parameters": {name: count_parameters(m) for name, m in training.modules.items()},
-                    "data_source": training.data_source,
-                },
-            )
-
-        try:
-            write_ledger(trainer.fit())
-        except Interrupted:
-            if trainer.interrupted_summary is not None:  # the session counts, up to its checkpoint
-                write_ledger(trainer.interrupted_summary)
-            raise
+        _fit(trainer, lambda summary: _write_ledger(run, summary, meter, earlier, env, training))
         trackers.finish("FINISHED")  # after the ledger: the trackers get the whole report
         run.close()
         return run.read_report()
     except BaseException as exc:
         trackers.finish("KILLED" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "FAILED")
         run.close()
-        if created and not run.exists():  # failed before the run came into being: leave no folder behind
-            shutil.rmtree(created, ignore_errors=True)
-        elif lock is not None and not resume and not run.exists():  # a folder that was there: unclaimed again
-            run.claim_path.unlink(missing_ok=True)
+        _undo(run, created, claimed=lock is not None and not resume)
         raise
     finally:
         if lock is not None:
             os.close(lock)
         shutdown(env)
+
+
+def _start(trainer: Trainer, resume: bool, is_main: bool) -> bool:
+    """Resume from the last checkpoint, or write the step-0 one; False when a resumed run has nothing left."""
+    if not resume:
+        trainer.save()  # step 0: from here on the run always has a checkpoint to resume from
+        return True
+    trainer.resume()
+    if trainer.step < trainer.total_steps:
+        return True
+    if is_main:
+        print(
+            f"nothing to do: {trainer.run.path} has trained all {trainer.step} steps of its recipe "
+            "(to train longer, resume with a larger train.epochs or train.max_iters)"
+        )
+    return False
+
+
+def _undo(run: RunDir, created: Path | None, claimed: bool) -> None:
+    """After a failure before the run came into being: leave no folder this call created, and unclaim a folder
+    that was there."""
+    if run.exists():
+        return
+    if created:
+        shutil.rmtree(created, ignore_errors=True)
+    elif claimed:
+        run.claim_path.unlink(missing_ok=True)
+
+
+def _check_place(run: RunDir, resume: bool) -> None:
+    """--resume needs a checkpoint; a new run needs a place that holds no run."""
+    if resume and not has_checkpoint(run.checkpoint_dir):
+        raise GenlabError(
+            f"{run.path} has no checkpoint to resume from; start it afresh with "
+            f"`genlab train RECIPE --out {run.path}` after removing the folder"
+        )
+    if run.exists() and not resume:
+        raise GenlabError(f"{run.path} already holds a run; pass --resume to continue it or choose another --out")
+
+
+def _open_folder(run: RunDir, resume: bool) -> tuple[Path | None, int]:
+    """Create (or reopen) and lock the run folder: (the outermost folder this call created, the lock)."""
+    if not resume:
+        run.check_new_place()  # never into a folder of the user's own files
+    missing = _first_missing(run.path.absolute())
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenlabError(f"cannot create run directory {run.path}: {exc.strerror or exc}") from None
+    lock = _lock(run.path)  # ours to remove on failure only once we hold the lock: never another's folder
+    if not resume:
+        run.claim()
+    return missing, lock
+
+
+def _trainer(training: Any, run: RunDir, recipe: Any, env: Any, on_period: PeriodCallback | None) -> Trainer:
+    t = recipe.train
+    loop = LoopConfig(
+        seed=recipe.seed,
+        periods=t.periods,
+        global_batch=recipe.data.batch_size,
+        max_minutes=t.max_minutes,
+        sample_every=t.sample_every,
+        checkpoint_every=t.checkpoint_every,
+        progress=t.progress,
+    )
+    return Trainer(training, run, loop, env, on_period)
+
+
+def _fit(trainer: Trainer, write_ledger: Any) -> None:
+    """Train to the end; an interrupted session still counts in the ledger, up to its checkpoint."""
+    try:
+        write_ledger(trainer.fit())
+    except Interrupted:
+        if trainer.interrupted_summary is not None:
+            write_ledger(trainer.interrupted_summary)
+        raise
+
+
+def _write_ledger(
+    run: RunDir, summary: dict[str, Any], meter: CostMeter, earlier: dict[str, Any], env: Any, training: Any
+) -> None:
+    run.update_report(
+        "cost",
+        {
+            **_ledger(summary, meter.snapshot(env.device.type), earlier),
+            "processes": env.world_size,
+            "threads": torch.get_num_threads(),
+            "device": str(env.device),
+            "parameters": {name: count_parameters(m) for name, m in training.modules.items()},
+            "data_source": training.data_source,
+        },
+    )
