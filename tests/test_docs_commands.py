@@ -279,6 +279,8 @@ def check(command: Command, page: Page) -> list[str]:
     page.evaluated.update(command.made_runs)
     if not command.argv:
         return []
+    if command.argv[0] in ("--help", "-h", "--version"):  # genlab's own flags, answered without a subcommand
+        return []
     # genlab.cli.main takes --debug anywhere before `--` (it is no subcommand's option)
     sub, argv = command.argv[0], [token for token in command.argv[1:] if token != "--debug"]
     if sub not in SUBPARSERS:

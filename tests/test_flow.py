@@ -158,7 +158,7 @@ def test_editing_keeps_the_image_where_the_mask_says_and_strength_says_how_far(r
         (["--label", "10"], "--label must be in 0..9"),
         (["--steps", "0"], "--steps must be in 1..1000"),
         (["--guidance", "-1"], "--guidance must be a finite number >= 0"),
-        (["--guidance", "nan"], "--guidance must be a finite number >= 0"),
+        (["--guidance", "nan"], "--guidance must be a finite number, got nan"),
         (["--prompt", "a warm winter coat"], "--prompt needs a text-conditioned model"),
         (["--low-res", "{tmp}/init.png"], "it must be 14x14 or 7x7"),
         (["--low-res", "{tmp}/small.png", "--init", "{tmp}/init.png"], "does not combine with --init"),
