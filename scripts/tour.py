@@ -203,7 +203,10 @@ def run_line(line: str, data: TinyData, env: dict[str, str]) -> int:
         return serve_briefly(argv, env)
     if argv[0] == "sweep":  # its workers are processes of their own
         return subprocess.run([sys.executable, "-m", "genlab", *argv], env=env).returncode
-    return genlab(argv)
+    try:
+        return genlab(argv)
+    except SystemExit as done:  # argparse answers --version and --help by exiting
+        return done.code or 0
 
 
 def make_demo(data: TinyData) -> int:
