@@ -25,6 +25,7 @@ from PIL import Image
 
 from genlab import api
 from genlab.cli import main
+from genlab.io.validate import SEED_MAX
 from genlab.serve import Limits, create_app, open_runs
 from genlab.serve.server import ENDPOINTS
 from tests.conftest import one_error_line
@@ -457,3 +458,16 @@ def test_the_tiny_runs_cover_every_endpoint(served_runs):
     endpoints = {api.load(path).endpoint for path in served_runs.values()}
     assert endpoints == set(ENDPOINTS)
     assert Path(served_runs["lm"]).name == "lm"
+
+
+def test_a_seed_means_what_it_means_on_the_command_line(client):
+    """The server takes the CLI's seed range (genlab.io.validate.SEED_MAX), on every endpoint that takes a seed."""
+    for path, body in (
+        ("/v1/completions", {"model": "lm", "prompt": "x", "max_tokens": 1}),
+        ("/v1/images/generations", {"model": "gan", "n": 1}),
+        ("/v1/audio/generations", {"model": "audio", "n": 1}),
+    ):
+        for seed in (-1, SEED_MAX + 1):
+            error = error_of(client.post(path, json={**body, "seed": seed}), 422)
+            assert "seed" in error["message"]
+        assert client.post(path, json={**body, "seed": SEED_MAX}).status_code == 200

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from genlab.io.validate import SEED_MAX  # the CLI's seed range: a seed means the same on both
 from genlab.models.generation import MAX_PENALTY
 
 
@@ -32,14 +33,13 @@ MAX_IMAGES = 64  # n per image request
 MAX_TEXTS = 64  # texts per classification request
 MAX_CLIPS = 16  # clips per audio request (each is vocoded on the server)
 MAX_TEXT_CHARS = 8192
-MAX_SEED = 2**63 - 1  # torch.Generator seeds are 64-bit
 
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CHARS)]
 Stop = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Label = int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None  # a class id or name
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 Base64 = Literal["b64_json"]  # images and clips come inline, base64-encoded (no URLs to fetch)
 
 
@@ -59,7 +59,7 @@ class CompletionRequest(Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     top_k: int | None = Field(None, ge=1, le=100_000)
     stop: Stop | Annotated[list[Stop], Field(max_length=MAX_STOPS)] | None = None
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
     presence_penalty: float = Field(0.0, ge=-MAX_PENALTY, le=MAX_PENALTY, allow_inf_nan=False)
     frequency_penalty: float = Field(0.0, ge=-MAX_PENALTY, le=MAX_PENALTY, allow_inf_nan=False)
     n: int = Field(1, ge=1, le=MAX_CHOICES)
