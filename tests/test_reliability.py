@@ -20,7 +20,7 @@ import pytest
 
 from genlab.cli import commands, main
 from genlab.data.images import cache_root
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, first_line
 from tests.conftest import assert_same_weights, one_error_line, snapshot, tiny_overrides, weights
 
 
@@ -394,3 +394,9 @@ def test_an_unexpected_error_is_one_line_exit_70_and_debug_shows_the_traceback(t
     monkeypatch.setenv("GENLAB_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["data", "list"])
+
+
+def test_an_exception_is_quoted_as_one_line_or_by_its_type():
+    assert first_line(EOFError()) == "EOFError"  # an empty file's EOFError says nothing
+    assert first_line(ValueError("\nbad value\n  at line 2")) == "bad value"
+    assert first_line(OSError("x" * 400), 300) == "x" * 300

@@ -22,7 +22,7 @@ from torch import nn
 
 from genlab.core.recipe import from_dict
 from genlab.core.run import RunDir
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, first_line
 from genlab.io.files import read_json
 from genlab.io.weights import check_tensors, read_tensors, save_tensors
 
@@ -89,8 +89,8 @@ def load_state(folder: Path) -> dict[str, Any]:
     try:
         return torch.load(folder / "state.pt", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # damaged: one line
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:300]  # an empty file's EOFError says nothing
-        raise GenlabError(f"cannot load trainer state from {folder}: {reason}") from None
+        # an empty file's EOFError says nothing: first_line names its type then
+        raise GenlabError(f"cannot load trainer state from {folder}: {first_line(exc, 300)}") from None
 
 
 def open_run_checkpoint(run: RunDir, which: str, task: str) -> tuple[Path, dict[str, Any]]:

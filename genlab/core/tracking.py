@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from genlab.core.run import RunDir
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, first_line
 from genlab.io.files import atomic_write_text, read_json
 from genlab.version import __version__
 
@@ -252,7 +252,7 @@ class Trackers:
             except Exception as exc:  # a full disk, a lost server: warn once, keep training
                 self.backends.remove(backend)
                 warnings.warn(
-                    f"{backend.name} tracking stopped ({_first_line(exc)}); training goes on without it", stacklevel=2
+                    f"{backend.name} tracking stopped ({first_line(exc)}); training goes on without it", stacklevel=2
                 )
 
 
@@ -285,13 +285,13 @@ def open_trackers(recipe: Any, run: RunDir, task: str) -> Trackers:
                     _MLflow(uri, config.mlflow_experiment or recipe.name, run, task, params, saved.get("mlflow", {}))
                 )
             except Exception as exc:
-                raise GenlabError(f"tracking.mlflow: cannot open {uri} ({_first_line(exc)})") from None
+                raise GenlabError(f"tracking.mlflow: cannot open {uri} ({first_line(exc)})") from None
         if config.wandb:
             try:
                 backends.append(_WandB(config.wandb, config.wandb_project, run, task, params, saved.get("wandb", {})))
             except Exception as exc:
                 raise GenlabError(
-                    f"tracking.wandb: cannot start a {config.wandb} W&B run ({_first_line(exc)})"
+                    f"tracking.wandb: cannot start a {config.wandb} W&B run ({first_line(exc)})"
                 ) from None
     except GenlabError:
         Trackers(run, backends).finish("FAILED")
@@ -299,7 +299,3 @@ def open_trackers(recipe: Any, run: RunDir, task: str) -> Trackers:
     ids = {**saved, **{b.name: b.ids() for b in backends}}  # a tracker turned off now keeps its ids
     atomic_write_text(ids_path, json.dumps(ids, indent=2) + "\n")
     return Trackers(run, backends)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, first_line
 from genlab.io.files import atomic_write_text
 from genlab.io.validate import output_file
 from genlab.models.transformer import TokenLogits, Transformer
@@ -117,7 +117,7 @@ def export_onnx(graph: ExportGraph, path: str | Path, about: dict[str, Any]) -> 
     except GenlabError:
         raise
     except Exception as exc:  # the exporter's own failures: one line, not its traceback
-        raise GenlabError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from None
+        raise GenlabError(f"ONNX export failed: {type(exc).__name__}: {first_line(exc, 300)}") from None
     finally:
         tmp.unlink(missing_ok=True)
     description = {

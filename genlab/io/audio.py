@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, first_line
 from genlab.io.files import atomic_write_bytes
 
 SAMPLE_RATE = 16_000
@@ -40,8 +40,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
             raise GenlabError(f"{path} is not a WAV file (it is {info.format_info})")
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, channels)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise GenlabError(f"{path} is not a readable WAV file ({reason})") from None
+        raise GenlabError(f"{path} is not a readable WAV file ({first_line(exc)})") from None
     if len(data) == 0:
         raise GenlabError(f"{path} holds no samples")
     return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32), int(rate)

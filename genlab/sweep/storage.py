@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, first_line
 
 HEARTBEAT_S, GRACE_S = 30, 120
 SCHEMA_RACE_TRIES = 5
@@ -63,10 +63,8 @@ def open_storage(url: str | None, folder: Path) -> Any:
             race = exc
             time.sleep(0.5 * (attempt + 1))
         except Exception as exc:  # a missing driver, a refused connection, a bad URL: sqlalchemy's many kinds
-            raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {str(exc).splitlines()[0]}") from None
-    raise GenlabError(
-        f"--storage: cannot open {url.split('@')[-1]}: {str(race).splitlines()[0]} ({SCHEMA_RACE_TRIES} tries)"
-    )
+            raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {first_line(exc)}") from None
+    raise GenlabError(f"--storage: cannot open {url.split('@')[-1]}: {first_line(race)} ({SCHEMA_RACE_TRIES} tries)")
 
 
 class WorkerLock:
