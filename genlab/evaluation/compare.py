@@ -14,6 +14,7 @@ from typing import Any
 
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
+from genlab.io.files import atomic_write
 
 METRIC_NAMES = {
     "macro_f1": "macro-F1",
@@ -164,8 +165,7 @@ def plot(rows: list[dict], path: str | Path) -> Path:
         group = sorted((r for r in rows if (r["dataset"], r["metric"]) == (dataset, metric)), key=_sort_key)
         _panel(ax, group, colors, dataset, metric)
     fig.suptitle("quality vs training cost; marker area grows with log(trainable parameters)", fontsize=9)
-    fig.savefig(path, dpi=120)
-    return Path(path)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
 def _panel(ax: Any, group: list[dict], colors: dict[str, str], dataset: str, metric: str) -> None:

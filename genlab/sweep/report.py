@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import GenlabError
-from genlab.io.files import atomic_write_text
+from genlab.io.files import atomic_write, atomic_write_text
 from genlab.sweep.storage import open_storage
 from genlab.sweep.study import SWEEP_FILE
 
@@ -149,7 +149,7 @@ def plot(study: Any, metric: str, folder: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=size)
         painter(ax)
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
+        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100))
         plt.close(fig)
     return paths
 

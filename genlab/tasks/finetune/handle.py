@@ -21,7 +21,7 @@ from genlab.data.labelled import load_labelled_data
 from genlab.errors import GenlabError
 from genlab.evaluation.text_metrics import accuracy, bleu, chrf, macro_f1
 from genlab.interop.onnx import ExportGraph, token_logits_graph
-from genlab.io.files import atomic_write_text
+from genlab.io.files import atomic_write, atomic_write_text
 from genlab.io.tokenizers import load_tokenizer
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.peft.lora import merge_lora
@@ -95,7 +95,7 @@ def confusion_image(truth: list[int], predicted: list[int], labels: list[str], p
     )
     ax.set_title("test split: true label (rows) vs predicted (columns)")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
 
 
 @dataclass
