@@ -22,6 +22,7 @@ from genlab.tasks.folk.recipe import FolkRecipe
 
 MAX_TUNES = 64  # tunes in one generate call
 MAX_PROMPT_CHARS = 100_000
+MAX_NEW_TOKENS = 2048  # about 120 bars of a reel
 
 
 def prompt_text(prompt: str | None, prompt_file: str | None) -> str | None:
@@ -72,7 +73,7 @@ class FolkRun(RunHandle):
         continuations of its first `prompt_bars` bars in its own metre, mode and key."""
         check_int("--n", n, 1, MAX_TUNES)
         check_seed("--seed", seed)
-        check_int("--max-tokens", max_tokens, 1, 100_000)  # the sampler stops where the context is full
+        check_int("--max-tokens", max_tokens, 1, MAX_NEW_TOKENS)
         check_int("--top-k", top_k, 0, self.config.vocab_size)
         check_int("--prompt-bars", prompt_bars, 1, 64)
         text = prompt_text(prompt, prompt_file)

@@ -71,13 +71,13 @@ def sample_tunes(
     max_tokens: int = 384,
 ) -> list[list[str]]:
     """n tunes continuing `prefix` (a header, then maybe the first bars of a prompt), each ending at its
-    <end> or when the context is full; the prefix is part of each returned tune."""
+    <end> or after max_tokens new tokens; the prefix is part of each returned tune. Past the context the
+    shared decoder slides its window (genlab.models.generation): the header then drops out of sight."""
     block = model.config.block_size
     if len(prefix) >= block:
         raise GenlabError(f"the prompt takes {len(prefix)} tokens; the model reads at most {block}")
     idx = torch.tensor([encode(prefix)] * n)  # (n, P): the same prefix in every row
-    new = min(max_tokens, block - len(prefix))
-    out = generate(model, idx, new, temperature, top_k, None, stop=[EOS_ID], seed=seed)  # (n, P + new')
+    out = generate(model, idx, max_tokens, temperature, top_k, None, stop=[EOS_ID], seed=seed)  # (n, P + new)
     tunes = []
     for row in out.tolist():
         tokens = decode(row)
