@@ -1,8 +1,8 @@
 """Folk tunes: the held-out NLL per note of a trained run beside its baselines at equal CPU time (read from its
-report.json, written by `genlab eval RUN --lstm`), the time to generate one 32-bar reel, and the time to write
+report.json, written by `genlab eval RUN --lstm same`), the time to generate one 32-bar reel, and the time to write
 it as ABC, MIDI, MusicXML, a piano roll and a FluidSynth WAV.
 
-    genlab train folk-tunes --out runs/folk && genlab eval runs/folk --lstm
+    genlab train folk-tunes --out runs/folk && genlab eval runs/folk --lstm same
     python benchmarks/folk_benchmark.py runs/folk      # -> benchmarks/results/folk/folk_benchmark.json
 
 Run it alone (`/work/bin/heavy -2` on the shared machine): the load average before and after is recorded.

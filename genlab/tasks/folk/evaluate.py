@@ -21,16 +21,16 @@ def generated_tunes(handle: Any, headers: list[list[str]], n: int, seed: int) ->
     return tunes
 
 
-def evaluate_run(handle: Any, n: int, seed: int, lstm: bool) -> dict[str, Any]:
-    """The `test` section: NLL per note (transformer, n-gram, LSTM with `lstm`) and the generated tunes' scores."""
+def evaluate_run(handle: Any, n: int, seed: int, lstm_seconds: float | None) -> dict[str, Any]:
+    """The `test` section: NLL per note (transformer, n-gram, an LSTM trained for `lstm_seconds` of CPU unless
+    None) and the generated tunes' scores."""
     recipe = handle.recipe
     data = load_folk(recipe.data.corpus, recipe.data.path)
     block = handle.config.block_size
     splits = {s: split_tokens(data, s) for s in ("train", "validation", "test")}
     ids = {s: tune_tensor(t, block) for s, t in splits.items()}
     metrics: dict[str, Any] = {"nll_per_note": nll_per_note(handle.model, ids["test"]), "test_tunes": len(ids["test"])}
-    cpu = float(handle.report.get("cost", {}).get("cpu_seconds", 0.0)) if lstm else None
-    metrics["baselines"] = baseline_scores(ids["train"], ids["validation"], ids["test"], cpu, seed)
+    metrics["baselines"] = baseline_scores(ids["train"], ids["validation"], ids["test"], lstm_seconds, seed)
     test = [t[:block] for t in splits["test"]]
     generated = generated_tunes(handle, [t[:4] for t in test], n, seed)
     metrics["generated"] = score_tunes(generated, test, [t[:block] for t in splits["train"]])

@@ -38,6 +38,24 @@ def prompt_text(prompt: str | None, prompt_file: str | None) -> str | None:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
+def lstm_budget(lstm: str, report: dict[str, Any]) -> float | None:
+    """--lstm off | same | SECONDS -> the LSTM baseline's CPU seconds (None: no LSTM)."""
+    if lstm == "off":
+        return None
+    if lstm == "same":
+        seconds = report.get("cost", {}).get("cpu_seconds")
+        if not seconds:
+            raise GenlabError("--lstm same: the run's report.json has no training CPU time (its cost ledger)")
+        return float(seconds)
+    try:
+        seconds = float(lstm)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86_400:
+        raise GenlabError(f"--lstm must be off, same or CPU seconds in (0, 86400], got {lstm!r}")
+    return seconds
+
+
 class FolkRun(RunHandle):
     eval_section = "test"
     output_suffixes = SUFFIXES
@@ -97,14 +115,15 @@ class FolkRun(RunHandle):
         """The transformer without a cache: event-token ids -> logits at every position."""
         return token_logits_graph(self.model, "folk event tokens (genlab.data.folk_tokens.VOCAB)")
 
-    def evaluate(self, n: int | None = None, seed: int = 0, lstm: bool = False) -> dict[str, Any]:
-        """Held-out NLL per note event beside a Kneser-Ney n-gram's (and, with lstm, an LSTM's trained for the
-        run's own training CPU time), and statistics of n tunes generated with the test tunes' headers against
-        the test tunes; report.json `test`."""
+    def evaluate(self, n: int | None = None, seed: int = 0, lstm: str = "off") -> dict[str, Any]:
+        """Held-out NLL per note event beside a Kneser-Ney n-gram's (and an LSTM's trained for `lstm` CPU
+        seconds: "same" = the run's own training CPU time, "off" = none), and statistics of n tunes generated
+        with the test tunes' headers against the test tunes; report.json `test`."""
         n = self.recipe.eval.num_samples if n is None else n
         check_int("--n", n, 1, 10_000)
+        lstm_seconds = lstm_budget(lstm, self.report)
         meter = CostMeter()
-        metrics = evaluate_run(self, n, seed, lstm)
+        metrics = evaluate_run(self, n, seed, lstm_seconds)
         metrics["checkpoint"] = self.checkpoint
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
         self.run.update_report(self.eval_section, metrics)
