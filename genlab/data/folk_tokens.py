@@ -27,7 +27,7 @@ PAD, BOS, EOS, BAR, TIE, REST = "<pad>", "<tune>", "<end>", "|", "tie", "r"
 METERS = ("2/4", "3/4", "4/4", "2/2", "3/2", "6/8", "9/8", "12/8")
 MODES = ("major", "minor", "dorian", "mixolydian")
 TUNE_TYPES = ("reel", "jig", "hornpipe", "slipjig", "strathspey", "polka", "waltz", "march", "air", "other")
-PITCH_RANGE = range(-19, 34)  # semitones from the tonic of octave 4: a fiddle's G3..A6 in any key
+PITCH_RANGE = range(-19, 34)  # semitones from the tonic of octave 4: a fiddle's G3..A6 from any tonic, and room
 # Quarter-note lengths: every 16th-note multiple up to a whole bar of 12/8, triplet (1/3, 2/3) and 32nd values.
 DURATIONS = tuple(
     sorted(
