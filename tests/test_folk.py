@@ -12,7 +12,7 @@ import torch
 
 import genlab
 from genlab.cli import main
-from genlab.data.folk import corpus_folder, parse_abc, read_prompt, split_tunes
+from genlab.data.folk import assign_splits, corpus_folder, deduplicate, parse_abc, read_prompt, split_tunes
 from genlab.data.folk_abc import abc_text
 from genlab.data.folk_tokens import VOCAB, Header, TuneError, score_tokens, tokens_score
 from genlab.errors import GenlabError
@@ -21,6 +21,7 @@ from genlab.evaluation.ngram import KneserNey
 from genlab.io.music import render_wav
 from genlab.models.transformer import Transformer
 from genlab.tasks import load_recipe
+from genlab.tasks.folk.handle import lstm_budget
 from genlab.tasks.folk.output import GeneratedTunes
 from genlab.tasks.folk.process import sample_tunes
 from genlab.tasks.folk.tiny import tiny_run
@@ -164,3 +165,26 @@ def test_bad_generate_options_are_one_line_exit_2_nothing_written(tiny, tmp_path
     one_error_line(capsys, message)
     assert not out.exists() and snapshot(run) == before
     assert len(VOCAB) == genlab.load(run).config.vocab_size
+
+
+def test_bars_fill_with_a_pickup_and_a_part_that_ends_short():
+    head = ["<tune>", "M:6/8", "K:major", "R:jig"]
+    bar = ["p0", "d1/2"] * 6
+    pickup, short = ["p0", "d1/2"], ["p0", "d1/2"] * 5
+    tune = [*head, *pickup, "|", *bar, "|", *short, "|", *pickup, "|", *bar, "|", *short, "|", "<end>"]
+    assert fills_bars(tune)
+    assert not fills_bars([*head, *pickup, "|", *bar, "|", *bar, "p0", "d1/2", "|", *bar, "|", "<end>"])
+
+
+def test_splits_are_fixed_disjoint_and_duplicates_kept_once():
+    first, again = assign_splits(200), assign_splits(200)
+    assert first == again and first.count("test") == first.count("validation") == 10
+    tunes = [{"tokens": "<tune> M:6/8 K:major R:jig p0 d1/2 | p2 d1/2 | <end>"}] * 2
+    assert len(deduplicate(tunes)) == 1
+
+
+@pytest.mark.parametrize(("value", "want"), [("off", None), ("same", 12.5), ("30", 30.0)])
+def test_the_lstm_budget_option(value, want):
+    assert lstm_budget(value, {"cost": {"cpu_seconds": 12.5}}) == want
+    with pytest.raises(GenlabError, match="--lstm"):
+        lstm_budget("-1", {})
