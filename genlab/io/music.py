@@ -24,12 +24,22 @@ SAMPLE_RATE = 22050
 RENDER_SECONDS_MAX = 600  # a render that takes longer has hung
 
 
+def _write(score: stream.Score, path: Path, fmt: str) -> Path:
+    def write(tmp: Path) -> None:
+        try:
+            score.write(fmt, fp=str(tmp))
+        except Exception as exc:  # music21's exporters raise their own types (a length notation cannot hold)
+            raise GenlabError(f"music21 cannot write this score as {fmt}: {exc}") from None
+
+    return atomic_write(path, write)
+
+
 def write_midi(score: stream.Score, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: score.write("midi", fp=str(tmp)))
+    return _write(score, path, "midi")
 
 
 def write_musicxml(score: stream.Score, path: Path) -> Path:
-    return atomic_write(path, lambda tmp: score.write("musicxml", fp=str(tmp), makeNotation=True))
+    return _write(score, path, "musicxml")
 
 
 def check_renderer(sound_font: Path = SOUND_FONT) -> str:
