@@ -19,6 +19,7 @@ from genlab.tasks.folk.output import GeneratedTunes
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 11025
+SECONDS = 12  # at most: about 260 kB of 16-bit mono
 BARS = 8
 
 
@@ -33,7 +34,7 @@ def spectrogram_png(wave: np.ndarray, path: Path) -> None:
     from matplotlib.figure import Figure
 
     mel = librosa.power_to_db(librosa.feature.melspectrogram(y=wave, sr=RATE, n_mels=96, fmax=RATE / 2), ref=np.max)
-    fig = Figure(figsize=(10, 3), dpi=100)
+    fig = Figure(figsize=(8, 2.4), dpi=80)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     ax.imshow(mel, origin="lower", aspect="auto", extent=(0, len(wave) / RATE, 0, 96), cmap="magma")
@@ -63,7 +64,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         short.save(Path(folder) / "jig.wav")
         wave, rate = soundfile.read(Path(folder) / "jig.wav", dtype="float32")
-    mono = librosa.resample(wave.mean(axis=1), orig_sr=rate, target_sr=RATE)
+    mono = librosa.resample(wave.mean(axis=1), orig_sr=rate, target_sr=RATE)[: SECONDS * RATE]
+    mono[-RATE // 2 :] *= np.linspace(1, 0, len(mono[-RATE // 2 :]))  # half a second's fade-out
     soundfile.write(ROOT / "docs/audio/folk-jig.wav", mono, RATE, subtype="PCM_16")
     spectrogram_png(mono, ROOT / "docs/img/folk-jig-spectrogram.png")
 

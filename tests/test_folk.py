@@ -21,6 +21,7 @@ from genlab.evaluation.ngram import KneserNey
 from genlab.io.music import render_wav
 from genlab.models.transformer import Transformer
 from genlab.tasks import load_recipe
+from genlab.tasks.folk.grammar import draw_tunes, sample_in_metre
 from genlab.tasks.folk.handle import lstm_budget
 from genlab.tasks.folk.output import GeneratedTunes
 from genlab.tasks.folk.process import sample_tunes
@@ -188,3 +189,13 @@ def test_the_lstm_budget_option(value, want):
     assert lstm_budget(value, {"cost": {"cpu_seconds": 12.5}}) == want
     with pytest.raises(GenlabError, match="--lstm"):
         lstm_budget("-1", {})
+
+
+def test_metre_constrained_sampling_fills_every_bar_even_untrained():
+    torch.manual_seed(0)
+    model = Transformer(model_config(load_recipe("folk-tunes", ["data.block_size=128"]))).eval()
+    for header in (Header("6/8", "major", "jig"), Header("3/4", "minor"), Header("2/2", "dorian", "reel")):
+        tunes = sample_in_metre(model, header.tokens(), 3, seed=2, max_tokens=120)
+        assert all(t[:4] == header.tokens() and fills_bars(t) for t in tunes)
+    with pytest.raises(GenlabError, match="unknown sampling"):
+        draw_tunes(model, header.tokens(), 1, 0, sampling="strict")

@@ -8,7 +8,8 @@ from typing import Any
 from genlab.data.folk import load_folk, split_tokens
 from genlab.evaluation.folk_stats import score_tunes
 from genlab.tasks.folk.baselines import baseline_scores
-from genlab.tasks.folk.process import nll_per_note, sample_tunes, tune_tensor
+from genlab.tasks.folk.grammar import draw_tunes
+from genlab.tasks.folk.process import nll_per_note, tune_tensor
 
 
 def generated_tunes(handle: Any, headers: list[list[str]], n: int, seed: int) -> list[list[str]]:
@@ -17,7 +18,7 @@ def generated_tunes(handle: Any, headers: list[list[str]], n: int, seed: int) ->
     tunes = []
     for i in range(n):
         prefix = headers[i % len(headers)]
-        tunes += sample_tunes(handle.model, prefix, 1, seed + i, e.temperature, e.top_k or None, e.max_tokens)
+        tunes += draw_tunes(handle.model, prefix, 1, seed + i, e.temperature, e.top_k or None, e.max_tokens, e.sampling)
     return tunes
 
 
@@ -34,4 +35,5 @@ def evaluate_run(handle: Any, n: int, seed: int, lstm_seconds: float | None) -> 
     test = [t[:block] for t in splits["test"]]
     generated = generated_tunes(handle, [t[:4] for t in test], n, seed)
     metrics["generated"] = score_tunes(generated, test, [t[:block] for t in splits["train"]])
+    metrics["generated"]["sampling"] = recipe.eval.sampling
     return metrics

@@ -16,8 +16,9 @@ from genlab.io.validate import check_int, check_seed
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.contract import RunHandle, TextDecoding
 from genlab.tasks.folk.evaluate import evaluate_run
+from genlab.tasks.folk.grammar import draw_tunes
 from genlab.tasks.folk.output import SUFFIXES, GeneratedTunes
-from genlab.tasks.folk.process import EOS_ID, sample_tunes
+from genlab.tasks.folk.process import EOS_ID
 from genlab.tasks.folk.recipe import FolkRecipe
 
 MAX_TUNES = 64  # tunes in one generate call
@@ -86,9 +87,11 @@ class FolkRun(RunHandle):
         prompt: str | None = None,
         prompt_file: str | None = None,
         prompt_bars: int = 2,
+        sampling: str = "metre",
     ) -> GeneratedTunes:
         """n tunes in `meter` and `mode` (written in `tonic`), or, with an ABC prompt (text or a file), n
-        continuations of its first `prompt_bars` bars in its own metre, mode and key."""
+        continuations of its first `prompt_bars` bars in its own metre, mode and key. sampling "metre" keeps
+        every bar full (genlab.tasks.folk.grammar), "free" lets the model alone decide."""
         check_int("--n", n, 1, MAX_TUNES)
         check_seed("--seed", seed)
         check_int("--max-tokens", max_tokens, 1, MAX_NEW_TOKENS)
@@ -99,7 +102,7 @@ class FolkRun(RunHandle):
             prefix, key_tonic = Header(meter, mode, tune_type).tokens(), tonic_name(tonic).replace("-", "b")
         else:
             prefix, key_tonic = read_prompt(text, prompt_bars)
-        tunes = sample_tunes(self.model, prefix, n, seed, temperature, top_k or None, max_tokens)
+        tunes = draw_tunes(self.model, prefix, n, seed, temperature, top_k or None, max_tokens, sampling)
         return GeneratedTunes(tunes, key_tonic)
 
     def text_decoding(self) -> TextDecoding:

@@ -76,8 +76,11 @@ class FolkEvalConfig:
     temperature: float = 1.0
     top_k: int = 0  # 0 = off
     max_tokens: int = 384  # new tokens a generated tune may take at most (32 bars of a reel take about 550)
+    sampling: str = "metre"  # metre: every bar full by construction (tasks/folk/grammar.py) | free: the model alone
 
     def __post_init__(self) -> None:
+        if self.sampling not in ("metre", "free"):
+            raise ValueError(f"eval.sampling must be metre or free, got {self.sampling!r}")
         if self.num_samples < 1 or self.temperature <= 0 or self.top_k < 0 or self.max_tokens < 1:
             raise ValueError("eval.num_samples, max_tokens >= 1, eval.temperature > 0, eval.top_k >= 0")
 

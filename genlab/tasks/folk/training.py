@@ -21,7 +21,8 @@ from genlab.data.folk_tokens import VOCAB, Header
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write_text
 from genlab.models.transformer import Transformer, TransformerConfig
-from genlab.tasks.folk.process import PAD_ID, nll_per_note, sample_tunes, tune_loss, tune_tensor
+from genlab.tasks.folk.grammar import sample_in_metre
+from genlab.tasks.folk.process import PAD_ID, nll_per_note, tune_loss, tune_tensor
 from genlab.tasks.folk.recipe import FolkRecipe
 
 SAMPLE_HEADERS = (Header("6/8", "major", "jig"), Header("4/4", "dorian", "reel"))  # written after each period
@@ -119,7 +120,7 @@ class FolkTraining:
         per_note = nll_per_note(model, validation)
         texts = []
         for number, header in enumerate(SAMPLE_HEADERS, start=1):
-            tune = sample_tunes(model, header.tokens(), 1, seed=self.recipe.seed + number)[0]
+            tune = sample_in_metre(model, header.tokens(), 1, seed=self.recipe.seed + number)[0]
             texts.append(abc_text(tune, "D", number, f"Sample {number} at step {self.steps_done}"))
         atomic_write_text(run.samples_dir / f"step_{self.steps_done:06d}.abc", "\n".join(texts))
         run.update_report("validation", {"loss": loss, "nll_per_note": per_note, "step": self.steps_done})
