@@ -29,20 +29,23 @@ REEL = Header("4/4", "major", "reel")
 BARS = 32
 
 
-def one_tune(handle, seed: int) -> tuple[list[str], float]:
-    """A reel of (up to) 32 bars and the seconds it took: sampled until <end> or the 32nd bar line."""
+def one_tune(handle, seed: int, sampling: str) -> tuple[list[str], float]:
+    """A reel of (up to) 32 bars and the seconds it took: sampled until <end>, 600 tokens or (metre sampling,
+    which keeps the header in view) the end of the context."""
     start = time.perf_counter()
-    tunes = handle.generate(meter=REEL.meter, mode=REEL.mode, tune_type=REEL.tune_type, n=1, seed=seed, max_tokens=600)
+    tunes = handle.generate(
+        meter=REEL.meter, mode=REEL.mode, tune_type=REEL.tune_type, n=1, seed=seed, max_tokens=600, sampling=sampling
+    )
     seconds = time.perf_counter() - start
     tokens = tunes.tunes[0]
     bars = [i for i, t in enumerate(tokens) if t == BAR]
     return (tokens[: bars[BARS - 1] + 1] if len(bars) >= BARS else tokens), seconds
 
 
-def generation(handle, repeats: int) -> dict[str, float]:
+def generation(handle, repeats: int, sampling: str) -> dict[str, float]:
     times, lengths, bars = [], [], []
     for seed in range(repeats):
-        tokens, seconds = one_tune(handle, seed)
+        tokens, seconds = one_tune(handle, seed, sampling)
         times.append(seconds)
         lengths.append(len(tokens) - 4)
         bars.append(tokens.count(BAR))
@@ -51,6 +54,7 @@ def generation(handle, repeats: int) -> dict[str, float]:
         "median_tokens": statistics.median(lengths),
         "median_bars": statistics.median(bars),
         "tokens_per_second": round(sum(lengths) / sum(times), 1),
+        "seconds_per_bar": round(sum(times) / max(sum(bars), 1), 4),
         "tunes": repeats,
     }
 
@@ -86,7 +90,7 @@ def main() -> None:
         },
         "baselines": test.get("baselines"),
         "generated": test.get("generated"),
-        "generation_32_bar_reel": generation(handle, args.repeats),
+        "generation_32_bar_reel": {s: generation(handle, args.repeats, s) for s in ("metre", "free")},
         "save_seconds": rendering(handle),
         "threads": 1,
         "load_average_before": round(load_before, 2),
