@@ -39,6 +39,7 @@ def model_config(recipe: FolkRecipe) -> TransformerConfig:
         n_embd=m.n_embd,
         dropout=m.dropout,
         activation="gelu_new",
+        positions=m.positions,
     )
 
 
