@@ -7,7 +7,7 @@
 # Needs root and apt; otherwise prints the command to run and carries on (mnist still works from the
 # bundled subset; the data sets that need these packages say so when asked for).
 set -u
-packages=(dataset-fashion-mnist sword-text-kjv sword-text-web sword-text-sparv fortunes wordnet-base chromium espeak-ng flite asterisk-core-sounds-en-wav postgresql)
+packages=(dataset-fashion-mnist sword-text-kjv sword-text-web sword-text-sparv fortunes wordnet-base chromium espeak-ng flite asterisk-core-sounds-en-wav postgresql fluidsynth fluid-soundfont-gm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

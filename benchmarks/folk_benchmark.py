@@ -1,0 +1,105 @@
+"""Folk tunes: the held-out NLL per note of a trained run beside its baselines at equal CPU time (read from its
+report.json, written by `genlab eval RUN --lstm same`), the time to generate one 32-bar reel, and the time to write
+it as ABC, MIDI, MusicXML, a piano roll and a FluidSynth WAV.
+
+    genlab train folk-tunes --out runs/folk && genlab eval runs/folk --lstm same
+    python benchmarks/folk_benchmark.py runs/folk      # -> benchmarks/results/folk/folk_benchmark.json
+
+Run it alone (`/work/bin/heavy -2` on the shared machine): the load average before and after is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import genlab
+from genlab.data.folk_tokens import BAR, Header
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "folk" / "folk_benchmark.json"
+REEL = Header("4/4", "major", "reel")
+BARS = 32
+
+
+def one_tune(handle, seed: int, sampling: str) -> tuple[list[str], float]:
+    """A reel of (up to) 32 bars and the seconds it took: sampled until <end>, 600 tokens or (metre sampling,
+    which keeps the header in view) the end of the context."""
+    start = time.perf_counter()
+    tunes = handle.generate(
+        meter=REEL.meter, mode=REEL.mode, tune_type=REEL.tune_type, n=1, seed=seed, max_tokens=600, sampling=sampling
+    )
+    seconds = time.perf_counter() - start
+    tokens = tunes.tunes[0]
+    bars = [i for i, t in enumerate(tokens) if t == BAR]
+    return (tokens[: bars[BARS - 1] + 1] if len(bars) >= BARS else tokens), seconds
+
+
+def generation(handle, repeats: int, sampling: str) -> dict[str, float]:
+    times, lengths, bars = [], [], []
+    for seed in range(repeats):
+        tokens, seconds = one_tune(handle, seed, sampling)
+        times.append(seconds)
+        lengths.append(len(tokens) - 4)
+        bars.append(tokens.count(BAR))
+    return {
+        "median_seconds_per_tune": round(statistics.median(times), 3),
+        "median_tokens": statistics.median(lengths),
+        "median_bars": statistics.median(bars),
+        "tokens_per_second": round(sum(lengths) / sum(times), 1),
+        "seconds_per_bar": round(sum(times) / max(sum(bars), 1), 4),
+        "tunes": repeats,
+    }
+
+
+def rendering(handle) -> dict[str, float]:
+    """Seconds to save one generated tune in each format."""
+    tunes = handle.generate(meter=REEL.meter, mode=REEL.mode, tune_type=REEL.tune_type, n=1, seed=0)
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for suffix in (".abc", ".mid", ".musicxml", ".png", ".wav"):
+            start = time.perf_counter()
+            tunes.save(Path(folder) / f"tune{suffix}")
+            out[suffix] = round(time.perf_counter() - start, 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]
+    handle = genlab.load(args.run)
+    report = handle.report
+    test = report.get("test", {})
+    result = {
+        "run": str(args.run),
+        "training_cpu_seconds": report.get("cost", {}).get("cpu_seconds"),
+        "nll_per_note": {
+            "transformer": test.get("nll_per_note"),
+            **{name: b.get("nll_per_note") for name, b in test.get("baselines", {}).items()},
+        },
+        "baselines": test.get("baselines"),
+        "generated": test.get("generated"),
+        "generation_32_bar_reel": {s: generation(handle, args.repeats, s) for s in ("metre", "free")},
+        "save_seconds": rendering(handle),
+        "threads": 1,
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The recipe schema of a folk-tune run (`task: folk`): event tokens of real tunes, genlab's causal transformer.
+
+Batches are whole tunes (header first, padded or cut to `data.block_size` tokens) drawn at random, so the run is
+counted in optimiser steps: `train.max_iters` in all, a validation loss and sample tunes every
+`train.eval_interval` steps (one period of the trainer loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genlab.core.recipe import TrainConfig, check_betas, recipe_type
+from genlab.data.folk import CORPORA
+
+
+@dataclass
+class FolkDataConfig:
+    corpus: list[str] = field(default_factory=lambda: list(CORPORA))  # music21 corpus folders of ABC tunes
+    path: str | None = None  # a .abc file or a folder of them to read instead of `corpus`
+    block_size: int = 384  # tokens of a tune the model sees (header included); longer tunes are cut
+    batch_size: int = 16  # tunes per optimizer step
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.corpus if c not in CORPORA]
+        if unknown or not self.corpus:
+            raise ValueError(f"data.corpus must name some of {', '.join(CORPORA)}, got {self.corpus!r}")
+        if self.block_size < 16 or self.batch_size < 1:
+            raise ValueError("data.block_size must be >= 16 and data.batch_size >= 1")
+
+
+@dataclass
+class FolkModelConfig:
+    n_layer: int = 3
+    n_head: int = 4
+    n_embd: int = 96
+    dropout: float = 0.1
+    positions: str = "learned"  # learned (a position table, GPT-2) | rotary (relative: RoPE on queries and keys)
+
+    def __post_init__(self) -> None:
+        if self.positions not in ("learned", "rotary"):
+            raise ValueError(f"model.positions must be learned or rotary, got {self.positions!r}")
+        if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
+            raise ValueError("model.n_layer, n_head, n_embd must be >= 1 and n_embd divisible by n_head")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("model.dropout must be in [0, 1)")
+
+
+@dataclass
+class FolkTrainConfig(TrainConfig):
+    max_iters: int = 1000
+    eval_interval: int = 250
+    lr: float = 2e-3
+    min_lr: float = 2e-4
+    warmup_iters: int = 50
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if min(self.max_iters, self.eval_interval) < 1 or self.warmup_iters < 0:
+            raise ValueError("train.max_iters and eval_interval must be >= 1, train.warmup_iters >= 0")
+        if self.max_iters % self.eval_interval:
+            raise ValueError(
+                f"train.max_iters={self.max_iters} must be a multiple of eval_interval={self.eval_interval}"
+            )
+        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip) < 0:
+            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip >= 0")
+
+    @property
+    def periods(self) -> int:
+        return self.max_iters // self.eval_interval
+
+
+@dataclass
+class FolkEvalConfig:
+    num_samples: int = 64  # tunes `genlab eval` generates (the requested headers cycle over the test tunes')
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = off
+    max_tokens: int = 384  # new tokens a generated tune may take at most (32 bars of a reel take about 550)
+    sampling: str = "metre"  # metre: every bar full by construction (tasks/folk/grammar.py) | free: the model alone
+
+    def __post_init__(self) -> None:
+        if self.sampling not in ("metre", "free"):
+            raise ValueError(f"eval.sampling must be metre or free, got {self.sampling!r}")
+        if self.num_samples < 1 or self.temperature <= 0 or self.top_k < 0 or self.max_tokens < 1:
+            raise ValueError("eval.num_samples, max_tokens >= 1, eval.temperature > 0, eval.top_k >= 0")
+
+
+FolkRecipe = recipe_type("folk", data=FolkDataConfig, model=FolkModelConfig, train=FolkTrainConfig, eval=FolkEvalConfig)

@@ -1,0 +1,74 @@
+"""The pictures and the sound of docs/music.md, from a trained folk run: a piano roll of two generated tunes,
+their ABC, the first bars of one rendered by FluidSynth (mono, 11.025 kHz: small enough to commit) and that
+audio's mel spectrogram.
+
+    python scripts/music_doc_assets.py runs/folk     # -> docs/img/folk-*.png, docs/audio/folk-jig.wav, stdout: ABC
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import genlab
+from genlab.data.folk_tokens import BAR
+from genlab.tasks.folk.output import GeneratedTunes
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = 11025
+SECONDS = 12  # at most: about 260 kB of 16-bit mono
+BARS = 8
+
+
+def first_bars(tokens: list[str], bars: int) -> list[str]:
+    ends = [i for i, t in enumerate(tokens) if t == BAR]
+    return tokens[: ends[bars - 1] + 1] + ["<end>"] if len(ends) >= bars else tokens
+
+
+def spectrogram_png(wave: np.ndarray, path: Path) -> None:
+    import librosa
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=wave, sr=RATE, n_mels=96, fmax=RATE / 2), ref=np.max)
+    fig = Figure(figsize=(8, 2.4), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.imshow(mel, origin="lower", aspect="auto", extent=(0, len(wave) / RATE, 0, 96), cmap="magma")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("mel band")
+    ax.set_title("the generated jig as FluidSynth plays it (violin, FluidR3 GM)", fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> None:
+    import librosa
+    import soundfile
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path)
+    args = parser.parse_args()
+    handle = genlab.load(args.run)
+    jig = handle.generate(meter="6/8", mode="major", tune_type="jig", tonic="D", n=1, seed=7)
+    reel = handle.generate(meter="4/4", mode="dorian", tune_type="reel", tonic="D", n=1, seed=7)
+    (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+    (ROOT / "docs" / "audio").mkdir(parents=True, exist_ok=True)
+    GeneratedTunes(jig.tunes + [first_bars(reel.tunes[0], 16)], "D").save(ROOT / "docs/img/folk-roll.png")
+    print(jig.abc())
+    print(reel.abc())
+    short = GeneratedTunes([first_bars(jig.tunes[0], BARS)], "D")
+    with tempfile.TemporaryDirectory() as folder:
+        short.save(Path(folder) / "jig.wav")
+        wave, rate = soundfile.read(Path(folder) / "jig.wav", dtype="float32")
+    mono = librosa.resample(wave.mean(axis=1), orig_sr=rate, target_sr=RATE)[: SECONDS * RATE]
+    mono[-RATE // 2 :] *= np.linspace(1, 0, len(mono[-RATE // 2 :]))  # half a second's fade-out
+    soundfile.write(ROOT / "docs/audio/folk-jig.wav", mono, RATE, subtype="PCM_16")
+    spectrogram_png(mono, ROOT / "docs/img/folk-jig-spectrogram.png")
+
+
+if __name__ == "__main__":
+    main()
