@@ -1,7 +1,8 @@
 """Moving MNIST video: the masked-frame flow run's three uses against baselines, and pictures to watch.
 
-1. A ConvGRU predictor (genlab.models.conv_gru) trained for the same CPU seconds as the flow run's
-   training (its cost ledger), on fresh training clips at the run's frame size, MSE loss.
+1. A ConvGRU predictor (genlab.models.conv_gru) trained on fresh training clips at the run's frame size
+   (MSE loss), in its own process (`--train-baseline SECONDS`, beside the flow run's training); the
+   comparison takes its snapshot at the flow run's training CPU seconds (its cost ledger).
 2. Prediction (10 given -> 10) on `--clips` held-out clips: per-frame MSE and SSIM of the flow model
    (one sample, and the mean of `--mean-of` samples: closer to the conditional mean that MSE rewards),
    the ConvGRU and copy-last-frame.
@@ -9,8 +10,10 @@
 4. Pictures: filmstrips real | flow | ConvGRU | copy-last, in-betweening, generation from prompts, a GIF
    of each; an MSE / SSIM curve over the horizon.
 
-    python benchmarks/video_benchmark.py --run runs/video            # results/video/, docs/img/
-    python benchmarks/video_benchmark.py --run RUN --cpu-seconds 5 --clips 8 --out /tmp/v --img /tmp/v  # smoke
+    python benchmarks/video_benchmark.py --train-baseline 660   # ConvGRU snapshots every 30 CPU s (beside the run)
+    python benchmarks/video_benchmark.py --run runs/video       # results/video/, docs/img/
+    python benchmarks/video_benchmark.py --train-baseline 40 --recipe R --baseline /tmp/g  # smoke, then:
+    python benchmarks/video_benchmark.py --run RUN --baseline /tmp/g --clips 8 --out /tmp/v --img /tmp/v
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 import genlab
 from genlab.data import load_image_dataset
 from genlab.data.moving_mnist import MovingMNIST
 from genlab.io.video import GeneratedVideo
 from genlab.models.conv_gru import ConvGRUConfig, ConvGRUPredictor, prediction_loss
+from genlab.tasks import load_recipe
 from genlab.tasks.video.handle import EVAL_SEED
 from genlab.tasks.video.pipeline import to_model, to_pixels
 from genlab.tasks.video.scoring import Uses, curve
@@ -37,16 +42,30 @@ from genlab.tasks.video.scoring import Uses, curve
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+SNAPSHOT_EVERY = 30  # CPU seconds between ConvGRU snapshots
 PROMPTS = ["a 2 and a 9", "a 0 and a 1", "a 3 and a 7", "a 4 and a 4", "a 5 and a 8", "a 6 and a 1"]
 
 
-def train_conv_gru(data, size: int, context: int, cpu_seconds: float, batch: int) -> tuple[ConvGRUPredictor, dict]:
+def train_conv_gru(data, size: int, context: int, cpu_seconds: float, batch: int, folder: Path) -> None:
+    """Train the ConvGRU for `cpu_seconds` of this process's CPU time, saving a snapshot every SNAPSHOT_EVERY
+    CPU seconds (folder/cpu_NNNN.safetensors), so that the comparison can take the one at the flow run's cost."""
     torch.manual_seed(0)
     model = ConvGRUPredictor(ConvGRUConfig())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     clips = MovingMNIST(data, "train", seed=7)
-    start, step, losses = time.process_time(), 0, []
-    while time.process_time() - start < cpu_seconds:
+    folder.mkdir(parents=True, exist_ok=True)
+    start, step, losses, next_save = time.process_time(), 0, [], SNAPSHOT_EVERY
+    while (spent := time.process_time() - start) < cpu_seconds:
+        if spent >= next_save:
+            save_file(model.state_dict(), folder / f"cpu_{int(next_save):04d}.safetensors")
+            log = {
+                "cpu_seconds": round(spent, 1),
+                "steps": step,
+                "clips_seen": step * batch,
+                "loss": np.mean(losses[-20:]),
+            }
+            (folder / f"cpu_{int(next_save):04d}.json").write_text(json.dumps(log))
+            next_save += SNAPSHOT_EVERY
         x = to_pixels(to_model(clips.batch(range(step * batch, (step + 1) * batch)).frames, size))
         loss = prediction_loss(model, x, context)
         opt.zero_grad()
@@ -55,13 +74,17 @@ def train_conv_gru(data, size: int, context: int, cpu_seconds: float, batch: int
         opt.step()
         losses.append(loss.item())
         step += 1
-    spent = time.process_time() - start
-    return model.eval(), {
-        "steps": step,
-        "clips_seen": step * batch,
-        "cpu_seconds": round(spent, 1),
-        "final_loss": float(np.mean(losses[-20:])) if losses else None,
-    }
+
+
+def load_conv_gru(folder: Path, cpu_seconds: float) -> tuple[ConvGRUPredictor, dict]:
+    """The snapshot taken at the largest CPU time not over `cpu_seconds` (the flow run's training cost)."""
+    snaps = sorted(folder.glob("cpu_*.safetensors"))
+    fits = [p for p in snaps if int(p.stem[4:]) <= cpu_seconds] or snaps[:1]
+    if not fits:
+        raise SystemExit(f"no ConvGRU snapshots in {folder}: run with --train-baseline first")
+    model = ConvGRUPredictor(ConvGRUConfig())
+    model.load_state_dict(load_file(fits[-1]))
+    return model.eval(), json.loads(fits[-1].with_suffix(".json").read_text())
 
 
 def predictions(handle, model: ConvGRUPredictor, real: torch.Tensor, mean_of: int) -> dict[str, torch.Tensor]:
@@ -114,21 +137,27 @@ def pictures(handle, clips: dict[str, torch.Tensor], real: torch.Tensor, img: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", default="runs/video")
+    parser.add_argument("--recipe", default="moving-mnist-video", help="the run's recipe (for --train-baseline)")
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--mean-of", type=int, default=4)
-    parser.add_argument("--cpu-seconds", type=float, default=None, help="ConvGRU budget (default: the run's)")
+    parser.add_argument(
+        "--train-baseline", type=float, default=0, help="train the ConvGRU for this many CPU s, then stop"
+    )
+    parser.add_argument("--baseline", type=Path, default=Path("benchmarks/runs/video-convgru"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/video"))
     parser.add_argument("--img", type=Path, default=Path("docs/img"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     args.img.mkdir(parents=True, exist_ok=True)
-    handle = genlab.load(args.run)
-    recipe, size = handle.recipe, handle.config.size
-    flow_cost = handle.report["cost"]
-    budget = args.cpu_seconds if args.cpu_seconds is not None else flow_cost["cpu_seconds"]
+    recipe = load_recipe(args.recipe)
     data = load_image_dataset(recipe.data.name, recipe.data.path)
-    model, gru_cost = train_conv_gru(data, size, recipe.data.context, budget, recipe.data.batch_size)
+    if args.train_baseline:
+        size, context, batch = recipe.model.size, recipe.data.context, recipe.data.batch_size
+        return train_conv_gru(data, size, context, args.train_baseline, batch, args.baseline)
+    handle = genlab.load(args.run)
+    size, flow_cost = handle.config.size, handle.report["cost"]
+    model, gru_cost = load_conv_gru(args.baseline, flow_cost["cpu_seconds"])
     test = MovingMNIST(data, "test", EVAL_SEED).batch(range(args.clips))
     real = to_model(test.frames, size)
     clips = predictions(handle, model, real, args.mean_of)

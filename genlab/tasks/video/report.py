@@ -12,9 +12,11 @@ from genlab.tasks.video.recipe import VideoRecipe
 def compare_row(run: RunDir, recipe: VideoRecipe) -> dict[str, Any]:
     report, video = compare.evaluated(run, "video")
     g, p = video["generate"], video["predict"]
+    deviation = g["motion"]["speed_deviation"]
     details = (
         f"predict MSE {p['mse']:.4f} (copy-last {p['copy_last_frame']['mse']:.4f}), "
-        f"digits read {100 * g['pair_accuracy']:.1f} %, speed deviation {g['motion']['speed_deviation']:.2f}"
+        f"clips read right {100 * g['clip_accuracy']:.1f} %, "
+        f"speed deviation {'–' if deviation is None else f'{deviation:.2f}'}"
     )
     method = f"masked-frame flow ({video['size']}px, {video['steps']} steps, w={video['guidance']:g})"
     return compare.row(
