@@ -1,4 +1,4 @@
-"""A U-Net over whole clips: the velocity network of a masked-frame flow-matching video model.
+"""A U-Net over whole clips: the network of a masked-frame flow-matching video model.
 
 A clip's frames are stacked as channels (SimVP, Gao et al. 2022: frames-as-channels 2-D convolutions
 predict Moving MNIST better than recurrent nets at a fraction of the cost), so one 2-D U-Net pass sees
@@ -10,7 +10,7 @@ a given frame; t (B,); digits (B, 2) the two digits the clip should show, or Non
 more channels, so one network serves prediction (first frames given), in-betweening (first and last)
 and generation (none). The digits enter as one embedding, the sum of the two digits' (order does not
 matter: "a 2 and a 9" is "a 9 and a 2"); `drop` (B,) bool replaces it by a learned null embedding
-(classifier-free guidance). Output: the velocity (B, T, H, W).
+(classifier-free guidance). Output: (B, T, H, W), what the process asks of it (the clean clip).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class VideoUNet(nn.Module):
         digits: torch.Tensor | None = None,
         drop: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x (B, T, H, W), mask (B, T), t (B,), digits (B, 2) -> velocity (B, T, H, W)."""
+        """x (B, T, H, W), mask (B, T), t (B,), digits (B, 2) -> (B, T, H, W)."""
         emb = self.embedding(t, digits, drop)
         p = self.config.patch
         planes = mask[:, :, None, None].to(x.dtype).expand_as(x)  # (B, T, H, W): 1 on given frames
