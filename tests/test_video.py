@@ -169,3 +169,19 @@ def test_bad_input_is_one_line_and_exit_2(tiny, capsys, args, message):
     capsys.readouterr()
     assert main(["generate", str(tiny / "run"), *[a.format(t=tiny) for a in args], "--out", str(out)]) == 2
     assert message in one_error_line(capsys) and not out.exists()
+
+
+def test_clip_vote_and_pair_accuracy():
+    read = torch.tensor([[[2, 9]] * 18 + [[2, 2]] * 2, [[4, 4]] * 19 + [[4, 1]]])  # (2, 20, 2)
+    assert video_eval.clip_reading(read).sort(-1).values.tolist() == [[2, 9], [4, 4]]
+    asked = torch.tensor([[9, 2], [4, 4]])
+    assert video_eval.pair_accuracy(read, asked) == pytest.approx((18 + 19) / 40)
+    assert video_eval.pair_accuracy(read, asked, torch.zeros(2, 20, dtype=torch.bool)) is None
+
+
+def test_velocity_towards_the_predicted_clip_stays_finite_at_the_end():
+    from genlab.tasks.video.process import velocity
+
+    x, clean = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
+    v = velocity(clean, x, torch.tensor([0.0, 1.0]))
+    assert torch.isfinite(v).all() and v[0].eq(1).all() and v[1].eq(20).all()  # 1 / (1 - t), 1 - t >= 0.05
