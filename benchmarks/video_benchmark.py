@@ -106,6 +106,16 @@ def predictions(handle, model: ConvGRUPredictor, real: torch.Tensor, mean_of: in
     }
 
 
+def reference_curves(real: torch.Tensor, context: int) -> dict[str, dict]:
+    """For scale, not methods: an all-black frame, and the per-pixel mean of the true frames (which no
+    predictor knows: the MSE of the best single frame for every clip and horizon)."""
+    future = real[:, context:]
+    return {
+        "all-black frame": curve(torch.zeros_like(future), future),
+        "mean of the true frames": curve(future.mean(0, keepdim=True).expand_as(future), future),
+    }
+
+
 def plot_curves(curves: dict[str, dict], context: int, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for name, c in curves.items():
@@ -185,6 +195,7 @@ def main() -> None:
         "flow_training": {k: flow_cost[k] for k in ("steps", "examples_seen", "cpu_seconds", "train_flops")},
         "conv_gru_training": gru_cost,
         "prediction": curves,
+        "prediction_references": reference_curves(clips["real"], c),
         "evaluation": evaluation,
         "seconds_per_generated_clip": round(float(np.median(timings)), 3),
         "load_average": [round(x, 2) for x in os.getloadavg()],
