@@ -15,7 +15,7 @@ import torch
 
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.ema import SamplerEMA
-from genlab.core.optim import adamw, set_lr
+from genlab.core.optim import adamw, descend, set_lr
 from genlab.core.run import RunDir
 from genlab.core.training import OwnNoise, SampledEachPeriod, weights_meta
 from genlab.data import load_image_dataset
@@ -76,12 +76,9 @@ class VideoTraining(OwnNoise, SampledEachPeriod):
         t = self.recipe.train
         set_lr(self.optimizers["model"], t.lr * min(1.0, (step + 1) / (t.warmup_steps + 1)))
         loss = masked_flow_loss(self.net, x1, mask, digits, self.noise, t.cond_dropout, t.logit_normal)
-        self.optimizers["model"].zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or float("inf"))
-        self.optimizers["model"].step()
+        grad_norm = descend(self.optimizers["model"], self.model, loss, t.grad_clip)
         self.ema.update(step)
-        return {"loss/flow": loss.item(), "grad_norm": grad_norm.item()}
+        return {"loss/flow": loss.item(), "grad_norm": grad_norm}
 
     def save_samples(self, period: int, run: RunDir) -> None:
         """A filmstrip: for each use, SAMPLE_CLIPS rows of fixed training clips remade by the model."""
