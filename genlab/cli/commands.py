@@ -66,11 +66,13 @@ OPTION_HELP = {
     "k": "worked examples per class in the prompt",
     "seeds": "seeds of example choice and order",
     "query_tokens": "tokens kept for the test text",
+    "mode": "video: generate, predict (from --input FILE.npy) or between (--input FIRST.png --input LAST.png)",
+    "input": "a file to start from; repeat for several",
 }
 HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an option of its own
 POSITIONAL = {"recipe", "overrides", "run", "runs", "action", "command"}
 # Arguments that name a file or folder: an empty one would mean the working folder, never what a user meant.
-PATHS = {"recipe", "run", "runs", "out", "resume", "space", "init", "mask", "low_res", "dataset", "templates"}
+PATHS = {"recipe", "run", "runs", "out", "resume", "space", "init", "mask", "low_res", "dataset", "templates", "input"}
 
 
 def _scalar(tp: Any) -> type:
@@ -119,10 +121,12 @@ def _add_options(
             f"{owner}: {default}" if default is not None else owner for owner, default in defaults.items()
         )
         # SUPPRESS: an option not given is not passed on, so each task keeps its own default
+        repeated = typing.get_origin(tp) is list  # list[str]: the option is given once per item
         parser.add_argument(
             "--" + option.replace("_", "-"),
             dest=option,
-            type=tp,
+            type=typing.get_args(tp)[0] if repeated else tp,
+            action="append" if repeated else "store",
             default=argparse.SUPPRESS,
             help=f"{(meaning or {}).get(option) or OPTION_HELP.get(option, option)} ({where})",
         )

@@ -30,3 +30,13 @@ def adamw(model: torch.nn.Module, lr: float, betas: list[float], weight_decay: f
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
+
+
+def descend(optimizer: torch.optim.Optimizer, model: torch.nn.Module, loss: torch.Tensor, grad_clip: float) -> float:
+    """One step down `loss`: fresh gradients, their norm clipped to `grad_clip` (0 = off), the optimizer's
+    update. Returns the gradient norm before clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or float("inf"))
+    optimizer.step()
+    return norm.item()

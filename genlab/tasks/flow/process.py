@@ -115,7 +115,7 @@ def sample(
     t0 = 0.0 if start is None else 1.0 - start.strength
     n_steps = euler_steps(steps, 1.0 - t0)
     times = torch.linspace(t0, 1.0, n_steps + 1).tolist()
-    x = noise if start is None else interpolate(noise, start.image, torch.full((len(noise),), t0))
+    x = noise if start is None else interpolate(noise, start.image, torch.full((noise.size(0),), t0))
     for t_now, t_next in zip(times[:-1], times[1:]):
         v = guided_velocity(model, x, x.new_full((x.size(0),), t_now), cond, guidance)
         if constrain is None:
@@ -125,6 +125,6 @@ def sample(
             x = (1 - t_next) * x0 + t_next * x1
         if start is not None and start.mask is not None:
             # keep the unmasked part on the straight path between the same noise and the given image
-            known = interpolate(noise, start.image, torch.full((len(x),), t_next))
+            known = interpolate(noise, start.image, torch.full((x.size(0),), t_next))
             x = start.mask * x + (1 - start.mask) * known
     return x

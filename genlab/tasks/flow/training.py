@@ -14,7 +14,7 @@ import torch
 
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.ema import SamplerEMA
-from genlab.core.optim import adamw, set_lr
+from genlab.core.optim import adamw, descend, set_lr
 from genlab.core.run import RunDir
 from genlab.core.training import OwnNoise, SampledEachPeriod, weights_meta
 from genlab.data import ImageData, load_image_dataset
@@ -98,12 +98,9 @@ class FlowTraining(OwnNoise, SampledEachPeriod):
         # Noise, times and drops come from the run's generator: the same draws on every rank (each for
         # its own images), so a run is reproducible from its seed and its saved generator state.
         loss = flow_matching_loss(self.net, x1, self.conditions(indices), self.noise, t.cond_dropout, t.logit_normal)
-        self.optimizers["model"].zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip or float("inf"))
-        self.optimizers["model"].step()
+        grad_norm = descend(self.optimizers["model"], self.model, loss, t.grad_clip)
         self.ema.update(step)
-        return {"loss/flow": loss.item(), "grad_norm": grad_norm.item()}
+        return {"loss/flow": loss.item(), "grad_norm": grad_norm}
 
     def save_samples(self, period: int, run: RunDir) -> None:
         s = self.recipe.sample

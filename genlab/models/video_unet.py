@@ -1,0 +1,101 @@
+"""A U-Net over whole clips: the network of a masked-frame flow-matching video model.
+
+A clip's frames are stacked as channels (SimVP, Gao et al. 2022: frames-as-channels 2-D convolutions
+predict Moving MNIST better than recurrent nets at a fraction of the cost), so one 2-D U-Net pass sees
+all T frames at once and its convolutions mix space and time together; the CPU cost of a 20-frame
+clip is close to that of one image. The blocks are the image U-Net's (genlab.models.unet).
+
+Inputs: x (B, T, H, W), the clip at flow time t with the given frames already clean; mask (B, T), 1 for
+a given frame; t (B,); digits (B, 2) the two digits the clip should show, or None. The mask enters as T
+more channels, so one network serves prediction (first frames given), in-betweening (first and last)
+and generation (none). The digits enter as one embedding, the sum of the two digits' (order does not
+matter: "a 2 and a 9" is "a 9 and a 2"); `drop` (B,) bool replaces it by a learned null embedding
+(classifier-free guidance). Output: (B, T, H, W), what the process asks of it (the clean clip).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.models.unet import Attention, ResBlock, time_features
+
+
+@dataclass
+class VideoUNetConfig:
+    frames: int = 20  # T: frames per clip (channels of the network's input and output)
+    size: int = 32  # frame side, pixels (the model's resolution)
+    patch: int = 2  # pixels folded into channels first: 32x32 -> 16x16
+    width: int = 64  # channels at the first resolution
+    mults: list[int] = field(default_factory=lambda: [1, 2])  # width multiplier per resolution
+    attention: bool = True  # self-attention at the lowest resolution
+    num_digits: int = 10  # digit classes of the condition (0 = unconditional)
+
+    def __post_init__(self) -> None:
+        if self.frames < 2 or self.size < 8 or self.size % (self.patch * 2 ** (len(self.mults) - 1)):
+            raise ValueError("model.frames must be >= 2 and model.size a multiple of patch * 2**(levels-1), >= 8")
+        if self.width < 8 or self.width % 8 or not self.mults or min(self.mults) < 1:
+            raise ValueError("model.width must be a multiple of 8 and model.mults positive integers")
+        if self.patch not in (1, 2, 4) or self.num_digits < 0:
+            raise ValueError("model.patch must be 1, 2 or 4 and model.num_digits >= 0")
+
+
+class VideoUNet(nn.Module):
+    def __init__(self, config: VideoUNetConfig):
+        super().__init__()
+        self.config = config
+        width, emb_dim, p = config.width, 4 * config.width, config.patch
+        self.time_mlp = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.digit = nn.Embedding(config.num_digits + 1, emb_dim)  # the last row: no digit (null condition)
+        self.stem = nn.Conv2d(2 * config.frames * p * p, width, 3, padding=1)  # frames and mask, folded
+        chans = [width * m for m in config.mults]
+        self.down, self.downsample, c_prev = nn.ModuleList(), nn.ModuleList(), width
+        for i, c in enumerate(chans):
+            self.down.append(ResBlock(c_prev, c, emb_dim, 0.0))
+            self.downsample.append(nn.Identity() if i == len(chans) - 1 else nn.Conv2d(c, c, 3, stride=2, padding=1))
+            c_prev = c
+        self.mid = ResBlock(c_prev, c_prev, emb_dim, 0.0)
+        self.attn = Attention(c_prev) if config.attention else nn.Identity()
+        self.up = nn.ModuleList()
+        for c in reversed(chans):
+            self.up.append(ResBlock(c_prev + c, c, emb_dim, 0.0))
+            c_prev = c
+        self.out_norm = nn.GroupNorm(8, c_prev)
+        self.out = nn.Conv2d(c_prev, config.frames * p * p, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def embedding(self, t: torch.Tensor, digits: torch.Tensor | None, drop: torch.Tensor | None) -> torch.Tensor:
+        """Time + the two digits -> (B, 4*width); rows without digits (or dropped) get the null one twice."""
+        null = self.config.num_digits
+        if digits is None:
+            digits = torch.full((t.size(0), 2), null, dtype=torch.long, device=t.device)
+        if drop is not None:
+            digits = torch.where(drop[:, None], torch.full_like(digits, null), digits)
+        return self.time_mlp(time_features(t, self.config.width)) + self.digit(digits).sum(1)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        t: torch.Tensor,
+        digits: torch.Tensor | None = None,
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, T, H, W), mask (B, T), t (B,), digits (B, 2) -> (B, T, H, W)."""
+        emb = self.embedding(t, digits, drop)
+        p = self.config.patch
+        planes = mask[:, :, None, None].to(x.dtype).expand_as(x)  # (B, T, H, W): 1 on given frames
+        h = self.stem(F.pixel_unshuffle(torch.cat([x, planes], dim=1), p))  # (B, width, H/p, W/p)
+        skips = []
+        for block, downsample in zip(self.down, self.downsample):
+            h = block(h, emb)
+            skips.append(h)
+            h = downsample(h)
+        h = self.attn(self.mid(h, emb))
+        for block in self.up:
+            h = block(torch.cat([F.interpolate(h, size=skips[-1].shape[-2:], mode="nearest"), skips.pop()], 1), emb)
+        return F.pixel_shuffle(self.out(F.silu(self.out_norm(h))), p)  # (B, T, H, W)
