@@ -122,7 +122,7 @@ def test_few_shot_lora_start_grows_a_font_and_keeps_the_trained_ones(tiny):
     # only the new font's style vector was in any batch: the trained fonts' vectors did not move
     assert torch.equal(grown.generator.style.weight[:2], start.generator.style.weight)
     assert not torch.equal(grown.generator.down[1][0].weight, start.generator.down[1][0].weight)  # LoRA merged in
-    assert len(grown.generate(text="生 成")) == 3
+    assert grown.generate(text="生 成").images.shape == (1, 1, 32, 96)  # one line of three cells
 
 
 def test_bad_input_is_one_line_and_exit_2(tiny, capsys, tmp_path):
@@ -147,3 +147,22 @@ def test_a_glyph_image_is_translated(tiny, tmp_path):
     Image.fromarray(picture).save(tmp_path / "glyph.png")
     made = genlab.load(folder / "run").generate(input=str(tmp_path / "glyph.png"), font="arphic-ukai")
     assert made.images.shape == (1, 1, 32, 32)
+
+
+def test_served_text_becomes_one_styled_line(tiny):
+    import base64
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from genlab.serve import create_app
+
+    _, folder = tiny
+    with TestClient(create_app({"run": genlab.load(folder / "run")})) as client:
+        body = {"model": "run", "text": "生成式", "label": "arphic-uming"}
+        response = client.post("/v1/images/generations", json=body)
+        assert response.status_code == 200, response.text
+        (line,) = response.json()["data"]
+        assert Image.open(io.BytesIO(base64.b64decode(line["b64_json"]))).size == (96, 32)
+        response = client.post("/v1/images/generations", json={"model": "run", "text": "\U0001f600"})
+        assert response.status_code == 422 and "has no glyph" in response.text

@@ -64,7 +64,8 @@ class Pix2PixRun(ImageGeneratorRun):
     ) -> GeneratedImages:
         """`text` drawn as one line in `font` (default: the recipe's first target; or `label`, its index),
         each character rendered in the source font and translated; or the glyph image `input`; or else the
-        first n held-out characters. Black ink on white, (N, 1, S, S) in [0, 1]."""
+        first n held-out characters. Black ink on white in [0, 1]: the line as one image (1, 1, S, len(text) S),
+        else glyphs (N, 1, S, S)."""
         font_id = self._font_id(font, label)
         if text is not None and input is not None:
             raise GenlabError("give --text or --input, not both")
@@ -75,13 +76,15 @@ class Pix2PixRun(ImageGeneratorRun):
             sources = read_glyph(input, size)
         else:
             sources = self._held_out(n)
-        made = translate(self.generator, sources, torch.full((len(sources),), font_id))
-        return GeneratedImages(1 - made, nrow=len(made))
+        made = 1 - translate(self.generator, sources, torch.full((len(sources),), font_id))  # (N, 1, S, S)
+        if text is not None:  # one image: the line, its glyphs side by side (1, 1, S, N S)
+            made = torch.cat(list(made), dim=-1).unsqueeze(0)
+        return GeneratedImages(made, nrow=len(made))
 
     def generate_images(self, requests: list[dict[str, Any]]) -> list[GeneratedImages]:
-        """The images endpoint: n held-out characters in the font `label` (the endpoint's seed changes
-        nothing: the translator is deterministic)."""
-        return [self.generate(n=r.get("n", 8), label=r.get("label")) for r in requests]
+        """The images endpoint: the line `text` (one image), else n held-out characters, in the font `label`
+        (the endpoint's seed changes nothing: the translator is deterministic)."""
+        return [self.generate(text=r.get("text"), n=r.get("n", 8), label=r.get("label")) for r in requests]
 
     def export_graph(self) -> ExportGraph:
         """The generator: source glyphs and target-font ids -> glyphs."""
