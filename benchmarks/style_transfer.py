@@ -108,6 +108,7 @@ def few_shot_run(base: str, method: str, k: int, steps: int, runs: Path) -> dict
         "k": k,
         "steps": report["cost"]["steps"],
         "cpu_seconds": report["cost"]["cpu_seconds"],
+        "train_seconds": report["cost"]["train_seconds"],
         "train_flops": report["cost"]["train_flops"],
         "trainable_parameters": trainable(overrides),
         **{key: scores[key] for key in keep},

@@ -44,11 +44,11 @@ FONTS = {
     "wqy-zenhei": Font("wqy/wqy-zenhei.ttc", 0, "fonts-wqy-zenhei", "sans (hei)", "GPL-2 with font exception"),
     "arphic-ukai": Font("arphic/ukai.ttc", 0, "fonts-arphic-ukai", "brush (kai)", "Arphic Public License"),
     "arphic-uming": Font("arphic/uming.ttc", 0, "fonts-arphic-uming", "serif (ming/song)", "Arphic Public License"),
-    "cwtex-kai": Font("cwtex/cwkai.ttf", 0, "fonts-cwtex-kai", "brush (kai)", "GPL-2+"),
-    "cwtex-ming": Font("cwtex/cwming.ttf", 0, "fonts-cwtex-ming", "serif (ming/song)", "GPL-2+"),
-    "cwtex-fs": Font("cwtex/cwfs.ttf", 0, "fonts-cwtex-fs", "imitation song (fangsong)", "GPL-2+"),
-    "cwtex-heib": Font("cwtex/cwheib.ttf", 0, "fonts-cwtex-heib", "bold sans (hei)", "GPL-2+"),
-    "cwtex-yen": Font("cwtex/cwyen.ttf", 0, "fonts-cwtex-yen", "rounded (yuan)", "GPL-2+"),
+    "cwtex-kai": Font("cwtex/cwkai.ttf", 0, "fonts-cwtex-kai", "brush (kai)", "GPL-2+ with font exception"),
+    "cwtex-ming": Font("cwtex/cwming.ttf", 0, "fonts-cwtex-ming", "serif (ming/song)", "GPL-2+ with font exception"),
+    "cwtex-fs": Font("cwtex/cwfs.ttf", 0, "fonts-cwtex-fs", "imitation song (fangsong)", "GPL-2+ with font exception"),
+    "cwtex-heib": Font("cwtex/cwheib.ttf", 0, "fonts-cwtex-heib", "bold sans (hei)", "GPL-2+ with font exception"),
+    "cwtex-yen": Font("cwtex/cwyen.ttf", 0, "fonts-cwtex-yen", "rounded (yuan)", "GPL-2+ with font exception"),
     "lxgw-wenkai": Font("lxgw-wenkai/LXGWWenKai-Regular.ttf", 0, "fonts-lxgw-wenkai", "brush (kai)", "OFL-1.1"),
 }
 FONT_DIR = Path("/usr/share/fonts/truetype")
