@@ -21,12 +21,13 @@ import platform
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 import genlab
 from genlab.cli import main as genlab_main
-from genlab.data.glyphs import load_glyphs
+from genlab.data.glyphs import load_glyphs, render_glyph
 from genlab.io.images import make_grid
 from genlab.tasks import load_recipe
 from genlab.tasks.pix2pix.training import build_networks
@@ -64,9 +65,20 @@ def pictures(run: str, tag: str) -> None:
             made = generator(src, torch.full((len(chars),), font_id))
         rows += [1 - src, 1 - made, 1 - truth]
     save_picture(torch.cat(rows), per_row, IMG / f"style-{tag}-heldout.png")
-    lines = [handle.generate(text=LINE, font=font).images for font in data.targets]
-    save_picture(torch.cat(lines), len(LINE), IMG / f"style-{tag}-line.png")
+    # the source's line, then per font the generated line and the font's own (a blank where it lacks a character)
+    lines = [true_line(handle.source, data.size)]
+    for font in data.targets:
+        lines += [handle.generate(text=LINE, font=font).images, true_line(font, data.size)]
+    save_picture(torch.cat(lines), 1, IMG / f"style-{tag}-line.png")
     print("held-out characters shown:", "".join(glyphs.chars[i] for i in chars.tolist()))
+
+
+def true_line(font: str, size: int) -> torch.Tensor:
+    """LINE as `font` itself draws it: black on white (1, 1, S, len(LINE) S)."""
+    blank = np.zeros((size, size), np.uint8)
+    cells = [render_glyph(font, c, size) for c in LINE]
+    ink = np.concatenate([blank if c is None else c for c in cells], axis=1)
+    return 1 - torch.from_numpy(ink).float().div(255)[None, None]
 
 
 def results(run: str, tag: str) -> None:
@@ -102,7 +114,7 @@ def few_shot_run(base: str, method: str, k: int, steps: int, runs: Path) -> dict
         assert genlab_main(["eval", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     scores = report["translation"]
-    keep = ("l1", "ssim", "font_accuracy", "char_accuracy", "fid")
+    keep = ("l1", "ssim", "font_accuracy", "char_accuracy", "char_top5_accuracy", "fid")
     return {
         "method": method,
         "k": k,
