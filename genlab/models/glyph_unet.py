@@ -19,7 +19,7 @@ from torch import nn
 
 @dataclass
 class GlyphUNetConfig:
-    size: int = 64  # glyph side in pixels
+    size: int = 64  # glyph side in pixels (a run sets it from data.size)
     width: int = 32  # channels after the first convolution; doubled per level up to max_width
     max_width: int = 256
     depth: int = 5  # stride-2 levels: 64 -> 2 at depth 5
