@@ -27,7 +27,12 @@ LAYERS = [
     ("__main__",),
 ]
 LEVEL = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
-BUILDS_ON = {"finetune": {"lm"}, "audio": {"gan"}, "video": {"flow"}}  # task -> the tasks it may import
+BUILDS_ON = {  # task -> the tasks it may import
+    "finetune": {"lm"},
+    "audio": {"gan"},
+    "video": {"flow"},
+    "pix2pix": {"gan"},
+}
 
 
 def module_name(path: Path) -> str:

@@ -229,13 +229,15 @@ async function complete(card, signal) {
 
 async function generateImages(card, signal) {
   const label = $("label").value;
+  const text = $("image-text").value.trim(); // a line of text, for runs that draw it (a font-style run)
   const { answer, latency } = await ask("/v1/images/generations", {
     model: card.id, n: numberField("n"), seed: numberField("seed"), label: label || undefined,
+    text: text || undefined,
   }, signal);
   showResult("images");
   $("images").replaceChildren(...answer.data.map((image) => {
     const figure = document.createElement("figure");
-    const img = new Image(84, 84); // 28x28 scaled 3x; CSS keeps the pixels sharp
+    const img = text ? new Image() : new Image(84, 84); // 28x28 scaled 3x; a line of text at its own size
     img.src = `data:image/png;base64,${image.b64_json}`;
     img.alt = image.label == null ? "generated image" : `generated ${image.label}`;
     figure.append(img);

@@ -1,0 +1,190 @@
+"""Style transfer on glyphs: the figures and pictures of docs/style-transfer.md.
+
+    python benchmarks/style_transfer.py pictures runs/zi2zi         # grids + lines of text -> docs/img/
+    python benchmarks/style_transfer.py results runs/zi2zi          # its evaluation -> benchmarks/results/style/
+    python benchmarks/style_transfer.py fewshot --base runs/zi2zi   # the few-shot curve over k, full vs LoRA
+
+`fewshot` fine-tunes the base run to the unseen font of the zi2zi-fewshot recipe (LXGW WenKai) from its
+k = 16, 64, 256 most frequent training characters, each by full fine-tuning and by LoRA, with the same number
+of optimiser steps at every k (`--steps`, batch 16), evaluates each run on the held-out characters and
+writes benchmarks/results/style/fewshot.json and the curve docs/img/style-fewshot.png. Run each under
+/work/bin/heavy with GENLAB_THREADS=1: costs are CPU seconds of one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import genlab
+from genlab.cli import main as genlab_main
+from genlab.data.glyphs import load_glyphs, render_glyph
+from genlab.io.images import make_grid
+from genlab.tasks import load_recipe
+from genlab.tasks.pix2pix.training import build_networks
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "style"
+IMG = ROOT / "docs" / "img"
+LINE = "生成式人工智能"
+
+
+def save_picture(images: torch.Tensor, nrow: int, path: Path, scale: int = 1) -> None:
+    grid = make_grid(images, nrow=nrow)
+    picture = Image.fromarray(grid)
+    if scale != 1:
+        picture = picture.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.LANCZOS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    print(f"wrote {path}")
+
+
+def pictures(run: str, tag: str) -> None:
+    """Held-out characters (source | generated | truth, per font) and the line LINE in every learned font."""
+    handle = genlab.load(run)
+    data = handle.recipe.data
+    glyphs = load_glyphs(data.fonts, data.num_chars, data.size, data.test_every)
+    generator = handle.generator
+    rows, per_row = [], 8
+    chars = torch.as_tensor(glyphs.split("test")[:per_row])
+    src = torch.from_numpy(glyphs.ink[glyphs.index(handle.source), chars]).unsqueeze(1)
+    for font_id, font in enumerate(generator.config.fonts):
+        if font not in data.targets:
+            continue
+        truth = torch.from_numpy(glyphs.ink[glyphs.index(font), chars]).unsqueeze(1)
+        with torch.no_grad():
+            made = generator(src, torch.full((len(chars),), font_id))
+        rows += [1 - src, 1 - made, 1 - truth]
+    save_picture(torch.cat(rows), per_row, IMG / f"style-{tag}-heldout.png")
+    # the source's line, then per font the generated line and the font's own (a blank where it lacks a character)
+    lines = [true_line(handle.source, data.size)]
+    for font in data.targets:
+        lines += [handle.generate(text=LINE, font=font).images, true_line(font, data.size)]
+    save_picture(torch.cat(lines), 1, IMG / f"style-{tag}-line.png")
+    print("held-out characters shown:", "".join(glyphs.chars[i] for i in chars.tolist()))
+
+
+def true_line(font: str, size: int) -> torch.Tensor:
+    """LINE as `font` itself draws it: black on white (1, 1, S, len(LINE) S)."""
+    blank = np.zeros((size, size), np.uint8)
+    cells = [render_glyph(font, c, size) for c in LINE]
+    ink = np.concatenate([blank if c is None else c for c in cells], axis=1)
+    return 1 - torch.from_numpy(ink).float().div(255)[None, None]
+
+
+def results(run: str, tag: str) -> None:
+    report = genlab.load(run).report
+    if "translation" not in report:
+        sys.exit(f"run `genlab eval {run}` first")
+    out = {"run": run, "cost": report["cost"], "translation": report["translation"], "machine": platform.machine()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{tag}.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {RESULTS / f'{tag}.json'}")
+
+
+def trainable(recipe_overrides: list[str]) -> int:
+    """Parameters a few-shot run trains in its generator (LoRA: the low-rank factors and style vectors)."""
+    generator, _ = build_networks(load_recipe("zi2zi-fewshot", recipe_overrides))
+    return sum(p.numel() for p in generator.parameters() if p.requires_grad)
+
+
+def few_shot_run(base: str, method: str, k: int, steps: int, runs: Path) -> dict:
+    epochs = max(1, math.ceil(steps * 16 / k))
+    overrides = [
+        f"train.init={base}",
+        f"train.method={method}",
+        f"data.shots={k}",
+        f"train.epochs={epochs}",
+        f"train.sample_every={epochs}",
+        f"train.checkpoint_every={epochs}",
+        "train.progress=false",
+    ]
+    out = runs / f"fewshot-{method}-{k}"
+    if not (out / "report.json").is_file() or "translation" not in json.loads((out / "report.json").read_text()):
+        assert genlab_main(["train", "zi2zi-fewshot", *overrides, "--out", str(out)]) == 0
+        assert genlab_main(["eval", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    scores = report["translation"]
+    keep = ("l1", "ssim", "font_accuracy", "char_accuracy", "char_top5_accuracy", "fid")
+    return {
+        "method": method,
+        "k": k,
+        "steps": report["cost"]["steps"],
+        "cpu_seconds": report["cost"]["cpu_seconds"],
+        "train_seconds": report["cost"]["train_seconds"],
+        "train_flops": report["cost"]["train_flops"],
+        "trainable_parameters": trainable(overrides),
+        **{key: scores[key] for key in keep},
+        "copy_source": {key: scores["copy_source"][key] for key in keep},
+    }
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for ax, key, title in zip(
+        axes, ("font_accuracy", "char_accuracy", "ssim"), ("font judge", "character judge", "SSIM")
+    ):
+        for method in sorted({r["method"] for r in rows}):
+            mine = sorted((r["k"], r[key]) for r in rows if r["method"] == method)
+            ax.plot(*zip(*mine), marker="o", label=method)
+        ax.axhline(rows[0]["copy_source"][key], color="grey", ls="--", label="copy the source")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("k characters of the new font")
+        ax.set_title(title)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    print(f"wrote {path}")
+
+
+def fewshot(base: str, shots: list[int], methods: list[str], steps: int, runs: Path) -> None:
+    rows = [few_shot_run(base, method, k, steps, runs) for method in methods for k in shots]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    meta = {"base": base, "steps": steps, "threads": os.environ.get("GENLAB_THREADS"), "load": os.getloadavg()}
+    (RESULTS / "fewshot.json").write_text(json.dumps({**meta, "runs": rows}, indent=1) + "\n")
+    for r in rows:
+        print(
+            f"{r['method']:5} k={r['k']:4} font {r['font_accuracy']:.3f} char {r['char_accuracy']:.3f} "
+            f"ssim {r['ssim']:.3f} l1 {r['l1']:.4f} cpu {r['cpu_seconds']:.0f}s params {r['trainable_parameters']}"
+        )
+    plot(rows, IMG / "style-fewshot.png")
+    # the grids of the k = 64 runs
+    for method in methods:
+        pictures(str(runs / f"fewshot-{method}-64"), f"fewshot-{method}-64")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["pictures", "results", "fewshot"])
+    parser.add_argument("run", nargs="?")
+    parser.add_argument("--tag", default="zi2zi")
+    parser.add_argument("--base", default="runs/zi2zi")
+    parser.add_argument("--shots", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--methods", nargs="+", default=["full", "lora"])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks" / "runs" / "style")
+    args = parser.parse_args()
+    if args.what == "fewshot":
+        fewshot(args.base, args.shots, args.methods, args.steps, args.runs)
+    elif args.run is None:
+        parser.error(f"{args.what} needs a run directory")
+    else:
+        (pictures if args.what == "pictures" else results)(args.run, args.tag)
+
+
+if __name__ == "__main__":
+    main()

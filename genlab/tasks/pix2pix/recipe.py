@@ -1,0 +1,99 @@
+"""The recipe schema of a glyph-translation run (`task: pix2pix`): fonts, U-Net and PatchGAN, losses,
+and the few-shot start from another run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genlab.core.recipe import EpochTrainConfig, check_betas, recipe_type
+from genlab.data.glyphs import FONTS
+from genlab.models.glyph_unet import GlyphUNetConfig
+
+
+def _known(fonts: list[str], key: str) -> None:
+    unknown = [f for f in fonts if f not in FONTS]
+    if unknown:
+        raise ValueError(f"{key}: unknown font {', '.join(unknown)} (known: {', '.join(FONTS)})")
+
+
+@dataclass
+class GlyphDataConfig:
+    # The font library: characters are the first `num_chars` of the frequency order that every one of these
+    # has, and the judges (font and character classifiers) learn all of them.
+    fonts: list[str] = field(default_factory=lambda: list(FONTS))
+    source: str = "wqy-microhei"  # the font the generator reads
+    targets: list[str] = field(default_factory=lambda: ["arphic-ukai", "cwtex-kai"])  # the fonts it draws
+    num_chars: int = 800
+    test_every: int = 8  # every 8th character of the frequency order is held out of training in every font
+    size: int = 64
+    shots: int = 0  # train on the first `shots` training characters of each target only (0 = all): few-shot
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _known(self.fonts, "data.fonts")
+        _known([self.source], "data.source")
+        _known(self.targets, "data.targets")
+        if self.source not in self.fonts or not self.targets or not set(self.targets) <= set(self.fonts):
+            raise ValueError("data.source and data.targets (at least one) must be among data.fonts")
+        if self.source in self.targets:
+            raise ValueError("data.targets must not include data.source")
+        if self.num_chars < 2 or self.test_every < 2 or self.shots < 0 or self.batch_size < 1:
+            raise ValueError("data.num_chars and data.test_every must be >= 2, data.shots >= 0, data.batch_size >= 1")
+        if self.size < 16 or self.size > 256:
+            raise ValueError("data.size must be in 16..256")
+
+
+@dataclass
+class DiscriminatorConfig:
+    width: int = 16
+    depth: int = 3
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.depth < 1:
+            raise ValueError("discriminator.width and discriminator.depth must be >= 1")
+
+
+@dataclass
+class TranslationTrainConfig(EpochTrainConfig):
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    l1_weight: float = 100.0  # pix2pix's lambda: L1 to the true glyph against the adversarial loss's 1
+    adversarial_weight: float = 1.0  # 0 = L1 only (no discriminator step)
+    category_weight: float = 1.0  # zi2zi's font-classification loss, through the discriminator's font head
+    init: str | None = None  # a pix2pix run to start from (few-shot fine-tuning); its fonts keep their rows
+    method: str = "full"  # with init: full | lora (the generator's convolutions get low-rank updates)
+    lora_rank: int = 4
+    lora_alpha: float = 8.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if min(self.lr_g, self.lr_d) <= 0 or min(self.l1_weight, self.adversarial_weight, self.category_weight) < 0:
+            raise ValueError("train learning rates must be > 0 and loss weights >= 0")
+        if self.method not in ("full", "lora"):
+            raise ValueError("train.method must be full or lora")
+        if self.method == "lora" and self.init is None:
+            raise ValueError("train.method lora fine-tunes a run: give it with train.init")
+        if self.lora_rank < 1 or self.lora_alpha <= 0:
+            raise ValueError("train.lora_rank must be >= 1 and train.lora_alpha > 0")
+
+
+@dataclass
+class TranslationEvalConfig:
+    judge_epochs: int = 8  # passes of the font and character classifiers over the real glyphs
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.judge_epochs < 1 or self.batch_size < 1:
+            raise ValueError("eval.judge_epochs and eval.batch_size must be >= 1")
+
+
+Pix2PixRecipe = recipe_type(
+    "pix2pix",
+    data=GlyphDataConfig,
+    model=GlyphUNetConfig,
+    discriminator=DiscriminatorConfig,
+    train=TranslationTrainConfig,
+    eval=TranslationEvalConfig,
+)

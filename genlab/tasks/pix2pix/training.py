@@ -1,0 +1,125 @@
+"""The glyph-translation training (pix2pix; zi2zi with several target fonts; few-shot from another run).
+
+An example is a (target font, training character) pair: the source font's glyph in, the target font's glyph
+out. Every step draws nothing at random (the loop's seeded order picks the pairs), so a run is reproducible
+from its seed alone. With `train.init`, the networks start from that run's, grown by a style vector for each
+new target font; `train.method: lora` then trains only low-rank updates of the generator's convolutions and
+the style vectors (the discriminator, which is not shipped, trains fully).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.core.distributed import DistEnv, wrap_ddp
+from genlab.core.run import RunDir
+from genlab.core.training import weights_meta
+from genlab.data.glyphs import GlyphSet, load_glyphs
+from genlab.errors import GenlabError
+from genlab.models.glyph_unet import GlyphUNet
+from genlab.models.patchgan import PatchGAN, PatchGANConfig
+from genlab.peft.conv_lora import apply_conv_lora
+from genlab.tasks.pix2pix.pipeline import grow_fonts, load_pair, sample_grid, translate
+from genlab.tasks.pix2pix.process import translation_step
+from genlab.tasks.pix2pix.recipe import Pix2PixRecipe
+
+
+def build_networks(recipe: Pix2PixRecipe) -> tuple[GlyphUNet, PatchGAN]:
+    """Fresh networks for the recipe's targets, or the start run's grown by the targets it lacks."""
+    data = recipe.data
+    if recipe.train.init is None:
+        config = dataclasses.replace(recipe.model, size=data.size, fonts=list(data.targets))
+        discriminator = PatchGANConfig(recipe.discriminator.width, recipe.discriminator.depth, len(data.targets))
+        return GlyphUNet(config), PatchGAN(discriminator)
+    start = RunDir(Path(recipe.train.init))
+    if not (start.path / "config.yaml").is_file():
+        raise GenlabError(f"train.init {start.path}: not a run directory (no config.yaml)")
+    generator, discriminator, _ = load_pair(start)
+    fonts = generator.config.fonts + [f for f in data.targets if f not in generator.config.fonts]
+    generator, discriminator = grow_fonts(generator, discriminator, fonts)
+    if recipe.train.method == "lora":
+        apply_conv_lora(generator, recipe.train.lora_rank, recipe.train.lora_alpha)
+        generator.style.requires_grad_(True)
+    return generator.train(), discriminator.train()
+
+
+class Pix2PixTraining:
+    best_metric = "test/l1"  # lower is better: L1 to the true glyphs of the held-out characters
+
+    def __init__(self, recipe: Pix2PixRecipe, env: DistEnv, run: RunDir):
+        data = recipe.data
+        self.recipe, self.env = recipe, env
+        self.glyphs: GlyphSet = load_glyphs(data.fonts, data.num_chars, data.size, data.test_every)
+        torch.manual_seed(recipe.seed)  # identical initial weights on every rank
+        generator, discriminator = build_networks(recipe)
+        if generator.config.size != data.size:
+            raise GenlabError(f"data.size {data.size} differs from the start run's glyph size {generator.config.size}")
+        self.generator, self.discriminator = generator.to(env.device), discriminator.to(env.device)
+        self.fonts = generator.config.fonts
+        self.g, self.d = wrap_ddp(self.generator, env), wrap_ddp(self.discriminator, env)
+        self.modules = {"generator": self.generator, "discriminator": self.discriminator}
+        t = recipe.train
+        trainable = [p for p in self.generator.parameters() if p.requires_grad]
+        self.optimizers = {
+            "generator": torch.optim.Adam(trainable, lr=t.lr_g, betas=tuple(t.betas)),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas)),
+        }
+        train_chars = self.glyphs.split("train")
+        self.chars = train_chars[: data.shots] if data.shots else train_chars  # (K,) character indices
+        ink = torch.from_numpy(self.glyphs.ink).unsqueeze(2).to(env.device)  # (F_all, C, 1, S, S)
+        self.source = ink[self.glyphs.index(data.source)]  # (C, 1, S, S)
+        self.targets = ink[[self.glyphs.index(f) for f in data.targets]]  # (T, C, 1, S, S)
+        self.target_ids = torch.tensor([self.fonts.index(f) for f in data.targets], device=env.device)  # (T,)
+        self.num_examples = len(data.targets) * len(self.chars)
+        self.data_source = (
+            f"{len(self.chars)} characters x {len(data.targets)} target fonts ({', '.join(data.targets)}), "
+            f"source {data.source}; {len(self.glyphs.split('test'))} held-out characters"
+        )
+
+    def meta(self) -> dict[str, Any]:
+        t = self.recipe.train
+        lora = {"rank": t.lora_rank, "alpha": t.lora_alpha} if t.method == "lora" else None
+        return weights_meta(
+            "pix2pix",
+            self.generator.config,
+            discriminator=dataclasses.asdict(self.discriminator.config),
+            lora=lora,
+            source=self.recipe.data.source,
+        )
+
+    def step_kind(self, step: int) -> str:
+        return "translate"
+
+    def rng_state(self) -> dict[str, Any]:
+        return {}  # the steps draw nothing
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
+        indices = indices.to(self.source.device)
+        which, k = indices // len(self.chars), indices % len(self.chars)  # target slot, training character
+        chars = torch.as_tensor(self.chars, device=indices.device)[k]
+        batch = (self.source[chars], self.targets[which, chars], self.target_ids[which])
+        return translation_step(self.g, self.d, self.optimizers, batch, self.recipe.train)
+
+    def end_period(self, period: int, run: RunDir) -> dict[str, float]:
+        """A grid of held-out characters (source | generated | truth per target font) and their L1."""
+        if not self.env.is_main:
+            return {}
+        pictures, nrow = sample_grid(self.generator, self.glyphs, self.recipe.data.source)
+        run.save_sample_grid(pictures, nrow, period)
+        test = torch.as_tensor(self.glyphs.split("test"), device=self.source.device)
+        l1 = [
+            (translate(self.generator, self.source[test], font_id.repeat(len(test))) - self.targets[slot, test])
+            .abs()
+            .mean()
+            .item()
+            for slot, font_id in enumerate(self.target_ids)
+        ]
+        self.generator.train()
+        return {"test/l1": sum(l1) / len(l1)}

@@ -1,0 +1,168 @@
+"""Style transfer on glyphs (task pix2pix): rendering, the character split, the U-Net, conv LoRA, few-shot
+starts and bad input — on tiny data (32x32 glyphs, a few dozen characters, three fonts)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genlab
+from genlab.cli import main
+from genlab.core.distributed import DistEnv
+from genlab.core.run import RunDir
+from genlab.data.glyphs import FONT_DIR, FONTS, char_order, load_glyphs, render_glyph
+from genlab.models.glyph_unet import GlyphUNet, GlyphUNetConfig
+from genlab.peft.conv_lora import apply_conv_lora, merge_conv_lora
+from genlab.tasks import load_recipe
+from genlab.tasks.pix2pix.tiny import tiny_run
+from genlab.tasks.pix2pix.training import Pix2PixTraining
+from tests.conftest import one_error_line
+
+NEEDED = ["wqy-microhei", "arphic-ukai", "arphic-uming"]
+missing = [FONTS[f].package for f in NEEDED if not (FONT_DIR / FONTS[f].path).is_file()]
+pytestmark = pytest.mark.skipif(bool(missing), reason=f"needs the Debian packages {', '.join(missing)}")
+
+
+def test_rendering_is_deterministic_and_placed_by_the_font_metrics():
+    a, b = render_glyph("wqy-microhei", "永", 64), render_glyph("wqy-microhei", "永", 64)
+    assert a is not None and a.dtype == np.uint8 and a.shape == (64, 64) and np.array_equal(a, b)
+    cols = np.flatnonzero(a.any(axis=0))
+    assert abs((cols[0] + cols[-1]) / 2 - 31.5) <= 3  # a full-width character sits in the cell's middle
+    # The ideographic full stop sits low in its em square: centring by the font's metrics keeps it there,
+    # where centring by its bounding box would lift it to the middle.
+    stop = render_glyph("wqy-microhei", "。", 64)
+    rows = np.flatnonzero(stop.any(axis=1))
+    assert rows[0] > 32, rows
+
+
+def test_a_character_the_font_lacks_is_detected():
+    assert render_glyph("wqy-microhei", "\U0001f600", 32) is None  # no emoji in the font: its .notdef
+    assert render_glyph("wqy-microhei", " ", 32) is None  # nothing drawn
+
+
+def test_the_character_split_leaks_nothing_whatever_the_fonts():
+    one = load_glyphs(["wqy-microhei", "arphic-ukai"], 40, size=32)
+    two = load_glyphs(["wqy-microhei", "arphic-uming", "arphic-ukai"], 40, size=32)
+    order = char_order()
+    for glyphs in (one, two):
+        test = {glyphs.chars[i] for i in glyphs.split("test")}
+        train = {glyphs.chars[i] for i in glyphs.split("train")}
+        assert test and train and not test & train
+        assert all(order.index(c) % 8 == 0 for c in test)  # by the frequency order alone
+    held_out = {c for g in (one, two) for c in (g.chars[i] for i in g.split("test"))}
+    seen = {c for g in (one, two) for c in (g.chars[i] for i in g.split("train"))}
+    assert not held_out & seen
+
+
+@pytest.mark.parametrize("size,depth", [(32, 3), (64, 5), (32, 5)])
+def test_unet_skips_join_matching_resolutions(size, depth):
+    net = GlyphUNet(GlyphUNetConfig(size=size, width=4, max_width=16, depth=depth, style_dim=3, fonts=["a", "b"]))
+    shapes = []
+    hooks = [layer.register_forward_hook(lambda m, i, o: shapes.append(o.shape[-1])) for layer in net.down]
+    hooks += [layer.register_forward_hook(lambda m, i, o: shapes.append(o.shape[-1])) for layer in net.up]
+    out = net(torch.rand(3, 1, size, size), torch.tensor([0, 1, 1]))
+    for hook in hooks:
+        hook.remove()
+    down, up = shapes[:depth], shapes[depth:]
+    assert down == [size // 2 ** (i + 1) for i in range(depth)]
+    assert up == list(reversed(down[:-1]))  # each decoder level meets the encoder level of its size
+    assert out.shape == (3, 1, size, size) and 0 <= out.min() and out.max() <= 1
+
+
+def test_conv_lora_starts_as_the_base_and_merges_to_the_same_function():
+    torch.manual_seed(0)
+    net = GlyphUNet(GlyphUNetConfig(size=32, width=4, depth=3, style_dim=3, fonts=["a"]))
+    x, fonts = torch.rand(2, 1, 32, 32), torch.zeros(2, dtype=torch.long)
+    before = net(x, fonts)
+    apply_conv_lora(net, rank=2, alpha=4.0)
+    assert torch.equal(net(x, fonts), before)
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    for name, p in net.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_()
+    moved = net(x, fonts)
+    assert not torch.allclose(moved, before)
+    assert torch.allclose(merge_conv_lora(net)(x, fonts), moved, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pix2pix")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENLAB_DATA_DIR", str(folder / "data"))
+        case = tiny_run(folder)
+        assert main(["train", case.recipe, *case.overrides, "--out", str(folder / "run")]) == 0
+        yield case, folder
+
+
+def test_training_never_sees_a_held_out_character(tiny):
+    case, folder = tiny
+    recipe = load_recipe(case.recipe, case.overrides)
+    training = Pix2PixTraining(recipe, DistEnv(), RunDir(folder / "scratch"))
+    test = set(training.glyphs.split("test").tolist())
+    assert test and not test & set(training.chars.tolist())
+
+
+def test_few_shot_lora_start_grows_a_font_and_keeps_the_trained_ones(tiny):
+    case, folder = tiny
+    base, out = folder / "run", folder / "few"
+    settings = [o for o in case.overrides if not o.startswith(("data.targets", "data.fonts"))]
+    new = ["data.fonts=[wqy-microhei,arphic-ukai,arphic-uming,lxgw-wenkai]", "data.targets=[lxgw-wenkai]"]
+    assert main(["train", case.recipe, *settings, *new, "data.shots=16", f"train.init={base}",
+                 "train.method=lora", "--out", str(out)]) == 0  # fmt: skip
+    grown, start = genlab.load(out), genlab.load(base)
+    assert grown.class_names == ["arphic-ukai", "arphic-uming", "lxgw-wenkai"]
+    meta = json.loads((out / "checkpoints" / "last" / "meta.json").read_text())
+    assert meta["lora"] == {"rank": 4, "alpha": 8.0}
+    # only the new font's style vector was in any batch: the trained fonts' vectors did not move
+    assert torch.equal(grown.generator.style.weight[:2], start.generator.style.weight)
+    assert not torch.equal(grown.generator.down[1][0].weight, start.generator.down[1][0].weight)  # LoRA merged in
+    assert grown.generate(text="生 成").images.shape == (1, 1, 32, 96)  # one line of three cells
+
+
+def test_bad_input_is_one_line_and_exit_2(tiny, capsys, tmp_path):
+    case, folder = tiny
+    run = str(folder / "run")
+    for args, message in [
+        (["--text", "生\U0001f600"], "has no glyph for"),
+        (["--text", "生", "--font", "no-such-font"], "not 'no-such-font'"),
+        (["--text", "  "], "--text is empty"),
+        (["--input", str(tmp_path / "none.png")], "no such file"),
+    ]:
+        assert main(["generate", run, *args, "--out", str(tmp_path / "x.png")]) == 2
+        one_error_line(capsys, message)
+        assert not (tmp_path / "x.png").exists()
+    assert main(["train", "zi2zi-fonts", "data.targets=[comic-sans]", "--out", str(tmp_path / "r")]) == 2
+    one_error_line(capsys, "unknown font comic-sans")
+
+
+def test_a_glyph_image_is_translated(tiny, tmp_path):
+    _, folder = tiny
+    picture = 255 - render_glyph("wqy-microhei", "生", 64)
+    Image.fromarray(picture).save(tmp_path / "glyph.png")
+    made = genlab.load(folder / "run").generate(input=str(tmp_path / "glyph.png"), font="arphic-ukai")
+    assert made.images.shape == (1, 1, 32, 32)
+
+
+def test_served_text_becomes_one_styled_line(tiny):
+    import base64
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from genlab.serve import create_app
+
+    _, folder = tiny
+    with TestClient(create_app({"run": genlab.load(folder / "run")})) as client:
+        body = {"model": "run", "text": "生成式", "label": "arphic-uming"}
+        response = client.post("/v1/images/generations", json=body)
+        assert response.status_code == 200, response.text
+        (line,) = response.json()["data"]
+        assert Image.open(io.BytesIO(base64.b64decode(line["b64_json"]))).size == (96, 32)
+        response = client.post("/v1/images/generations", json={"model": "run", "text": "\U0001f600"})
+        assert response.status_code == 422 and "has no glyph" in response.text
