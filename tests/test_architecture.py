@@ -27,7 +27,12 @@ LAYERS = [
     ("__main__",),
 ]
 LEVEL = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
-BUILDS_ON = {"finetune": {"lm"}, "audio": {"gan"}}  # task -> the tasks it may import
+BUILDS_ON = {
+    "finetune": {"lm"},
+    "audio": {"gan"},
+    "vqgan": {"flow"},
+    "vq_dalle": {"vqgan", "flow"},
+}  # task -> the tasks it may import
 
 
 def module_name(path: Path) -> str:

@@ -12,11 +12,21 @@ from typing import Any
 from genlab.core.recipe import read_recipe_tree
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
-from genlab.tasks import audio, finetune, flow, gan, image_classifier, lm
+from genlab.tasks import audio, finetune, flow, gan, image_classifier, lm, vq_dalle, vqgan
 from genlab.tasks.contract import Task
 
 TASKS: dict[str, Task] = {
-    task.name: task for task in (gan.TASK, lm.TASK, finetune.TASK, audio.TASK, image_classifier.TASK, flow.TASK)
+    task.name: task
+    for task in (
+        gan.TASK,
+        lm.TASK,
+        finetune.TASK,
+        audio.TASK,
+        image_classifier.TASK,
+        flow.TASK,
+        vqgan.TASK,
+        vq_dalle.TASK,
+    )
 }
 DEFAULT_TASK = "gan"  # a recipe without `task:` (the essay's GAN recipes predate the key)
 
