@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vector_quantize_pytorch import VectorQuantize
 
 from genlab.errors import GenlabError
 
@@ -109,6 +108,10 @@ class VQGAN(nn.Module):
         super().__init__()
         self.config = cfg
         self.encoder = Encoder(cfg)
+        # Imported here, not at the top: the library's import (einx registering its backends) takes about
+        # 2 s, which every genlab command would pay through the task registry; only a VQGAN needs it.
+        from vector_quantize_pytorch import VectorQuantize
+
         self.quantizer = VectorQuantize(
             dim=cfg.code_dim,
             codebook_size=cfg.codebook_size,

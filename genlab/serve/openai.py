@@ -64,6 +64,10 @@ async def images(body: s.ImageRequest, request: Request) -> s.Images:
     model = server_of(request).model(body.model, "images")
     names = model.handle.class_names
     asked = {"n": body.n, "label": class_id(body.label, names), "seed": body.seed}
+    if body.prompt is not None:  # only a text-conditioned model's generate takes one
+        if "prompt" not in model.handle.options("generate"):
+            raise ApiError(422, "prompt: this model is not text-conditioned (it takes no prompt)", param="prompt")
+        asked["prompt"] = body.prompt
     generated = await unless_gone(model.worker.call(asked, body.n), request)
     data = image_data(generated, names)
     return s.Images(created=int(time.time()), model=model.name, data=data, genlab=model.cost(started, body.n))

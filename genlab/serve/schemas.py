@@ -103,6 +103,9 @@ class ImageRequest(Strict):
     label: Label = Field(
         None, description="a class id or class name of a conditional model; omitted: every class in turn"
     )
+    prompt: Text | None = Field(
+        None, description="a caption, for a text-conditioned model (omitted: every class in turn)"
+    )
     seed: Seed = 0
     response_format: Base64 = "b64_json"
 

@@ -229,8 +229,10 @@ async function complete(card, signal) {
 
 async function generateImages(card, signal) {
   const label = $("label").value;
+  const prompt = $("image-prompt").value.trim();
   const { answer, latency } = await ask("/v1/images/generations", {
     model: card.id, n: numberField("n"), seed: numberField("seed"), label: label || undefined,
+    prompt: prompt || undefined,
   }, signal);
   showResult("images");
   $("images").replaceChildren(...answer.data.map((image) => {
