@@ -47,6 +47,7 @@ def tiny_run(folder: Path) -> TinyRun:
         "model.n_layer": 2,
         "model.n_embd": 32,
         "train.warmup_steps": 2,
+        "train.sample_every": 2,  # samples and quick scores once, at the end
         "eval.num_samples": 100,
         "eval.caption_samples": 50,
     }

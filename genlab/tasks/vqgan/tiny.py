@@ -16,5 +16,6 @@ def tiny_run(folder: Path) -> TinyRun:
         **TINY_MODEL,
         "train.adversarial_start": 2,  # the discriminator takes part from the third step
         "eval.num_samples": 100,
+        "train.sample_every": 2,  # samples and quick scores once, at the end
     }
     return TinyRun.of("vqgan-fashion", settings, {"n": 4, "seed": 1}, out=folder / "recon.png")
