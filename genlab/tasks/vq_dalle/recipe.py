@@ -39,14 +39,15 @@ class VQDalleTrainConfig(EpochTrainConfig):
     weight_decay: float = 0.1
     grad_clip: float = 1.0  # clip the gradient norm (0 = off)
     cond_dropout: float = 0.1  # share of rows trained with the null caption (classifier-free guidance)
+    word_dropout: float = 0.1  # share of caption words read as <unk>: the model learns to read around a new word
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_betas(self.betas)
         if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("train.lr must be > 0, train.warmup_steps, weight_decay and grad_clip >= 0")
-        if not 0 <= self.cond_dropout < 1:
-            raise ValueError("train.cond_dropout must be in [0, 1)")
+        if not 0 <= self.cond_dropout < 1 or not 0 <= self.word_dropout < 1:
+            raise ValueError("train.cond_dropout and train.word_dropout must be in [0, 1)")
 
 
 @dataclass

@@ -90,11 +90,15 @@ class VQDalleTraining(OwnNoise, SampledEachPeriod):
         return "transformer"
 
     def sequences(self, indices: torch.Tensor) -> torch.Tensor:
-        """(B, Lc + 1 + 49): a caption of each image's class (null for a cond_dropout share), <image>, its tokens."""
+        """(B, Lc + 1 + 49): a caption of each image's class (words read as <unk> at train.word_dropout, the null
+        caption for a train.cond_dropout share of rows), <image>, the image's tokens."""
+        t, tokenizer = self.recipe.train, self.tokenizer
         captions = self.captions.draw(self.labels[indices.cpu()], self.noise)  # (B, Lc)
-        drop = torch.rand(len(indices), generator=self.noise) < self.recipe.train.cond_dropout
-        captions = torch.where(drop[:, None], self.tokenizer.null_caption(), captions)
-        return torch.cat([prefixes(captions, self.tokenizer).to(self.tokens.device), self.tokens[indices]], dim=1)
+        unknown = (torch.rand(captions.shape, generator=self.noise) < t.word_dropout) & (captions != tokenizer.pad)
+        captions = captions.masked_fill(unknown, tokenizer.unk)  # held-out captions hold words never seen
+        drop = torch.rand(len(indices), generator=self.noise) < t.cond_dropout
+        captions = torch.where(drop[:, None], tokenizer.null_caption(), captions)
+        return torch.cat([prefixes(captions, tokenizer).to(self.tokens.device), self.tokens[indices]], dim=1)
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         indices = indices.to(self.tokens.device)
