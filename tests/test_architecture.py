@@ -32,6 +32,8 @@ BUILDS_ON = {  # task -> the tasks it may import
     "audio": {"gan"},
     "video": {"flow"},
     "pix2pix": {"gan"},
+    "vqgan": {"flow"},
+    "vq_dalle": {"vqgan", "flow"},
 }
 
 

@@ -64,10 +64,12 @@ async def images(body: s.ImageRequest, request: Request) -> s.Images:
     model = server_of(request).model(body.model, "images")
     names = model.handle.class_names
     asked = {"n": body.n, "label": class_id(body.label, names), "seed": body.seed}
-    if body.text is not None:
-        if "text" not in model.handle.options("generate"):
-            raise ApiError(422, "text: this model draws no text", param="text")
-        asked["text"] = body.text
+    for option in ("prompt", "text"):  # a caption (text-conditioned runs), a line to draw (glyph-style runs)
+        value = getattr(body, option)
+        if value is not None:
+            if option not in model.handle.options("generate"):
+                raise ApiError(422, f"{option}: this model takes no {option}", param=option)
+            asked[option] = value
     generated = await unless_gone(model.worker.call(asked, body.n), request)
     data = image_data(generated, names)
     return s.Images(created=int(time.time()), model=model.name, data=data, genlab=model.cost(started, body.n))

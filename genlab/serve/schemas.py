@@ -103,6 +103,9 @@ class ImageRequest(Strict):
     label: Label = Field(
         None, description="a class id or class name of a conditional model; omitted: every class in turn"
     )
+    prompt: Text | None = Field(
+        None, description="a caption, for a text-conditioned model (omitted: every class in turn)"
+    )
     seed: Seed = 0
     text: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         None, description="characters drawn as one line, in the style `label` names (runs that draw text: pix2pix)"

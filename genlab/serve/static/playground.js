@@ -230,9 +230,10 @@ async function complete(card, signal) {
 async function generateImages(card, signal) {
   const label = $("label").value;
   const text = $("image-text").value.trim(); // a line of text, for runs that draw it (a font-style run)
+  const prompt = $("image-prompt").value.trim(); // a caption, for text-conditioned runs
   const { answer, latency } = await ask("/v1/images/generations", {
     model: card.id, n: numberField("n"), seed: numberField("seed"), label: label || undefined,
-    text: text || undefined,
+    text: text || undefined, prompt: prompt || undefined,
   }, signal);
   showResult("images");
   $("images").replaceChildren(...answer.data.map((image) => {
