@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from genlab import api
 from genlab.errors import GenlabError
 from genlab.serve.app import create_app
+from genlab.serve.metrics import rss_mb
 from genlab.serve.schemas import Limits
 
 SPEC = "GENLAB_SERVE_SPEC"  # JSON: runs, checkpoint, limits, threads (the key travels as GENLAB_API_KEY)
@@ -62,7 +63,9 @@ def app_from_environment() -> FastAPI:
     spec = json.loads(os.environ[SPEC])
     torch.set_num_threads(spec["threads"])
     handles = open_runs(spec["runs"], spec["checkpoint"])
-    return create_app(handles, Limits(**spec["limits"]), os.environ.get("GENLAB_API_KEY") or None)
+    app = create_app(handles, Limits(**spec["limits"]), os.environ.get("GENLAB_API_KEY") or None)
+    print(f"genlab: worker {os.getpid()} has loaded its models (RSS {rss_mb():.0f} MB)", flush=True)
+    return app
 
 
 def serve_workers(spec: str, host: str, port: int, api_key: str | None, workers: int) -> None:
