@@ -1,7 +1,7 @@
 """A load test of `genlab serve` with locust: the OpenAI-compatible endpoints under a realistic mix.
 
 Each simulated user picks, with these weights: a completion (4, not streamed) or a streamed one (4) — a prompt
-of 1 to 60 characters, max_tokens drawn from 16..512 (log-uniform: many short answers, a few long ones),
+of 3 to 62 characters, max_tokens drawn from 16..512 (log-uniform: many short answers, a few long ones),
 temperature 0.8, its own seed —, an image request (1: n 1-8, a random label) or an audio request (1: n 1-2, a
 random label), then waits 0.1-1 s. The served models are read from /v1/models (the first of each endpoint);
 an endpoint with no model is skipped.
@@ -34,7 +34,7 @@ PROMPTS = [
     "And God said",
     "Blessed are the meek: for they",
     "And the LORD spake unto Moses, saying,",
-    "For God so loved the world, that he gave his only begotten Son, that",
+    "For God so loved the world, that he gave his only begotten Son",
 ]
 TOKENS = {"completion_tokens": 0}
 ENDPOINTS = {"completions": "/v1/completions", "images": "/v1/images/generations", "audio": "/v1/audio/generations"}
@@ -81,17 +81,21 @@ class Client(HttpUser):
     def on_start(self) -> None:
         listed = self.client.get("/v1/models", name="/v1/models").json()["data"]
         self.models: dict[str, str] = {}
+        self.labels: dict[str, int] = {}  # classes of a conditional image or audio model
         for card in listed:
             for kind, path in ENDPOINTS.items():
-                if card["endpoint"] == path:
-                    self.models.setdefault(kind, card["id"])
+                if card["endpoint"] == path and kind not in self.models:
+                    self.models[kind], self.labels[kind] = card["id"], len(card.get("labels") or [])
+                if card["endpoint"] == path and kind == "completions":  # prompts that fit (a token is ≥ 1 character)
+                    self.prompts = [p for p in PROMPTS if len(p) <= card["context"]] or PROMPTS[:1]
 
-    def post(self, kind: str, body: dict, read=None, **kwargs) -> None:
+    def post(self, kind: str, body: dict, read=None, name: str = "", **kwargs) -> None:
         """POST to an endpoint and `read(answer)` the answer (-> a problem, or None); 429 is counted under its
         own name and waited out, as Retry-After asks."""
-        with self.client.post(ENDPOINTS[kind], json=body, catch_response=True, **kwargs) as answer:
+        name = name or ENDPOINTS[kind]
+        with self.client.post(ENDPOINTS[kind], json=body, catch_response=True, name=name, **kwargs) as answer:
             if answer.status_code == 429:
-                answer.request_meta["name"] = f"{ENDPOINTS[kind]} [429]"
+                answer.request_meta["name"] = f"{name} [429]"
                 answer.success()
                 time.sleep(float(answer.headers.get("Retry-After", 1)))
                 return
@@ -104,7 +108,7 @@ class Client(HttpUser):
     def completion_body(self) -> dict:
         return {
             "model": self.models["completions"],
-            "prompt": random.choice(PROMPTS),
+            "prompt": random.choice(self.prompts),
             "max_tokens": max_tokens(),
             "temperature": 0.8,
             "seed": random.randrange(2**31),
@@ -120,19 +124,25 @@ class Client(HttpUser):
         if "completions" not in self.models:
             return
         body = self.completion_body() | {"stream": True, "stream_options": {"include_usage": True}}
-        self.post("completions", body, read=partial(read_stream, time.perf_counter()), stream=True)
+        read = partial(read_stream, time.perf_counter())
+        self.post("completions", body, read=read, name="/v1/completions stream", stream=True)
+
+    def drawn(self, kind: str, most: int) -> None:
+        """An image or audio request: 1..most items, of a random class where the model has classes."""
+        body = {"model": self.models[kind], "n": random.randint(1, most), "seed": random.randrange(2**31)}
+        if self.labels[kind]:
+            body["label"] = random.randrange(self.labels[kind])
+        self.post(kind, body)
 
     @task(1)
     def image(self) -> None:
         if "images" in self.models:
-            n = random.randint(1, 8)
-            self.post("images", {"model": self.models["images"], "n": n, "label": random.randrange(10), "seed": 1})
+            self.drawn("images", 8)
 
     @task(1)
     def audio(self) -> None:
         if "audio" in self.models:
-            n = random.randint(1, 2)
-            self.post("audio", {"model": self.models["audio"], "n": n, "label": random.randrange(10), "seed": 1})
+            self.drawn("audio", 2)
 
 
 @events.quitting.add_listener

@@ -53,7 +53,7 @@ def wait_for(condition, seconds: float) -> bool:
 def server(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
     folder = tmp_path_factory.mktemp("workers")
     tiny = TASKS["lm"].tiny(folder / "data")
-    run = api.fit(tiny.recipe, folder / "lm", tiny.overrides)[0]
+    run = api.fit(tiny.recipe, folder / "lm", [*tiny.overrides, "train.max_iters=2", "train.eval_interval=2"])[0]
     port = free_port()
     env = dict(os.environ, GENLAB_THREADS="1")
     process = subprocess.Popen(
