@@ -14,7 +14,6 @@ from genlab.cli import main
 from genlab.tasks import TASKS
 from tests.conftest import one_error_line
 
-
 SHORTER = {"audio": ["train.epochs=1"], "gan": []}  # trained as little as the rule needs
 
 
