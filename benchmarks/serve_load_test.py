@@ -85,6 +85,28 @@ def rss_growth(samples: list[dict]) -> dict[str, Any]:
     return {"warm_at_seconds": warm["seconds"], "warm_mb": first, "last_mb": last, "ratio": last / first}
 
 
+def plot_rss(samples: list[dict], path: Path) -> None:
+    """RSS of each server process over the test (a process that was replaced ends its line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for pid in sorted({pid for s in samples for pid in s["rss_mb"]}, key=int):
+        points = [(s["seconds"] / 60, s["rss_mb"][pid]) for s in samples if pid in s["rss_mb"]]
+        ax.plot(*zip(*points), marker=".", label=f"pid {pid}")
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("RSS (MB)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.set_title("genlab serve under locust: RSS of the supervisor and each worker", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_markdown(results: dict, path: Path) -> None:
     s, m, g = results["summary"], results["machine"], results["rss_growth"]
     verdict = "met" if g["ratio"] <= RSS_GROWTH_MAX else "NOT met"
@@ -156,6 +178,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results, out / f"{args.name}.md")
+    plot_rss(results["rss"], out / f"{args.name}.png")
     print((out / f"{args.name}.md").read_text())
 
 
