@@ -42,7 +42,7 @@ SPEC = "GENLAB_SERVE_SPEC"  # JSON: runs, checkpoint, limits, threads (the key t
 
 
 def default_workers() -> int:
-    """One worker per core the process may use, at most 4: each holds its own models (RSS ~350 MB for the
+    """One worker per core the process may use, at most 4: each holds its own models (RSS ~400 MB for the
     char GPT), and past the cores more workers only take turns."""
     return max(1, min(len(os.sched_getaffinity(0)), 4))
 
@@ -68,10 +68,10 @@ def worker_spec(runs: list[str | Path], checkpoint: str, limits: Limits, workers
 
 
 def app_from_environment() -> FastAPI:
-    """A worker's app (uvicorn's factory, called in each spawned worker)."""
+    """A worker's app, built in the spawned worker from the parent's SPEC, with its share of the cores."""
     spec = json.loads(os.environ[SPEC])
-    torch.set_num_threads(spec["threads"])
     handles = open_runs(spec["runs"], spec["checkpoint"])
+    torch.set_num_threads(spec["threads"])  # after loading, which may set genlab's own choice
     app = create_app(handles, Limits(**spec["limits"]), os.environ.get("GENLAB_API_KEY") or None)
     print(f"genlab: worker {os.getpid()} has loaded its models (RSS {rss_mb():.0f} MB)", flush=True)
     return app
