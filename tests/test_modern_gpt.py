@@ -197,8 +197,8 @@ def test_a_modern_recipe_trains_with_muon_and_exports_llama(tmp_path, tiny_text)
 
 def test_a_rotary_model_rolls_its_cache_past_the_context():
     """Past the 32-token context a rotary model reads one token per step (no re-prefill), and the tokens equal
-    the uncached sliding-window path's; a model with a position table still re-reads its window."""
-    for options, prefills in ((LLAMA, 1), ({}, 13)):  # 20 + 12 tokens fill the 32, then 12 re-reads
+    the uncached sliding-window path's; a model with a position table re-reads its window every half context."""
+    for options, prefills in ((LLAMA, 1), ({}, 2)):  # 20 + 12 tokens fill the 32, then the window restarts once
         model = tiny(**options)
         widths = []
         hook = model.register_forward_pre_hook(lambda m, args, widths=widths: widths.append(args[0].size(1)))

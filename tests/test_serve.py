@@ -67,10 +67,14 @@ def error_of(response, status: int) -> dict:
 
 
 def test_health_needs_no_key_and_v1_needs_the_right_one(client):
-    assert client.get("/health", headers={"Authorization": ""}).json() == {
+    health = client.get("/health", headers={"Authorization": ""}).json()
+    assert health == {
         "status": "ok",
         "models": ["lm", "finetune", "audio", "gan", "seq2seq"],
+        "worker": os.getpid(),  # the process that answered (one of --workers N) and its memory
+        "rss_mb": health["rss_mb"],
     }
+    assert health["rss_mb"] > 50
     for headers in ({"Authorization": ""}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
         error = error_of(client.get("/v1/models", headers=headers), 401)
         assert error["type"] == "authentication_error"

@@ -29,7 +29,7 @@ from genlab.evaluation.classifier import evaluator_info, train_evaluator
 from genlab.evaluation.protocols import PROTOCOLS
 from genlab.io.files import atomic_write_text, read_yaml
 from genlab.io.validate import check_float, check_int, check_seed, check_text, environ_int, output_file
-from genlab.serve import Limits, serve
+from genlab.serve import Limits, default_workers, serve
 from genlab.sweep.report import is_sweep, write_report
 from genlab.sweep.study import SweepConfig, run_sweep
 from genlab.tasks import DEFAULT_TASK, TASKS, task_of_run
@@ -275,11 +275,19 @@ def _print_stream(prompt: str, pieces: Iterator[str]) -> None:
     print()
 
 
+def _items_for_path(handle: api.RunHandle, options: dict[str, Any], out: Path | None) -> None:
+    """One rule for every medium and task: --out FILE (a name with a suffix: one.png, seven.wav) means one item
+    unless --n says more; a FOLDER means many (the task's own default n). Sets options["n"] where it applies."""
+    if out is not None and out.suffix and "n" not in options and "n" in handle.options("generate"):
+        options["n"] = 1
+
+
 def _cmd_generate(args: argparse.Namespace) -> None:
     handle = api.load(args.run, args.checkpoint)
     options: dict[str, Any] = {k: getattr(args, k) for k in task_options("generate") if hasattr(args, k)}
     handle.check_options("generate", options)
     out = Path(args.out) if args.out else None
+    _items_for_path(handle, options, out)
     if out is not None and out.suffix:  # a file (not a folder of files): never a folder, a device or a lost link
         output_file(out)
     elif out is not None and not out.parent.is_dir():
@@ -318,6 +326,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         args.api_key,
         Limits(max_batch=args.max_batch, max_queue=args.max_queue),
         args.checkpoint,
+        args.workers,
     )
 
 
@@ -427,6 +436,13 @@ def add_options(command: str, parser: argparse.ArgumentParser) -> None:
             type=int,
             default=Limits.max_queue,
             help=f"requests waiting per model before 429 (default {Limits.max_queue})",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=default_workers(),
+            help="processes, each with its own copy of the models, sharing the port "
+            f"(default: one per usable core, at most 4; here {default_workers()})",
         )
 
 

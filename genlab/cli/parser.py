@@ -72,7 +72,9 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
     )
     generate.add_argument("run")
     generate.add_argument(
-        "--out", help="write the result here: FILE.png (grid) or FILE.npy for images, a text file otherwise"
+        "--out",
+        help="write the result here: FILE.png (grid) or FILE.npy for images, FILE.wav or a FOLDER for clips, a text "
+        "file otherwise; a file means one item unless --n says more, a folder many",
     )
     generate.add_argument("--checkpoint", choices=["last", "best"], default="last")
 

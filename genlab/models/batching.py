@@ -9,10 +9,11 @@ The rows of the batch are left-padded to one cache length: row i's real tokens a
 `lengths[i]` columns of the cache, the mask hides the padding, and `position_ids` count positions
 from each row's own first token, so each row computes what it would compute alone. The cache is a
 preallocated KVBuffer that each step writes one column of in place (no copy per token). A row whose
-window fills the context is prefilled again from its last `block_size` tokens, exactly as
-`generation.stream` slides its window; a rotary model's row rolls instead (its oldest token is masked out
-and its positions keep counting, as stream's rolling cache does), so batched and unbatched decoding pick
-the same tokens.
+window fills the context is prefilled again from the last tokens `generation.window_length` says (half a
+context and one), exactly as `generation.stream` moves its window; a rotary model's row rolls instead (its
+oldest token is masked out and its positions keep counting, as stream's rolling cache does), so batched and
+unbatched decoding pick the same tokens. A rotary batch's buffer holds two contexts of columns, so the
+columns its rows have rolled past are dropped (one copy of the buffer) once per context, not at every step.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from dataclasses import dataclass, field
 import torch
 
 from genlab.models.decoding import OneTokenDecoder
-from genlab.models.generation import check_finite, check_sampling_args, penalized, sample_finite, tempered
+from genlab.models.generation import (
+    check_finite,
+    check_sampling_args,
+    penalized,
+    sample_finite,
+    tempered,
+    window_length,
+)
 from genlab.models.transformer import KVBuffer, Transformer
 
 
@@ -67,11 +75,13 @@ class ContinuousBatch:
         self.block = model.config.block_size
         self.waiting: list[Sequence] = []  # to prefill at the next step
         self.rows: list[Sequence] = []  # decoding, in cache-row order
-        self.cache = KVBuffer(model.config, capacity_rows, rows=0)  # rows: the decoding sequences; width: L
+        self.rolling = model.config.positions == "rotary"
+        # rows: the decoding sequences; width: L. Rolled-past columns stay until a rotary buffer's second context fills.
+        self.capacity = 2 * self.block if self.rolling else self.block
+        self.cache = KVBuffer(model.config, capacity_rows, self.capacity, rows=0)
         self.mask = torch.zeros(0, 0, dtype=torch.bool)  # (B, L): True on each row's real tokens
         self.lengths: list[int] = []  # real tokens per row that the next token sees
         self.positions: list[int] = []  # each row's next position (= its length, until a rotary row rolls)
-        self.rolling = model.config.positions == "rotary"
         self.decoder = OneTokenDecoder.of(self.model)  # None: each step through the module forward
 
     def __len__(self) -> int:
@@ -163,8 +173,9 @@ class ContinuousBatch:
         return [self._take(row, token) for row, token in zip(self.rows, tokens)]
 
     def _prefill(self, seq: Sequence) -> int:
-        """The prompt (or, past the context, the last block_size tokens) alone; its cache joins the batch."""
-        window = (seq.prompt + seq.tokens)[-self.block :]
+        """The prompt (or, past the context, the window's last tokens) alone; its cache joins the batch."""
+        text = seq.prompt + seq.tokens
+        window = text[-window_length(len(text), self.block) :]
         out = self.model(torch.tensor([window]), use_cache=True)  # cache: one row, len(window) columns
         logits = out.logits[:, -1, :]
         check_finite(logits)
@@ -193,9 +204,10 @@ class ContinuousBatch:
     def _join(self, seq: Sequence, cache: KVBuffer, length: int) -> None:
         """Copy a prefilled sequence's keys and values into a new row, right-aligned with the others;
         if it is longer than them, the others move right (their left padding grows)."""
-        buffer, width, row = self.cache, self.cache.width, len(self.rows)
-        if row == buffer.shape[0]:
+        row = len(self.rows)
+        if row == self.cache.shape[0]:
             self._grow_rows()
+        buffer, width = self.cache, self.cache.width  # (the grown buffer, if it grew)
         if length > width:
             shift = length - width
             for kv in buffer.kv:  # (2, rows, nh, capacity, hd): a layer's keys and values
@@ -215,22 +227,20 @@ class ContinuousBatch:
     def _grow_rows(self) -> None:
         """More sequences than the buffer was made for: double its rows (the caller caps them)."""
         old = self.cache
-        self.cache = KVBuffer(self.model.config, 2 * old.shape[0], rows=old.rows)
+        self.cache = KVBuffer(self.model.config, 2 * old.shape[0], self.capacity, rows=old.rows)
         for new, kept in zip(self.cache.kv, old.kv):  # (2, rows, nh, capacity, hd)
             new[:, : old.rows, :, : old.width] = kept[:, : old.rows, :, : old.width]
         self.cache.width = old.width
 
     def _roll(self) -> None:
-        """Rotary rows that fill the context hide their oldest token (mask it out, (B, L)); the columns then
-        padding in every row leave the buffer, so the next token fits."""
-        full = [n >= self.block for n in self.lengths]
-        if not any(full):
-            return
+        """Rotary rows that fill the context hide their oldest token (mask it out, (B, L)); once the buffer is
+        full, the columns that are padding in every row leave it (at least half of it), so the next token fits."""
         width = self.cache.width
-        for i in (i for i, f in enumerate(full) if f):
+        for i in (i for i, n in enumerate(self.lengths) if n >= self.block):
             self.mask[i, width - self.lengths[i]] = False
             self.lengths[i] -= 1
-        self._keep([True] * len(self.rows), trim=True)
+        if width == self.capacity:
+            self._keep([True] * len(self.rows), trim=True)
 
     def _keep(self, keep: list[bool], trim: bool = False) -> None:
         """Keep the rows marked True (moved to the front of the buffer), then drop the leading columns

@@ -5,8 +5,10 @@ KV cache, batched.
 them; `TextPieces` turns the ids of one sequence into text as it grows, ending before a stop
 string. With the cache (a preallocated KVBuffer, written in place) each step feeds only the newest token.
 Once the sequence fills the context:
-- a model with a position table slides its window and rebuilds the cache from the last `block_size`
-  tokens, exactly as the no-cache path crops its input;
+- a model with a position table cannot shift its cached keys (each holds its absolute position), so its
+  window moves half a context at a time (`window_length`): the cache is rebuilt from the last
+  `block_size // 2 + 1` tokens and then grows a token per step until full again — one prefill per
+  `block_size // 2` tokens instead of one per token, and the no-cache path crops its input by the same rule;
 - a rotary model rolls its cache instead (drops the oldest keys and values, keeps counting positions):
   each token attends to the last `block_size` tokens, which is what the no-cache path computes over the
   whole sequence with a sliding-window mask, and no step re-reads the context.
@@ -105,6 +107,21 @@ def sample_finite(
     return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(-1)
 
 
+def window_length(length: int, block: int) -> int:
+    """How many of a sequence's last `length` tokens a model with a position table reads to predict the next one.
+
+    Up to the context, all of them. Past it the window restarts every `block // 2` tokens: it holds the last
+    `block - block // 2 + 1` tokens after a restart and grows by one per token until it is full again. Why not slide
+    a token at a time: every cached key would change with its position, so each token would re-read the whole
+    window (a prefill of `block` tokens per token: 4-5x a cached step on the char GPT); restarting every half
+    context costs one prefill per `block // 2` tokens, and every token still sees at least half a context.
+    """
+    if length <= block:
+        return length
+    every = max(block // 2, 1)
+    return block - every + 1 + (length - block - 1) % every
+
+
 def _next_logits(
     model: Transformer,
     seq: torch.Tensor,
@@ -115,13 +132,14 @@ def _next_logits(
 ) -> torch.Tensor:
     """Scores (B, V) of the token after seq (B, L), feeding the model only what the cache lacks
     (one token at a time through `decoder` where there is one)."""
-    if cache is None:  # the last window; a rotary model reads it all through a sliding-window mask
-        return model(seq if rolling else seq[:, -block:]).logits[:, -1]
+    window = seq.size(1) if rolling else window_length(seq.size(1), block)
+    if cache is None:  # the window; a rotary model reads it all through a sliding-window mask
+        return model(seq[:, -window:]).logits[:, -1]
     if cache.width == block and rolling:  # full: forget the oldest column, positions keep counting
         cache.drop_oldest()
-    elif cache.width == block:  # a position table: start again from the last block_size tokens
+    elif cache.width == block:  # a position table: start again from the window's tokens
         cache.width = 0
-    new = seq[:, -block:] if cache.width == 0 else seq[:, -1:]  # (B, T)
+    new = seq[:, -window:] if cache.width == 0 else seq[:, -1:]  # (B, T)
     positions = None
     if rolling:  # absolute positions: past the context they run ahead of the cache's width
         positions = torch.arange(seq.size(1) - new.size(1), seq.size(1), device=seq.device).expand(len(seq), -1)

@@ -331,8 +331,9 @@ class Transformer(nn.Module):
             raise GenlabError(f"the KV cache holds {kv_cache.rows} rows, the batch {B}")
         past = kv_cache.width if kv_cache is not None else 0
         # A rotary model has no position table: without a cache it reads any length, each token attending to
-        # the last block_size tokens (a sliding window, what a rolling cache computes); a cache stays in the block.
-        if past + T > cfg.block_size and (self.pos_emb is not None or past):
+        # the last block_size tokens (a sliding window, what a rolling cache computes); a cache stays in the block
+        # unless a mask hides the columns rolled past (continuous batching's rows).
+        if past + T > cfg.block_size and (self.pos_emb is not None or (past and attention_mask is None)):
             raise GenlabError(f"sequence of {past + T} tokens is longer than the context ({cfg.block_size})")
         if position_ids is None:
             position_ids = torch.arange(past, past + T, device=idx.device)

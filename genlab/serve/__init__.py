@@ -1,31 +1,21 @@
 """`genlab serve`: runs behind an OpenAI-compatible HTTP API with continuous batching, Prometheus
-metrics and a browser playground (genlab.serve.app). `serve(runs)` is what the CLI calls."""
+metrics and a browser playground (genlab.serve.app), in one process or several (genlab.serve.processes).
+`serve(runs)` is what the CLI calls."""
 
 from __future__ import annotations
 
+import gc
 import socket
 from pathlib import Path
 
-from genlab import api
 from genlab.errors import GenlabError
 from genlab.io.validate import environ
 from genlab.serve.app import create_app
+from genlab.serve.metrics import rss_mb
+from genlab.serve.processes import default_workers, open_runs, serve_workers, worker_spec
 from genlab.serve.schemas import Limits
 
-__all__ = ["Limits", "create_app", "open_runs", "serve"]
-
-
-def open_runs(runs: list[str | Path], checkpoint: str = "last") -> dict:
-    """Each run opened once, named by its folder (the `model` of a request)."""
-    handles = {}
-    for run in runs:
-        name = Path(run).resolve().name
-        if name in handles:
-            raise GenlabError(f"two runs are named {name!r}: a served model's name is its folder's name")
-        handles[name] = api.load(run, checkpoint)
-    if not handles:
-        raise GenlabError("name at least one run to serve")
-    return handles
+__all__ = ["Limits", "create_app", "default_workers", "open_runs", "serve"]
 
 
 def serve(
@@ -35,10 +25,13 @@ def serve(
     api_key: str | None = None,
     limits: Limits = Limits(),
     checkpoint: str = "last",
+    workers: int = 1,
 ) -> None:
-    """Load the runs and serve them until interrupted (Ctrl-C)."""
+    """Load the runs and serve them until interrupted (Ctrl-C), in `workers` processes."""
     import uvicorn  # the server itself: only this command needs it
 
+    if workers < 1:
+        raise GenlabError(f"--workers must be at least 1, got {workers}")
     api_key = api_key or environ("GENLAB_API_KEY")
     with socket.socket() as probe:  # a taken port is one clear line, before minutes of loading
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,11 +39,17 @@ def serve(
             probe.bind((host, port))
         except OSError as exc:
             raise GenlabError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    app = create_app(open_runs(runs, checkpoint), limits, api_key)
+    app = create_app(open_runs(runs, checkpoint), limits, api_key)  # bad runs: one clear line, here
     names = ", ".join(app.state.server.served)
+    how = f"{workers} worker processes" if workers > 1 else f"one process, RSS {rss_mb():.0f} MB"
     print(
         f"genlab: serving {names} at http://{host}:{port}/ (playground /, API /v1, docs /docs, "
-        f"metrics /metrics){'' if api_key else '; no API key set'}",
+        f"metrics /metrics; {how}){'' if api_key else '; no API key set'}",
         flush=True,
     )
+    if workers > 1:  # the workers load their own copies; this process only supervises them
+        del app
+        gc.collect()
+        serve_workers(worker_spec(runs, checkpoint, limits, workers), host, port, api_key, workers)
+        return
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -8,6 +8,7 @@ of unbounded size.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -41,18 +42,21 @@ def route_label(path: str) -> str:
 class Guard:
     def __init__(self, app: Any, metrics: Metrics, max_body_bytes: int):
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.worker = (b"x-genlab-worker", str(os.getpid()).encode())  # the process answering (--workers N)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 0
+        started, status, worker = time.perf_counter(), 0, self.worker
         endpoint = route_label(scope["path"])
 
         async def counted_send(message: dict) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # which of --workers N answered: a client can tell where a connection landed
+                message = {**message, "headers": [*message.get("headers", []), worker]}
             await send(message)
 
         try:

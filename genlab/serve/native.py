@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from genlab.serve.metrics import rss_mb
 from genlab.serve.server import server_of
 
 router = APIRouter()
@@ -14,7 +16,8 @@ router = APIRouter()
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    return {"status": "ok", "models": list(server_of(request).served)}
+    """Up, with the models; `worker` and `rss_mb` are the answering process's (one of --workers N)."""
+    return {"status": "ok", "models": list(server_of(request).served), "worker": os.getpid(), "rss_mb": rss_mb()}
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -40,14 +40,20 @@ log = logging.getLogger("genlab.serve")
 @dataclass(eq=False)
 class TextJob:
     """One completion (one prompt, one choice) of a request; events go to the request's queue as
-    (index, kind, value): ("text", piece), ("end", finish_reason) or ("error", message)."""
+    (index, kind, value): ("text", piece), ("end", finish_reason) or ("error", message).
+
+    A streamed job sends each piece as it is settled; one that is not sends its first piece (the time to first
+    token) and then the rest at its end: an event per token costs the event loop more than the answer needs."""
 
     index: int
     seq: Sequence
     pieces: TextPieces
     events: asyncio.Queue
     loop: asyncio.AbstractEventLoop
+    stream: bool = True
     cancelled: bool = False
+    held: str = ""  # settled text not sent yet
+    told: bool = False  # a first piece was sent
 
 
 Event = tuple[TextJob, str, Any]
@@ -107,6 +113,7 @@ class TextWorker:
                 TextPieces(self.decoding.tokenizer, stops),
                 events,
                 loop,
+                request.stream,
             )
             for p, ids in enumerate(encoded)
             for j in range(request.n)
@@ -212,8 +219,10 @@ class TextWorker:
             self.batch.remove(seq)
         if seq.done:
             piece += job.pieces.finish()
-        if piece:
-            events.append((job, "text", piece))
+        job.held += piece
+        if job.held and (job.stream or not job.told or seq.done):
+            events.append((job, "text", job.held))
+            job.held, job.told = "", True
         if seq.done:
             events.append((job, "end", seq.finish_reason))
             del self.active[seq]
