@@ -92,10 +92,29 @@ def _signature_options(functions: dict[str, Any]) -> dict[str, tuple[type, dict[
                 continue
             tp = _scalar(hints[param.name])
             known_tp, defaults = found.setdefault(param.name, (tp, {}))
-            if known_tp is not tp:
-                raise TypeError(f"option {param.name} is {known_tp.__name__} in one place, {tp.__name__} in '{owner}'")
+            if _item(known_tp) is not _item(tp):
+                raise TypeError(f"option {param.name} is {known_tp} in one place, {tp} in '{owner}'")
+            if typing.get_origin(tp) is list:  # repeatable where any task takes several (--input a --input b)
+                found[param.name] = (tp, defaults)
             defaults[owner] = param.default
     return found
+
+
+def _item(tp: Any) -> Any:
+    """list[str] -> str: the type of one value of an option."""
+    return typing.get_args(tp)[0] if typing.get_origin(tp) is list else tp
+
+
+def _one_value_where_one_is_taken(handle: api.RunHandle, method: str, options: dict[str, Any]) -> None:
+    """A repeatable option (several values for some task) given to a task whose `method` takes one value:
+    pass that one value, or refuse more in one line."""
+    hints = typing.get_type_hints(getattr(handle, method))
+    for name, value in options.items():
+        if isinstance(value, list) and typing.get_origin(_scalar(hints[name])) is not list:
+            if len(value) != 1:
+                flag = "--" + name.replace("_", "-")
+                raise GenlabError(f"a '{handle.task}' run takes one {flag}, got {len(value)}")
+            options[name] = value[0]
 
 
 def task_options(method: str) -> dict[str, tuple[type, dict[str, Any]]]:
@@ -246,6 +265,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         metrics = handle.evaluate_protocol(args.protocol, **options)
     else:
         handle.check_options("evaluate", options)
+        _one_value_where_one_is_taken(handle, "evaluate", options)
         metrics = handle.evaluate(**options)
     print(json.dumps(metrics, indent=2, ensure_ascii=False))
     print(f"written to {handle.run.report_path}")
@@ -286,6 +306,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     handle = api.load(args.run, args.checkpoint)
     options: dict[str, Any] = {k: getattr(args, k) for k in task_options("generate") if hasattr(args, k)}
     handle.check_options("generate", options)
+    _one_value_where_one_is_taken(handle, "generate", options)
     out = Path(args.out) if args.out else None
     _items_for_path(handle, options, out)
     if out is not None and out.suffix:  # a file (not a folder of files): never a folder, a device or a lost link
