@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genlab.cli import main
+from genlab.cli import commands, main
+from genlab.errors import GenlabError
 from genlab.version import __version__ as genlab_version
 from tests.conftest import one_error_line, tiny_overrides
 
@@ -283,3 +285,23 @@ def test_an_option_shared_by_tasks_is_explained_per_command(capsys):
     eval_help = " ".join(capsys.readouterr().out.split())
     assert "sampling steps" in export_help and "attack" not in export_help
     assert "attack steps" in eval_help and "sampling steps" in eval_help
+
+
+def test_an_option_repeatable_for_one_task_is_one_value_for_another():
+    """--input is repeated for a video run (first and last frame) and given once for a glyph or VQGAN run."""
+
+    class OneInput:
+        task = "one"
+
+        def generate(self, input: str | None = None) -> None: ...
+
+    class ManyInputs:
+        def generate(self, input: list[str] | None = None) -> None: ...
+
+    found = commands._signature_options({"one": OneInput.generate, "many": ManyInputs.generate})
+    assert typing.get_origin(found["input"][0]) is list
+    options = {"input": ["a.png"]}
+    commands._one_value_where_one_is_taken(OneInput(), "generate", options)
+    assert options == {"input": "a.png"}
+    with pytest.raises(GenlabError, match="a 'one' run takes one --input, got 2"):
+        commands._one_value_where_one_is_taken(OneInput(), "generate", {"input": ["a.png", "b.png"]})
