@@ -417,6 +417,8 @@ def test_genlab_serve_command_end_to_end(served_runs, tmp_path):
             str(port),
             "--max-batch",
             "4",
+            "--workers",
+            "1",  # several workers: tests/test_serve_workers.py
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
