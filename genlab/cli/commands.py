@@ -348,6 +348,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         Limits(max_batch=args.max_batch, max_queue=args.max_queue),
         args.checkpoint,
         args.workers,
+        args.worker_timeout,
     )
 
 
@@ -464,6 +465,13 @@ def add_options(command: str, parser: argparse.ArgumentParser) -> None:
             default=default_workers(),
             help="processes, each with its own copy of the models, sharing the port "
             f"(default: one per usable core, at most 4; here {default_workers()})",
+        )
+        parser.add_argument(
+            "--worker-timeout",
+            type=float,
+            default=30.0,
+            help="with several workers: replace one that has not answered its health probe for this many seconds "
+            "(default 30)",
         )
 
 

@@ -26,12 +26,16 @@ def serve(
     limits: Limits = Limits(),
     checkpoint: str = "last",
     workers: int = 1,
+    worker_timeout: float = 30.0,
 ) -> None:
-    """Load the runs and serve them until interrupted (Ctrl-C), in `workers` processes."""
+    """Load the runs and serve them until interrupted (Ctrl-C), in `workers` processes; with several, one that
+    has not answered its health probe for `worker_timeout` seconds is replaced."""
     import uvicorn  # the server itself: only this command needs it
 
     if workers < 1:
         raise GenlabError(f"--workers must be at least 1, got {workers}")
+    if not worker_timeout > 0:
+        raise GenlabError(f"--worker-timeout must be more than 0 seconds, got {worker_timeout}")
     api_key = api_key or environ("GENLAB_API_KEY")
     with socket.socket() as probe:  # a taken port is one clear line, before minutes of loading
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -50,6 +54,6 @@ def serve(
     if workers > 1:  # the workers load their own copies; this process only supervises them
         del app
         gc.collect()
-        serve_workers(worker_spec(runs, checkpoint, limits, workers), host, port, api_key, workers)
+        serve_workers(worker_spec(runs, checkpoint, limits, workers), host, port, api_key, workers, worker_timeout)
         return
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

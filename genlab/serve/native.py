@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from genlab.serve.metrics import rss_mb
 from genlab.serve.server import server_of
@@ -22,4 +22,5 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request) -> Response:
-    return Response(generate_latest(server_of(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text: with --workers N, the totals over every worker (genlab.serve.metrics)."""
+    return Response(server_of(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
