@@ -1,9 +1,12 @@
-"""`genlab serve --workers 2`: two processes answer at once on one port, and a worker that dies is replaced
-while its in-flight request fails at once (a closed connection, never a hang)."""
+"""`genlab serve --workers 2`: two processes answer at once on one port, /metrics counts the requests of both,
+a worker that dies is replaced while its in-flight request fails at once (a closed connection, never a hang),
+and one that stops answering (SIGSTOP) is killed and replaced after --worker-timeout."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -56,25 +59,22 @@ def server(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
     run = api.fit(tiny.recipe, folder / "lm", [*tiny.overrides, "train.max_iters=2", "train.eval_interval=2"])[0]
     port = free_port()
     env = dict(os.environ, GENLAB_THREADS="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "genlab", "serve", str(run), "--port", str(port), "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    command = [sys.executable, "-m", "genlab", "serve", str(run), "--port", str(port), "--workers", "2"]
+    log, errors = folder / "out.log", folder / "err.log"  # files: a test reads the supervisor's lines as they come
+    with log.open("w") as out, errors.open("w") as err:
+        process = subprocess.Popen([*command, "--worker-timeout", "3"], stdout=out, stderr=err, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         up = wait_for(lambda: len(workers_of(process.pid)) == 2 and httpx.get(f"{url}/health").is_success, 90)
-        assert up, process.stderr.read() if process.poll() is not None else "no answer"
+        assert up, errors.read_text() if process.poll() is not None else "no answer"
         # both workers have loaded their model once each answered a health check
         assert wait_for(lambda: len({worker(url) for _ in range(20)}) == 2, 60)
-        yield url, process
+        yield url, process, log
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C: the supervisor stops its workers
-        out, err = process.communicate(timeout=30)
-    assert process.returncode == 0 and "Traceback" not in err, err
-    assert "2 worker processes" in out
+        process.wait(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in errors.read_text(), errors.read_text()
+    assert "2 worker processes" in log.read_text()
 
 
 def worker(url: str) -> int:
@@ -84,7 +84,7 @@ def worker(url: str) -> int:
 
 
 def test_two_workers_stream_at_the_same_time(server):
-    url, _ = server
+    url, _, _ = server
     with httpx.Client(timeout=30) as first, httpx.Client(timeout=30) as second:
         with first.stream("POST", f"{url}/v1/completions", json=LONG) as a:
             next(a.iter_lines())  # a's worker is decoding a long completion...
@@ -101,8 +101,35 @@ def test_two_workers_stream_at_the_same_time(server):
             assert not a.is_closed  # a was still streaming while b was answered
 
 
+def completions_counted(url: str) -> float:
+    """/metrics' count of answered completions (whichever worker answers the scrape)."""
+    found = re.search(r'^genlab_requests_total\{endpoint="/v1/completions",status="200"\} (\S+)$', scrape(url), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def scrape(url: str) -> str:
+    with httpx.Client() as client:  # a new connection: it may land on either worker
+        return client.get(f"{url}/metrics").text
+
+
+def test_metrics_count_the_requests_of_every_worker(server):
+    url, _, _ = server
+    before, answered_by = completions_counted(url), []
+    short = {**LONG, "stream": False, "max_tokens": 4}
+    while len(set(answered_by)) < 2 or len(answered_by) < 6:  # at least 6 requests, over both workers
+        with httpx.Client(timeout=30) as client:
+            answer = client.post(f"{url}/v1/completions", json=short)
+        assert answer.is_success
+        answered_by.append(int(answer.headers["x-genlab-worker"]))
+        assert len(answered_by) < 100, "every request landed on one worker"
+    # each worker counts a request just after answering it: wait for the last counts, then every scrape agrees
+    assert wait_for(lambda: completions_counted(url) - before == len(answered_by), 10)
+    assert {completions_counted(url) - before for _ in range(10)} == {len(answered_by)}
+    assert re.search(r'^genlab_tokens_generated_total\{model="lm"\} \S+$', scrape(url), re.M)
+
+
 def test_a_dead_worker_is_replaced_and_its_request_fails_at_once(server):
-    url, process = server
+    url, process, _ = server
     before = workers_of(process.pid)
     started = time.monotonic()
     with httpx.Client(timeout=20) as client, client.stream("POST", f"{url}/v1/completions", json=LONG) as stream:
@@ -117,3 +144,21 @@ def test_a_dead_worker_is_replaced_and_its_request_fails_at_once(server):
     assert httpx.post(f"{url}/v1/completions", json={**LONG, "stream": False, "max_tokens": 4}).is_success
     replaced = wait_for(lambda: len(workers_of(process.pid) - before) == 1 and len(workers_of(process.pid)) == 2, 60)
     assert replaced and victim not in workers_of(process.pid)
+
+
+def test_a_hung_worker_is_replaced_and_the_server_keeps_answering(server):
+    url, process, log = server
+    assert wait_for(lambda: len({worker(url) for _ in range(20)}) == 2, 60)  # both serve (one may be new)
+    victim = worker(url)
+    os.kill(victim, signal.SIGSTOP)  # alive, but answers nothing: only the health probe can tell
+    replaced = False
+    try:
+        replaced = wait_for(lambda: victim not in workers_of(process.pid) and len(workers_of(process.pid)) == 2, 30)
+    finally:
+        if not replaced:  # let it go on, so that the server stops cleanly
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGCONT)
+    assert replaced
+    assert f"worker {victim} has not answered its health probe for 3 s" in log.read_text()
+    answers = [httpx.post(f"{url}/v1/completions", json={**LONG, "stream": False, "max_tokens": 4}) for _ in range(4)]
+    assert all(answer.is_success for answer in answers)
