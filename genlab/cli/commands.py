@@ -48,7 +48,7 @@ OPTION_HELP = {
     "stop": "end the text before this string",
     "presence_penalty": "in [-2, 2]: lower a token's score once it was generated (> 0: fewer repeats)",
     "frequency_penalty": "in [-2, 2]: lower a token's score per time it was generated (> 0: fewer repeats)",
-    "text": "digits to say, e.g. '4 0 7'",
+    "text": "text to say or draw",
     "attack": "fgsm or pgd (L-inf)",
     "epsilon": "L-inf attack radius (pixels in [0, 1])",
     "steps": "attack steps (image_classifier) or sampling steps (flow)",
@@ -66,8 +66,27 @@ OPTION_HELP = {
     "k": "worked examples per class in the prompt",
     "seeds": "seeds of example choice and order",
     "query_tokens": "tokens kept for the test text",
-    "mode": "video: generate, predict (from --input FILE.npy) or between (--input FIRST.png --input LAST.png)",
-    "input": "a file to start from; repeat for several",
+    "mode": "what to make",
+    "input": "a file to start from",
+}
+# Where one option means something else for each task that takes it: that task's meaning, shown in its place.
+TASK_OPTION_HELP = {
+    "top_k": {
+        "lm": "default all tokens",
+        "folk": "0 = all tokens",
+        "vq_dalle": "default the recipe's sample.top_k",
+    },
+    "input": {
+        "video": "one FILE.npy (T, H, W) of at least 10 frames for --mode predict, two images for --mode between "
+        "(--input FIRST --input LAST)",
+        "pix2pix": "a glyph image to translate into the target font",
+        "vqgan": "a 28x28 greyscale image to reconstruct through its tokens",
+    },
+    "mode": {
+        "folk": "the tune's mode: major, minor, dorian or mixolydian",
+        "video": "generate, predict (the frames after --input) or between (the frames between two --input)",
+    },
+    "text": {"audio": "digits to say, e.g. '4 0 7'", "pix2pix": "a line of text to draw in the target font"},
 }
 HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an option of its own
 POSITIONAL = {"recipe", "overrides", "run", "runs", "action", "command"}
@@ -136,19 +155,35 @@ def _add_options(
     """One --option per keyword argument; `meaning` says what an option means in this command where OPTION_HELP's
     general line would list meanings it does not have here."""
     for option, (tp, defaults) in options.items():
-        where = ", ".join(
-            f"{owner}: {default}" if default is not None else owner for owner, default in defaults.items()
-        )
         # SUPPRESS: an option not given is not passed on, so each task keeps its own default
         repeated = typing.get_origin(tp) is list  # list[str]: the option is given once per item
+        if tp is bool:  # --x / --no-x: argparse's bool("false") would be True
+            how: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+        else:
+            how = {"type": typing.get_args(tp)[0] if repeated else tp, "action": "append" if repeated else "store"}
         parser.add_argument(
             "--" + option.replace("_", "-"),
             dest=option,
-            type=typing.get_args(tp)[0] if repeated else tp,
-            action="append" if repeated else "store",
             default=argparse.SUPPRESS,
-            help=f"{(meaning or {}).get(option) or OPTION_HELP.get(option, option)} ({where})",
+            help=_option_help(option, defaults, meaning),
+            **how,
         )
+
+
+def _option_help(option: str, defaults: dict[str, Any], meaning: dict[str, str] | None) -> str:
+    """What `option` does, then each owner (task or protocol) that takes it with its default, and its own
+    meaning where it has one (TASK_OPTION_HELP): "sample among the k likeliest tokens (lm: default all tokens;
+    folk: 0 = all tokens, default 0; ...)"."""
+    general = (meaning or {}).get(option) or OPTION_HELP.get(option, option)
+    own = TASK_OPTION_HELP.get(option, {}) if not (meaning or {}).get(option) else {}
+    owners = []
+    for owner, default in defaults.items():
+        shown = f"default {default}" if default is not None else ""
+        if owner in own:
+            owners.append(f"{owner}: {own[owner]}" + (f", {shown}" if shown else ""))
+        else:
+            owners.append(f"{owner}: {default}" if default is not None else owner)
+    return f"{general} ({('; ' if own else ', ').join(owners)})"
 
 
 def _eval_options() -> dict[str, tuple[type, dict[str, Any]]]:
