@@ -1,5 +1,5 @@
 """Options the CLI builds from the tasks' signatures: a bool is a --x/--no-x flag, and an option that means
-something else for each task says what it means for each."""
+something else for each task says what it means for each (from the `Args:` section of the task's docstring)."""
 
 from __future__ import annotations
 
@@ -38,11 +38,27 @@ def help_of(option: str) -> str:
     return action.help
 
 
+def test_a_task_says_what_an_option_means_for_it_in_its_docstring():
+    def generate(self, input: str | None = None, depth: int = 2, plain: int = 0) -> None:
+        """Prose the CLI does not read.
+
+        Args:
+            input: a picture to redraw,
+                at any size
+            depth: how deep
+        Returns: nothing
+        """
+
+    assert commands.option_docs(generate) == {"input": "a picture to redraw, at any size", "depth": "how deep"}
+    assert commands.option_docs(lambda: None) == {}
+
+
 def test_input_and_top_k_say_what_they_do_for_each_task():
     top_k = help_of("top-k")
-    assert "lm: default all tokens" in top_k and "folk: 0 = all tokens, default 0" in top_k
-    assert "vq_dalle: default the recipe's sample.top_k" in top_k
+    assert top_k.startswith("sample among the k likeliest tokens (lm: None = every token may be drawn; ")
+    assert "folk: 0 = every token may be drawn, default 0" in top_k and "vq_dalle: None = the recipe's" in top_k
     text = help_of("input")
-    for task, meaning in commands.TASK_OPTION_HELP["input"].items():
-        assert f"{task}: {meaning}" in text
-    assert "folk: the tune's mode" in help_of("mode") and "video: generate, predict" in help_of("mode")
+    for task in ("video", "pix2pix", "vqgan"):
+        assert f"{task}: {commands.task_option_docs('generate')['input'][task]}" in text
+    assert "video: one .npy (T, H, W)" in text and "vqgan: a 28x28 greyscale image" in text
+    assert help_of("mode").startswith("folk: the tune's mode") and "video: generate (new clips)" in help_of("mode")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 import shlex
 import typing
 from collections.abc import Iterator
@@ -48,7 +49,7 @@ OPTION_HELP = {
     "stop": "end the text before this string",
     "presence_penalty": "in [-2, 2]: lower a token's score once it was generated (> 0: fewer repeats)",
     "frequency_penalty": "in [-2, 2]: lower a token's score per time it was generated (> 0: fewer repeats)",
-    "text": "text to say or draw",
+    "text": "digits to say, e.g. '4 0 7'",
     "attack": "fgsm or pgd (L-inf)",
     "epsilon": "L-inf attack radius (pixels in [0, 1])",
     "steps": "attack steps (image_classifier) or sampling steps (flow)",
@@ -66,28 +67,12 @@ OPTION_HELP = {
     "k": "worked examples per class in the prompt",
     "seeds": "seeds of example choice and order",
     "query_tokens": "tokens kept for the test text",
-    "mode": "what to make",
     "input": "a file to start from",
 }
-# Where one option means something else for each task that takes it: that task's meaning, shown in its place.
-TASK_OPTION_HELP = {
-    "top_k": {
-        "lm": "default all tokens",
-        "folk": "0 = all tokens",
-        "vq_dalle": "default the recipe's sample.top_k",
-    },
-    "input": {
-        "video": "one FILE.npy (T, H, W) of at least 10 frames for --mode predict, two images for --mode between "
-        "(--input FIRST --input LAST)",
-        "pix2pix": "a glyph image to translate into the target font",
-        "vqgan": "a 28x28 greyscale image to reconstruct through its tokens",
-    },
-    "mode": {
-        "folk": "the tune's mode: major, minor, dorian or mixolydian",
-        "video": "generate, predict (the frames after --input) or between (the frames between two --input)",
-    },
-    "text": {"audio": "digits to say, e.g. '4 0 7'", "pix2pix": "a line of text to draw in the target font"},
-}
+# A task says what an option means for it, where OPTION_HELP's line is not enough, in a Google-style `Args:`
+# section of its handle's method docstring (`option_docs`); `genlab generate --help` shows it in its place.
+ARGS_SECTION = re.compile(r"^Args:\n((?:(?: {4}.*)?\n?)+)", re.M)
+ARG_LINE = re.compile(r"^ {4}(\w+): (.+)$")
 HANDLED_BY_THE_CLI = {"stream"}  # the CLI streams whenever a task can: not an option of its own
 POSITIONAL = {"recipe", "overrides", "run", "runs", "action", "command"}
 # Arguments that name a file or folder: an empty one would mean the working folder, never what a user meant.
@@ -136,6 +121,28 @@ def _one_value_where_one_is_taken(handle: api.RunHandle, method: str, options: d
             options[name] = value[0]
 
 
+def option_docs(function: Any) -> dict[str, str]:
+    """The `Args:` section of `function`'s docstring: parameter -> what it says (continued lines joined)."""
+    section = ARGS_SECTION.search(inspect.getdoc(function) or "")
+    found: dict[str, str] = {}
+    name = None
+    for line in section.group(1).splitlines() if section else []:
+        if entry := ARG_LINE.match(line):
+            name, found[entry[1]] = entry[1], entry[2]
+        elif name and line.strip():
+            found[name] += " " + line.strip()
+    return found
+
+
+def task_option_docs(method: str) -> dict[str, dict[str, str]]:
+    """option -> {task: what it means for that task}, from the tasks' docstrings (option_docs)."""
+    docs: dict[str, dict[str, str]] = {}
+    for name, task in TASKS.items():
+        for option, text in option_docs(getattr(task.open, method)).items():
+            docs.setdefault(option, {})[name] = text
+    return docs
+
+
 def task_options(method: str) -> dict[str, tuple[type, dict[str, Any]]]:
     """Every keyword argument of `method` over the registered tasks: name -> (type, {task: its default}).
     A new task's options reach the CLI without an edit here."""
@@ -151,9 +158,10 @@ def _add_options(
     parser: argparse.ArgumentParser,
     options: dict[str, tuple[type, dict[str, Any]]],
     meaning: dict[str, str] | None = None,
+    own: dict[str, dict[str, str]] | None = None,
 ) -> None:
     """One --option per keyword argument; `meaning` says what an option means in this command where OPTION_HELP's
-    general line would list meanings it does not have here."""
+    general line would list meanings it does not have here, `own` what it means for each task (task_option_docs)."""
     for option, (tp, defaults) in options.items():
         # SUPPRESS: an option not given is not passed on, so each task keeps its own default
         repeated = typing.get_origin(tp) is list  # list[str]: the option is given once per item
@@ -165,17 +173,17 @@ def _add_options(
             "--" + option.replace("_", "-"),
             dest=option,
             default=argparse.SUPPRESS,
-            help=_option_help(option, defaults, meaning),
+            help=_option_help(option, defaults, (meaning or {}).get(option), (own or {}).get(option, {})),
             **how,
         )
 
 
-def _option_help(option: str, defaults: dict[str, Any], meaning: dict[str, str] | None) -> str:
+def _option_help(option: str, defaults: dict[str, Any], meaning: str | None, own: dict[str, str]) -> str:
     """What `option` does, then each owner (task or protocol) that takes it with its default, and its own
-    meaning where it has one (TASK_OPTION_HELP): "sample among the k likeliest tokens (lm: default all tokens;
-    folk: 0 = all tokens, default 0; ...)"."""
-    general = (meaning or {}).get(option) or OPTION_HELP.get(option, option)
-    own = TASK_OPTION_HELP.get(option, {}) if not (meaning or {}).get(option) else {}
+    meaning where its docstring gives one: "sample among the k likeliest tokens (lm: all tokens unless set;
+    folk: 0 = all tokens, default 0; ...)". Without a general line, the owners' meanings alone."""
+    general = meaning or OPTION_HELP.get(option)
+    own = {} if meaning else own
     owners = []
     for owner, default in defaults.items():
         shown = f"default {default}" if default is not None else ""
@@ -183,7 +191,9 @@ def _option_help(option: str, defaults: dict[str, Any], meaning: dict[str, str] 
             owners.append(f"{owner}: {own[owner]}" + (f", {shown}" if shown else ""))
         else:
             owners.append(f"{owner}: {default}" if default is not None else owner)
-    return f"{general} ({('; ' if own else ', ').join(owners)})"
+    if general is None and own:
+        return "; ".join(owners)
+    return f"{general or option} ({('; ' if own else ', ').join(owners)})"
 
 
 def _eval_options() -> dict[str, tuple[type, dict[str, Any]]]:
@@ -478,7 +488,7 @@ def add_options(command: str, parser: argparse.ArgumentParser) -> None:
         )
         _add_options(parser, _eval_options())
     elif command == "generate":
-        _add_options(parser, task_options("generate"))
+        _add_options(parser, task_options("generate"), own=task_option_docs("generate"))
     elif command == "export":
         _add_options(parser, task_options("export_graph"), {"steps": "sampling steps unrolled into the graph"})
     elif command == "serve":

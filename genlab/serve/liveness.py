@@ -2,7 +2,7 @@
 deadlock, an event loop blocked by a bug, a process stopped by SIGSTOP or the debugger) from one that is busy.
 
 Each worker also listens on a Unix socket of its own, which only the supervisor knows. The supervisor sends a
-health probe there (`probe`) about every second with a deadline of its own; the worker's event loop answers it
+health probe there (`probe`) twice a second, each with a deadline of its own; the worker's event loop answers it
 (`Liveness`, in front of the app) without queueing behind a model. A worker whose last answer is older than
 `--worker-timeout` seconds is killed and replaced. The port that clients use cannot serve as the probe's way
 in: with SO_REUSEPORT the kernel picks which worker a connection reaches, so a probe could not name its worker.
@@ -46,7 +46,10 @@ def probe(path: Path, deadline: float) -> bool:
             sock.settimeout(deadline)
             sock.connect(str(path))
             sock.sendall(PROBE)
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
+            head = b""
+            while len(head) < 12 and (chunk := sock.recv(64)):  # "HTTP/1.1 200", however the bytes arrive
+                head += chunk
+            return head.startswith(b"HTTP/1.1 200")
     except OSError:  # refused, gone, or the deadline passed
         return False
 

@@ -91,7 +91,18 @@ class FolkRun(RunHandle):
     ) -> GeneratedTunes:
         """n tunes in `meter` and `mode` (written in `tonic`), or, with an ABC prompt (text or a file), n
         continuations of its first `prompt_bars` bars in its own metre, mode and key. sampling "metre" keeps
-        every bar full (genlab.tasks.folk.grammar), "free" lets the model alone decide."""
+        every bar full (genlab.tasks.folk.grammar), "free" lets the model alone decide.
+
+        Args:
+            meter: the time signature: 2/4, 3/4, 4/4, 2/2, 3/2, 6/8, 9/8 or 12/8
+            mode: the tune's mode: major, minor, dorian or mixolydian
+            tune_type: reel, jig, hornpipe, slipjig, strathspey, polka, waltz, march, air or other
+            tonic: the key's tonic, a note name such as D, F# or Bb
+            top_k: 0 = every token may be drawn
+            prompt_file: an ABC file whose first bars to continue (instead of `prompt`)
+            prompt_bars: how many of the prompt's bars to keep
+            sampling: metre (every bar filled exactly) or free
+        """
         check_int("--n", n, 1, MAX_TUNES)
         check_seed("--seed", seed)
         check_int("--max-tokens", max_tokens, 1, MAX_NEW_TOKENS)

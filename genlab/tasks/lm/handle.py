@@ -60,7 +60,11 @@ class LMRun(RunHandle):
     ) -> str | Iterator[str]:
         """The continuation of `prompt` (not the prompt itself), or with stream=True its pieces as they
         are generated. temperature 0 is greedy; the text ends before `stop`; the penalties (OpenAI's, in
-        [-2, 2]) lower the scores of tokens already generated: once each, and per time."""
+        [-2, 2]) lower the scores of tokens already generated: once each, and per time.
+
+        Args:
+            top_k: None = every token may be drawn
+        """
         if prompt is None:
             raise GenlabError("a language-model run needs a prompt (--prompt TEXT)")
         unk = self.tokenizer.token_id(UNK)

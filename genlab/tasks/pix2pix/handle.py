@@ -65,7 +65,11 @@ class Pix2PixRun(ImageGeneratorRun):
         """`text` drawn as one line in `font` (default: the recipe's first target; or `label`, its index),
         each character rendered in the source font and translated; or the glyph image `input`; or else the
         first n held-out characters. Black ink on white in [0, 1]: the line as one image (1, 1, S, len(text) S),
-        else glyphs (N, 1, S, S)."""
+        else glyphs (N, 1, S, S).
+
+        Args:
+            input: a glyph image to translate into the font (instead of `text`)
+        """
         font_id = self._font_id(font, label)
         if text is not None and input is not None:
             raise GenlabError("give --text or --input, not both")

@@ -117,7 +117,13 @@ class VideoRun(RunHandle):
         """n clips of 20 frames. mode generate: the two digits of `prompt` ("a 2 and a 9") or of pair
         `label` (k: digits k // 10 and k % 10), else every pair in turn; mode predict: the 10 frames after
         the first 10 of `input` (one .npy (T, H, W), T >= 10); mode between: the frames between two images
-        `input` (first, last). Frames are 64x64 or the model's side; clips come at the model's side."""
+        `input` (first, last). Frames are 64x64 or the model's side; clips come at the model's side.
+
+        Args:
+            mode: generate (new clips), predict (the frames after `input`) or between (the frames between two
+                `input` images)
+            input: one .npy (T, H, W) of T >= 10 frames for mode predict, two images (first, last) for mode between
+        """
         check_clips(n)
         steps, guidance = self._settings(steps, guidance)
         if mode not in MODES:

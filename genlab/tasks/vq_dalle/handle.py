@@ -104,7 +104,11 @@ class VQDalleRun(ImageGeneratorRun):
         """n images (n, 1, 28, 28) in [0, 1], each 49 tokens written one by one with a KV cache: for
         `prompt` (a caption of at most data.caption_tokens words), for class `label` (its training
         captions), or every class in turn. Classifier-free guidance weight `guidance` on the logits,
-        `temperature` (0: greedy) and `top_k` (defaults: the recipe's sample section)."""
+        `temperature` (0: greedy) and `top_k` (defaults: the recipe's sample section).
+
+        Args:
+            top_k: None = the recipe's sample.top_k
+        """
         check_count(n)
         guidance, temperature, top_k = self._settings(guidance, temperature, top_k)
         rows, labels = self.conditions(n, label, prompt)

@@ -52,7 +52,11 @@ class VQGANRun(ImageGeneratorRun):
     ) -> GeneratedImages:
         """`input` (a 28x28 greyscale image file) -> its reconstruction through the 7x7 tokens. Without
         one: n held-out test images (of class `label`, picked by `seed`) in a row above their
-        reconstructions, rows of at most 16 (2n images)."""
+        reconstructions, rows of at most 16 (2n images).
+
+        Args:
+            input: a 28x28 greyscale image file to reconstruct through the 7x7 tokens
+        """
         if input is not None:
             image = read_image(input, "--input")  # (1, 1, 28, 28); another size or mode is one line
             return GeneratedImages(reconstruct(self.model, image)[0], None)
