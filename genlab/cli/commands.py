@@ -486,11 +486,12 @@ def add_options(command: str, parser: argparse.ArgumentParser) -> None:
             + ("; ".join(f"{p.name} = {p.summary}" for p in PROTOCOLS.values()) or "none yet")
             + " (docs/paradigms.md)",
         )
-        _add_options(parser, _eval_options())
+        _add_options(parser, _eval_options(), own=task_option_docs("evaluate"))
     elif command == "generate":
         _add_options(parser, task_options("generate"), own=task_option_docs("generate"))
     elif command == "export":
-        _add_options(parser, task_options("export_graph"), {"steps": "sampling steps unrolled into the graph"})
+        steps = {"steps": "sampling steps unrolled into the graph"}
+        _add_options(parser, task_options("export_graph"), steps, task_option_docs("export_graph"))
     elif command == "serve":
         parser.add_argument(
             "--max-batch",
