@@ -62,3 +62,10 @@ def test_input_and_top_k_say_what_they_do_for_each_task():
         assert f"{task}: {commands.task_option_docs('generate')['input'][task]}" in text
     assert "video: one .npy (T, H, W)" in text and "vqgan: a 28x28 greyscale image" in text
     assert help_of("mode").startswith("folk: the tune's mode") and "video: generate (new clips)" in help_of("mode")
+
+
+def test_a_worker_timeout_must_be_positive(capsys):
+    from genlab.cli import main
+
+    assert main(["serve", "no-such-run", "--workers", "2", "--worker-timeout", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "genlab: error: --worker-timeout must be more than 0 seconds, got 0.0"
