@@ -35,6 +35,7 @@ from genlab.io.files import atomic_write_text
 from genlab.tasks.tts.process import convert_frames
 
 SYSTEMS = ("real", "real-gl", "espeak-ng", "espeak-gl", "tts", "flite", "vc-flite")
+WER_SYSTEMS = ("real", "espeak-ng", "tts", "flite", "vc-flite")  # open-vocabulary decoding is the slow part
 # Synthetic voices the speaker classifier learns as "not Allison": the two converted voices among them.
 CLASSIFIER_VOICES = ("espeak-ng:en-us+f3", "flite:slt", "espeak-ng:en-us+f1", "espeak-ng:en-gb+f4", "flite:kal")
 RTF_TEXT = "Please enter your password, followed by the pound key, and then wait for the tone."
@@ -102,12 +103,12 @@ def judge(args: argparse.Namespace) -> dict:
     # long: one pass over the held-out sentences gathers every measure, so each sentence is rendered once
     handle = genlab.load(args.run)
     iters = handle.recipe.eval.griffin_lim_iters
-    prompts, train = load_prompts("test"), load_prompts("train")
+    prompts, train = load_prompts("test")[: args.prompts or None], load_prompts("train")
     judge_ = SentenceJudge([p.text for p in load_prompts()])
     classifier = speaker_classifier(train, args.classifier_prompts)
     hits = {s: [] for s in SYSTEMS}
     mcd = {s: [] for s in SYSTEMS if s != "real"}
-    heard = {s: [] for s in SYSTEMS}
+    heard = {s: [] for s in WER_SYSTEMS}
     clips_by_prompt = {}
     for i, prompt in enumerate(prompts):
         clips = renderings(handle, prompt, iters)
@@ -118,7 +119,7 @@ def judge(args: argparse.Namespace) -> dict:
                 hits[system].append(judge_.identify(wave) == spoken_words(prompt.text))
             if system != "real":
                 mcd[system].append(mel_cepstral_distortion(log_mel(wave), real_frames))
-            if i < args.wer_prompts:
+            if i < args.wer_prompts and system in heard:
                 heard[system].append(judge_.transcribe(wave))
         print(f"{i + 1}/{len(prompts)} {prompt.name}", flush=True)
     references = [p.text for p in prompts[: args.wer_prompts]]
@@ -139,10 +140,10 @@ def judge(args: argparse.Namespace) -> dict:
         "load_average": os.getloadavg(),
     }
     if args.figure:
-        shown = next(p for p in prompts if p.name == args.show)
+        shown = next((p for p in prompts if p.name == args.show), prompts[0])
         figure(clips_by_prompt[shown.name], shown.text, Path(args.figure))
     if args.wavs:
-        save_examples(handle, clips_by_prompt[args.show], Path(args.wavs))
+        save_examples(handle, clips_by_prompt.get(args.show, clips_by_prompt[prompts[0].name]), Path(args.wavs))
     return results
 
 
@@ -157,9 +158,9 @@ def save_examples(handle, clips: dict[str, np.ndarray], folder: Path) -> None:
 def table(results: dict) -> str:
     rows = ["| system | sentence identified | WER | MCD (dB) | labelled Allison |", "| --- | --- | --- | --- | --- |"]
     for s in SYSTEMS:
-        mcd = results["mcd_db"].get(s)
+        mcd, wer = results["mcd_db"].get(s), results["wer"].get(s)
         rows.append(
-            f"| {s} | {100 * results['identification'][s]:.1f} % | {100 * results['wer'][s]:.1f} % | "
+            f"| {s} | {100 * results['identification'][s]:.1f} % | {'–' if wer is None else f'{100 * wer:.1f} %'} | "
             f"{'–' if mcd is None else f'{mcd:.2f}'} | {100 * results['labelled_allison'][s]:.1f} % |"
         )
     return "\n".join(rows) + "\n"
@@ -169,6 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
     parser.add_argument("--out", default="benchmarks/results/speech")
+    parser.add_argument("--prompts", type=int, default=0, help="held-out sentences judged (0: all)")
     parser.add_argument("--wer-prompts", type=int, default=20)
     parser.add_argument("--classifier-prompts", type=int, default=120)
     parser.add_argument("--figure", default=None)
