@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import textwrap
 import time
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def figure(clips: dict[str, np.ndarray], title: str, path: Path) -> None:
         ax.set_ylabel(name, rotation=0, ha="right", va="center")
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0].set_title(f"“{title}” (held out) — 64 mel bands, 0–4 kHz, 10 ms frames")
+    short = textwrap.shorten(title, 70, placeholder=" …")
+    axes[0].set_title(f"“{short}” (held out) — 64 mel bands, 0–4 kHz, 10 ms frames", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
