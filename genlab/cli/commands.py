@@ -49,7 +49,7 @@ OPTION_HELP = {
     "stop": "end the text before this string",
     "presence_penalty": "in [-2, 2]: lower a token's score once it was generated (> 0: fewer repeats)",
     "frequency_penalty": "in [-2, 2]: lower a token's score per time it was generated (> 0: fewer repeats)",
-    "text": "digits to say, e.g. '4 0 7'",
+    "text": "what to say or draw: digits '4 0 7' (audio), a sentence (tts), a line of characters (pix2pix)",
     "attack": "fgsm or pgd (L-inf)",
     "epsilon": "L-inf attack radius (pixels in [0, 1])",
     "steps": "attack steps (image_classifier) or sampling steps (flow)",

@@ -7,9 +7,10 @@ import hmac
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from genlab.io.audio import wav_bytes
 from genlab.serve import schemas as s
 from genlab.serve.completions import CompletionReply
 from genlab.serve.disconnects import unless_gone
@@ -36,6 +37,7 @@ def authorised(request: Request, credentials: HTTPAuthorizationCredentials | Non
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": s.ErrorResponse} for status in (401, 404, 422, 429)}
 router = APIRouter(dependencies=[Depends(authorised)], responses=ERRORS)
+SPEECH_VOICES = ("allison", "default")  # the speech runs' one voice
 
 
 @router.get("/v1/models", response_model=s.ModelList)
@@ -87,6 +89,19 @@ async def audio(body: s.AudioRequest, request: Request) -> s.AudioClips:
     clips = await unless_gone(model.worker.call(asked, body.n), request)
     data = clip_data(clips)
     return s.AudioClips(created=int(time.time()), model=model.name, data=data, genlab=model.cost(started, len(clips)))
+
+
+@router.post("/v1/audio/speech", response_class=Response, responses={200: {"content": {"audio/wav": {}}}})
+async def speech(body: s.SpeechRequest, request: Request) -> Response:
+    """OpenAI's text-to-speech: `input` said by a run that takes text (task tts), as a 16-bit WAV."""
+    model = server_of(request).model(body.model, "audio")
+    if "text" not in model.handle.options("generate"):
+        raise ApiError(422, "model: this model does not say text", param="model")
+    if body.voice.lower() not in SPEECH_VOICES:
+        raise ApiError(422, f"voice: this model speaks in one voice, allison (got {body.voice!r})", param="voice")
+    clip = await unless_gone(model.worker.call({"text": body.input}, 1), request)
+    wave = clip.waves[0].detach().float().numpy()
+    return Response(wav_bytes(wave, clip.sample_rate), media_type="audio/wav")
 
 
 @router.post(ENDPOINTS["classifications"], response_model=s.Classifications)

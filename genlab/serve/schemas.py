@@ -33,6 +33,7 @@ MAX_IMAGES = 64  # n per image request
 MAX_TEXTS = 64  # texts per classification request
 MAX_CLIPS = 16  # clips per audio request (each is vocoded on the server)
 MAX_TEXT_CHARS = 8192
+MAX_SPEECH_CHARS = 4096  # OpenAI's limit for audio.speech; a model may take fewer (tts: 1,000)
 
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CHARS)]
 Stop = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -134,6 +135,15 @@ class AudioRequest(Strict):
     )
     seed: Seed = 0
     response_format: Base64 = "b64_json"
+
+
+class SpeechRequest(Strict):
+    """OpenAI's audio.speech.create: `input` said in `voice`, answered with the WAV's bytes."""
+
+    model: ModelName
+    input: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SPEECH_CHARS)]
+    voice: str = Field("allison", description="the run's one voice: allison (or default)")
+    response_format: Literal["wav"] = "wav"
 
 
 class AudioClip(BaseModel):

@@ -1,0 +1,74 @@
+"""Parallel utterances for voice conversion: each Allison prompt said again by synthetic voices, the two
+log-mel sequences DTW-aligned so that frame i of the synthetic rendering has the recording's frame(s) that
+say the same sound. Cached per (voice, prompt) under $GENLAB_DATA_DIR/allison-pairs/ (an .npz each: the
+pair is re-made only when its settings change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genlab.data.images import cache_root
+from genlab.data.speech import Prompt, read_prompt, synthesize
+from genlab.data.speech_features import HOP, N_FFT, N_MELS, log_mel, warp_to_source
+from genlab.errors import GenlabError
+from genlab.io.files import atomic_write
+
+PAIRS_VERSION = 1  # bump when the features or the alignment change
+
+
+@dataclass
+class Pairs:
+    """Aligned frames of many utterances, concatenated: source (F, N_MELS) and target (F, N_MELS), with the
+    utterance boundaries `starts` (U + 1,) so that utterance u is frames starts[u]:starts[u + 1]."""
+
+    source: np.ndarray
+    target: np.ndarray
+    starts: np.ndarray
+
+    def chunks(self, frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """Non-overlapping `frames`-long windows inside utterances: (N, frames, N_MELS) source and target."""
+        picks = [s for a, b in zip(self.starts[:-1], self.starts[1:]) for s in range(a, b - frames + 1, frames)]
+        if not picks:
+            raise GenlabError(f"no utterance is {frames} frames long ({frames * HOP} samples); use fewer frames")
+        index = np.asarray(picks)[:, None] + np.arange(frames)  # (N, frames)
+        return self.source[index], self.target[index]
+
+
+def _cache_file(voice: str, prompt: Prompt, rate_wpm: int) -> Path:
+    key = f"{PAIRS_VERSION}|{voice}|{rate_wpm}|{prompt.name}|{prompt.text}|{N_FFT}|{HOP}|{N_MELS}"
+    return cache_root() / "allison-pairs" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+
+
+def aligned_pair(voice: str, prompt: Prompt, rate_wpm: int) -> tuple[np.ndarray, np.ndarray]:
+    """(source log-mel (F, N_MELS), the recording's log-mel warped onto it (F, N_MELS)), cached."""
+    path = _cache_file(voice, prompt, rate_wpm)
+    if path.is_file():
+        with np.load(path) as saved:
+            return saved["source"], saved["target"]
+    source = log_mel(synthesize(voice, prompt.text, rate_wpm))
+    target = warp_to_source(source, log_mel(read_prompt(prompt)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, source=source, target=target)
+
+    atomic_write(path, write)
+    return source, target
+
+
+def parallel_pairs(voices: list[str], prompts: list[Prompt], rate_wpm: int) -> Pairs:
+    """Every voice saying every prompt, aligned to the recording, as one Pairs (voice-major)."""
+    sources, targets = [], []
+    for voice in voices:
+        for prompt in prompts:
+            source, target = aligned_pair(voice, prompt, rate_wpm)
+            sources.append(source)
+            targets.append(target)
+    starts = np.concatenate([[0], np.cumsum([len(s) for s in sources])])
+    return Pairs(np.concatenate(sources), np.concatenate(targets), starts)
