@@ -66,6 +66,19 @@ def test_the_decoder_reads_the_source_and_ignores_its_padding(model):
     assert torch.allclose(logits[:, 0], model(src, torch.tensor([[2, 30, 31]]))[:, 0], atol=1e-5)
 
 
+def test_cached_steps_give_the_full_decoders_logits(model):
+    src = torch.tensor([[5, 6, 7, 8, 0], [9, 10, 11, 12, 13]])
+    tgt = torch.tensor([[2, 9, 10, 11], [2, 14, 15, 16]])
+    with torch.no_grad():
+        memory, mask = model.encode(src), model.source_mask(src)
+        full = model.decode(tgt, memory, mask)  # (B, T, V)
+        source_kv, cache, steps = model.source_keys_values(memory), None, []
+        for t in range(tgt.size(1)):
+            logits, cache = model.step(tgt[:, t : t + 1], t, source_kv, mask, cache)
+            steps.append(logits)
+    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-5)
+
+
 def test_beam_one_is_greedy(model):
     sources = [[5, 6, 7], [8, 9, 10, 11, 12], [13], [20, 21, 22, 23]]
     assert [beam_search(model, s, 1, 15) for s in sources] == greedy(model, sources, 15)

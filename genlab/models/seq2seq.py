@@ -65,12 +65,20 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(cfg.n_embd, 2 * cfg.n_embd)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
 
+    def keys_values(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """memory (B, S, C) -> keys, values (B, nh, S, hd): computed once per source when decoding."""
+        B, S, C = memory.shape
+        k, v = self.kv(memory).view(B, S, 2, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4).unbind(0)
+        return k, v
+
     def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
         """x (B, T, C), memory (B, S, C), memory_mask (B, 1, 1, S) True = a real source token -> (B, T, C)."""
+        return self.attend(x, *self.keys_values(memory), memory_mask)
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        """x (B, T, C) against the source's keys and values (B, nh, S, hd) -> (B, T, C)."""
         B, T, C = x.shape
-        S, hd = memory.size(1), C // self.n_head
-        q = self.q(x).view(B, T, self.n_head, hd).transpose(1, 2)  # (B, nh, T, hd)
-        k, v = self.kv(memory).view(B, S, 2, self.n_head, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, nh, S, hd)
+        q = self.q(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, nh, T, hd)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=memory_mask, dropout_p=self.dropout if self.training else 0.0
         )  # (B, nh, T, hd)
@@ -95,6 +103,21 @@ class DecoderBlock(nn.Module):
         x = x + self.drop(self.attn(self.ln1(x), None, True, None))
         x = x + self.drop(self.cross(self.ln_cross(x), memory, memory_mask))
         return x + self.drop(self.mlp(self.ln2(x)))
+
+    def step(self, x: torch.Tensor, source_kv: tuple, memory_mask: torch.Tensor, past: tuple | None) -> tuple:
+        """Decoding one token (eval mode): x (B, 1, C) -> (B, 1, C) and this layer's self-attention keys and
+        values so far, (B, nh, t, hd) each, extended by the new token's (the one new query sees them all)."""
+        h = self.ln1(x)
+        B, T, C = h.shape
+        q, k, v = (
+            self.attn.qkv(h).view(B, T, 3, self.attn.n_head, C // self.attn.n_head).permute(2, 0, 3, 1, 4).unbind(0)
+        )
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, nh, 1, hd)
+        x = x + self.attn.proj(y.transpose(1, 2).reshape(B, T, C))
+        x = x + self.cross.attend(self.ln_cross(x), *source_kv, memory_mask)
+        return x + self.mlp(self.ln2(x)), (k, v)
 
 
 class Seq2Seq(nn.Module):
@@ -138,15 +161,30 @@ class Seq2Seq(nn.Module):
             x = block(x, mask, False, None)
         return self.ln_enc(x)
 
-    def decode(
-        self, tgt: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor, last_only: bool = False
-    ) -> torch.Tensor:
-        """tgt (B, T) ids starting with <bos> -> next-token logits (B, T, V), or (B, V) with last_only."""
+    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        """tgt (B, T) ids starting with <bos> -> next-token logits (B, T, V)."""
         x = self._embed(tgt, self.dec_pos)
         for block in self.decoder:
             x = block(x, memory, memory_mask)
-        h = self.ln_dec(x[:, -1] if last_only else x)
-        return h @ self.tok_emb.weight.T
+        return self.ln_dec(x) @ self.tok_emb.weight.T
+
+    def source_keys_values(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each decoder layer's cross-attention keys and values of the encoded source, (B, nh, S, hd) each."""
+        return [block.cross.keys_values(memory) for block in self.decoder]
+
+    def step(
+        self, token: torch.Tensor, position: int, source_kv: list, memory_mask: torch.Tensor, cache: list | None
+    ) -> tuple[torch.Tensor, list]:
+        """One decoding step with a cache of the decoder's self-attention keys/values: token (B, 1) at
+        `position` -> next-token logits (B, V) and the extended cache (what `decode` computes, without
+        recomputing the prefix)."""
+        x = self.tok_emb(token) + self.dec_pos.weight[position]  # (B, 1, C)
+        cache = cache or [None] * len(self.decoder)
+        new_cache = []
+        for block, kv, past in zip(self.decoder, source_kv, cache):
+            x, layer_cache = block.step(x, kv, memory_mask, past)
+            new_cache.append(layer_cache)
+        return self.ln_dec(x[:, -1]) @ self.tok_emb.weight.T, new_cache
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: src (B, S), tgt (B, T) = <bos> + target -> logits (B, T, V)."""
@@ -166,11 +204,13 @@ def greedy(model: Seq2Seq, sources: list[list[int]], max_tokens: int) -> list[li
     """The likeliest next token at each step, for a batch of sources -> each target's ids (no <bos>/<eos>)."""
     cfg = model.config
     src = pad_rows(sources, cfg.pad_id)
-    memory, mask = model.encode(src), model.source_mask(src)
+    mask = model.source_mask(src)
+    source_kv, cache = model.source_keys_values(model.encode(src)), None
     tgt = torch.full((len(sources), 1), cfg.bos_id, dtype=torch.long)  # (B, 1)
     done = torch.zeros(len(sources), dtype=torch.bool)
-    for _ in range(min(max_tokens, cfg.block_size - 1)):
-        nxt = model.decode(tgt, memory, mask, last_only=True).argmax(-1)  # (B,)
+    for position in range(min(max_tokens, cfg.block_size - 1)):
+        logits, cache = model.step(tgt[:, -1:], position, source_kv, mask, cache)
+        nxt = logits.argmax(-1)  # (B,)
         nxt = nxt.masked_fill(done, cfg.eos_id)
         tgt = torch.cat([tgt, nxt[:, None]], dim=1)
         done |= nxt == cfg.eos_id
@@ -195,29 +235,35 @@ def beam_search(
         raise GenlabError(f"beam must be >= 1, got {beam}")
     cfg = model.config
     src = torch.tensor([source], dtype=torch.long)
-    memory, mask = model.encode(src), model.source_mask(src)  # (1, S, C), (1, 1, 1, S)
+    mask = model.source_mask(src)  # (1, 1, 1, S)
+    source_kv, cache = model.source_keys_values(model.encode(src)), None  # (1, nh, S, hd) each
     alive = torch.full((1, 1), cfg.bos_id, dtype=torch.long)  # (n, t) prefixes
     scores = torch.zeros(1)  # (n,) summed log-probabilities
     finished: list[tuple[float, list[int]]] = []
-    for _ in range(min(max_tokens, cfg.block_size - 1)):
+    for position in range(min(max_tokens, cfg.block_size - 1)):
         n = alive.size(0)
-        logp = model.decode(alive, memory.expand(n, -1, -1), mask.expand(n, -1, -1, -1), last_only=True)
-        candidates = (scores[:, None] + logp.log_softmax(-1)).view(-1)  # (n * V,)
+        kv = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in source_kv]
+        logits, cache = model.step(alive[:, -1:], position, kv, mask.expand(n, -1, -1, -1), cache)
+        candidates = (scores[:, None] + logits.log_softmax(-1)).view(-1)  # (n * V,)
         top = candidates.topk(min(2 * beam, candidates.numel()))  # enough that `beam` continue unless all end
-        keep_rows, keep_scores = [], []
+        rows, tokens, keep_scores = [], [], []
         for score, index in zip(top.values.tolist(), top.indices.tolist()):
             row, token = divmod(index, cfg.vocab_size)
             if token == cfg.eos_id:
                 length = alive.size(1)  # the target's tokens plus <eos>
                 finished.append((score / length**length_penalty, alive[row, 1:].tolist()))
             else:
-                keep_rows.append(alive[row].tolist() + [token])
+                rows.append(row)
+                tokens.append(token)
                 keep_scores.append(score)
-            if len(keep_rows) == beam:
+            if len(rows) == beam:
                 break
-        if len(finished) >= beam or not keep_rows:
+        if len(finished) >= beam or not rows:
             break
-        alive, scores = torch.tensor(keep_rows, dtype=torch.long), torch.tensor(keep_scores)
+        keep = torch.tensor(rows)  # each kept prefix's parent row: the cache follows it
+        alive = torch.cat([alive[keep], torch.tensor(tokens)[:, None]], dim=1)
+        scores = torch.tensor(keep_scores)
+        cache = [(k[keep], v[keep]) for k, v in cache]
     if not finished:  # nothing ended within max_tokens: the likeliest unfinished prefix
         return alive[0, 1:].tolist()
     return max(finished, key=lambda f: f[0])[1]
