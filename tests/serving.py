@@ -30,7 +30,7 @@ def write_tiny_seq2seq(path: Path, sentences: list[str]) -> Path:
 def train_tiny_runs(folder: Path) -> dict[str, Path]:
     """name -> run directory (the name is also the served model's name)."""
     runs = {}
-    for name in ("lm", "finetune", "audio"):
+    for name in ("lm", "finetune", "audio", "translation"):
         tiny = TASKS[name].tiny(folder / f"{name}-data")
         runs[name] = api.fit(tiny.recipe, folder / name, tiny.overrides)[0]
     gan = TASKS["gan"].tiny(folder / "gan-data")

@@ -165,6 +165,7 @@ SERVE_REQUESTS = {  # one request per endpoint, built from the tiny run's own ge
     "images": lambda tiny: ("/v1/images/generations", {"n": 2}),
     "classifications": lambda tiny: ("/v1/classifications", {"input": tiny.generate["prompt"]}),
     "audio": lambda tiny: ("/v1/audio/generations", {"text": "4 0 7"}),
+    "translations": lambda tiny: ("/v1/translations", {"input": tiny.generate["text"], "beam": 2}),
 }
 
 

@@ -70,7 +70,7 @@ def test_health_needs_no_key_and_v1_needs_the_right_one(client):
     health = client.get("/health", headers={"Authorization": ""}).json()
     assert health == {
         "status": "ok",
-        "models": ["lm", "finetune", "audio", "gan", "seq2seq"],
+        "models": ["lm", "finetune", "audio", "translation", "gan", "seq2seq"],
         "worker": os.getpid(),  # the process that answered (one of --workers N) and its memory
         "rss_mb": health["rss_mb"],
     }
@@ -89,6 +89,7 @@ def test_models_list_every_run_with_its_task_endpoint_size_quality_and_cost(clie
         "gan": "/v1/images/generations",
         "finetune": "/v1/classifications",
         "audio": "/v1/audio/generations",
+        "translation": "/v1/translations",
     }
     assert cards["lm"]["parameters"] == sum(p.numel() for p in handles["lm"].model.parameters())
     assert cards["gan"]["labels"] == [str(d) for d in range(10)]
@@ -241,7 +242,7 @@ def test_the_openai_client_works_streaming_and_not(server, handles):
     )
     assert "".join(c.choices[0].text for c in chunks if c.choices) == expected
     assert chunks[-1].usage.completion_tokens == 16 and chunks[-2].choices[0].finish_reason == "length"
-    assert sorted(m.id for m in client.models.list()) == ["audio", "finetune", "gan", "lm", "seq2seq"]
+    assert sorted(m.id for m in client.models.list()) == ["audio", "finetune", "gan", "lm", "seq2seq", "translation"]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
     with pytest.raises(openai.NotFoundError):

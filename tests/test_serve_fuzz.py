@@ -19,6 +19,7 @@ MODEL_FOR = {
     "/v1/images/generations": "gan",
     "/v1/classifications": "finetune",
     "/v1/audio/generations": "audio",
+    "/v1/translations": "translation",
 }
 EXAMPLES = 40  # per operation
 
@@ -59,6 +60,7 @@ def aim_at_a_model(case) -> None:
         "POST /v1/images/generations",
         "POST /v1/classifications",
         "POST /v1/audio/generations",
+        "POST /v1/translations",
     ],
 )
 def test_no_request_gets_a_server_error(operations, name):

@@ -49,6 +49,7 @@ class Metrics:
         self.images = Counter("genlab_images_generated", "Images generated", ["model"], registry=r)
         self.clips = Counter("genlab_audio_clips_generated", "Audio clips generated", ["model"], registry=r)
         self.classified = Counter("genlab_texts_classified", "Texts classified", ["model"], registry=r)
+        self.translated = Counter("genlab_texts_translated", "Texts translated", ["model"], registry=r)
         self.queue_depth = Gauge(
             "genlab_queue_depth", "Requests waiting for a slot", ["model"], registry=r, multiprocess_mode="livesum"
         )

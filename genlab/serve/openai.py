@@ -1,5 +1,5 @@
-"""The OpenAI-compatible API under /v1: the served models, completions (streamed or not), images, audio clips
-and classifications. Every route asks for the API key when the server has one."""
+"""The OpenAI-compatible API under /v1: the served models, completions (streamed or not), images, audio clips,
+classifications and (genlab's own) translations. Every route asks for the API key when the server has one."""
 
 from __future__ import annotations
 
@@ -120,6 +120,19 @@ async def classifications(body: s.ClassificationRequest, request: Request) -> s.
         usage=s.Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens),
         genlab=model.cost(started, tokens),
     )
+
+
+@router.post(ENDPOINTS["translations"], response_model=s.Translations)
+async def translations(body: s.TranslationRequest, request: Request) -> s.Translations:
+    """Translations of texts by a translation run: beam search of width `beam` (1 = greedy)."""
+    started = time.perf_counter()
+    model = server_of(request).model(body.model, "translations")
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if any(not t.strip() for t in texts):
+        raise ApiError(422, "input: a text is empty or only spaces", param="input")
+    outputs = await unless_gone(model.worker.call((texts, body.beam, body.max_tokens), len(texts)), request)
+    data = [s.Translation(index=i, text=t) for i, t in enumerate(outputs)]
+    return s.Translations(model=model.name, data=data, genlab=model.cost(started, len(texts)))
 
 
 def class_id(label: int | str | None, names: list[str]) -> int | None:

@@ -164,6 +164,25 @@ class ClassificationRequest(Strict):
     input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
 
 
+class TranslationRequest(Strict):
+    model: ModelName
+    input: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
+    beam: int = Field(4, ge=1, le=8)  # 1 = greedy
+    max_tokens: int = Field(160, ge=1, le=512)
+
+
+class Translation(BaseModel):
+    index: int
+    text: str
+
+
+class Translations(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[Translation]
+    genlab: Cost | None = None
+
+
 class LabelProbability(BaseModel):
     label: str
     probability: float

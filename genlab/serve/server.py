@@ -26,6 +26,7 @@ ENDPOINTS = {
     "images": "/v1/images/generations",
     "classifications": "/v1/classifications",
     "audio": "/v1/audio/generations",
+    "translations": "/v1/translations",
 }
 
 

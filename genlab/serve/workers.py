@@ -345,6 +345,9 @@ def start_worker(
     if handle.endpoint == "audio":  # per clip, the network's share (the Griffin-Lim vocoder is not counted)
         flops = count_flops(lambda: handle.generate_audio([{"n": 1, "seed": 0}]))
         return batch_worker(handle.generate_audio, limits.max_batch, produced=metrics.clips), flops
+    if handle.endpoint == "translations":  # per text: greedy on a short probe (beam search costs more)
+        flops = count_flops(lambda: handle.translate(["a short probe"], 1, 16))
+        return batch_worker(partial(translate_each, handle), limits.max_batch, produced=metrics.translated), flops
     probe = []
     flops = count_flops(lambda: probe.extend(handle.classify(["a short probe text"])))
     classify = partial(classify_together, handle)
@@ -359,3 +362,8 @@ def classify_together(handle: RunHandle, batches: list[list[str]]) -> list[list[
         out.append(scores[start : start + len(texts)])
         start += len(texts)
     return out
+
+
+def translate_each(handle: RunHandle, requests: list[tuple[list[str], int, int]]) -> list[list[str]]:
+    """Each request's (texts, beam, max_tokens) translated; beam search goes one text at a time anyway."""
+    return [handle.translate(texts, beam, max_tokens) for texts, beam, max_tokens in requests]

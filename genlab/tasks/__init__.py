@@ -12,7 +12,21 @@ from typing import Any
 from genlab.core.recipe import read_recipe_tree
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
-from genlab.tasks import audio, finetune, flow, folk, gan, image_classifier, lm, pix2pix, tts, video, vq_dalle, vqgan
+from genlab.tasks import (
+    audio,
+    finetune,
+    flow,
+    folk,
+    gan,
+    image_classifier,
+    lm,
+    pix2pix,
+    translation,
+    tts,
+    video,
+    vq_dalle,
+    vqgan,
+)
 from genlab.tasks.contract import Task
 
 TASKS: dict[str, Task] = {
@@ -30,6 +44,7 @@ TASKS: dict[str, Task] = {
         vqgan.TASK,
         vq_dalle.TASK,
         tts.TASK,
+        translation.TASK,
     )
 }
 DEFAULT_TASK = "gan"  # a recipe without `task:` (the essay's GAN recipes predate the key)
