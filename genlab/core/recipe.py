@@ -107,6 +107,37 @@ class EpochTrainConfig(TrainConfig):
         return self.epochs
 
 
+@dataclass
+class StepTrainConfig(TrainConfig):
+    """A loop that draws its batches freely (token streams): one period is `eval_interval` optimiser steps,
+    under AdamW with linear warm-up and cosine decay. Tasks subclass it to change defaults or add settings."""
+
+    max_iters: int = 2000  # optimiser steps in all
+    eval_interval: int = 250  # steps between validations (one period of the loop); divides max_iters
+    lr: float = 1e-3
+    min_lr: float = 1e-4  # cosine decay ends here, at the last step
+    warmup_iters: int = 100  # linear warm-up from 0 to lr
+    betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.1  # AdamW, on weight matrices and embeddings only
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if min(self.max_iters, self.eval_interval) < 1 or self.warmup_iters < 0:
+            raise ValueError("train.max_iters and eval_interval must be >= 1, train.warmup_iters >= 0")
+        if self.max_iters % self.eval_interval:
+            raise ValueError(
+                f"train.max_iters={self.max_iters} must be a multiple of train.eval_interval={self.eval_interval}"
+            )
+        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip) < 0:
+            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip >= 0")
+
+    @property
+    def periods(self) -> int:
+        return self.max_iters // self.eval_interval
+
+
 def recipe_type(task: str, **sections: type) -> type:
     """The recipe dataclass of task `task`, in the frame every recipe shares: `name`, `task` (defaulting to
     `task`), `seed`, then the task's `sections` in the order given (each a dataclass; left out of a

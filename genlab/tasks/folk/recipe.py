@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import TrainConfig, check_betas, recipe_type
+from genlab.core.recipe import StepTrainConfig, recipe_type
 from genlab.data.folk import CORPORA
 
 
@@ -46,31 +46,11 @@ class FolkModelConfig:
 
 
 @dataclass
-class FolkTrainConfig(TrainConfig):
+class FolkTrainConfig(StepTrainConfig):
     max_iters: int = 1000
-    eval_interval: int = 250
     lr: float = 2e-3
     min_lr: float = 2e-4
     warmup_iters: int = 50
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_betas(self.betas)
-        if min(self.max_iters, self.eval_interval) < 1 or self.warmup_iters < 0:
-            raise ValueError("train.max_iters and eval_interval must be >= 1, train.warmup_iters >= 0")
-        if self.max_iters % self.eval_interval:
-            raise ValueError(
-                f"train.max_iters={self.max_iters} must be a multiple of eval_interval={self.eval_interval}"
-            )
-        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip) < 0:
-            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip >= 0")
-
-    @property
-    def periods(self) -> int:
-        return self.max_iters // self.eval_interval
 
 
 @dataclass

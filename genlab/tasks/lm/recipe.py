@@ -7,10 +7,10 @@ export every `train.eval_interval` steps (one *period* of the trainer loop).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from genlab.core.recipe import TrainConfig, check_betas, recipe_type
+from genlab.core.recipe import StepTrainConfig, recipe_type
 
 
 @dataclass
@@ -81,15 +81,7 @@ class LMModelConfig:
 
 
 @dataclass
-class LMTrainConfig(TrainConfig):
-    max_iters: int = 2000  # optimiser steps in all
-    eval_interval: int = 250  # steps between validations (one period of the loop); divides max_iters
-    lr: float = 1e-3
-    min_lr: float = 1e-4  # cosine decay ends here, at the last step
-    warmup_iters: int = 100  # linear warm-up from 0 to lr
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
-    weight_decay: float = 0.1  # AdamW, on weight matrices and embeddings only
-    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+class LMTrainConfig(StepTrainConfig):
     grad_accum: int = 1  # micro-batches per optimizer step (per process)
     reg_lambda: float = 0.0  # lambda of L = L_task + lambda * L2(weights), the essay's explicit regularizer
     optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' weight matrices, AdamW at `lr` for the rest)
@@ -97,25 +89,14 @@ class LMTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_betas(self.betas)
         if self.optimizer not in ("adamw", "muon"):
             raise ValueError(f"train.optimizer must be adamw or muon, got {self.optimizer!r}")
         if not 0 < self.muon_lr < float("inf"):
             raise ValueError(f"train.muon_lr must be a finite number > 0, got {self.muon_lr}")
         if self.optimizer == "muon" and self.lr <= 0:
             raise ValueError("train.optimizer=muon needs train.lr > 0 (Muon follows lr's schedule)")
-        if min(self.max_iters, self.eval_interval, self.grad_accum) < 1 or self.warmup_iters < 0:
-            raise ValueError("train.max_iters, eval_interval and grad_accum must be >= 1, train.warmup_iters >= 0")
-        if self.max_iters % self.eval_interval:
-            raise ValueError(
-                f"train.max_iters={self.max_iters} must be a multiple of train.eval_interval={self.eval_interval}"
-            )
-        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip, self.reg_lambda) < 0:
-            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip, reg_lambda >= 0")
-
-    @property
-    def periods(self) -> int:
-        return self.max_iters // self.eval_interval
+        if self.grad_accum < 1 or self.reg_lambda < 0:
+            raise ValueError("train.grad_accum must be >= 1 and train.reg_lambda >= 0")
 
 
 @dataclass

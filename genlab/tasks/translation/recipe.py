@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import TrainConfig, check_betas, recipe_type
+from genlab.core.recipe import StepTrainConfig, recipe_type
 from genlab.data.parallel import TEST_BOOKS, VALIDATION_BOOKS
 
 
@@ -47,34 +47,16 @@ class TranslationModelConfig:
 
 
 @dataclass
-class TranslationTrainConfig(TrainConfig):
-    max_iters: int = 2000  # optimiser steps in all
-    eval_interval: int = 250  # steps between validation scores (one period); divides max_iters
-    lr: float = 1e-3
-    min_lr: float = 1e-4
+class TranslationTrainConfig(StepTrainConfig):
     warmup_iters: int = 200
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     weight_decay: float = 0.01
-    grad_clip: float = 1.0
     label_smoothing: float = 0.1  # the target distribution puts this mass uniformly over the vocabulary
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_betas(self.betas)
-        if min(self.max_iters, self.eval_interval) < 1 or self.warmup_iters < 0:
-            raise ValueError("train.max_iters and eval_interval must be >= 1, train.warmup_iters >= 0")
-        if self.max_iters % self.eval_interval:
-            raise ValueError(
-                f"train.max_iters={self.max_iters} must be a multiple of eval_interval={self.eval_interval}"
-            )
-        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip) < 0:
-            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip >= 0")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError("train.label_smoothing must be in [0, 1)")
-
-    @property
-    def periods(self) -> int:
-        return self.max_iters // self.eval_interval
 
 
 @dataclass
