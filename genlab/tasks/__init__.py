@@ -12,7 +12,7 @@ from typing import Any
 from genlab.core.recipe import read_recipe_tree
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
-from genlab.tasks import audio, finetune, flow, folk, gan, image_classifier, lm, pix2pix, video, vq_dalle, vqgan
+from genlab.tasks import audio, chat, finetune, flow, folk, gan, image_classifier, lm, pix2pix, video, vq_dalle, vqgan
 from genlab.tasks.contract import Task
 
 TASKS: dict[str, Task] = {
@@ -29,6 +29,7 @@ TASKS: dict[str, Task] = {
         pix2pix.TASK,
         vqgan.TASK,
         vq_dalle.TASK,
+        chat.TASK,
     )
 }
 DEFAULT_TASK = "gan"  # a recipe without `task:` (the essay's GAN recipes predate the key)

@@ -38,6 +38,7 @@ class TextDecoding:
     tokenizer: Tokenizer  # decodes the generated ids
     encode: Callable[[str], list[int]]  # a prompt -> the ids the model continues (seq2seq: source + <bos>)
     stop_ids: frozenset[int] = frozenset()  # ids that end a completion (seq2seq: <eos>)
+    chat: bool = False  # the model reads genlab.io.chat_template: /v1/chat/completions serves it too
 
 
 class RunHandle:
