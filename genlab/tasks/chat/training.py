@@ -72,7 +72,8 @@ def choose(recipe: ChatRecipe, exchanges: dict[str, dict[str, list[Exchange]]], 
             continue
         picked = rng.sample(pool, count) if count <= len(pool) else [pool[i % len(pool)] for i in range(count)]
         chosen += picked
-    everything = [ex for splits in exchanges.values() for ex in splits[split]]
+    kinds = {ex.kind for ex in chosen}  # an earlier exchange is of a kind the run trains on (single-task runs)
+    everything = [ex for kind, splits in exchanges.items() if kind in kinds for ex in splits[split]]
     rng.shuffle(chosen)
     return [with_context(ex, everything, rng, d.system, d.multi_turn) for ex in chosen]
 
