@@ -37,6 +37,10 @@ TOKENIZER_CONFIG = "tokenizer_config.json"
 Message = Mapping[str, Any]
 
 
+class TooLong(GenlabError):
+    """A conversation longer than the model's context (a chat loop may forget its oldest turns and retry)."""
+
+
 def check_messages(messages: Sequence[Message], where: str = "messages") -> list[dict[str, str]]:
     """The messages as {role, content} dicts of strings, or a one-line GenlabError naming the first bad one."""
     if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:

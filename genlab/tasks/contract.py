@@ -11,7 +11,7 @@ The contract test (tests/test_contract.py) holds every registered task to the sa
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,10 @@ class RunHandle:
 
     def text_decoding(self) -> TextDecoding:
         raise NotImplementedError
+
+    def reply(self, messages: list[dict[str, str]], **options: Any) -> Iterator[str]:
+        """A chat model's next turn after `messages` ({role, content} dicts), piece by piece (`genlab chat`)."""
+        raise GenlabError(f"{self.path} is a '{self.task}' run, not a chat model (train one with `task: chat`)")
 
     @property
     def class_names(self) -> list[str]:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import GenlabError
-from genlab.io.chat_template import END, Message, assistant_spans, render
+from genlab.io.chat_template import END, Message, TooLong, assistant_spans, render
 from genlab.io.tokenizers import EOS, BPETokenizer
 from genlab.models.batching import ContinuousBatch, Sequence
 from genlab.models.transformer import Transformer
@@ -58,7 +58,7 @@ def prompt_ids(tokenizer: BPETokenizer, messages: Seq[Message], block_size: int)
     """The ids of a conversation that asks for the assistant's next turn; one line if it overflows the context."""
     ids = tokenizer.encode(render(messages))
     if len(ids) >= block_size:
-        raise GenlabError(f"the conversation is {len(ids)} tokens; the model's context is {block_size}")
+        raise TooLong(f"the conversation is {len(ids)} tokens; the model's context is {block_size}")
     return ids
 
 
