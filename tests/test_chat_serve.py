@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import openai
 import pytest
 from fastapi.testclient import TestClient
@@ -15,15 +17,20 @@ from tests.serving import running_server
 ASK = [{"role": "user", "content": "Translate into Spanish: sun moon"}]
 
 
-@pytest.fixture(scope="module")
-def handle(tmp_path_factory):
-    """The tiny chat run trained long enough to answer its two kinds and end its turns."""
-    folder = tmp_path_factory.mktemp("chat-serve")
+def trained_chat(tmp_path_factory) -> Path:
+    """The tiny chat run trained long enough to answer its two kinds and end its turns (once per session)."""
+    folder = tmp_path_factory.getbasetemp() / "chat-trained"
+    if (folder / "run" / "checkpoints" / "last" / "meta.json").is_file():
+        return folder / "run"
     tiny = TASKS["chat"].tiny(folder)
     more = ["model.n_layer=2", "model.n_embd=32", "train.epochs=25", "train.lr=1e-2", "train.warmup_iters=5"]
     more += ["data.system=0", "data.multi_turn=0", "train.sample_every=25", "train.checkpoint_every=25"]
-    run = api.fit(tiny.recipe, folder / "run", tiny.overrides + more)[0]
-    return genlab.load(run)
+    return api.fit(tiny.recipe, folder / "run", tiny.overrides + more)[0]
+
+
+@pytest.fixture(scope="module")
+def handle(tmp_path_factory):
+    return genlab.load(trained_chat(tmp_path_factory))
 
 
 @pytest.fixture(scope="module")
