@@ -100,13 +100,7 @@ class ChatReply(CompletionReply):
         self.started_choices: set[int] = set()
 
     async def collect(self, request: Request) -> ChatCompletion:
-        texts = [""] * len(self.queued.jobs)
-        finish: list[str | None] = [None] * len(self.queued.jobs)
-        async for index, kind, value in self.events_until_done(request):
-            if kind == "text":
-                texts[index] += value
-            else:
-                finish[index] = value
+        texts, finish = await self.gathered(request)
         choices = [
             ChatChoice(index=i, message=AssistantMessage(content=t), finish_reason=f)
             for i, (t, f) in enumerate(zip(texts, finish))
