@@ -11,8 +11,8 @@ every other kind's count set to 0, and fewer steps: they see as many examples of
 
 `serve` starts `genlab serve RUN` (one torch thread) and streams the same conversations through
 /v1/chat/completions and, rendered with the chat template, through /v1/completions: `--clients` concurrent
-clients for `--seconds` per endpoint, the endpoints interleaved over `--rounds` rounds. Both get the same seed
-per request, so they generate the same tokens; aggregate tokens/s = completion tokens (from the usage chunk) /
+clients for `--seconds` per endpoint, the endpoints interleaved over `--rounds` rounds. Decoding is greedy,
+so both endpoints generate the same tokens; aggregate tokens/s = completion tokens (from the usage chunk) /
 wall time. Writes benchmarks/results/chat/serve.{json,md} with `uptime`'s load average before and after.
 Run it alone: `/work/bin/heavy -2 python benchmarks/chat_benchmark.py serve runs/chat`.
 """
@@ -38,12 +38,14 @@ sys.path.insert(0, str(ROOT))
 
 from genlab.io.chat_template import render  # noqa: E402
 
+# Instructions whose greedy answers are long (verses, fortunes): the benchmark measures decoding, not only the
+# per-request cost that one-word answers (a category) would.
 CONVERSATIONS = [
     [{"role": "user", "content": "Translate into Spanish: In the beginning, God created the heavens and the earth."}],
     [{"role": "user", "content": "Say this in modern English: And God said, Let there be light: and there was light."}],
-    [{"role": "user", "content": "Give me a fortune about love"}],
-    [{"role": "user", "content": "Hello, how are you?"}],
-    [{"role": "user", "content": "Which category is this quote from? Real programmers don't comment their code."}],
+    [{"role": "user", "content": "Give me a fortune about computers"}],
+    [{"role": "user", "content": "Rewrite in modern English: These are the families of the sons of Noah."}],
+    [{"role": "user", "content": "How do you say this in Spanish? The earth was formless and empty."}],
 ]
 
 
@@ -135,7 +137,7 @@ async def level(url: str, model: str, endpoint: str, clients: int, seconds: floa
         i = c
         while time.perf_counter() < deadline:
             messages = CONVERSATIONS[i % len(CONVERSATIONS)]
-            common = {"model": model, "max_tokens": max_tokens, "temperature": 1.0, "seed": i, "stream": True}
+            common = {"model": model, "max_tokens": max_tokens, "temperature": 0.0, "seed": i, "stream": True}
             common["stream_options"] = {"include_usage": True}
             if endpoint == "chat":
                 body, path = common | {"messages": messages}, "/v1/chat/completions"
