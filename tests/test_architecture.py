@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from genlab.cli.commands import COMMANDS
 from genlab.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent / "genlab"
@@ -201,5 +202,6 @@ def test_the_cli_names_no_task():
     for name in cli:
         tree = ast.parse(MODULES[name].read_text())
         strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-        assert not strings & set(TASKS), name
+        # a command's own name may also be a task's (`genlab chat` talks to any run whose handle can reply)
+        assert not (strings - set(COMMANDS)) & set(TASKS), name
         assert not [m for m in GRAPH[name] if m.startswith("genlab.tasks.")], name

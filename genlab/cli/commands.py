@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab import api
+from genlab.cli.chat import chat_loop
 from genlab.core.recipe import recipe_files, recipe_folders, recipe_purpose
 from genlab.core.run import RunDir
 from genlab.core.trainer import Interrupted
@@ -529,6 +530,7 @@ COMMANDS = {
     "generate": _cmd_generate,
     "export": _cmd_export,
     "serve": _cmd_serve,
+    "chat": chat_loop,
     "sweep": _cmd_sweep,
     "report": _cmd_report,
     "eval-nets": _cmd_eval_nets,

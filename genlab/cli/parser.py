@@ -85,6 +85,14 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
     export.add_argument("--out", help="FILE.onnx")
     export.add_argument("--checkpoint", choices=["last", "best"], default="last")
 
+    chat = command("chat", help="talk with a chat run in the terminal (history kept; Ctrl-D or Ctrl-C leaves)")
+    chat.add_argument("run")
+    chat.add_argument("--system", help="a system prompt that opens the conversation")
+    chat.add_argument("--max-tokens", type=int, default=160, help="longest answer in tokens (default 160)")
+    chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default), higher = more varied")
+    chat.add_argument("--seed", type=int, help="sampling seed (temperature > 0)")
+    chat.add_argument("--checkpoint", choices=["last", "best"], default="last")
+
     server = command("serve", help="serve runs over HTTP: OpenAI-compatible API, playground at /")
     server.add_argument("runs", nargs="+", metavar="RUN", help="run folders; each is the model named by its folder")
     server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -69,7 +69,8 @@ class CompletionReply:
             remaining -= kind == "end"
             yield event
 
-    async def collect(self, request: Request) -> s.Completion:
+    async def gathered(self, request: Request) -> tuple[list[str], list[str | None]]:
+        """Every choice's whole text and finish_reason, once each job has ended."""
         texts = [""] * len(self.queued.jobs)
         finish: list[str | None] = [None] * len(self.queued.jobs)
         async for index, kind, value in self.events_until_done(request):
@@ -77,6 +78,10 @@ class CompletionReply:
                 texts[index] += value
             else:
                 finish[index] = value
+        return texts, finish
+
+    async def collect(self, request: Request) -> s.Completion:
+        texts, finish = await self.gathered(request)
         choices = [s.CompletionChoice(text=t, index=i, finish_reason=f) for i, (t, f) in enumerate(zip(texts, finish))]
         usage = self.usage()
         cost = self.model.cost(self.started, usage.total_tokens)

@@ -212,6 +212,7 @@ class ModelCard(BaseModel):
     parameters: int
     labels: list[str] | None = None  # image classes or classifier labels
     context: int | None = None  # tokens, for text models
+    chat: bool | None = None  # True: the model reads the chat template, POST /v1/chat/completions speaks to it
     quality: dict | None = None  # the run's report.json evaluation sections
     cost: dict | None = None  # the run's training ledger
 

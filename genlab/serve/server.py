@@ -60,6 +60,7 @@ def model_card(name: str, handle: RunHandle) -> s.ModelCard:
     text = handle.endpoint == "completions"
     labels = None if text else handle.class_names or None  # [] (an unconditional model): no labels
     context = handle.text_decoding().model.config.block_size if text else None
+    chat = (text and handle.text_decoding().chat) or None
     return s.ModelCard(
         id=name,
         created=int(handle.path.stat().st_mtime),
@@ -68,6 +69,7 @@ def model_card(name: str, handle: RunHandle) -> s.ModelCard:
         parameters=parameters,
         labels=labels,
         context=context,
+        chat=chat,
         quality=quality or None,
         cost=scalars(report.get("cost")) or None,
     )

@@ -14,6 +14,7 @@ from genlab.core.run import RunDir
 from genlab.errors import GenlabError
 from genlab.tasks import (
     audio,
+    chat,
     finetune,
     flow,
     folk,
@@ -45,6 +46,7 @@ TASKS: dict[str, Task] = {
         vq_dalle.TASK,
         tts.TASK,
         translation.TASK,
+        chat.TASK,
     )
 }
 DEFAULT_TASK = "gan"  # a recipe without `task:` (the essay's GAN recipes predate the key)

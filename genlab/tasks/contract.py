@@ -11,7 +11,7 @@ The contract test (tests/test_contract.py) holds every registered task to the sa
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ class TextDecoding:
     tokenizer: Tokenizer  # decodes the generated ids
     encode: Callable[[str], list[int]]  # a prompt -> the ids the model continues (seq2seq: source + <bos>)
     stop_ids: frozenset[int] = frozenset()  # ids that end a completion (seq2seq: <eos>)
+    chat: bool = False  # the model reads genlab.io.chat_template: /v1/chat/completions serves it too
 
 
 class RunHandle:
@@ -80,6 +81,10 @@ class RunHandle:
 
     def text_decoding(self) -> TextDecoding:
         raise NotImplementedError
+
+    def reply(self, messages: list[dict[str, str]], **options: Any) -> Iterator[str]:
+        """A chat model's next turn after `messages` ({role, content} dicts), piece by piece (`genlab chat`)."""
+        raise GenlabError(f"{self.path} is a '{self.task}' run, not a chat model (train one with `task: chat`)")
 
     @property
     def class_names(self) -> list[str]:

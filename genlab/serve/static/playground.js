@@ -15,6 +15,7 @@ const PANELS = {
 };
 
 const models = new Map(); // model id -> its card from /v1/models
+let conversation = []; // the chat panel's messages so far: {role, content}, sent whole with every turn
 let inFlight = null; // the AbortController of the request being answered, if any
 
 // ---- talking to the server ----
@@ -156,11 +157,13 @@ function selectModel() {
   inFlight?.abort(); // an answer for the previous model has nowhere to go
   const card = models.get($("model").value);
   if (!card) return;
-  const panel = PANELS[card.endpoint];
-  for (const id of Object.values(PANELS)) $(id).hidden = id !== panel;
+  const panel = card.chat ? "chat-panel" : PANELS[card.endpoint]; // a chat model: a conversation, not a prompt
+  for (const id of [...Object.values(PANELS), "chat-panel"]) $(id).hidden = id !== panel;
   $("generate").hidden = card.endpoint === "/v1/classifications";
+  $("generate").textContent = card.chat ? "Send" : "Generate";
   $("classify").hidden = card.endpoint !== "/v1/classifications";
   $("stop").hidden = card.endpoint !== "/v1/completions";
+  resetChat();
   $("model-info").textContent = describe(card);
   $("result").hidden = true;
   showError("");
@@ -182,7 +185,7 @@ function describe(card) {
   for (const metric of ["loss", "perplexity", "accuracy", "macro_f1"]) {
     if (typeof validation[metric] === "number") parts.push(`${metric} ${validation[metric].toFixed(3)}`);
   }
-  parts.push(`POST ${card.endpoint}`);
+  parts.push(card.chat ? "POST /v1/chat/completions" : `POST ${card.endpoint}`);
   return parts.join(" · ");
 }
 
@@ -225,6 +228,62 @@ async function complete(card, signal) {
   } finally {
     showStats({ latency: performance.now() - started, firstToken, ...final });
   }
+}
+
+function resetChat() {
+  conversation = [];
+  $("chat-log").replaceChildren();
+}
+
+function bubble(role, text) {
+  const div = document.createElement("div");
+  div.className = `msg ${role}`;
+  div.textContent = text; // textContent: a model's words are never markup
+  $("chat-log").append(div);
+  return div;
+}
+
+// One turn: the whole conversation (and the system prompt) goes to /v1/chat/completions, the answer streams
+// into a new bubble and joins the conversation; a failed turn leaves the conversation as it was.
+async function chat(card, signal) {
+  const content = $("chat-message").value.trim();
+  if (!content) throw new Error("type a message first");
+  const system = $("chat-system").value.trim();
+  const messages = [...(system ? [{ role: "system", content: system }] : []), ...conversation,
+    { role: "user", content }];
+  const started = performance.now();
+  const asked = bubble("user", content);
+  const answer = bubble("assistant", "");
+  answer.dataset.state = "streaming";
+  let firstToken = null;
+  let final = {};
+  try {
+    const response = await post("/v1/chat/completions", {
+      model: card.id, messages, stream: true, stream_options: { include_usage: true },
+      temperature: numberField("chat-temperature"), max_tokens: numberField("chat-max-tokens"),
+    }, signal);
+    for await (const data of serverSentEvents(response)) {
+      if (data === "[DONE]") break;
+      const chunk = JSON.parse(data);
+      if (chunk.error) throw new Error(chunk.error.message);
+      const piece = chunk.choices?.[0]?.delta?.content;
+      if (piece) {
+        firstToken ??= performance.now() - started;
+        answer.append(piece);
+        $("chat-log").scrollTop = $("chat-log").scrollHeight;
+      }
+      if (chunk.usage) final = { usage: chunk.usage, cost: chunk.genlab };
+    }
+  } catch (error) {
+    asked.remove();
+    answer.remove();
+    throw error;
+  }
+  answer.dataset.state = "done";
+  conversation.push({ role: "user", content }, { role: "assistant", content: answer.textContent });
+  $("chat-message").value = "";
+  showResult("none");
+  showStats({ latency: performance.now() - started, firstToken, ...final });
 }
 
 async function generateImages(card, signal) {
@@ -311,7 +370,7 @@ async function submit(event) {
   showError("");
   setBusy(true, card.endpoint === "/v1/completions");
   try {
-    await HANDLERS[card.endpoint](card, controller.signal);
+    await (card.chat ? chat : HANDLERS[card.endpoint])(card, controller.signal);
   } catch (error) {
     if (error.name !== "AbortError") {
       $("result").hidden = true; // the error box replaces the answer: no stale result next to it
@@ -337,6 +396,7 @@ function init() {
   $("model").addEventListener("change", selectModel);
   $("form").addEventListener("submit", submit);
   $("stop").addEventListener("click", () => inFlight?.abort());
+  $("chat-reset").addEventListener("click", () => { inFlight?.abort(); resetChat(); });
   $("form").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("form").requestSubmit();
   });

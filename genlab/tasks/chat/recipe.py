@@ -1,0 +1,82 @@
+"""The recipe schema of a chat run (`task: chat`): supervised fine-tuning of a small GPT on conversations,
+with the loss on the assistant's tokens only (genlab.data.chat builds the conversations)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genlab.core.recipe import EpochTrainConfig, check_betas, recipe_type
+
+
+@dataclass
+class ChatDataConfig:
+    file: str = ""  # a .jsonl of {"kind", "messages"} conversations instead of the built-in five kinds
+    # How many training conversations of each built-in kind (0 = none: a single-task run sets the others to 0).
+    # A count beyond a kind's training split repeats it (small talk has about 560 conversations).
+    translate: int = 2000
+    modernize: int = 1500
+    fortune: int = 500
+    category: int = 1500
+    smalltalk: int = 1000
+    limit: int = 0  # with data.file: a seeded random `limit` of its training conversations (0 = all)
+    system: float = 0.2  # the chance that a conversation starts with a system prompt
+    multi_turn: float = 0.2  # the chance that another exchange comes first (the model must answer the last one)
+    vocab_size: int = 4096  # byte-level BPE trained on the conversations, plus the chat markers
+    block_size: int = 256  # context in tokens; longer conversations are skipped
+    batch_size: int = 16
+    eval_limit: int = 100  # held-out (test-split) conversations scored per kind
+
+    def __post_init__(self) -> None:
+        counts = (self.translate, self.modernize, self.fortune, self.category, self.smalltalk, self.limit)
+        if min(counts) < 0 or self.eval_limit < 1:
+            raise ValueError("data counts and data.limit must be >= 0, data.eval_limit >= 1")
+        if not (0 <= self.system <= 1 and 0 <= self.multi_turn <= 1):
+            raise ValueError("data.system and data.multi_turn are chances in [0, 1]")
+        if self.vocab_size < 270 or min(self.block_size, self.batch_size) < 1:
+            raise ValueError(
+                "data.vocab_size must be >= 270 (bytes, special tokens, chat markers), block and batch >= 1"
+            )
+
+
+@dataclass
+class ChatModelConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 192
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
+            raise ValueError("model sizes must be >= 1 and n_embd divisible by n_head")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("model.dropout must be in [0, 1)")
+
+
+@dataclass
+class ChatTrainConfig(EpochTrainConfig):
+    epochs: int = 1
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_iters: int = 50
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_betas(self.betas)
+        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip, self.warmup_iters) < 0:
+            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip, warmup_iters >= 0")
+
+
+@dataclass
+class ChatEvalConfig:
+    batch_size: int = 32  # conversations decoded together (continuous batching)
+    max_new_tokens: int = 160  # longest answer
+
+    def __post_init__(self) -> None:
+        if min(self.batch_size, self.max_new_tokens) < 1:
+            raise ValueError("eval.batch_size and eval.max_new_tokens must be >= 1")
+
+
+ChatRecipe = recipe_type("chat", data=ChatDataConfig, model=ChatModelConfig, train=ChatTrainConfig, eval=ChatEvalConfig)
