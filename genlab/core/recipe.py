@@ -108,34 +108,54 @@ class EpochTrainConfig(TrainConfig):
 
 
 @dataclass
-class StepTrainConfig(TrainConfig):
-    """A loop that draws its batches freely (token streams): one period is `eval_interval` optimiser steps,
-    under AdamW with linear warm-up and cosine decay. Tasks subclass it to change defaults or add settings."""
+class AdamWSchedule:
+    """AdamW under linear warm-up and cosine decay: the optimiser settings the transformer tasks share
+    (mixed into a TrainConfig; `check_schedule` is called by the TrainConfig's __post_init__)."""
 
-    max_iters: int = 2000  # optimiser steps in all
-    eval_interval: int = 250  # steps between validations (one period of the loop); divides max_iters
     lr: float = 1e-3
     min_lr: float = 1e-4  # cosine decay ends here, at the last step
-    warmup_iters: int = 100  # linear warm-up from 0 to lr
+    warmup_iters: int = 100  # linear warm-up from 0 to lr, in optimiser steps
     betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.99])
     weight_decay: float = 0.1  # AdamW, on weight matrices and embeddings only
     grad_clip: float = 1.0  # max global gradient norm (0 = off)
 
+    def check_schedule(self) -> None:
+        check_betas(self.betas)
+        if not 0 <= self.min_lr <= self.lr or self.lr <= 0:
+            raise ValueError("train needs 0 <= min_lr <= lr and lr > 0")
+        if min(self.weight_decay, self.grad_clip, self.warmup_iters) < 0:
+            raise ValueError("train.weight_decay, grad_clip and warmup_iters must be >= 0")
+
+
+@dataclass
+class StepTrainConfig(AdamWSchedule, TrainConfig):
+    """A loop that draws its batches freely (token streams): one period is `eval_interval` optimiser steps."""
+
+    max_iters: int = 2000  # optimiser steps in all
+    eval_interval: int = 250  # steps between validations (one period of the loop); divides max_iters
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_betas(self.betas)
-        if min(self.max_iters, self.eval_interval) < 1 or self.warmup_iters < 0:
-            raise ValueError("train.max_iters and eval_interval must be >= 1, train.warmup_iters >= 0")
+        self.check_schedule()
+        if min(self.max_iters, self.eval_interval) < 1:
+            raise ValueError("train.max_iters and eval_interval must be >= 1")
         if self.max_iters % self.eval_interval:
             raise ValueError(
                 f"train.max_iters={self.max_iters} must be a multiple of train.eval_interval={self.eval_interval}"
             )
-        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip) < 0:
-            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip >= 0")
 
     @property
     def periods(self) -> int:
         return self.max_iters // self.eval_interval
+
+
+@dataclass
+class EpochAdamWTrainConfig(AdamWSchedule, EpochTrainConfig):
+    """An epoch loop over a data set under AdamW (fine-tunes, chat): one period is one epoch."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_schedule()
 
 
 def recipe_type(task: str, **sections: type) -> type:

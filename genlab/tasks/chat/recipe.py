@@ -3,9 +3,9 @@ with the loss on the assistant's tokens only (genlab.data.chat builds the conver
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from genlab.core.recipe import EpochTrainConfig, check_betas, recipe_type
+from genlab.core.recipe import EpochAdamWTrainConfig, recipe_type
 
 
 @dataclass
@@ -53,20 +53,9 @@ class ChatModelConfig:
 
 
 @dataclass
-class ChatTrainConfig(EpochTrainConfig):
+class ChatTrainConfig(EpochAdamWTrainConfig):
     epochs: int = 1
-    lr: float = 1e-3
-    min_lr: float = 1e-4
     warmup_iters: int = 50
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_betas(self.betas)
-        if not 0 <= self.min_lr <= self.lr or min(self.weight_decay, self.grad_clip, self.warmup_iters) < 0:
-            raise ValueError("train needs 0 <= min_lr <= lr and weight_decay, grad_clip, warmup_iters >= 0")
 
 
 @dataclass

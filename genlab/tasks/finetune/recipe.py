@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import EpochTrainConfig, check_betas
+from genlab.core.recipe import EpochAdamWTrainConfig
 from genlab.core.tracking import TrackingConfig
 from genlab.evaluation.text_robustness import KINDS
 from genlab.peft.methods import MethodConfig
@@ -50,7 +50,7 @@ class FinetuneDataConfig:
 
 
 @dataclass
-class FinetuneTrainConfig(EpochTrainConfig):
+class FinetuneTrainConfig(EpochAdamWTrainConfig):
     epochs: int = 1
     lr: float = 1e-4
     min_lr: float = 1e-5
@@ -58,16 +58,6 @@ class FinetuneTrainConfig(EpochTrainConfig):
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_betas(self.betas)
-        if (
-            not 0 <= self.min_lr <= self.lr
-            or self.lr <= 0
-            or min(self.weight_decay, self.grad_clip, self.warmup_iters) < 0
-        ):
-            raise ValueError("train needs 0 <= min_lr <= lr, lr > 0 and weight_decay, grad_clip, warmup_iters >= 0")
 
 
 @dataclass
