@@ -12,7 +12,20 @@ from typing import Any
 from genlab.core.recipe import read_recipe_tree
 from genlab.core.run import RunDir
 from genlab.errors import GenlabError
-from genlab.tasks import audio, finetune, flow, folk, gan, image_classifier, lm, pix2pix, video, vq_dalle, vqgan
+from genlab.tasks import (
+    audio,
+    chorale,
+    finetune,
+    flow,
+    folk,
+    gan,
+    image_classifier,
+    lm,
+    pix2pix,
+    video,
+    vq_dalle,
+    vqgan,
+)
 from genlab.tasks.contract import Task
 
 TASKS: dict[str, Task] = {
@@ -25,6 +38,7 @@ TASKS: dict[str, Task] = {
         image_classifier.TASK,
         flow.TASK,
         folk.TASK,
+        chorale.TASK,
         video.TASK,
         pix2pix.TASK,
         vqgan.TASK,
