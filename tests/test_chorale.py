@@ -166,3 +166,10 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tiny, tmp_path, capsys, ki
     assert main(["generate", str(tiny), *options, "--out", str(out)]) == 2
     one_error_line(capsys, message)
     assert not out.exists() and snapshot(tiny) == before
+
+
+def test_the_chorale_and_folk_vocabularies_share_the_pad_id_the_shared_loss_skips():
+    from genlab.data.chorale_tokens import PAD_ID
+    from genlab.tasks.folk.process import PAD_ID as FOLK_PAD_ID
+
+    assert PAD_ID == FOLK_PAD_ID == 0

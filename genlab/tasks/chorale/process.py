@@ -1,13 +1,14 @@
-"""The chorale process: bar-aligned windows of the token grid as padded batches, the causal loss on them, and
-the held-out NLL per token (the transformer's and an n-gram's, on the same tokens)."""
+"""The chorale process: bar-aligned windows of the token grid as padded batches, and the held-out NLL per token
+(the transformer's and an n-gram's, on the same tokens). The loss is the folk task's (genlab.tasks.folk.process:
+mean next-token cross-entropy, <pad> skipped; both vocabularies put <pad> at id 0)."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from genlab.data.chorale_tokens import IDS, PAD_ID, STEPS_PER_BAR
 from genlab.evaluation.ngram import KneserNey
+from genlab.tasks.folk.process import token_nll
 
 BAR_TOKENS = 4 * STEPS_PER_BAR  # 64: S A T B of 16 steps
 
@@ -23,18 +24,6 @@ def windows(sequences: list[list[str]], bars: int, stride: int = 1) -> torch.Ten
             piece = [ids[0], *body[start : start + BAR_TOKENS * bars]]
             rows.append(piece + [PAD_ID] * (1 + BAR_TOKENS * bars - len(piece)))
     return torch.tensor(rows, dtype=torch.long)
-
-
-def token_nll(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """-log p of each next token: logits (B, T, V), ids (B, T) -> (B, T-1), 0 where the target is <pad>."""
-    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
-    return nll * (ids[:, 1:] != PAD_ID)
-
-
-def window_loss(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the real targets of ids (B, T); the mode token is given, not predicted."""
-    real = (ids[:, 1:] != PAD_ID).sum().clamp_min(1)
-    return token_nll(model(ids).logits, ids).sum() / real
 
 
 @torch.inference_mode()
