@@ -22,7 +22,7 @@ import torch
 
 import genlab
 from genlab.data.chorales import load_chorales, split_sequences
-from genlab.tasks.chorale.sampling import sample_grids
+from genlab.tasks.chorale.sampling import sample_grids, soprano_given
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "chorale" / "chorale_benchmark.json"
@@ -48,7 +48,7 @@ def generation(handle, repeats: int) -> dict[str, dict[str, float]]:
     tokens = BARS * 16 * 4
 
     def harmonise(seed: int) -> None:
-        sample_grids(handle.model, mode, BARS * 16, 1, seed, soprano=[soprano])
+        sample_grids(handle.model, mode, BARS * 16, 1, seed, given=soprano_given([soprano]))
 
     out = {
         "chorale_16_bars": timed(lambda seed: handle.generate(bars=BARS, n=1, seed=seed), repeats),

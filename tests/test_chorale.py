@@ -14,7 +14,7 @@ from genlab.data.chorales import assign_splits, score_files
 from genlab.evaluation.voice_leading import crossings, parallels, range_violations, voice_leading
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.chorale.output import GeneratedChorales
-from genlab.tasks.chorale.sampling import sample_grids
+from genlab.tasks.chorale.sampling import sample_grids, soprano_given
 from genlab.tasks.chorale.tiny import TINY_FILES, tiny_run
 from tests.conftest import one_error_line, snapshot
 
@@ -114,7 +114,7 @@ def test_harmonisation_keeps_the_soprano_exactly(real):
     torch.manual_seed(0)
     model = Transformer(TransformerConfig(vocab_size=len(VOCAB), block_size=65, n_layer=1, n_head=2, n_embd=16))
     soprano = [step[0] for step in grid[:48]]  # three bars: past the one-bar context, so the window jumps
-    out = sample_grids(model, mode, 48, 2, seed=0, soprano=[soprano, soprano])
+    out = sample_grids(model, mode, 48, 2, seed=0, given=soprano_given([soprano, soprano]))
     for harmonised in out:
         assert [step[0] for step in harmonised] == soprano
         assert all(t in ("_", "r") or t.startswith("p") for step in harmonised for t in step)
@@ -142,6 +142,13 @@ def test_generate_harmonises_a_melody_file_keeping_it(tiny, tmp_path):
     assert main(["generate", str(tiny), "--melody", str(melody), "--out", str(tmp_path / "h.mid")]) == 0
 
 
+def test_a_prompt_opening_is_kept(tiny):
+    import genlab
+
+    out = genlab.load(tiny).generate(prompt="<minor> p69 p64 p60 p45 _ _ _ _", bars=1, n=2, seed=0)
+    assert out.mode == "minor" and all(g[:2] == [["p69", "p64", "p60", "p45"], ["_"] * 4] for g in out.grids)
+
+
 @pytest.mark.parametrize(
     "kind, message",
     [
@@ -150,6 +157,7 @@ def test_generate_harmonises_a_melody_file_keeping_it(tiny, tmp_path):
         ("two parts", "2 parts"),
         ("missing", "no such file"),
         ("option", "does not take meter"),
+        ("prompt", "a chorale prompt is grid tokens after one mode token"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tiny, tmp_path, capsys, kind, message):
@@ -160,7 +168,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tiny, tmp_path, capsys, ki
         melody.write_text("<?xml version='1.0'?><score-partwise><part id='P1'><measure>", encoding="utf-8")
     elif kind == "two parts":
         write_melody(melody, ["C5", "D5", "E5", "C5"], parts=2)
-    options = ["--meter", "6/8"] if kind == "option" else ["--melody", str(melody)]
+    options = {"option": ["--meter", "6/8"], "prompt": ["--prompt", "p60 <minor>"]}.get(kind, ["--melody", str(melody)])
     before = snapshot(tiny)
     out = tmp_path / "h.mid"
     assert main(["generate", str(tiny), *options, "--out", str(out)]) == 2

@@ -10,7 +10,7 @@ from genlab.data.chorale_tokens import MODES, STEPS_PER_BAR, tokens_grid
 from genlab.data.chorales import load_chorales, split_sequences
 from genlab.evaluation.voice_leading import voice_leading
 from genlab.tasks.chorale.process import ngram_baseline, nll_per_token
-from genlab.tasks.chorale.sampling import sample_grids
+from genlab.tasks.chorale.sampling import sample_grids, soprano_given
 
 HARMONISED_BARS = 8  # every chorale has at least this many: the test sopranos are cut to it and harmonised at once
 RATES = ("parallel_fifths_octaves", "range_violations", "voice_crossings")
@@ -51,7 +51,9 @@ def harmonised_section(handle: Any, test: list[list[str]], seed: int) -> dict[st
         rows = [g for g, m in zip(bach_grids, modes) if m == mode]
         if rows:
             soprano = [[step[0] for step in g] for g in rows]
-            grids += sample_grids(handle.model, mode, steps, len(rows), seed, e.temperature, e.top_k or None, soprano)
+            grids += sample_grids(
+                handle.model, mode, steps, len(rows), seed, e.temperature, e.top_k or None, soprano_given(soprano)
+            )
     bach_grids = [g for mode in MODES for g, m in zip(bach_grids, modes) if m == mode]  # the order of `grids`
     bach, rates = voice_leading(bach_grids), voice_leading(grids)
     same = sum(a[v] == b[v] for g, h in zip(grids, bach_grids) for a, b in zip(g, h) for v in (1, 2, 3))

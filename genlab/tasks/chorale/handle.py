@@ -7,7 +7,7 @@ from typing import Any
 
 from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
-from genlab.data.chorale_tokens import MODES, STEPS_PER_BAR, ChoraleTokenizer, transposition
+from genlab.data.chorale_tokens import MODE_TOKENS, MODES, PAD, STEPS_PER_BAR, ChoraleTokenizer, transposition
 from genlab.data.chorales import read_melody
 from genlab.data.folk_tokens import tonic_name
 from genlab.errors import GenlabError
@@ -17,7 +17,7 @@ from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.chorale.evaluate import evaluate_run
 from genlab.tasks.chorale.output import SUFFIXES, GeneratedChorales
 from genlab.tasks.chorale.recipe import ChoraleRecipe
-from genlab.tasks.chorale.sampling import sample_grids
+from genlab.tasks.chorale.sampling import sample_grids, soprano_given
 from genlab.tasks.contract import RunHandle, TextDecoding
 
 MAX_CHORALES = 32  # chorales in one generate call
@@ -29,6 +29,18 @@ def pitch_class(tonic: str) -> int:
     from music21 import pitch
 
     return pitch.Pitch(tonic_name(tonic)).pitchClass
+
+
+def prompt_tokens(tokenizer: ChoraleTokenizer, prompt: str, steps: int) -> tuple[str, list[str]]:
+    """A prompt of grid tokens -> its mode and the tokens after it (the opening to keep)."""
+    tokens = tokenizer.decode(tokenizer.encode(prompt)).split()
+    if not tokens or tokens[0] not in MODE_TOKENS or any(t in MODE_TOKENS + (PAD,) for t in tokens[1:]):
+        raise GenlabError(
+            "a chorale prompt is grid tokens after one mode token: <major> or <minor>, then p60, _, r ..."
+        )
+    if len(tokens) - 1 > 4 * steps:
+        raise GenlabError(f"the prompt holds {(len(tokens) - 1) // 4} steps, more than --bars asks for ({steps})")
+    return tokens[0][1:-1], tokens[1:]
 
 
 class ChoraleRun(RunHandle):
@@ -56,9 +68,11 @@ class ChoraleRun(RunHandle):
         temperature: float = 1.0,
         top_k: int = 0,
         melody: str | None = None,
+        prompt: str | None = None,
     ) -> GeneratedChorales:
         """n four-voice chorales of `bars` bars in `tonic` `mode`, or, with a melody file, n harmonisations of
-        it (alto, tenor and bass under the melody as given, in its own key and length).
+        it (alto, tenor and bass under the melody as given, in its own key and length), or, with a prompt of
+        grid tokens, n continuations of its opening (in its mode).
 
         Args:
             mode: major or minor
@@ -66,6 +80,7 @@ class ChoraleRun(RunHandle):
             bars: the length of each chorale, in 4/4 bars
             top_k: 0 = every token may be drawn
             melody: a MusicXML file of one part in 4/4 (the soprano) to harmonise
+            prompt: grid tokens to continue, the mode first ("<major> p72 p67 p64 p48 _ _ _ _")
         """
         check_int("--n", n, 1, MAX_CHORALES)
         check_int("--bars", bars, 1, MAX_BARS)
@@ -75,12 +90,16 @@ class ChoraleRun(RunHandle):
             raise GenlabError(f"--temperature must be >= 0, got {temperature}")
         if mode not in MODES:
             raise GenlabError(f"unknown mode '{mode}' (choose {' or '.join(MODES)})")
-        if melody is None:
-            shift = -transposition(pitch_class(tonic), mode)
-            grids = sample_grids(self.model, mode, bars * STEPS_PER_BAR, n, seed, temperature, top_k or None)
-            return GeneratedChorales(grids, mode, shift)
-        mode, soprano, shift = read_melody(melody)
-        grids = sample_grids(self.model, mode, len(soprano), n, seed, temperature, top_k or None, [soprano] * n)
+        if melody is not None and prompt is not None:
+            raise GenlabError("pass --melody or --prompt, not both")
+        steps, shift, given = bars * STEPS_PER_BAR, -transposition(pitch_class(tonic), mode), None
+        if melody is not None:
+            mode, soprano, shift = read_melody(melody)
+            steps, given = len(soprano), soprano_given([soprano] * n)
+        elif prompt is not None:
+            mode, opening = prompt_tokens(self.tokenizer, prompt, steps)
+            given = [opening] * n
+        grids = sample_grids(self.model, mode, steps, n, seed, temperature, top_k or None, given)
         return GeneratedChorales(grids, mode, shift)
 
     def text_decoding(self) -> TextDecoding:

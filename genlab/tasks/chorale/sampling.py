@@ -2,7 +2,8 @@
 
 Only grid tokens may be drawn (a pitch, `_`, `r`), and `_` only where the voice sounds a note (a rest is written
 `r` at every step). To harmonise a melody the soprano's tokens are not drawn but forced: the melody's token goes
-into the context at each soprano slot and only alto, tenor and bass are sampled, so the soprano comes out exactly
+into the context at each soprano slot and only alto, tenor and bass are sampled (a prompt's opening steps are
+forced the same way), so the soprano comes out exactly
 as given. A chorale longer than the context goes on with a window that jumps by half its bars at a bar line (the
 cache is rebuilt from the mode token and the bars kept).
 """
@@ -49,6 +50,30 @@ def allowed_mask(sounding: torch.Tensor) -> torch.Tensor:
     return mask
 
 
+def fixed_ids(given: list[list[str | None]] | None, n: int, length: int) -> torch.Tensor | None:
+    """Tokens given in advance (per row, per body position; None: to draw) -> ids (n, length), -1 where free."""
+    if given is None:
+        return None
+    out = torch.full((n, length), -1, dtype=torch.long)
+    for row, tokens in enumerate(given):
+        for position, token in enumerate(tokens[:length]):
+            if token is not None:
+                out[row, position] = IDS[token]
+    return out
+
+
+def soprano_given(sopranos: list[list[str]]) -> list[list[str | None]]:
+    """Per row a soprano (one token per step) -> the given tokens: the soprano's slot of every step."""
+    return [[t for token in soprano for t in (token, None, None, None)] for soprano in sopranos]
+
+
+def draw(logits: torch.Tensor, allowed: torch.Tensor, temperature: float, top_k, generator) -> torch.Tensor:
+    """One token per row among the allowed ones: logits, allowed (n, V) -> ids (n,)."""
+    check_finite(logits)
+    logits = logits.masked_fill(~allowed, float("-inf"))
+    return logits.argmax(-1) if temperature == 0 else sample_finite(logits, temperature, top_k, None, generator)
+
+
 @torch.inference_mode()
 def sample_grids(
     model: Transformer,
@@ -58,11 +83,11 @@ def sample_grids(
     seed: int,
     temperature: float = 1.0,
     top_k: int | None = None,
-    soprano: list[list[str]] | None = None,
+    given: list[list[str | None]] | None = None,
 ) -> list[list[list[str]]]:
-    """n grids of `steps` steps ([S, A, T, B] tokens each); with `soprano` (per row, one token per step) its
-    tokens are forced and the lower voices drawn."""
-    forced = None if soprano is None else torch.tensor([[IDS[t] for t in row[:steps]] for row in soprano])  # (n, steps)
+    """n grids of `steps` steps ([S, A, T, B] tokens each). `given` (per row, per position of the S A T B
+    sequence: a token, or None to draw one) forces tokens: a soprano to harmonise, the opening of a prompt."""
+    fixed = fixed_ids(given, n, steps * 4)  # (n, 4 x steps), -1 where the model draws
     generator = torch.Generator().manual_seed(seed)
     body = torch.zeros((n, steps * 4), dtype=torch.long)  # (n, 4 x steps): filled as it is drawn
     sounding = torch.zeros((n, 4), dtype=torch.bool)  # whether each voice's last token was a note or a hold
@@ -74,19 +99,13 @@ def sample_grids(
         for position in range(steps * 4):
             voice = position % 4
             logits = context.logits(pending, position, body)  # (n, V)
-            if forced is not None and voice == 0:
-                nxt = forced[:, position // 4]
-            else:
-                check_finite(logits)
-                logits = logits.masked_fill(~allowed_mask(sounding[:, voice]), float("-inf"))
-                nxt = (
-                    logits.argmax(-1)
-                    if temperature == 0
-                    else sample_finite(logits, temperature, top_k, None, generator)
-                )
-            body[:, position] = nxt
-            sounding[:, voice] = nxt != REST_ID
-            pending = nxt[:, None]  # (n, 1): the cache holds the rest
+            want = None if fixed is None else fixed[:, position]  # (n,)
+            if want is None or bool((want < 0).any()):
+                nxt = draw(logits, allowed_mask(sounding[:, voice]), temperature, top_k, generator)
+                want = nxt if want is None else torch.where(want < 0, nxt, want)
+            body[:, position] = want
+            sounding[:, voice] = want != REST_ID
+            pending = want[:, None]  # (n, 1): the cache holds the rest
     finally:
         model.train(was_training)
     return [[[VOCAB[i] for i in row[s : s + 4]] for s in range(0, len(row), 4)] for row in body.tolist()]

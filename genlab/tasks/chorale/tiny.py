@@ -9,6 +9,7 @@ from pathlib import Path
 from genlab.data.chorales import score_files
 from genlab.tasks.contract import TinyRun
 
+PROMPT = "<major> p72 p67 p64 p48 _ _ _ _"  # a C major chord to go on from
 TINY_FILES = ("bwv10.7", "bwv101.7", "bwv102.7", "bwv103.6", "bwv104.6", "bwv108.6")  # four-part, 4/4
 
 
@@ -41,4 +42,6 @@ def tiny_settings(chorales: Path) -> dict[str, object]:
 
 def tiny_run(folder: Path) -> TinyRun:
     settings = tiny_settings(write_tiny_chorales(folder))
-    return TinyRun.of("bach-chorales", settings, {"bars": 2, "n": 1, "seed": 1}, out=folder / "chorales.mid")
+    return TinyRun.of(
+        "bach-chorales", settings, {"prompt": PROMPT, "bars": 2, "n": 1, "seed": 1}, out=folder / "chorales.mid"
+    )
