@@ -141,14 +141,14 @@ def voice_notes(grid: list[list[str]], voice: int) -> list[tuple[int, int, int |
 def grid_score(grid: list[list[str]], mode: str, shift: int = 0, title: str = "Chorale") -> stream.Score:
     """Steps of [S, A, T, B] tokens -> a four-part 4/4 music21 score, transposed by `shift` semitones from
     C major / A minor (0 keeps it there), with bar lines and ties where notes cross them."""
-    from music21 import clef, key, metadata, meter, note, stream
+    from music21 import clef, instrument, key, metadata, meter, note, stream
 
     score = stream.Score()
     score.metadata = metadata.Metadata(title=title)
     tonic = (TONIC[mode] + shift) % 12
     for voice, name in enumerate(VOICES):
         part = stream.Part()
-        part.partName = name.capitalize()
+        part.append(instrument.Choir())  # General MIDI 'choir aahs': what FluidSynth plays
         part.append(clef.TrebleClef() if voice < 2 else (clef.Treble8vbClef() if voice == 2 else clef.BassClef()))
         part.append(key.Key(_tonic_name(tonic), mode))
         part.append(meter.TimeSignature("4/4"))
@@ -156,7 +156,9 @@ def grid_score(grid: list[list[str]], mode: str, shift: int = 0, title: str = "C
             element = note.Rest() if midi is None else note.Note(midi + shift)
             element.quarterLength = Fraction(length, STEPS_PER_QUARTER)
             part.insert(Fraction(start, STEPS_PER_QUARTER), element)
-        score.insert(0, part.makeMeasures().makeTies())
+        measured = part.makeMeasures().makeTies()
+        measured.partName = name.capitalize()
+        score.insert(0, measured)
     return score
 
 

@@ -1,5 +1,5 @@
 """Generated chorales as a result: grids -> .mid, .musicxml (four staves, S A T B), .wav (FluidSynth's General
-MIDI piano, music21's default instrument) or a piano-roll .png, all through genlab.io.music."""
+MIDI choir, "choir aahs") or a piano-roll .png, all through genlab.io.music."""
 
 from __future__ import annotations
 
