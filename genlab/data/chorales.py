@@ -135,7 +135,7 @@ def split_sequences(data: dict[str, Any], split: str) -> list[list[str]]:
     return [[f"<{c['mode']}>", *c["tokens"].split()] for c in data["chorales"] if c["split"] == split]
 
 
-SOPRANO_RANGE = (57, 84)  # A3 to C6 after transposition: a little beyond every soprano note in the corpus
+SOPRANO_RANGE = (52, 84)  # E3 to C6 after transposition: the compass of the corpus's soprano parts
 MAX_MELODY_BYTES = 5_000_000
 
 
