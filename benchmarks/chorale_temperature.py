@@ -20,7 +20,8 @@ for t in (0.5, 0.7):
     h.recipe.eval.temperature = t
     g = generated_section(h, 16, 0, bach)
     hm = harmonised_section(h, test, 0)
-    rates = {name: {k: v for k, v in part.items() if k.endswith("100_beats")} for name, part in (("generated", g), ("harmonised", hm))}
+    parts = (("generated", g), ("harmonised", hm))
+    rates = {name: {k: v for k, v in part.items() if k.endswith("100_beats")} for name, part in parts}
     out[t] = {**rates, "as_bach": hm["lower_voice_tokens_as_bach"]}
 print(json.dumps(out, indent=1))
 json.dump(out, open("benchmarks/results/chorale/temperature.json", "w"), indent=1)
