@@ -35,6 +35,7 @@ BUILDS_ON = {  # task -> the tasks it may import
     "pix2pix": {"gan"},
     "vqgan": {"flow"},
     "vq_dalle": {"vqgan", "flow"},
+    "chorale": {"folk"},
 }
 
 

@@ -26,7 +26,7 @@ METRIC_NAMES = {
     "frechet_distance": "Fréchet distance",
     "robust_accuracy": "PGD accuracy",
 }
-LOWER_IS_BETTER = {"fid", "loss", "frechet_distance", "nll_per_note", "mcd_db"}  # the others: higher is better
+LOWER_IS_BETTER = {"fid", "loss", "frechet_distance", "nll_per_note", "nll_per_token", "mcd_db"}  # the others: higher
 _SCORE_FORMAT = {"bleu": ".1f", "chrf": ".1f", "fid": ".2f", "frechet_distance": ".2f"}  # the rest: 0-1 or nats
 MISSING = "–"
 

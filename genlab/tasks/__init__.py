@@ -15,6 +15,7 @@ from genlab.errors import GenlabError
 from genlab.tasks import (
     audio,
     chat,
+    chorale,
     finetune,
     flow,
     folk,
@@ -40,6 +41,7 @@ TASKS: dict[str, Task] = {
         image_classifier.TASK,
         flow.TASK,
         folk.TASK,
+        chorale.TASK,
         video.TASK,
         pix2pix.TASK,
         vqgan.TASK,
