@@ -3,6 +3,7 @@
     GENLAB_THREADS=1 python benchmarks/speech_benchmark.py runs/tts --out benchmarks/results/speech \
         --figure docs/img/speech-spectrograms.png --wavs docs/audio
     GENLAB_THREADS=1 python benchmarks/speech_benchmark.py runs/tts --rtf-only   # alone on the machine
+    GENLAB_THREADS=1 python benchmarks/speech_benchmark.py runs/tts --speaker-only  # only the speaker judges
 
 Systems, each on every held-out sentence (genlab.data.speech's test split, whole sentences never trained on):
   real        Allison's recording                      espeak-ng    the front end's own voice (raw)
@@ -10,9 +11,12 @@ Systems, each on every held-out sentence (genlab.data.speech's test split, whole
   real-gl     Allison's frames through Griffin-Lim     flite        flite slt (raw)
   vc-flite    flite slt's rendering converted (voice conversion), Griffin-Lim
 Measures: sentence identification by PocketSphinx constrained to the corpus's sentences (JSGF), open-vocabulary
-WER (jiwer) on the first --wer-prompts sentences, MCD (dB, DTW-aligned) to the recording, the share a speaker
-classifier (real Allison vs synthetic voices, trained on training prompts) labels as Allison, and the real-time
-factor of `generate` on one core for a sentence of about 5 seconds.
+WER (jiwer) on the first --wer-prompts sentences, MCD (dB, DTW-aligned) to the recording, the share two speaker
+classifiers (real Allison vs synthetic voices, trained on training prompts) label as Allison, and the real-time
+factor of `generate` on one core for a sentence of about 5 seconds. The speaker classifiers: "plain" learns the
+clips as recorded; "channel-robust" learns each training clip of both classes as recorded and through the same
+Griffin-Lim analysis/resynthesis the systems' output goes through, so the vocoder carries no label (the sanity
+rows: real-gl should be labelled Allison, espeak-gl not).
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ import numpy as np
 import genlab
 from genlab.data.speech import RATE, load_prompts, read_prompt, synthesize
 from genlab.data.speech_features import griffin_lim, log_mel, mel_cepstral_distortion
-from genlab.evaluation.speech import SentenceJudge, SpeakerClassifier, spoken_words, word_error_rate
+from genlab.evaluation.speech import (
+    SentenceJudge,
+    SpeakerClassifier,
+    griffin_lim_channel,
+    spoken_words,
+    word_error_rate,
+)
 from genlab.io.audio import resample, write_wav
 from genlab.io.files import atomic_write_text
 from genlab.tasks.tts.process import convert_frames
@@ -39,6 +49,9 @@ SYSTEMS = ("real", "real-gl", "espeak-ng", "espeak-gl", "tts", "flite", "vc-flit
 WER_SYSTEMS = ("real", "espeak-ng", "tts", "flite", "vc-flite")  # open-vocabulary decoding is the slow part
 # Synthetic voices the speaker classifier learns as "not Allison": the two converted voices among them.
 CLASSIFIER_VOICES = ("espeak-ng:en-us+f3", "flite:slt", "espeak-ng:en-us+f1", "espeak-ng:en-gb+f4", "flite:kal")
+# Sanity rows for the speaker judges only: a voice the judges learnt as "not Allison" and one they never heard,
+# each through Griffin-Lim (a good judge labels neither Allison, whatever the channel).
+SPEAKER_SANITY = {"flite-gl": "flite:slt", "unseen-gl": "espeak-ng:en-us+f2"}
 RTF_TEXT = "Please enter your password, followed by the pound key, and then wait for the tone."
 
 
@@ -58,12 +71,42 @@ def renderings(handle, prompt, iters: int) -> dict[str, np.ndarray]:
     }
 
 
-def speaker_classifier(train_prompts: list, n: int) -> SpeakerClassifier:
-    """Real Allison (n training prompts) against the synthetic voices saying n training prompts in turn."""
+def speaker_classifiers(train_prompts: list, n: int, iters: int) -> dict[str, SpeakerClassifier]:
+    """Real Allison (n training prompts) against the synthetic voices saying n training prompts in turn: the
+    plain judge, and the channel-robust one that also learns every clip through Griffin-Lim (iters)."""
     prompts = train_prompts[:: max(1, len(train_prompts) // n)][:n]
     real = [read_prompt(p) for p in prompts]
     fake = [synthesize(CLASSIFIER_VOICES[i % len(CLASSIFIER_VOICES)], p.text) for i, p in enumerate(prompts)]
-    return SpeakerClassifier(real, fake)
+    return {
+        "labelled_allison": SpeakerClassifier(real, fake),
+        "labelled_allison_channel_robust": SpeakerClassifier(real, fake, channel=griffin_lim_channel(iters)),
+    }
+
+
+def speaker_labels(classifiers: dict[str, SpeakerClassifier], clips_by_prompt: dict, prompts: list, iters: int) -> dict:
+    """{judge: {system: share of held-out clips labelled Allison}} plus each judge's training-clip count; the
+    systems are SYSTEMS and the SPEAKER_SANITY voices through Griffin-Lim."""
+    clips = {s: [c[s] for c in clips_by_prompt.values()] for s in SYSTEMS}
+    for row, voice in SPEAKER_SANITY.items():
+        clips[row] = [griffin_lim(log_mel(synthesize(voice, p.text)), iters) for p in prompts]
+    results = {}
+    for name, classifier in classifiers.items():
+        results[name] = {s: round(float(classifier.is_real(c).mean()), 4) for s, c in clips.items()}
+        results[name.replace("labelled_allison", "classifier_train_clips")] = classifier.train_clips
+    return results
+
+
+def speaker_only(args: argparse.Namespace, out: Path) -> dict:
+    """Only the speaker judges, merged into an existing speech.json (the other measures kept as they were)."""
+    handle = genlab.load(args.run)
+    iters = handle.recipe.eval.griffin_lim_iters
+    prompts = load_prompts("test")[: args.prompts or None]
+    classifiers = speaker_classifiers(load_prompts("train"), args.classifier_prompts, iters)
+    clips_by_prompt = {p.name: renderings(handle, p, iters) for p in prompts}
+    path = out / "speech.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    labels = speaker_labels(classifiers, clips_by_prompt, prompts, iters)
+    return {**previous, **labels, "speaker_held_out_sentences": len(prompts)}
 
 
 def real_time_factor(handle, repeats: int = 3) -> dict[str, float]:
@@ -107,7 +150,7 @@ def judge(args: argparse.Namespace) -> dict:
     iters = handle.recipe.eval.griffin_lim_iters
     prompts, train = load_prompts("test")[: args.prompts or None], load_prompts("train")
     judge_ = SentenceJudge([p.text for p in load_prompts()])
-    classifier = speaker_classifier(train, args.classifier_prompts)
+    classifiers = speaker_classifiers(train, args.classifier_prompts, iters)
     hits = {s: [] for s in SYSTEMS}
     mcd = {s: [] for s in SYSTEMS if s != "real"}
     heard = {s: [] for s in WER_SYSTEMS}
@@ -125,7 +168,6 @@ def judge(args: argparse.Namespace) -> dict:
                 heard[system].append(judge_.transcribe(wave))
         print(f"{i + 1}/{len(prompts)} {prompt.name}", flush=True)
     references = [p.text for p in prompts[: args.wer_prompts]]
-    labelled = {s: classifier.is_real([c[s] for c in clips_by_prompt.values()]) for s in SYSTEMS}
     results = {
         "run": str(args.run),
         "held_out_sentences": len(prompts),
@@ -135,8 +177,7 @@ def judge(args: argparse.Namespace) -> dict:
         "wer_sentences": len(references),
         "wer": {s: round(word_error_rate(references, h), 4) for s, h in heard.items()},
         "mcd_db": {s: round(float(np.mean(v)), 3) for s, v in mcd.items()},
-        "labelled_allison": {s: round(float(np.mean(v)), 4) for s, v in labelled.items()},
-        "classifier_train_clips": 2 * args.classifier_prompts,
+        **speaker_labels(classifiers, clips_by_prompt, prompts, iters),
         "rtf_one_thread": real_time_factor(handle),
         "threads": int(os.environ.get("GENLAB_THREADS", "0") or 0),
         "load_average": os.getloadavg(),
@@ -158,13 +199,19 @@ def save_examples(handle, clips: dict[str, np.ndarray], folder: Path) -> None:
 
 
 def table(results: dict) -> str:
-    rows = ["| system | sentence identified | WER | MCD (dB) | labelled Allison |", "| --- | --- | --- | --- | --- |"]
-    for s in SYSTEMS:
-        mcd, wer = results["mcd_db"].get(s), results["wer"].get(s)
-        rows.append(
-            f"| {s} | {100 * results['identification'][s]:.1f} % | {'–' if wer is None else f'{100 * wer:.1f} %'} | "
-            f"{'–' if mcd is None else f'{mcd:.2f}'} | {100 * results['labelled_allison'][s]:.1f} % |"
-        )
+    rows = [
+        "| system | sentence identified | WER | MCD (dB) | labelled Allison: plain judge | channel-robust judge |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    robust = results.get("labelled_allison_channel_robust", {})
+    for s in (*SYSTEMS, *SPEAKER_SANITY):
+        ident, mcd, wer = results["identification"].get(s), results["mcd_db"].get(s), results["wer"].get(s)
+        plain, rob = results["labelled_allison"].get(s), robust.get(s)
+        cells = [s] + [
+            "–" if v is None else (f"{v:.2f}" if unit == "dB" else f"{100 * v:.1f} %")
+            for v, unit in ((ident, "%"), (wer, "%"), (mcd, "dB"), (plain, "%"), (rob, "%"))
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
 
 
@@ -179,6 +226,7 @@ def main() -> None:
     parser.add_argument("--wavs", default=None)
     parser.add_argument("--show", default="vm-nobodyavail", help="the held-out prompt drawn and saved as WAVs")
     parser.add_argument("--rtf-only", action="store_true", help="only the real-time factor (run it alone)")
+    parser.add_argument("--speaker-only", action="store_true", help="only the speaker judges, into speech.json")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -188,8 +236,8 @@ def main() -> None:
         print(json.dumps(timing))
         return
     started = time.process_time()
-    results = judge(args)
-    results["cpu_seconds"] = round(time.process_time() - started, 1)
+    results = speaker_only(args, out) if args.speaker_only else judge(args)
+    results["speaker_cpu_seconds" if args.speaker_only else "cpu_seconds"] = round(time.process_time() - started, 1)
     atomic_write_text(out / "speech.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "speech.md", table(results))
     print(table(results))

@@ -176,3 +176,26 @@ def test_the_judge_names_the_sentence_a_recording_says():
     said = chosen[2]
     assert judge.identify(read_prompt(said)) == spoken_words(said.text)
     assert word_error_rate(["press one"], ["press two"]) == 0.5
+
+
+def _voice(rng: np.random.Generator, formant_hz: float) -> np.ndarray:
+    """0.5 s at 8 kHz of a 120 Hz buzz through one resonance near formant_hz: a toy speaker."""
+    from scipy.signal import lfilter
+
+    buzz = (np.arange(4000) % (8000 // 120) == 0).astype(np.float64) + 0.01 * rng.standard_normal(4000)
+    r, theta = 0.97, 2 * np.pi * (formant_hz + rng.normal(0, 40)) / 8000
+    return lfilter([1.0], [1, -2 * r * np.cos(theta), r * r], buzz).astype(np.float32)
+
+
+def test_the_channel_robust_speaker_judge_learns_both_versions_and_ignores_the_channel():
+    from genlab.evaluation.speech import SpeakerClassifier, griffin_lim_channel
+
+    rng = np.random.default_rng(0)
+    real, fake = [_voice(rng, 600) for _ in range(12)], [_voice(rng, 1400) for _ in range(12)]
+    channel = griffin_lim_channel(n_iter=4)
+    judge = SpeakerClassifier(real[:8], fake[:8], channel=channel)
+    assert judge.train_clips == 32 and judge.train_labels.tolist() == [1] * 8 + [0] * 8 + [1] * 8 + [0] * 8
+    held_real, held_fake = real[8:], fake[8:]
+    for clips, label in ((held_real, True), (held_fake, False)):
+        assert (judge.is_real(clips) == label).all()  # as recorded
+        assert (judge.is_real([channel(c) for c in clips]) == label).all()  # through the channel: same label

@@ -4,9 +4,9 @@ Frames: STFT (n_fft 256 = 32 ms, hop 80 = 10 ms, Hann, centred) -> power -> N_ME
 (librosa's Slaney filterbank) -> natural log with a floor (LOG_FLOOR, about 75 dB below a loud band). A clip
 is peak-normalised before analysis, so loudness is not what a model learns.
 Shapes: (T,) samples -> (T // HOP + 1, N_MELS).
-Back: exp -> mel power -> linear magnitude by the filterbank's pseudo-inverse -> fast Griffin-Lim (momentum
-0.99, fixed initial phases: the same frames always give the same bytes), as the spoken-digit GAN's vocoder
-(genlab/tasks/audio/spectrogram.py) but at this corpus's rate and any length.
+Back: exp -> mel power -> linear magnitude by the filterbank's pseudo-inverse -> fast Griffin-Lim
+(genlab.io.griffin_lim, the spoken-digit GAN's vocoder too: momentum 0.99, fixed initial phases, so the same
+frames always give the same bytes) at this corpus's rate and any length.
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ import torch
 
 from genlab.data.speech import RATE
 from genlab.io.audio import PEAK
+from genlab.io.griffin_lim import griffin_lim as vocode
+from genlab.io.griffin_lim import stft
 
 N_FFT = 256
 HOP = 80  # 10 ms at 8 kHz
 N_MELS = 64
 LOG_FLOOR = math.log(1e-4)  # log power floor: -9.2, about 75 dB below a full-scale sine's band
 N_CEPS = 13  # mel-cepstral coefficients for alignment and MCD (c0, the loudness, left out)
-GRIFFIN_LIM_SEED = 1234
-
-_WINDOW = torch.hann_window(N_FFT)
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,27 +42,16 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     """(T,) float waveform at RATE -> (T // HOP + 1, N_MELS) float32 log-mel power, peak-normalised first."""
     wave = torch.as_tensor(np.asarray(samples, dtype=np.float32))
     wave = wave * (PEAK / wave.abs().max().clamp_min(1e-8))
-    spec = torch.stft(wave, N_FFT, HOP, window=_WINDOW, center=True, return_complex=True).abs().pow(2)
+    spec = stft(wave, N_FFT, HOP).abs().pow(2)
     mel = mel_bank()[0] @ spec  # (N_MELS, frames)
     return mel.clamp_min(math.exp(LOG_FLOOR)).log().T.contiguous().numpy()
 
 
-@torch.no_grad()
 def griffin_lim(frames: np.ndarray | torch.Tensor, n_iter: int = 32, momentum: float = 0.99) -> np.ndarray:
     """(F, N_MELS) log-mel -> ((F - 1) * HOP,) float32 waveform at RATE with peak PEAK."""
     mel = torch.as_tensor(np.asarray(frames, dtype=np.float32)).T.exp()  # (N_MELS, F)
     magnitude = (mel_bank()[1] @ mel).clamp_min(0).sqrt()  # (N_FFT // 2 + 1, F)
-    length = (magnitude.shape[1] - 1) * HOP
-    noise = torch.Generator().manual_seed(GRIFFIN_LIM_SEED)
-    angles = torch.polar(torch.ones_like(magnitude), torch.rand(magnitude.shape, generator=noise) * 2 * math.pi)
-    previous = torch.zeros_like(angles)
-    for _ in range(n_iter):
-        wave = torch.istft(magnitude * angles, N_FFT, HOP, window=_WINDOW, length=length)
-        rebuilt = torch.stft(wave, N_FFT, HOP, window=_WINDOW, center=True, return_complex=True)
-        angles = rebuilt - (momentum / (1 + momentum)) * previous
-        angles = angles / (angles.abs() + 1e-16)
-        previous = rebuilt
-    wave = torch.istft(magnitude * angles, N_FFT, HOP, window=_WINDOW, length=length)
+    wave = vocode(magnitude, N_FFT, HOP, (magnitude.shape[1] - 1) * HOP, n_iter, momentum)
     return (wave * (PEAK / wave.abs().max().clamp_min(1e-8))).numpy().astype(np.float32)
 
 

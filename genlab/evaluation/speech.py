@@ -5,19 +5,22 @@ dictionary and language model, offline) and a small speaker classifier.
   sentence was said (exact match of the words).
 - `SentenceJudge.transcribe`: open vocabulary with the bundled language model; `word_error_rate` by jiwer.
 - `SpeakerClassifier`: logistic regression on an utterance's mean and spread of mel-cepstra; trained on real
-  recordings against synthetic voices, it says whether a clip sounds like the real speaker.
+  recordings against synthetic voices, it says whether a clip sounds like the real speaker. Given a `channel`
+  (e.g. `griffin_lim_channel`: analysis to log-mel and resynthesis by Griffin-Lim, the path a synthesized
+  clip takes), it also learns every training clip of both classes through that channel, so the channel carries
+  no label and the classifier hears the voice, not the vocoder.
 Audio goes in at 8 kHz (genlab.data.speech.RATE) and is upsampled to the recogniser's 16 kHz.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from genlab.data.speech import RATE, normalise
-from genlab.data.speech_features import cepstra, log_mel
+from genlab.data.speech_features import cepstra, griffin_lim, log_mel
 from genlab.errors import GenlabError
 from genlab.io.audio import resample, to_pcm16
 
@@ -101,16 +104,33 @@ def speaker_features(samples: np.ndarray) -> np.ndarray:
     return np.concatenate([c.mean(axis=0), c.std(axis=0)]).astype(np.float64)
 
 
-class SpeakerClassifier:
-    """P(the real speaker) of a clip: standardised speaker_features -> logistic regression."""
+def griffin_lim_channel(n_iter: int = 32) -> Callable[[np.ndarray], np.ndarray]:
+    """(T,) at RATE -> the same clip analysed to log-mel frames and resynthesised by Griffin-Lim (n_iter)."""
+    return lambda samples: griffin_lim(log_mel(samples), n_iter)
 
-    def __init__(self, real: Sequence[np.ndarray], synthetic: Sequence[np.ndarray]):
+
+class SpeakerClassifier:
+    """P(the real speaker) of a clip: standardised speaker_features -> logistic regression.
+
+    channel: when given, each training clip (of both classes) is learnt twice, as recorded and through the
+    channel, so a clip's label cannot be read from whether it went through the channel."""
+
+    def __init__(
+        self,
+        real: Sequence[np.ndarray],
+        synthetic: Sequence[np.ndarray],
+        channel: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        x = np.stack([speaker_features(s) for s in [*real, *synthetic]])
+        clips = [*real, *synthetic]
         y = np.r_[np.ones(len(real)), np.zeros(len(synthetic))]
+        if channel is not None:
+            clips, y = clips + [channel(c) for c in clips], np.r_[y, y]
+        x = np.stack([speaker_features(s) for s in clips])  # (clips, 24)
+        self.train_clips, self.train_labels = len(clips), y
         self.model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(x, y)
 
     def is_real(self, clips: Sequence[np.ndarray]) -> np.ndarray:

@@ -6,8 +6,8 @@ over 20 Hz-8 kHz (librosa's Slaney filterbank: the evaluator's bands, genlab.eva
 relative to the clip's loudest cell -> the top 80 dB mapped to [-1, 1] -> the first 64 frames (the 65th
 holds the last 16 ms, silence in a fitted one-second clip).
 Backward (image -> waveform): dB -> mel power -> linear power by the filterbank's pseudo-inverse ->
-fast Griffin-Lim (Perraudin et al. 2013, momentum 0.99, as librosa.griffinlim), batched in torch so that
-1,000 clips take about a minute on 2 CPU cores rather than librosa's NNLS + Griffin-Lim clip by clip.
+fast Griffin-Lim (genlab.io.griffin_lim, batched in torch) so that 1,000 clips take about a minute on 2 CPU
+cores rather than librosa's NNLS + Griffin-Lim clip by clip.
 Not the evaluator's frames (10 ms hops: 101 of them): a 64 x 64 image costs both networks 1.6x less. The
 evaluator hears the Griffin-Lim waveform, not this image, so it scores what a listener hears either way.
 """
@@ -15,12 +15,12 @@ evaluator hears the Griffin-Lim waveform, not this image, so it scores what a li
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
 from genlab.evaluation.audio_eval import F_MAX, F_MIN, N_MELS
 from genlab.io.audio import CLIP_SAMPLES, PEAK, SAMPLE_RATE
+from genlab.io.griffin_lim import griffin_lim, stft
 
 N_FFT = 1024
 HOP = 250
@@ -28,9 +28,6 @@ FRAMES = 64  # image width: CLIP_SAMPLES // HOP + 1 = 65 centred frames, the las
 TOP_DB = 80.0  # the dynamic range kept below each clip's loudest cell
 GAP_SECONDS = 0.12  # silence between the words of a `text` clip
 TRIM_DB = 35.0  # a word spans the frames within this many dB of its loudest frame
-GRIFFIN_LIM_SEED = 1234  # the initial phases: the same for every clip, so a clip does not depend on its batch
-
-_WINDOW = torch.hann_window(N_FFT)
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,14 +42,9 @@ def _mel_bank() -> tuple[torch.Tensor, torch.Tensor]:
     return bank, torch.linalg.pinv(bank)
 
 
-def _stft(waves: torch.Tensor) -> torch.Tensor:
-    """(N, L) -> complex (N, N_FFT // 2 + 1, L // HOP + 1)."""
-    return torch.stft(waves, N_FFT, HOP, window=_WINDOW, center=True, return_complex=True)
-
-
 def log_mel_image(waves: torch.Tensor, frames: int | None = FRAMES) -> torch.Tensor:
     """(N, L) float waveforms -> (N, N_MELS, frames) in [-1, 1] (frames=None: all L // HOP + 1 frames)."""
-    mel = _mel_bank()[0] @ _stft(waves.float()).abs().pow(2)  # (N, N_MELS, T)
+    mel = _mel_bank()[0] @ stft(waves.float(), N_FFT, HOP).abs().pow(2)  # (N, N_MELS, T)
     db = 10 * torch.log10(mel.clamp_min(1e-10))
     # Relative to the clip's peak (a silent clip's floor stays at -TOP_DB): loudness is not what a digit is.
     db = db - db.amax(dim=(1, 2), keepdim=True).clamp_min(-TOP_DB)
@@ -60,7 +52,6 @@ def log_mel_image(waves: torch.Tensor, frames: int | None = FRAMES) -> torch.Ten
     return image if frames is None else image[:, :, :frames]
 
 
-@torch.no_grad()
 def image_to_wave(images: torch.Tensor, n_iter: int = 32, momentum: float = 0.99) -> torch.Tensor:
     """(N, N_MELS, FRAMES) in [-1, 1] -> (N, CLIP_SAMPLES) float32 waveforms, peak PEAK (0.9, as the
     training clips: genlab.io.audio.fit_clip)."""
@@ -68,18 +59,7 @@ def image_to_wave(images: torch.Tensor, n_iter: int = 32, momentum: float = 0.99
     floor = torch.full_like(images[:, :, :1], -1.0)  # the dropped 65th frame, as silence
     db = (torch.cat([images, floor], dim=2) + 1) / 2 * TOP_DB - TOP_DB  # (N, M, 65)
     power = (_mel_bank()[1] @ torch.pow(10.0, db / 10)).clamp_min(0)  # (N, F, 65) linear power
-    magnitude = power.sqrt()
-    noise = torch.Generator().manual_seed(GRIFFIN_LIM_SEED)
-    phase = torch.rand(magnitude.shape[1:], generator=noise) * 2 * math.pi  # (F, 65), shared by all clips
-    angles = torch.polar(torch.ones_like(magnitude), phase.expand_as(magnitude))
-    previous = torch.zeros_like(angles)
-    for _ in range(n_iter):
-        waves = torch.istft(magnitude * angles, N_FFT, HOP, window=_WINDOW, length=CLIP_SAMPLES)
-        rebuilt = _stft(waves)
-        angles = rebuilt - (momentum / (1 + momentum)) * previous
-        angles = angles / (angles.abs() + 1e-16)
-        previous = rebuilt
-    waves = torch.istft(magnitude * angles, N_FFT, HOP, window=_WINDOW, length=CLIP_SAMPLES)
+    waves = griffin_lim(power.sqrt(), N_FFT, HOP, CLIP_SAMPLES, n_iter, momentum)
     return waves * (PEAK / waves.abs().amax(dim=1, keepdim=True).clamp_min(1e-8))
 
 
