@@ -94,6 +94,7 @@ async def audio(body: s.AudioRequest, request: Request) -> s.AudioClips:
 @router.post("/v1/audio/speech", response_class=Response, responses={200: {"content": {"audio/wav": {}}}})
 async def speech(body: s.SpeechRequest, request: Request) -> Response:
     """OpenAI's text-to-speech: `input` said by a run that takes text (task tts), as a 16-bit WAV."""
+    started = time.perf_counter()
     model = server_of(request).model(body.model, "audio")
     if "text" not in model.handle.options("generate"):
         raise ApiError(422, "model: this model does not say text", param="model")
@@ -101,7 +102,9 @@ async def speech(body: s.SpeechRequest, request: Request) -> Response:
         raise ApiError(422, f"voice: this model speaks in one voice, allison (got {body.voice!r})", param="voice")
     clip = await unless_gone(model.worker.call({"text": body.input}, 1), request)
     wave = clip.waves[0].detach().float().numpy()
-    return Response(wav_bytes(wave, clip.sample_rate), media_type="audio/wav")
+    cost = model.cost(started, 1)  # the body is the WAV itself, so the cost rides in headers
+    headers = {"X-Genlab-Seconds": str(cost.seconds), "X-Genlab-Flops": str(cost.flops)}
+    return Response(wav_bytes(wave, clip.sample_rate), media_type="audio/wav", headers=headers)
 
 
 @router.post(ENDPOINTS["classifications"], response_model=s.Classifications)

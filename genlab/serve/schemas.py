@@ -213,6 +213,7 @@ class ModelCard(BaseModel):
     labels: list[str] | None = None  # image classes or classifier labels
     context: int | None = None  # tokens, for text models
     chat: bool | None = None  # True: the model reads the chat template, POST /v1/chat/completions speaks to it
+    speech: bool | None = None  # True: the model says any text, POST /v1/audio/speech answers with its WAV
     quality: dict | None = None  # the run's report.json evaluation sections
     cost: dict | None = None  # the run's training ledger
 

@@ -52,6 +52,12 @@ def scalars(section: Any) -> dict[str, Any]:
     return {k: v for k, v in section.items() if isinstance(v, (int, float, str))}
 
 
+def speaks(handle: RunHandle) -> bool:
+    """Whether the run says free text: an audio run whose generate takes `text` and no label to choose (a labelled
+    run's text is its labels in sequence, which its clips panel already offers)."""
+    return handle.endpoint == "audio" and "text" in handle.options("generate") and not handle.class_names
+
+
 def model_card(name: str, handle: RunHandle) -> s.ModelCard:
     report = handle.report
     modules = {id(m): m for m in vars(handle).values() if isinstance(m, torch.nn.Module)}
@@ -61,6 +67,7 @@ def model_card(name: str, handle: RunHandle) -> s.ModelCard:
     labels = None if text else handle.class_names or None  # [] (an unconditional model): no labels
     context = handle.text_decoding().model.config.block_size if text else None
     chat = (text and handle.text_decoding().chat) or None
+    speech = speaks(handle) or None
     return s.ModelCard(
         id=name,
         created=int(handle.path.stat().st_mtime),
@@ -70,6 +77,7 @@ def model_card(name: str, handle: RunHandle) -> s.ModelCard:
         labels=labels,
         context=context,
         chat=chat,
+        speech=speech,
         quality=quality or None,
         cost=scalars(report.get("cost")) or None,
     )

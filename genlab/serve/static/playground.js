@@ -110,10 +110,10 @@ function showStats({ latency, cost, usage, firstToken }) {
   $("usage-wrap").hidden = !usage;
 }
 
-// Show one kind of result (output, images, bars or clips) and clear the previous answer's numbers.
+// Show one kind of result (output, images, bars, clips or speech) and clear the previous answer's numbers.
 function showResult(kind) {
   $("result").hidden = false;
-  for (const id of ["output", "images", "bars", "clips"]) $(id).hidden = id !== kind;
+  for (const id of ["output", "images", "bars", "clips", "speech"]) $(id).hidden = id !== kind;
   showStats({});
 }
 
@@ -157,10 +157,11 @@ function selectModel() {
   inFlight?.abort(); // an answer for the previous model has nowhere to go
   const card = models.get($("model").value);
   if (!card) return;
-  const panel = card.chat ? "chat-panel" : PANELS[card.endpoint]; // a chat model: a conversation, not a prompt
-  for (const id of [...Object.values(PANELS), "chat-panel"]) $(id).hidden = id !== panel;
+  // A chat model: a conversation, not a prompt; a speaking model: a sentence, not labels.
+  const panel = card.chat ? "chat-panel" : card.speech ? "speech-panel" : PANELS[card.endpoint];
+  for (const id of [...Object.values(PANELS), "chat-panel", "speech-panel"]) $(id).hidden = id !== panel;
   $("generate").hidden = card.endpoint === "/v1/classifications";
-  $("generate").textContent = card.chat ? "Send" : "Generate";
+  $("generate").textContent = card.chat ? "Send" : card.speech ? "Speak" : "Generate";
   $("classify").hidden = card.endpoint !== "/v1/classifications";
   $("stop").hidden = card.endpoint !== "/v1/completions";
   resetChat();
@@ -185,7 +186,7 @@ function describe(card) {
   for (const metric of ["loss", "perplexity", "accuracy", "macro_f1"]) {
     if (typeof validation[metric] === "number") parts.push(`${metric} ${validation[metric].toFixed(3)}`);
   }
-  parts.push(card.chat ? "POST /v1/chat/completions" : `POST ${card.endpoint}`);
+  parts.push(card.chat ? "POST /v1/chat/completions" : card.speech ? "POST /v1/audio/speech" : `POST ${card.endpoint}`);
   return parts.join(" · ");
 }
 
@@ -354,6 +355,28 @@ async function generateAudio(card, signal) {
   showStats({ latency, cost: answer.genlab });
 }
 
+// The sentence said by /v1/audio/speech: the answer is the WAV itself, so its cost comes in headers and
+// the player gets a blob URL (the previous one released, or every sentence would stay in memory).
+async function speak(card, signal) {
+  const input = $("speech-text").value; // as typed: the server's refusal (empty, too long, unsayable) is the line shown
+  const started = performance.now();
+  const response = await post("/v1/audio/speech", { model: card.id, input, voice: "allison", response_format: "wav" },
+    signal);
+  const wav = await response.blob();
+  const latency = performance.now() - started;
+  const audio = $("speech-audio");
+  if (audio.src) URL.revokeObjectURL(audio.src);
+  audio.src = URL.createObjectURL(wav);
+  showResult("speech");
+  $("speech-info").textContent = `${formatCount(wav.size)}B WAV`;
+  audio.addEventListener("loadedmetadata", () => {
+    $("speech-info").textContent = `${audio.duration.toFixed(2)} s · ${formatCount(wav.size)}B WAV`;
+  }, { once: true });
+  const seconds = Number(response.headers.get("X-Genlab-Seconds"));
+  const flops = Number(response.headers.get("X-Genlab-Flops"));
+  showStats({ latency, cost: response.headers.has("X-Genlab-Seconds") ? { seconds, flops } : null });
+}
+
 const HANDLERS = {
   "/v1/completions": complete,
   "/v1/images/generations": generateImages,
@@ -370,7 +393,7 @@ async function submit(event) {
   showError("");
   setBusy(true, card.endpoint === "/v1/completions");
   try {
-    await (card.chat ? chat : HANDLERS[card.endpoint])(card, controller.signal);
+    await (card.chat ? chat : card.speech ? speak : HANDLERS[card.endpoint])(card, controller.signal);
   } catch (error) {
     if (error.name !== "AbortError") {
       $("result").hidden = true; // the error box replaces the answer: no stale result next to it
