@@ -37,7 +37,7 @@ SYSTEMS = ("input", "input-gl", "converted", "target")
 
 
 def renderings(handle, voice: str, prompt, iters: int) -> dict[str, np.ndarray]:
-    """Each system's (T,) waveform at RATE for one prompt."""
+    """Each system's (T,) waveform at RATE for one prompt (Griffin-Lim is cheap beside the recogniser)."""
     source = synthesize(voice, prompt.text, handle.rate_wpm)
     frames = log_mel(source)
     target = read_prompt(prompt) if handle.target == TARGET_ALLISON else None
@@ -72,13 +72,13 @@ def judge(args: argparse.Namespace) -> dict:
     iters = handle.recipe.eval.griffin_lim_iters
     prompts = load_prompts("test")[: args.prompts or None]
     judge_ = SentenceJudge([p.text for p in load_prompts()])
-    mcd = {s: [] for s in SYSTEMS if s != "target"}
-    errors = {s: [] for s in SYSTEMS}
-    hits = {s: [] for s in SYSTEMS}
+    mcd = {s: [] for s in args.systems if s != "target"}
+    errors = {s: [] for s in args.systems}
+    hits = {s: [] for s in args.systems}
     for i, prompt in enumerate(prompts):
         clips = renderings(handle, voice, prompt, iters)
         reference = target_frames(handle.target, prompt, handle.rate_wpm)
-        for system, wave in clips.items():
+        for system, wave in ((s, w) for s, w in clips.items() if s in args.systems):
             if system in mcd:
                 mcd[system].append(mel_cepstral_distortion(log_mel(wave), reference))
             errors[system].append(sentence_errors(prompt.text, judge_.transcribe(wave)))
@@ -105,9 +105,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
     parser.add_argument("--input-voice", default=None, help="ENGINE:NAME converted (default: the run's first voice)")
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="systems judged")
     parser.add_argument("--prompts", type=int, default=0, help="held-out sentences judged (0: all)")
     parser.add_argument("--out", required=True, help="the results' JSON file")
     args = parser.parse_args()
+    if not {"input", "converted"} <= set(args.systems):
+        parser.error("--systems must include input and converted (the WER ratio compares them)")
     started = time.process_time()
     results = judge(args)
     results["cpu_seconds"] = round(time.process_time() - started, 1)
