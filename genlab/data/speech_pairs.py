@@ -1,7 +1,8 @@
 """Parallel utterances for voice conversion: each Allison prompt said again by synthetic voices, the two
-log-mel sequences DTW-aligned so that frame i of the synthetic rendering has the recording's frame(s) that
-say the same sound. Cached per (voice, prompt) under $GENLAB_DATA_DIR/allison-pairs/ (an .npz each: the
-pair is re-made only when its settings change).
+log-mel sequences DTW-aligned so that frame i of the synthetic rendering has the target's frame(s) that say
+the same sound. The target is Allison's recording (TARGET_ALLISON) or another synthetic voice saying the
+prompt's text (ENGINE:NAME, e.g. flite:slt). Cached per (voice, target, prompt) under
+$GENLAB_DATA_DIR/allison-pairs/ (an .npz each: the pair is re-made only when its settings change).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from genlab.errors import GenlabError
 from genlab.io.files import atomic_write
 
 PAIRS_VERSION = 1  # bump when the features or the alignment change
+TARGET_ALLISON = "allison"  # the human voice: the recordings themselves
 
 
 @dataclass
@@ -39,36 +41,46 @@ class Pairs:
         return self.source[index], self.target[index]
 
 
-def _cache_file(voice: str, prompt: Prompt, rate_wpm: int) -> Path:
+def _cache_file(voice: str, prompt: Prompt, rate_wpm: int, target: str) -> Path:
     key = f"{PAIRS_VERSION}|{voice}|{rate_wpm}|{prompt.name}|{prompt.text}|{N_FFT}|{HOP}|{N_MELS}"
+    key += "" if target == TARGET_ALLISON else f"|{target}"  # Allison's pairs keep the keys they were cached by
     return cache_root() / "allison-pairs" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
 
 
-def aligned_pair(voice: str, prompt: Prompt, rate_wpm: int) -> tuple[np.ndarray, np.ndarray]:
-    """(source log-mel (F, N_MELS), the recording's log-mel warped onto it (F, N_MELS)), cached."""
-    path = _cache_file(voice, prompt, rate_wpm)
+def target_frames(target: str, prompt: Prompt, rate_wpm: int) -> np.ndarray:
+    """(F, N_MELS) log-mel of `prompt` in the target voice: Allison's recording, or `target` saying its text."""
+    if target == TARGET_ALLISON:
+        return log_mel(read_prompt(prompt))
+    return log_mel(synthesize(target, prompt.text, rate_wpm))
+
+
+def aligned_pair(
+    voice: str, prompt: Prompt, rate_wpm: int, target: str = TARGET_ALLISON
+) -> tuple[np.ndarray, np.ndarray]:
+    """(source log-mel (F, N_MELS), the target voice's log-mel warped onto it (F, N_MELS)), cached."""
+    path = _cache_file(voice, prompt, rate_wpm, target)
     if path.is_file():
         with np.load(path) as saved:
             return saved["source"], saved["target"]
     source = log_mel(synthesize(voice, prompt.text, rate_wpm))
-    target = warp_to_source(source, log_mel(read_prompt(prompt)))
+    aligned = warp_to_source(source, target_frames(target, prompt, rate_wpm))
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez(fh, source=source, target=target)
+            np.savez(fh, source=source, target=aligned)
 
     atomic_write(path, write)
-    return source, target
+    return source, aligned
 
 
-def parallel_pairs(voices: list[str], prompts: list[Prompt], rate_wpm: int) -> Pairs:
-    """Every voice saying every prompt, aligned to the recording, as one Pairs (voice-major)."""
+def parallel_pairs(voices: list[str], prompts: list[Prompt], rate_wpm: int, target: str = TARGET_ALLISON) -> Pairs:
+    """Every voice saying every prompt, aligned to the target voice saying it, as one Pairs (voice-major)."""
     sources, targets = [], []
     for voice in voices:
         for prompt in prompts:
-            source, target = aligned_pair(voice, prompt, rate_wpm)
+            source, target_ = aligned_pair(voice, prompt, rate_wpm, target)
             sources.append(source)
-            targets.append(target)
+            targets.append(target_)
     starts = np.concatenate([[0], np.cumsum([len(s) for s in sources])])
     return Pairs(np.concatenate(sources), np.concatenate(targets), starts)

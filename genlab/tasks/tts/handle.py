@@ -11,8 +11,9 @@ import torch
 
 from genlab.core.checkpoint import load_network
 from genlab.core.run import CostMeter, RunDir
-from genlab.data.speech import RATE, load_prompts, read_prompt, synthesize
+from genlab.data.speech import RATE, load_prompts, synthesize
 from genlab.data.speech_features import log_mel, mel_cepstral_distortion
+from genlab.data.speech_pairs import TARGET_ALLISON, target_frames
 from genlab.errors import GenlabError
 from genlab.interop.onnx import ExportGraph
 from genlab.io.audio import SAMPLE_RATE, read_wav, resample
@@ -53,6 +54,7 @@ class SpeechRun(RunHandle):
         if not isinstance(voices, list) or not voices or not isinstance(meta.get("rate_wpm"), int):
             raise GenlabError(f"{folder / 'meta.json'} does not name the run's voices and rate_wpm")
         self.voices, self.rate_wpm = [str(v) for v in voices], int(meta["rate_wpm"])
+        self.target = str(meta.get("target", TARGET_ALLISON))  # runs from before the choice existed: Allison
 
     @property
     def class_names(self) -> list[str]:
@@ -77,15 +79,16 @@ class SpeechRun(RunHandle):
         return [self.generate(text=r.get("text"), input=r.get("input")) for r in requests]
 
     def evaluate(self, n: int | None = None) -> dict[str, Any]:
-        """Mel-cepstral distortion (dB, DTW-aligned) to Allison's recordings of the first n held-out sentences
-        (default eval.num_prompts): the converted speech, and the unconverted front-end voice beside it."""
+        """Mel-cepstral distortion (dB, DTW-aligned) to the target voice (Allison's recordings, or the synthetic
+        target saying them) on the first n held-out sentences (default eval.num_prompts): the converted speech,
+        and the unconverted front-end voice beside it."""
         n = self.recipe.eval.num_prompts if n is None else n
         if n < 1:
             raise GenlabError(f"--n must be at least 1, got {n}")
         meter = CostMeter()
         converted, unconverted = [], []
         for prompt in load_prompts("test")[:n]:
-            real = log_mel(read_prompt(prompt))
+            real = target_frames(self.target, prompt, self.rate_wpm)
             source = log_mel(synthesize(self.voices[0], prompt.text, self.rate_wpm))
             converted.append(mel_cepstral_distortion(convert_frames(self.converter, source), real))
             unconverted.append(mel_cepstral_distortion(source, real))
@@ -94,6 +97,7 @@ class SpeechRun(RunHandle):
             "mcd_unconverted_db": round(float(np.mean(unconverted)), 3),
             "prompts": len(converted),
             "voice": self.voices[0],
+            "target": self.target,
             "checkpoint": self.checkpoint,
             "eval_seconds": meter.snapshot()["wall_seconds"],
         }

@@ -1,5 +1,6 @@
-"""The converter's training: L1 between the converted frames of a synthetic voice and Allison's frames that
-DTW matched to them (genlab.data.speech_pairs), on 0.64 s windows, with AdamW and a cosine decay.
+"""The converter's training: L1 between the converted frames of a synthetic voice and the target voice's
+frames (Allison's, or data.target's) that DTW matched to them (genlab.data.speech_pairs), on 0.64 s windows,
+with AdamW and a cosine decay.
 
 The examples are windows of aligned frames (N, chunk_frames, n_mels), made once from the training prompts;
 steps draw nothing at random (the loop's seeded order picks the windows), so `rng_state` is empty.
@@ -17,7 +18,7 @@ from genlab.core.optim import adamw, descend, set_lr
 from genlab.core.run import RunDir
 from genlab.core.training import SampledEachPeriod, weights_meta
 from genlab.data.speech import check_text, load_prompts, parse_voice
-from genlab.data.speech_pairs import parallel_pairs
+from genlab.data.speech_pairs import TARGET_ALLISON, parallel_pairs
 from genlab.errors import GenlabError
 from genlab.io.audio_clips import GeneratedAudio
 from genlab.models.voice_converter import VoiceConverter
@@ -32,11 +33,11 @@ class SpeechTraining(SampledEachPeriod):
 
     def __init__(self, recipe: SpeechRecipe, env: DistEnv, run: RunDir):
         d = recipe.data
-        for voice in d.voices:
+        for voice in [*d.voices, *([] if d.target == TARGET_ALLISON else [d.target])]:
             parse_voice(voice)  # one line now if an engine is missing, before anything is written
         prompts = load_prompts("train")
         prompts = prompts[: d.limit] if d.limit else prompts
-        pairs = parallel_pairs(d.voices, prompts, d.rate_wpm)
+        pairs = parallel_pairs(d.voices, prompts, d.rate_wpm, d.target)
         source, target = pairs.chunks(d.chunk_frames)  # (N, chunk_frames, n_mels) each
         if recipe.model.n_mels != source.shape[2]:
             raise GenlabError(f"model.n_mels must be {source.shape[2]}, the frames' mel bands")
@@ -51,12 +52,16 @@ class SpeechTraining(SampledEachPeriod):
         self.num_examples = len(self.source)
         self.total_steps = recipe.train.epochs * max(1, self.num_examples // d.batch_size)
         self.evaluator = None
-        self.data_source = f"{len(prompts)} Allison prompts x {len(d.voices)} voices ({', '.join(d.voices)})"
+        self.data_source = (
+            f"{len(prompts)} Allison prompts x {len(d.voices)} voices ({', '.join(d.voices)}) -> {d.target}"
+        )
         check_text(SAMPLE_TEXT)
 
     def meta(self) -> dict[str, Any]:
         d = self.recipe.data
-        return weights_meta("tts", self.config, dataset=d.name, voices=list(d.voices), rate_wpm=d.rate_wpm)
+        return weights_meta(
+            "tts", self.config, dataset=d.name, voices=list(d.voices), rate_wpm=d.rate_wpm, target=d.target
+        )
 
     def step_kind(self, step: int) -> str:
         return "convert"
