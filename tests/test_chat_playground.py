@@ -3,37 +3,20 @@ whole with every turn, answers stream into bubbles, New chat forgets, a refused 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from playwright.sync_api import expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM} (Debian's chromium package) to drive the playground", allow_module_level=True
-    )
-
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
-from genlab.serve import create_app, open_runs  # noqa: E402
-from tests.serving import running_server  # noqa: E402
-from tests.test_chat_serve import trained_chat  # noqa: E402
-from tests.test_playground import CHROMIUM_ARGS, LATENCY  # noqa: E402
+from genlab.serve import create_app, open_runs
+from tests.serving import running_server
+from tests.test_chat_serve import trained_chat
+from tests.test_playground import LATENCY, playground_on
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     run = trained_chat(tmp_path_factory)
-    with running_server(create_app(open_runs([run]))) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1040, "height": 900})
-        page.set_default_timeout(15_000)
-        errors = []
-        page.on("pageerror", lambda error: errors.append(error))
-        page.goto(url)
+    with running_server(create_app(open_runs([run]))) as url, playground_on(url, height=900) as page:
         yield page
-        browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def send(page, text: str) -> None:

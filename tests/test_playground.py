@@ -10,6 +10,8 @@ import os
 import re
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,22 @@ START_SAMPLING = """() => {
     }, 4);
 }"""
 STOP_SAMPLING = "() => { clearInterval(window.sampler); return window.samples; }"
+
+
+@contextmanager
+def playground_on(url: str, height: int) -> Iterator[Page]:
+    """The playground at `url` in a headless Chromium of its own (one page, 1040 px wide), failing the test on
+    any JavaScript error: for a test module that serves its own runs."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1040, "height": height})
+        page.set_default_timeout(15_000)
+        errors = []
+        page.on("pageerror", lambda error: errors.append(error))
+        page.goto(url)
+        yield page
+        browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture(scope="module")

@@ -4,22 +4,14 @@ the model speaks, Speak puts a WAV in the player with the latency and cost line,
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM} (Debian's chromium package) to drive the playground", allow_module_level=True
-    )
-
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
-from genlab.serve import create_app  # noqa: E402
-from tests.serving import running_server  # noqa: E402
-from tests.test_playground import CHROMIUM_ARGS, COST, LATENCY  # noqa: E402
-from tests.test_speech import tiny_tts  # noqa: E402, F401 (a fixture)
+from genlab.serve import create_app
+from tests.serving import running_server
+from tests.test_playground import COST, LATENCY, playground_on
+from tests.test_speech import tiny_tts  # noqa: F401 (a fixture)
 
 SCREENSHOT = os.environ.get("GENLAB_SPEECH_SCREENSHOT")  # a path: keep the panel's picture (docs/img)
 
@@ -27,16 +19,8 @@ SCREENSHOT = os.environ.get("GENLAB_SPEECH_SCREENSHOT")  # a path: keep the pane
 @pytest.fixture(scope="module")
 def page(tiny_tts):  # noqa: F811
     _, handle = tiny_tts
-    with running_server(create_app({"allison": handle})) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1040, "height": 640})
-        page.set_default_timeout(15_000)
-        errors = []
-        page.on("pageerror", lambda error: errors.append(error))
-        page.goto(url)
+    with running_server(create_app({"allison": handle})) as url, playground_on(url, height=640) as page:
         yield page
-        browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def speak(page, text: str) -> None:
