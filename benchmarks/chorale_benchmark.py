@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +23,9 @@ import torch
 import genlab
 from genlab.data.chorales import load_chorales, split_sequences
 from genlab.tasks.chorale.sampling import sample_grids, soprano_given
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from folk_benchmark import save_seconds  # noqa: E402 (a sibling script: the timing of writing each format)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "chorale" / "chorale_benchmark.json"
@@ -61,13 +64,7 @@ def generation(handle, repeats: int) -> dict[str, dict[str, float]]:
 
 def writing(handle) -> dict[str, float]:
     chorales = handle.generate(bars=BARS, n=1, seed=0)
-    out = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for suffix in (".mid", ".musicxml", ".png", ".wav"):
-            start = time.perf_counter()
-            chorales.save(Path(folder) / f"chorale{suffix}")
-            out[suffix] = round(time.perf_counter() - start, 3)
-    return out
+    return save_seconds(chorales, "chorale", (".mid", ".musicxml", ".png", ".wav"))
 
 
 def main() -> None:

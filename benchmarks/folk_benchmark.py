@@ -59,16 +59,21 @@ def generation(handle, repeats: int, sampling: str) -> dict[str, float]:
     }
 
 
+def save_seconds(pieces, stem: str, suffixes: tuple[str, ...]) -> dict[str, float]:
+    """Seconds to save generated `pieces` (anything with `.save(path)`) in each format, by suffix."""
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for suffix in suffixes:
+            start = time.perf_counter()
+            pieces.save(Path(folder) / f"{stem}{suffix}")
+            out[suffix] = round(time.perf_counter() - start, 3)
+    return out
+
+
 def rendering(handle) -> dict[str, float]:
     """Seconds to save one generated tune in each format."""
     tunes = handle.generate(meter=REEL.meter, mode=REEL.mode, tune_type=REEL.tune_type, n=1, seed=0)
-    out = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for suffix in (".abc", ".mid", ".musicxml", ".png", ".wav"):
-            start = time.perf_counter()
-            tunes.save(Path(folder) / f"tune{suffix}")
-            out[suffix] = round(time.perf_counter() - start, 3)
-    return out
+    return save_seconds(tunes, "tune", (".abc", ".mid", ".musicxml", ".png", ".wav"))
 
 
 def main() -> None:
