@@ -58,6 +58,28 @@ class OwnNoise:
         self.noise.set_state(state["noise"])
 
 
+class GlobalTorchRng:
+    """For a Training whose only random draws are dropout's, from torch's global generator: that generator's
+    state is what a checkpoint keeps."""
+
+    def rng_state(self) -> dict[str, Any]:
+        return {"torch": torch.get_rng_state()}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+
+
+class NoRandomState:
+    """For a Training that keeps no generator between steps (nothing drawn, or every draw seeded by the step):
+    a checkpoint has no random state to keep."""
+
+    def rng_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_rng_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
 class SampledEachPeriod:
     """For a Training of a generative model (gan, audio, flow): at the end of each sample period the main
     rank saves the period's samples, then, when the training has an evaluator, returns the quick scores of

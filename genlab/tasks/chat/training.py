@@ -19,7 +19,7 @@ import torch
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
 from genlab.core.optim import adamw, cosine_lr, set_lr
 from genlab.core.run import RunDir
-from genlab.core.training import weights_meta
+from genlab.core.training import GlobalTorchRng, weights_meta
 from genlab.data.chat import KINDS, Exchange, load_exchanges, with_context
 from genlab.errors import GenlabError
 from genlab.interop.hf import export_model
@@ -87,7 +87,7 @@ def tokenizer_texts(exchanges: dict[str, dict[str, list[Exchange]]]) -> list[str
     return texts
 
 
-class ChatTraining:
+class ChatTraining(GlobalTorchRng):
     best_metric = "val/loss"
 
     def __init__(self, recipe: ChatRecipe, env: DistEnv, run: RunDir):
@@ -140,12 +140,6 @@ class ChatTraining:
 
     def meta(self) -> dict[str, Any]:
         return weights_meta("chat", self.config)
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"torch": torch.get_rng_state()}  # dropout draws from the global generator
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["torch"])
 
     def step_kind(self, step: int) -> str:
         return "step"

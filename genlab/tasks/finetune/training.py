@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
 from genlab.core.optim import adamw, cosine_lr, set_lr
 from genlab.core.run import RunDir
+from genlab.core.training import GlobalTorchRng
 from genlab.data.labelled import LabelledData, load_labelled_data
 from genlab.errors import GenlabError
 from genlab.evaluation.text_metrics import accuracy, macro_f1
@@ -190,7 +191,7 @@ def model_meta(backbone: Transformer, recipe: FinetuneRecipe, kind: str, labels:
     }
 
 
-class FinetuneTraining:
+class FinetuneTraining(GlobalTorchRng):
     best_metric = None  # the last checkpoint is the run's model: fine-tuning keeps no "best"
 
     def __init__(self, recipe: FinetuneRecipe, env: DistEnv, run: RunDir):
@@ -259,12 +260,6 @@ class FinetuneTraining:
 
     def meta(self) -> dict[str, Any]:
         return {"task": "finetune", "model": self.model_description}
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"torch": torch.get_rng_state()}  # dropout draws from the global generator
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["torch"])
 
     def step_kind(self, step: int) -> str:
         return "step"  # every step costs about the same: padded batches of similar size

@@ -14,7 +14,7 @@ import torch
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
 from genlab.core.optim import adamw, cosine_lr, set_lr
 from genlab.core.run import RunDir
-from genlab.core.training import weights_meta
+from genlab.core.training import GlobalTorchRng, weights_meta
 from genlab.data.folk import load_folk, split_tokens
 from genlab.data.folk_abc import abc_text
 from genlab.data.folk_tokens import VOCAB, Header
@@ -53,7 +53,7 @@ def load_splits(recipe: FolkRecipe) -> tuple[dict[str, torch.Tensor], dict[str, 
     return tensors, data
 
 
-class FolkTraining:
+class FolkTraining(GlobalTorchRng):
     best_metric = "val/nll_per_note"
 
     def __init__(self, recipe: FolkRecipe, env: DistEnv, run: RunDir):
@@ -80,12 +80,6 @@ class FolkTraining:
 
     def meta(self) -> dict[str, Any]:
         return weights_meta("folk", self.config, vocab=list(VOCAB))
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"torch": torch.get_rng_state()}  # dropout draws from the global generator
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["torch"])
 
     def step_kind(self, step: int) -> str:
         return "causal"

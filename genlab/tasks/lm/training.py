@@ -23,7 +23,7 @@ from genlab.core.distributed import DistEnv, barrier, unwrap, wrap_ddp
 from genlab.core.muon import muon_adamw
 from genlab.core.optim import adamw, cosine_lr, set_lr
 from genlab.core.run import RunDir
-from genlab.core.training import weights_meta
+from genlab.core.training import GlobalTorchRng, weights_meta
 from genlab.data.tokens import corpus_source, corpus_texts, open_tokens, spaced_starts, windows, write_tokens
 from genlab.errors import GenlabError
 from genlab.interop.hf import export_model, hf_layout, unexportable
@@ -128,7 +128,7 @@ def estimate_loss(
     return sum(losses) / len(losses)
 
 
-class LMTraining:
+class LMTraining(GlobalTorchRng):
     best_metric = "val/loss"  # lower is better; the trainer keeps checkpoints/best by it
 
     def __init__(self, recipe: LMRecipe, env: DistEnv, run: RunDir):
@@ -172,12 +172,6 @@ class LMTraining:
 
     def meta(self) -> dict[str, Any]:
         return weights_meta("lm", self.config, corpus=self.recipe.data.corpus, tokenizer=self.recipe.data.tokenizer)
-
-    def rng_state(self) -> dict[str, Any]:
-        return {"torch": torch.get_rng_state()}  # dropout draws from the global generator
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["torch"])
 
     def step_kind(self, step: int) -> str:
         return self.recipe.model.objective

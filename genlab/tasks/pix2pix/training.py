@@ -17,7 +17,7 @@ import torch
 
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.run import RunDir
-from genlab.core.training import weights_meta
+from genlab.core.training import NoRandomState, weights_meta
 from genlab.data.glyphs import GlyphSet, load_glyphs
 from genlab.errors import GenlabError
 from genlab.models.glyph_unet import GlyphUNet
@@ -47,7 +47,7 @@ def build_networks(recipe: Pix2PixRecipe) -> tuple[GlyphUNet, PatchGAN]:
     return generator.train(), discriminator.train()
 
 
-class Pix2PixTraining:
+class Pix2PixTraining(NoRandomState):  # the steps draw nothing
     best_metric = "test/l1"  # lower is better: L1 to the true glyphs of the held-out characters
 
     def __init__(self, recipe: Pix2PixRecipe, env: DistEnv, run: RunDir):
@@ -93,12 +93,6 @@ class Pix2PixTraining:
 
     def step_kind(self, step: int) -> str:
         return "translate"
-
-    def rng_state(self) -> dict[str, Any]:
-        return {}  # the steps draw nothing
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        pass
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         indices = indices.to(self.source.device)

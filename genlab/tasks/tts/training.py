@@ -16,7 +16,7 @@ import torch
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.optim import adamw, descend, set_lr
 from genlab.core.run import RunDir
-from genlab.core.training import SampledEachPeriod, weights_meta
+from genlab.core.training import NoRandomState, SampledEachPeriod, weights_meta
 from genlab.data.speech import check_text, load_prompts, parse_voice
 from genlab.data.speech_pairs import TARGET_ALLISON, parallel_pairs
 from genlab.errors import GenlabError
@@ -28,7 +28,7 @@ from genlab.tasks.tts.recipe import SpeechRecipe
 SAMPLE_TEXT = "Your call is important to us."
 
 
-class SpeechTraining(SampledEachPeriod):
+class SpeechTraining(NoRandomState, SampledEachPeriod):
     best_metric = None  # no quick score: `genlab eval` and benchmarks/speech_benchmark.py judge the speech
 
     def __init__(self, recipe: SpeechRecipe, env: DistEnv, run: RunDir):
@@ -65,12 +65,6 @@ class SpeechTraining(SampledEachPeriod):
 
     def step_kind(self, step: int) -> str:
         return "convert"
-
-    def rng_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        pass
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         t = self.recipe.train

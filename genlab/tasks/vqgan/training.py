@@ -14,7 +14,7 @@ import torch
 
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.run import RunDir
-from genlab.core.training import SampledEachPeriod, weights_meta
+from genlab.core.training import NoRandomState, SampledEachPeriod, weights_meta
 from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import load_evaluator
@@ -35,7 +35,7 @@ GRID_COLS = 10  # sample grid: 5 pairs of rows, held-out originals above their r
 QUICK_EVAL_IMAGES = 500  # held-out images reconstructed for the per-period scores
 
 
-class VQGANTraining(SampledEachPeriod):
+class VQGANTraining(NoRandomState, SampledEachPeriod):  # every draw is seeded by (seed, step)
     best_metric = "quality/fid"  # FID of held-out reconstructions, lower is better
 
     def __init__(self, recipe: VQGANRecipe, env: DistEnv, run: RunDir):
@@ -68,12 +68,6 @@ class VQGANTraining(SampledEachPeriod):
 
     def step_kind(self, step: int) -> str:
         return "autoencoder+gan" if step >= self.recipe.train.adversarial_start else "autoencoder"
-
-    def rng_state(self) -> dict[str, Any]:
-        return {}  # every draw is seeded by (seed, step)
-
-    def load_rng_state(self, state: dict[str, Any]) -> None:
-        pass
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
         x = self.images.index_select(0, indices.to(self.images.device))  # (B, 1, 28, 28)
