@@ -270,3 +270,23 @@ class TextPieces:
             return ""
         piece, self.shown = text[self.shown : end], end
         return piece
+
+
+def text_pieces(
+    tokenizer: Tokenizer, tokens: Iterable[int], stop: str | None = None, stop_ids: Iterable[int] = ()
+) -> Iterator[str]:
+    """The text of generated `tokens` (one row's ids, as `stream` makes them) piece by piece, as TextPieces
+    settles it: ending at the first id in `stop_ids` (not shown) or before the `stop` string."""
+    ends = frozenset(stop_ids)
+    pieces = TextPieces(tokenizer, [stop] if stop else [])
+    for token in tokens:
+        if token in ends:
+            break
+        piece = pieces.add(token)
+        if piece:
+            yield piece
+        if pieces.stopped:
+            return
+    piece = pieces.finish()
+    if piece:
+        yield piece

@@ -17,7 +17,7 @@ from genlab.interop.onnx import ExportGraph, token_logits_graph
 from genlab.io.chat_template import Message, render
 from genlab.io.files import atomic_write_text
 from genlab.io.tokenizers import load_tokenizer
-from genlab.models.generation import TextPieces, stream
+from genlab.models.generation import stream, text_pieces
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.chat.process import answer_all, prompt_ids, stop_ids
 from genlab.tasks.chat.recipe import ChatRecipe
@@ -60,20 +60,9 @@ class ChatRun(RunHandle):
             raise GenlabError(f"--max-tokens must be >= 1, got {max_tokens}")
         block = self.model.config.block_size
         ids = prompt_ids(self.tokenizer, messages, block)
-        pieces = TextPieces(self.tokenizer, [stop] if stop else [])
         room = min(max_tokens, block - len(ids))
-        for nxt in stream(self.model, torch.tensor([ids]), room, temperature, seed=seed, stop=self.stops):
-            token = int(nxt[0])
-            if token in self.stops:
-                break
-            piece = pieces.add(token)
-            if piece:
-                yield piece
-            if pieces.stopped:
-                return
-        piece = pieces.finish()
-        if piece:
-            yield piece
+        tokens = stream(self.model, torch.tensor([ids]), room, temperature, seed=seed, stop=self.stops)
+        yield from text_pieces(self.tokenizer, (int(nxt[0]) for nxt in tokens), stop, self.stops)
 
     def generate(
         self,

@@ -16,7 +16,7 @@ from genlab.data.tokens import corpus_texts, open_tokens, write_tokens
 from genlab.errors import GenlabError
 from genlab.interop.onnx import ExportGraph, token_logits_graph
 from genlab.io.tokenizers import UNK, Tokenizer, load_tokenizer
-from genlab.models.generation import TextPieces, stream
+from genlab.models.generation import stream, text_pieces
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.contract import RunHandle, TextDecoding
 from genlab.tasks.lm.recipe import LMRecipe
@@ -137,8 +137,7 @@ def stream_text(
     if max_tokens < 1:
         raise GenlabError(f"--max-tokens must be >= 1, got {max_tokens}")
     idx = torch.tensor([tokenizer.encode(prompt)])  # (1, T)
-    pieces = TextPieces(tokenizer, [stop] if stop else [])
-    for nxt in stream(
+    tokens = stream(
         model,
         idx,
         max_tokens,
@@ -148,12 +147,5 @@ def stream_text(
         seed=seed,
         presence_penalty=presence_penalty,
         frequency_penalty=frequency_penalty,
-    ):
-        piece = pieces.add(int(nxt[0]))
-        if piece:
-            yield piece
-        if pieces.stopped:
-            return
-    piece = pieces.finish()
-    if piece:
-        yield piece
+    )
+    yield from text_pieces(tokenizer, (int(nxt[0]) for nxt in tokens), stop)
