@@ -74,6 +74,20 @@ def test_the_conversation_is_the_context(client, handle):
     assert body["usage"]["prompt_tokens"] > len(handle.tokenizer.encode("Do you like the sun?"))
 
 
+def test_content_as_a_list_of_text_parts_reads_as_the_joined_text(client):
+    """OpenAI's clients may send content as parts: text parts read as their text joined by newlines."""
+    parts = [{"type": "text", "text": "Translate into Spanish:"}, {"type": "text", "text": "sun moon"}]
+    joined = {"role": "user", "content": "Translate into Spanish:\nsun moon"}
+
+    def answer(message):
+        body = {"model": "chat", "messages": [message], "temperature": 0, "max_tokens": 8}
+        return client.post("/v1/chat/completions", json=body).json()
+
+    as_parts, as_text = answer({"role": "user", "content": parts}), answer(joined)
+    assert as_parts["choices"][0]["message"] == as_text["choices"][0]["message"]
+    assert as_parts["usage"]["prompt_tokens"] == as_text["usage"]["prompt_tokens"]
+
+
 @pytest.mark.parametrize(
     "body, status, says",
     [
@@ -83,6 +97,12 @@ def test_the_conversation_is_the_context(client, handle):
         ({"model": "chat", "messages": [{"role": "user", "content": 7}]}, 422, "content"),
         ({"model": "chat", "messages": [{"role": "user", "content": ["a"]}]}, 422, "content"),
         ({"model": "chat", "messages": [{"role": "user"}]}, 422, "content"),
+        ({"model": "chat", "messages": [{"role": "user", "content": []}]}, 422, "content"),
+        (
+            {"model": "chat", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+            422,
+            "'text'",
+        ),
         ({"model": "chat", "messages": [{"role": "user", "content": "sun " * 300}]}, 422, "tokens"),
         ({"model": "chat", "messages": [{"role": "user", "content": "a<|end|>b"}]}, 422, "chat marker"),
         ({"model": "chat", "messages": ASK, "max_tokens": 0}, 422, "max_tokens"),

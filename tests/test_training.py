@@ -152,3 +152,20 @@ def test_a_period_callback_sees_each_period_and_can_stop_the_run(tiny_idx_dir, t
     assert [period for _, period in seen] == [1.0, 2.0]
     assert report["cost"]["stopped_by"] == "pruned" and report["cost"]["steps"] == seen[-1][0]
     assert api.load(run).generate(n=4).images.shape == (4, 1, 28, 28)
+
+
+def test_a_cpu_budget_stops_the_run_and_is_kept_across_resume(tiny_idx_dir, tmp_path):
+    """train.max_cpu_minutes counts this process's CPU time, which a busy machine does not eat: a tiny budget
+    stops after the first step with a consistent checkpoint; the CPU total is in the ledger and survives resume."""
+    budget = ["train.max_cpu_minutes=0.000001"]
+    report = train(ESSAY, tmp_path / "run", tiny_overrides(tiny_idx_dir, **{"train.epochs": 5}) + budget)
+    cost = report["cost"]
+    assert cost["stopped_by"] == "budget" and cost["steps"] == 1
+    assert 0 < cost["train_cpu_seconds"] and cost["train_seconds"] > 0
+    resumed = train(ESSAY, tmp_path / "run", ["train.max_cpu_minutes=0"], resume=True)["cost"]
+    assert resumed["stopped_by"] == "periods" and resumed["train_cpu_seconds"] > cost["train_cpu_seconds"]
+
+
+def test_a_negative_cpu_budget_is_refused(tiny_idx_dir, tmp_path):
+    with pytest.raises(GenlabError, match="max_cpu_minutes"):
+        train(ESSAY, tmp_path / "run", tiny_overrides(tiny_idx_dir) + ["train.max_cpu_minutes=-1"])

@@ -46,14 +46,15 @@ class TrainConfig:
     """
 
     max_minutes: float = 0.0  # stop after this wall-clock budget (0 = no budget)
+    max_cpu_minutes: float = 0.0  # stop after this much CPU time, all threads (0 = no budget): fair on a busy machine
     sample_every: int = 1  # periods between samples / quick evaluation
     checkpoint_every: int = 1  # periods between checkpoints
     device: str = "auto"  # auto | cpu | cuda
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.max_minutes < 0:
-            raise ValueError("train.max_minutes must be >= 0")
+        if self.max_minutes < 0 or self.max_cpu_minutes < 0:
+            raise ValueError("train.max_minutes and train.max_cpu_minutes must be >= 0")
         if self.sample_every < 1 or self.checkpoint_every < 1:
             raise ValueError("train.sample_every and train.checkpoint_every must be >= 1")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -38,6 +38,7 @@ class LoopConfig:
     periods: int
     global_batch: int
     max_minutes: float = 0.0
+    max_cpu_minutes: float = 0.0
     sample_every: int = 1
     checkpoint_every: int = 1
     log_every: int = 20
@@ -70,10 +71,11 @@ class Trainer:
         self.step = 0
         self.flops_by_kind: dict[str, int] = {}
         self.total_flops = 0
-        self.train_seconds = 0.0  # accumulated over resumed sessions
+        self.train_seconds = 0.0  # wall time, accumulated over resumed sessions
+        self.train_cpu_seconds = 0.0  # this process's CPU time (all its threads), accumulated likewise
         self.best_score = float("inf")  # of task.best_metric, lower is better
         self.interrupted_summary: dict[str, Any] | None = None  # what fit had done when Ctrl-C stopped it
-        self._clock_start = 0.0  # perf_counter() when the time not yet in train_seconds began (set by fit)
+        self._clock_start = (0.0, 0.0)  # (perf_counter(), process_time()) when the time not yet counted began
 
     # checkpoints ---------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -84,6 +86,7 @@ class Trainer:
             "flops_by_kind": self.flops_by_kind,
             "total_flops": self.total_flops,
             "train_seconds": self.train_seconds,
+            "train_cpu_seconds": self.train_cpu_seconds,
             "best_score": self.best_score,
             "threads": torch.get_num_threads(),  # the float summation order of this run's steps
         }
@@ -115,6 +118,7 @@ class Trainer:
         self.flops_by_kind = state["flops_by_kind"]
         self.total_flops = state["total_flops"]
         self.train_seconds = state["train_seconds"]
+        self.train_cpu_seconds = state.get("train_cpu_seconds", 0.0)  # absent from checkpoints before 0.3.1
         self.best_score = state["best_score"]
         return True
 
@@ -160,7 +164,7 @@ class Trainer:
         """Train to the end (or the budget, or a callback's StopTraining); returns the ledger entries the loop
         measured. The first Ctrl-C stops between two steps and saves a resumable checkpoint."""
         start_step = self.step
-        self._clock_start = time.perf_counter()
+        self._start_clock()
         bar = progress_bar(
             self.total_steps, unit="step", initial=self.step, disable=not (self.loop.progress and self.env.is_main)
         )
@@ -218,14 +222,27 @@ class Trainer:
         return metrics
 
     def _over_budget(self) -> bool:
-        budget_s = self.loop.max_minutes * 60  # 0: no budget
-        return bool(budget_s) and time.perf_counter() - self._clock_start + self.train_seconds >= budget_s
+        """Past either budget (0 = none): wall minutes, or CPU minutes, which a busy shared machine does not
+        shorten, so equal-CPU comparisons between runs stay fair."""
+        wall, cpu = self._elapsed()
+        over_wall = self.loop.max_minutes and self.train_seconds + wall >= self.loop.max_minutes * 60
+        over_cpu = self.loop.max_cpu_minutes and self.train_cpu_seconds + cpu >= self.loop.max_cpu_minutes * 60
+        return bool(over_wall or over_cpu)
+
+    def _elapsed(self) -> tuple[float, float]:
+        """Wall and CPU seconds since the clock last started."""
+        wall_start, cpu_start = self._clock_start
+        return time.perf_counter() - wall_start, time.process_time() - cpu_start
 
     def _clock(self) -> None:
-        """Add the time since the clock last started to train_seconds, and start it again."""
-        now = time.perf_counter()
-        self.train_seconds += now - self._clock_start
-        self._clock_start = now
+        """Add the time since the clock last started to the run's wall and CPU totals, and start it again."""
+        wall, cpu = self._elapsed()
+        self.train_seconds += wall
+        self.train_cpu_seconds += cpu
+        self._start_clock()
+
+    def _start_clock(self) -> None:
+        self._clock_start = (time.perf_counter(), time.process_time())
 
     def _checkpoint_due(self, period: int, done: bool) -> bool:
         return (period + 1) % self.loop.checkpoint_every == 0 or done
@@ -271,6 +288,7 @@ class Trainer:
             "periods": round(self.step / self.steps_per_period, 3),
             "examples_seen": self.step * loop.global_batch,
             "train_seconds": round(self.train_seconds, 3),
+            "train_cpu_seconds": round(self.train_cpu_seconds, 3),
             "train_flops": self.total_flops,
             "train_flops_per_second": round(self.total_flops / max(self.train_seconds, 1e-9)),
             "examples_per_second": round(self.step * loop.global_batch / max(self.train_seconds, 1e-9), 1),

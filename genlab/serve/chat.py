@@ -24,9 +24,23 @@ MAX_MESSAGES = 64
 Content = Annotated[str, StringConstraints(max_length=s.MAX_PROMPT_CHARS)]
 
 
+class TextPart(s.Strict):
+    """One part of a message given as a list of parts, as OpenAI's clients may send it; genlab's chat models
+    read text only, so an image or audio part is refused (422 naming the part's type)."""
+
+    type: Literal["text"]
+    text: Content
+
+
 class ChatMessage(s.Strict):
     role: Literal["system", "user", "assistant"]
-    content: Content
+    content: Content | Annotated[list[TextPart], Field(min_length=1, max_length=MAX_MESSAGES)]
+
+    def as_text(self) -> dict[str, str]:
+        """{role, content} with a list of text parts joined by newlines, as the chat template reads it."""
+        if isinstance(self.content, str):
+            return {"role": self.role, "content": self.content}
+        return {"role": self.role, "content": "\n".join(part.text for part in self.content)}
 
 
 class ChatCompletionRequest(s.Strict):
@@ -73,7 +87,7 @@ def completion_request(body: ChatCompletionRequest, model: Served) -> s.Completi
             422, f"model: {model.name} is not a chat model; send it prompts at /v1/completions", param="model"
         )
     try:
-        prompt = render([m.model_dump() for m in body.messages])
+        prompt = render([m.as_text() for m in body.messages])
     except GenlabError as error:
         raise ApiError(422, str(error), param="messages") from None
     context = model.worker.decoding.model.config.block_size

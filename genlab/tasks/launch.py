@@ -168,6 +168,7 @@ def _trainer(training: Any, run: RunDir, recipe: Any, env: Any, on_period: Perio
         periods=t.periods,
         global_batch=recipe.data.batch_size,
         max_minutes=t.max_minutes,
+        max_cpu_minutes=t.max_cpu_minutes,
         sample_every=t.sample_every,
         checkpoint_every=t.checkpoint_every,
         progress=t.progress,
