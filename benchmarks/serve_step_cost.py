@@ -1,0 +1,178 @@
+"""What one continuous-batching step costs the served char GPT, in process (no HTTP): the bound under the
+8-client ÷ 1-client ratios of serve_scale_benchmark.py.
+
+Closed loop, as the scale benchmark's clients: B sequences are always in the batch (one that ends is replaced by
+a new request: a KJV-like prompt, temperature 1, its own seed) until 6 × B requests of 48 new tokens (1 × B of
+256) have ended. Per level: tokens per second of wall time and per CPU second of the decoding thread, and the
+step's CPU split into the model's one-token forward, sampling, prefills (new requests, and past the context the
+window read again every half context) and the rest (the batch's bookkeeping). One torch thread.
+
+Then the same loop in two processes at once (B = 1 and B = 4 in each: what `--workers 2` runs with 2 and 8
+clients), against one process alone: how far two processes on two cores are from twice one.
+
+    python benchmarks/serve_step_cost.py --run /tmp/genlab-serve-benchmark/char-gpt   # ~1 minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections import defaultdict
+from functools import wraps
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_benchmark import DEFAULT_OUT, PROMPTS  # noqa: E402  (the same prompts as the served load)
+
+from genlab import api  # noqa: E402
+from genlab.models.batching import ContinuousBatch, Sequence  # noqa: E402
+from genlab.models.decoding import OneTokenDecoder  # noqa: E402
+from genlab.models.generation import TextPieces  # noqa: E402
+
+# the parts of a step timed apart (CPU of the calling thread)
+PARTS = {
+    "forward": (OneTokenDecoder, "__call__"),
+    "sampling": (ContinuousBatch, "_sample_rows"),
+    "prefill": (ContinuousBatch, "_prefill"),
+}
+SPENT: dict[str, float] = defaultdict(float)
+
+
+def timed(name: str, method):
+    @wraps(method)
+    def wrapper(*args, **kwargs):
+        start = time.thread_time()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            SPENT[name] += time.thread_time() - start
+
+    return wrapper
+
+
+def closed_loop(decoding, rows: int, new_tokens: int, requests: int) -> dict:
+    """`rows` sequences always decoding until `requests` have ended -> tokens/s and the step's CPU split (ms)."""
+    batch, pieces, started = ContinuousBatch(decoding.model, 16), {}, 0
+
+    def admit() -> None:
+        nonlocal started
+        prompt = decoding.encode(PROMPTS[started % len(PROMPTS)])
+        seq = Sequence(prompt, new_tokens, 1.0, None, None, decoding.stop_ids, started)
+        batch.add(seq)
+        pieces[seq], started = TextPieces(decoding.tokenizer), started + 1
+
+    for _ in range(rows):
+        admit()
+    SPENT.clear()
+    ended = tokens = steps = 0
+    cpu, wall = time.thread_time(), time.perf_counter()
+    while ended < requests:
+        for seq, token in batch.step():
+            pieces[seq].add(token)  # the server's detokenising, per token
+            tokens += 1
+            if seq.done:
+                ended += 1
+                admit()
+        steps += 1
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    split = {name: 1e3 * SPENT[name] / steps for name in PARTS}
+    split["rest"] = 1e3 * cpu / steps - sum(split.values())
+    return {
+        "rows": rows,
+        "new_tokens": new_tokens,
+        "tok_s": tokens / wall,
+        "tok_per_cpu_s": tokens / cpu,
+        "step_ms": 1e3 * cpu / steps,
+        **{f"{name}_ms": ms for name, ms in split.items()},
+    }
+
+
+def worker(run: str, rows: int, requests: int, start, out) -> None:
+    torch.set_num_threads(1)
+    decoding = api.load(run, "last").text_decoding()
+    closed_loop(decoding, rows, 8, 2 * rows)  # warm-up
+    start.wait()  # every process loaded and warm: they decode at the same time
+    out.put(closed_loop(decoding, rows, 48, requests))
+
+
+def concurrently(run: str, rows: int, processes: int) -> list[dict]:
+    """The 48-token loop at `rows` in `processes` processes started together."""
+    ctx = multiprocessing.get_context("spawn")
+    out, start = ctx.Queue(), ctx.Barrier(processes)
+    procs = [ctx.Process(target=worker, args=(run, rows, 40 * rows, start, out)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return results
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = [
+        "# One continuous-batching step of the served char GPT, in process",
+        "",
+        f"Produced by `{results['command']}` on {results['when']} ({os.cpu_count()} CPUs); load average at start "
+        f"{results['load_start']}, at end {results['load_end']}. One torch thread; temperature 1; closed loop "
+        "(an ended request is replaced at once). CPU: the decoding thread's.",
+        "",
+        "| sequences | new tokens | tok/s | tok per CPU s | step ms (CPU) | forward | sampling | prefills | rest |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["levels"]:
+        lines.append(
+            f"| {r['rows']} | {r['new_tokens']} | {r['tok_s']:.0f} | {r['tok_per_cpu_s']:.0f} | {r['step_ms']:.3f} | "
+            f"{r['forward_ms']:.3f} | {r['sampling_ms']:.3f} | {r['prefill_ms']:.3f} | {r['rest_ms']:.3f} |"
+        )
+    lines += [
+        "",
+        "| processes at once | sequences each | tok/s of each | sum | sum ÷ one process alone |",
+        "|---:|---:|---|---:|---:|",
+    ]
+    for rows, runs in results["processes"].items():
+        alone = runs["1"][0]["tok_s"]
+        for count, each in runs.items():
+            rates = [r["tok_s"] for r in each]
+            lines.append(
+                f"| {count} | {rows} | {', '.join(f'{x:.0f}' for x in rates)} | {sum(rates):.0f} | "
+                f"{sum(rates) / alone:.2f} |"
+            )
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="a char-GPT run (serve_benchmark.py trains one)")
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name, (cls, method) in PARTS.items():
+        setattr(cls, method, timed(name, getattr(cls, method)))
+    results = {
+        "command": "python benchmarks/serve_step_cost.py --run " + args.run,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_start": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    decoding = api.load(args.run, "last").text_decoding()
+    closed_loop(decoding, 4, 8, 8)  # warm-up
+    results["levels"] = [
+        closed_loop(decoding, rows, new_tokens, (6 if new_tokens == 48 else 1) * rows)
+        for rows in (1, 4, 8)
+        for new_tokens in (48, 256)
+    ]
+    results["processes"] = {rows: {str(n): concurrently(args.run, rows, n) for n in (1, 2)} for rows in (1, 4)}
+    results["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "serve_step_cost.json").write_text(json.dumps(results, indent=1))
+    write_markdown(results, args.out_dir / "serve_step_cost.md")
+    print((args.out_dir / "serve_step_cost.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
