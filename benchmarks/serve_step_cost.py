@@ -7,8 +7,10 @@ a new request: a KJV-like prompt, temperature 1, its own seed) until 6 × B requ
 step's CPU split into the model's one-token forward, sampling, prefills (new requests, and past the context the
 window read again every half context) and the rest (the batch's bookkeeping). One torch thread.
 
-Then the same loop in two processes at once (B = 1 and B = 4 in each: what `--workers 2` runs with 2 and 8
-clients), against one process alone: how far two processes on two cores are from twice one.
+Then the decoding loop in a second thread while the first runs pure-Python work in an event loop (as the
+server's HTTP side does): a thread that runs torch operations gives up Python's GIL at every operation and waits
+to take it back. And the same loop in two processes at once (B = 1 and B = 4 in each: what `--workers 2` runs
+with 2 and 8 clients), against one process alone: how far two processes on two cores are from twice one.
 
     python benchmarks/serve_step_cost.py --run /tmp/genlab-serve-benchmark/char-gpt   # ~1 minute
 """
@@ -16,10 +18,12 @@ clients), against one process alone: how far two processes on two cores are from
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from functools import wraps
@@ -114,6 +118,26 @@ def concurrently(run: str, rows: int, processes: int) -> list[dict]:
     return results
 
 
+def beside_python(decoding, rows: int, busy_ms: float, every_ms: float) -> dict:
+    """The 48-token loop in a second thread (as the server's decoding thread) while this one runs an event loop
+    that does `busy_ms` of pure Python every `every_ms` (as HTTP work would): what sharing the GIL costs."""
+    done: dict = {}
+    thread = threading.Thread(target=lambda: done.update(closed_loop(decoding, rows, 48, 6 * rows)))
+
+    async def python_work() -> None:
+        while thread.is_alive():
+            end = time.thread_time() + busy_ms / 1e3
+            while time.thread_time() < end:
+                pass
+            await asyncio.sleep(every_ms / 1e3)
+
+    thread.start()
+    if busy_ms:
+        asyncio.run(python_work())
+    thread.join()
+    return {"busy_ms": busy_ms, "every_ms": every_ms, **done}
+
+
 def write_markdown(results: dict, path: Path) -> None:
     lines = [
         "# One continuous-batching step of the served char GPT, in process",
@@ -143,6 +167,14 @@ def write_markdown(results: dict, path: Path) -> None:
                 f"| {count} | {rows} | {', '.join(f'{x:.0f}' for x in rates)} | {sum(rates):.0f} | "
                 f"{sum(rates) / alone:.2f} |"
             )
+    lines += [
+        "",
+        "| decoding thread beside Python work in another thread | sequences | tok/s | tok per CPU s | step ms (CPU) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results["gil"]:
+        work = f"{r['busy_ms']} ms every {r['every_ms']} ms" if r["busy_ms"] else "none"
+        lines.append(f"| {work} | {r['rows']} | {r['tok_s']:.0f} | {r['tok_per_cpu_s']:.0f} | {r['step_ms']:.3f} |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -166,6 +198,7 @@ def main() -> None:
         for rows in (1, 4, 8)
         for new_tokens in (48, 256)
     ]
+    results["gil"] = [beside_python(decoding, 8, busy, 2.0) for busy in (0.0, 0.2, 0.5)]
     results["processes"] = {rows: {str(n): concurrently(args.run, rows, n) for n in (1, 2)} for rows in (1, 4)}
     results["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     args.out_dir.mkdir(parents=True, exist_ok=True)
