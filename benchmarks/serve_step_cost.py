@@ -154,11 +154,15 @@ def write_markdown(results: dict, path: Path) -> None:
             f"| {r['rows']} | {r['new_tokens']} | {r['tok_s']:.0f} | {r['tok_per_cpu_s']:.0f} | {r['step_ms']:.3f} | "
             f"{r['forward_ms']:.3f} | {r['sampling_ms']:.3f} | {r['prefill_ms']:.3f} | {r['rest_ms']:.3f} |"
         )
-    lines += [
-        "",
-        "| processes at once | sequences each | tok/s of each | sum | sum ÷ one process alone |",
-        "|---:|---:|---|---:|---:|",
-    ]
+    lines += (
+        []
+        if not results["processes"]
+        else [
+            "",
+            "| processes at once | sequences each | tok/s of each | sum | sum ÷ one process alone |",
+            "|---:|---:|---|---:|---:|",
+        ]
+    )
     for rows, runs in results["processes"].items():
         alone = runs["1"][0]["tok_s"]
         for count, each in runs.items():
@@ -182,12 +186,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a char-GPT run (serve_benchmark.py trains one)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--one-core", action="store_true", help="skip the two-process part (one core held)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for name, (cls, method) in PARTS.items():
         setattr(cls, method, timed(name, getattr(cls, method)))
     results = {
-        "command": "python benchmarks/serve_step_cost.py --run " + args.run,
+        "command": "python benchmarks/serve_step_cost.py --run " + args.run + " --one-core" * args.one_core,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_start": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
@@ -199,7 +204,9 @@ def main() -> None:
         for new_tokens in (48, 256)
     ]
     results["gil"] = [beside_python(decoding, 8, busy, 2.0) for busy in (0.0, 0.2, 0.5)]
-    results["processes"] = {rows: {str(n): concurrently(args.run, rows, n) for n in (1, 2)} for rows in (1, 4)}
+    results["processes"] = {}
+    if not args.one_core:
+        results["processes"] = {rows: {str(n): concurrently(args.run, rows, n) for n in (1, 2)} for rows in (1, 4)}
     results["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "serve_step_cost.json").write_text(json.dumps(results, indent=1))
