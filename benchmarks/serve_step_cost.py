@@ -10,7 +10,8 @@ window read again every half context) and the rest (the batch's bookkeeping). On
 Then the decoding loop in a second thread while the first runs pure-Python work in an event loop (as the
 server's HTTP side does): a thread that runs torch operations gives up Python's GIL at every operation and waits
 to take it back. And the same loop in two processes at once (B = 1 and B = 4 in each: what `--workers 2` runs
-with 2 and 8 clients), against one process alone: how far two processes on two cores are from twice one.
+with 2 and 8 clients), against one process alone: how far two processes on two cores are from twice one. Last, the real
+server (`--workers 1`) under 1 and 8 clients: CPU per token of its decoding thread and of its event loop.
 
     python benchmarks/serve_step_cost.py --run /tmp/genlab-serve-benchmark/char-gpt   # ~1 minute
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_benchmark import DEFAULT_OUT, PROMPTS  # noqa: E402  (the same prompts as the served load)
+from serve_benchmark import DEFAULT_OUT, PROMPTS, Server, batch_metrics, free_port, run_level  # noqa: E402  (the same load)
 
 from genlab import api  # noqa: E402
 from genlab.models.batching import ContinuousBatch, Sequence  # noqa: E402
@@ -138,6 +139,51 @@ def beside_python(decoding, rows: int, busy_ms: float, every_ms: float) -> dict:
     return {"busy_ms": busy_ms, "every_ms": every_ms, **done}
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process (/proc/PID/task/TID/stat: utime + stime)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def served(run: str, out_dir: Path) -> list[dict]:
+    """`genlab serve --workers 1` under 1 and 8 clients (plain JSON, 48 new tokens, 6 s each): CPU per token of
+    its decoding thread and of its event loop (the main thread), and the mean rows per step."""
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GENLAB_THREADS": "1"}
+    cmd = [sys.executable, "-m", "genlab", "serve", run, "--port", str(port), "--workers", "1"]
+    server = Server("genlab-w1", cmd, port, env, out_dir / "step-cost-server.log")
+    levels = []
+    try:
+        server.wait_healthy(120)
+        settings = {"max_tokens": 48, "temperature": 1.0}
+        asyncio.run(run_level(server, Path(run).name, 8, 2, 10_000, settings, 0))  # warm-up
+        for clients in (1, 8):
+            before, batch = thread_cpu(server.pid), batch_metrics(server)
+            _, level = asyncio.run(run_level(server, Path(run).name, clients, 6, 10_000, settings, clients))
+            after, batch_after = thread_cpu(server.pid), batch_metrics(server)
+            spent = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+            main = spent.pop(server.pid, 0.0)
+            steps = batch_after[1] - batch[1]
+            tokens = batch_after[0] - batch[0]
+            levels.append(
+                {
+                    "clients": clients,
+                    "tok_s": level["tokens_per_second"],
+                    "rows_per_step": tokens / steps if steps else 0.0,
+                    "decoding_ms_per_token": 1e3 * max(spent.values()) / tokens,
+                    "event_loop_ms_per_token": 1e3 * main / tokens,
+                    "requests": level["requests"],
+                }
+            )
+    finally:
+        server.stop()
+    return levels
+
+
 def write_markdown(results: dict, path: Path) -> None:
     lines = [
         "# One continuous-batching step of the served char GPT, in process",
@@ -179,6 +225,17 @@ def write_markdown(results: dict, path: Path) -> None:
     for r in results["gil"]:
         work = f"{r['busy_ms']} ms every {r['every_ms']} ms" if r["busy_ms"] else "none"
         lines.append(f"| {work} | {r['rows']} | {r['tok_s']:.0f} | {r['tok_per_cpu_s']:.0f} | {r['step_ms']:.3f} |")
+    lines += [
+        "",
+        "| `genlab serve --workers 1`, 48 new tokens | rows per step | tok/s | decoding thread, CPU ms per token |"
+        " event loop, CPU ms per token |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["served"]:
+        lines.append(
+            f"| {r['clients']} client(s) | {r['rows_per_step']:.2f} | {r['tok_s']:.0f} | "
+            f"{r['decoding_ms_per_token']:.3f} | {r['event_loop_ms_per_token']:.3f} |"
+        )
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -207,6 +264,7 @@ def main() -> None:
     results["processes"] = {}
     if not args.one_core:
         results["processes"] = {rows: {str(n): concurrently(args.run, rows, n) for n in (1, 2)} for rows in (1, 4)}
+    results["served"] = served(args.run, args.out_dir)
     results["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "serve_step_cost.json").write_text(json.dumps(results, indent=1))
