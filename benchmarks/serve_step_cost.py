@@ -246,6 +246,7 @@ def main() -> None:
     parser.add_argument("--one-core", action="store_true", help="skip the two-process part (one core held)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, (cls, method) in PARTS.items():
         setattr(cls, method, timed(name, getattr(cls, method)))
     results = {
@@ -266,7 +267,6 @@ def main() -> None:
         results["processes"] = {rows: {str(n): concurrently(args.run, rows, n) for n in (1, 2)} for rows in (1, 4)}
     results["served"] = served(args.run, args.out_dir)
     results["load_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "serve_step_cost.json").write_text(json.dumps(results, indent=1))
     write_markdown(results, args.out_dir / "serve_step_cost.md")
     print((args.out_dir / "serve_step_cost.md").read_text())
