@@ -91,6 +91,24 @@ def test_a_removed_sequence_leaves_the_others_unchanged(model):
         assert seqs[i].tokens == alone(model, specs[i])
 
 
+def test_a_batch_of_sampling_rows_only_draws_what_each_draws_alone(model):
+    """Rows that all sample from the whole distribution (no greedy row) share one softmax and one argmax over
+    their own exponential noise: each must still draw what torch.multinomial draws for it alone."""
+    specs = [
+        dict(prompt=[7, i + 1, 4], max_new_tokens=40, temperature=[1.0, 0.7, 1.3][i % 3], seed=10 + i) for i in range(5)
+    ]
+    seqs = [Sequence(**r) for r in specs]
+    batch = ContinuousBatch(model)
+    for seq in seqs:
+        batch.add(seq)
+    while len(batch):
+        batch.step()
+    for seq, r in zip(seqs, specs):
+        expected = generate(model, torch.tensor([r["prompt"]]), 40, r["temperature"], seed=r["seed"])
+        assert seq.tokens == expected[0, 3:].tolist()
+    assert len({tuple(seq.tokens) for seq in seqs}) == len(seqs)  # the rows really drew apart
+
+
 def test_bad_settings_are_refused_when_added(model):
     batch = ContinuousBatch(model)
     with pytest.raises(Exception, match="temperature"):

@@ -158,15 +158,23 @@ class ContinuousBatch:
             logits = logits.index_put(
                 (torch.tensor(penalised),), torch.cat([self.rows[i].penalize(logits[i : i + 1]) for i in penalised])
             )
-        tokens = logits.argmax(dim=-1).tolist()
+        greedy = any(row.temperature == 0 for row in self.rows)
+        tokens = logits.argmax(dim=-1).tolist() if greedy else [0] * len(self.rows)
         plain = [
             i for i, row in enumerate(self.rows) if row.temperature > 0 and row.top_k is None and row.top_p is None
         ]
         if plain:
             temperatures = torch.tensor([[self.rows[i].temperature] for i in plain])  # (P, 1)
-            probs = tempered(logits[plain], temperatures).softmax(dim=-1)  # (P, V)
+            rows = logits if len(plain) == len(self.rows) else logits[plain]
+            probs = tempered(rows, temperatures).softmax(dim=-1)  # (P, V)
+            # torch.multinomial's own one-sample path, split: each row's exponential noise from its own
+            # generator, then one division and one argmax for all rows (a multinomial call per row cost
+            # ~4x the noise it draws). Same draws, same generator states: stream's multinomial agrees.
+            noise = torch.empty_like(probs)  # (P, V)
             for j, i in enumerate(plain):
-                tokens[i] = int(torch.multinomial(probs[j : j + 1], 1, generator=self.rows[i].generator))
+                noise[j].exponential_(1, generator=self.rows[i].generator)
+            for i, token in zip(plain, (probs / noise).argmax(dim=-1).tolist()):
+                tokens[i] = token
         for i, row in enumerate(self.rows):
             if row.temperature > 0 and i not in plain:  # top-k / top-p rows
                 tokens[i] = self._draw(row, logits[i : i + 1])
