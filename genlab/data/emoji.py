@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from genlab.data.images import ImageData, cache_root
 from genlab.errors import GenlabError
-from genlab.io.files import atomic_write
+from genlab.io.files import atomic_write_npz
 from genlab.io.validate import environ
 
 EMOJI = "emoji"  # the data set's name
@@ -87,12 +87,7 @@ def rendered(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise GenlabError(f"{path}: cannot read the emoji font ({exc})") from None
     images = np.stack([render(chr(cp), font) for cp in points])
     cached.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, points=points, images=images)
-
-    atomic_write(cached, write)
+    atomic_write_npz(cached, points=points, images=images)
     return points, images
 
 
