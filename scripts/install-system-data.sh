@@ -4,7 +4,8 @@
 # the spoken-digits corpus is made with (espeak-ng, flite) and its human check set (asterisk's digits);
 # Chromium, the real browser the playground test (tests/test_playground.py) drives; and PostgreSQL, the
 # server the multi-machine sweep test (tests/test_sweep_postgres.py) starts; and the CJK fonts the glyph
-# style-transfer data set renders (genlab/data/glyphs.py).
+# style-transfer data set renders (genlab/data/glyphs.py); the colour emoji font of the emoji image set
+# (genlab/data/emoji.py).
 # Needs root and apt; otherwise prints the command to run and carries on (mnist still works from the
 # bundled subset; the data sets that need these packages say so when asked for).
 set -u
@@ -14,6 +15,7 @@ packages=(
   fluidsynth fluid-soundfont-gm
   fonts-wqy-microhei fonts-wqy-zenhei fonts-arphic-ukai fonts-arphic-uming fonts-cwtex-kai fonts-cwtex-ming fonts-cwtex-fs
   fonts-cwtex-heib fonts-cwtex-yen fonts-lxgw-wenkai
+  fonts-noto-color-emoji
 )
 missing=()
 for p in "${packages[@]}"; do

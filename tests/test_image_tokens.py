@@ -16,7 +16,7 @@ from genlab.errors import GenlabError
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.models.vqgan import VQGAN, VQGANConfig
 from genlab.serve import create_app
-from genlab.tasks.vq_dalle.captions import CaptionTokenizer
+from genlab.tasks.vq_dalle.captions import CaptionTokenizer, combination_captions, words
 from genlab.tasks.vq_dalle.process import guided, sample_tokens
 from genlab.tasks.vq_dalle.tiny import tiny_run as tiny_dalle
 from genlab.tasks.vqgan.process import code_usage
@@ -73,7 +73,7 @@ def test_code_usage_counts_and_perplexity():
 
 @pytest.fixture(scope="module")
 def dalle() -> tuple[Transformer, CaptionTokenizer]:
-    tokenizer = CaptionTokenizer.from_captions("fashion-mnist", K, 6)
+    tokenizer = CaptionTokenizer.from_captions(combination_captions("fashion-mnist", False)[0], K, 6)
     torch.manual_seed(0)
     config = TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=6 + 8, n_layer=2, n_head=2, n_embd=16)
     return Transformer(config).eval(), tokenizer
@@ -118,12 +118,22 @@ def test_cached_generation_equals_uncached(dalle, guidance, temperature, top_k):
 
 def test_prompts_are_checked(dalle):
     _, tokenizer = dalle
-    row = tokenizer.encode("A pair of jeans!")
+    row = tokenizer.encode("A pair of culottes!")
     assert row.tolist()[:4] == [tokenizer.ids["a"], tokenizer.ids["pair"], tokenizer.ids["of"], tokenizer.unk]
     assert row.tolist()[4:] == [tokenizer.pad] * 2
     for prompt, message in (("", "empty"), ("  ?! ", "empty"), ("one two three four five six seven", "7 words")):
         with pytest.raises(GenlabError, match=message):
             tokenizer.encode(prompt)
+
+
+def test_held_out_captions_are_new_combinations_of_training_words():
+    for dataset in ("fashion-mnist", "mnist"):
+        (train, train_labels), (held, held_labels) = (combination_captions(dataset, h) for h in (False, True))
+        vocabulary = {w for text in train for w in words(text)}
+        assert not set(train) & set(held) and len(held) > len(train) / 3
+        assert all(set(words(text)) <= vocabulary for text in held)  # no word the model never read
+        assert set(held_labels.tolist()) == set(train_labels.tolist()) == set(range(10))
+        assert train_labels.diff().min() >= 0 and held_labels.diff().min() >= 0  # sorted by class
 
 
 @pytest.fixture(scope="module")

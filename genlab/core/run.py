@@ -129,13 +129,13 @@ class RunDir:
             self.tensorboard().add_image(tag, image_hwc, step, dataformats="HWC")
 
     def save_sample_grid(self, images: torch.Tensor, nrow: int, period: int) -> None:
-        """A period's samples (N, 1, H, W) in [0, 1] as one grid, `nrow` to a row: samples/epoch_NNNN.png
+        """A period's samples (N, C, H, W) in [0, 1] as one grid, `nrow` to a row: samples/epoch_NNNN.png
         and the TensorBoard image "samples"."""
         if not self.is_writer:
             return
-        grid = make_grid(images, nrow=nrow)  # (rows * (H + 2) + 2, nrow * (W + 2) + 2) uint8
+        grid = make_grid(images, nrow=nrow)  # (rows * (H + 2) + 2, nrow * (W + 2) + 2[, 3]) uint8
         atomic_write_bytes(self.samples_dir / f"epoch_{period:04d}.png", png_bytes(grid))
-        self.log_image("samples", grid[:, :, None], period)
+        self.log_image("samples", grid[:, :, None] if grid.ndim == 2 else grid, period)
 
     def tensorboard(self):
         if self._tensorboard is None:

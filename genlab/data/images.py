@@ -83,7 +83,7 @@ SUBSET_TEST_PER_CLASS = 100
 
 @dataclass
 class ImageData:
-    """Images as uint8 arrays (N, 28, 28) with int64 labels (N,)."""
+    """Images as uint8 arrays (N, H, W) grey or (N, H, W, 3) colour, with int64 labels (N,)."""
 
     name: str
     source: str
@@ -110,11 +110,14 @@ class ImageData:
         raise GenlabError(f"unknown split '{split}' (choose train or test)")
 
     def tensors(self, split: str, limit: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """A split as images (N, 1, 28, 28) float32 in [0, 1] and labels (N,) int64; the first `limit` (0 = all)."""
+        """A split as images (N, C, H, W) float32 in [0, 1] (C = 1 grey, 3 colour) and labels (N,) int64; the
+        first `limit` (0 = all)."""
         images, labels = self.split(split)
         if limit:
             images, labels = images[:limit], labels[:limit]
-        return torch.from_numpy(images).unsqueeze(1).float().div_(255), torch.from_numpy(labels).long()
+        pixels = torch.from_numpy(images)
+        pixels = pixels.unsqueeze(1) if pixels.dim() == 3 else pixels.permute(0, 3, 1, 2)
+        return pixels.float().div_(255), torch.from_numpy(labels).long()
 
 
 def cache_root() -> Path:
@@ -198,7 +201,7 @@ def write_mnist_subset(folder: Path, train: int, test: int) -> Path:
     return folder
 
 
-def image_class_names(name: str, n: int | None = None) -> list[str]:
+def idx_class_names(name: str, n: int | None = None) -> list[str]:
     """The names of the first `n` classes of image data set `name`, a class it does not name by its id
     (n None: all the classes it names)."""
     source = SOURCES.get(name)
@@ -206,8 +209,8 @@ def image_class_names(name: str, n: int | None = None) -> list[str]:
     return [names[i] if i < len(names) else str(i) for i in range(len(names) if n is None else n)]
 
 
-def load_image_dataset(name: str, path: str | None = None) -> ImageData:
-    """Load a dataset by name; `path` (a folder of the four IDX files) overrides the search."""
+def load_idx_dataset(name: str, path: str | None = None) -> ImageData:
+    """Load an IDX dataset by name; `path` (a folder of the four IDX files) overrides the search."""
     if name not in SOURCES:
         raise GenlabError(f"unknown image dataset '{name}' (known: {', '.join(SOURCES)})")
     source = SOURCES[name]

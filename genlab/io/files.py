@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from genlab.errors import GenlabError
@@ -38,6 +39,17 @@ def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_npz(path: str | Path, **arrays: Any) -> Path:
+    """numpy arrays by name as one .npz file at `path` (written through a file object: np.savez would append
+    .npz to the temporary file's bare name)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    return atomic_write(path, write)
 
 
 def read_json(path: str | Path, what: str = "JSON file") -> Any:

@@ -1,4 +1,5 @@
-"""Image grids and files: (N, 1, H, W) tensors in [0, 1] <-> PNG grids, .npy arrays and PIL images."""
+"""Image grids and files: (N, C, H, W) tensors in [0, 1] (C = 1 grey, 3 colour) <-> PNG grids, .npy arrays
+and PIL images."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ MAX_GRID_IMAGES = 10_000  # a 100 x 100 grid; more is unreadable and a very larg
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndarray:
-    """(N, 1, H, W) in [0, 1] -> uint8 (rows*(H+pad)+pad, cols*(W+pad)+pad) on a white-ish frame."""
-    n, _, h, w = images.shape
+    """(N, C, H, W) in [0, 1] -> uint8 (rows*(H+pad)+pad, cols*(W+pad)+pad) on a white-ish frame, with a
+    last axis of 3 for colour images (C = 3)."""
+    n, c, h, w = images.shape
     cols = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 255, dtype=np.uint8)
-    pixels = (images.detach().clamp(0, 1).cpu().numpy()[:, 0] * 255).round().astype(np.uint8)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, *(() if c == 1 else (c,))), 255, dtype=np.uint8)
+    pixels = (images.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)  # (N, C, H, W)
+    pixels = pixels[:, 0] if c == 1 else pixels.transpose(0, 2, 3, 1)
     for i in range(n):
         r, c = divmod(i, cols)
         grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = pixels[i]
@@ -55,7 +58,7 @@ def check_image_path(out: Path) -> Path:
 
 @dataclass
 class GeneratedImages:
-    """What an image run's `generate` returns: images (N, 1, H, W) in [0, 1] and the labels asked for."""
+    """What an image run's `generate` returns: images (N, C, H, W) in [0, 1] and the labels asked for."""
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
@@ -65,8 +68,10 @@ class GeneratedImages:
         return len(self.images)
 
     def numpy(self) -> np.ndarray:
-        """(N, H, W) float32 in [0, 1]."""
-        return self.images.detach()[:, 0].float().cpu().clamp(0, 1).numpy()  # one copy, made by clamp
+        """(N, H, W) float32 in [0, 1], (N, H, W, 3) for colour images."""
+        images = self.images.detach()
+        images = images[:, 0] if images.size(1) == 1 else images.permute(0, 2, 3, 1)
+        return images.float().cpu().clamp(0, 1).numpy()  # one copy, made by clamp
 
     def grid(self) -> Image.Image:
         """All images as one PIL grid."""

@@ -1,11 +1,13 @@
-"""A small VQGAN for 28x28 greyscale images: conv encoder -> vector quantiser -> conv decoder, and the
-patch discriminator that judges its reconstructions (Esser et al. 2021, "Taming Transformers").
+"""A small VQGAN for small square images (28x28 greyscale, 32x32 colour): conv encoder -> vector quantiser
+-> conv decoder, and the patch discriminator that judges its reconstructions (Esser et al. 2021, "Taming
+Transformers").
 
-An image (B, 1, 28, 28) in [0, 1] becomes a 7x7 grid of codebook ids (B, 49): the tokens a transformer
-writes one by one (genlab/tasks/vq_dalle). The quantiser is `vector-quantize-pytorch`'s `VectorQuantize`
-(the field's library), kept alive by exponential-moving-average code updates, k-means initialisation on the
-first batch and dead-code restarts (a code whose EMA usage falls below `dead_code_threshold` is replaced by
-an encoder output of the current batch), with the plain straight-through gradient estimator (VQ-VAE, van den
+An image (B, C, S, S) in [0, 1] becomes a (S/4)x(S/4) grid of codebook ids (B, (S/4)^2) — 7x7 = 49 for
+28x28, 8x8 = 64 for 32x32: the tokens a transformer writes one by one (genlab/tasks/vq_dalle). The
+quantiser is `vector-quantize-pytorch`'s `VectorQuantize` (the field's library), kept alive by
+exponential-moving-average code updates, k-means initialisation on the first batch and dead-code restarts
+(a code whose EMA usage falls below `dead_code_threshold` is replaced by an encoder output of the current
+batch), with the plain straight-through gradient estimator (VQ-VAE, van den
 Oord et al. 2017): the decoder's gradient reaches the encoder as if quantisation were the identity.
 
 The model maps images to codes and back; its losses (reconstruction, commitment, feature matching, patch
@@ -31,8 +33,12 @@ class VQGANConfig:
     ema_decay: float = 0.9  # codebook EMA: lower follows the encoder faster
     dead_code_threshold: float = 2.0  # restart a code whose EMA count of uses per batch falls below this
     commitment: float = 0.25  # beta: weight of |z - sg(q)|^2, which keeps encoder outputs near their codes
+    channels: int = 1  # 1 greyscale, 3 colour
+    image_size: int = 28  # S: square images, a multiple of 4 (two stride-2 stages)
 
     def __post_init__(self) -> None:
+        if self.channels not in (1, 3) or self.image_size < 8 or self.image_size % 4:
+            raise ValueError("model.channels must be 1 or 3, model.image_size a multiple of 4 from 8 up")
         if self.width < 8 or self.width % 8 or self.code_dim < 1 or self.codebook_size < 2:
             raise ValueError("model.width must be a positive multiple of 8, model.code_dim >= 1, codebook_size >= 2")
         if not 0 < self.ema_decay < 1 or self.dead_code_threshold < 0 or self.commitment < 0:
@@ -40,7 +46,7 @@ class VQGANConfig:
 
     @property
     def grid(self) -> int:
-        return 7  # 28 / 4: two stride-2 stages
+        return self.image_size // 4  # two stride-2 stages
 
     @property
     def tokens(self) -> int:
@@ -60,17 +66,17 @@ class ResBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """(B, 1, 28, 28) in [0, 1] -> (B, code_dim, 7, 7)."""
+    """(B, C, S, S) in [0, 1] -> (B, code_dim, S/4, S/4)."""
 
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
         w = cfg.width
         self.net = nn.Sequential(
-            nn.Conv2d(1, w // 2, 3, padding=1),  # 28x28
+            nn.Conv2d(cfg.channels, w // 2, 3, padding=1),  # SxS (28x28)
             nn.SiLU(),
-            nn.Conv2d(w // 2, w, 4, stride=2, padding=1),  # 14x14
+            nn.Conv2d(w // 2, w, 4, stride=2, padding=1),  # S/2 (14x14)
             ResBlock(w),
-            nn.Conv2d(w, w, 4, stride=2, padding=1),  # 7x7
+            nn.Conv2d(w, w, 4, stride=2, padding=1),  # S/4 (7x7)
             ResBlock(w),
             nn.GroupNorm(8, w),
             nn.SiLU(),
@@ -82,7 +88,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """(B, code_dim, 7, 7) -> pixel logits (B, 1, 28, 28); sigmoid gives [0, 1]."""
+    """(B, code_dim, S/4, S/4) -> pixel logits (B, C, S, S); sigmoid gives [0, 1]."""
 
     def __init__(self, cfg: VQGANConfig):
         super().__init__()
@@ -94,7 +100,7 @@ class Decoder(nn.Module):
             ResBlock(w),
             nn.ConvTranspose2d(w, w // 2, 4, stride=2, padding=1),  # 28x28
             nn.SiLU(),
-            nn.Conv2d(w // 2, 1, 3, padding=1),
+            nn.Conv2d(w // 2, cfg.channels, 3, padding=1),
         )
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
@@ -125,21 +131,21 @@ class VQGAN(nn.Module):
         self.decoder = Decoder(cfg)
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z (B, D, 7, 7) -> quantised (B, D, 7, 7) with straight-through gradients, ids (B, 49), the
+        """z (B, D, g, g) -> quantised (B, D, g, g) with straight-through gradients, ids (B, g*g), the
         commitment loss (scalar, already weighted by beta). In training mode the codebook takes an EMA step."""
         B, D, H, W = z.shape
-        flat = z.permute(0, 2, 3, 1).reshape(B, H * W, D)  # (B, 49, D), row-major over the grid
+        flat = z.permute(0, 2, 3, 1).reshape(B, H * W, D)  # (B, g*g, D), row-major over the grid
         q, ids, commit = self.quantizer(flat)
         return q.reshape(B, H, W, D).permute(0, 3, 1, 2), ids, commit.sum()
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """images (B, 1, 28, 28) -> reconstruction logits (B, 1, 28, 28), ids (B, 49), commitment loss."""
+        """images (B, C, S, S) -> reconstruction logits (B, C, S, S), ids (B, g*g), commitment loss."""
         q, ids, commit = self.quantize(self.encoder(images))
         return self.decoder(q), ids, commit
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, 1, 28, 28) in [0, 1] -> token ids (B, 49): each position's nearest code, the codebook
+        """images (B, C, S, S) in [0, 1] -> token ids (B, g*g): each position's nearest code, the codebook
         left as it is (the quantiser runs in eval mode, whatever the model's mode)."""
         was_training = self.quantizer.training
         self.quantizer.eval()
@@ -149,20 +155,20 @@ class VQGAN(nn.Module):
             self.quantizer.train(was_training)
 
     def codes(self, ids: torch.Tensor) -> torch.Tensor:
-        """ids (B, 49) -> code vectors (B, D, 7, 7): a plain embedding lookup, which ONNX exports."""
+        """ids (B, g*g) -> code vectors (B, D, g, g): a plain embedding lookup, which ONNX exports."""
         g = self.config.grid
-        q = F.embedding(ids, self.quantizer.codebook)  # (B, 49, D)
+        q = F.embedding(ids, self.quantizer.codebook)  # (B, g*g, D)
         return q.view(ids.size(0), g, g, -1).permute(0, 3, 1, 2)
 
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
-        """ids (B, 49) in 0..K-1 -> images (B, 1, 28, 28) in [0, 1]."""
+        """ids (B, g*g) in 0..K-1 -> images (B, C, S, S) in [0, 1]."""
         if ids.dim() != 2 or ids.size(1) != self.config.tokens:
             raise GenlabError(f"token ids must be (B, {self.config.tokens}), got {tuple(ids.shape)}")
         return torch.sigmoid(self.decoder(self.codes(ids)))
 
 
 class TokenDecoder(nn.Module):
-    """A VQGAN's decoder as token ids (B, 49) -> images (B, 1, 28, 28): the graph `genlab export` writes."""
+    """A VQGAN's decoder as token ids (B, g*g) -> images (B, C, S, S): the graph `genlab export` writes."""
 
     def __init__(self, model: VQGAN):
         super().__init__()
@@ -173,17 +179,17 @@ class TokenDecoder(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    """(B, 1, 28, 28) in [0, 1] -> real/fake logits per overlapping patch (B, 1, 7, 7) (pix2pix's PatchGAN,
+    """(B, C, S, S) in [0, 1] -> real/fake logits per overlapping patch (B, 1, S/4, S/4) (pix2pix's PatchGAN,
     scaled to 28x28: each logit sees a 10x10 receptive field, so it judges texture and edges, not layout)."""
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, channels: int = 1):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, width, 4, stride=2, padding=1),  # 14x14
+            nn.Conv2d(channels, width, 4, stride=2, padding=1),  # S/2
             nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),  # 7x7
+            nn.Conv2d(width, 2 * width, 4, stride=2, padding=1),  # S/4
             nn.LeakyReLU(0.2),
-            nn.Conv2d(2 * width, 1, 3, padding=1),  # 7x7 logits
+            nn.Conv2d(2 * width, 1, 3, padding=1),  # S/4 x S/4 logits
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

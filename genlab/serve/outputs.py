@@ -7,7 +7,6 @@ import base64
 from typing import Any
 
 import numpy as np
-import torch
 
 from genlab.io.audio import wav_bytes
 from genlab.io.images import GeneratedImages, png_bytes
@@ -16,7 +15,7 @@ from genlab.serve import schemas as s
 
 def image_data(generated: GeneratedImages, names: list[str]) -> list[s.ImageData]:
     """Each image as a PNG, with the name of the class asked for (None: an unconditional model)."""
-    pixels = (generated.images[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # (n, H, W)
+    pixels = (generated.numpy() * 255).round().astype(np.uint8)  # (n, H, W), or (n, H, W, 3) in colour
     labels = generated.labels.tolist() if generated.labels is not None else [None] * len(pixels)
     return [
         s.ImageData(

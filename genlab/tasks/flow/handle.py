@@ -46,7 +46,7 @@ class FlowRun(ImageGeneratorRun):
     def captions(self, held_out: bool) -> CaptionBank:
         """The training (or held-out) captions of the run's dataset, embedded once per handle."""
         if held_out not in self._captions:
-            self._captions[held_out] = CaptionBank(self.recipe.data.name, held_out, self.encoder)
+            self._captions[held_out] = CaptionBank.of(self.recipe.data.name, held_out, self.encoder)
         return self._captions[held_out]
 
     def conditions(

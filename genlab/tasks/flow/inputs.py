@@ -13,9 +13,8 @@ from genlab.errors import GenlabError
 from genlab.tasks.flow.pipeline import IMAGE_SHAPE
 
 
-def read_image(path: str | Path, option: str, sides: tuple[int, ...] = (IMAGE_SHAPE[1],)) -> torch.Tensor:
-    """A square greyscale image file with one of the allowed `sides` -> (1, 1, side, side) in [0, 1];
-    anything else is one line of error."""
+def open_image(path: str | Path, option: str) -> Image.Image:
+    """The image in file `path`, read whole; a missing or unreadable file is one line naming `option`."""
     path = Path(path)
     if not path.is_file():
         raise GenlabError(f"{option} {path}: no such file")
@@ -24,6 +23,13 @@ def read_image(path: str | Path, option: str, sides: tuple[int, ...] = (IMAGE_SH
             image.load()
     except (UnidentifiedImageError, OSError) as exc:
         raise GenlabError(f"{option} {path}: not an image file ({exc})") from None
+    return image
+
+
+def read_image(path: str | Path, option: str, sides: tuple[int, ...] = (IMAGE_SHAPE[1],)) -> torch.Tensor:
+    """A square greyscale image file with one of the allowed `sides` -> (1, 1, side, side) in [0, 1];
+    anything else is one line of error."""
+    image = open_image(path, option)
     if image.mode not in ("L", "1", "I;16", "I", "F"):
         raise GenlabError(
             f"{option} {path}: a {image.mode} image with {len(image.getbands())} channels; "

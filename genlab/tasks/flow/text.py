@@ -76,11 +76,16 @@ def caption_encoder() -> SentenceEncoder:
 class CaptionBank:
     """The captions of one split, embedded once: embeddings (K, 384), their classes (K,), grouped by class."""
 
-    def __init__(self, dataset: str, held_out: bool, encoder: SentenceEncoder):
-        self.texts, self.labels = captions(dataset, held_out)
+    def __init__(self, texts: list[str], labels: torch.Tensor, encoder: SentenceEncoder):
+        self.texts, self.labels = texts, labels  # labels (K,) sorted by class
         self.embeddings = encoder.embed(self.texts).vectors  # (K, 384)
         self.counts = torch.bincount(self.labels)  # (classes,) captions per class
         self.offsets = self.counts.cumsum(0) - self.counts  # where each class's rows start (they are sorted)
+
+    @classmethod
+    def of(cls, dataset: str, held_out: bool, encoder: SentenceEncoder) -> CaptionBank:
+        """The flow task's training (or held-out) captions of `dataset`, embedded."""
+        return cls(*captions(dataset, held_out), encoder)
 
     def draw(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A random caption of each example's class: labels (B,) -> embeddings (B, 384)."""
@@ -89,9 +94,10 @@ class CaptionBank:
         return self.embeddings[pick]
 
     def cycle(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """n captions, image i of class i % classes and that class's (i // classes)-th caption (cycling):
-        their classes (n,) and embeddings (n, 384)."""
+        """n captions, image i of the (i % classes)-th class that has captions and that class's
+        (i // classes)-th caption (cycling): their classes (n,) and embeddings (n, 384)."""
         i = torch.arange(n)
-        labels = i % len(self.counts)
-        rows = self.offsets[labels] + (i // len(self.counts)) % self.counts[labels]
+        classes = torch.nonzero(self.counts).flatten()  # every class, unless a split names only some
+        labels = classes[i % len(classes)]
+        rows = self.offsets[labels] + (i // len(classes)) % self.counts[labels]
         return labels, self.embeddings[rows]

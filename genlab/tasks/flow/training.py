@@ -48,7 +48,7 @@ class FlowTraining(OwnNoise, SampledEachPeriod):
         self.config = resolve_model_config(recipe, data)
         # Text conditioning: every training image gets a random caption of its class, embedded once here.
         self.captions = (
-            CaptionBank(data.name, held_out=False, encoder=caption_encoder())
+            CaptionBank.of(data.name, held_out=False, encoder=caption_encoder())
             if self.config.conditioning == "text"
             else None
         )

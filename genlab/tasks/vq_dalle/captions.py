@@ -1,29 +1,64 @@
-"""Captions as tokens: a word vocabulary from the training captions, and one sequence layout.
+"""Captions as tokens: which captions train and which are held out, a word vocabulary, one sequence layout.
 
-The captions are the flow task's (genlab/tasks/flow/text.py: templates x synonyms per class; training
-sees the `train` ones only). DALL-E reads a caption as text tokens in the same sequence as the image's
-tokens; here a caption is a few words from a closed set, so a word vocabulary is the tokenizer (BPE
-would only split the same words). A word never seen in training (a held-out caption's "jeans") reads as
-<unk>: whether the model still draws the right class from the words around it is what the held-out
-caption accuracy measures.
+Fashion-MNIST (and MNIST) captions are built from the flow task's templates and noun phrases per class
+(genlab/tasks/flow/text.py: "a product photo of {a pair of sneakers}"), all nine templates with all the
+phrases of a class. Held out are *combinations*: one template x phrase pair in three ("here is {a pair
+of jeans}" is held out while "a photo of a pair of jeans" and "here is slacks" train), so every word of
+a held-out caption was seen in training and the held-out accuracy measures whether the model composes
+known words into a caption it never read. (The flow task holds out whole words instead: its MiniLM
+encoder knows them from pretraining; a word vocabulary learnt from the captions cannot.) A data set whose
+classes are named one image each (emoji: the Unicode name) trains on its training images' names and
+holds out its test images' names.
+
+A caption is a few words from a closed set, so a word vocabulary is the tokenizer (BPE would only split
+the same words); a word never seen in training reads as <unk>.
 
 One sequence, ids 0..K-1 the image codes, K.. the text vocabulary:
-  [caption words, right-padded with <pad> to `caption_tokens`] [<image>] [49 image codes]
+  [caption words, right-padded with <pad> to `caption_tokens`] [<image>] [image codes]
 The caption that classifier-free guidance drops is [<null>, <pad>, ...].
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from genlab.data import ImageData
 from genlab.errors import GenlabError
-from genlab.tasks.flow.text import captions
+from genlab.tasks.flow.text import SYNONYMS, TEMPLATES
 
 SPECIALS = ("<pad>", "<unk>", "<null>", "<image>")
 MAX_PROMPT_CHARS = 1000  # longer input is refused before it is split into words
+HOLD_OUT_EVERY = 3  # one template x phrase combination in three is held out
+
+
+def combination_captions(dataset: str, held_out: bool) -> tuple[list[str], torch.Tensor]:
+    """Every template x phrase caption of `dataset`'s classes on one side of the split, and each one's
+    class (N,): combination (t, p) is held out when (t + p) % HOLD_OUT_EVERY == 1, so each template and
+    each phrase is in training with other partners."""
+    texts, labels = [], []
+    templates = [*TEMPLATES[0], *TEMPLATES[1]]
+    for label, (train, extra) in enumerate(SYNONYMS[dataset]):
+        for (t, template), (p, phrase) in itertools.product(enumerate(templates), enumerate([*train, *extra])):
+            if ((t + p) % HOLD_OUT_EVERY == 1) == held_out:
+                texts.append(template.format(phrase))
+                labels.append(label)
+    return texts, torch.tensor(labels)
+
+
+def caption_set(data: ImageData, held_out: bool) -> tuple[list[str], torch.Tensor]:
+    """The training (or held-out) captions of a data set and their classes (N,), sorted by class:
+    template x phrase combinations where the flow task has phrases for it, else each class's own name
+    (lower-case) for the classes of the training (or test) split."""
+    if data.name in SYNONYMS:
+        return combination_captions(data.name, held_out)
+    _, labels = data.split("test" if held_out else "train")
+    classes = np.unique(labels)
+    return [data.class_names[c].lower() for c in classes], torch.from_numpy(classes).long()
 
 
 def words(text: str) -> list[str]:
@@ -40,9 +75,8 @@ class CaptionTokenizer:
         self.pad, self.unk, self.null, self.image = (self.ids[s] for s in SPECIALS)
 
     @classmethod
-    def from_captions(cls, dataset: str, codebook_size: int, caption_tokens: int) -> CaptionTokenizer:
-        """The vocabulary of `dataset`'s training captions (sorted, after the special tokens)."""
-        texts, _ = captions(dataset, held_out=False)
+    def from_captions(cls, texts: list[str], codebook_size: int, caption_tokens: int) -> CaptionTokenizer:
+        """The vocabulary of the training captions `texts` (sorted, after the special tokens)."""
         vocabulary = sorted({w for text in texts for w in words(text)})
         return cls([*SPECIALS, *vocabulary], codebook_size, caption_tokens)
 

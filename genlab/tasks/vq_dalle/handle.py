@@ -12,7 +12,7 @@ from genlab.core.recipe import from_dict
 from genlab.core.run import CostMeter, RunDir
 from genlab.data import ImageData, image_class_names, load_image_dataset
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import ImageClassifier, load_evaluator
+from genlab.evaluation.classifier import ImageClassifier, evaluator_or_none
 from genlab.evaluation.image_eval import evaluate_samples
 from genlab.interop.onnx import ExportGraph, token_logits_graph
 from genlab.io.images import GeneratedImages
@@ -21,12 +21,13 @@ from genlab.models.vqgan import VQGAN, VQGANConfig
 from genlab.tasks.contract import ImageGeneratorRun
 from genlab.tasks.flow.pipeline import check_count
 from genlab.tasks.flow.text import CaptionBank
-from genlab.tasks.vq_dalle.captions import SPECIALS, CaptionTokenizer
+from genlab.tasks.vq_dalle.captions import SPECIALS, CaptionTokenizer, caption_set
 from genlab.tasks.vq_dalle.pipeline import draw
 from genlab.tasks.vq_dalle.recipe import VQDalleRecipe
 from genlab.tasks.vq_dalle.training import model_meta
 
 EVAL_SEED = 1234  # the draws of `evaluate`, so that two evaluations of one checkpoint agree
+GRID_COLUMNS = 10  # classes in turn: one column per class, at most this many (emoji have over a thousand)
 
 
 class VQDalleRun(ImageGeneratorRun):
@@ -52,7 +53,8 @@ class VQDalleRun(ImageGeneratorRun):
     def captions(self, held_out: bool) -> CaptionBank:
         """The training (or held-out) captions of the run's dataset as rows of word ids."""
         if held_out not in self._captions:
-            self._captions[held_out] = CaptionBank(self.recipe.data.name, held_out, self.tokenizer)
+            data = load_image_dataset(self.recipe.data.name, self.recipe.data.path)
+            self._captions[held_out] = CaptionBank(*caption_set(data, held_out), self.tokenizer)
         return self._captions[held_out]
 
     @property
@@ -86,8 +88,8 @@ class VQDalleRun(ImageGeneratorRun):
             labels, rows = bank.cycle(n)
             return rows, labels
         classes = len(bank.counts)
-        if not 0 <= label < classes:
-            raise GenlabError(f"--label must be in 0..{classes - 1}, got {label}")
+        if not 0 <= label < classes or bank.counts[label] == 0:
+            raise GenlabError(f"--label must be a class of the training split in 0..{classes - 1}, got {label}")
         picks = bank.offsets[label] + torch.arange(n) % bank.counts[label]
         return bank.embeddings[picks], torch.full((n,), label)
 
@@ -101,8 +103,8 @@ class VQDalleRun(ImageGeneratorRun):
         temperature: float | None = None,
         top_k: int | None = None,
     ) -> GeneratedImages:
-        """n images (n, 1, 28, 28) in [0, 1], each 49 tokens written one by one with a KV cache: for
-        `prompt` (a caption of at most data.caption_tokens words), for class `label` (its training
+        """n images (n, C, S, S) in [0, 1] (1x28x28 Fashion-MNIST), each (S/4)^2 tokens written one by one
+        with a KV cache: for `prompt` (a caption of at most data.caption_tokens words), for class `label` (its training
         captions), or every class in turn. Classifier-free guidance weight `guidance` on the logits,
         `temperature` (0: greedy) and `top_k` (defaults: the recipe's sample section).
 
@@ -114,7 +116,7 @@ class VQDalleRun(ImageGeneratorRun):
         rows, labels = self.conditions(n, label, prompt)
         images = draw(self.model, self.vqgan, self.tokenizer, rows, seed, guidance, temperature, top_k)
         in_turn = label is None and prompt is None
-        return GeneratedImages(images, labels, nrow=len(self.class_names) if in_turn else None)
+        return GeneratedImages(images, labels, nrow=min(len(self.class_names), GRID_COLUMNS) if in_turn else None)
 
     def export_graph(self) -> ExportGraph:
         """The transformer without a cache: [caption words][<image>][image codes] ids -> next-token logits."""
@@ -135,7 +137,12 @@ class VQDalleRun(ImageGeneratorRun):
         check_count(n)
         guidance, temperature, top_k = self._settings(guidance, temperature, None)
         data = load_image_dataset(recipe.data.name, recipe.data.path)
-        evaluator = load_evaluator(recipe.data.name)
+        evaluator = evaluator_or_none(recipe.data.name)
+        if evaluator is None:
+            raise GenlabError(
+                f"{recipe.data.name} has no evaluator net, so no FID or caption accuracy: `genlab eval` its VQGAN run "
+                "(data.tokenizer) for reconstruction PSNR and codebook use"
+            )
         meter = CostMeter()
         rows, labels = self.conditions(n, None, None)
         images = draw(self.model, self.vqgan, self.tokenizer, rows, EVAL_SEED, guidance, temperature, top_k)

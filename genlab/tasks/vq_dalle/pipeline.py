@@ -53,7 +53,7 @@ def draw(
     top_k: int | None,
     batch_size: int = 1000,
 ) -> torch.Tensor:
-    """Images (n, 1, 28, 28) in [0, 1] for caption rows (n, Lc): tokens drawn batch by batch from one
+    """Images (n, C, S, S) in [0, 1] for caption rows (n, Lc): tokens drawn batch by batch from one
     generator seeded by `seed`, decoded by the VQGAN."""
     device = model.tok_emb.weight.device
     generator = torch.Generator(device=device).manual_seed(seed)

@@ -22,7 +22,7 @@ from genlab.evaluation.classifier import evaluator_or_none
 from genlab.evaluation.image_eval import quick_quality
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.flow.text import CaptionBank
-from genlab.tasks.vq_dalle.captions import CaptionTokenizer
+from genlab.tasks.vq_dalle.captions import CaptionTokenizer, caption_set
 from genlab.tasks.vq_dalle.pipeline import draw, open_tokenizer, prefixes
 from genlab.tasks.vq_dalle.process import token_loss
 from genlab.tasks.vq_dalle.recipe import VQDalleRecipe
@@ -63,8 +63,9 @@ class VQDalleTraining(OwnNoise, SampledEachPeriod):
         data = load_image_dataset(recipe.data.name, recipe.data.path)
         self.vqgan = open_tokenizer(recipe.data.tokenizer, data.name).to(env.device)
         K, T = self.vqgan.config.codebook_size, self.vqgan.config.tokens
-        self.tokenizer = CaptionTokenizer.from_captions(data.name, K, recipe.data.caption_tokens)
-        self.captions = CaptionBank(data.name, held_out=False, encoder=self.tokenizer)  # rows of word ids
+        texts, caption_labels = caption_set(data, held_out=False)
+        self.tokenizer = CaptionTokenizer.from_captions(texts, K, recipe.data.caption_tokens)
+        self.captions = CaptionBank(texts, caption_labels, self.tokenizer)  # rows of word ids
         self.recipe, self.env, self.data = recipe, env, data
         self.config = transformer_config(recipe, self.tokenizer, T)
         images, labels = data.tensors("train", recipe.data.limit)

@@ -17,7 +17,7 @@ from genlab.core.run import RunDir
 from genlab.core.training import NoRandomState, SampledEachPeriod, weights_meta
 from genlab.data import load_image_dataset
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.classifier import evaluator_or_none
 from genlab.evaluation.image_eval import quick_quality
 from genlab.models.vqgan import VQGAN, PatchDiscriminator
 from genlab.tasks.vqgan.pipeline import reconstruct, side_by_side
@@ -35,31 +35,43 @@ GRID_COLS = 10  # sample grid: 5 pairs of rows, held-out originals above their r
 QUICK_EVAL_IMAGES = 500  # held-out images reconstructed for the per-period scores
 
 
+def check_image_shape(images: torch.Tensor, config: Any, dataset: str) -> None:
+    """The data's images (N, C, S, S) must be the model's: one line naming the keys to set otherwise."""
+    want = (config.channels, config.image_size, config.image_size)
+    if tuple(images.shape[1:]) != want:
+        c, side = images.shape[1], images.shape[-1]
+        raise GenlabError(
+            f"{dataset} images are {c}x{side}x{side}, the model is built for {'x'.join(map(str, want))}: "
+            f"set model.channels={c} model.image_size={side}"
+        )
+
+
 class VQGANTraining(NoRandomState, SampledEachPeriod):  # every draw is seeded by (seed, step)
     best_metric = "quality/fid"  # FID of held-out reconstructions, lower is better
 
     def __init__(self, recipe: VQGANRecipe, env: DistEnv, run: RunDir):
         data = load_image_dataset(recipe.data.name, recipe.data.path)
-        try:
-            evaluator = load_evaluator(data.name)
-        except GenlabError as exc:
-            raise GenlabError(f"the VQGAN's feature matching needs an evaluator net: {exc}") from None
+        evaluator = evaluator_or_none(data.name)
+        if evaluator is None and recipe.train.feature_weight > 0:
+            raise GenlabError(f"{data.name} has no evaluator net for feature matching: set train.feature_weight=0")
         self.recipe, self.env, self.data, self.config = recipe, env, data, recipe.model
+        images, _ = data.tensors("train", recipe.data.limit)  # (N, C, S, S) in [0, 1]
+        check_image_shape(images, self.config, data.name)
         device = env.device
         torch.manual_seed(recipe.seed)  # identical initial weights on every rank
-        self.model, self.disc = VQGAN(self.config).to(device), PatchDiscriminator().to(device)
+        self.model = VQGAN(self.config).to(device)
+        self.disc = PatchDiscriminator(channels=self.config.channels).to(device)
         self.net, self.disc_net = wrap_ddp(self.model, env), wrap_ddp(self.disc, env)
-        self.features = EvaluatorFeatures(evaluator).to(device)
+        self.features = EvaluatorFeatures(evaluator).to(device) if evaluator is not None else None
         self.modules: dict[str, torch.nn.Module] = {"model": self.model, "discriminator": self.disc}
         t = recipe.train
         self.optimizers = {
             "model": torch.optim.Adam(self.model.parameters(), lr=t.lr, betas=tuple(t.betas)),
             "discriminator": torch.optim.Adam(self.disc.parameters(), lr=t.lr_d, betas=tuple(t.betas)),
         }
-        images, _ = data.tensors("train", recipe.data.limit)  # (N, 1, 28, 28) in [0, 1]
         self.images = images.to(device)
         self.num_examples = len(self.images)
-        self.held_out = torch.from_numpy(data.test_images[:QUICK_EVAL_IMAGES]).float().div(255).unsqueeze(1)
+        self.held_out = data.tensors("test")[0][:QUICK_EVAL_IMAGES]
         self.data_source = f"{data.name} from {data.source}"
         self.evaluator = evaluator if env.is_main else None
 
@@ -70,7 +82,7 @@ class VQGANTraining(NoRandomState, SampledEachPeriod):  # every draw is seeded b
         return "autoencoder+gan" if step >= self.recipe.train.adversarial_start else "autoencoder"
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
-        x = self.images.index_select(0, indices.to(self.images.device))  # (B, 1, 28, 28)
+        x = self.images.index_select(0, indices.to(self.images.device))  # (B, C, S, S)
         t = self.recipe.train
         adversarial = step >= t.adversarial_start
         with torch.random.fork_rng(devices=[]):
@@ -78,9 +90,12 @@ class VQGANTraining(NoRandomState, SampledEachPeriod):  # every draw is seeded b
             logits, ids, commit = self.net(x)
         fake = torch.sigmoid(logits)
         l1 = (fake - x).abs().mean()
-        feat = feature_matching(self.features, fake, x)
-        loss = l1 + commit + t.feature_weight * feat
-        metrics = {"loss/l1": l1.item(), "loss/commit": commit.item(), "loss/features": feat.item()}
+        loss = l1 + commit
+        metrics = {"loss/l1": l1.item(), "loss/commit": commit.item()}
+        if self.features is not None and t.feature_weight > 0:
+            feat = feature_matching(self.features, fake, x)
+            loss = loss + t.feature_weight * feat
+            metrics["loss/features"] = feat.item()
         if adversarial:
             self.disc.requires_grad_(False)  # the autoencoder's step leaves D's gradients alone
             g = hinge_g_loss(self.disc_net(fake))
