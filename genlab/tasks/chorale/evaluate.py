@@ -1,6 +1,7 @@
 """`genlab eval` of a chorale run: held-out NLL per token beside a Kneser-Ney n-gram's, and the voice leading of
 generated chorales and of harmonised test sopranos against Bach's own (the test chorales) — target: each rate
-within 2x Bach's."""
+within 2x Bach's — once with the voice-leading rules in the sampler (`generated`, `harmonised`: what `genlab
+generate` gives) and once with the model alone (`generated_free`, `harmonised_free`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from genlab.data.chorale_tokens import MODES, STEPS_PER_BAR, tokens_grid
 from genlab.data.chorales import load_chorales, split_sequences
 from genlab.evaluation.voice_leading import voice_leading
 from genlab.tasks.chorale.process import ngram_baseline, nll_per_token
+from genlab.tasks.chorale.rules import SAMPLINGS
 from genlab.tasks.chorale.sampling import sample_grids, soprano_given
 
 HARMONISED_BARS = 8  # every chorale has at least this many: the test sopranos are cut to it and harmonised at once
@@ -26,7 +28,7 @@ def against_bach(rates: dict[str, Any], bach: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def generated_section(handle: Any, n: int, seed: int, bach: dict[str, Any]) -> dict[str, Any]:
+def generated_section(handle: Any, n: int, seed: int, bach: dict[str, Any], sampling: str) -> dict[str, Any]:
     """n chorales of eval.bars bars (half major, half minor) and their voice leading."""
     e = handle.recipe.eval
     grids = []
@@ -34,13 +36,20 @@ def generated_section(handle: Any, n: int, seed: int, bach: dict[str, Any]) -> d
         count = n // 2 + (n % 2 if i == 0 else 0)
         if count:
             grids += sample_grids(
-                handle.model, mode, e.bars * STEPS_PER_BAR, count, seed + i, e.temperature, e.top_k or None
+                handle.model,
+                mode,
+                e.bars * STEPS_PER_BAR,
+                count,
+                seed + i,
+                e.temperature,
+                e.top_k or None,
+                sampling=sampling,
             )
     rates = voice_leading(grids)
     return {**rates, "against_bach": against_bach(rates, bach), "bars": e.bars}
 
 
-def harmonised_section(handle: Any, test: list[list[str]], seed: int) -> dict[str, Any]:
+def harmonised_section(handle: Any, test: list[list[str]], seed: int, sampling: str) -> dict[str, Any]:
     """The first HARMONISED_BARS bars of each test chorale's soprano harmonised by the model, against Bach's own
     alto, tenor and bass of the same bars (and the share of their notes the model chose as Bach did)."""
     e, steps = handle.recipe.eval, HARMONISED_BARS * STEPS_PER_BAR
@@ -51,9 +60,8 @@ def harmonised_section(handle: Any, test: list[list[str]], seed: int) -> dict[st
         rows = [g for g, m in zip(bach_grids, modes) if m == mode]
         if rows:
             soprano = [[step[0] for step in g] for g in rows]
-            grids += sample_grids(
-                handle.model, mode, steps, len(rows), seed, e.temperature, e.top_k or None, soprano_given(soprano)
-            )
+            top_k, given = e.top_k or None, soprano_given(soprano)
+            grids += sample_grids(handle.model, mode, steps, len(rows), seed, e.temperature, top_k, given, sampling)
     bach_grids = [g for mode in MODES for g, m in zip(bach_grids, modes) if m == mode]  # the order of `grids`
     bach, rates = voice_leading(bach_grids), voice_leading(grids)
     same = sum(a[v] == b[v] for g, h in zip(grids, bach_grids) for a, b in zip(g, h) for v in (1, 2, 3))
@@ -78,6 +86,8 @@ def evaluate_run(handle: Any, n: int, seed: int) -> dict[str, Any]:
     metrics["baselines"] = {"kneser_ney": ngram_baseline(splits["train"], splits["validation"], splits["test"])}
     bach = voice_leading([tokens_grid(t)[1] for t in splits["test"]])
     metrics["bach_test"] = bach
-    metrics["generated"] = generated_section(handle, n, seed, bach)
-    metrics["harmonised"] = harmonised_section(handle, splits["test"], seed)
+    for sampling in SAMPLINGS:  # with the voice-leading rules (what generate does), then the model alone
+        suffix = "" if sampling == "rules" else "_free"
+        metrics[f"generated{suffix}"] = generated_section(handle, n, seed, bach, sampling)
+        metrics[f"harmonised{suffix}"] = harmonised_section(handle, splits["test"], seed, sampling)
     return metrics

@@ -17,6 +17,7 @@ from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.chorale.evaluate import evaluate_run
 from genlab.tasks.chorale.output import SUFFIXES, GeneratedChorales
 from genlab.tasks.chorale.recipe import ChoraleRecipe
+from genlab.tasks.chorale.rules import SAMPLINGS
 from genlab.tasks.chorale.sampling import sample_grids, soprano_given
 from genlab.tasks.contract import RunHandle, TextDecoding
 
@@ -69,6 +70,7 @@ class ChoraleRun(RunHandle):
         top_k: int = 0,
         melody: str | None = None,
         prompt: str | None = None,
+        sampling: str = "rules",
     ) -> GeneratedChorales:
         """n four-voice chorales of `bars` bars in `tonic` `mode`, or, with a melody file, n harmonisations of
         it (alto, tenor and bass under the melody as given, in its own key and length), or, with a prompt of
@@ -81,6 +83,7 @@ class ChoraleRun(RunHandle):
             top_k: 0 = every token may be drawn
             melody: a MusicXML file of one part in 4/4 (the soprano) to harmonise
             prompt: grid tokens to continue, the mode first ("<major> p72 p67 p64 p48 _ _ _ _")
+            sampling: rules (no parallel fifths or octaves, no note out of range, no crossing) or free
         """
         check_int("--n", n, 1, MAX_CHORALES)
         check_int("--bars", bars, 1, MAX_BARS)
@@ -90,6 +93,8 @@ class ChoraleRun(RunHandle):
             raise GenlabError(f"--temperature must be >= 0, got {temperature}")
         if mode not in MODES:
             raise GenlabError(f"unknown mode '{mode}' (choose {' or '.join(MODES)})")
+        if sampling not in SAMPLINGS:
+            raise GenlabError(f"unknown sampling '{sampling}' (choose {' or '.join(SAMPLINGS)})")
         if melody is not None and prompt is not None:
             raise GenlabError("pass --melody or --prompt, not both")
         steps, shift, given = bars * STEPS_PER_BAR, -transposition(pitch_class(tonic), mode), None
@@ -99,7 +104,7 @@ class ChoraleRun(RunHandle):
         elif prompt is not None:
             mode, opening = prompt_tokens(self.tokenizer, prompt, steps)
             given = [opening] * n
-        grids = sample_grids(self.model, mode, steps, n, seed, temperature, top_k or None, given)
+        grids = sample_grids(self.model, mode, steps, n, seed, temperature, top_k or None, given, sampling)
         return GeneratedChorales(grids, mode, shift)
 
     def text_decoding(self) -> TextDecoding:
