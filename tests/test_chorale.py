@@ -212,3 +212,15 @@ def test_the_chorale_and_folk_vocabularies_share_the_pad_id_the_shared_loss_skip
     from genlab.tasks.folk.process import PAD_ID as FOLK_PAD_ID
 
     assert PAD_ID == FOLK_PAD_ID == 0
+
+
+def test_eval_scores_an_lstm_for_the_cpu_time_asked_and_both_samplers(tiny):
+    import json
+
+    assert main(["eval", str(tiny), "--n", "2", "--lstm", "0.5"]) == 0
+    report = json.loads((tiny / "report.json").read_text())["test"]
+    lstm = report["baselines"]["lstm"]
+    assert lstm["steps"] >= 1 and lstm["cpu_seconds"] >= 0.5 and lstm["nll_per_token"] > 0
+    assert report["generated"]["parallel_fifths_octaves_per_100_beats"] == 0  # the rules sampler
+    assert report["generated"]["range_violations_per_100_beats"] == 0
+    assert "parallel_fifths_octaves_per_100_beats" in report["generated_free"]

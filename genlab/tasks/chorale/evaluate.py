@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from genlab.data.chorale_tokens import MODES, STEPS_PER_BAR, tokens_grid
+from genlab.data.chorale_tokens import MODES, STEPS_PER_BAR, VOCAB, tokens_grid
 from genlab.data.chorales import load_chorales, split_sequences
 from genlab.evaluation.voice_leading import voice_leading
-from genlab.tasks.chorale.process import ngram_baseline, nll_per_token
+from genlab.tasks.chorale.process import ngram_baseline, nll_per_token, windows
 from genlab.tasks.chorale.rules import SAMPLINGS
 from genlab.tasks.chorale.sampling import sample_grids, soprano_given
+from genlab.tasks.folk.baselines import train_lstm
 
 HARMONISED_BARS = 8  # every chorale has at least this many: the test sopranos are cut to it and harmonised at once
 RATES = ("parallel_fifths_octaves", "range_violations", "voice_crossings")
@@ -73,9 +74,17 @@ def harmonised_section(handle: Any, test: list[list[str]], seed: int, sampling: 
     }
 
 
-def evaluate_run(handle: Any, n: int, seed: int) -> dict[str, Any]:
-    """The `test` section: NLL per token (transformer, n-gram), the voice leading of Bach's test chorales, of n
-    generated chorales and of the harmonised test sopranos."""
+def lstm_baseline(train: list[list[str]], test: list[list[str]], bars: int, cpu_seconds: float, seed: int) -> dict:
+    """The folk task's LSTM (folk-rnn's shape) trained on the training windows for `cpu_seconds` of CPU time,
+    scored on the test windows exactly as the transformer is."""
+    lstm, trained = train_lstm(windows(train, bars), cpu_seconds, seed, vocab_size=len(VOCAB))
+    return {"nll_per_token": nll_per_token(lstm, test, bars), "budget_cpu_seconds": cpu_seconds, **trained}
+
+
+def evaluate_run(handle: Any, n: int, seed: int, lstm_seconds: float | None = None) -> dict[str, Any]:
+    """The `test` section: NLL per token (transformer, n-gram, and an LSTM trained for `lstm_seconds` of CPU
+    time), the voice leading of Bach's test chorales, of n generated chorales and of the harmonised test
+    sopranos."""
     recipe = handle.recipe
     data = load_chorales(recipe.data.path)
     splits = {s: split_sequences(data, s) for s in ("train", "validation", "test")}
@@ -84,6 +93,9 @@ def evaluate_run(handle: Any, n: int, seed: int) -> dict[str, Any]:
         "test_chorales": len(splits["test"]),
     }
     metrics["baselines"] = {"kneser_ney": ngram_baseline(splits["train"], splits["validation"], splits["test"])}
+    if lstm_seconds is not None:
+        bars = recipe.data.window_bars
+        metrics["baselines"]["lstm"] = lstm_baseline(splits["train"], splits["test"], bars, lstm_seconds, seed)
     bach = voice_leading([tokens_grid(t)[1] for t in splits["test"]])
     metrics["bach_test"] = bach
     for sampling in SAMPLINGS:  # with the voice-leading rules (what generate does), then the model alone

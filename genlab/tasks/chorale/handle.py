@@ -20,6 +20,7 @@ from genlab.tasks.chorale.recipe import ChoraleRecipe
 from genlab.tasks.chorale.rules import SAMPLINGS
 from genlab.tasks.chorale.sampling import sample_grids, soprano_given
 from genlab.tasks.contract import RunHandle, TextDecoding
+from genlab.tasks.folk.handle import lstm_budget
 
 MAX_CHORALES = 32  # chorales in one generate call
 MAX_BARS = 128
@@ -114,15 +115,17 @@ class ChoraleRun(RunHandle):
         """The transformer without a cache: grid-token ids -> logits at every position."""
         return token_logits_graph(self.model, "chorale grid tokens (genlab.data.chorale_tokens.VOCAB)")
 
-    def evaluate(self, n: int | None = None, seed: int = 0) -> dict[str, Any]:
-        """Held-out NLL per token beside a Kneser-Ney n-gram's; the parallel fifths and octaves, range violations
+    def evaluate(self, n: int | None = None, seed: int = 0, lstm: str = "off") -> dict[str, Any]:
+        """Held-out NLL per token beside a Kneser-Ney n-gram's (and an LSTM's trained for `lstm` CPU seconds:
+        "same" = the run's own training CPU time, "off" = none); the parallel fifths and octaves, range violations
         and voice crossings per 100 beats of n generated chorales and of the harmonised test sopranos, against
         Bach's own test chorales; report.json `test`."""
         n = self.recipe.eval.num_samples if n is None else n
         check_int("--n", n, 1, 1_000)
         check_seed("--seed", seed)
+        lstm_seconds = lstm_budget(lstm, self.report)
         meter = CostMeter()
-        metrics = evaluate_run(self, n, seed)
+        metrics = evaluate_run(self, n, seed, lstm_seconds)
         metrics["checkpoint"] = self.checkpoint
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
         self.run.update_report(self.eval_section, metrics)
