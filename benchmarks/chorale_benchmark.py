@@ -56,7 +56,7 @@ def generation(handle, repeats: int) -> dict[str, dict[str, float]]:
 
     out = {
         "chorale_16_bars": timed(lambda seed: handle.generate(bars=BARS, n=1, seed=seed), repeats),
-        "chorale_16_bars_free": timed(lambda seed: handle.generate(bars=BARS, n=1, seed=seed, sampling="free"), repeats),
+        "chorale_16_bars_free": timed(lambda s: handle.generate(bars=BARS, n=1, seed=s, sampling="free"), repeats),
         "harmonise_16_bars": timed(harmonise, repeats),
     }
     for row in out.values():
