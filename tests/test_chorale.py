@@ -3,6 +3,7 @@ with known counts, harmonisation keeping the given soprano exactly, and bad inpu
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,19 @@ def test_musicxml_written_reads_back_as_the_same_grid(real, tmp_path):
     back = converter.parse(path)
     assert len(back.parts) == 4
     assert score_grid(back, key_of(mode))[1] == grid or score_grid(back)[1] == grid
+
+
+@pytest.mark.skipif(not shutil.which("fluidsynth"), reason="needs Debian fluidsynth and fluid-soundfont-gm")
+def test_a_chorale_wav_lasts_as_long_as_its_grid_and_its_midi_has_four_parts(real, tmp_path):
+    import wave
+
+    from music21 import converter
+
+    _, mode, grid = real[0]
+    with wave.open(str(GeneratedChorales([grid[:64]], mode).save(tmp_path / "c.wav"))) as w:
+        length = w.getnframes() / w.getframerate()
+    assert 8.0 <= length <= 8.0 + 5  # 4 bars of 4/4 at 120 quarter notes a minute, then the last chord rings out
+    assert len(converter.parse(GeneratedChorales([grid], mode).save(tmp_path / "c.mid")).parts) == 4
 
 
 def chords(*rows: tuple[int, int, int, int], beat: int = 4) -> list[list[str]]:
