@@ -5,6 +5,7 @@ refused option is the error line."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -39,6 +40,7 @@ def test_the_music_panel_plays_and_shows_what_it_made_and_refusals_are_one_line(
     assert page.evaluate("$('music-roll').naturalWidth") > 100  # the PNG decoded
     assert page.get_attribute("#music-midi", "href").startswith("data:audio/midi;base64,TVRoZ")  # "MThd"
     expect(page.locator("#latency")).to_have_text(LATENCY)
+    expect(page.locator("#cost")).to_have_text(re.compile(r"^\d+(\.\d+)? (ms|s)$"))  # seconds; no FLOPs counted
     if SCREENSHOT:
         page.screenshot(path=SCREENSHOT, full_page=True)
 

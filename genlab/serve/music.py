@@ -74,4 +74,5 @@ async def music(body: s.MusicRequest, request: Request) -> s.Music:
         files = await unless_gone(asyncio.to_thread(render, model.handle, options), request)
     except GenlabError as error:
         raise ApiError(422, str(error), param="options") from None
-    return s.Music(created=int(time.time()), model=model.name, pieces=body.n, **files, genlab=model.cost(started, 0))
+    cost = s.MusicCost(seconds=round(time.perf_counter() - started, 6))
+    return s.Music(created=int(time.time()), model=model.name, pieces=body.n, **files, genlab=cost)

@@ -157,6 +157,10 @@ class MusicRequest(Strict):
     options: dict[OptionName, str | int | float] = Field(default_factory=dict, max_length=32)
 
 
+class MusicCost(BaseModel):
+    seconds: float  # from the request's arrival to the files written (FLOPs are not counted for music)
+
+
 class Music(BaseModel):
     """The pieces, one after another, as a 16-bit WAV, a piano-roll PNG and a MIDI file (each base64)."""
 
@@ -166,7 +170,7 @@ class Music(BaseModel):
     wav: str
     png: str
     mid: str
-    genlab: Cost | None = None
+    genlab: MusicCost
 
 
 class AudioClip(BaseModel):

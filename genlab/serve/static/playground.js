@@ -105,7 +105,8 @@ function showError(message) {
 function showStats({ latency, cost, usage, firstToken }) {
   $("latency").textContent = latency == null ? "–"
     : formatMs(latency) + (firstToken == null ? "" : ` (first token ${formatMs(firstToken)})`);
-  $("cost").textContent = cost ? `${formatMs(cost.seconds * 1000)} · ${formatFlops(cost.flops)}` : "–";
+  const flops = cost?.flops == null ? "" : ` · ${formatFlops(cost.flops)}`; // music answers count no FLOPs
+  $("cost").textContent = cost ? `${formatMs(cost.seconds * 1000)}${flops}` : "–";
   $("usage").textContent = usage ? `${usage.prompt_tokens} in · ${usage.completion_tokens} out` : "–";
   $("usage-wrap").hidden = !usage;
 }
