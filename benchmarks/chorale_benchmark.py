@@ -42,7 +42,8 @@ def timed(fn, repeats: int) -> dict[str, float]:
 
 
 def generation(handle, repeats: int) -> dict[str, dict[str, float]]:
-    """Seconds for one 16-bar chorale (all four voices drawn), and for the lower voices under a 16-bar test soprano."""
+    """Seconds for one 16-bar chorale (all four voices drawn), with the voice-leading rules and without, and for
+    the lower voices under a 16-bar test soprano."""
     test = split_sequences(load_chorales(handle.recipe.data.path), "test")
     longest = max(test, key=len)
     steps = (len(longest) - 1) // 4
@@ -55,6 +56,7 @@ def generation(handle, repeats: int) -> dict[str, dict[str, float]]:
 
     out = {
         "chorale_16_bars": timed(lambda seed: handle.generate(bars=BARS, n=1, seed=seed), repeats),
+        "chorale_16_bars_free": timed(lambda s: handle.generate(bars=BARS, n=1, seed=s, sampling="free"), repeats),
         "harmonise_16_bars": timed(harmonise, repeats),
     }
     for row in out.values():
@@ -83,6 +85,8 @@ def main() -> None:
         "test": {k: test.get(k) for k in ("nll_per_token", "test_chorales", "baselines", "bach_test")},
         "generated": test.get("generated"),
         "harmonised": test.get("harmonised"),
+        "generated_free": test.get("generated_free"),
+        "harmonised_free": test.get("harmonised_free"),
         "generation": generation(handle, args.repeats),
         "writing_seconds": writing(handle),
         "threads": 1,

@@ -28,7 +28,7 @@ def first_bars(tokens: list[str], bars: int) -> list[str]:
     return tokens[: ends[bars - 1] + 1] + ["<end>"] if len(ends) >= bars else tokens
 
 
-def spectrogram_png(wave: np.ndarray, path: Path) -> None:
+def spectrogram_png(wave: np.ndarray, path: Path, title: str) -> None:
     import librosa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -40,15 +40,27 @@ def spectrogram_png(wave: np.ndarray, path: Path) -> None:
     ax.imshow(mel, origin="lower", aspect="auto", extent=(0, len(wave) / RATE, 0, 96), cmap="magma")
     ax.set_xlabel("seconds")
     ax.set_ylabel("mel band")
-    ax.set_title("the generated jig as FluidSynth plays it (violin, FluidR3 GM)", fontsize=9, loc="left")
+    ax.set_title(title, fontsize=9, loc="left")
     fig.tight_layout()
     fig.savefig(path)
 
 
-def main() -> None:
+def small_wav(result, path: Path) -> np.ndarray:
+    """A generated result (anything whose .save writes a .wav) as mono 11.025 kHz 16-bit WAV at `path`, cut to
+    SECONDS with half a second's fade-out: small enough to commit. Returns the samples."""
     import librosa
     import soundfile
 
+    with tempfile.TemporaryDirectory() as folder:
+        result.save(Path(folder) / "full.wav")
+        wave, rate = soundfile.read(Path(folder) / "full.wav", dtype="float32")
+    mono = librosa.resample(wave.mean(axis=1), orig_sr=rate, target_sr=RATE)[: SECONDS * RATE]
+    mono[-RATE // 2 :] *= np.linspace(1, 0, len(mono[-RATE // 2 :]))
+    soundfile.write(path, mono, RATE, subtype="PCM_16")
+    return mono
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
     args = parser.parse_args()
@@ -60,14 +72,9 @@ def main() -> None:
     GeneratedTunes(jig.tunes + [first_bars(reel.tunes[0], 16)], "D").save(ROOT / "docs/img/folk-roll.png")
     print(jig.abc())
     print(reel.abc())
-    short = GeneratedTunes([first_bars(jig.tunes[0], BARS)], "D")
-    with tempfile.TemporaryDirectory() as folder:
-        short.save(Path(folder) / "jig.wav")
-        wave, rate = soundfile.read(Path(folder) / "jig.wav", dtype="float32")
-    mono = librosa.resample(wave.mean(axis=1), orig_sr=rate, target_sr=RATE)[: SECONDS * RATE]
-    mono[-RATE // 2 :] *= np.linspace(1, 0, len(mono[-RATE // 2 :]))  # half a second's fade-out
-    soundfile.write(ROOT / "docs/audio/folk-jig.wav", mono, RATE, subtype="PCM_16")
-    spectrogram_png(mono, ROOT / "docs/img/folk-jig-spectrogram.png")
+    mono = small_wav(GeneratedTunes([first_bars(jig.tunes[0], BARS)], "D"), ROOT / "docs/audio/folk-jig.wav")
+    title = "the generated jig as FluidSynth plays it (violin, FluidR3 GM)"
+    spectrogram_png(mono, ROOT / "docs/img/folk-jig-spectrogram.png", title)
 
 
 if __name__ == "__main__":

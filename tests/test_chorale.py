@@ -3,6 +3,7 @@ with known counts, harmonisation keeping the given soprano exactly, and bad inpu
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,19 @@ def test_musicxml_written_reads_back_as_the_same_grid(real, tmp_path):
     assert score_grid(back, key_of(mode))[1] == grid or score_grid(back)[1] == grid
 
 
+@pytest.mark.skipif(not shutil.which("fluidsynth"), reason="needs Debian fluidsynth and fluid-soundfont-gm")
+def test_a_chorale_wav_lasts_as_long_as_its_grid_and_its_midi_has_four_parts(real, tmp_path):
+    import wave
+
+    from music21 import converter
+
+    _, mode, grid = real[0]
+    with wave.open(str(GeneratedChorales([grid[:64]], mode).save(tmp_path / "c.wav"))) as w:
+        length = w.getnframes() / w.getframerate()
+    assert 8.0 <= length <= 8.0 + 5  # 4 bars of 4/4 at 120 quarter notes a minute, then the last chord rings out
+    assert len(converter.parse(GeneratedChorales([grid], mode).save(tmp_path / "c.mid")).parts) == 4
+
+
 def chords(*rows: tuple[int, int, int, int], beat: int = 4) -> list[list[str]]:
     """A grid of chords (S, A, T, B MIDI pitches), each held for `beat` steps."""
     return [step for row in rows for step in [[f"p{m}" for m in row]] + [["_"] * 4] * (beat - 1)]
@@ -118,6 +132,37 @@ def test_harmonisation_keeps_the_soprano_exactly(real):
     for harmonised in out:
         assert [step[0] for step in harmonised] == soprano
         assert all(t in ("_", "r") or t.startswith("p") for step in harmonised for t in step)
+
+
+def test_rules_mask_refuses_exactly_the_parallel_out_of_range_and_crossing_notes():
+    from genlab.data.chorale_tokens import IDS
+    from genlab.tasks.chorale.rules import rules_mask
+
+    before = torch.tensor([[72, 64, 55, 48]])  # C5 E4 G3 C3: soprano and bass an octave (mod 12), tenor-bass a fifth
+    now = torch.tensor([[74, 65, 57, -1]])  # soprano D5, alto F4, tenor A3 drawn; the bass to choose
+    bad = rules_mask(before, now, voice=3)[0]
+    assert bad[IDS["p50"]]  # D3: octaves with the soprano (and fifths with the tenor)
+    assert bad[IDS["p38"]] and bad[IDS["p61"]]  # under E2 / over C4: out of the bass range
+    assert not bad[IDS["p43"]] and not bad[IDS["p53"]] and not bad[IDS["_"]] and not bad[IDS["r"]]
+    assert bad[IDS["p58"]]  # over the tenor's A3
+    assert not rules_mask(before, torch.tensor([[74, 65, 60, -1]]), 3)[0][IDS["p58"]]  # under a tenor C4
+    held = rules_mask(torch.tensor([[72, 64, 55, 50]]), torch.tensor([[72, 64, 48, -1]]), 3)[0]
+    assert held[IDS["_"]] and not held[IDS["r"]]  # the tenor went under the held D3: holding would cross
+
+
+@pytest.mark.parametrize("melody", [False, True])
+def test_rules_sampling_writes_no_parallels_range_violations_or_crossings(real, melody):
+    _, mode, grid = real[1]
+    torch.manual_seed(1)
+    model = Transformer(TransformerConfig(vocab_size=len(VOCAB), block_size=65, n_layer=1, n_head=2, n_embd=16))
+    given = soprano_given([[step[0] for step in grid[:48]]] * 4) if melody else None
+    free = sample_grids(model, mode, 48, 4, seed=0, given=given, sampling="free")
+    ruled = sample_grids(model, mode, 48, 4, seed=0, given=given, sampling="rules")
+    counts = voice_leading(free)
+    assert counts["parallel_fifths_octaves_per_100_beats"] > 0 and counts["voice_crossings_per_100_beats"] > 0
+    for g in ruled:
+        lower = [[step[v] if v else "r" for v, _ in enumerate(step)] for step in g] if melody else g
+        assert parallels(g) == (0, 0) and range_violations(lower) == 0 and crossings(g) == 0
 
 
 def write_melody(path: Path, pitches: list[str], parts: int = 1) -> Path:
@@ -181,3 +226,15 @@ def test_the_chorale_and_folk_vocabularies_share_the_pad_id_the_shared_loss_skip
     from genlab.tasks.folk.process import PAD_ID as FOLK_PAD_ID
 
     assert PAD_ID == FOLK_PAD_ID == 0
+
+
+def test_eval_scores_an_lstm_for_the_cpu_time_asked_and_both_samplers(tiny):
+    import json
+
+    assert main(["eval", str(tiny), "--n", "2", "--lstm", "0.5"]) == 0
+    report = json.loads((tiny / "report.json").read_text())["test"]
+    lstm = report["baselines"]["lstm"]
+    assert lstm["steps"] >= 1 and lstm["cpu_seconds"] >= 0.5 and lstm["nll_per_token"] > 0
+    assert report["generated"]["parallel_fifths_octaves_per_100_beats"] == 0  # the rules sampler
+    assert report["generated"]["range_violations_per_100_beats"] == 0
+    assert "parallel_fifths_octaves_per_100_beats" in report["generated_free"]

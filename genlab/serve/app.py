@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from genlab.serve import chat, native, openai, playground
+from genlab.serve import chat, music, native, openai, playground
 from genlab.serve import schemas as s
 from genlab.serve.errors import HANDLERS
 from genlab.serve.guard import Guard
@@ -42,6 +42,6 @@ def create_app(handles: dict[str, RunHandle], limits: s.Limits = s.Limits(), api
     app.state.server = server
     app.add_middleware(Guard, metrics=server.metrics, max_body_bytes=limits.max_body_bytes)
     playground.mount_files(app)
-    for router in (playground.router, native.router, openai.router, chat.router):
+    for router in (playground.router, native.router, openai.router, chat.router, music.router):
         app.include_router(router)
     return app

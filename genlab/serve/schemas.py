@@ -33,6 +33,7 @@ MAX_IMAGES = 64  # n per image request
 MAX_TEXTS = 64  # texts per classification request
 MAX_CLIPS = 16  # clips per audio request (each is vocoded on the server)
 MAX_TEXT_CHARS = 8192
+MAX_PIECES = 4  # pieces per music request (each rendered by FluidSynth on the server)
 MAX_SPEECH_CHARS = 4096  # OpenAI's limit for audio.speech; a model may take fewer (tts: 1,000)
 
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PROMPT_CHARS)]
@@ -41,6 +42,7 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Label = int | Annotated[str, StringConstraints(min_length=1, max_length=64)] | None  # a class id or name
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+OptionName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Base64 = Literal["b64_json"]  # images and clips come inline, base64-encoded (no URLs to fetch)
 
 
@@ -146,6 +148,31 @@ class SpeechRequest(Strict):
     response_format: Literal["wav"] = "wav"
 
 
+class MusicRequest(Strict):
+    """Pieces from a run that writes music: `options` are its generate's (the model card's `music` lists them)."""
+
+    model: ModelName
+    n: int = Field(1, ge=1, le=MAX_PIECES)
+    seed: Seed = 0
+    options: dict[OptionName, str | int | float] = Field(default_factory=dict, max_length=32)
+
+
+class MusicCost(BaseModel):
+    seconds: float  # from the request's arrival to the files written (FLOPs are not counted for music)
+
+
+class Music(BaseModel):
+    """The pieces, one after another, as a 16-bit WAV, a piano-roll PNG and a MIDI file (each base64)."""
+
+    created: int
+    model: str
+    pieces: int
+    wav: str
+    png: str
+    mid: str
+    genlab: MusicCost
+
+
 class AudioClip(BaseModel):
     b64_json: str  # a 16-bit PCM WAV
     words: str  # what the clip says
@@ -214,6 +241,7 @@ class ModelCard(BaseModel):
     context: int | None = None  # tokens, for text models
     chat: bool | None = None  # True: the model reads the chat template, POST /v1/chat/completions speaks to it
     speech: bool | None = None  # True: the model says any text, POST /v1/audio/speech answers with its WAV
+    music: dict[str, str | int | float] | None = None  # a music run: POST /v1/music/generations's options
     quality: dict | None = None  # the run's report.json evaluation sections
     cost: dict | None = None  # the run's training ledger
 

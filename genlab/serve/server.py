@@ -7,6 +7,7 @@ and implements what that endpoint calls.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ ENDPOINTS = {
     "audio": "/v1/audio/generations",
     "translations": "/v1/translations",
 }
+MUSIC_FILES = (".wav", ".png", ".mid")  # a run whose results save all three writes music (POST /v1/music/generations)
 
 
 @dataclass(eq=False)
@@ -58,6 +60,17 @@ def speaks(handle: RunHandle) -> bool:
     return handle.endpoint == "audio" and "text" in handle.options("generate") and not handle.class_names
 
 
+def music_options(handle: RunHandle) -> dict[str, Any] | None:
+    """The options a music request may set (generate's keyword arguments with a number or a word as default,
+    n and seed aside), with their defaults; None: the run writes no music."""
+    if not set(MUSIC_FILES) <= set(handle.output_suffixes):
+        return None
+    parameters = inspect.signature(handle.generate).parameters.values()
+    return {
+        p.name: p.default for p in parameters if type(p.default) in (str, int, float) and p.name not in ("n", "seed")
+    }
+
+
 def model_card(name: str, handle: RunHandle) -> s.ModelCard:
     report = handle.report
     modules = {id(m): m for m in vars(handle).values() if isinstance(m, torch.nn.Module)}
@@ -78,6 +91,7 @@ def model_card(name: str, handle: RunHandle) -> s.ModelCard:
         context=context,
         chat=chat,
         speech=speech,
+        music=music_options(handle),
         quality=quality or None,
         cost=scalars(report.get("cost")) or None,
     )

@@ -105,15 +105,16 @@ function showError(message) {
 function showStats({ latency, cost, usage, firstToken }) {
   $("latency").textContent = latency == null ? "–"
     : formatMs(latency) + (firstToken == null ? "" : ` (first token ${formatMs(firstToken)})`);
-  $("cost").textContent = cost ? `${formatMs(cost.seconds * 1000)} · ${formatFlops(cost.flops)}` : "–";
+  const flops = cost?.flops == null ? "" : ` · ${formatFlops(cost.flops)}`; // music answers count no FLOPs
+  $("cost").textContent = cost ? `${formatMs(cost.seconds * 1000)}${flops}` : "–";
   $("usage").textContent = usage ? `${usage.prompt_tokens} in · ${usage.completion_tokens} out` : "–";
   $("usage-wrap").hidden = !usage;
 }
 
-// Show one kind of result (output, images, bars, clips or speech) and clear the previous answer's numbers.
+// Show one kind of result (output, images, bars, clips, speech or music) and clear the previous answer's numbers.
 function showResult(kind) {
   $("result").hidden = false;
-  for (const id of ["output", "images", "bars", "clips", "speech"]) $(id).hidden = id !== kind;
+  for (const id of ["output", "images", "bars", "clips", "speech", "music"]) $(id).hidden = id !== kind;
   showStats({});
 }
 
@@ -157,13 +158,18 @@ function selectModel() {
   inFlight?.abort(); // an answer for the previous model has nowhere to go
   const card = models.get($("model").value);
   if (!card) return;
-  // A chat model: a conversation, not a prompt; a speaking model: a sentence, not labels.
-  const panel = card.chat ? "chat-panel" : card.speech ? "speech-panel" : PANELS[card.endpoint];
-  for (const id of [...Object.values(PANELS), "chat-panel", "speech-panel"]) $(id).hidden = id !== panel;
+  // A chat model: a conversation, not a prompt; a speaking model: a sentence, not labels; a music model: pieces
+  // heard and seen, not its tokens.
+  const panel = card.chat ? "chat-panel" : card.speech ? "speech-panel" : card.music ? "music-panel"
+    : PANELS[card.endpoint];
+  for (const id of [...Object.values(PANELS), "chat-panel", "speech-panel", "music-panel"]) {
+    $(id).hidden = id !== panel;
+  }
   $("generate").hidden = card.endpoint === "/v1/classifications";
   $("generate").textContent = card.chat ? "Send" : card.speech ? "Speak" : "Generate";
   $("classify").hidden = card.endpoint !== "/v1/classifications";
-  $("stop").hidden = card.endpoint !== "/v1/completions";
+  $("stop").hidden = !streams(card);
+  musicOptions(card);
   resetChat();
   $("model-info").textContent = describe(card);
   $("result").hidden = true;
@@ -178,6 +184,25 @@ function selectModel() {
   }
 }
 
+function streams(card) {
+  return card.endpoint === "/v1/completions" && !card.music;
+}
+
+// A field per option the card lists, showing its default: the server checks the values (an unknown mode is
+// its error line), so the page needs to know no task's options.
+function musicOptions(card) {
+  $("music-options").replaceChildren(...Object.entries(card.music ?? {}).map(([name, value]) => {
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "text";
+    input.size = 8;
+    input.dataset.option = name;
+    input.value = String(value);
+    label.append(name.replace(/_/g, " "), " ", input);
+    return label;
+  }));
+}
+
 function describe(card) {
   const parts = [card.task, `${card.parameters.toLocaleString("en")} parameters`];
   if (card.context) parts.push(`context ${card.context} tokens`);
@@ -186,7 +211,9 @@ function describe(card) {
   for (const metric of ["loss", "perplexity", "accuracy", "macro_f1"]) {
     if (typeof validation[metric] === "number") parts.push(`${metric} ${validation[metric].toFixed(3)}`);
   }
-  parts.push(card.chat ? "POST /v1/chat/completions" : card.speech ? "POST /v1/audio/speech" : `POST ${card.endpoint}`);
+  const route = card.chat ? "/v1/chat/completions" : card.speech ? "/v1/audio/speech"
+    : card.music ? "/v1/music/generations" : card.endpoint;
+  parts.push(`POST ${route}`);
   return parts.join(" · ");
 }
 
@@ -377,6 +404,27 @@ async function speak(card, signal) {
   showStats({ latency, cost: response.headers.has("X-Genlab-Seconds") ? { seconds, flops } : null });
 }
 
+// Pieces from /v1/music/generations: the piano roll to look at, the WAV in the player, the MIDI to download.
+async function compose(card, signal) {
+  const options = {};
+  for (const input of $("music-options").querySelectorAll("input")) {
+    const text = input.value.trim();
+    if (text !== "") options[input.dataset.option] = text; // as typed: the server converts and checks
+  }
+  const { answer, latency } = await ask("/v1/music/generations", {
+    model: card.id, n: numberField("music-n"), seed: numberField("music-seed"), options,
+  }, signal);
+  showResult("music");
+  $("music-roll").src = `data:image/png;base64,${answer.png}`;
+  $("music-audio").src = `data:audio/wav;base64,${answer.wav}`;
+  $("music-midi").href = `data:audio/midi;base64,${answer.mid}`;
+  $("music-info").textContent = `${answer.pieces} piece${answer.pieces > 1 ? "s" : ""}`;
+  $("music-audio").addEventListener("loadedmetadata", () => {
+    $("music-info").textContent += ` · ${$("music-audio").duration.toFixed(1)} s`;
+  }, { once: true });
+  showStats({ latency, cost: answer.genlab });
+}
+
 const HANDLERS = {
   "/v1/completions": complete,
   "/v1/images/generations": generateImages,
@@ -391,9 +439,10 @@ async function submit(event) {
   const controller = new AbortController();
   inFlight = controller;
   showError("");
-  setBusy(true, card.endpoint === "/v1/completions");
+  setBusy(true, streams(card));
   try {
-    await (card.chat ? chat : card.speech ? speak : HANDLERS[card.endpoint])(card, controller.signal);
+    const handler = card.chat ? chat : card.speech ? speak : card.music ? compose : HANDLERS[card.endpoint];
+    await handler(card, controller.signal);
   } catch (error) {
     if (error.name !== "AbortError") {
       $("result").hidden = true; // the error box replaces the answer: no stale result next to it

@@ -17,8 +17,10 @@ from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.chorale.evaluate import evaluate_run
 from genlab.tasks.chorale.output import SUFFIXES, GeneratedChorales
 from genlab.tasks.chorale.recipe import ChoraleRecipe
+from genlab.tasks.chorale.rules import SAMPLINGS
 from genlab.tasks.chorale.sampling import sample_grids, soprano_given
 from genlab.tasks.contract import RunHandle, TextDecoding
+from genlab.tasks.folk.handle import lstm_budget
 
 MAX_CHORALES = 32  # chorales in one generate call
 MAX_BARS = 128
@@ -69,6 +71,7 @@ class ChoraleRun(RunHandle):
         top_k: int = 0,
         melody: str | None = None,
         prompt: str | None = None,
+        sampling: str = "rules",
     ) -> GeneratedChorales:
         """n four-voice chorales of `bars` bars in `tonic` `mode`, or, with a melody file, n harmonisations of
         it (alto, tenor and bass under the melody as given, in its own key and length), or, with a prompt of
@@ -81,6 +84,7 @@ class ChoraleRun(RunHandle):
             top_k: 0 = every token may be drawn
             melody: a MusicXML file of one part in 4/4 (the soprano) to harmonise
             prompt: grid tokens to continue, the mode first ("<major> p72 p67 p64 p48 _ _ _ _")
+            sampling: rules (no parallel fifths or octaves, no note out of range, no crossing) or free
         """
         check_int("--n", n, 1, MAX_CHORALES)
         check_int("--bars", bars, 1, MAX_BARS)
@@ -90,6 +94,8 @@ class ChoraleRun(RunHandle):
             raise GenlabError(f"--temperature must be >= 0, got {temperature}")
         if mode not in MODES:
             raise GenlabError(f"unknown mode '{mode}' (choose {' or '.join(MODES)})")
+        if sampling not in SAMPLINGS:
+            raise GenlabError(f"unknown sampling '{sampling}' (choose {' or '.join(SAMPLINGS)})")
         if melody is not None and prompt is not None:
             raise GenlabError("pass --melody or --prompt, not both")
         steps, shift, given = bars * STEPS_PER_BAR, -transposition(pitch_class(tonic), mode), None
@@ -99,7 +105,7 @@ class ChoraleRun(RunHandle):
         elif prompt is not None:
             mode, opening = prompt_tokens(self.tokenizer, prompt, steps)
             given = [opening] * n
-        grids = sample_grids(self.model, mode, steps, n, seed, temperature, top_k or None, given)
+        grids = sample_grids(self.model, mode, steps, n, seed, temperature, top_k or None, given, sampling)
         return GeneratedChorales(grids, mode, shift)
 
     def text_decoding(self) -> TextDecoding:
@@ -109,15 +115,17 @@ class ChoraleRun(RunHandle):
         """The transformer without a cache: grid-token ids -> logits at every position."""
         return token_logits_graph(self.model, "chorale grid tokens (genlab.data.chorale_tokens.VOCAB)")
 
-    def evaluate(self, n: int | None = None, seed: int = 0) -> dict[str, Any]:
-        """Held-out NLL per token beside a Kneser-Ney n-gram's; the parallel fifths and octaves, range violations
+    def evaluate(self, n: int | None = None, seed: int = 0, lstm: str = "off") -> dict[str, Any]:
+        """Held-out NLL per token beside a Kneser-Ney n-gram's (and an LSTM's trained for `lstm` CPU seconds:
+        "same" = the run's own training CPU time, "off" = none); the parallel fifths and octaves, range violations
         and voice crossings per 100 beats of n generated chorales and of the harmonised test sopranos, against
         Bach's own test chorales; report.json `test`."""
         n = self.recipe.eval.num_samples if n is None else n
         check_int("--n", n, 1, 1_000)
         check_seed("--seed", seed)
+        lstm_seconds = lstm_budget(lstm, self.report)
         meter = CostMeter()
-        metrics = evaluate_run(self, n, seed)
+        metrics = evaluate_run(self, n, seed, lstm_seconds)
         metrics["checkpoint"] = self.checkpoint
         metrics["eval_seconds"] = meter.snapshot()["wall_seconds"]
         self.run.update_report(self.eval_section, metrics)

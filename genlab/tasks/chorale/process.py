@@ -35,7 +35,8 @@ def nll_per_token(model: torch.nn.Module, sequences: list[list[str]], bars: int,
     was_training = model.training
     model.eval()
     for batch in ids.split(batch_size):
-        total += token_nll(model(batch).logits, batch).sum().item()
+        out = model(batch)  # the transformer's output has .logits; the LSTM baseline returns logits
+        total += token_nll(getattr(out, "logits", out), batch).sum().item()
         count += int((batch[:, 1:] != PAD_ID).sum())
     model.train(was_training)
     return total / max(count, 1)

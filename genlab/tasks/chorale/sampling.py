@@ -1,20 +1,23 @@
 """Sampling chorales token by token, the four voices in turn (S A T B per 16th-note step), with a KV cache.
 
 Only grid tokens may be drawn (a pitch, `_`, `r`), and `_` only where the voice sounds a note (a rest is written
-`r` at every step). To harmonise a melody the soprano's tokens are not drawn but forced: the melody's token goes
-into the context at each soprano slot and only alto, tenor and bass are sampled (a prompt's opening steps are
-forced the same way), so the soprano comes out exactly
-as given. A chorale longer than the context goes on with a window that jumps by half its bars at a bar line (the
-cache is rebuilt from the mode token and the bars kept).
+`r` at every step). With `sampling="rules"` (the default) the voice-leading rules of genlab.tasks.chorale.rules
+also hold: no parallel fifths or octaves, no note out of its voice's range, no crossing.
+
+To harmonise a melody the soprano's tokens are not drawn but forced: the melody's token goes into the context
+at each soprano slot and only alto, tenor and bass are sampled (a prompt's opening steps are forced the same
+way), so the soprano comes out exactly as given. A chorale longer than the context goes on with a window that
+jumps by half its bars at a bar line (the cache is rebuilt from the mode token and the bars kept).
 """
 
 from __future__ import annotations
 
 import torch
 
-from genlab.data.chorale_tokens import HOLD_ID, IDS, REST_ID, VOCAB
+from genlab.data.chorale_tokens import HOLD_ID, IDS, VOCAB
 from genlab.models.generation import check_finite, sample_finite
 from genlab.models.transformer import KVBuffer, Transformer
+from genlab.tasks.chorale.rules import SILENT, pitch_after, rules_mask
 
 GRID_IDS = [i for i, t in enumerate(VOCAB) if t in ("_", "r") or t.startswith("p")]
 BAR = 64  # tokens of a bar: 16 steps x 4 voices
@@ -42,12 +45,13 @@ class Context:
         return self.model(pending, kv_cache=self.cache, use_cache=True).logits[:, -1]
 
 
-def allowed_mask(sounding: torch.Tensor) -> torch.Tensor:
-    """(n, V) bool: grid tokens only, and a hold only in rows whose voice sounds a note. sounding (n,) bool."""
-    mask = torch.zeros(len(sounding), len(VOCAB), dtype=torch.bool)
+def allowed_mask(before: torch.Tensor, now: torch.Tensor, voice: int, rules: bool) -> torch.Tensor:
+    """(n, V) bool: grid tokens only, a hold only in rows whose voice sounds a note, and with `rules` none that
+    breaks a voice-leading rule. before, now: (n, 4) pitches sounding before / at this step (SILENT: a rest)."""
+    mask = torch.zeros(len(before), len(VOCAB), dtype=torch.bool)
     mask[:, GRID_IDS] = True
-    mask[:, HOLD_ID] = sounding
-    return mask
+    mask[:, HOLD_ID] = before[:, voice] != SILENT
+    return mask & ~rules_mask(before, now, voice) if rules else mask
 
 
 def fixed_ids(given: list[list[str | None]] | None, n: int, length: int) -> torch.Tensor | None:
@@ -84,13 +88,16 @@ def sample_grids(
     temperature: float = 1.0,
     top_k: int | None = None,
     given: list[list[str | None]] | None = None,
+    sampling: str = "rules",
 ) -> list[list[list[str]]]:
     """n grids of `steps` steps ([S, A, T, B] tokens each). `given` (per row, per position of the S A T B
-    sequence: a token, or None to draw one) forces tokens: a soprano to harmonise, the opening of a prompt."""
+    sequence: a token, or None to draw one) forces tokens: a soprano to harmonise, the opening of a prompt.
+    sampling: "rules" (the voice-leading rules hold for drawn tokens) or "free" (the model alone)."""
     fixed = fixed_ids(given, n, steps * 4)  # (n, 4 x steps), -1 where the model draws
     generator = torch.Generator().manual_seed(seed)
     body = torch.zeros((n, steps * 4), dtype=torch.long)  # (n, 4 x steps): filled as it is drawn
-    sounding = torch.zeros((n, 4), dtype=torch.bool)  # whether each voice's last token was a note or a hold
+    pitches = torch.full((n, 4), SILENT)  # (n, 4): what each voice sounds, this step's drawn voices included
+    before = pitches.clone()
     context = Context(model, IDS[f"<{mode}>"], n)
     pending = context.reset(body[:, :0])
     was_training = model.training
@@ -98,13 +105,16 @@ def sample_grids(
     try:
         for position in range(steps * 4):
             voice = position % 4
+            if voice == 0:
+                before = pitches.clone()  # (n, 4): what sounded before this step
             logits = context.logits(pending, position, body)  # (n, V)
             want = None if fixed is None else fixed[:, position]  # (n,)
             if want is None or bool((want < 0).any()):
-                nxt = draw(logits, allowed_mask(sounding[:, voice]), temperature, top_k, generator)
+                allowed = allowed_mask(before, pitches, voice, sampling == "rules")
+                nxt = draw(logits, allowed, temperature, top_k, generator)
                 want = nxt if want is None else torch.where(want < 0, nxt, want)
             body[:, position] = want
-            sounding[:, voice] = want != REST_ID
+            pitches[:, voice] = pitch_after(want, pitches[:, voice])
             pending = want[:, None]  # (n, 1): the cache holds the rest
     finally:
         model.train(was_training)

@@ -42,10 +42,13 @@ def best_ngram(train: torch.Tensor, validation: torch.Tensor) -> tuple[KneserNey
     return models[best], scores
 
 
-def train_lstm(train: torch.Tensor, cpu_seconds: float, seed: int) -> tuple[LSTMLanguageModel, dict[str, Any]]:
-    """An LSTM trained with AdamW on random batches of tunes until `cpu_seconds` of this process's CPU time."""
+def train_lstm(
+    train: torch.Tensor, cpu_seconds: float, seed: int, vocab_size: int = len(VOCAB)
+) -> tuple[LSTMLanguageModel, dict[str, Any]]:
+    """An LSTM trained with AdamW on random batches of padded rows (tunes, or chorale windows) (N, T) until
+    `cpu_seconds` of this process's CPU time."""
     torch.manual_seed(seed)
-    model = LSTMLanguageModel(LSTMConfig(vocab_size=len(VOCAB)))
+    model = LSTMLanguageModel(LSTMConfig(vocab_size=vocab_size))
     optimizer = adamw(model, LSTM_LR, (0.9, 0.99), 0.0)
     draw = torch.Generator().manual_seed(seed)
     start, steps = time.process_time(), 0
