@@ -4,6 +4,7 @@
     python benchmarks/style_transfer.py results runs/zi2zi          # its evaluation -> benchmarks/results/style/
     python benchmarks/style_transfer.py fewshot --base runs/zi2zi   # the few-shot curve over k, full vs LoRA
     python benchmarks/style_transfer.py pictures runs/fashion-edges --tag fashion-edges   # edges -> items grid
+    python benchmarks/style_transfer.py table                       # the doc's table rows from the results
 
 `fewshot` fine-tunes the base run to the unseen font of the zi2zi-fewshot recipe (LXGW WenKai) from its
 k = 16, 64, 256 most frequent training characters, each by full fine-tuning and by LoRA, with the same number
@@ -200,11 +201,51 @@ def fewshot(base: str, shots: list[int], methods: list[str], steps: int, runs: P
         pictures(str(runs / f"fewshot-{method}-64"), f"fewshot-{method}-64")
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _glyph_row(name: str, fonts: str, minutes: str, m: dict) -> str:
+    return (
+        f"| {name} | {fonts} | {minutes} | {m['l1']:.3f} | {m['ssim']:.3f} | {_pct(m['font_accuracy'])} | "
+        f"{_pct(m['char_accuracy'])} | {_pct(m['char_top5_accuracy'])} | {m['fid']:.0f} |"
+    )
+
+
+def table(tags: list[str]) -> None:
+    """The markdown rows of docs/style-transfer.md's tables, from the committed results files."""
+    for tag in tags:
+        saved = json.loads((RESULTS / f"{tag}.json").read_text())
+        t, minutes = saved["translation"], f"{saved['cost']['cpu_seconds'] / 60:.1f}"
+        if "font_accuracy" not in t:  # pictures: L1 and SSIM beside the two baselines
+            for name, m in ((tag, t), ("copying the edges", t["copy_source"]), ("the mean item", t["mean_target"])):
+                print(f"| {name} | {minutes if m is t else ''} | {m['l1']:.3f} | {m['ssim']:.3f} |")
+                minutes = ""
+            continue
+        print(_glyph_row(tag, str(len(t["fonts"])), minutes, t))
+        print(_glyph_row("copying the source (same glyphs)", "", "", t["copy_source"]))
+        if "train_chars" in t:
+            print(_glyph_row("the same model on its training characters", "", "", t["train_chars"]))
+        for font, m in t["per_font"].items() if len(t["fonts"]) > 1 else ():
+            print(_glyph_row(f"&nbsp;&nbsp;{font}", "1", "", m))
+
+
+def fewshot_table() -> None:
+    saved = json.loads((RESULTS / "fewshot.json").read_text())
+    for r in saved["runs"]:
+        print(
+            f"| {r['method']} | {r['k']} | {r['trainable_parameters']:,} | {r['shipped_bytes'] / 1024:,.0f} KB | "
+            f"{r['steps']} | {r['cpu_seconds']:.0f} | {r['l1']:.3f} | {r['ssim']:.3f} | {_pct(r['font_accuracy'])} | "
+            f"{_pct(r['char_accuracy'])} | {_pct(r['char_top5_accuracy'])} | {r['fid']:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pictures", "results", "fewshot"])
+    parser.add_argument("what", choices=["pictures", "results", "fewshot", "table"])
     parser.add_argument("run", nargs="?")
     parser.add_argument("--tag", default="zi2zi")
+    parser.add_argument("--tags", nargs="+", default=["zi2zi", "pix2pix-kai", "fashion-edges", "fashion-edges-l1"])
     parser.add_argument("--base", default="runs/zi2zi")
     parser.add_argument("--shots", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--methods", nargs="+", default=["full", "lora"])
@@ -213,6 +254,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "fewshot":
         fewshot(args.base, args.shots, args.methods, args.steps, args.runs)
+    elif args.what == "table":
+        table(args.tags)
+        fewshot_table()
     elif args.run is None:
         parser.error(f"{args.what} needs a run directory")
     else:

@@ -191,6 +191,7 @@ def test_fashion_edges_to_items_trains_and_scores_against_its_baselines(tmp_path
     assert all(0 <= s["l1"] <= 1 and -1 <= s["ssim"] <= 1 for s in (scores, scores["copy_source"]))
     made = genlab.load(tmp_path / "run").generate(n=3).images
     assert made.shape == (3, 1, 32, 32)
+    assert main(["generate", str(tmp_path / "run"), "--text", "生", "--out", str(tmp_path / "x.png")]) == 2
     assert main(["train", "fashion-edges", "data.targets=[cwtex-kai]", "--out", str(tmp_path / "bad")]) == 2
 
 

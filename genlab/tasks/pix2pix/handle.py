@@ -76,6 +76,8 @@ class Pix2PixRun(ImageGeneratorRun):
         if text is not None and input is not None:
             raise GenlabError("give --text or --input, not both")
         size = self.config.size
+        if text is not None and self.recipe.data.kind != "glyphs":
+            raise GenlabError(f"this run draws {self.recipe.data.kind} pictures, not text: give --input or --n")
         if text is not None:
             sources = text_glyphs(text, self.source, size)
         elif input is not None:
@@ -110,11 +112,12 @@ class Pix2PixRun(ImageGeneratorRun):
         }
         return ExportGraph(self.generator, example, "glyphs", notes=notes)
 
-    def _test_pairs(self, glyphs: GlyphSet) -> dict[str, torch.Tensor]:
-        """Every (target font, held-out character) pair, font by font: the source glyph, the glyph made from
-        it, the true glyph (N, 1, S, S) ink, and the font (library index) and character asked for (N,)."""
+    def _test_pairs(self, glyphs: GlyphSet, part: str = "test") -> dict[str, torch.Tensor]:
+        """Every (target font, held-out character) pair (or training character, with part="train"), font by
+        font: the source glyph, the glyph made from it, the true glyph (N, 1, S, S) ink, and the font (library
+        index) and character asked for (N,)."""
         targets = self.recipe.data.targets
-        test = torch.as_tensor(glyphs.split("test"))
+        test = torch.as_tensor(glyphs.split(part))
         ink = torch.from_numpy(glyphs.ink).unsqueeze(2)  # (F, C, 1, S, S)
         source = ink[glyphs.index(self.source), test].repeat(len(targets), 1, 1, 1)  # (T n, 1, S, S)
         ids = torch.tensor([self.config.fonts.index(f) for f in targets]).repeat_interleave(len(test))
@@ -155,6 +158,9 @@ class Pix2PixRun(ImageGeneratorRun):
             font: score_glyphs(*(p[k][i * n : (i + 1) * n] for k in ("made", "truth", "fonts", "chars")), judges)
             for i, font in enumerate(self.recipe.data.targets)
         }
+        # the same scores on characters the generator trained on: how far held-out ones fall behind them
+        seen = self._test_pairs(glyphs, "train")
+        metrics["train_chars"] = score_glyphs(seen["made"], seen["truth"], seen["fonts"], seen["chars"], judges)
         return {**metrics, "judges": judges.info}
 
 
