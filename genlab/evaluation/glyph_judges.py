@@ -5,8 +5,8 @@ and SSIM against the true glyph.
 
 Each judge is a small CNN that reads the glyph at 32x32 (2x2 average-pooled from 64x64, which keeps every
 stroke of a GB2312 level-1 character legible), trained with cross-entropy under one-cycle AdamW on glyphs
-degraded at random (glyph_augment: moved, blurred, greyed, speckled; for the character judge also scaled and
-thickened or thinned), so that it reads the shape of a character rather than one rendering's pixels.
+degraded at random (glyph_augment: moved, blurred, greyed; for the character judge also scaled), so that it
+reads the shape of a character rather than one rendering's exact pixels.
 - The character judge learns every character of every font of the library: it is a reader of real glyphs,
   and its own honesty check is a second judge trained the same way without one font (`unseen_font`), whose
   accuracy on that font's real glyphs says how well this recipe reads a style it has never seen.
@@ -36,7 +36,7 @@ from genlab.io.weights import load_module, save_tensors
 
 JUDGE_SIZE = 32
 UNSEEN_FONT = "lxgw-wenkai"  # left out of the honesty check's character judge (else the library's last font)
-VERSION = 2  # bump when the judges' training changes: the cache key holds it
+VERSION = 3  # bump when the judges' training changes: the cache key holds it
 
 
 @dataclass
@@ -83,21 +83,14 @@ def _move(x: torch.Tensor, u: torch.Tensor, max_shift: float, max_zoom: float) -
 
 
 def glyph_augment(x: torch.Tensor, g: torch.Generator, reshape: bool) -> torch.Tensor:
-    """(B, 1, S, S) ink -> degraded copies: moved (and, with `reshape`, scaled by up to 12 % and a third each
-    thinned or thickened by a 3x3 min/max filter: a font's size and weight are not its characters), half of
-    them blurred, ink greyed to 70-100 %, up to 4 % of pixels flipped (the speckle of generated glyphs) and
-    Gaussian noise of up to 0.1."""
-    b = len(x)
-    u = torch.rand(b, 7, generator=g)
-    x = _move(x, u[:, :3], 3.0, 0.12 if reshape else 0.0)
-    if reshape:
-        kind = (u[:, 3] * 3).long()[:, None, None, None]  # 0 thin, 1 keep, 2 thick
-        x = torch.where(kind == 0, -F.max_pool2d(-x, 3, 1, 1), torch.where(kind == 2, F.max_pool2d(x, 3, 1, 1), x))
-    col = u[:, :, None, None, None]  # (B, 7, 1, 1, 1): one draw per image
-    x = torch.where(col[:, 4] < 0.5, F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), x)
-    x = x * (0.7 + 0.3 * col[:, 5])
-    x = torch.where(torch.rand(x.shape, generator=g) < 0.04 * col[:, 6], 1 - x, x)
-    return (x + 0.1 * col[:, 6] * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    """(B, 1, S, S) ink -> degraded copies: moved by up to 2 pixels (and, with `reshape`, scaled by up to 8 %:
+    a font's size is not its characters), half of them blurred by a 3x3 mean, the ink greyed to 70-100 %.
+    (Pixel flips and stroke thinning on top of these kept an 800-class judge at chance in 16 epochs.)"""
+    u = torch.rand(len(x), 5, generator=g)
+    x = _move(x, u[:, :3], 2.0, 0.08 if reshape else 0.0)
+    col = u[:, :, None, None, None]  # (B, 5, 1, 1, 1): one draw per image
+    x = torch.where(col[:, 3] < 0.5, F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), x)
+    return x * (0.7 + 0.3 * col[:, 4])
 
 
 def _train(images: torch.Tensor, labels: torch.Tensor, classes: int, epochs: int, seed: int, reshape: bool):
