@@ -3,11 +3,15 @@
     python benchmarks/style_transfer.py pictures runs/zi2zi         # grids + lines of text -> docs/img/
     python benchmarks/style_transfer.py results runs/zi2zi          # its evaluation -> benchmarks/results/style/
     python benchmarks/style_transfer.py fewshot --base runs/zi2zi   # the few-shot curve over k, full vs LoRA
+    python benchmarks/style_transfer.py pictures runs/fashion-edges --tag fashion-edges   # edges -> items grid
+    python benchmarks/style_transfer.py table                       # the doc's table rows from the results
 
 `fewshot` fine-tunes the base run to the unseen font of the zi2zi-fewshot recipe (LXGW WenKai) from its
 k = 16, 64, 256 most frequent training characters, each by full fine-tuning and by LoRA, with the same number
 of optimiser steps at every k (`--steps`, batch 16), evaluates each run on the held-out characters and
-writes benchmarks/results/style/fewshot.json and the curve docs/img/style-fewshot.png. Run each under
+writes benchmarks/results/style/fewshot.json and the curve docs/img/style-fewshot.png. For each run it also
+records what the run ships (LoRA: the RUN/adapter/ delta; full: the generator's weights) and how far the
+LoRA generator rebuilt from its delta is from the one in its checkpoint (0: the same function). Run each under
 /work/bin/heavy with GENLAB_THREADS=1: costs are CPU seconds of one core.
 """
 
@@ -27,9 +31,11 @@ from PIL import Image
 
 import genlab
 from genlab.cli import main as genlab_main
-from genlab.data.glyphs import load_glyphs, render_glyph
+from genlab.core.run import RunDir
+from genlab.data.glyphs import render_glyph
 from genlab.io.images import make_grid
 from genlab.tasks import load_recipe
+from genlab.tasks.pix2pix.pipeline import load_library, load_pair, translate
 from genlab.tasks.pix2pix.training import build_networks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +58,9 @@ def pictures(run: str, tag: str) -> None:
     """Held-out characters (source | generated | truth, per font) and the line LINE in every learned font."""
     handle = genlab.load(run)
     data = handle.recipe.data
-    glyphs = load_glyphs(data.fonts, data.num_chars, data.size, data.test_every)
+    glyphs = load_library(data)
+    if data.kind != "glyphs":
+        return item_pictures(handle, glyphs, tag)
     generator = handle.generator
     rows, per_row = [], 8
     chars = torch.as_tensor(glyphs.split("test")[:per_row])
@@ -71,6 +79,16 @@ def pictures(run: str, tag: str) -> None:
         lines += [handle.generate(text=LINE, font=font).images, true_line(font, data.size)]
     save_picture(torch.cat(lines), 1, IMG / f"style-{tag}-line.png")
     print("held-out characters shown:", "".join(glyphs.chars[i] for i in chars.tolist()))
+
+
+def item_pictures(handle, pictures, tag: str, per_row: int = 12) -> None:
+    """Rows of held-out items: their edge maps, the items drawn from them, the true items (white on black,
+    as Fashion-MNIST shows them)."""
+    test = torch.as_tensor(pictures.split("test")[:per_row])
+    src = torch.from_numpy(pictures.ink[0, test]).unsqueeze(1)  # (n, 1, S, S)
+    made = translate(handle.generator, src, torch.zeros(len(test), dtype=torch.long))
+    truth = torch.from_numpy(pictures.ink[1, test]).unsqueeze(1)
+    save_picture(torch.cat([src, made, truth]), per_row, IMG / f"style-{tag}-heldout.png", scale=2)
 
 
 def true_line(font: str, size: int) -> torch.Tensor:
@@ -123,9 +141,24 @@ def few_shot_run(base: str, method: str, k: int, steps: int, runs: Path) -> dict
         "train_seconds": report["cost"]["train_seconds"],
         "train_flops": report["cost"]["train_flops"],
         "trainable_parameters": trainable(overrides),
+        **shipped(out, method),
         **{key: scores[key] for key in keep},
         "copy_source": {key: scores["copy_source"][key] for key in keep},
     }
+
+
+def shipped(out: Path, method: str) -> dict:
+    """Bytes a run ships (LoRA: RUN/adapter/; full: the generator's weights) and, for LoRA, the largest
+    difference between the generator rebuilt from the delta and the one in the checkpoint."""
+    if method != "lora":
+        return {"shipped_bytes": (out / "checkpoints" / "last" / "generator.safetensors").stat().st_size}
+    from_delta = genlab.load(out).generator  # the handle opens a LoRA run from its delta
+    from_checkpoint = load_pair(RunDir(out))[0]
+    pictures = load_library(load_recipe("zi2zi-fewshot", []).data)
+    src = torch.from_numpy(pictures.ink[pictures.index("wqy-microhei"), pictures.split("test")]).unsqueeze(1)
+    fonts = torch.full((len(src),), len(from_delta.config.fonts) - 1)
+    diff = (translate(from_delta, src, fonts) - translate(from_checkpoint, src, fonts)).abs().max().item()
+    return {"shipped_bytes": sum(f.stat().st_size for f in (out / "adapter").iterdir()), "reload_max_diff": diff}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -159,7 +192,8 @@ def fewshot(base: str, shots: list[int], methods: list[str], steps: int, runs: P
     for r in rows:
         print(
             f"{r['method']:5} k={r['k']:4} font {r['font_accuracy']:.3f} char {r['char_accuracy']:.3f} "
-            f"ssim {r['ssim']:.3f} l1 {r['l1']:.4f} cpu {r['cpu_seconds']:.0f}s params {r['trainable_parameters']}"
+            f"ssim {r['ssim']:.3f} l1 {r['l1']:.4f} cpu {r['cpu_seconds']:.0f}s params {r['trainable_parameters']} "
+            f"ships {r['shipped_bytes']} B"
         )
     plot(rows, IMG / "style-fewshot.png")
     # the grids of the k = 64 runs
@@ -167,11 +201,51 @@ def fewshot(base: str, shots: list[int], methods: list[str], steps: int, runs: P
         pictures(str(runs / f"fewshot-{method}-64"), f"fewshot-{method}-64")
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _glyph_row(name: str, fonts: str, minutes: str, m: dict) -> str:
+    return (
+        f"| {name} | {fonts} | {minutes} | {m['l1']:.3f} | {m['ssim']:.3f} | {_pct(m['font_accuracy'])} | "
+        f"{_pct(m['char_accuracy'])} | {_pct(m['char_top5_accuracy'])} | {m['fid']:.0f} |"
+    )
+
+
+def table(tags: list[str]) -> None:
+    """The markdown rows of docs/style-transfer.md's tables, from the committed results files."""
+    for tag in tags:
+        saved = json.loads((RESULTS / f"{tag}.json").read_text())
+        t, minutes = saved["translation"], f"{saved['cost']['cpu_seconds'] / 60:.1f}"
+        if "font_accuracy" not in t:  # pictures: L1 and SSIM beside the two baselines
+            for name, m in ((tag, t), ("copying the edges", t["copy_source"]), ("the mean item", t["mean_target"])):
+                print(f"| {name} | {minutes if m is t else ''} | {m['l1']:.3f} | {m['ssim']:.3f} |")
+                minutes = ""
+            continue
+        print(_glyph_row(tag, str(len(t["fonts"])), minutes, t))
+        print(_glyph_row("copying the source (same glyphs)", "", "", t["copy_source"]))
+        if "train_chars" in t:
+            print(_glyph_row("the same model on its training characters", "", "", t["train_chars"]))
+        for font, m in t["per_font"].items() if len(t["fonts"]) > 1 else ():
+            print(_glyph_row(f"&nbsp;&nbsp;{font}", "1", "", m))
+
+
+def fewshot_table() -> None:
+    saved = json.loads((RESULTS / "fewshot.json").read_text())
+    for r in saved["runs"]:
+        print(
+            f"| {r['method']} | {r['k']} | {r['trainable_parameters']:,} | {r['shipped_bytes'] / 1024:,.0f} KB | "
+            f"{r['steps']} | {r['cpu_seconds']:.0f} | {r['l1']:.3f} | {r['ssim']:.3f} | {_pct(r['font_accuracy'])} | "
+            f"{_pct(r['char_accuracy'])} | {_pct(r['char_top5_accuracy'])} | {r['fid']:.0f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pictures", "results", "fewshot"])
+    parser.add_argument("what", choices=["pictures", "results", "fewshot", "table"])
     parser.add_argument("run", nargs="?")
     parser.add_argument("--tag", default="zi2zi")
+    parser.add_argument("--tags", nargs="+", default=["zi2zi", "pix2pix-kai", "fashion-edges", "fashion-edges-l1"])
     parser.add_argument("--base", default="runs/zi2zi")
     parser.add_argument("--shots", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--methods", nargs="+", default=["full", "lora"])
@@ -180,6 +254,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "fewshot":
         fewshot(args.base, args.shots, args.methods, args.steps, args.runs)
+    elif args.what == "table":
+        table(args.tags)
+        fewshot_table()
     elif args.run is None:
         parser.error(f"{args.what} needs a run directory")
     else:

@@ -4,6 +4,7 @@ starts and bad input — on tiny data (32x32 glyphs, a few dozen characters, thr
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +15,15 @@ import genlab
 from genlab.cli import main
 from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
+from genlab.data.fashion_edges import edge_map
 from genlab.data.glyphs import FONT_DIR, FONTS, char_order, load_glyphs, render_glyph
+from genlab.evaluation.glyph_judges import glyph_augment
+from genlab.io.weights import read_tensors
 from genlab.models.glyph_unet import GlyphUNet, GlyphUNetConfig
 from genlab.peft.conv_lora import apply_conv_lora, merge_conv_lora
+from genlab.peft.methods import DELTA_WEIGHTS
 from genlab.tasks import load_recipe
+from genlab.tasks.pix2pix.pipeline import load_pair, translate
 from genlab.tasks.pix2pix.tiny import tiny_run
 from genlab.tasks.pix2pix.training import Pix2PixTraining
 from tests.conftest import one_error_line
@@ -123,6 +129,70 @@ def test_few_shot_lora_start_grows_a_font_and_keeps_the_trained_ones(tiny):
     assert torch.equal(grown.generator.style.weight[:2], start.generator.style.weight)
     assert not torch.equal(grown.generator.down[1][0].weight, start.generator.down[1][0].weight)  # LoRA merged in
     assert grown.generate(text="生 成").images.shape == (1, 1, 32, 96)  # one line of three cells
+    # What the LoRA run ships: the factors and the style vectors (a small delta) on a reference to its start,
+    # and the generator rebuilt from them draws exactly what the checkpoint's does.
+    delta = read_tensors(out / "adapter" / DELTA_WEIGHTS)
+    assert delta and all("lora_" in name or name == "style.weight" for name in delta)
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert config["init"] == str(base) and config["rank"] == 4
+    full = (out / "checkpoints" / "last" / "generator.safetensors").stat().st_size
+    assert (out / "adapter" / DELTA_WEIGHTS).stat().st_size < full / 3
+    source, fonts = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 2])
+    checkpoint = load_pair(RunDir(out))[0]
+    assert torch.equal(translate(grown.generator, source, fonts), translate(checkpoint, source, fonts))
+
+
+def test_lr_decays_linearly_to_zero_after_decay_from(tiny, tmp_path):
+    case, _ = tiny
+    training = Pix2PixTraining(load_recipe(case.recipe, [*case.overrides, "train.decay_from=0.5"]), DistEnv(),
+                               RunDir(tmp_path))  # fmt: skip
+    lrs = []
+    for step in (0, training.total_steps // 2 - 1, training.total_steps - 1):
+        training._set_learning_rates(step)
+        lrs.append(training.optimizers["generator"].param_groups[0]["lr"])
+    assert lrs[0] == lrs[1] == 2e-4 and 0 < lrs[2] < 2e-4 / training.total_steps * 2.5
+
+
+def test_judge_augmentation_keeps_glyphs_legible_and_is_seeded():
+    x = torch.tensor(render_glyph("wqy-microhei", "永", 64)).float().div(255)[None, None].repeat(8, 1, 1, 1)
+    a = glyph_augment(x, torch.Generator().manual_seed(1), reshape=True)
+    b = glyph_augment(x, torch.Generator().manual_seed(1), reshape=True)
+    assert torch.equal(a, b) and a.shape == x.shape and 0 <= a.min() and a.max() <= 1
+    assert not torch.equal(a, x) and (a - x).abs().mean() < 0.2  # changed, but still mostly the same ink
+
+
+def test_evaluation_reports_the_judges_reading_real_glyphs_and_an_unseen_font(tiny):
+    _, folder = tiny
+    assert main(["eval", str(folder / "run")]) == 0
+    scores = json.loads((folder / "run" / "report.json").read_text())["translation"]
+    judges = scores["judges"]
+    assert set(judges["char_accuracy_real"]) == {"wqy-microhei", "arphic-ukai", "arphic-uming"}
+    assert judges["unseen_font"] == "arphic-uming" and 0 <= judges["char_accuracy_unseen_font"] <= 1
+    assert 0 <= scores["char_accuracy"] <= 1 and scores["copy_source"]["font_accuracy"] <= 1
+
+
+def test_edge_maps_outline_an_item():
+    square = torch.zeros(1, 1, 12, 12)
+    square[..., 3:9, 3:9] = 1
+    edges = edge_map(square)
+    assert edges[0, 0, 5, 5] == 0 and edges[0, 0, 0, 0] == 0  # inside and far outside: no edge
+    assert edges[0, 0, 3, 5] == 1 and edges[0, 0, 2, 5] == 1  # both sides of the border
+    assert set(edges.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="needs dataset-fashion-mnist")
+def test_fashion_edges_to_items_trains_and_scores_against_its_baselines(tmp_path):
+    settings = ["data.num_chars=64", "model.width=4", "model.depth=3", "model.style_dim=2", "discriminator.width=4",
+                "train.epochs=1", "data.batch_size=16", "train.progress=false"]  # fmt: skip
+    assert main(["train", "fashion-edges", *settings, "--out", str(tmp_path / "run")]) == 0
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    scores = json.loads((tmp_path / "run" / "report.json").read_text())["translation"]
+    assert scores["test_chars"] == 8 and {"copy_source", "mean_target"} <= set(scores)
+    assert all(0 <= s["l1"] <= 1 and -1 <= s["ssim"] <= 1 for s in (scores, scores["copy_source"]))
+    made = genlab.load(tmp_path / "run").generate(n=3).images
+    assert made.shape == (3, 1, 32, 32)
+    assert main(["generate", str(tmp_path / "run"), "--text", "生", "--out", str(tmp_path / "x.png")]) == 2
+    assert main(["train", "fashion-edges", "data.targets=[cwtex-kai]", "--out", str(tmp_path / "bad")]) == 2
 
 
 def test_bad_input_is_one_line_and_exit_2(tiny, capsys, tmp_path):

@@ -7,14 +7,14 @@ from typing import Any
 import torch
 
 from genlab.core.run import CostMeter, RunDir
-from genlab.data.glyphs import GlyphSet, load_glyphs
+from genlab.data.glyphs import GlyphSet
 from genlab.errors import GenlabError
-from genlab.evaluation.glyph_judges import glyph_judges, score_glyphs
+from genlab.evaluation.glyph_judges import glyph_judges, score_glyphs, ssim
 from genlab.interop.onnx import ExportGraph
 from genlab.io.images import GeneratedImages
 from genlab.tasks.contract import ImageGeneratorRun
 from genlab.tasks.pix2pix.inputs import read_glyph, text_glyphs
-from genlab.tasks.pix2pix.pipeline import load_pair, translate
+from genlab.tasks.pix2pix.pipeline import load_library, load_lora_generator, load_pair, translate
 from genlab.tasks.pix2pix.recipe import Pix2PixRecipe
 
 MAX_GLYPHS = 1000
@@ -26,6 +26,8 @@ class Pix2PixRun(ImageGeneratorRun):
     def __init__(self, run: RunDir, recipe: Pix2PixRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
         self.generator, _, meta = load_pair(run, checkpoint)
+        if meta.get("lora") and checkpoint == "last":  # as shipped: the LoRA delta on its start run
+            self.generator = load_lora_generator(run.path / "adapter")
         self.config, self.source = self.generator.config, meta["source"]
 
     @property
@@ -50,7 +52,7 @@ class Pix2PixRun(ImageGeneratorRun):
         if not 1 <= n <= MAX_GLYPHS:
             raise GenlabError(f"--n must be in 1..{MAX_GLYPHS}, got {n}")
         data = self.recipe.data
-        glyphs = load_glyphs(data.fonts, data.num_chars, data.size, data.test_every)
+        glyphs = load_library(data)
         chars = glyphs.split("test")[:n]
         return torch.from_numpy(glyphs.ink[glyphs.index(self.source), chars]).unsqueeze(1)
 
@@ -74,6 +76,8 @@ class Pix2PixRun(ImageGeneratorRun):
         if text is not None and input is not None:
             raise GenlabError("give --text or --input, not both")
         size = self.config.size
+        if text is not None and self.recipe.data.kind != "glyphs":
+            raise GenlabError(f"this run draws {self.recipe.data.kind} pictures, not text: give --input or --n")
         if text is not None:
             sources = text_glyphs(text, self.source, size)
         elif input is not None:
@@ -108,11 +112,12 @@ class Pix2PixRun(ImageGeneratorRun):
         }
         return ExportGraph(self.generator, example, "glyphs", notes=notes)
 
-    def _test_pairs(self, glyphs: GlyphSet) -> dict[str, torch.Tensor]:
-        """Every (target font, held-out character) pair, font by font: the source glyph, the glyph made from
-        it, the true glyph (N, 1, S, S) ink, and the font (library index) and character asked for (N,)."""
+    def _test_pairs(self, glyphs: GlyphSet, part: str = "test") -> dict[str, torch.Tensor]:
+        """Every (target font, held-out character) pair (or training character, with part="train"), font by
+        font: the source glyph, the glyph made from it, the true glyph (N, 1, S, S) ink, and the font (library
+        index) and character asked for (N,)."""
         targets = self.recipe.data.targets
-        test = torch.as_tensor(glyphs.split("test"))
+        test = torch.as_tensor(glyphs.split(part))
         ink = torch.from_numpy(glyphs.ink).unsqueeze(2)  # (F, C, 1, S, S)
         source = ink[glyphs.index(self.source), test].repeat(len(targets), 1, 1, 1)  # (T n, 1, S, S)
         ids = torch.tensor([self.config.fonts.index(f) for f in targets]).repeat_interleave(len(test))
@@ -127,25 +132,45 @@ class Pix2PixRun(ImageGeneratorRun):
     def evaluate(self) -> dict[str, Any]:
         """The held-out characters of each of the recipe's target fonts, translated from the source font and
         scored against the true glyphs (L1, SSIM, the font and character judges, FID in the character judge's
-        features), beside the same scores of copying the source glyph. Written to report.json as
+        features), beside the same scores of copying the source glyph; for Fashion-MNIST items, L1 and SSIM
+        beside copying the edge map and drawing the mean training item. Written to report.json as
         `translation`."""
         data, meter = self.recipe.data, CostMeter()
-        glyphs = load_glyphs(data.fonts, data.num_chars, data.size, data.test_every)
-        judges = glyph_judges(glyphs, self.recipe.eval.judge_epochs, seed=self.recipe.seed)
+        glyphs = load_library(data)
         p = self._test_pairs(glyphs)
-        metrics: dict[str, Any] = score_glyphs(p["made"], p["truth"], p["fonts"], p["chars"], judges)
-        metrics["copy_source"] = score_glyphs(p["source"], p["truth"], p["fonts"], p["chars"], judges)
-        n = len(glyphs.split("test"))
-        metrics["per_font"] = {
-            font: score_glyphs(*(p[k][i * n : (i + 1) * n] for k in ("made", "truth", "fonts", "chars")), judges)
-            for i, font in enumerate(data.targets)
-        }
+        metrics = self._judged(glyphs, p) if data.kind == "glyphs" else _picture_scores(glyphs, p)
         metrics.update(
             fonts=list(data.targets),
-            test_chars=n,
-            judges=judges.info,
+            test_chars=len(glyphs.split("test")),
             checkpoint=self.checkpoint,
             eval_seconds=meter.snapshot()["wall_seconds"],
         )
         self.run.update_report(self.eval_section, metrics)
         return metrics
+
+    def _judged(self, glyphs: GlyphSet, p: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """The glyph scores, overall and per target font, with the judges' own record."""
+        judges = glyph_judges(glyphs, self.recipe.eval.judge_epochs, seed=self.recipe.seed)
+        metrics: dict[str, Any] = score_glyphs(p["made"], p["truth"], p["fonts"], p["chars"], judges)
+        metrics["copy_source"] = score_glyphs(p["source"], p["truth"], p["fonts"], p["chars"], judges)
+        n = len(glyphs.split("test"))
+        metrics["per_font"] = {
+            font: score_glyphs(*(p[k][i * n : (i + 1) * n] for k in ("made", "truth", "fonts", "chars")), judges)
+            for i, font in enumerate(self.recipe.data.targets)
+        }
+        # the same scores on characters the generator trained on: how far held-out ones fall behind them
+        seen = self._test_pairs(glyphs, "train")
+        metrics["train_chars"] = score_glyphs(seen["made"], seen["truth"], seen["fonts"], seen["chars"], judges)
+        return {**metrics, "judges": judges.info}
+
+
+def _picture_scores(pictures: GlyphSet, p: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """L1 and SSIM to the true pictures of what was made, of copying the source (the edge map) and of the
+    mean training picture of the target (the best a model that ignores its input could do on L1 alone)."""
+    truth = p["truth"]
+    mean = torch.from_numpy(pictures.ink[-1, pictures.split("train")].mean(0))[None, None].expand_as(truth)
+
+    def scores(made: torch.Tensor) -> dict[str, float]:
+        return {"l1": (made - truth).abs().mean().item(), "ssim": ssim(1 - made, 1 - truth).mean().item()}
+
+    return {**scores(p["made"]), "copy_source": scores(p["source"]), "mean_target": scores(mean.contiguous())}

@@ -1,8 +1,14 @@
-"""Building, loading and running a glyph translator: shared by its training, its handle and few-shot starts."""
+"""Building, loading and running a glyph translator: shared by its training, its handle and few-shot starts.
+
+A LoRA run keeps what it trained — the kernels' low-rank factors and the style vectors, a few tens of KB —
+in RUN/adapter/ with its start run's path and a fingerprint of the frozen start (genlab.peft.methods'
+delta format), and is opened by putting that delta back on its start (`load_lora_generator`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,14 +16,25 @@ import torch
 from genlab.core.checkpoint import load_weights, open_run_checkpoint
 from genlab.core.recipe import from_dict
 from genlab.core.run import RunDir
-from genlab.data.glyphs import GlyphSet
+from genlab.data.fashion_edges import load_fashion_edges
+from genlab.data.glyphs import GlyphSet, load_glyphs
 from genlab.errors import GenlabError
+from genlab.io.files import read_json
 from genlab.models.glyph_unet import GlyphUNet, GlyphUNetConfig
 from genlab.models.patchgan import PatchGAN, PatchGANConfig
 from genlab.peft.conv_lora import apply_conv_lora, merge_conv_lora
+from genlab.peft.methods import DELTA_CONFIG, load_delta, save_delta
 
 SAMPLE_CHARS = 8  # held-out characters per font in the period grids
 SAMPLE_FONTS = 4  # at most this many target fonts in them
+
+
+def load_library(data: Any) -> GlyphSet:
+    """The pictures a run's `data` section (GlyphDataConfig) names: its fonts' glyphs, or Fashion-MNIST items
+    and their edge maps as two "fonts" (one "character" per item)."""
+    if data.kind == "fashion-edges":
+        return load_fashion_edges(data.num_chars, data.test_every, data.size)
+    return load_glyphs(data.fonts, data.num_chars, data.size, data.test_every)
 
 
 def build_pair(meta: dict[str, Any]) -> tuple[GlyphUNet, PatchGAN]:
@@ -36,6 +53,39 @@ def load_pair(run: RunDir, which: str = "last") -> tuple[GlyphUNet, PatchGAN, di
     generator, discriminator = build_pair(meta)
     load_weights(folder, {"generator": generator, "discriminator": discriminator}, meta)
     return merge_conv_lora(generator).eval(), discriminator.eval(), meta
+
+
+def start_from(init: str, targets: list[str]) -> tuple[GlyphUNet, PatchGAN]:
+    """The networks of the run `init` grown to draw `targets` too (its own fonts first, then the new ones)."""
+    start = RunDir(Path(init))
+    if not (start.path / "config.yaml").is_file():
+        raise GenlabError(f"train.init {start.path}: not a run directory (no config.yaml)")
+    generator, discriminator, _ = load_pair(start)
+    fonts = generator.config.fonts + [f for f in targets if f not in generator.config.fonts]
+    return grow_fonts(generator, discriminator, fonts)
+
+
+def with_lora(generator: GlyphUNet, rank: int, alpha: float) -> GlyphUNet:
+    """Freeze the generator, give every convolution a rank-`rank` kernel update and let the style vectors train."""
+    apply_conv_lora(generator, rank, alpha)
+    generator.style.requires_grad_(True)
+    return generator
+
+
+def save_lora_delta(generator: GlyphUNet, folder: Path, init: str, lora: dict[str, Any]) -> Path:
+    """The trained tensors of a LoRA generator (factors, style vectors) and the start run they go on."""
+    return save_delta(generator, folder, {"method": "lora", **lora, "init": init, "fonts": generator.config.fonts})
+
+
+def load_lora_generator(folder: Path) -> GlyphUNet:
+    """A LoRA run's generator rebuilt as shipped: its start run's generator, grown to the delta's fonts,
+    LoRA-parametrised, the delta put back (refused if the start changed since), the updates merged."""
+    meta = read_json(folder / DELTA_CONFIG, "LoRA delta description")
+    if not isinstance(meta, dict) or not {"init", "fonts", "rank", "alpha"} <= set(meta):
+        raise GenlabError(f"{folder / DELTA_CONFIG} does not describe a pix2pix LoRA delta")
+    generator, _ = start_from(meta["init"], meta["fonts"])
+    load_delta(with_lora(generator, meta["rank"], meta["alpha"]), folder)
+    return merge_conv_lora(generator).eval()
 
 
 def grow_fonts(generator: GlyphUNet, discriminator: PatchGAN, fonts: list[str]) -> tuple[GlyphUNet, PatchGAN]:

@@ -6,18 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genlab.core.recipe import EpochTrainConfig, check_betas, recipe_type
+from genlab.data.fashion_edges import PICTURE_SETS
 from genlab.data.glyphs import FONTS
 from genlab.models.glyph_unet import GlyphUNetConfig
 
 
-def _known(fonts: list[str], key: str) -> None:
-    unknown = [f for f in fonts if f not in FONTS]
+def _known(fonts: list[str], key: str, kind: str) -> None:
+    known = list(FONTS) if kind == "glyphs" else PICTURE_SETS[kind]
+    unknown = [f for f in fonts if f not in known]
     if unknown:
-        raise ValueError(f"{key}: unknown font {', '.join(unknown)} (known: {', '.join(FONTS)})")
+        raise ValueError(f"{key}: unknown font {', '.join(unknown)} (known: {', '.join(known)})")
 
 
 @dataclass
 class GlyphDataConfig:
+    # glyphs: the fonts below; fashion-edges: Fashion-MNIST items drawn from their edge maps (source
+    # fashion-edges, target fashion, fonts [fashion-edges, fashion]; num_chars counts items, size 32)
+    kind: str = "glyphs"
     # The font library: characters are the first `num_chars` of the frequency order that every one of these
     # has, and the judges (font and character classifiers) learn all of them.
     fonts: list[str] = field(default_factory=lambda: list(FONTS))
@@ -30,17 +35,18 @@ class GlyphDataConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        _known(self.fonts, "data.fonts")
-        _known([self.source], "data.source")
-        _known(self.targets, "data.targets")
+        if self.kind not in ("glyphs", *PICTURE_SETS):
+            raise ValueError(f"data.kind must be glyphs or {', '.join(PICTURE_SETS)}, got {self.kind!r}")
+        for key, fonts in (("data.fonts", self.fonts), ("data.source", [self.source]), ("data.targets", self.targets)):
+            _known(fonts, key, self.kind)
         if self.source not in self.fonts or not self.targets or not set(self.targets) <= set(self.fonts):
             raise ValueError("data.source and data.targets (at least one) must be among data.fonts")
         if self.source in self.targets:
             raise ValueError("data.targets must not include data.source")
         if self.num_chars < 2 or self.test_every < 2 or self.shots < 0 or self.batch_size < 1:
             raise ValueError("data.num_chars and data.test_every must be >= 2, data.shots >= 0, data.batch_size >= 1")
-        if self.size < 16 or self.size > 256:
-            raise ValueError("data.size must be in 16..256")
+        if self.size < 16 or self.size > 256 or (self.kind != "glyphs" and self.size < 28):
+            raise ValueError("data.size must be in 16..256 (at least 28 for Fashion-MNIST items)")
 
 
 @dataclass
@@ -61,6 +67,9 @@ class TranslationTrainConfig(EpochTrainConfig):
     l1_weight: float = 100.0  # pix2pix's lambda: L1 to the true glyph against the adversarial loss's 1
     adversarial_weight: float = 1.0  # 0 = L1 only (no discriminator step)
     category_weight: float = 1.0  # zi2zi's font-classification loss, through the discriminator's font head
+    # pix2pix's schedule: both learning rates stay constant for this share of the steps, then fall linearly to
+    # 0 at the last step (1.0 = constant throughout)
+    decay_from: float = 1.0
     init: str | None = None  # a pix2pix run to start from (few-shot fine-tuning); its fonts keep their rows
     method: str = "full"  # with init: full | lora (the generator's convolutions get low-rank updates)
     lora_rank: int = 4
@@ -71,6 +80,8 @@ class TranslationTrainConfig(EpochTrainConfig):
         check_betas(self.betas)
         if min(self.lr_g, self.lr_d) <= 0 or min(self.l1_weight, self.adversarial_weight, self.category_weight) < 0:
             raise ValueError("train learning rates must be > 0 and loss weights >= 0")
+        if not 0 <= self.decay_from <= 1:
+            raise ValueError("train.decay_from must be in 0..1")
         if self.method not in ("full", "lora"):
             raise ValueError("train.method must be full or lora")
         if self.method == "lora" and self.init is None:
@@ -81,7 +92,7 @@ class TranslationTrainConfig(EpochTrainConfig):
 
 @dataclass
 class TranslationEvalConfig:
-    judge_epochs: int = 8  # passes of the font and character classifiers over the real glyphs
+    judge_epochs: int = 16  # passes of the character classifier over the real glyphs (the font one: half)
     batch_size: int = 256
 
     def __post_init__(self) -> None:

@@ -18,14 +18,16 @@ def compare_row(run: RunDir, recipe: Pix2PixRecipe) -> dict[str, Any]:
     if train.init is not None:
         method = f"few-shot {train.method} (k={data.shots or 'all'})"
     copy = scores["copy_source"]
-    details = (
-        f"font {100 * scores['font_accuracy']:.1f} %, character {100 * scores['char_accuracy']:.1f} %, "
-        f"L1 {scores['l1']:.3f}; copying the source: SSIM {copy['ssim']:.3f}, font {100 * copy['font_accuracy']:.1f} %"
-    )
+    details = f"L1 {scores['l1']:.3f}; copying the source: SSIM {copy['ssim']:.3f}"
+    if "font_accuracy" in scores:  # glyphs: the judges too
+        details = (
+            f"font {100 * scores['font_accuracy']:.1f} %, character {100 * scores['char_accuracy']:.1f} %, "
+            f"{details}, font {100 * copy['font_accuracy']:.1f} %"
+        )
     return compare.row(
         run,
         report,
-        dataset=f"glyphs {data.source} -> {', '.join(data.targets)}",
+        dataset=f"{data.kind} {data.source} -> {', '.join(data.targets)}",
         method=method,
         metric="ssim",
         quality=scores["ssim"],

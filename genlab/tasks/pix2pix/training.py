@@ -10,7 +10,6 @@ the style vectors (the discriminator, which is not shipped, trains fully).
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,32 +17,25 @@ import torch
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.run import RunDir
 from genlab.core.training import NoRandomState, weights_meta
-from genlab.data.glyphs import GlyphSet, load_glyphs
+from genlab.data.glyphs import GlyphSet
 from genlab.errors import GenlabError
 from genlab.models.glyph_unet import GlyphUNet
 from genlab.models.patchgan import PatchGAN, PatchGANConfig
-from genlab.peft.conv_lora import apply_conv_lora
-from genlab.tasks.pix2pix.pipeline import grow_fonts, load_pair, sample_grid, translate
+from genlab.tasks.pix2pix.pipeline import load_library, sample_grid, save_lora_delta, start_from, translate, with_lora
 from genlab.tasks.pix2pix.process import translation_step
 from genlab.tasks.pix2pix.recipe import Pix2PixRecipe
 
 
 def build_networks(recipe: Pix2PixRecipe) -> tuple[GlyphUNet, PatchGAN]:
     """Fresh networks for the recipe's targets, or the start run's grown by the targets it lacks."""
-    data = recipe.data
-    if recipe.train.init is None:
+    data, train = recipe.data, recipe.train
+    if train.init is None:
         config = dataclasses.replace(recipe.model, size=data.size, fonts=list(data.targets))
         discriminator = PatchGANConfig(recipe.discriminator.width, recipe.discriminator.depth, len(data.targets))
         return GlyphUNet(config), PatchGAN(discriminator)
-    start = RunDir(Path(recipe.train.init))
-    if not (start.path / "config.yaml").is_file():
-        raise GenlabError(f"train.init {start.path}: not a run directory (no config.yaml)")
-    generator, discriminator, _ = load_pair(start)
-    fonts = generator.config.fonts + [f for f in data.targets if f not in generator.config.fonts]
-    generator, discriminator = grow_fonts(generator, discriminator, fonts)
-    if recipe.train.method == "lora":
-        apply_conv_lora(generator, recipe.train.lora_rank, recipe.train.lora_alpha)
-        generator.style.requires_grad_(True)
+    generator, discriminator = start_from(train.init, list(data.targets))
+    if train.method == "lora":
+        with_lora(generator, train.lora_rank, train.lora_alpha)
     return generator.train(), discriminator.train()
 
 
@@ -53,7 +45,7 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
     def __init__(self, recipe: Pix2PixRecipe, env: DistEnv, run: RunDir):
         data = recipe.data
         self.recipe, self.env = recipe, env
-        self.glyphs: GlyphSet = load_glyphs(data.fonts, data.num_chars, data.size, data.test_every)
+        self.glyphs: GlyphSet = load_library(data)
         torch.manual_seed(recipe.seed)  # identical initial weights on every rank
         generator, discriminator = build_networks(recipe)
         if generator.config.size != data.size:
@@ -75,9 +67,11 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
         self.targets = ink[[self.glyphs.index(f) for f in data.targets]]  # (T, C, 1, S, S)
         self.target_ids = torch.tensor([self.fonts.index(f) for f in data.targets], device=env.device)  # (T,)
         self.num_examples = len(data.targets) * len(self.chars)
+        self.total_steps = t.epochs * (self.num_examples // data.batch_size)
+        unit = "characters" if data.kind == "glyphs" else "items"
         self.data_source = (
-            f"{len(self.chars)} characters x {len(data.targets)} target fonts ({', '.join(data.targets)}), "
-            f"source {data.source}; {len(self.glyphs.split('test'))} held-out characters"
+            f"{len(self.chars)} {unit} x {len(data.targets)} target fonts ({', '.join(data.targets)}), "
+            f"source {data.source}; {len(self.glyphs.split('test'))} held-out {unit}"
         )
 
     def meta(self) -> dict[str, Any]:
@@ -99,12 +93,27 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
         which, k = indices // len(self.chars), indices % len(self.chars)  # target slot, training character
         chars = torch.as_tensor(self.chars, device=indices.device)[k]
         batch = (self.source[chars], self.targets[which, chars], self.target_ids[which])
+        self._set_learning_rates(step)
         return translation_step(self.g, self.d, self.optimizers, batch, self.recipe.train)
+
+    def _set_learning_rates(self, step: int) -> None:
+        """pix2pix's linear decay to 0 over the steps after train.decay_from of them."""
+        t = self.recipe.train
+        start = t.decay_from * self.total_steps
+        factor = 1.0 if step < start else max(0.0, (self.total_steps - step) / max(1.0, self.total_steps - start))
+        for name, lr in (("generator", t.lr_g), ("discriminator", t.lr_d)):
+            for group in self.optimizers[name].param_groups:
+                group["lr"] = lr * factor
 
     def end_period(self, period: int, run: RunDir) -> dict[str, float]:
         """A grid of held-out characters (source | generated | truth per target font) and their L1."""
         if not self.env.is_main:
             return {}
+        t = self.recipe.train
+        if t.method == "lora":  # what the run ships: the trained tensors on a reference to its start
+            save_lora_delta(
+                self.generator, run.path / "adapter", str(t.init), {"rank": t.lora_rank, "alpha": t.lora_alpha}
+            )
         pictures, nrow = sample_grid(self.generator, self.glyphs, self.recipe.data.source)
         run.save_sample_grid(pictures, nrow, period)
         test = torch.as_tensor(self.glyphs.split("test"), device=self.source.device)
