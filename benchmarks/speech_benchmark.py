@@ -36,7 +36,7 @@ import numpy as np
 import genlab
 from genlab.data.speech import RATE, load_prompts, read_prompt, synthesize
 from genlab.data.speech_features import griffin_lim, log_mel, mel_cepstral_distortion
-from genlab.data.world_vocoder import VoiceProfile
+from genlab.data.speech_vocoder import VoiceProfile
 from genlab.evaluation.speech import (
     SentenceJudge,
     SpeakerClassifier,

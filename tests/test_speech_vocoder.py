@@ -1,4 +1,4 @@
-"""The WORLD vocoder of the speech task (genlab.data.world_vocoder): a voice's profile, pitch moved into its
+"""The WORLD vocoder of the speech task (genlab.data.speech_vocoder): a voice's profile, pitch moved into its
 range, log-mel + pitch -> a waveform of the right length that keeps its pitch, and the recipe's choice of
 vocoder refused in one line when it names none."""
 
@@ -17,7 +17,7 @@ from tests.conftest import one_error_line, snapshot
 
 pytest.importorskip("pyworld", reason="the WORLD vocoder needs pyworld (pip install pyworld-prebuilt)")
 
-from genlab.data.world_vocoder import VoiceProfile, envelope, pitch_track, transpose, world_vocode  # noqa: E402
+from genlab.data.speech_vocoder import VoiceProfile, envelope, pitch_track, transpose, world_vocode  # noqa: E402
 
 
 def vowel(f0: float, seconds: float = 1.0, seed: int = 0) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from genlab.data.images import cache_root
 from genlab.data.speech import Prompt, load_prompts, read_prompt, synthesize
 from genlab.data.speech_features import HOP, N_FFT, N_MELS, log_mel, warp_to_source
-from genlab.data.world_vocoder import VoiceProfile
+from genlab.data.speech_vocoder import VoiceProfile
 from genlab.errors import GenlabError
 from genlab.io.files import atomic_write, atomic_write_text
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from genlab.data.speech import RATE, normalise
 from genlab.data.speech_features import cepstra, griffin_lim, log_mel
-from genlab.data.world_vocoder import VoiceProfile, pitch_track, world_vocode
+from genlab.data.speech_vocoder import VoiceProfile, pitch_track, world_vocode
 from genlab.errors import GenlabError
 from genlab.io.audio import resample, to_pcm16
 

@@ -120,7 +120,7 @@ class SpeechRun(RunHandle):
             notes={
                 "frames": f"(batch, frames, {n_mels}) natural-log mel power at 8 kHz, 10 ms hops "
                 "(genlab.data.speech_features.log_mel)",
-                "converted": "the same frames in the run's voice; genlab.data.world_vocoder.world_vocode (with the "
+                "converted": "the same frames in the run's voice; genlab.data.speech_vocoder.world_vocode (with the "
                 "input's pitch) or genlab.data.speech_features.griffin_lim makes audio",
             },
         )

@@ -17,7 +17,7 @@ import torch
 from genlab.data.speech import RATE, check_text, synthesize
 from genlab.data.speech_features import LOG_FLOOR, griffin_lim, log_mel
 from genlab.data.speech_pairs import target_profile
-from genlab.data.world_vocoder import VoiceProfile, pitch_track, transpose, world_vocode
+from genlab.data.speech_vocoder import VoiceProfile, pitch_track, transpose, world_vocode
 from genlab.io.audio import SAMPLE_RATE, resample
 from genlab.models.voice_converter import VoiceConverter
 
