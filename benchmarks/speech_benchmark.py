@@ -1,5 +1,6 @@
 """Judge a text-to-speech run on held-out Allison sentences: the figures quoted in docs/speech.md.
 
+    genlab train tts-allison eval.vocoder=world --out runs/tts
     GENLAB_THREADS=1 python benchmarks/speech_benchmark.py runs/tts --out benchmarks/results/speech \
         --figure docs/img/speech-spectrograms.png --wavs docs/audio
     GENLAB_THREADS=1 python benchmarks/speech_benchmark.py runs/tts --rtf-only   # alone on the machine
@@ -11,7 +12,8 @@ Systems, each on every held-out sentence (genlab.data.speech's test split, whole
   real-world   her frames and pitch through WORLD        flite        flite slt (raw)
   tts          espeak-ng converted, the run's vocoder    tts-gl       espeak-ng converted, Griffin-Lim
   vc-flite     flite slt converted, the run's vocoder    vc-flite-gl  flite slt converted, Griffin-Lim
-(the run's vocoder is eval.vocoder: WORLD by default, with the rendering's pitch moved into Allison's range.)
+(the run's vocoder is its eval.vocoder; docs/speech.md judges a run trained with eval.vocoder=world, WORLD with
+the rendering's pitch moved into Allison's range, so that tts and tts-gl compare the two vocoders.)
 Measures: sentence identification by PocketSphinx constrained to the corpus's sentences (JSGF), open-vocabulary
 WER (jiwer) on the first --wer-prompts sentences, MCD (dB, DTW-aligned) to the recording, the share three speaker
 classifiers (real Allison vs synthetic voices, trained on training prompts) label as Allison, and the real-time

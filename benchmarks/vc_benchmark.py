@@ -1,6 +1,9 @@
 """Judge a voice-conversion run on held-out sentences: does the converted speech sound like the target voice,
 and does it keep the words? The voice-conversion figures quoted in docs/speech.md.
 
+    genlab train vc-flite-to-allison eval.vocoder=world --out runs/vc-flite
+    GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-flite --input-voice flite:slt \
+        --out benchmarks/results/speech/vc-flite-only-to-allison.json
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/tts --input-voice flite:slt \
         --out benchmarks/results/speech/vc-flite-to-allison.json
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-espeak-to-flite \
@@ -9,12 +12,12 @@ and does it keep the words? The voice-conversion figures quoted in docs/speech.m
 For every held-out sentence (genlab.data.speech's test split, never trained on) the input voice says it, the
 run converts it, and the target voice (the run's data.target: Allison's recording, or a synthetic voice) is the
 reference. Systems: `input` (raw), `input-gl` and `input-world` (its frames through Griffin-Lim, or through
-WORLD with its own pitch: each vocoder alone), `converted` (with the run's vocoder, eval.vocoder: WORLD by
-default), `converted-gl` (converted, through Griffin-Lim), `target` (the target voice itself).
-Measures: MCD (dB, DTW-aligned) to the target voice;
-open-vocabulary WER by PocketSphinx's bundled language model (jiwer, corpus-level, every held-out sentence),
-with a bootstrap 90 % interval of the converted/input WER ratio over sentences; sentence identification by
-the grammar of the corpus's sentences.
+WORLD with its own pitch: each vocoder alone), `converted` (with the run's vocoder, its eval.vocoder:
+docs/speech.md judges runs trained with eval.vocoder=world), `converted-gl` (converted, through Griffin-Lim),
+`target` (the target voice itself). Measures: MCD (dB, DTW-aligned) to the target voice; open-vocabulary WER
+by PocketSphinx's bundled language model (jiwer, corpus-level, every held-out sentence), with a bootstrap 90 %
+interval of each system's / the input's WER ratio over sentences; sentence identification by the grammar of
+the corpus's sentences.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from genlab.models.voice_converter import VoiceConverter
 
 @dataclass(frozen=True)
 class Vocoder:
-    """Converted log-mel frames -> a waveform: `world` (eval.vocoder's default) or `griffin-lim`. WORLD takes
+    """Converted log-mel frames -> a waveform: `griffin-lim` (eval.vocoder's default) or `world`. WORLD takes
     its pitch from the recording the frames were converted from, moved into the target voice's range."""
 
     name: str

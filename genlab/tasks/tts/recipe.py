@@ -63,9 +63,9 @@ VOCODERS = ("world", "griffin-lim")
 @dataclass
 class SpeechEvalConfig:
     num_prompts: int = 20  # held-out sentences `genlab eval` scores (mel-cepstral distortion)
-    # The waveform maker of generate and the samples: WORLD (pitch from the rendering that was converted) or
-    # Griffin-Lim (phases by iteration; the baseline). docs/speech.md compares them.
-    vocoder: str = "world"
+    # The waveform maker of generate and the samples: Griffin-Lim (phases by iteration) or WORLD (pitch from the
+    # rendering that was converted). Griffin-Lim keeps more words of converted speech (docs/speech.md compares).
+    vocoder: str = "griffin-lim"
     griffin_lim_iters: int = 32  # Griffin-Lim's phase-recovery iterations
 
     def __post_init__(self) -> None:
