@@ -51,13 +51,16 @@ def _fit(values: np.ndarray, frames: int) -> np.ndarray:
     return np.pad(values[:frames], [(0, max(0, frames - len(values)))] + [(0, 0)] * (values.ndim - 1))
 
 
-def pitch_track(samples: np.ndarray) -> np.ndarray:
-    """(T,) waveform at RATE -> (T // HOP + 1,) F0 in Hz every 10 ms, 0 where unvoiced (DIO refined by
-    StoneMask)."""
+def _dio(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) float64 at RATE -> (F0 in Hz, 0 where unvoiced; the frames' times in s), DIO refined by StoneMask."""
     pw = _pyworld()
-    x = np.ascontiguousarray(samples, dtype=np.float64)
     f0, times = pw.dio(x, RATE, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
-    return _fit(pw.stonemask(x, f0, times, RATE), len(samples) // HOP + 1)
+    return pw.stonemask(x, f0, times, RATE), times
+
+
+def pitch_track(samples: np.ndarray) -> np.ndarray:
+    """(T,) waveform at RATE -> (T // HOP + 1,) F0 in Hz every 10 ms, 0 where unvoiced."""
+    return _fit(_dio(np.ascontiguousarray(samples, dtype=np.float64))[0], len(samples) // HOP + 1)
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,7 @@ class VoiceProfile:
         logs, aps = [], []
         for clip in clips:
             x = np.ascontiguousarray(clip, dtype=np.float64)
-            f0, times = pw.dio(x, RATE, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
-            f0 = pw.stonemask(x, f0, times, RATE)
+            f0, times = _dio(x)
             voiced = f0 > 0
             if voiced.any():
                 logs.append(np.log(f0[voiced]))
