@@ -1,6 +1,9 @@
 """Judge a voice-conversion run on held-out sentences: does the converted speech sound like the target voice,
 and does it keep the words? The voice-conversion figures quoted in docs/speech.md.
 
+    genlab train vc-flite-to-allison eval.vocoder=world --out runs/vc-flite
+    GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-flite --input-voice flite:slt \
+        --out benchmarks/results/speech/vc-flite-only-to-allison.json
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/tts --input-voice flite:slt \
         --out benchmarks/results/speech/vc-flite-to-allison.json
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-espeak-to-flite \
@@ -8,11 +11,13 @@ and does it keep the words? The voice-conversion figures quoted in docs/speech.m
 
 For every held-out sentence (genlab.data.speech's test split, never trained on) the input voice says it, the
 run converts it, and the target voice (the run's data.target: Allison's recording, or a synthetic voice) is the
-reference. Systems: `input` (raw), `input-gl` (its frames through Griffin-Lim: the vocoder alone),
-`converted`, `target` (the target voice itself). Measures: MCD (dB, DTW-aligned) to the target voice;
-open-vocabulary WER by PocketSphinx's bundled language model (jiwer, corpus-level, every held-out sentence),
-with a bootstrap 90 % interval of the converted/input WER ratio over sentences; sentence identification by
-the grammar of the corpus's sentences.
+reference. Systems: `input` (raw), `input-gl` and `input-world` (its frames through Griffin-Lim, or through
+WORLD with its own pitch: each vocoder alone), `converted` (with the run's vocoder, its eval.vocoder:
+docs/speech.md judges runs trained with eval.vocoder=world), `converted-gl` (converted, through Griffin-Lim),
+`target` (the target voice itself). Measures: MCD (dB, DTW-aligned) to the target voice; open-vocabulary WER
+by PocketSphinx's bundled language model (jiwer, corpus-level, every held-out sentence), with a bootstrap 90 %
+interval of each system's / the input's WER ratio over sentences; sentence identification by the grammar of
+the corpus's sentences.
 """
 
 from __future__ import annotations
@@ -29,22 +34,25 @@ import genlab
 from genlab.data.speech import load_prompts, read_prompt, synthesize
 from genlab.data.speech_features import griffin_lim, log_mel, mel_cepstral_distortion
 from genlab.data.speech_pairs import TARGET_ALLISON, target_frames
-from genlab.evaluation.speech import SentenceJudge, spoken_words, word_error_rate
+from genlab.evaluation.speech import SentenceJudge, spoken_words, word_error_rate, world_channel
 from genlab.io.files import atomic_write_text
 from genlab.tasks.tts.process import convert_frames
 
-SYSTEMS = ("input", "input-gl", "converted", "target")
+SYSTEMS = ("input", "input-gl", "input-world", "converted", "converted-gl", "target")
 
 
 def renderings(handle, voice: str, prompt, iters: int) -> dict[str, np.ndarray]:
     """Each system's (T,) waveform at RATE for one prompt (Griffin-Lim is cheap beside the recogniser)."""
     source = synthesize(voice, prompt.text, handle.rate_wpm)
     frames = log_mel(source)
+    converted = convert_frames(handle.converter, frames)
     target = read_prompt(prompt) if handle.target == TARGET_ALLISON else None
     return {
         "input": source,
         "input-gl": griffin_lim(frames, iters),
-        "converted": griffin_lim(convert_frames(handle.converter, frames), iters),
+        "input-world": world_channel(handle.vocoder.profile)(source),
+        "converted": handle.vocoder(converted, source),
+        "converted-gl": griffin_lim(converted, iters),
         "target": target if target is not None else synthesize(handle.target, prompt.text, handle.rate_wpm),
     }
 
@@ -55,9 +63,9 @@ def sentence_errors(reference: str, hypothesis: str) -> tuple[float, int]:
     return word_error_rate([reference], [hypothesis]) * words, words
 
 
-def ratio_interval(errors: dict[str, list], seed: int = 0, draws: int = 2000) -> list[float]:
-    """A 90 % bootstrap interval (sentences resampled) of corpus WER(converted) / corpus WER(input)."""
-    conv, inp = np.asarray(errors["converted"]), np.asarray(errors["input"])  # (S, 2) errors, words each
+def ratio_interval(errors: dict[str, list], system: str = "converted", seed: int = 0, draws: int = 2000) -> list[float]:
+    """A 90 % bootstrap interval (sentences resampled) of corpus WER(system) / corpus WER(input)."""
+    conv, inp = np.asarray(errors[system]), np.asarray(errors["input"])  # (S, 2) errors, words each
     rng = np.random.default_rng(seed)
     ratios = []
     for _ in range(draws):
@@ -95,6 +103,9 @@ def judge(args: argparse.Namespace) -> dict:
         "wer": wer,
         "wer_ratio_converted_to_input": round(wer["converted"] / wer["input"], 3),
         "wer_ratio_90pct_bootstrap": ratio_interval(errors),
+        "wer_ratio_to_input": {s: round(wer[s] / wer["input"], 3) for s in wer},
+        "wer_ratio_to_input_90pct_bootstrap": {s: ratio_interval(errors, s) for s in wer if s != "input"},
+        "vocoder": handle.recipe.eval.vocoder,
         "identified_sentences": len(hits["input"]),
         "identification": {s: round(float(np.mean(h)), 4) for s, h in hits.items()},
         "threads": int(os.environ.get("GENLAB_THREADS", "0") or 0),

@@ -118,6 +118,20 @@ def test_a_sentence_is_a_16khz_wav_of_its_length(tiny_tts, tmp_path):
     assert len(samples) / rate == pytest.approx(espeak_seconds, abs=0.02)  # the front end's timing, kept
 
 
+@needs_espeak
+def test_both_vocoders_say_the_sentence_at_its_length(tiny_tts):
+    from genlab.tasks.tts.process import Vocoder, speak
+
+    _, handle = tiny_tts
+    assert handle.vocoder.name == "griffin-lim"  # the default
+    waves = {}
+    for name in ("world", "griffin-lim"):
+        vocoder = Vocoder(name, handle.target, handle.rate_wpm, griffin_lim_iters=2)
+        waves[name], frames = speak(handle.converter, handle.voices[0], "Goodbye.", handle.rate_wpm, vocoder)
+        assert len(waves[name]) == 2 * (len(frames) - 1) * HOP  # 16 kHz out of 8 kHz frames
+    assert not np.allclose(waves["world"], waves["griffin-lim"])
+
+
 def check_and_say(handle, text):
     from genlab.data.speech import synthesize
 

@@ -7,20 +7,24 @@ $GENLAB_DATA_DIR/allison-pairs/ (an .npz each: the pair is re-made only when its
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from genlab.data.images import cache_root
-from genlab.data.speech import Prompt, read_prompt, synthesize
+from genlab.data.speech import Prompt, load_prompts, read_prompt, synthesize
 from genlab.data.speech_features import HOP, N_FFT, N_MELS, log_mel, warp_to_source
+from genlab.data.speech_vocoder import VoiceProfile
 from genlab.errors import GenlabError
-from genlab.io.files import atomic_write
+from genlab.io.files import atomic_write, atomic_write_text
 
 PAIRS_VERSION = 1  # bump when the features or the alignment change
 TARGET_ALLISON = "allison"  # the human voice: the recordings themselves
+PROFILE_CLIPS = 24  # training prompts the target voice's pitch and aperiodicity are measured on (about 2 s CPU)
 
 
 @dataclass
@@ -49,9 +53,28 @@ def _cache_file(voice: str, prompt: Prompt, rate_wpm: int, target: str) -> Path:
 
 def target_frames(target: str, prompt: Prompt, rate_wpm: int) -> np.ndarray:
     """(F, N_MELS) log-mel of `prompt` in the target voice: Allison's recording, or `target` saying its text."""
-    if target == TARGET_ALLISON:
-        return log_mel(read_prompt(prompt))
-    return log_mel(synthesize(target, prompt.text, rate_wpm))
+    return log_mel(target_waveform(target, prompt, rate_wpm))
+
+
+def target_waveform(target: str, prompt: Prompt, rate_wpm: int) -> np.ndarray:
+    """(T,) `prompt` in the target voice at RATE: Allison's recording, or `target` saying its text."""
+    return read_prompt(prompt) if target == TARGET_ALLISON else synthesize(target, prompt.text, rate_wpm)
+
+
+def target_profile(target: str, rate_wpm: int, clips: int = PROFILE_CLIPS) -> VoiceProfile:
+    """The WORLD vocoder's picture of the target voice (pitch range, aperiodicity), measured on `clips`
+    training prompts spread over the split; cached under $GENLAB_DATA_DIR/allison-pitch/ as JSON."""
+    key = f"{PAIRS_VERSION}|{target}|{rate_wpm}|{clips}"
+    path = cache_root() / "allison-pitch" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        return VoiceProfile(saved["log_f0_mean"], saved["log_f0_std"], tuple(saved["aperiodicity"]))
+    train = load_prompts("train")
+    picked = train[:: max(1, len(train) // clips)][:clips]
+    profile = VoiceProfile.measure([target_waveform(target, p, rate_wpm) for p in picked])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(dataclasses.asdict(profile)))
+    return profile
 
 
 def aligned_pair(

@@ -6,9 +6,9 @@ dictionary and language model, offline) and a small speaker classifier.
 - `SentenceJudge.transcribe`: open vocabulary with the bundled language model; `word_error_rate` by jiwer.
 - `SpeakerClassifier`: logistic regression on an utterance's mean and spread of mel-cepstra; trained on real
   recordings against synthetic voices, it says whether a clip sounds like the real speaker. Given a `channel`
-  (e.g. `griffin_lim_channel`: analysis to log-mel and resynthesis by Griffin-Lim, the path a synthesized
-  clip takes), it also learns every training clip of both classes through that channel, so the channel carries
-  no label and the classifier hears the voice, not the vocoder.
+  (`griffin_lim_channel` or `world_channel`: analysis to log-mel and resynthesis by a vocoder, the path a
+  synthesized clip takes), it also learns every training clip of both classes through that channel, so the
+  channel carries no label and the classifier hears the voice, not the vocoder.
 Audio goes in at 8 kHz (genlab.data.speech.RATE) and is upsampled to the recogniser's 16 kHz.
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from genlab.data.speech import RATE, normalise
 from genlab.data.speech_features import cepstra, griffin_lim, log_mel
+from genlab.data.speech_vocoder import VoiceProfile, pitch_track, world_vocode
 from genlab.errors import GenlabError
 from genlab.io.audio import resample, to_pcm16
 
@@ -107,6 +108,12 @@ def speaker_features(samples: np.ndarray) -> np.ndarray:
 def griffin_lim_channel(n_iter: int = 32) -> Callable[[np.ndarray], np.ndarray]:
     """(T,) at RATE -> the same clip analysed to log-mel frames and resynthesised by Griffin-Lim (n_iter)."""
     return lambda samples: griffin_lim(log_mel(samples), n_iter)
+
+
+def world_channel(profile: VoiceProfile) -> Callable[[np.ndarray], np.ndarray]:
+    """(T,) at RATE -> the same clip analysed to log-mel frames and its own pitch, resynthesised by WORLD with
+    the profile's aperiodicity (the pitch is kept as it is, not moved into the profile's range)."""
+    return lambda samples: world_vocode(log_mel(samples), pitch_track(samples), profile)
 
 
 class SpeakerClassifier:

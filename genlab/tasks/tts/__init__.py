@@ -1,5 +1,6 @@
 """`task: tts` — text in a human voice: espeak-ng says the text, a converter turns its frames into Allison's,
-Griffin-Lim makes the waveform; the same converter turns a recording of another voice into hers."""
+a vocoder (WORLD, or Griffin-Lim) makes the waveform; the same converter turns a recording of another voice
+into hers."""
 
 from genlab.tasks.contract import Task
 from genlab.tasks.tts.handle import SpeechRun

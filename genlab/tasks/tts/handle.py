@@ -20,7 +20,7 @@ from genlab.io.audio import SAMPLE_RATE, read_wav, resample
 from genlab.io.audio_clips import GeneratedAudio
 from genlab.models.voice_converter import ConverterConfig, VoiceConverter
 from genlab.tasks.contract import RunHandle
-from genlab.tasks.tts.process import convert_frames, convert_wave, mel_image, speak
+from genlab.tasks.tts.process import Vocoder, convert_frames, convert_wave, mel_image, speak
 from genlab.tasks.tts.recipe import SpeechRecipe
 from genlab.tasks.tts.training import SAMPLE_TEXT
 
@@ -55,6 +55,7 @@ class SpeechRun(RunHandle):
             raise GenlabError(f"{folder / 'meta.json'} does not name the run's voices and rate_wpm")
         self.voices, self.rate_wpm = [str(v) for v in voices], int(meta["rate_wpm"])
         self.target = str(meta.get("target", TARGET_ALLISON))  # runs from before the choice existed: Allison
+        self.vocoder = Vocoder(recipe.eval.vocoder, self.target, self.rate_wpm, recipe.eval.griffin_lim_iters)
 
     @property
     def class_names(self) -> list[str]:
@@ -63,15 +64,14 @@ class SpeechRun(RunHandle):
     def generate(self, text: str | None = None, input: str | None = None) -> GeneratedAudio:  # noqa: A002
         """`text` said in the run's voice (default: a sample sentence), or the recording `input` (a WAV at 8
         or 16 kHz, any speaker) converted into it: one 16 kHz clip."""
-        iters = self.recipe.eval.griffin_lim_iters
         if input is not None:
             if text is not None:
                 raise GenlabError("give --text or --input, not both")
-            wave, frames = convert_wave(self.converter, read_input(input), iters)
+            wave, frames = convert_wave(self.converter, read_input(input), self.vocoder)
             words = Path(input).stem
         else:
             words = SAMPLE_TEXT if text is None else text
-            wave, frames = speak(self.converter, self.voices[0], words, self.rate_wpm, iters)
+            wave, frames = speak(self.converter, self.voices[0], words, self.rate_wpm, self.vocoder)
         return GeneratedAudio([torch.from_numpy(wave)], [words], [mel_image(frames)])
 
     def generate_audio(self, requests: list[dict[str, Any]]) -> list[GeneratedAudio]:
@@ -120,6 +120,7 @@ class SpeechRun(RunHandle):
             notes={
                 "frames": f"(batch, frames, {n_mels}) natural-log mel power at 8 kHz, 10 ms hops "
                 "(genlab.data.speech_features.log_mel)",
-                "converted": "the same frames in the run's voice; genlab.data.speech_features.griffin_lim makes audio",
+                "converted": "the same frames in the run's voice; genlab.data.speech_vocoder.world_vocode (with the "
+                "input's pitch) or genlab.data.speech_features.griffin_lim makes audio",
             },
         )

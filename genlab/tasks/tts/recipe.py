@@ -57,14 +57,22 @@ class SpeechTrainConfig(EpochTrainConfig):
             raise ValueError("train.lr and train.grad_clip must be > 0")
 
 
+VOCODERS = ("world", "griffin-lim")
+
+
 @dataclass
 class SpeechEvalConfig:
     num_prompts: int = 20  # held-out sentences `genlab eval` scores (mel-cepstral distortion)
-    griffin_lim_iters: int = 32  # the vocoder's phase-recovery iterations, for eval and generate alike
+    # The waveform maker of generate and the samples: Griffin-Lim (phases by iteration) or WORLD (pitch from the
+    # rendering that was converted). Griffin-Lim keeps more words of converted speech (docs/speech.md compares).
+    vocoder: str = "griffin-lim"
+    griffin_lim_iters: int = 32  # Griffin-Lim's phase-recovery iterations
 
     def __post_init__(self) -> None:
         if self.num_prompts < 1 or self.griffin_lim_iters < 1:
             raise ValueError("eval.num_prompts and eval.griffin_lim_iters must be >= 1")
+        if self.vocoder not in VOCODERS:
+            raise ValueError(f"eval.vocoder must be one of {', '.join(VOCODERS)}, got {self.vocoder!r}")
 
 
 SpeechRecipe = recipe_type(

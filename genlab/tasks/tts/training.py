@@ -22,7 +22,7 @@ from genlab.data.speech_pairs import TARGET_ALLISON, parallel_pairs
 from genlab.errors import GenlabError
 from genlab.io.audio_clips import GeneratedAudio
 from genlab.models.voice_converter import VoiceConverter
-from genlab.tasks.tts.process import mel_image, speak
+from genlab.tasks.tts.process import Vocoder, mel_image, speak
 from genlab.tasks.tts.recipe import SpeechRecipe
 
 SAMPLE_TEXT = "Your call is important to us."
@@ -79,7 +79,8 @@ class SpeechTraining(NoRandomState, SampledEachPeriod):
 
     def save_samples(self, period: int, run: RunDir) -> None:
         """samples/epoch_NNNN/00-your-call-is-important-to-us.wav and its spectrogram."""
-        d = self.recipe.data
-        wave, frames = speak(self.model, d.voices[0], SAMPLE_TEXT, d.rate_wpm, self.recipe.eval.griffin_lim_iters)
+        d, e = self.recipe.data, self.recipe.eval
+        vocoder = Vocoder(e.vocoder, d.target, d.rate_wpm, e.griffin_lim_iters)
+        wave, frames = speak(self.model, d.voices[0], SAMPLE_TEXT, d.rate_wpm, vocoder)
         clip = GeneratedAudio([torch.from_numpy(wave)], [SAMPLE_TEXT], [mel_image(frames)])
         clip.save(run.samples_dir / f"epoch_{period:04d}")
