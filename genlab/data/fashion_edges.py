@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.data.glyphs import GlyphSet
-from genlab.data.images import load_image_dataset
+from genlab.data.image_sets import load_image_dataset
 
 EDGES, ITEMS = "fashion-edges", "fashion"
 PICTURE_SETS = {"fashion-edges": [EDGES, ITEMS]}  # data.kind -> the names its source and target go by
