@@ -60,7 +60,7 @@ def test_input_and_top_k_say_what_they_do_for_each_task():
     text = help_of("input")
     for task in ("video", "pix2pix", "vqgan"):
         assert f"{task}: {commands.task_option_docs('generate')['input'][task]}" in text
-    assert "video: one .npy (T, H, W)" in text and "vqgan: a 28x28 greyscale image" in text
+    assert "video: one .npy (T, H, W)" in text and "vqgan: an image file of the model's size and mode" in text
     assert help_of("mode").startswith("folk: the tune's mode") and "video: generate (new clips)" in help_of("mode")
 
 

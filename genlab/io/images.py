@@ -56,6 +56,13 @@ def check_image_path(out: Path) -> Path:
     return output_file(out)  # a link's target, never a folder or a device
 
 
+def image_array(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) images in [0, 1] -> (N, H, W) float32 for one channel, (N, H, W, 3) for colour."""
+    images = images.detach()
+    images = images[:, 0] if images.size(1) == 1 else images.permute(0, 2, 3, 1)
+    return images.float().cpu().clamp(0, 1).numpy()  # one copy, made by clamp
+
+
 @dataclass
 class GeneratedImages:
     """What an image run's `generate` returns: images (N, C, H, W) in [0, 1] and the labels asked for."""
@@ -69,9 +76,7 @@ class GeneratedImages:
 
     def numpy(self) -> np.ndarray:
         """(N, H, W) float32 in [0, 1], (N, H, W, 3) for colour images."""
-        images = self.images.detach()
-        images = images[:, 0] if images.size(1) == 1 else images.permute(0, 2, 3, 1)
-        return images.float().cpu().clamp(0, 1).numpy()  # one copy, made by clamp
+        return image_array(self.images)
 
     def grid(self) -> Image.Image:
         """All images as one PIL grid."""

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 
 from genlab.io.audio import wav_bytes
-from genlab.io.images import GeneratedImages, png_bytes
+from genlab.io.images import GeneratedImages, image_array, png_bytes
 from genlab.serve import schemas as s
 
 
 def image_data(generated: GeneratedImages, names: list[str]) -> list[s.ImageData]:
-    """Each image as a PNG, with the name of the class asked for (None: an unconditional model)."""
-    pixels = (generated.numpy() * 255).round().astype(np.uint8)  # (n, H, W), or (n, H, W, 3) in colour
+    """Each image as a PNG, with the name of the class asked for (None: an unconditional model). Any result
+    with `images` (N, C, H, W) and `labels` will do: a video's frames, a classifier's adversarial examples."""
+    pixels = (image_array(generated.images) * 255).round().astype(np.uint8)  # (n, H, W), or (n, H, W, 3) in colour
     labels = generated.labels.tolist() if generated.labels is not None else [None] * len(pixels)
     return [
         s.ImageData(
