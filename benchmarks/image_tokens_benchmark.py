@@ -11,11 +11,11 @@ in turn; the token model with a training caption of each class):
 test split in genlab's evaluator, the VQGAN's reconstructions scored the same way, and the training cost
 (CPU seconds) from each run's ledger. `--speed` (alone on the machine: `heavy -2`): images per second for
 `--batch` images per call, median of `--repeats` interleaved calls, with the load average before and after.
-`--figures`: the pictures of docs/image-tokens.md. `--keep-baselines` re-scores the token model only (its
-two runs, its row, its reconstructions and caption accuracy) and keeps the GAN and flow rows of the committed
-quality.json: every score is a seeded draw of a fixed run, so rescoring the same baseline runs gives the same
-numbers. `--emoji` scores the colour emoji runs (runs/{vqgan-emoji,vq-dalle-emoji}): PSNR and codebook use on
-the held-out emoji, the training cost, and their pictures (emoji.json).
+`--figures`: the pictures of docs/image-tokens.md. `--keep-baselines` keeps the committed quality.json's
+rows (and training cost) of a baseline whose run is not in `--runs` and scores every run that is: every score
+is a seeded draw of a fixed run, so rescoring the same baseline run gives the same numbers. `--emoji` scores
+the colour emoji runs (runs/{vqgan-emoji,vq-dalle-emoji}): PSNR and codebook use on the held-out emoji,
+the training cost, and their pictures (emoji.json).
 
     python benchmarks/image_tokens_benchmark.py --quality --runs runs      # runs/{dcgan,flow,vqgan,vq-dalle}
     python benchmarks/image_tokens_benchmark.py --speed --runs runs
@@ -79,55 +79,53 @@ EMOJI_PROMPTS = [
 ]
 
 
-def generators(runs: Path) -> dict[str, Callable[[int, int], GeneratedImages]]:
-    """Setting name -> draw(n, seed): images of every class in turn, through each run's `generate`."""
-    gan, flow, dalle = (genlab.load(runs / name) for name in ("dcgan", "flow", "vq-dalle"))
-    out: dict[str, Callable[[int, int], GeneratedImages]] = {"dcgan": lambda n, seed: gan.generate(n=n, seed=seed)}
-    for steps in FLOW_STEPS:
-        out[f"flow {steps} steps"] = lambda n, seed, s=steps: flow.generate(
-            n=n, seed=seed, steps=s, guidance=FLOW_GUIDANCE
-        )
+BASELINES = ("dcgan", "flow")
+
+
+def generators(runs: Path, names: tuple[str, ...]) -> dict[str, Callable[[int, int], GeneratedImages]]:
+    """Setting name -> draw(n, seed): images of every class in turn, through each run's `generate`, for the
+    runs in `names` (dcgan, flow, vq-dalle)."""
+    out: dict[str, Callable[[int, int], GeneratedImages]] = {}
+    if "dcgan" in names:
+        gan = genlab.load(runs / "dcgan")
+        out["dcgan"] = lambda n, seed: gan.generate(n=n, seed=seed)
+    if "flow" in names:
+        flow = genlab.load(runs / "flow")
+        for steps in FLOW_STEPS:
+            out[f"flow {steps} steps"] = lambda n, seed, s=steps: flow.generate(
+                n=n, seed=seed, steps=s, guidance=FLOW_GUIDANCE
+            )
+    dalle = genlab.load(runs / "vq-dalle")
     out["tokens (vq-dalle)"] = lambda n, seed: dalle.generate(n=n, seed=seed)
     return out
 
 
-def token_generator(runs: Path) -> Callable[[int, int], GeneratedImages]:
-    dalle = genlab.load(runs / "vq-dalle")
-    return lambda n, seed: dalle.generate(n=n, seed=seed)
-
-
-def training_cost(runs: Path) -> dict[str, dict[str, float]]:
-    """CPU seconds and steps of each run's training (the ledger in report.json); the token model's is
-    both stages together."""
-    cost = {
-        name: json.loads((runs / name / "report.json").read_text())["cost"]
-        for name in ("dcgan", "flow", "vqgan", "vq-dalle")
-    }
-    pick = {
+def training_cost(runs: Path, names: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """CPU seconds and steps of each named run's training (the ledger in report.json)."""
+    cost = {name: json.loads((runs / name / "report.json").read_text())["cost"] for name in names}
+    return {
         name: {"cpu_seconds": c["cpu_seconds"], "steps": c["steps"], "train_seconds": c["train_seconds"]}
         for name, c in cost.items()
     }
-    pick["tokens (both stages)"] = {"cpu_seconds": cost["vqgan"]["cpu_seconds"] + cost["vq-dalle"]["cpu_seconds"]}
-    return pick
 
 
 def quality(runs: Path, samples: int, kept: dict | None) -> dict:
-    """The quality pass; with `kept` (the committed result) only the token model is drawn and scored."""
+    """The quality pass. With `kept` (the committed result), a baseline whose run is not in `runs` keeps its
+    committed rows and training cost; every run that is there is drawn and scored."""
     fashion = load_image_dataset("fashion-mnist")
     evaluator = load_evaluator("fashion-mnist")
-    if kept is None:
-        result: dict = {"samples": samples, "training": training_cost(runs), "settings": {}}
-        chosen = generators(runs)
-    else:
-        result = {k: kept[k] for k in ("samples", "training", "settings")}
-        result["baselines_kept"] = "dcgan and flow rows from the previous --quality run of this script"
-        for name in ("vqgan", "vq-dalle"):
-            c = json.loads((runs / name / "report.json").read_text())["cost"]
-            result["training"][name] = {k: c[k] for k in ("cpu_seconds", "steps", "train_seconds")}
-        both = sum(result["training"][name]["cpu_seconds"] for name in ("vqgan", "vq-dalle"))
-        result["training"]["tokens (both stages)"] = {"cpu_seconds": both}
-        chosen = {"tokens (vq-dalle)": token_generator(runs)}
-    for name, draw in chosen.items():
+    missing = tuple(b for b in BASELINES if kept is not None and not (runs / b).is_dir())
+    present = tuple(b for b in BASELINES if b not in missing)
+    result: dict = {"samples": samples, "training": {}, "settings": {}}
+    for name in missing:
+        result["training"][name] = kept["training"][name]
+        result["settings"] |= {k: v for k, v in kept["settings"].items() if k.startswith(name)}
+    if missing:
+        result["baselines_kept"] = f"{', '.join(missing)} rows from the previous --quality run of this script"
+    result["training"] |= training_cost(runs, (*present, "vqgan", "vq-dalle"))
+    both = sum(result["training"][name]["cpu_seconds"] for name in ("vqgan", "vq-dalle"))
+    result["training"]["tokens (both stages)"] = {"cpu_seconds": both}
+    for name, draw in generators(runs, present).items():
         drawn = draw(samples, SEED)
         metrics = evaluate_samples(drawn.images, fashion, evaluator, requested_labels=drawn.labels)
         result["settings"][name] = {k: metrics[k] for k in KEYS if k in metrics}
@@ -144,7 +142,7 @@ def quality(runs: Path, samples: int, kept: dict | None) -> dict:
 
 def speed(runs: Path, batch: int, repeats: int) -> dict:
     """Images per second per setting: `batch` images per generate call, interleaved repeats, median."""
-    draws = generators(runs)
+    draws = generators(runs, BASELINES)
     for draw in draws.values():  # warm-up: first calls pay for allocation
         draw(min(batch, 20), 0)
     seconds: dict[str, list[float]] = {name: [] for name in draws}
