@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models.transformer import MLP, Block, SelfAttention, TransformerConfig
+from genlab.models.transformer import MLP, Block, SelfAttention, TransformerConfig, gpt2_init
 
 
 @dataclass
@@ -131,18 +131,11 @@ class Seq2Seq(nn.Module):
         self.encoder = nn.ModuleList(Block(enc) for _ in range(cfg.n_enc_layer))
         self.decoder = nn.ModuleList(DecoderBlock(dec) for _ in range(cfg.n_dec_layer))
         self.ln_enc, self.ln_dec = nn.LayerNorm(cfg.n_embd), nn.LayerNorm(cfg.n_embd)
-        self.apply(self._init_weights)
+        self.apply(gpt2_init)
         depth = cfg.n_enc_layer + cfg.n_dec_layer
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2: residual projections scaled by depth
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * depth))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def _embed(self, ids: torch.Tensor, positions: nn.Embedding) -> torch.Tensor:
         if ids.size(1) > self.config.block_size:

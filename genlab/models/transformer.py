@@ -277,6 +277,15 @@ class MLMHead(nn.Module):
         return h @ embedding.T + self.bias  # (B, T, V)
 
 
+def gpt2_init(module: nn.Module) -> None:
+    """GPT-2's initialisation, for `nn.Module.apply`: N(0, 0.02) weights for linear maps and embeddings, zero
+    biases (the residual projections are then rescaled by depth by each model)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
@@ -290,19 +299,12 @@ class Transformer(nn.Module):
         # GPT reads logits straight off the tied embedding (or its own head); BERT adds its transform head.
         self.mlm_head = None if cfg.causal else MLMHead(cfg)
         self.lm_head = None if cfg.tie_head else nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        self.apply(self._init_weights)
+        self.apply(gpt2_init)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2: scale residual projections by depth
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
             if cfg.zero_init and (name.endswith("proj.weight") or name == "lm_head.weight"):
                 nn.init.zeros_(p)  # modded-nanogpt: blocks start as the identity, the head predicts uniformly
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def forward(
         self,
