@@ -107,14 +107,20 @@ async def speech(body: s.SpeechRequest, request: Request) -> Response:
     return Response(wav_bytes(wave, clip.sample_rate), media_type="audio/wav", headers=headers)
 
 
+def input_texts(given: str | list[str]) -> list[str]:
+    """A request's `input` (one text or a list) as a list; an empty or blank text is a 422."""
+    texts = [given] if isinstance(given, str) else given
+    if any(not t.strip() for t in texts):
+        raise ApiError(422, "input: a text is empty or only spaces", param="input")
+    return texts
+
+
 @router.post(ENDPOINTS["classifications"], response_model=s.Classifications)
 async def classifications(body: s.ClassificationRequest, request: Request) -> s.Classifications:
     """Labels of texts, with every label's probability, from a fine-tuned classifier."""
     started = time.perf_counter()
     model = server_of(request).model(body.model, "classifications")
-    texts = [body.input] if isinstance(body.input, str) else body.input
-    if any(not t.strip() for t in texts):
-        raise ApiError(422, "input: a text is empty or only spaces", param="input")
+    texts = input_texts(body.input)
     answers = await unless_gone(model.worker.call(texts, len(texts)), request)
     tokens = sum(a.tokens for a in answers)
     return s.Classifications(
@@ -130,9 +136,7 @@ async def translations(body: s.TranslationRequest, request: Request) -> s.Transl
     """Translations of texts by a translation run: beam search of width `beam` (1 = greedy)."""
     started = time.perf_counter()
     model = server_of(request).model(body.model, "translations")
-    texts = [body.input] if isinstance(body.input, str) else body.input
-    if any(not t.strip() for t in texts):
-        raise ApiError(422, "input: a text is empty or only spaces", param="input")
+    texts = input_texts(body.input)
     outputs = await unless_gone(model.worker.call((texts, body.beam, body.max_tokens), len(texts)), request)
     data = [s.Translation(index=i, text=t) for i, t in enumerate(outputs)]
     return s.Translations(model=model.name, data=data, genlab=model.cost(started, len(texts)))
