@@ -15,6 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from genlab.cli import commands, main
+from genlab.core.recipe import recipe_files
+from genlab.data.catalog import DERIVED_SETS
 from genlab.errors import GenlabError
 from genlab.version import __version__ as genlab_version
 from tests.conftest import one_error_line, tiny_overrides
@@ -49,6 +51,18 @@ def test_data_list(capsys):
         assert fashion[1:4] == ["-", "-", "-"] and "unavailable:" in fashion
     # Text corpora are listed from caches only: the test cache is empty, so no Bible is parsed here.
     assert " ".join(listed(out, "bible-kjv")).endswith("not parsed yet (first use takes ~2 min)")
+
+
+def test_data_list_names_every_derived_set_and_what_a_missing_one_needs(capsys, monkeypatch):
+    monkeypatch.setenv("GENLAB_EMOJI_FONT", "/nonexistent/emoji.ttf")
+    assert main(["data"]) == 0  # `list` is the default action
+    out = capsys.readouterr().out
+    recipes = set(recipe_files())
+    for entry in DERIVED_SETS:
+        assert listed(out, entry.name)[1] in ("yes", "no")
+        assert set(entry.recipes.split(", ")) <= recipes, entry  # a renamed recipe must be renamed here too
+    assert listed(out, "emoji")[1] == "no"
+    assert "/nonexistent/emoji.ttf (Debian: sudo apt-get install fonts-noto-color-emoji)" in out
 
 
 def test_generate_png_and_npy(trained_runs, tmp_path):

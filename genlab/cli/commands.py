@@ -23,6 +23,7 @@ from genlab.core.run import RunDir
 from genlab.core.trainer import Interrupted
 from genlab.data import IMAGE_DATASETS, load_image_dataset
 from genlab.data.audio import AUDIO_DATASETS, audio_sizes, is_synthesized
+from genlab.data.catalog import DERIVED_SETS
 from genlab.data.text import TEXT_CORPORA, corpus_sizes, is_parsed
 from genlab.errors import GenlabError
 from genlab.evaluation import compare
@@ -267,6 +268,16 @@ def _cmd_data(args: argparse.Namespace) -> None:
             )
         except GenlabError as exc:
             print(f"{name:<15} {'-':>7} {'-':>7} {'-':>7} {'-':>8}  unavailable: {exc}")
+    _list_derived_sets()
+
+
+def _list_derived_sets() -> None:
+    print(f"\n{'made from':<15} {'here?':<6} what (recipes)")
+    for entry in DERIVED_SETS:
+        missing = entry.missing()
+        print(f"{entry.name:<15} {'no' if missing else 'yes':<6} {entry.what} ({entry.recipes})")
+        if missing:
+            print(f"{'':<22} missing: {missing}")
 
 
 def _cmd_recipes(args: argparse.Namespace) -> None:

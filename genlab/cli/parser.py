@@ -46,7 +46,7 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
         return sub
 
     data = command("data", help="list the data sets and where they were found")
-    data.add_argument("action", choices=["list"])
+    data.add_argument("action", nargs="?", choices=["list"], default="list")
 
     command("recipes", help="list the recipes `genlab train NAME` knows: shipped, and in $GENLAB_RECIPES folders")
 

@@ -209,6 +209,13 @@ def idx_class_names(name: str, n: int | None = None) -> list[str]:
     return [names[i] if i < len(names) else str(i) for i in range(len(names) if n is None else n)]
 
 
+def idx_available(name: str) -> bool:
+    """Whether IDX set `name` loads without a download: cached, installed system-wide or bundled."""
+    source = SOURCES[name]
+    system = source.system_dir is not None and _has_idx_files(Path(source.system_dir))
+    return source.bundled_subset or system or _has_idx_files(cache_root() / name)
+
+
 def load_idx_dataset(name: str, path: str | None = None) -> ImageData:
     """Load an IDX dataset by name; `path` (a folder of the four IDX files) overrides the search."""
     if name not in SOURCES:
