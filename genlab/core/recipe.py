@@ -159,6 +159,27 @@ class EpochAdamWTrainConfig(AdamWSchedule, EpochTrainConfig):
         self.check_schedule()
 
 
+@dataclass
+class TransformerSize:
+    """The size of a decoder-only transformer: the model section the text, chat and music tasks share (each
+    subclass sets its own defaults and adds its options)."""
+
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
+            raise ValueError("model.n_layer, n_head, n_embd must be >= 1 and n_embd divisible by n_head")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("model.dropout must be in [0, 1)")
+
+    def sizes(self) -> dict[str, Any]:
+        """The four size fields, as genlab.models.transformer.TransformerConfig takes them."""
+        return {"n_layer": self.n_layer, "n_head": self.n_head, "n_embd": self.n_embd, "dropout": self.dropout}
+
+
 def recipe_type(task: str, **sections: type) -> type:
     """The recipe dataclass of task `task`, in the frame every recipe shares: `name`, `task` (defaulting to
     `task`), `seed`, then the task's `sections` in the order given (each a dataclass; left out of a

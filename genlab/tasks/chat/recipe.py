@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genlab.core.recipe import EpochAdamWTrainConfig, recipe_type
+from genlab.core.recipe import EpochAdamWTrainConfig, TransformerSize, recipe_type
 
 
 @dataclass
@@ -39,17 +39,8 @@ class ChatDataConfig:
 
 
 @dataclass
-class ChatModelConfig:
-    n_layer: int = 4
-    n_head: int = 4
+class ChatModelConfig(TransformerSize):
     n_embd: int = 192
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
-            raise ValueError("model sizes must be >= 1 and n_embd divisible by n_head")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("model.dropout must be in [0, 1)")
 
 
 @dataclass

@@ -49,10 +49,7 @@ def model_config(recipe: ChatRecipe, vocab_size: int) -> TransformerConfig:
     return TransformerConfig(
         vocab_size=vocab_size,
         block_size=recipe.data.block_size,
-        n_layer=m.n_layer,
-        n_head=m.n_head,
-        n_embd=m.n_embd,
-        dropout=m.dropout,
+        **m.sizes(),
         activation="gelu_new",
     )
 

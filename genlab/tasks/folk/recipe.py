@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import StepTrainConfig, recipe_type
+from genlab.core.recipe import StepTrainConfig, TransformerSize, recipe_type
 from genlab.data.folk import CORPORA
 
 
@@ -29,20 +29,16 @@ class FolkDataConfig:
 
 
 @dataclass
-class FolkModelConfig:
+class FolkModelConfig(TransformerSize):
     n_layer: int = 3
-    n_head: int = 4
     n_embd: int = 96
     dropout: float = 0.1
     positions: str = "learned"  # learned (a position table, GPT-2) | rotary (relative: RoPE on queries and keys)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.positions not in ("learned", "rotary"):
             raise ValueError(f"model.positions must be learned or rotary, got {self.positions!r}")
-        if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
-            raise ValueError("model.n_layer, n_head, n_embd must be >= 1 and n_embd divisible by n_head")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("model.dropout must be in [0, 1)")
 
 
 @dataclass

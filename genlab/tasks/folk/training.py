@@ -34,10 +34,7 @@ def model_config(recipe: FolkRecipe) -> TransformerConfig:
     return TransformerConfig(
         vocab_size=len(VOCAB),
         block_size=recipe.data.block_size,
-        n_layer=m.n_layer,
-        n_head=m.n_head,
-        n_embd=m.n_embd,
-        dropout=m.dropout,
+        **m.sizes(),
         activation="gelu_new",
         positions=m.positions,
     )

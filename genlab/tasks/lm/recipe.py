@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from genlab.core.recipe import StepTrainConfig, recipe_type
+from genlab.core.recipe import StepTrainConfig, TransformerSize, recipe_type
 
 
 @dataclass
@@ -32,11 +32,7 @@ class LMDataConfig:
 
 
 @dataclass
-class LMModelConfig:
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
+class LMModelConfig(TransformerSize):
     bias: bool = True
     objective: str = "causal"  # causal (GPT, next token) | masked (BERT, 15% of tokens masked 80/10/10)
     # The modern small-GPT options (genlab.models.transformer; docs/text.md "Modern recipe and Muon"), causal only.
@@ -51,6 +47,7 @@ class LMModelConfig:
     logit_softcap: float = 0.0  # 0 = off
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.objective not in ("causal", "masked"):
             raise ValueError(f"model.objective must be causal or masked, got {self.objective!r}")
         for name, allowed in (
@@ -74,10 +71,6 @@ class LMModelConfig:
         changed = [k for k, default in modern.items() if getattr(self, k) != default]
         if self.objective == "masked" and changed:
             raise ValueError(f"model.{changed[0]} is a causal-model option; masked models keep BERT's layout")
-        if min(self.n_layer, self.n_head, self.n_embd) < 1 or self.n_embd % self.n_head:
-            raise ValueError("model.n_layer, n_head, n_embd must be >= 1 and n_embd divisible by n_head")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("model.dropout must be in [0, 1)")
 
 
 @dataclass

@@ -48,11 +48,8 @@ def model_config(recipe: LMRecipe, vocab_size: int) -> TransformerConfig:
     config = TransformerConfig(
         vocab_size=vocab_size,
         block_size=recipe.data.block_size,
-        n_layer=m.n_layer,
-        n_head=m.n_head,
-        n_embd=m.n_embd,
+        **m.sizes(),
         n_inner=m.n_inner or None,
-        dropout=m.dropout,
         causal=causal,
         bias=m.bias,
         activation=m.activation if causal else "gelu",
