@@ -25,6 +25,7 @@ HEAD_LIMIT = 64 * 1024  # a request's or an answer's head: more is refused (431)
 # hop-by-hop fields (RFC 9110 §7.6.1) and the body's framing: the front sets its own on each side
 HOP = {b"connection", b"keep-alive", b"proxy-connection", b"te", b"upgrade", b"expect"}
 FRAMING = {b"content-length", b"transfer-encoding"}
+DROPPED = HOP | FRAMING  # what the worker does not get of a request's head
 
 
 class Refused(Exception):
@@ -146,11 +147,13 @@ async def read_request(
         try:
             length = int(fields.get(b"content-length", b"0"))
         except ValueError:
-            raise Refused(400, "a malformed Content-Length") from None
+            length = -1
+        if length < 0:
+            raise Refused(400, "a malformed Content-Length")
         if length > limit:
             raise Refused(413, f"the request body is larger than {limit} bytes")
         body = await reader.readexactly(length)
-    kept = [line for line in lines[1:] if line.partition(b":")[0].lower() not in HOP | FRAMING]
+    kept = [line for line in lines[1:] if line.partition(b":")[0].lower() not in DROPPED]
     head = b"\r\n".join([lines[0], *kept, b"content-length: %d" % len(body), b"connection: close"]) + b"\r\n\r\n"
     closes = fields.get(b"connection", b"").lower() == b"close" or version == b"HTTP/1.0"
     return Request(method, head, body, keep_alive=not closes)
