@@ -55,11 +55,14 @@ def test_the_probe_is_answered_in_front_of_the_app_and_names_a_dead_model():
     unix = {"type": "http", "path": "/alive", "server": ("/tmp/1.sock", None)}
     for alive, status in ((True, 200), (False, 503)):
         app = app_with_models(alive)
-        liveness = Liveness(app, lambda: started.append(True))
+        liveness = Liveness(app, lambda: started.append(True), "/tmp/1.sock")
         assert call(liveness, unix)[0]["status"] == status and app.seen == []  # the app never saw the probe
         call(liveness, {"type": "http", "path": "/health", "server": ("127.0.0.1", 8000)})
         assert app.seen == ["http"]  # a client's request (over TCP) goes to the app
-    assert b'"dead_models": ["lm"]' in call(Liveness(app_with_models(False), lambda: None), unix)[1]["body"]
+        call(liveness, {**unix, "server": ("/tmp/1.http", None)})  # ... and one the front hands over its socket
+        assert app.seen == ["http", "http"]
+    dead = Liveness(app_with_models(False), lambda: None, "/tmp/1.sock")
+    assert b'"dead_models": ["lm"]' in call(dead, unix)[1]["body"]
     call(liveness, {"type": "lifespan"})
     assert started == [True]  # the supervisor's deadline starts once the app's models run
 

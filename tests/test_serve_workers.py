@@ -1,6 +1,8 @@
-"""`genlab serve --workers 2`: two processes answer at once on one port, /metrics counts the requests of both,
-a worker that dies is replaced while its in-flight request fails at once (a closed connection, never a hang),
-and one that stops answering (SIGSTOP) is killed and replaced after --worker-timeout (5 s here)."""
+"""`genlab serve --workers 2`: two processes answer at once behind one port, the requests of one client
+connection are spread over both, /metrics counts the requests of both, a worker that dies is replaced while
+its in-flight request fails at once (a closed connection, never a hang), one that stops answering (SIGSTOP)
+is killed and replaced after --worker-timeout (5 s here), and SIGTERM stops the whole server within seconds,
+also just after its workers died (and `--workers 1` too)."""
 
 from __future__ import annotations
 
@@ -53,10 +55,15 @@ def wait_for(condition, seconds: float) -> bool:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
+def tiny_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("workers")
     tiny = TASKS["lm"].tiny(folder / "data")
-    run = api.fit(tiny.recipe, folder / "lm", [*tiny.overrides, "train.max_iters=2", "train.eval_interval=2"])[0]
+    return api.fit(tiny.recipe, folder / "lm", [*tiny.overrides, "train.max_iters=2", "train.eval_interval=2"])[0]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
+    folder, run = tmp_path_factory.mktemp("server"), tiny_run
     port = free_port()
     env = dict(os.environ, GENLAB_THREADS="1")
     command = [sys.executable, "-m", "genlab", "serve", str(run), "--port", str(port), "--workers", "2"]
@@ -71,8 +78,9 @@ def server(tmp_path_factory) -> Iterator[tuple[str, subprocess.Popen]]:
         assert wait_for(lambda: len({worker(url) for _ in range(20)}) == 2, 60)
         yield url, process, log
     finally:
-        process.send_signal(signal.SIGINT)  # Ctrl-C: the supervisor stops its workers
-        process.wait(timeout=30)
+        if process.poll() is None:  # (the last test stops it with SIGTERM)
+            process.send_signal(signal.SIGINT)  # Ctrl-C: the supervisor stops its workers
+            process.wait(timeout=30)
     assert process.returncode == 0 and "Traceback" not in errors.read_text(), errors.read_text()
     assert "2 worker processes" in log.read_text()
 
@@ -99,6 +107,16 @@ def test_two_workers_stream_at_the_same_time(server):
                 second = httpx.Client(timeout=30)
             assert other != busy and text.endswith("data: [DONE]\n\n")
             assert not a.is_closed  # a was still streaming while b was answered
+
+
+def test_the_requests_of_one_connection_are_spread_over_both_workers(server):
+    url, _, _ = server
+    with httpx.Client(timeout=30) as client:  # one connection, kept (a client's usual way)
+        answers = [
+            client.post(f"{url}/v1/completions", json={**LONG, "stream": False, "max_tokens": 4}) for _ in range(6)
+        ]
+    assert all(answer.is_success for answer in answers)
+    assert len({answer.headers["x-genlab-worker"] for answer in answers}) == 2
 
 
 def completions_counted(url: str) -> float:
@@ -162,3 +180,53 @@ def test_a_hung_worker_is_replaced_and_the_server_keeps_answering(server):
     assert f"worker {victim} has not answered its health probe for 5 s" in log.read_text()
     answers = [httpx.post(f"{url}/v1/completions", json={**LONG, "stream": False, "max_tokens": 4}) for _ in range(4)]
     assert all(answer.is_success for answer in answers)
+
+
+def test_sigterm_stops_a_single_process_server(tiny_run, tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "genlab", "serve", str(tiny_run), "--port", str(port), "--workers", "1"]
+    with (tmp_path / "err.log").open("w") as err:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ, GENLAB_THREADS="1")
+        )
+    try:
+        assert wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/health").is_success, 60)
+    finally:
+        took = stops_on_sigterm(process, set())
+    # uvicorn ends by raising the signal it caught again, once it has shut down: killed by SIGTERM, as asked
+    assert took < 8 and process.returncode in (0, -signal.SIGTERM), (tmp_path / "err.log").read_text()
+
+
+def stops_on_sigterm(process: subprocess.Popen, pids: set[int], seconds: float = 8) -> float:
+    """Send SIGTERM to the server; how long it and the processes `pids` took to end (killed after `seconds`)."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=seconds)
+        assert wait_for(lambda: not any(map(running, pids)), 2)
+    finally:  # never leave a server behind, whatever happened
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in filter(running, pids):
+            os.kill(pid, signal.SIGKILL)
+    return time.monotonic() - started
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie waits to be reaped: it has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_the_whole_server_even_after_its_workers_died(server):
+    url, process, _ = server  # (the last test of this module: the server is gone after it)
+    victims = workers_of(process.pid)
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(1)  # the supervisor has seen them die and is starting others
+    replacements = workers_of(process.pid) - victims
+    assert replacements, "no worker was started in place of the dead ones"
+    assert stops_on_sigterm(process, replacements) < 8 and process.returncode == 0

@@ -54,6 +54,7 @@ def serve(
     if workers > 1:  # the workers load their own copies; this process only supervises them
         del app
         gc.collect()
-        serve_workers(worker_spec(runs, checkpoint, limits, workers), host, port, api_key, workers, worker_timeout)
+        spec = worker_spec(runs, checkpoint, limits, workers)
+        serve_workers(spec, host, port, api_key, workers, worker_timeout, limits.max_body_bytes)
         return
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

@@ -1,11 +1,11 @@
 """How the supervisor of `genlab serve --workers N` tells a worker that still runs but no longer answers (a
 deadlock, an event loop blocked by a bug, a process stopped by SIGSTOP or the debugger) from one that is busy.
 
-Each worker also listens on a Unix socket of its own, which only the supervisor knows. The supervisor sends a
-health probe there (`probe`) twice a second, each with a deadline of its own; the worker's event loop answers it
-(`Liveness`, in front of the app) without queueing behind a model. A worker whose last answer is older than
-`--worker-timeout` seconds is killed and replaced. The port that clients use cannot serve as the probe's way
-in: with SO_REUSEPORT the kernel picks which worker a connection reaches, so a probe could not name its worker.
+Each worker listens on two Unix sockets of its own: one for the requests the front hands it
+(genlab.serve.front), one for the supervisor's health probe (`probe`), sent twice a second, each with a
+deadline of its own; the worker's event loop answers it (`Liveness`, in front of the app) without queueing
+behind a model. A worker whose last answer is older than `--worker-timeout` seconds is killed and replaced.
+The probe has a socket of its own so that no client's request can be taken for one (or reach it).
 
 The answer is 200 when the event loop runs and every model's worker thread is alive, 503 when a model's thread
 has died (the worker would take requests it can never answer). A model step that never returns (its thread
@@ -29,13 +29,18 @@ def socket_path(folder: str | Path, pid: int) -> Path:
     return Path(folder) / f"{pid}.sock"
 
 
-def probe_socket(folder: str | Path) -> socket.socket:
-    """This worker's probe socket, listening before its app starts (an early probe waits, it is not refused)."""
-    path = socket_path(folder, os.getpid())
+def requests_path(folder: str | Path, pid: int) -> Path:
+    """Where worker `pid` listens for the requests the front hands it."""
+    return Path(folder) / f"{pid}.http"
+
+
+def unix_socket(path: Path) -> socket.socket:
+    """A Unix socket listening at `path`, before the worker's app starts (an early connection waits, it is
+    not refused)."""
     path.unlink(missing_ok=True)  # a pid reused from a worker that was killed
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
-    sock.listen(8)
+    sock.listen(2048)
     return sock
 
 
@@ -59,18 +64,18 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 class Liveness:
-    """The worker's app with the probe's answer in front: a request that came over the Unix socket (uvicorn
-    gives it a server address without a port) is answered here, so it is not counted in /metrics and waits for
-    no model. `on_started` runs once the app's lifespan has started (its models' threads run): the supervisor
-    counts the worker's deadline from then."""
+    """The worker's app with the probe's answer in front: a request that came over the probe's socket at
+    `probe_path` (uvicorn gives it the server address (path, None)) is answered here, so it is not counted in
+    /metrics and waits for no model. `on_started` runs once the app's lifespan has started (its models' threads
+    run): the supervisor counts the worker's deadline from then."""
 
-    def __init__(self, app: Any, on_started: Callable[[], None]):
-        self.app, self.on_started = app, on_started
+    def __init__(self, app: Any, on_started: Callable[[], None], probe_path: str):
+        self.app, self.on_started, self.probe = app, on_started, (probe_path, None)
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, self._told_when_started(send))
-        elif scope["type"] == "http" and (scope.get("server") or ("", 0))[1] is None:
+        elif scope["type"] == "http" and tuple(scope.get("server") or ()) == self.probe:
             await self._answer(send)
         else:
             await self.app(scope, receive, send)

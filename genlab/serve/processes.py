@@ -1,19 +1,21 @@
-"""`genlab serve --workers N`: N processes, each with its own copy of the models and its own batcher, all
-listening on one port.
+"""`genlab serve --workers N`: N worker processes, each with its own copy of the models and its own batcher,
+behind one front (genlab.serve.front) that holds the port and hands each request to the worker with the
+fewest requests in flight.
 
 Why processes: one process decodes and speaks HTTP under one GIL, so it uses one core however many clients
-wait. N processes use N cores. The front that shares the load is the kernel: each worker listens on its own
-socket bound to the same port with SO_REUSEPORT, and the kernel spreads new connections over the sockets by a
-hash of their addresses. (One socket shared by every worker, uvicorn's and gunicorn's default, was measured to
-send a burst of new connections all to one worker: the first to wake accepts every pending one, so 8 clients
-that connect together were served by one process while the other idled.)
+wait. N processes use N cores. Why a front that balances requests: a client keeps its connection for all its
+requests, so anything that spreads connections (SO_REUSEPORT's hash, one shared accept socket) leaves the
+load uneven for as long as the clients stay (measured: 5 rows a step on one worker, 2 on the other, under 8
+clients). The front runs in this process, the supervisor's, on an asyncio loop: it only parses heads and
+copies bytes, so it costs a few per cent of a core.
 
-This process supervises: every half second it looks at each worker, and one that has died is replaced at
-once (by one that binds its own socket when its models are loaded). One that still runs but has not answered
-its health probe for `--worker-timeout` seconds (genlab.serve.liveness) is killed and replaced the same way. A
-dead worker's open connections are closed by the kernel, so its in-flight requests fail at once with a closed
-connection (a client never waits for an answer that cannot come); the other workers keep serving meanwhile.
-/metrics sums every worker's counts (genlab.serve.metrics).
+The supervisor, on the same loop: every half second it looks at each worker. One that has died is replaced at
+once; one that still runs but has not answered its health probe for `--worker-timeout` seconds
+(genlab.serve.liveness) is killed and replaced the same way. A new worker gets requests once its models are
+loaded. A dead worker's requests are answered with an error by the front at once: 502 before its answer began,
+a closed connection mid-answer (a client never waits for an answer that cannot come); the other workers keep
+serving meanwhile. /metrics sums every worker's counts (genlab.serve.metrics). SIGTERM or SIGINT stops the
+front, then the workers (each finishes what it is answering, 5 s at most), then this process.
 
 The workers are spawned (not forked: torch's threads do not survive a fork) and build their app from
 what the parent puts in the environment (`SPEC`), since a spawned process starts from nothing.
@@ -21,13 +23,13 @@ what the parent puts in the environment (`SPEC`), since a spawned process starts
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import signal
-import socket
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +41,8 @@ from fastapi import FastAPI
 from genlab import api
 from genlab.errors import GenlabError
 from genlab.serve.app import create_app
-from genlab.serve.liveness import Liveness, probe, probe_socket, socket_path
+from genlab.serve.front import Backend, Balancer, Front
+from genlab.serve.liveness import Liveness, probe, requests_path, socket_path, unix_socket
 from genlab.serve.metrics import forget_process, rss_mb, shared_metrics
 from genlab.serve.schemas import Limits
 
@@ -82,25 +85,17 @@ def app_from_environment() -> FastAPI:
     return app
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket on host:port that other workers' sockets share (SO_REUSEPORT: the kernel spreads connections)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    return sock
-
-
-def run_worker(host: str, port: int, folder: str, ready: Any) -> None:
-    """One worker process: its models, then its sockets (no connection waits on a worker still loading), until
-    stopped (SIGTERM from the supervisor, or Ctrl-C). `ready` is set once its models' threads run."""
+def run_worker(folder: str, ready: Any) -> None:
+    """One worker process: its models, then its two Unix sockets (requests from the front, probes from the
+    supervisor), until stopped (SIGTERM from the supervisor, or Ctrl-C). `ready` is set once its models'
+    threads run."""
     import uvicorn  # the server itself: only this command needs it
 
     try:
-        app = Liveness(app_from_environment(), ready.set)
+        probes = socket_path(folder, os.getpid())
+        app = Liveness(app_from_environment(), ready.set, str(probes))
         config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
-        sockets = [listening_socket(host, port), probe_socket(folder)]
+        sockets = [unix_socket(requests_path(folder, os.getpid())), unix_socket(probes)]
         uvicorn.Server(config).run(sockets=sockets)
     except KeyboardInterrupt:  # Ctrl-C while it was still loading
         pass
@@ -110,49 +105,58 @@ def run_worker(host: str, port: int, folder: str, ready: Any) -> None:
 class Worker:
     process: Any  # multiprocessing.Process
     ready: Any  # multiprocessing.Event: set once it serves
-    answered: float | None = None  # time.monotonic() of its last health answer (from `ready` on)
+    backend: Backend | None = None  # how the front sees it, once it serves
+    answered: float = 0.0  # time.monotonic() of its last health answer (from `ready` on)
 
 
 class Supervisor:
-    """`workers` worker processes on host:port, each replaced when it dies or stops answering its health
-    probe for `timeout` seconds, until SIGINT or SIGTERM. `folder` holds the probes' sockets."""
+    """`workers` worker processes, each replaced when it dies or stops answering its health probe for `timeout`
+    seconds; the ones that serve are `balancer`'s backends. `folder` holds their sockets."""
 
-    def __init__(self, host: str, port: int, workers: int, folder: Path, timeout: float):
-        self.host, self.port, self.folder, self.timeout = host, port, folder, timeout
+    def __init__(self, workers: int, folder: Path, timeout: float, balancer: Balancer):
+        self.folder, self.timeout, self.balancer = folder, timeout, balancer
         self.context = multiprocessing.get_context("spawn")
-        self.stopping = threading.Event()
         self.workers = [self.start() for _ in range(workers)]
 
     def start(self) -> Worker:
         ready = self.context.Event()
-        args = (self.host, self.port, str(self.folder), ready)
-        process = self.context.Process(target=run_worker, args=args, name="genlab-worker")
+        process = self.context.Process(target=run_worker, args=(str(self.folder), ready), name="genlab-worker")
         process.start()
         return Worker(process, ready)
 
-    def watch(self) -> None:
-        while not self.stopping.wait(0.5):
-            for i, worker in enumerate(self.workers):
-                if not worker.process.is_alive():
-                    self.replace_dead(i)
-                elif worker.ready.is_set() and not self.answers(worker):
-                    print(
-                        f"genlab: worker {worker.process.pid} has not answered its health probe for "
-                        f"{self.timeout:g} s; killed it, starting another",
-                        flush=True,
-                    )
-                    worker.process.kill()  # SIGKILL: a stopped or deadlocked process handles no SIGTERM
-                    worker.process.join()
-                    self.replace(i)
+    async def watch(self, stopping: asyncio.Event) -> None:
+        """Look at every worker twice a second until `stopping` is set."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 0.5)
+            if stopping.is_set():
+                return
+            await asyncio.gather(*(self.check(i) for i in range(len(self.workers))))
 
-    def answers(self, worker: Worker) -> bool:
-        """Whether `worker` answered a health probe within the last `timeout` seconds (probing it now)."""
-        now = time.monotonic()
-        if worker.answered is None:
-            worker.answered = now  # just started serving: its deadline runs from here
-        if probe(socket_path(self.folder, worker.process.pid), min(1.0, self.timeout)):
+    async def check(self, i: int) -> None:
+        worker = self.workers[i]
+        if not worker.process.is_alive():
+            self.replace_dead(i)
+            return
+        if not worker.ready.is_set():
+            return
+        pid = worker.process.pid
+        if worker.backend is None:  # it serves from now on: the front sends it requests, its deadline runs
+            worker.backend, worker.answered = Backend(pid, str(requests_path(self.folder, pid))), time.monotonic()
+            self.balancer.backends.append(worker.backend)
+        answered = await asyncio.to_thread(probe, socket_path(self.folder, pid), min(1.0, self.timeout))
+        worker.backend.answering = answered
+        if answered:
             worker.answered = time.monotonic()
-        return time.monotonic() - worker.answered < self.timeout
+        elif time.monotonic() - worker.answered >= self.timeout and self.workers[i] is worker:
+            print(
+                f"genlab: worker {pid} has not answered its health probe for {self.timeout:g} s; "
+                "killed it, starting another",
+                flush=True,
+            )
+            worker.process.kill()  # SIGKILL: a stopped or deadlocked process handles no SIGTERM
+            await asyncio.to_thread(worker.process.join)
+            self.replace(i)
 
     def replace_dead(self, i: int) -> None:
         process = self.workers[i].process
@@ -162,10 +166,14 @@ class Supervisor:
         self.replace(i)
 
     def replace(self, i: int) -> None:
-        """A new worker in place of the dead one, whose live gauges leave /metrics (its counts stay)."""
-        pid = self.workers[i].process.pid
-        socket_path(self.folder, pid).unlink(missing_ok=True)
-        forget_process(pid)
+        """A new worker in place of the dead one: the front stops sending it requests, its live gauges leave
+        /metrics (its counts stay)."""
+        old = self.workers[i]
+        if old.backend in self.balancer.backends:
+            self.balancer.backends.remove(old.backend)
+        for path in (socket_path(self.folder, old.process.pid), requests_path(self.folder, old.process.pid)):
+            path.unlink(missing_ok=True)
+        forget_process(old.process.pid)
         self.workers[i] = self.start()
 
     def stop(self) -> None:
@@ -179,24 +187,33 @@ class Supervisor:
                 worker.process.join()
 
 
+async def supervise(host: str, port: int, workers: int, folder: Path, timeout: float, max_body_bytes: int) -> None:
+    """The front on host:port and `workers` supervised workers, until SIGINT or SIGTERM."""
+    loop, stopping, balancer = asyncio.get_running_loop(), asyncio.Event(), Balancer()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    front = await Front(balancer, max_body_bytes).listen(host, port)
+    supervisor = Supervisor(workers, folder, timeout, balancer)
+    try:
+        await supervisor.watch(stopping)
+    finally:
+        front.close()  # no new connections; the ones open end with their workers
+        await asyncio.to_thread(supervisor.stop)
+
+
 def serve_workers(
-    spec: str, host: str, port: int, api_key: str | None, workers: int, worker_timeout: float = 30.0
+    spec: str,
+    host: str,
+    port: int,
+    api_key: str | None,
+    workers: int,
+    worker_timeout: float = 30.0,
+    max_body_bytes: int = Limits.max_body_bytes,
 ) -> None:
-    """Run `workers` processes on host:port until interrupted (the caller has checked that the runs open); a
-    worker that has not answered a health probe for `worker_timeout` seconds is replaced."""
+    """Run the front on host:port and `workers` processes until interrupted (the caller has checked that the runs
+    open); a worker that has not answered a health probe for `worker_timeout` seconds is replaced."""
     os.environ[SPEC] = spec  # spawned workers inherit the environment
     if api_key:
         os.environ["GENLAB_API_KEY"] = api_key
     with tempfile.TemporaryDirectory(prefix="genlab-serve-") as folder, shared_metrics(Path(folder) / "metrics"):
-        supervisor = Supervisor(host, port, workers, Path(folder), worker_timeout)
-
-        def stop(*_: Any) -> None:
-            supervisor.stopping.set()
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            supervisor.watch()
-        finally:
-            supervisor.stop()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        asyncio.run(supervise(host, port, workers, Path(folder), worker_timeout, max_body_bytes))
