@@ -128,3 +128,24 @@ def test_a_client_that_leaves_frees_its_worker_and_refusals_are_json(tmp_path):
         assert starting.status_code == 503 and starting.headers["retry-after"] == "1"
 
     asyncio.run(with_front(tmp_path, check))
+
+
+def test_chunked_uploads_pass_whole_and_what_is_not_http_gets_a_json_400(tmp_path):
+    async def raw(client: httpx.AsyncClient, data: bytes) -> bytes:
+        host, port = client.base_url.host, client.base_url.port
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(data)
+        answer = await reader.read()  # the front closes after answering what it refuses
+        writer.close()
+        return answer
+
+    async def check(client, workers, balancer):
+        chunked = b"POST /plain HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+        answer = await raw(client, chunked + b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200") and json.loads(answer.split(b"\r\n\r\n")[1])["body"] == "abcde"
+        too_large = await raw(client, chunked + b"3e9\r\n" + b"x" * 1001 + b"\r\n0\r\n\r\n")
+        assert too_large.startswith(b"HTTP/1.1 413") and b'"code": "413"' in too_large
+        garbage = await raw(client, b"hello there\r\n\r\n")
+        assert garbage.startswith(b"HTTP/1.1 400") and b"a malformed request" in garbage
+
+    asyncio.run(with_front(tmp_path, check))

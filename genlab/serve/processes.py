@@ -6,7 +6,7 @@ Why processes: one process decodes and speaks HTTP under one GIL, so it uses one
 wait. N processes use N cores. Why a front that balances requests: a client keeps its connection for all its
 requests, so anything that spreads connections (SO_REUSEPORT's hash, one shared accept socket) leaves the
 load uneven for as long as the clients stay (measured: 5 rows a step on one worker, 2 on the other, under 8
-clients). The front runs in this process, the supervisor's, on an asyncio loop: it only parses heads and
+clients). The front runs in this process, the supervisor's, on an asyncio loop: it only parses HTTP (h11) and
 copies bytes, so it costs a few per cent of a core.
 
 The supervisor, on the same loop: every half second it looks at each worker. One that has died is replaced at
