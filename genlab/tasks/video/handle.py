@@ -18,8 +18,8 @@ from genlab.interop.onnx import ExportGraph
 from genlab.io.video import VIDEO_SUFFIXES, GeneratedVideo, read_frame_image, read_frames_npy
 from genlab.models.video_unet import VideoUNet, VideoUNetConfig
 from genlab.tasks.contract import RunHandle
-from genlab.tasks.video.pipeline import check_clips, draw, to_model
-from genlab.tasks.video.process import MODES, mode_mask, sample_clips
+from genlab.tasks.video.pipeline import check_clips, draw, sample_frames, to_model
+from genlab.tasks.video.process import MODES, mode_mask
 from genlab.tasks.video.recipe import VideoRecipe
 from genlab.tasks.video.scoring import Uses, score_uses
 
@@ -27,15 +27,15 @@ PAIRS = 100  # class k asks for digits k // 10 and k % 10
 
 
 class Sampler(torch.nn.Module):
-    """The exported graph: noise and given frames (B, T, S, S) (in [-1, 1]), mask (B, T), digits (B, 2)
-    -> clips (B, T, S, S) in [0, 1]."""
+    """The exported graph: noise (B, planes, grid, grid), given frames (B, T, S, S) (in [-1, 1]), mask (B, T),
+    digits (B, 2) -> clips (B, T, S, S) in [0, 1]."""
 
     def __init__(self, net: VideoUNet, steps: int, guidance: float):
         super().__init__()
         self.net, self.steps, self.guidance = net, steps, guidance
 
     def forward(self, noise, given, mask, digits):  # noqa: ANN001, ANN201 - tensors, as the notes below say
-        return ((sample_clips(self.net, noise, given, mask, digits, self.steps, self.guidance) + 1) / 2).clamp(0, 1)
+        return sample_frames(self.net, noise, given, mask, digits, self.steps, self.guidance)
 
 
 class VideoRun(RunHandle):
@@ -145,14 +145,15 @@ class VideoRun(RunHandle):
             rng = torch.Generator().manual_seed(batch)
             mask = torch.stack([mode_mask(MODES[i % 3], c.frames, self.recipe.data.context) for i in range(batch)])
             return {
-                "noise": torch.randn(batch, c.frames, c.size, c.size, generator=rng),
+                "noise": torch.randn(batch, c.planes, c.grid, c.grid, generator=rng),
                 "given": torch.rand(batch, c.frames, c.size, c.size, generator=rng) * 2 - 1,
                 "mask": mask,
                 "digits": torch.randint(0, 10, (batch, 2), generator=rng),
             }
 
         notes = {
-            "noise": f"standard normal noise (batch, {c.frames}, {c.size}, {c.size}): the clip at time 0",
+            "noise": f"standard normal noise (batch, {c.planes}, {c.grid}, {c.grid}): the clip (or its latents) "
+            "at time 0",
             "given": "the given frames in [-1, 1] (anything where mask is 0)",
             "mask": "(batch, frames): 1 on a given frame",
             "digits": "(batch, 2): the two digits 0..9 a clip should show",

@@ -38,6 +38,22 @@ def check_clips(n: int) -> None:
         raise GenlabError(f"--n must be in 1..{MAX_CLIPS}, got {n}")
 
 
+def sample_frames(
+    net: VideoUNet,
+    noise: torch.Tensor,
+    given: torch.Tensor,
+    mask: torch.Tensor,
+    digits: torch.Tensor | None,
+    steps: int,
+    guidance: float,
+) -> torch.Tensor:
+    """Clips (B, T, S, S) in [0, 1] from noise (B, planes, grid, grid) in the network's space: `given`
+    (B, T, S, S) in [-1, 1] kept exactly where `mask` (B, T) is 1 (a latent model redraws only the others)."""
+    planes = sample_clips(net, noise, net.encode(given), net.plane_mask(mask), digits, steps, guidance)
+    keep = mask[:, :, None, None]
+    return to_pixels(keep * given + (1 - keep) * net.decode(planes))
+
+
 @torch.no_grad()
 def draw(
     net: VideoUNet,
@@ -53,12 +69,15 @@ def draw(
     was_training = net.training
     net.eval()
     device = next(net.parameters()).device
-    noise = torch.randn(given.shape, generator=torch.Generator().manual_seed(seed))
+    c = net.config
+    noise = torch.randn(given.size(0), c.planes, c.grid, c.grid, generator=torch.Generator().manual_seed(seed))
     out = torch.empty(given.shape)
     for i in range(0, given.size(0), batch_size):
         j = min(given.size(0), i + batch_size)
         rows = None if digits is None else digits[i:j].to(device)
-        x = sample_clips(net, noise[i:j].to(device), given[i:j].to(device), mask[i:j].to(device), rows, steps, guidance)
-        out[i:j] = to_pixels(x).cpu()
+        x = sample_frames(
+            net, noise[i:j].to(device), given[i:j].to(device), mask[i:j].to(device), rows, steps, guidance
+        )
+        out[i:j] = x.cpu()
     net.train(was_training)
     return out

@@ -34,10 +34,15 @@ class VideoTrainConfig(TrainConfig):
     ema_decay: float = 0.995  # a short average: a CPU run takes only a couple of thousand steps
     cond_dropout: float = 0.2  # rows trained without their digits (classifier-free guidance, and predict/between)
     logit_normal: bool = True
+    codec_steps: int = 0  # with model.latent: the first steps train the frame autoencoder alone, then the flow
+    codec_frames: int = 128  # frames per autoencoder step, drawn from the step's clips
+    codec_noise: float = 0.1  # latent noise (times the latents' spread) the decoder learns to ignore
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_betas(self.betas)
+        if not 0 <= self.codec_steps < self.steps or self.codec_frames < 1 or self.codec_noise < 0:
+            raise ValueError("train.codec_steps must be in [0, steps), codec_frames >= 1 and codec_noise >= 0")
         if self.period_steps < 1 or self.steps < self.period_steps or self.steps % self.period_steps:
             raise ValueError("train.steps must be a positive multiple of train.period_steps")
         if self.lr <= 0 or self.warmup_steps < 0 or self.grad_clip < 0:

@@ -4,6 +4,11 @@ Per step: batch_size new clips (ids step * examples_per_period + index: never th
 the same clips for the same seed), shrunk to the model's side, each with one use's frame mask in turn
 (predict / between / generate) and its two digits; loss = the velocity error on the frames to make
 (process.masked_flow_loss); AdamW with a linear warm-up; an EMA of the weights samples.
+
+A latent run (model.latent > 0) spends its first train.codec_steps on the per-frame autoencoder alone
+(reconstruction of train.codec_frames frames per step); at the first flow step the latents' scale is
+fixed and the EMA copy takes the autoencoder as it is, and from then on only the flow network learns
+(its warm-up and EMA warm-up count from there), on the latents of each step's fresh clips.
 """
 
 from __future__ import annotations
@@ -29,14 +34,17 @@ from genlab.tasks.video.recipe import VideoRecipe
 SAMPLE_CLIPS = 4  # clips per use in each period's filmstrip
 
 
-def check_model(config: VideoUNetConfig, context: int) -> VideoUNetConfig:
-    """The network config a run trains: Moving MNIST's 20 frames, and a prediction context that leaves frames."""
+def check_model(config: VideoUNetConfig, context: int, codec_steps: int) -> VideoUNetConfig:
+    """The network config a run trains: Moving MNIST's 20 frames, a prediction context that leaves frames,
+    and autoencoder steps exactly when the flow works on latents."""
     if config.frames != FRAMES:
         raise GenlabError(f"model.frames must be {FRAMES}, Moving MNIST's clip length")
     if 64 % config.size:
         raise GenlabError(f"model.size must divide 64 (the clips' side), got {config.size}")
     if context >= config.frames:
         raise GenlabError(f"data.context must be below model.frames ({config.frames}), got {context}")
+    if bool(config.latent) != bool(codec_steps):
+        raise GenlabError("train.codec_steps > 0 trains model.latent's autoencoder: give both or neither")
     return dataclasses.replace(config, num_digits=10)
 
 
@@ -46,7 +54,7 @@ class VideoTraining(OwnNoise, SampledEachPeriod):
 
     def __init__(self, recipe: VideoRecipe, env: DistEnv, run: RunDir):
         data = load_image_dataset(recipe.data.name, recipe.data.path)
-        self.config = check_model(recipe.model, recipe.data.context)
+        self.config = check_model(recipe.model, recipe.data.context, recipe.train.codec_steps)
         self.recipe, self.env = recipe, env
         self.clips = MovingMNIST(data, "train", recipe.data.seed, self.config.frames)
         torch.manual_seed(recipe.seed)
@@ -68,17 +76,43 @@ class VideoTraining(OwnNoise, SampledEachPeriod):
         return "video"
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
+        """An autoencoder step for the first train.codec_steps (latent runs), then flow steps on its latents."""
         batch = self.clips.batch((indices + step * self.num_examples).tolist())  # fresh clips every step
-        device = self.env.device
-        x1 = to_model(batch.frames, self.config.size).to(device)  # (B, T, S, S)
-        digits = torch.from_numpy(batch.digits).to(device)  # (B, 2)
-        mask = training_masks(x1.size(0), self.config.frames, self.recipe.data.context, self.noise).to(device)
+        clips = to_model(batch.frames, self.config.size).to(self.env.device)  # (B, T, S, S)
         t = self.recipe.train
-        set_lr(self.optimizers["model"], t.lr * min(1.0, (step + 1) / (t.warmup_steps + 1)))
-        loss = masked_flow_loss(self.net, x1, mask, digits, self.noise, t.cond_dropout, t.logit_normal)
+        flow_step = step - t.codec_steps  # the flow's own step count: its warm-up and EMA start at its first
+        warm = step if flow_step < 0 else flow_step
+        set_lr(self.optimizers["model"], t.lr * min(1.0, (warm + 1) / (t.warmup_steps + 1)))
+        if flow_step < 0:
+            return self._codec_step(clips)
+        if flow_step == 0 and self.model.codec is not None:  # the autoencoder is done: fix its scale, copy it
+            self.model.codec.calibrate(clips)
+            self.ema.sampler.load_state_dict(self.model.state_dict())
+        loss = self._flow_loss(clips, torch.from_numpy(batch.digits).to(clips.device))
         grad_norm = descend(self.optimizers["model"], self.model, loss, t.grad_clip)
-        self.ema.update(step)
+        self.ema.update(flow_step)
         return {"loss/flow": loss.item(), "grad_norm": grad_norm}
+
+    def _flow_loss(self, clips: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
+        """Masked flow matching on clips (B, T, S, S) (on their latents for a latent run; the autoencoder fixed)."""
+        t, mask = (
+            self.recipe.train,
+            training_masks(clips.size(0), self.config.frames, self.recipe.data.context, self.noise).to(clips.device),
+        )
+        with torch.no_grad():
+            x1 = self.model.encode(clips)
+        return masked_flow_loss(
+            self.net, x1, self.model.plane_mask(mask), digits, self.noise, t.cond_dropout, t.logit_normal
+        )
+
+    def _codec_step(self, clips: torch.Tensor) -> dict[str, float]:
+        """One autoencoder step on train.codec_frames frames drawn from clips (B, T, S, S)."""
+        t, s = self.recipe.train, clips.size(-1)
+        frames = clips.reshape(-1, 1, s, s)
+        pick = torch.randperm(frames.size(0), generator=self.noise)[: t.codec_frames].to(clips.device)
+        loss = self.model.codec.reconstruction_loss(frames[pick], self.noise, t.codec_noise)
+        grad_norm = descend(self.optimizers["model"], self.model, loss, t.grad_clip)
+        return {"loss/codec": loss.item(), "grad_norm": grad_norm}
 
     def save_samples(self, period: int, run: RunDir) -> None:
         """A filmstrip: for each use, SAMPLE_CLIPS rows of fixed training clips remade by the model."""
