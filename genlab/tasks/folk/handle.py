@@ -88,6 +88,7 @@ class FolkRun(RunHandle):
         prompt_file: str | None = None,
         prompt_bars: int = 2,
         sampling: str = "metre",
+        guidance: float = 0.0,
     ) -> GeneratedTunes:
         """n tunes in `meter` and `mode` (written in `tonic`), or, with an ABC prompt (text or a file), n
         continuations of its first `prompt_bars` bars in its own metre, mode and key. sampling "metre" keeps
@@ -102,6 +103,8 @@ class FolkRun(RunHandle):
             prompt_file: an ABC file whose first bars to continue (instead of `prompt`)
             prompt_bars: how many of the prompt's bars to keep
             sampling: metre (every bar filled exactly) or free
+            guidance: metre sampling only: how far to push the tune away from its metre's twin (6/8 and 3/4,
+                4/4 and 2/2, 12/8 and 3/2 have bars of the same length); 0 = off
         """
         check_int("--n", n, 1, MAX_TUNES)
         check_seed("--seed", seed)
@@ -113,7 +116,7 @@ class FolkRun(RunHandle):
             prefix, key_tonic = Header(meter, mode, tune_type).tokens(), tonic_name(tonic).replace("-", "b")
         else:
             prefix, key_tonic = read_prompt(text, prompt_bars)
-        tunes = draw_tunes(self.model, prefix, n, seed, temperature, top_k or None, max_tokens, sampling)
+        tunes = draw_tunes(self.model, prefix, n, seed, temperature, top_k or None, max_tokens, sampling, guidance)
         return GeneratedTunes(tunes, key_tonic)
 
     def text_decoding(self) -> TextDecoding:
