@@ -3,16 +3,18 @@ token budget runs out, batches of tunes of similar length, and the optimiser cho
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 import torch
 
 from genlab.core.muon import MuonWithAdamW, block_optimizer
-from genlab.data.folk_tokens import EOS, Header
+from genlab.data.folk_tokens import EOS, Header, body_bars, events
 from genlab.errors import GenlabError
 from genlab.evaluation.folk_stats import fills_bars
 from genlab.models.transformer import Transformer
 from genlab.tasks import load_recipe
-from genlab.tasks.folk.grammar import draw_tunes, guided, sample_in_metre, twin_prefix
+from genlab.tasks.folk.grammar import BEATS, draw_tunes, guided, sample_in_metre, twin_prefix
 from genlab.tasks.folk.process import draw_rows
 from genlab.tasks.folk.training import model_config
 
@@ -78,3 +80,15 @@ def test_muon_drives_the_block_matrices(model):
     assert isinstance(optimizer, MuonWithAdamW)
     muon = {id(p) for group in optimizer.muon.param_groups for p in group["params"]}
     assert all((id(p) in muon) == (n.startswith("blocks.") and p.dim() == 2) for n, p in model.named_parameters())
+
+
+def test_beat_sampling_keeps_notes_inside_the_metres_beats(model):
+    for meter in ("6/8", "3/4", "4/4"):
+        header = Header(meter, "major").tokens()
+        for tune in draw_tunes(model, header, 3, seed=4, max_tokens=90, sampling="beats", guidance=1.0):
+            assert fills_bars(tune)
+            for bar in body_bars(tune)[1:]:
+                onset, beat = Fraction(0), Fraction(BEATS[meter])
+                for _, length, _ in events(bar, strict=False):
+                    assert onset % beat == 0 or onset + length <= (onset // beat + 1) * beat, (meter, bar)
+                    onset += length

@@ -64,12 +64,14 @@ class FolkEvalConfig:
     temperature: float = 1.0
     top_k: int = 0  # 0 = off
     max_tokens: int = 384  # new tokens a generated tune may take at most (32 bars of a reel take about 550)
-    sampling: str = "metre"  # metre: every bar full by construction (tasks/folk/grammar.py) | free: the model alone
+    # metre: every bar full by construction (tasks/folk/grammar.py) | beats: and notes grouped in the metre's beats
+    # | free: the model alone
+    sampling: str = "metre"
     guidance: float = 0.0  # metre sampling: push the scores away from the metre's twin (6/8 <-> 3/4, 4/4 <-> 2/2)
 
     def __post_init__(self) -> None:
-        if self.sampling not in ("metre", "free"):
-            raise ValueError(f"eval.sampling must be metre or free, got {self.sampling!r}")
+        if self.sampling not in ("metre", "beats", "free"):
+            raise ValueError(f"eval.sampling must be metre, beats or free, got {self.sampling!r}")
         if not 0 <= self.guidance <= 10 or (self.guidance and self.sampling == "free"):
             raise ValueError("eval.guidance must be in [0, 10], and 0 with eval.sampling=free")
         if self.num_samples < 1 or self.temperature <= 0 or self.top_k < 0 or self.max_tokens < 1:
