@@ -93,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--guidance", type=float, default=2.0, help="also time metre sampling at this guidance")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
@@ -111,7 +112,7 @@ def main() -> None:
         # the grammar alone, as `genlab eval` sampled (its sampling and metre guidance), and the model alone
         "generation_32_bar_reel": {
             f"{s} guidance {g}": generation(handle, args.repeats, s, g)
-            for s, g in dict.fromkeys([("metre", 0.0), evaluated(test), ("free", 0.0)])
+            for s, g in dict.fromkeys([("metre", 0.0), evaluated(test), ("metre", args.guidance), ("free", 0.0)])
         },
         "save_seconds": rendering(handle),
         "threads": 1,
