@@ -142,10 +142,10 @@ def test_a_prompt_the_model_cannot_continue_is_one_line(abc, message):
 def test_generate_continues_a_prompt_in_its_metre_and_key(tiny):
     case, run = tiny
     tunes = genlab.load(run).generate(**case.generate)
-    assert genlab.load(run).generate(**case.generate, guidance=2.0).tunes != tunes.tunes  # 6/8: pushed from 3/4
+    guided = genlab.load(run).generate(**case.generate, guidance=2.0)  # 6/8, pushed away from 3/4
     prefix, tonic = read_prompt(case.generate["prompt"], 2)
     assert tonic == "A" and tunes.tonic == "A"
-    assert all(t[: len(prefix)] == prefix for t in tunes.tunes) and prefix[1:3] == ["M:6/8", "K:dorian"]
+    assert all(t[: len(prefix)] == prefix for t in tunes.tunes + guided.tunes) and prefix[1:3] == ["M:6/8", "K:dorian"]
 
 
 @pytest.mark.parametrize(
