@@ -29,12 +29,19 @@ REEL = Header("4/4", "major", "reel")
 BARS = 32
 
 
-def one_tune(handle, seed: int, sampling: str) -> tuple[list[str], float]:
+def one_tune(handle, seed: int, sampling: str, guidance: float) -> tuple[list[str], float]:
     """A reel of (up to) 32 bars and the seconds it took: sampled until <end>, 600 tokens or (metre sampling,
     which keeps the header in view) the end of the context."""
     start = time.perf_counter()
     tunes = handle.generate(
-        meter=REEL.meter, mode=REEL.mode, tune_type=REEL.tune_type, n=1, seed=seed, max_tokens=600, sampling=sampling
+        meter=REEL.meter,
+        mode=REEL.mode,
+        tune_type=REEL.tune_type,
+        n=1,
+        seed=seed,
+        max_tokens=600,
+        sampling=sampling,
+        guidance=guidance,
     )
     seconds = time.perf_counter() - start
     tokens = tunes.tunes[0]
@@ -42,10 +49,10 @@ def one_tune(handle, seed: int, sampling: str) -> tuple[list[str], float]:
     return (tokens[: bars[BARS - 1] + 1] if len(bars) >= BARS else tokens), seconds
 
 
-def generation(handle, repeats: int, sampling: str) -> dict[str, float]:
+def generation(handle, repeats: int, sampling: str, guidance: float) -> dict[str, float]:
     times, lengths, bars = [], [], []
     for seed in range(repeats):
-        tokens, seconds = one_tune(handle, seed, sampling)
+        tokens, seconds = one_tune(handle, seed, sampling, guidance)
         times.append(seconds)
         lengths.append(len(tokens) - 4)
         bars.append(tokens.count(BAR))
@@ -57,6 +64,12 @@ def generation(handle, repeats: int, sampling: str) -> dict[str, float]:
         "seconds_per_bar": round(sum(times) / max(sum(bars), 1), 4),
         "tunes": repeats,
     }
+
+
+def evaluated(test: dict) -> tuple[str, float]:
+    """The sampling and metre guidance `genlab eval` generated its tunes with."""
+    generated = test.get("generated", {})
+    return generated.get("sampling", "metre"), float(generated.get("guidance", 0.0))
 
 
 def save_seconds(pieces, stem: str, suffixes: tuple[str, ...]) -> dict[str, float]:
@@ -80,6 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--guidance", type=float, default=2.0, help="also time metre sampling at this guidance")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
@@ -95,7 +109,11 @@ def main() -> None:
         },
         "baselines": test.get("baselines"),
         "generated": test.get("generated"),
-        "generation_32_bar_reel": {s: generation(handle, args.repeats, s) for s in ("metre", "free")},
+        # the grammar alone, as `genlab eval` sampled (its sampling and metre guidance), and the model alone
+        "generation_32_bar_reel": {
+            f"{s} guidance {g}": generation(handle, args.repeats, s, g)
+            for s, g in dict.fromkeys([("metre", 0.0), evaluated(test), ("metre", args.guidance), ("free", 0.0)])
+        },
         "save_seconds": rendering(handle),
         "threads": 1,
         "load_average_before": round(load_before, 2),

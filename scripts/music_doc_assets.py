@@ -3,6 +3,7 @@ their ABC, the first bars of one rendered by FluidSynth (mono, 11.025 kHz: small
 audio's mel spectrogram.
 
     python scripts/music_doc_assets.py runs/folk     # -> docs/img/folk-*.png, docs/audio/folk-jig.wav, stdout: ABC
+    python scripts/music_doc_assets.py runs/folk --sampling beats --guidance 2
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ def small_wav(result, path: Path) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
+    parser.add_argument("--sampling", default=None, help="metre, beats or free (default: the run's eval.sampling)")
+    parser.add_argument("--guidance", type=float, default=None, help="metre guidance (default: the run's)")
     args = parser.parse_args()
     handle = genlab.load(args.run)
-    jig = handle.generate(meter="6/8", mode="major", tune_type="jig", tonic="D", n=1, seed=7)
-    reel = handle.generate(meter="4/4", mode="dorian", tune_type="reel", tonic="D", n=1, seed=7)
+    how = {"sampling": args.sampling or handle.recipe.eval.sampling, "guidance": args.guidance}
+    jig = handle.generate(meter="6/8", mode="major", tune_type="jig", tonic="D", n=1, seed=7, **how)
+    reel = handle.generate(meter="4/4", mode="dorian", tune_type="reel", tonic="D", n=1, seed=7, **how)
     (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
     (ROOT / "docs" / "audio").mkdir(parents=True, exist_ok=True)
     GeneratedTunes(jig.tunes + [first_bars(reel.tunes[0], 16)], "D").save(ROOT / "docs/img/folk-roll.png")

@@ -142,9 +142,10 @@ def test_a_prompt_the_model_cannot_continue_is_one_line(abc, message):
 def test_generate_continues_a_prompt_in_its_metre_and_key(tiny):
     case, run = tiny
     tunes = genlab.load(run).generate(**case.generate)
+    guided = genlab.load(run).generate(**case.generate, guidance=2.0)  # 6/8, pushed away from 3/4
     prefix, tonic = read_prompt(case.generate["prompt"], 2)
     assert tonic == "A" and tunes.tonic == "A"
-    assert all(t[: len(prefix)] == prefix for t in tunes.tunes) and prefix[1:3] == ["M:6/8", "K:dorian"]
+    assert all(t[: len(prefix)] == prefix for t in tunes.tunes + guided.tunes) and prefix[1:3] == ["M:6/8", "K:dorian"]
 
 
 @pytest.mark.parametrize(
@@ -156,6 +157,8 @@ def test_generate_continues_a_prompt_in_its_metre_and_key(tiny):
         (["--prompt", "garbage"], "prompt"),
         (["--prompt-file", "missing.abc"], "no such file"),
         (["--n", "0"], "--n"),
+        (["--guidance", "11"], "metre guidance must be in"),
+        (["--sampling", "free", "--guidance", "1"], "metre sampling only"),
     ],
 )
 def test_bad_generate_options_are_one_line_exit_2_nothing_written(tiny, tmp_path, capsys, options, message):

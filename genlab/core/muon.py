@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from genlab.core.optim import adamw
+
 MUON_MOMENTUM = 0.95  # Keller Jordan's setting, with Nesterov momentum
 
 
@@ -81,3 +83,11 @@ def muon_adamw(
     hidden = [p for n, p in named if p.dim() == 2 and is_hidden(n)]
     rest = [p for n, p in named if not (p.dim() == 2 and is_hidden(n))]
     return MuonWithAdamW(hidden, rest, lr, muon_lr, (betas[0], betas[1]), weight_decay)
+
+
+def block_optimizer(model: torch.nn.Module, t: Any) -> torch.optim.Optimizer | MuonWithAdamW:
+    """The optimiser a transformer's train section (genlab.core.recipe.OptimizerChoice + AdamWSchedule) asks
+    for: Muon over the weight matrices inside `model.blocks` (embeddings and head stay on AdamW), or AdamW."""
+    if t.optimizer == "muon":
+        return muon_adamw(model, lambda name: name.startswith("blocks."), t.lr, t.muon_lr, t.betas, t.weight_decay)
+    return adamw(model, t.lr, t.betas, t.weight_decay)

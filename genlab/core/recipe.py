@@ -129,6 +129,21 @@ class AdamWSchedule:
 
 
 @dataclass
+class OptimizerChoice:
+    """A transformer's optimiser (mixed into a TrainConfig that calls `check_optimizer`): AdamW throughout, or
+    Muon for the weight matrices inside the blocks with AdamW at `lr` for the rest (genlab.core.muon)."""
+
+    optimizer: str = "adamw"  # adamw | muon
+    muon_lr: float = 0.02  # Muon's peak learning rate (Keller Jordan's scale), on the same schedule as lr
+
+    def check_optimizer(self) -> None:
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"train.optimizer must be adamw or muon, got {self.optimizer!r}")
+        if not 0 < self.muon_lr < float("inf"):
+            raise ValueError(f"train.muon_lr must be a finite number > 0, got {self.muon_lr}")
+
+
+@dataclass
 class StepTrainConfig(AdamWSchedule, TrainConfig):
     """A loop that draws its batches freely (token streams): one period is `eval_interval` optimiser steps."""
 

@@ -130,6 +130,14 @@ class HeaderClassifier:
             out[field] = float(np.mean([g == w[index] for g, w in zip(guess, wanted)]))
         return out
 
+    def meter_confusion(self, tunes: list[list[str]]) -> dict[str, dict[str, int]]:
+        """Requested metre -> how many of its tunes the classifier gave each metre: where its errors lie."""
+        guess = self.models["meter"].predict(np.stack([features(t) for t in tunes]))
+        out: dict[str, Counter] = {}
+        for tune, g in zip(tunes, guess):
+            out.setdefault(tune[1][2:], Counter())[str(g)] += 1
+        return {m: dict(c.most_common()) for m, c in sorted(out.items())}
+
 
 def score_tunes(generated: list[list[str]], reference: list[list[str]], train: list[list[str]]) -> dict[str, Any]:
     """Every statistic of generated tunes (header first, as requested) against held-out real ones."""
@@ -150,5 +158,9 @@ def score_tunes(generated: list[list[str]], reference: list[list[str]], train: l
             "real_accuracy": real,
             "generated_accuracy": fake,
             "ratio": {k: fake[k] / real[k] if real[k] else 0.0 for k in real},
+            "meter_confusion": {
+                "real": classifier.meter_confusion(reference),
+                "generated": classifier.meter_confusion(generated),
+            },
         },
     }

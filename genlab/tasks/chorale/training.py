@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
-from genlab.core.optim import adamw
+from genlab.core.muon import block_optimizer
 from genlab.core.run import RunDir
 from genlab.core.training import weights_meta
 from genlab.data.chorale_tokens import VOCAB
@@ -52,7 +52,8 @@ class ChoraleTraining(FolkTraining):
         self.model = wrap_ddp(model, env)
         self.modules = {"model": model}
         t = recipe.train
-        self.optimizers = {"model": adamw(model, t.lr, t.betas, t.weight_decay)}
+        self.optimizers = {"model": block_optimizer(model, t)}
+        self.lengths, self.by_length = torch.full((len(self.tunes["train"]),), self.config.block_size), False
         self.num_examples = t.eval_interval * recipe.data.batch_size
         self.steps_done = 0
         counts = {s: sum(c["split"] == s for c in data["chorales"]) for s in ("train", "validation", "test")}

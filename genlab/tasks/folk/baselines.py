@@ -13,7 +13,7 @@ from genlab.core.optim import adamw
 from genlab.data.folk_tokens import HEADER_LEN, NOTE_HEAD_IDS, VOCAB
 from genlab.evaluation.ngram import KneserNey
 from genlab.models.lstm import LSTMConfig, LSTMLanguageModel
-from genlab.tasks.folk.process import PAD_ID, nll_per_note, token_nll
+from genlab.tasks.folk.process import PAD_ID, draw_rows, nll_per_note, token_nll
 
 NGRAM_ORDERS = range(2, 9)
 LSTM_BATCH = 16
@@ -43,18 +43,20 @@ def best_ngram(train: torch.Tensor, validation: torch.Tensor) -> tuple[KneserNey
 
 
 def train_lstm(
-    train: torch.Tensor, cpu_seconds: float, seed: int, vocab_size: int = len(VOCAB)
+    train: torch.Tensor, cpu_seconds: float, seed: int, vocab_size: int = len(VOCAB), by_length: bool = False
 ) -> tuple[LSTMLanguageModel, dict[str, Any]]:
     """An LSTM trained with AdamW on random batches of padded rows (tunes, or chorale windows) (N, T) until
-    `cpu_seconds` of this process's CPU time."""
+    `cpu_seconds` of this process's CPU time; by_length: batches of rows of similar length, as the
+    transformer's recipe may draw them (genlab.tasks.folk.process.draw_rows)."""
     torch.manual_seed(seed)
     model = LSTMLanguageModel(LSTMConfig(vocab_size=vocab_size))
     optimizer = adamw(model, LSTM_LR, (0.9, 0.99), 0.0)
     draw = torch.Generator().manual_seed(seed)
+    lengths = (train != PAD_ID).sum(dim=1)  # (N,)
     start, steps = time.process_time(), 0
     model.train()
     while time.process_time() - start < cpu_seconds:
-        ids = train[torch.randint(len(train), (LSTM_BATCH,), generator=draw)]
+        ids = train[draw_rows(lengths, LSTM_BATCH, draw, by_length)]
         ids = ids[:, : int((ids != PAD_ID).sum(dim=1).max())]
         loss = token_nll(model(ids), ids).sum() / (ids[:, 1:] != PAD_ID).sum()
         loss.backward()
@@ -68,7 +70,12 @@ def train_lstm(
 
 
 def baseline_scores(
-    train: torch.Tensor, validation: torch.Tensor, test: torch.Tensor, lstm_cpu_seconds: float | None, seed: int
+    train: torch.Tensor,
+    validation: torch.Tensor,
+    test: torch.Tensor,
+    lstm_cpu_seconds: float | None,
+    seed: int,
+    by_length: bool = False,
 ) -> dict[str, Any]:
     """Test NLL per note event of the n-gram (deterministic) and, given a CPU time, of an LSTM trained for it
     (its step count, hence its figure, depends on the machine's speed)."""
@@ -81,6 +88,11 @@ def baseline_scores(
         }
     }
     if lstm_cpu_seconds is not None:
-        lstm, trained = train_lstm(train, lstm_cpu_seconds, seed)
-        scores["lstm"] = {"nll_per_note": nll_per_note(lstm, test), "budget_cpu_seconds": lstm_cpu_seconds, **trained}
+        lstm, trained = train_lstm(train, lstm_cpu_seconds, seed, by_length=by_length)
+        scores["lstm"] = {
+            "nll_per_note": nll_per_note(lstm, test),
+            "budget_cpu_seconds": lstm_cpu_seconds,
+            "batches_by_length": by_length,
+            **trained,
+        }
     return scores

@@ -18,7 +18,9 @@ def generated_tunes(handle: Any, headers: list[list[str]], n: int, seed: int) ->
     tunes = []
     for i in range(n):
         prefix = headers[i % len(headers)]
-        tunes += draw_tunes(handle.model, prefix, 1, seed + i, e.temperature, e.top_k or None, e.max_tokens, e.sampling)
+        tunes += draw_tunes(
+            handle.model, prefix, 1, seed + i, e.temperature, e.top_k or None, e.max_tokens, e.sampling, e.guidance
+        )
     return tunes
 
 
@@ -31,9 +33,12 @@ def evaluate_run(handle: Any, n: int, seed: int, lstm_seconds: float | None) -> 
     splits = {s: split_tokens(data, s) for s in ("train", "validation", "test")}
     ids = {s: tune_tensor(t, block) for s, t in splits.items()}
     metrics: dict[str, Any] = {"nll_per_note": nll_per_note(handle.model, ids["test"]), "test_tunes": len(ids["test"])}
-    metrics["baselines"] = baseline_scores(ids["train"], ids["validation"], ids["test"], lstm_seconds, seed)
+    metrics["baselines"] = baseline_scores(
+        ids["train"], ids["validation"], ids["test"], lstm_seconds, seed, recipe.data.by_length
+    )
     test = [t[:block] for t in splits["test"]]
     generated = generated_tunes(handle, [t[:4] for t in test], n, seed)
     metrics["generated"] = score_tunes(generated, test, [t[:block] for t in splits["train"]])
     metrics["generated"]["sampling"] = recipe.eval.sampling
+    metrics["generated"]["guidance"] = recipe.eval.guidance
     return metrics

@@ -16,7 +16,7 @@ from genlab.io.validate import check_int, check_seed
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.contract import RunHandle, TextDecoding
 from genlab.tasks.folk.evaluate import evaluate_run
-from genlab.tasks.folk.grammar import draw_tunes
+from genlab.tasks.folk.grammar import check_guidance, check_sampling, draw_tunes
 from genlab.tasks.folk.output import SUFFIXES, GeneratedTunes
 from genlab.tasks.folk.process import EOS_ID
 from genlab.tasks.folk.recipe import FolkRecipe
@@ -88,6 +88,7 @@ class FolkRun(RunHandle):
         prompt_file: str | None = None,
         prompt_bars: int = 2,
         sampling: str = "metre",
+        guidance: float | None = None,
     ) -> GeneratedTunes:
         """n tunes in `meter` and `mode` (written in `tonic`), or, with an ABC prompt (text or a file), n
         continuations of its first `prompt_bars` bars in its own metre, mode and key. sampling "metre" keeps
@@ -101,7 +102,11 @@ class FolkRun(RunHandle):
             top_k: 0 = every token may be drawn
             prompt_file: an ABC file whose first bars to continue (instead of `prompt`)
             prompt_bars: how many of the prompt's bars to keep
-            sampling: metre (every bar filled exactly) or free
+            sampling: metre (every bar filled exactly), beats (and no note from between two beats across the
+                next: the metre's beat grouping) or free
+            guidance: metre sampling only: how far to push the tune away from its metre's twin (6/8 and 3/4,
+                4/4 and 2/2, 12/8 and 3/2 have bars of the same length); 0 = off, default the recipe's
+                eval.guidance
         """
         check_int("--n", n, 1, MAX_TUNES)
         check_seed("--seed", seed)
@@ -109,11 +114,13 @@ class FolkRun(RunHandle):
         check_int("--top-k", top_k, 0, self.config.vocab_size)
         check_int("--prompt-bars", prompt_bars, 1, 64)
         text = prompt_text(prompt, prompt_file)
+        if guidance is None:
+            guidance = 0.0 if sampling == "free" else self.recipe.eval.guidance
         if text is None:
             prefix, key_tonic = Header(meter, mode, tune_type).tokens(), tonic_name(tonic).replace("-", "b")
         else:
             prefix, key_tonic = read_prompt(text, prompt_bars)
-        tunes = draw_tunes(self.model, prefix, n, seed, temperature, top_k or None, max_tokens, sampling)
+        tunes = draw_tunes(self.model, prefix, n, seed, temperature, top_k or None, max_tokens, sampling, guidance)
         return GeneratedTunes(tunes, key_tonic)
 
     def text_decoding(self) -> TextDecoding:
@@ -129,12 +136,29 @@ class FolkRun(RunHandle):
         """The transformer without a cache: event-token ids -> logits at every position."""
         return token_logits_graph(self.model, "folk event tokens (genlab.data.folk_tokens.VOCAB)")
 
-    def evaluate(self, n: int | None = None, seed: int = 0, lstm: str = "off") -> dict[str, Any]:
+    def evaluate(
+        self,
+        n: int | None = None,
+        seed: int = 0,
+        lstm: str = "off",
+        sampling: str | None = None,
+        guidance: float | None = None,
+    ) -> dict[str, Any]:
         """Held-out NLL per note event beside a Kneser-Ney n-gram's (and an LSTM's trained for `lstm` CPU
         seconds: "same" = the run's own training CPU time, "off" = none), and statistics of n tunes generated
-        with the test tunes' headers against the test tunes; report.json `test`."""
-        n = self.recipe.eval.num_samples if n is None else n
+        with the test tunes' headers against the test tunes (`sampling` and `guidance` default to the recipe's
+        eval section); report.json `test`.
+
+        Args:
+            sampling: metre, beats or free (default the recipe's eval.sampling)
+            guidance: how far generated tunes are pushed away from their metre's twin (6/8 and 3/4, 4/4 and 2/2);
+                default the recipe's eval.guidance
+        """
+        e = self.recipe.eval
+        n = e.num_samples if n is None else n
         check_int("--n", n, 1, 10_000)
+        e.sampling = e.sampling if sampling is None else check_sampling(sampling)
+        e.guidance = check_guidance(e.guidance if guidance is None else guidance, e.sampling)
         lstm_seconds = lstm_budget(lstm, self.report)
         meter = CostMeter()
         metrics = evaluate_run(self, n, seed, lstm_seconds)

@@ -24,6 +24,18 @@ def tune_tensor(tunes: list[list[str]], block: int) -> torch.Tensor:
     return out
 
 
+def draw_rows(lengths: torch.Tensor, batch: int, generator: torch.Generator, by_length: bool) -> torch.Tensor:
+    """Indices of `batch` training tunes (lengths (N,) in tokens). by_length: tunes of similar length (drawn
+    among the 4 x batch neighbours in length of a random tune), so a batch is cut to its longest tune with
+    little padding: attention's cost grows with the square of that length. Otherwise uniformly at random."""
+    if not by_length:
+        return torch.randint(len(lengths), (batch,), generator=generator)
+    order = torch.argsort(lengths, stable=True)  # (N,) shortest first
+    window = min(4 * batch, len(lengths))
+    start = int(torch.randint(len(lengths) - window + 1, (1,), generator=generator))
+    return order[start : start + window][torch.randperm(window, generator=generator)[:batch]]
+
+
 def token_nll(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """-log p of each next token: logits (B, T, V), ids (B, T) -> (B, T-1), 0 where the target is <pad>."""
     nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
-from genlab.core.optim import adamw, cosine_lr, set_lr
+from genlab.core.muon import block_optimizer
+from genlab.core.optim import cosine_lr, set_lr
 from genlab.core.run import RunDir
 from genlab.core.training import GlobalTorchRng, weights_meta
 from genlab.data.folk import load_folk, split_tokens
@@ -22,7 +23,7 @@ from genlab.errors import GenlabError
 from genlab.io.files import atomic_write_text
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.folk.grammar import sample_in_metre
-from genlab.tasks.folk.process import PAD_ID, nll_per_note, tune_loss, tune_tensor
+from genlab.tasks.folk.process import PAD_ID, draw_rows, nll_per_note, tune_loss, tune_tensor
 from genlab.tasks.folk.recipe import FolkRecipe
 
 SAMPLE_HEADERS = (Header("6/8", "major", "jig"), Header("4/4", "dorian", "reel"))  # written after each period
@@ -64,7 +65,9 @@ class FolkTraining(GlobalTorchRng):
         self.model = wrap_ddp(model, env)
         self.modules = {"model": model}
         t = recipe.train
-        self.optimizers = {"model": adamw(model, t.lr, t.betas, t.weight_decay)}
+        self.optimizers = {"model": block_optimizer(model, t)}
+        self.lengths = (self.tunes["train"] != PAD_ID).sum(dim=1)  # (N,) tokens of each training tune
+        self.by_length = recipe.data.by_length
         self.num_examples = t.eval_interval * recipe.data.batch_size
         self.steps_done = 0
         real = int((self.tunes["train"] != PAD_ID).sum())
@@ -89,7 +92,7 @@ class FolkTraining(GlobalTorchRng):
         optimizer = self.optimizers["model"]
         set_lr(optimizer, lr)
         draw = torch.Generator().manual_seed(self.recipe.seed * 1_000_003 + step)
-        rows = torch.randint(len(train), (self.recipe.data.batch_size,), generator=draw)
+        rows = draw_rows(self.lengths, self.recipe.data.batch_size, draw, self.by_length)
         ids = train[rows]  # (B, block)
         used = int((ids != PAD_ID).sum(dim=1).max())  # cut the all-pad columns: shorter tunes, cheaper steps
         loss = tune_loss(self.model, ids[:, :used].to(self.env.device))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from genlab.core.recipe import StepTrainConfig, TransformerSize, recipe_type
+from genlab.core.recipe import OptimizerChoice, StepTrainConfig, TransformerSize, recipe_type
 
 
 @dataclass
@@ -74,18 +74,13 @@ class LMModelConfig(TransformerSize):
 
 
 @dataclass
-class LMTrainConfig(StepTrainConfig):
+class LMTrainConfig(StepTrainConfig, OptimizerChoice):
     grad_accum: int = 1  # micro-batches per optimizer step (per process)
     reg_lambda: float = 0.0  # lambda of L = L_task + lambda * L2(weights), the essay's explicit regularizer
-    optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' weight matrices, AdamW at `lr` for the rest)
-    muon_lr: float = 0.02  # Muon's peak learning rate (Keller Jordan's scale), on the same schedule as lr
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.optimizer not in ("adamw", "muon"):
-            raise ValueError(f"train.optimizer must be adamw or muon, got {self.optimizer!r}")
-        if not 0 < self.muon_lr < float("inf"):
-            raise ValueError(f"train.muon_lr must be a finite number > 0, got {self.muon_lr}")
+        self.check_optimizer()
         if self.optimizer == "muon" and self.lr <= 0:
             raise ValueError("train.optimizer=muon needs train.lr > 0 (Muon follows lr's schedule)")
         if self.grad_accum < 1 or self.reg_lambda < 0:

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from genlab.core.distributed import DistEnv, barrier, unwrap, wrap_ddp
-from genlab.core.muon import muon_adamw
-from genlab.core.optim import adamw, cosine_lr, set_lr
+from genlab.core.muon import block_optimizer
+from genlab.core.optim import cosine_lr, set_lr
 from genlab.core.run import RunDir
 from genlab.core.training import GlobalTorchRng, weights_meta
 from genlab.data.tokens import corpus_source, corpus_texts, open_tokens, spaced_starts, windows, write_tokens
@@ -150,13 +150,7 @@ class LMTraining(GlobalTorchRng):
         model = Transformer(self.config).to(env.device)
         self.model = wrap_ddp(model, env)
         self.modules = {"model": model}
-        if t.optimizer == "muon":  # the weight matrices inside the blocks; embeddings and head stay on AdamW
-            optimizer = muon_adamw(
-                model, lambda name: name.startswith("blocks."), t.lr, t.muon_lr, t.betas, t.weight_decay
-            )
-        else:
-            optimizer = adamw(model, t.lr, t.betas, t.weight_decay)
-        self.optimizers = {"model": optimizer}
+        self.optimizers = {"model": block_optimizer(model, t)}
         self.num_examples = t.eval_interval * d.batch_size  # one loop period = one evaluation interval
         self.steps_done = 0  # the evaluation's step: a budget stop can end a period early
         self.mask_id = self.tokenizer.token_id(MASK)
