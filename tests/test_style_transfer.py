@@ -15,6 +15,7 @@ import genlab
 from genlab.cli import main
 from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
+from genlab.data.augment import random_affine
 from genlab.data.fashion_edges import edge_map
 from genlab.data.glyphs import FONT_DIR, FONTS, char_order, load_glyphs, render_glyph
 from genlab.evaluation.glyph_judges import glyph_augment
@@ -106,12 +107,38 @@ def tiny(tmp_path_factory):
         yield case, folder
 
 
-def test_training_never_sees_a_held_out_character(tiny):
-    case, folder = tiny
-    recipe = load_recipe(case.recipe, case.overrides)
-    training = Pix2PixTraining(recipe, DistEnv(), RunDir(folder / "scratch"))
-    test = set(training.glyphs.split("test").tolist())
-    assert test and not test & set(training.chars.tolist())
+def test_training_never_sees_a_held_out_character(tiny, tmp_path):
+    case, _ = tiny
+    for chars in ("shared", "all"):
+        recipe = load_recipe(case.recipe, [*case.overrides, f"data.train_chars={chars}"])
+        training = Pix2PixTraining(recipe, DistEnv(), RunDir(tmp_path / chars))
+        glyphs = training.glyphs
+        held_out = {glyphs.chars[i] for i in glyphs.split("test")}
+        named = char_order() if chars == "all" else glyphs.chars  # what the pairs' character indices index
+        seen = {named[i] for i in training.pairs[:, 1].tolist()}
+        assert held_out and seen and not held_out & seen
+    assert len(seen) > 10 * len(glyphs.chars)  # all: every character each target shares with the source
+
+
+def test_a_training_pair_moves_as_one_and_dropout_is_off_in_use():
+    glyph = torch.tensor(render_glyph("wqy-microhei", "永", 32)).float().div(255)
+    pair = glyph[None, None].repeat(4, 2, 1, 1)  # (4, 2, 32, 32): source and truth alike
+    moved = random_affine(pair, torch.rand(4, 3, generator=torch.Generator().manual_seed(0)), 3.0, 0.1)
+    assert torch.equal(moved[:, 0], moved[:, 1]) and not torch.equal(moved, pair)
+    net = GlyphUNet(GlyphUNetConfig(size=32, width=4, max_width=16, depth=3, style_dim=3, fonts=["a"], dropout=0.5))
+    x, fonts = torch.rand(2, 1, 32, 32), torch.zeros(2, dtype=torch.long)
+    assert not torch.equal(net.train()(x, fonts), net(x, fonts))  # dropout draws in training
+    assert torch.equal(net.eval()(x, fonts), net(x, fonts))
+
+
+def test_a_step_with_every_lever_on_is_seeded_by_the_step(tiny, tmp_path):
+    case, _ = tiny
+    levers = ["model.dropout=0.5", "train.augment_shift=2", "train.augment_zoom=0.1", "train.constant_weight=15"]
+    losses = []
+    for _ in range(2):  # two fresh trainings take the same step: the same draws, the same losses
+        training = Pix2PixTraining(load_recipe(case.recipe, [*case.overrides, *levers]), DistEnv(), RunDir(tmp_path))
+        losses.append(training.train_step(torch.arange(16), step=3))
+    assert losses[0] == losses[1] and losses[0]["loss/constant"] > 0
 
 
 def test_few_shot_lora_start_grows_a_font_and_keeps_the_trained_ones(tiny):

@@ -172,3 +172,21 @@ def load_glyphs(fonts: list[str], num_chars: int, size: int = 64, test_every: in
         raise GenlabError(f"the fonts {', '.join(fonts)} share only {len(keep)} characters, not {num_chars}")
     ink = arrays[:, keep].astype(np.float32) / 255
     return GlyphSet(list(fonts), "".join(order[i] for i in keep), ink, keep % test_every == 0)
+
+
+def training_glyphs(
+    source: str, targets: list[str], size: int = 64, test_every: int = 8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every training character of the whole order that the source and a target font both have, per target —
+    not only the characters all fonts share. Character i of the order is never among them when
+    i % test_every == 0 (the held-out characters of load_glyphs, whatever its fonts).
+
+    Returns the source's ink (N, size, size) uint8 over all N characters of char_order(), the targets' ink
+    (T, N, size, size) uint8, and the (P, 2) pairs (target slot, character index) to train on, in slot then
+    frequency order."""
+    n = len(char_order())
+    source_ink = rendered(source, n, size)
+    target_ink = np.stack([rendered(font, n, size) for font in targets])
+    has = target_ink.reshape(len(targets), n, -1).any(2) & source_ink.reshape(1, n, -1).any(2)  # (T, N)
+    has[:, ::test_every] = False  # the held-out characters, in every font
+    return source_ink, target_ink, np.argwhere(has)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.data.augment import random_affine
 from genlab.data.glyphs import GlyphSet
 from genlab.data.images import cache_root
 from genlab.evaluation.classifier import accuracy, conv_blocks, features_and_probs, fit
@@ -72,22 +73,12 @@ class Judges:
     info: dict[str, Any]  # the judges' accuracies on real glyphs, training seconds
 
 
-def _move(x: torch.Tensor, u: torch.Tensor, max_shift: float, max_zoom: float) -> torch.Tensor:
-    """Each (B, 1, S, S) glyph shifted by up to max_shift pixels and scaled by 1 +- max_zoom (u: (B, 3) uniform)."""
-    zoom = 1 + max_zoom * (2 * u[:, 0] - 1)  # (B,)
-    theta = torch.zeros(len(x), 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
-    theta[:, :, 2] = max_shift * 2 / x.shape[-1] * (2 * u[:, 1:] - 1)  # in grid units (the side is 2)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, align_corners=False)  # (B, 1, S, S), paper outside
-
-
 def glyph_augment(x: torch.Tensor, g: torch.Generator, reshape: bool) -> torch.Tensor:
     """(B, 1, S, S) ink -> degraded copies: moved by up to 2 pixels (and, with `reshape`, scaled by up to 8 %:
     a font's size is not its characters), half of them blurred by a 3x3 mean, the ink greyed to 70-100 %.
     (Pixel flips and stroke thinning on top of these kept an 800-class judge at chance in 16 epochs.)"""
     u = torch.rand(len(x), 5, generator=g)
-    x = _move(x, u[:, :3], 2.0, 0.08 if reshape else 0.0)
+    x = random_affine(x, u[:, :3], 2.0, 0.08 if reshape else 0.0)
     col = u[:, :, None, None, None]  # (B, 5, 1, 1, 1): one draw per image
     x = torch.where(col[:, 3] < 0.5, F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), x)
     return x * (0.7 + 0.3 * col[:, 4])

@@ -24,11 +24,14 @@ class GlyphUNetConfig:
     max_width: int = 256
     depth: int = 5  # stride-2 levels: 64 -> 2 at depth 5
     style_dim: int = 64  # the font embedding's size
+    dropout: float = 0.0  # pix2pix's decoder dropout (0.5 there) on the three deepest up levels, in training only
     fonts: list[str] = field(default_factory=list)  # the target fonts, in embedding-row order (set from data)
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.max_width < self.width or self.style_dim < 1:
             raise ValueError("model.width and model.style_dim must be >= 1 and model.max_width >= model.width")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("model.dropout must be in 0..1")
         if self.depth < 1 or self.size % 2**self.depth:
             raise ValueError(f"model.depth must be >= 1 with data size {self.size} divisible by 2**depth")
 
@@ -57,18 +60,25 @@ class GlyphUNet(nn.Module):
         # skip of the encoder level it mirrors, except at the bottleneck where input and skip are the same.
         ins = [chans[-1] + config.style_dim] + [2 * c for c in reversed(chans[1:-1])]
         outs = list(reversed(chans[:-1]))
-        for c_in, c_out in zip(ins, outs):
-            self.up.append(
-                nn.Sequential(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), _norm(c_out), nn.ReLU())
-            )
+        for j, (c_in, c_out) in enumerate(zip(ins, outs)):
+            layers = [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1), _norm(c_out), nn.ReLU()]
+            layers += [nn.Dropout(config.dropout)] if config.dropout and j < 3 else []  # last: keeps the names
+            self.up.append(nn.Sequential(*layers))
         self.out = nn.ConvTranspose2d(2 * chans[0], 1, 4, stride=2, padding=1)
 
-    def forward(self, source: torch.Tensor, fonts: torch.Tensor) -> torch.Tensor:
+    def encode(self, source: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 1, S, S) glyph -> the encoder's output at every level, (B, c_i, S / 2**(i+1), ...); the last is
+        the bottleneck (zi2zi's constant loss compares a glyph's and its translation's)."""
         skips = []
-        h = source  # (B, 1, S, S)
+        h = source
         for layer in self.down:
-            h = layer(h)  # (B, c_i, S / 2**(i+1), S / 2**(i+1))
+            h = layer(h)
             skips.append(h)
+        return skips
+
+    def forward(self, source: torch.Tensor, fonts: torch.Tensor) -> torch.Tensor:
+        skips = self.encode(source)  # (B, 1, S, S) -> per level (B, c_i, S / 2**(i+1), S / 2**(i+1))
+        h = skips[-1]
         style = self.style(fonts)[:, :, None, None].expand(-1, -1, h.size(2), h.size(3))  # (B, style_dim, s, s)
         h = torch.cat([h, style], dim=1)
         for layer, skip in zip(self.up, reversed(skips[:-1])):

@@ -3,7 +3,8 @@ loss of a PatchGAN that sees (source, glyph) pairs, and zi2zi's font-classificat
 
 Per step: a D step on [(source, truth); (source, G(source).detach())] — BCE on every patch logit, plus the
 font head's cross-entropy on the real pairs — then a G step through the updated, frozen D:
-  adversarial_weight * non-saturating loss + l1_weight * |G(source) - truth| + category_weight * CE(font).
+  adversarial_weight * non-saturating loss + l1_weight * |G(source) - truth| + category_weight * CE(font)
+  + constant_weight * |E(G(source)) - E(source)|^2 (zi2zi's constant loss on the encoder's bottleneck E).
 The BCE losses and the freezing are the image GANs' (genlab.tasks.gan.process).
 """
 
@@ -42,6 +43,11 @@ def translation_step(
         metrics = {"loss/d": d_loss.item(), "loss/d_category": d_category.item()}
     l1 = (fake - truth).abs().mean()
     g_loss = train.l1_weight * l1
+    if train.constant_weight:  # zi2zi: the translation keeps the source's code at the bottleneck
+        encoder = unwrap(generator)
+        constant = F.mse_loss(encoder.encode(fake)[-1], encoder.encode(source)[-1])
+        g_loss = g_loss + train.constant_weight * constant
+        metrics["loss/constant"] = constant.item()
     if adversarial:
         with frozen(unwrap(discriminator)) as d:  # the bare module: DDP expects no all-reduce for it
             logits, font_logits = d(source, fake)

@@ -32,6 +32,10 @@ class GlyphDataConfig:
     test_every: int = 8  # every 8th character of the frequency order is held out of training in every font
     size: int = 64
     shots: int = 0  # train on the first `shots` training characters of each target only (0 = all): few-shot
+    # shared: train on the library's training characters (those every font of data.fonts has); all: on every
+    # level-1 character the source and that target have, except the held-out ones (glyphs only). The judges
+    # and the held-out characters are the library's either way.
+    train_chars: str = "shared"
     batch_size: int = 64
 
     def __post_init__(self) -> None:
@@ -43,6 +47,8 @@ class GlyphDataConfig:
             raise ValueError("data.source and data.targets (at least one) must be among data.fonts")
         if self.source in self.targets:
             raise ValueError("data.targets must not include data.source")
+        if self.train_chars not in ("shared", "all") or (self.train_chars == "all" and self.kind != "glyphs"):
+            raise ValueError(f"data.train_chars must be shared or all (all: glyphs only), got {self.train_chars!r}")
         if self.num_chars < 2 or self.test_every < 2 or self.shots < 0 or self.batch_size < 1:
             raise ValueError("data.num_chars and data.test_every must be >= 2, data.shots >= 0, data.batch_size >= 1")
         if self.size < 16 or self.size > 256 or (self.kind != "glyphs" and self.size < 28):
@@ -67,9 +73,14 @@ class TranslationTrainConfig(EpochTrainConfig):
     l1_weight: float = 100.0  # pix2pix's lambda: L1 to the true glyph against the adversarial loss's 1
     adversarial_weight: float = 1.0  # 0 = L1 only (no discriminator step)
     category_weight: float = 1.0  # zi2zi's font-classification loss, through the discriminator's font head
+    constant_weight: float = 0.0  # zi2zi's constant loss (15 there): the glyph made keeps the source's bottleneck
     # pix2pix's schedule: both learning rates stay constant for this share of the steps, then fall linearly to
     # 0 at the last step (1.0 = constant throughout)
     decay_from: float = 1.0
+    # Source and truth moved together by up to augment_shift pixels and scaled by 1 +- augment_zoom (the same
+    # draw for both, seeded by the step): new positions of the same strokes, against memorising pixels
+    augment_shift: float = 0.0
+    augment_zoom: float = 0.0
     init: str | None = None  # a pix2pix run to start from (few-shot fine-tuning); its fonts keep their rows
     method: str = "full"  # with init: full | lora (the generator's convolutions get low-rank updates)
     lora_rank: int = 4
@@ -78,8 +89,13 @@ class TranslationTrainConfig(EpochTrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_betas(self.betas)
-        if min(self.lr_g, self.lr_d) <= 0 or min(self.l1_weight, self.adversarial_weight, self.category_weight) < 0:
+        if (
+            min(self.lr_g, self.lr_d) <= 0
+            or min(self.l1_weight, self.adversarial_weight, self.category_weight, self.constant_weight) < 0
+        ):
             raise ValueError("train learning rates must be > 0 and loss weights >= 0")
+        if self.augment_shift < 0 or not 0 <= self.augment_zoom < 1:
+            raise ValueError("train.augment_shift must be >= 0 and train.augment_zoom in 0..1")
         if not 0 <= self.decay_from <= 1:
             raise ValueError("train.decay_from must be in 0..1")
         if self.method not in ("full", "lora"):

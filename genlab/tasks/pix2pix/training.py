@@ -17,7 +17,8 @@ import torch
 from genlab.core.distributed import DistEnv, wrap_ddp
 from genlab.core.run import RunDir
 from genlab.core.training import NoRandomState, weights_meta
-from genlab.data.glyphs import GlyphSet
+from genlab.data.augment import random_affine
+from genlab.data.glyphs import GlyphSet, training_glyphs
 from genlab.errors import GenlabError
 from genlab.models.glyph_unet import GlyphUNet
 from genlab.models.patchgan import PatchGAN, PatchGANConfig
@@ -60,19 +61,37 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
             "generator": torch.optim.Adam(trainable, lr=t.lr_g, betas=tuple(t.betas)),
             "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=t.lr_d, betas=tuple(t.betas)),
         }
-        train_chars = self.glyphs.split("train")
-        self.chars = train_chars[: data.shots] if data.shots else train_chars  # (K,) character indices
         ink = torch.from_numpy(self.glyphs.ink).unsqueeze(2).to(env.device)  # (F_all, C, 1, S, S)
-        self.source = ink[self.glyphs.index(data.source)]  # (C, 1, S, S)
+        self.source = ink[self.glyphs.index(data.source)]  # (C, 1, S, S): the held-out scores' glyphs
         self.targets = ink[[self.glyphs.index(f) for f in data.targets]]  # (T, C, 1, S, S)
         self.target_ids = torch.tensor([self.fonts.index(f) for f in data.targets], device=env.device)  # (T,)
-        self.num_examples = len(data.targets) * len(self.chars)
+        self.train_source, self.train_targets, self.pairs = self._training_pairs(env.device)
+        self.num_examples = len(self.pairs)
         self.total_steps = t.epochs * (self.num_examples // data.batch_size)
         unit = "characters" if data.kind == "glyphs" else "items"
+        per_font = torch.bincount(self.pairs[:, 0], minlength=len(data.targets)).tolist()
         self.data_source = (
-            f"{len(self.chars)} {unit} x {len(data.targets)} target fonts ({', '.join(data.targets)}), "
-            f"source {data.source}; {len(self.glyphs.split('test'))} held-out {unit}"
+            f"{'/'.join(map(str, per_font))} training {unit} x {len(data.targets)} target fonts "
+            f"({', '.join(data.targets)}), source {data.source}; {len(self.glyphs.split('test'))} held-out {unit}"
         )
+
+    def _training_pairs(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The source ink (N, 1, S, S), the targets' ink (T, N, 1, S, S) and the (P, 2) (target slot, character)
+        pairs to train on: the library's training characters (data.train_chars: shared) or every character
+        the source and that target have outside the held-out ones (all); the first data.shots per target."""
+        data = self.recipe.data
+        if data.train_chars == "all":
+            source, targets, pairs = training_glyphs(data.source, list(data.targets), data.size, data.test_every)
+            source, targets = torch.from_numpy(source).unsqueeze(1), torch.from_numpy(targets).unsqueeze(2)
+            pairs = torch.from_numpy(pairs)
+        else:
+            source, targets = self.source, self.targets
+            train = torch.from_numpy(self.glyphs.split("train"))
+            slots = torch.arange(len(data.targets)).repeat_interleave(len(train))
+            pairs = torch.stack([slots, train.repeat(len(data.targets))], 1)
+        if data.shots:
+            pairs = torch.cat([pairs[pairs[:, 0] == slot][: data.shots] for slot in range(len(data.targets))])
+        return source.to(device), targets.to(device), pairs.to(device)
 
     def meta(self) -> dict[str, Any]:
         t = self.recipe.train
@@ -89,12 +108,15 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
         return "translate"
 
     def train_step(self, indices: torch.Tensor, step: int) -> dict[str, float]:
-        indices = indices.to(self.source.device)
-        which, k = indices // len(self.chars), indices % len(self.chars)  # target slot, training character
-        chars = torch.as_tensor(self.chars, device=indices.device)[k]
-        batch = (self.source[chars], self.targets[which, chars], self.target_ids[which])
+        slots, chars = self.pairs[indices.to(self.pairs.device)].unbind(1)  # (B,) target slot, character
+        source, truth = _ink(self.train_source[chars]), _ink(self.train_targets[slots, chars])  # (B, 1, S, S)
+        torch.manual_seed(self.recipe.seed * 1_000_003 + step)  # dropout and the moves: seeded by the step
+        t = self.recipe.train
+        if t.augment_shift or t.augment_zoom:  # one move for the pair, so the truth stays the source's
+            u = torch.rand(len(source), 3).to(source.device)
+            source, truth = random_affine(torch.cat([source, truth], 1), u, t.augment_shift, t.augment_zoom).chunk(2, 1)
         self._set_learning_rates(step)
-        return translation_step(self.g, self.d, self.optimizers, batch, self.recipe.train)
+        return translation_step(self.g, self.d, self.optimizers, (source, truth, self.target_ids[slots]), t)
 
     def _set_learning_rates(self, step: int) -> None:
         """pix2pix's linear decay to 0 over the steps after train.decay_from of them."""
@@ -126,3 +148,8 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
         ]
         self.generator.train()
         return {"test/l1": sum(l1) / len(l1)}
+
+
+def _ink(glyphs: torch.Tensor) -> torch.Tensor:
+    """Ink as float in [0, 1] from the uint8 renderings (data.train_chars: all) or the library's floats."""
+    return glyphs.float() / 255 if glyphs.dtype == torch.uint8 else glyphs
