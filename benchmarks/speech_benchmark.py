@@ -12,6 +12,7 @@ Systems, each on every held-out sentence (genlab.data.speech's test split, whole
   real-world   her frames and pitch through WORLD        flite        flite slt (raw)
   tts          espeak-ng converted, the run's vocoder    tts-gl       espeak-ng converted, Griffin-Lim
   vc-flite     flite slt converted, the run's vocoder    vc-flite-gl  flite slt converted, Griffin-Lim
+  tts-diff, vc-flite-diff   the rendering filtered toward its converted envelope (the spectral-differential vocoder)
 (the run's vocoder is its eval.vocoder; docs/speech.md judges a run trained with eval.vocoder=world, WORLD with
 the rendering's pitch moved into Allison's range, so that tts and tts-gl compare the two vocoders.)
 Measures: sentence identification by PocketSphinx constrained to the corpus's sentences (JSGF), open-vocabulary
@@ -37,7 +38,7 @@ import numpy as np
 
 import genlab
 from genlab.data.speech import RATE, load_prompts, read_prompt, synthesize
-from genlab.data.speech_features import griffin_lim, log_mel, mel_cepstral_distortion
+from genlab.data.speech_features import filter_toward, griffin_lim, log_mel, mel_cepstral_distortion
 from genlab.data.speech_vocoder import VoiceProfile
 from genlab.evaluation.speech import (
     SentenceJudge,
@@ -59,12 +60,14 @@ SYSTEMS = (
     "espeak-gl",
     "tts",
     "tts-gl",
+    "tts-diff",
     "flite",
     "vc-flite",
     "vc-flite-gl",
+    "vc-flite-diff",
 )
 # open-vocabulary decoding is the slow part
-WER_SYSTEMS = ("real", "real-gl", "real-world", "espeak-ng", "tts", "tts-gl", "flite", "vc-flite", "vc-flite-gl")
+WER_SYSTEMS = tuple(s for s in SYSTEMS if s != "espeak-gl")
 # Synthetic voices the speaker classifier learns as "not Allison": the two converted voices among them.
 CLASSIFIER_VOICES = ("espeak-ng:en-us+f3", "flite:slt", "espeak-ng:en-us+f1", "espeak-ng:en-gb+f4", "flite:kal")
 # Sanity rows for the speaker judges only: a voice the judges learnt as "not Allison" and one they never heard,
@@ -88,9 +91,11 @@ def renderings(handle, prompt, iters: int) -> dict[str, np.ndarray]:
         "espeak-gl": griffin_lim(log_mel(espeak), iters),
         "tts": handle.vocoder(tts, espeak),
         "tts-gl": griffin_lim(tts, iters),
+        "tts-diff": filter_toward(tts, espeak),
         "flite": flite,
         "vc-flite": handle.vocoder(vc, flite),
         "vc-flite-gl": griffin_lim(vc, iters),
+        "vc-flite-diff": filter_toward(vc, flite),
     }
 
 
