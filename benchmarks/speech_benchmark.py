@@ -163,7 +163,8 @@ def figure(clips: dict[str, np.ndarray], title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ("real", "real-world", "real-gl", "tts", "tts-gl", "vc-flite", "espeak-ng", "espeak-gl", "flite")
+    names = ("real", "real-world", "real-gl", "tts", "tts-gl", "tts-diff", "vc-flite", "vc-flite-gl", "vc-flite-diff")
+    names += ("espeak-ng", "espeak-gl", "flite")
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 1.6 * len(names)), sharex=False)
     for ax, name in zip(axes, names):
         frames = log_mel(clips[name]).T
@@ -229,7 +230,8 @@ def judge(args: argparse.Namespace) -> dict:
 def save_examples(handle, clips: dict[str, np.ndarray], folder: Path) -> None:
     """Small WAVs to listen to: one held-out sentence by several systems, and the sample sentence."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("real", "real-world", "tts", "tts-gl", "vc-flite", "vc-flite-gl", "espeak-ng", "espeak-gl"):
+    names = ("real", "real-world", "tts", "tts-gl", "tts-diff", "vc-flite", "vc-flite-gl", "vc-flite-diff")
+    for name in (*names, "espeak-ng", "espeak-gl"):
         write_wav(folder / f"heldout-{name}.wav", resample(clips[name], RATE, 16_000))
     handle.generate(text="Your call is important to us.").save(folder / "your-call-is-important.wav")
 
