@@ -3,10 +3,11 @@ and does it keep the words? The voice-conversion figures quoted in docs/speech.m
 
     genlab train vc-flite-to-allison eval.vocoder=world --out runs/vc-flite
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-flite --input-voice flite:slt \
+        --systems input converted converted-gl converted-diff target \
         --out benchmarks/results/speech/vc-flite-only-to-allison.json
-    GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/tts --input-voice flite:slt \
-        --out benchmarks/results/speech/vc-flite-to-allison.json
+    genlab train vc-espeak-to-flite --out runs/vc-espeak-to-flite
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-espeak-to-flite \
+        --systems input input-gl converted converted-diff target \
         --out benchmarks/results/speech/vc-espeak-to-flite.json
 
 For every held-out sentence (genlab.data.speech's test split, never trained on) the input voice says it, the
