@@ -177,6 +177,9 @@ def figure(clips: dict[str, np.ndarray], title: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+    from PIL import Image
+
+    Image.open(path).convert("RGB").quantize(64).save(path, optimize=True)  # 64 colours: a third of the bytes
 
 
 def judge(args: argparse.Namespace) -> dict:
