@@ -5,7 +5,7 @@ and does it keep the words? The voice-conversion figures quoted in docs/speech.m
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-flite --input-voice flite:slt \
         --systems input converted converted-gl converted-diff target \
         --out benchmarks/results/speech/vc-flite-only-to-allison.json
-    genlab train vc-espeak-to-flite --out runs/vc-espeak-to-flite
+    genlab train vc-espeak-to-flite eval.vocoder=griffin-lim --out runs/vc-espeak-to-flite
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-espeak-to-flite \
         --systems input input-gl converted converted-diff target \
         --out benchmarks/results/speech/vc-espeak-to-flite.json
