@@ -14,7 +14,7 @@ For every held-out sentence (genlab.data.speech's test split, never trained on) 
 run converts it, and the target voice (the run's data.target: Allison's recording, or a synthetic voice) is the
 reference. Systems: `input` (raw), `input-gl` and `input-world` (its frames through Griffin-Lim, or through
 WORLD with its own pitch: each vocoder alone), `converted` (with the run's vocoder, its eval.vocoder:
-docs/speech.md judges runs trained with eval.vocoder=world), `converted-gl` (converted, through Griffin-Lim),
+docs/speech.md picks it per run: world or griffin-lim), `converted-gl` (converted, through Griffin-Lim),
 `converted-diff` (the input recording filtered toward the converted envelope: the spectral-differential vocoder),
 `target` (the target voice itself). Measures: MCD (dB, DTW-aligned) to the target voice; open-vocabulary WER
 by PocketSphinx's bundled language model (jiwer, corpus-level, every held-out sentence), with a bootstrap 90 %
