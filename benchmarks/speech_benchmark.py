@@ -12,6 +12,7 @@ Systems, each on every held-out sentence (genlab.data.speech's test split, whole
   real-world   her frames and pitch through WORLD        flite        flite slt (raw)
   tts          espeak-ng converted, the run's vocoder    tts-gl       espeak-ng converted, Griffin-Lim
   vc-flite     flite slt converted, the run's vocoder    vc-flite-gl  flite slt converted, Griffin-Lim
+  tts-diff, vc-flite-diff   the rendering filtered toward its converted envelope (the spectral-differential vocoder)
 (the run's vocoder is its eval.vocoder; docs/speech.md judges a run trained with eval.vocoder=world, WORLD with
 the rendering's pitch moved into Allison's range, so that tts and tts-gl compare the two vocoders.)
 Measures: sentence identification by PocketSphinx constrained to the corpus's sentences (JSGF), open-vocabulary
@@ -37,7 +38,7 @@ import numpy as np
 
 import genlab
 from genlab.data.speech import RATE, load_prompts, read_prompt, synthesize
-from genlab.data.speech_features import griffin_lim, log_mel, mel_cepstral_distortion
+from genlab.data.speech_features import filter_toward, griffin_lim, log_mel, mel_cepstral_distortion
 from genlab.data.speech_vocoder import VoiceProfile
 from genlab.evaluation.speech import (
     SentenceJudge,
@@ -59,12 +60,14 @@ SYSTEMS = (
     "espeak-gl",
     "tts",
     "tts-gl",
+    "tts-diff",
     "flite",
     "vc-flite",
     "vc-flite-gl",
+    "vc-flite-diff",
 )
 # open-vocabulary decoding is the slow part
-WER_SYSTEMS = ("real", "real-gl", "real-world", "espeak-ng", "tts", "tts-gl", "flite", "vc-flite", "vc-flite-gl")
+WER_SYSTEMS = tuple(s for s in SYSTEMS if s != "espeak-gl")
 # Synthetic voices the speaker classifier learns as "not Allison": the two converted voices among them.
 CLASSIFIER_VOICES = ("espeak-ng:en-us+f3", "flite:slt", "espeak-ng:en-us+f1", "espeak-ng:en-gb+f4", "flite:kal")
 # Sanity rows for the speaker judges only: a voice the judges learnt as "not Allison" and one they never heard,
@@ -88,9 +91,11 @@ def renderings(handle, prompt, iters: int) -> dict[str, np.ndarray]:
         "espeak-gl": griffin_lim(log_mel(espeak), iters),
         "tts": handle.vocoder(tts, espeak),
         "tts-gl": griffin_lim(tts, iters),
+        "tts-diff": filter_toward(tts, espeak),
         "flite": flite,
         "vc-flite": handle.vocoder(vc, flite),
         "vc-flite-gl": griffin_lim(vc, iters),
+        "vc-flite-diff": filter_toward(vc, flite),
     }
 
 
@@ -158,7 +163,8 @@ def figure(clips: dict[str, np.ndarray], title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ("real", "real-world", "real-gl", "tts", "tts-gl", "vc-flite", "espeak-ng", "espeak-gl", "flite")
+    names = ("real", "real-world", "real-gl", "tts", "tts-gl", "tts-diff", "vc-flite", "vc-flite-gl", "vc-flite-diff")
+    names += ("espeak-ng", "espeak-gl", "flite")
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 1.6 * len(names)), sharex=False)
     for ax, name in zip(axes, names):
         frames = log_mel(clips[name]).T
@@ -171,6 +177,9 @@ def figure(clips: dict[str, np.ndarray], title: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+    from PIL import Image
+
+    Image.open(path).convert("RGB").quantize(64).save(path, optimize=True)  # 64 colours: a third of the bytes
 
 
 def judge(args: argparse.Namespace) -> dict:
@@ -224,7 +233,8 @@ def judge(args: argparse.Namespace) -> dict:
 def save_examples(handle, clips: dict[str, np.ndarray], folder: Path) -> None:
     """Small WAVs to listen to: one held-out sentence by several systems, and the sample sentence."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("real", "real-world", "tts", "tts-gl", "vc-flite", "vc-flite-gl", "espeak-ng", "espeak-gl"):
+    names = ("real", "real-world", "tts", "tts-gl", "tts-diff", "vc-flite", "vc-flite-gl", "vc-flite-diff")
+    for name in (*names, "espeak-ng", "espeak-gl"):
         write_wav(folder / f"heldout-{name}.wav", resample(clips[name], RATE, 16_000))
     handle.generate(text="Your call is important to us.").save(folder / "your-call-is-important.wav")
 

@@ -3,17 +3,19 @@ and does it keep the words? The voice-conversion figures quoted in docs/speech.m
 
     genlab train vc-flite-to-allison eval.vocoder=world --out runs/vc-flite
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-flite --input-voice flite:slt \
+        --systems input converted converted-gl converted-diff target \
         --out benchmarks/results/speech/vc-flite-only-to-allison.json
-    GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/tts --input-voice flite:slt \
-        --out benchmarks/results/speech/vc-flite-to-allison.json
+    genlab train vc-espeak-to-flite eval.vocoder=griffin-lim --out runs/vc-espeak-to-flite
     GENLAB_THREADS=1 python benchmarks/vc_benchmark.py runs/vc-espeak-to-flite \
+        --systems input input-gl converted converted-diff target \
         --out benchmarks/results/speech/vc-espeak-to-flite.json
 
 For every held-out sentence (genlab.data.speech's test split, never trained on) the input voice says it, the
 run converts it, and the target voice (the run's data.target: Allison's recording, or a synthetic voice) is the
 reference. Systems: `input` (raw), `input-gl` and `input-world` (its frames through Griffin-Lim, or through
 WORLD with its own pitch: each vocoder alone), `converted` (with the run's vocoder, its eval.vocoder:
-docs/speech.md judges runs trained with eval.vocoder=world), `converted-gl` (converted, through Griffin-Lim),
+docs/speech.md picks it per run: world or griffin-lim), `converted-gl` (converted, through Griffin-Lim),
+`converted-diff` (the input recording filtered toward the converted envelope: the spectral-differential vocoder),
 `target` (the target voice itself). Measures: MCD (dB, DTW-aligned) to the target voice; open-vocabulary WER
 by PocketSphinx's bundled language model (jiwer, corpus-level, every held-out sentence), with a bootstrap 90 %
 interval of each system's / the input's WER ratio over sentences; sentence identification by the grammar of
@@ -32,13 +34,13 @@ import numpy as np
 
 import genlab
 from genlab.data.speech import load_prompts, read_prompt, synthesize
-from genlab.data.speech_features import griffin_lim, log_mel, mel_cepstral_distortion
+from genlab.data.speech_features import filter_toward, griffin_lim, log_mel, mel_cepstral_distortion
 from genlab.data.speech_pairs import TARGET_ALLISON, target_frames
 from genlab.evaluation.speech import SentenceJudge, spoken_words, word_error_rate, world_channel
 from genlab.io.files import atomic_write_text
 from genlab.tasks.tts.process import convert_frames
 
-SYSTEMS = ("input", "input-gl", "input-world", "converted", "converted-gl", "target")
+SYSTEMS = ("input", "input-gl", "input-world", "converted", "converted-gl", "converted-diff", "target")
 
 
 def renderings(handle, voice: str, prompt, iters: int) -> dict[str, np.ndarray]:
@@ -53,6 +55,7 @@ def renderings(handle, voice: str, prompt, iters: int) -> dict[str, np.ndarray]:
         "input-world": world_channel(handle.vocoder.profile)(source),
         "converted": handle.vocoder(converted, source),
         "converted-gl": griffin_lim(converted, iters),
+        "converted-diff": filter_toward(converted, source),
         "target": target if target is not None else synthesize(handle.target, prompt.text, handle.rate_wpm),
     }
 

@@ -121,6 +121,6 @@ class SpeechRun(RunHandle):
                 "frames": f"(batch, frames, {n_mels}) natural-log mel power at 8 kHz, 10 ms hops "
                 "(genlab.data.speech_features.log_mel)",
                 "converted": "the same frames in the run's voice; genlab.data.speech_vocoder.world_vocode (with the "
-                "input's pitch) or genlab.data.speech_features.griffin_lim makes audio",
+                "input's pitch), genlab.data.speech_features.griffin_lim or filter_toward (with the input) makes audio",
             },
         )

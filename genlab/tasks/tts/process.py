@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from genlab.data.speech import RATE, check_text, synthesize
-from genlab.data.speech_features import LOG_FLOOR, griffin_lim, log_mel
+from genlab.data.speech_features import LOG_FLOOR, filter_toward, griffin_lim, log_mel
 from genlab.data.speech_pairs import target_profile
 from genlab.data.speech_vocoder import VoiceProfile, pitch_track, transpose, world_vocode
 from genlab.io.audio import SAMPLE_RATE, resample
@@ -24,8 +24,9 @@ from genlab.models.voice_converter import VoiceConverter
 
 @dataclass(frozen=True)
 class Vocoder:
-    """Converted log-mel frames -> a waveform: `griffin-lim` (eval.vocoder's default) or `world`. WORLD takes
-    its pitch from the recording the frames were converted from, moved into the target voice's range."""
+    """Converted log-mel frames -> a waveform: `griffin-lim` (eval.vocoder's default), `world` or `differential`.
+    WORLD takes its pitch from the recording the frames were converted from, moved into the target voice's range;
+    `differential` filters that recording itself toward the converted frames' envelope."""
 
     name: str
     target: str  # the run's data.target: whose pitch range and aperiodicity WORLD speaks with
@@ -40,6 +41,8 @@ class Vocoder:
         """(F, n_mels) converted log-mel and the (T,) recording at RATE it came from -> ((F - 1) * HOP,)."""
         if self.name == "griffin-lim":
             return griffin_lim(frames, self.griffin_lim_iters)
+        if self.name == "differential":
+            return filter_toward(frames, source)
         return world_vocode(frames, transpose(pitch_track(source), self.profile), self.profile)
 
 

@@ -57,14 +57,15 @@ class SpeechTrainConfig(EpochTrainConfig):
             raise ValueError("train.lr and train.grad_clip must be > 0")
 
 
-VOCODERS = ("world", "griffin-lim")
+VOCODERS = ("world", "griffin-lim", "differential")
 
 
 @dataclass
 class SpeechEvalConfig:
     num_prompts: int = 20  # held-out sentences `genlab eval` scores (mel-cepstral distortion)
-    # The waveform maker of generate and the samples: Griffin-Lim (phases by iteration) or WORLD (pitch from the
-    # rendering that was converted). Griffin-Lim keeps more words of converted speech (docs/speech.md compares).
+    # The waveform maker of generate and the samples: Griffin-Lim (phases by iteration), WORLD (pitch from the
+    # rendering that was converted) or differential (the rendering itself, filtered toward the converted
+    # envelope). docs/speech.md compares them.
     vocoder: str = "griffin-lim"
     griffin_lim_iters: int = 32  # Griffin-Lim's phase-recovery iterations
 
