@@ -14,7 +14,7 @@ every other kind's count set to 0, and fewer steps: they see as many examples of
 clients for `--seconds` per endpoint, the endpoints interleaved over `--rounds` rounds. Decoding is greedy,
 so both endpoints generate the same tokens; aggregate tokens/s = completion tokens (from the usage chunk) /
 wall time. Writes benchmarks/results/chat/serve.{json,md} with `uptime`'s load average before and after.
-Run it alone: `/work/bin/heavy -2 python benchmarks/chat_benchmark.py serve runs/chat`.
+Run it alone, with nothing else busy on the machine.
 """
 
 from __future__ import annotations

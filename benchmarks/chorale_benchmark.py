@@ -5,7 +5,7 @@ and to harmonise a 16-bar soprano, and the time to write a chorale as MIDI, Musi
     genlab train bach-chorales --out runs/chorale && genlab eval runs/chorale
     python benchmarks/chorale_benchmark.py runs/chorale   # -> benchmarks/results/chorale/chorale_benchmark.json
 
-The load average before and after is recorded (on a shared machine run it alone: `/work/bin/heavy -2`).
+The load average before and after is recorded (run it alone: nothing else busy on the machine).
 """
 
 from __future__ import annotations

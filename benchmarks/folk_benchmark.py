@@ -5,7 +5,7 @@ it as ABC, MIDI, MusicXML, a piano roll and a FluidSynth WAV.
     genlab train folk-tunes --out runs/folk && genlab eval runs/folk --lstm same
     python benchmarks/folk_benchmark.py runs/folk      # -> benchmarks/results/folk/folk_benchmark.json
 
-Run it alone (`/work/bin/heavy -2` on the shared machine): the load average before and after is recorded.
+Run it alone (nothing else busy on the machine): the load average before and after is recorded.
 """
 
 from __future__ import annotations

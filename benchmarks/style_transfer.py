@@ -11,8 +11,8 @@ k = 16, 64, 256 most frequent training characters, each by full fine-tuning and 
 of optimiser steps at every k (`--steps`, batch 16), evaluates each run on the held-out characters and
 writes benchmarks/results/style/fewshot.json and the curve docs/img/style-fewshot.png. For each run it also
 records what the run ships (LoRA: the RUN/adapter/ delta; full: the generator's weights) and how far the
-LoRA generator rebuilt from its delta is from the one in its checkpoint (0: the same function). Run each under
-/work/bin/heavy with GENLAB_THREADS=1: costs are CPU seconds of one core.
+LoRA generator rebuilt from its delta is from the one in its checkpoint (0: the same function). Run each with
+GENLAB_THREADS=1: costs are CPU seconds of one core.
 """
 
 from __future__ import annotations

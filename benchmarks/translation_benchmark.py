@@ -1,7 +1,7 @@
 """Translation benchmark: the encoder-decoder runs on the held-out test books, greedy vs beam search, beside the
 copy baseline and the decoder-only fine-tune; the quality/cost curve (validation BLEU vs training CPU-minutes).
 
-    GENLAB_THREADS=1 /work/bin/heavy python benchmarks/translation_benchmark.py \\
+    GENLAB_THREADS=1 python benchmarks/translation_benchmark.py \\
         --runs runs/translate-en-es runs/translate-es-en
 
 Writes benchmarks/results/translation/: translation_benchmark.json (every figure, sacreBLEU signatures),

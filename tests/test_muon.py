@@ -73,3 +73,22 @@ def test_split_schedule_and_checkpoint():
     assert again.state_dict()["muon"]["state"][0]["momentum_buffer"].equal(
         opt.state_dict()["muon"]["state"][0]["momentum_buffer"]
     )
+
+
+def test_encoder_decoder_split():
+    """An encoder-decoder names two block lists: every matrix inside them (self- and cross-attention, MLPs) is
+    Muon's; the shared embedding table, the position tables, gains and biases stay on AdamW."""
+    from types import SimpleNamespace
+
+    from genlab.core.muon import block_optimizer
+    from genlab.models.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    model = Seq2Seq(Seq2SeqConfig(vocab_size=50, block_size=16, n_enc_layer=1, n_dec_layer=1, n_head=2, n_embd=8))
+    train = SimpleNamespace(optimizer="muon", lr=1e-3, muon_lr=0.02, betas=[0.9, 0.98], weight_decay=0.01)
+    opt = block_optimizer(model, train, ("encoder", "decoder"))
+    muon = {id(p) for g in opt.muon.param_groups for p in g["params"]}
+    names = {n for n, p in model.named_parameters() if id(p) in muon}
+    assert names == {
+        n for n, p in model.named_parameters() if p.dim() == 2 and n.split(".")[0] in ("encoder", "decoder")
+    }
+    assert any(".cross." in n for n in names) and not any(n.startswith(("tok_emb", "enc_pos")) for n in names)

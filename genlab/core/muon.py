@@ -85,9 +85,13 @@ def muon_adamw(
     return MuonWithAdamW(hidden, rest, lr, muon_lr, (betas[0], betas[1]), weight_decay)
 
 
-def block_optimizer(model: torch.nn.Module, t: Any) -> torch.optim.Optimizer | MuonWithAdamW:
+def block_optimizer(
+    model: torch.nn.Module, t: Any, block_lists: tuple[str, ...] = ("blocks",)
+) -> torch.optim.Optimizer | MuonWithAdamW:
     """The optimiser a transformer's train section (genlab.core.recipe.OptimizerChoice + AdamWSchedule) asks
-    for: Muon over the weight matrices inside `model.blocks` (embeddings and head stay on AdamW), or AdamW."""
+    for: Muon over the weight matrices inside the module lists `block_lists` (an encoder-decoder names two),
+    with the embeddings and head on AdamW; or AdamW throughout."""
     if t.optimizer == "muon":
-        return muon_adamw(model, lambda name: name.startswith("blocks."), t.lr, t.muon_lr, t.betas, t.weight_decay)
+        prefixes = tuple(f"{name}." for name in block_lists)
+        return muon_adamw(model, lambda name: name.startswith(prefixes), t.lr, t.muon_lr, t.betas, t.weight_decay)
     return adamw(model, t.lr, t.betas, t.weight_decay)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genlab.core.recipe import EpochAdamWTrainConfig, TransformerSize, recipe_type
+from genlab.core.recipe import EpochAdamWTrainConfig, OptimizerChoice, TransformerSize, recipe_type
 
 
 @dataclass
@@ -44,9 +44,13 @@ class ChatModelConfig(TransformerSize):
 
 
 @dataclass
-class ChatTrainConfig(EpochAdamWTrainConfig):
+class ChatTrainConfig(EpochAdamWTrainConfig, OptimizerChoice):
     epochs: int = 1
     warmup_iters: int = 50
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_optimizer()
 
 
 @dataclass

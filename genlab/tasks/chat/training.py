@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
-from genlab.core.optim import adamw, cosine_lr, set_lr
+from genlab.core.muon import block_optimizer
+from genlab.core.optim import cosine_lr, set_lr
 from genlab.core.run import RunDir
 from genlab.core.training import GlobalTorchRng, weights_meta
 from genlab.data.chat import KINDS, Exchange, load_exchanges, with_context
@@ -111,7 +112,7 @@ class ChatTraining(GlobalTorchRng):
         model = Transformer(self.config).to(env.device)
         self.model, self.modules = wrap_ddp(model, env), {"model": model}
         t = recipe.train
-        self.optimizers = {"model": adamw(model, t.lr, t.betas, t.weight_decay)}
+        self.optimizers = {"model": block_optimizer(model, t)}
         self.total_steps = t.epochs * (self.num_examples // d.batch_size)
         kinds = ", ".join(sorted({ex.kind for ex in chosen}))
         self.data_source = f"conversations ({kinds}): {self.num_examples:,} training" + (

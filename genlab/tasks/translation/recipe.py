@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from genlab.core.recipe import StepTrainConfig, recipe_type
+from genlab.core.recipe import OptimizerChoice, StepTrainConfig, recipe_type
 from genlab.data.parallel import TEST_BOOKS, VALIDATION_BOOKS
 
 
@@ -47,7 +47,7 @@ class TranslationModelConfig:
 
 
 @dataclass
-class TranslationTrainConfig(StepTrainConfig):
+class TranslationTrainConfig(StepTrainConfig, OptimizerChoice):
     warmup_iters: int = 200
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     weight_decay: float = 0.01
@@ -55,6 +55,7 @@ class TranslationTrainConfig(StepTrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_optimizer()
         if not 0 <= self.label_smoothing < 1:
             raise ValueError("train.label_smoothing must be in [0, 1)")
 

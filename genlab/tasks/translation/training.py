@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from genlab.core.distributed import DistEnv, unwrap, wrap_ddp
-from genlab.core.optim import adamw, cosine_lr, set_lr
+from genlab.core.muon import block_optimizer
+from genlab.core.optim import cosine_lr, set_lr
 from genlab.core.run import RunDir
 from genlab.core.training import weights_meta
 from genlab.data.parallel import Pair, load_parallel
@@ -83,7 +84,7 @@ class TranslationTraining:
         model = Seq2Seq(self.config).to(env.device)
         self.model = wrap_ddp(model, env)
         self.modules = {"model": model}
-        self.optimizers = {"model": adamw(model, t.lr, t.betas, t.weight_decay)}
+        self.optimizers = {"model": block_optimizer(model, t, ("encoder", "decoder"))}
         self.num_examples = t.eval_interval * d.batch_size  # one loop period = one validation interval
         self.steps_per_epoch = len(self.sources) // d.batch_size
         self.lengths = [len(s) + len(g) for s, g in zip(self.sources, self.targets)]
