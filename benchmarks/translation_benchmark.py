@@ -5,7 +5,8 @@ copy baseline and the decoder-only fine-tune; the quality/cost curve (validation
         --runs runs/translate-en-es runs/translate-es-en
 
 Writes benchmarks/results/translation/: translation_benchmark.json (every figure, sacreBLEU signatures),
-results.md (the tables), curve.png, and transcripts.md (the best and worst test verses of each run).
+results.md (the tables), curve.png (with the earlier AdamW recipe's curve, adamw_dropout_en_es.json), and
+transcripts.md (the best and worst test verses of each run).
 Decoding is timed in CPU seconds (time.process_time) on one thread; `uptime`'s load average is recorded.
 """
 
@@ -23,6 +24,9 @@ from genlab.evaluation.translation import copy_source, score_hypotheses, score_t
 from genlab.tasks.translation.training import data_splits
 
 OUT = Path("benchmarks/results/translation")
+# The earlier English -> Spanish recipe (AdamW throughout, dropout 0.1, 2,500 steps): its curve is drawn beside
+# the current one so the gain from Muon and no dropout stays visible.
+EARLIER = OUT / "adamw_dropout_en_es.json"
 # The decoder-only fine-tune of the 2.6M-parameter BPE GPT (recipe translate-full, docs/finetune.md): its figure
 # is on genlab.data.text's hash split (400 test verses spread over the whole Bible, their neighbours trained on),
 # not on the held-out books: it was not retrained here (its start, bpe-gpt-bible, costs ~41 CPU-minutes).
@@ -132,6 +136,16 @@ def plot(results: list[dict], path: Path) -> None:
             final = max(v[metric] for v in r["test"].values())
             ax.plot([r["train_cpu_minutes"]], [final], "*", ms=14, color=colour, label=f"{r['direction']}: test books")
             ax.axhline(r["copy_baseline"][metric], ls=":", color=colour, lw=1)
+        if EARLIER.is_file():
+            earlier = json.loads(EARLIER.read_text())["curve"]
+            ax.plot(
+                [p["train_cpu_minutes"] for p in earlier],
+                [p[metric] for p in earlier],
+                ".--",
+                color="tab:blue",
+                alpha=0.45,
+                label="web -> rv1909, earlier recipe (AdamW, dropout 0.1): validation",
+            )
         ax.axhline(DECODER_ONLY[metric], ls="--", color="grey", lw=1, label="decoder-only fine-tune (hash split)")
         if metric == "bleu":
             ax.axhline(15, ls="-", color="red", lw=0.8, label="target BLEU 15")
