@@ -1,6 +1,7 @@
 """The chat model's benchmarks: quality per instruction kind beside single-task runs, and chat streaming speed.
 
     python benchmarks/chat_benchmark.py quality runs/chat runs/chat-translate runs/chat-category
+    python benchmarks/chat_benchmark.py decoding runs/chat --penalties 0 0.1 0.2 0.3 0.5 0.8
     python benchmarks/chat_benchmark.py serve runs/chat --seconds 20 --rounds 3
 
 `quality` runs `genlab eval` on each run that has no `chat` section yet (greedy answers to the held-out
@@ -8,6 +9,10 @@ conversations of every kind the run was trained on, genlab/tasks/chat/scoring.py
 kind's metrics per run, with each run's training CPU seconds, to benchmarks/results/chat/quality.{json,md}.
 The first run is the chat model; the others are single-task runs of the same size (the same recipe with
 every other kind's count set to 0, and fewer steps: they see as many examples of their kind as the chat run).
+
+`decoding` answers the validation and the test conversations greedily under each frequency penalty (the
+recipe's `decoding.frequency_penalty` is the smallest that ends every validation answer) and writes each
+kind's figure and end-of-turn share to benchmarks/results/chat/decoding.{json,md}.
 
 `serve` starts `genlab serve RUN` (one torch thread) and streams the same conversations through
 /v1/chat/completions and, rendered with the chat template, through /v1/completions: `--clients` concurrent
@@ -78,6 +83,7 @@ def quality(runs: list[Path]) -> None:
                 "cpu_seconds": cost["cpu_seconds"],
                 "train_flops": cost["train_flops"],
                 "ended_rate": chat["ended_rate"],
+                "decoding": chat.get("decoding"),
                 "kinds": kinds,
                 "signature": {k: s.get("signature") for k, s in chat["kinds"].items() if "signature" in s},
             }
@@ -105,6 +111,42 @@ def quality(runs: list[Path]) -> None:
                 f"| {m['ended_rate']:.0%} |"
             )
     (OUT / "quality.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def decoding(run: Path, penalties: list[float]) -> None:
+    import genlab
+    from genlab.tasks.chat.recipe import ChatDecodingConfig
+    from genlab.tasks.chat.scoring import headline
+
+    handle = genlab.load(run)
+    rows = []
+    for split in ("validation", "test"):
+        for penalty in penalties:
+            kinds, answers = handle.answer_kinds(split, ChatDecodingConfig(frequency_penalty=penalty))
+            figures = {
+                k: {"metric": headline(m), "value": m[headline(m)], "ended_rate": m["ended_rate"]}
+                for k, m in kinds.items()
+            }
+            ended = sum(a["ended"] for a in answers) / len(answers)
+            rows.append({"split": split, "frequency_penalty": penalty, "ended_rate": ended, "kinds": figures})
+            print(split, penalty, f"ended {ended:.1%}", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "decoding.json").write_text(json.dumps({"run": run.name, "rows": rows}, indent=2) + "\n")
+    kinds = list(rows[0]["kinds"])
+    lines = [
+        "| split | frequency penalty | ended with <\\|end\\|> | " + " | ".join(kinds) + " |",
+        "|---|---|---|" + "---|" * len(kinds),
+    ]
+    for row in rows:
+        cells = [
+            f"{k['metric'].removesuffix('_rate')} {k['value']:.3g}, ended {k['ended_rate']:.0%}"
+            for k in row["kinds"].values()
+        ]
+        lines.append(
+            f"| {row['split']} | {row['frequency_penalty']} | {row['ended_rate']:.1%} | " + " | ".join(cells) + " |"
+        )
+    (OUT / "decoding.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -218,6 +260,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="what", required=True)
     q = sub.add_parser("quality")
     q.add_argument("runs", nargs="+", type=Path)
+    d = sub.add_parser("decoding")
+    d.add_argument("run", type=Path)
+    d.add_argument("--penalties", nargs="+", type=float, default=[0.0, 0.1, 0.2, 0.3, 0.5, 0.8])
     s = sub.add_parser("serve")
     s.add_argument("run", type=Path)
     s.add_argument("--clients", type=int, default=8)
@@ -227,6 +272,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "quality":
         quality(args.runs)
+    elif args.what == "decoding":
+        decoding(args.run, args.penalties)
     else:
         serve(args.run, args.clients, args.seconds, args.rounds, args.max_tokens)
 

@@ -173,8 +173,25 @@ def test_the_chat_loop_sends_the_whole_history_and_forgets_the_oldest(monkeypatc
     monkeypatch.setattr(chat_cli.api, "load", lambda run, checkpoint: fake)
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("one\ntwo\nthree\n"))
     assert main(["chat", "somewhere", "--system", "be kind"]) == 0
-    first, second, third = fake.seen
+    probe, first, second, third = fake.seen  # the probe checks the options before the prompt
+    assert probe == [{"role": "user", "content": "hi"}]
     assert first == [{"role": "system", "content": "be kind"}, {"role": "user", "content": "one"}]
-    assert [m["content"] for m in second] == ["be kind", "one", "ok 1", "two"]
-    assert [m["content"] for m in third] == ["be kind", "two", "ok 2", "three"]  # "one" forgotten: context full
+    assert [m["content"] for m in second] == ["be kind", "one", "ok 2", "two"]
+    assert [m["content"] for m in third] == ["be kind", "two", "ok 3", "three"]  # "one" forgotten: context full
     assert "forgot the oldest exchange" in capsys.readouterr().out
+
+
+def test_a_penalty_out_of_range_is_one_line(tmp_path):
+    tiny = TASKS["chat"].tiny(tmp_path)
+    with pytest.raises(GenlabError, match=r"decoding.frequency_penalty .* \[-2, 2\]"):
+        api.fit(tiny.recipe, tmp_path / "run", [*tiny.overrides, "decoding.frequency_penalty=3"])
+    assert not (tmp_path / "run").exists()
+
+
+def test_genlab_chat_refuses_a_bad_sampling_option_before_the_prompt(run, capsys):
+    from genlab.cli import main
+
+    assert main(["chat", str(run), "--frequency-penalty", "3"]) == 2
+    captured = capsys.readouterr()
+    assert "frequency_penalty must be in [-2, 2]" in captured.err and captured.err.count("\n") == 1
+    assert "chatting with" not in captured.out

@@ -12,6 +12,8 @@ import genlab
 from genlab import api
 from genlab.serve import create_app
 from genlab.tasks import TASKS
+from genlab.tasks.chat.process import answer_all, prompt_ids
+from genlab.tasks.chat.recipe import ChatDecodingConfig
 from tests.serving import running_server
 
 ASK = [{"role": "user", "content": "Translate into Spanish: sun moon"}]
@@ -116,3 +118,22 @@ def test_bad_chat_requests_are_4xx_json(client, body, status, says):
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert says in error["message"] + str(error.get("param")) and "Traceback" not in response.text
+
+
+def test_the_runs_decoding_is_the_default_everywhere_and_a_request_overrides_it(handle, monkeypatch):
+    """The recipe's `decoding` penalties apply wherever a caller leaves them out: handle, server, evaluation."""
+    monkeypatch.setattr(handle.recipe.decoding, "frequency_penalty", -2.0)  # rewards repeats: easy to tell apart
+    hello = {"prompt": "hello", "max_tokens": 12}
+    looping = handle.generate(**hello)
+    assert looping == handle.generate(**hello, frequency_penalty=-2.0)
+    plain = handle.generate(**hello, frequency_penalty=0.0)
+    assert looping != plain
+    with TestClient(create_app({"chat": handle})) as c:
+        for extra, expected in (({}, looping), ({"frequency_penalty": 0}, plain)):
+            body = {"model": "chat", "messages": [{"role": "user", "content": "hello"}], "temperature": 0}
+            answer = c.post("/v1/chat/completions", json=body | {"max_tokens": 12} | extra).json()
+            assert answer["choices"][0]["message"]["content"] == expected
+    ids = [prompt_ids(handle.tokenizer, [{"role": "user", "content": "hello"}], 256)]
+    for decoding, expected in ((handle.recipe.decoding, looping), (ChatDecodingConfig(0.0), plain)):
+        batched = answer_all(handle.model, ids, 12, handle.stops, 1, decoding)[0].tokens  # the evaluation's path
+        assert handle.tokenizer.decode(batched).removesuffix("<|end|>") == expected

@@ -47,8 +47,15 @@ def chat_loop(args: argparse.Namespace) -> None:
     handle = api.load(args.run, args.checkpoint)
     base = [{"role": "system", "content": args.system}] if args.system else []
     messages = list(base)
-    options = {"max_tokens": args.max_tokens, "temperature": args.temperature, "seed": args.seed}
-    handle.reply([{"role": "user", "content": "hi"}], **options)  # not a chat run: one line before the prompt
+    options = {
+        "max_tokens": args.max_tokens,
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "presence_penalty": args.presence_penalty,
+        "frequency_penalty": args.frequency_penalty,
+    }
+    # Not a chat run, or a sampling option out of range: one line before the prompt (one token decoded).
+    next(handle.reply([{"role": "user", "content": "hi"}], **options | {"max_tokens": 1}), None)
     print(f"chatting with {args.run}: /reset forgets the conversation, Ctrl-D or Ctrl-C leaves", flush=True)
     while True:
         try:

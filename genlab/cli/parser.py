@@ -91,6 +91,10 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=160, help="longest answer in tokens (default 160)")
     chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default), higher = more varied")
     chat.add_argument("--seed", type=int, help="sampling seed (temperature > 0)")
+    for penalty in ("presence", "frequency"):
+        chat.add_argument(
+            f"--{penalty}-penalty", type=float, help="in [-2, 2]; default: the run's (its recipe's decoding section)"
+        )
     chat.add_argument("--checkpoint", choices=["last", "best"], default="last")
 
     server = command("serve", help="serve runs over HTTP: OpenAI-compatible API, playground at /")

@@ -51,8 +51,8 @@ class ChatCompletionRequest(s.Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     stop: s.Stop | Annotated[list[s.Stop], Field(max_length=s.MAX_STOPS)] | None = None
     seed: int | None = Field(None, ge=0, le=s.SEED_MAX)
-    presence_penalty: float = Field(0.0, ge=-s.MAX_PENALTY, le=s.MAX_PENALTY, allow_inf_nan=False)
-    frequency_penalty: float = Field(0.0, ge=-s.MAX_PENALTY, le=s.MAX_PENALTY, allow_inf_nan=False)
+    presence_penalty: float | None = Field(None, ge=-s.MAX_PENALTY, le=s.MAX_PENALTY, allow_inf_nan=False)
+    frequency_penalty: float | None = Field(None, ge=-s.MAX_PENALTY, le=s.MAX_PENALTY, allow_inf_nan=False)
     n: int = Field(1, ge=1, le=s.MAX_CHOICES)
     stream: bool = False
     stream_options: s.StreamOptions | None = None

@@ -39,6 +39,8 @@ class TextDecoding:
     encode: Callable[[str], list[int]]  # a prompt -> the ids the model continues (seq2seq: source + <bos>)
     stop_ids: frozenset[int] = frozenset()  # ids that end a completion (seq2seq: <eos>)
     chat: bool = False  # the model reads genlab.io.chat_template: /v1/chat/completions serves it too
+    presence_penalty: float = 0.0  # a request that leaves a penalty out gets the run's (as vLLM reads a model's
+    frequency_penalty: float = 0.0  # generation_config.json)
 
 
 class RunHandle:

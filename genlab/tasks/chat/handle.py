@@ -3,6 +3,7 @@ held-out conversations, and serve /v1/chat/completions (and /v1/completions on r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from genlab.io.tokenizers import load_tokenizer
 from genlab.models.generation import stream, text_pieces
 from genlab.models.transformer import Transformer, TransformerConfig
 from genlab.tasks.chat.process import answer_all, prompt_ids, stop_ids
-from genlab.tasks.chat.recipe import ChatRecipe
+from genlab.tasks.chat.recipe import ChatDecodingConfig, ChatRecipe
 from genlab.tasks.chat.scoring import headline, score_kind
 from genlab.tasks.contract import RunHandle, TextDecoding
 
@@ -41,8 +42,12 @@ class ChatRun(RunHandle):
 
     def text_decoding(self) -> TextDecoding:
         """A raw prompt (already in the chat template) through /v1/completions; messages through
-        /v1/chat/completions, which renders them with the template first."""
-        return TextDecoding(self.model, self.tokenizer, self.tokenizer.encode, self.stops, chat=True)
+        /v1/chat/completions, which renders them with the template first. Requests that leave the penalties
+        out get the run's (recipe `decoding`)."""
+        d = self.recipe.decoding
+        return TextDecoding(
+            self.model, self.tokenizer, self.tokenizer.encode, self.stops, True, d.presence_penalty, d.frequency_penalty
+        )
 
     def export_graph(self) -> ExportGraph:
         return token_logits_graph(self.model, "a conversation in the chat template, tokenized by RUN/tokenizer.json")
@@ -54,14 +59,29 @@ class ChatRun(RunHandle):
         temperature: float = 0.0,
         seed: int | None = None,
         stop: str | None = None,
+        presence_penalty: float | None = None,
+        frequency_penalty: float | None = None,
     ) -> Iterator[str]:
-        """The assistant's next turn, piece by piece, ending at the end-of-turn marker (or `stop`)."""
+        """The assistant's next turn, piece by piece, ending at the end-of-turn marker (or `stop`); penalties
+        left out are the run's (recipe `decoding`)."""
         if max_tokens < 1:
             raise GenlabError(f"--max-tokens must be >= 1, got {max_tokens}")
+        d = self.recipe.decoding
+        presence = d.presence_penalty if presence_penalty is None else presence_penalty
+        frequency = d.frequency_penalty if frequency_penalty is None else frequency_penalty
         block = self.model.config.block_size
         ids = prompt_ids(self.tokenizer, messages, block)
         room = min(max_tokens, block - len(ids))
-        tokens = stream(self.model, torch.tensor([ids]), room, temperature, seed=seed, stop=self.stops)
+        tokens = stream(
+            self.model,
+            torch.tensor([ids]),
+            room,
+            temperature,
+            seed=seed,
+            stop=self.stops,
+            presence_penalty=presence,
+            frequency_penalty=frequency,
+        )
         yield from text_pieces(self.tokenizer, (int(nxt[0]) for nxt in tokens), stop, self.stops)
 
     def generate(
@@ -71,46 +91,65 @@ class ChatRun(RunHandle):
         max_tokens: int = 160,
         temperature: float = 0.0,
         seed: int | None = None,
+        presence_penalty: float | None = None,
+        frequency_penalty: float | None = None,
     ) -> str:
         """The assistant's answer to one user message `prompt` (under a `system` prompt if given); temperature 0
-        is greedy."""
+        is greedy.
+
+        Args:
+            presence_penalty: in [-2, 2]; default: the run's (recipe decoding.presence_penalty)
+            frequency_penalty: in [-2, 2]; default: the run's (recipe decoding.frequency_penalty, 0.3)
+        """
         if not prompt or not prompt.strip():
             raise GenlabError("a chat run needs a message: --prompt TEXT")
         messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-        return "".join(self.reply(messages, max_tokens, temperature, seed))
+        return "".join(self.reply(messages, max_tokens, temperature, seed, None, presence_penalty, frequency_penalty))
 
-    def _held_out(self) -> dict[str, list[Exchange]]:
-        """Per kind the run was trained on: `eval_limit` test conversations spread over the split, each one
+    def held_out(self, split: str = "test") -> dict[str, list[Exchange]]:
+        """Per kind the run was trained on: `eval_limit` conversations of `split` spread over it, each one
         instruction and its reference answer (no system prompt, no earlier turn)."""
         d = self.recipe.data
         held_out = {}
         for kind, splits in load_exchanges(d.file, self.recipe.seed).items():
             if d.file or getattr(d, kind, 0):
-                held_out[kind] = [Exchange(kind, ex.messages[:2]) for ex in spread(splits["test"], d.eval_limit)]
+                held_out[kind] = [Exchange(kind, ex.messages[:2]) for ex in spread(splits[split], d.eval_limit)]
         return {kind: exchanges for kind, exchanges in held_out.items() if exchanges}
 
-    def evaluate(self) -> dict[str, Any]:
-        """Each kind's metric (genlab.tasks.chat.scoring) on held-out conversations, greedy; report.json `chat`."""
-        meter = CostMeter()
+    def answer_kinds(
+        self, split: str = "test", decoding: ChatDecodingConfig | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Every kind's metrics (genlab.tasks.chat.scoring) on held-out conversations of `split`, answered
+        greedily with `decoding` (default: the run's): (kind -> metrics, one row per answer)."""
         e, block = self.recipe.eval, self.model.config.block_size
-        metrics: dict[str, Any] = {"kinds": {}, "checkpoint": self.checkpoint}
+        kinds: dict[str, Any] = {}
         rows = []
-        for kind, exchanges in self._held_out().items():
+        for kind, exchanges in self.held_out(split).items():
             fitting = [ex for ex in exchanges if len(self.tokenizer.encode(render(ex.messages[:1]))) < block - 8]
             prompts = [prompt_ids(self.tokenizer, ex.messages[:1], block) for ex in fitting]
-            finished = answer_all(self.model, prompts, e.max_new_tokens, self.stops, e.batch_size)
+            finished = answer_all(
+                self.model, prompts, e.max_new_tokens, self.stops, e.batch_size, decoding or self.recipe.decoding
+            )
             answers = [self.tokenizer.decode(seq.tokens) for seq in finished]
             ended = [seq.finish_reason == "stop" for seq in finished]
-            scores = metrics["kinds"][kind] = score_kind(kind, fitting, answers, ended)
-            metrics[f"{kind}_{headline(scores)}"] = scores[headline(scores)]  # `genlab report` reads these
-            metrics["kinds"][kind]["shown"] = [
-                {"user": ex.messages[0]["content"], "answer": a, "reference": ex.reference}
-                for ex, a in zip(fitting[:SHOWN], answers)
-            ]
+            kinds[kind] = score_kind(kind, fitting, answers, ended)
             rows += [
                 {"kind": kind, "user": ex.messages[0]["content"], "answer": a, "reference": ex.reference, "ended": d}
                 for ex, a, d in zip(fitting, answers, ended)
             ]
+        return kinds, rows
+
+    def evaluate(self) -> dict[str, Any]:
+        """Each kind's metric on the held-out (test) conversations, greedy with the run's penalties; report.json
+        `chat`."""
+        meter = CostMeter()
+        kinds, rows = self.answer_kinds()
+        metrics: dict[str, Any] = {"kinds": kinds, "checkpoint": self.checkpoint}
+        metrics["decoding"] = dataclasses.asdict(self.recipe.decoding)
+        for kind, scores in kinds.items():
+            metrics[f"{kind}_{headline(scores)}"] = scores[headline(scores)]  # `genlab report` reads these
+            shown = [row for row in rows if row["kind"] == kind][:SHOWN]
+            scores["shown"] = [{k: row[k] for k in ("user", "answer", "reference")} for row in shown]
         total = len(rows)
         metrics["ended_rate"] = sum(r["ended"] for r in rows) / max(total, 1)
         metrics |= {"examples": total, "eval_seconds": meter.snapshot()["wall_seconds"]}

@@ -13,6 +13,7 @@ from genlab.io.chat_template import END, Message, TooLong, assistant_spans, rend
 from genlab.io.tokenizers import EOS, BPETokenizer
 from genlab.models.batching import ContinuousBatch, Sequence
 from genlab.models.transformer import Transformer
+from genlab.tasks.chat.recipe import ChatDecodingConfig
 
 IGNORE_INDEX = -100  # labels cross-entropy skips: every token the assistant did not write
 
@@ -64,13 +65,29 @@ def prompt_ids(tokenizer: BPETokenizer, messages: Seq[Message], block_size: int)
 
 @torch.no_grad()
 def answer_all(
-    model: Transformer, prompts: list[list[int]], max_new_tokens: int, stops: frozenset[int], rows: int
+    model: Transformer,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    stops: frozenset[int],
+    rows: int,
+    decoding: ChatDecodingConfig,
 ) -> list[Sequence]:
-    """Greedy answers to many prompts of any lengths, `rows` decoded together: the finished sequences, in order
-    (`tokens` ends with a stop id when the turn ended, `finish_reason` is "stop" or "length")."""
+    """Greedy answers (with `decoding`'s penalties) to many prompts of any lengths, `rows` decoded together: the
+    finished sequences, in order (`tokens` ends with a stop id when the turn ended, `finish_reason` is "stop" or
+    "length")."""
     engine = ContinuousBatch(model, rows)
     block = model.config.block_size
-    sequences = [Sequence(p, max(1, min(max_new_tokens, block - len(p))), 0.0, stop_ids=stops) for p in prompts]
+    sequences = [
+        Sequence(
+            p,
+            max(1, min(max_new_tokens, block - len(p))),
+            0.0,
+            stop_ids=stops,
+            presence_penalty=decoding.presence_penalty,
+            frequency_penalty=decoding.frequency_penalty,
+        )
+        for p in prompts
+    ]
     waiting = list(reversed(sequences))
     while waiting or len(engine):
         while waiting and len(engine) < rows:

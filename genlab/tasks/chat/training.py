@@ -171,11 +171,13 @@ class ChatTraining(GlobalTorchRng):
         return total / max(count, 1)
 
     def _sample(self, model: Transformer) -> str:
-        """Greedy answers to the first validation conversations, beside the reference answers."""
+        """Answers (the run's decoding) to the first validation conversations, beside the reference answers."""
         exchanges = self.validation_exchanges[:SAMPLE_CONVERSATIONS]
         block = self.config.block_size
         prompts = [prompt_ids(self.tokenizer, ex.messages[:-1], block) for ex in exchanges]
-        answers = answer_all(model.eval(), prompts, self.recipe.eval.max_new_tokens, self.stops, len(prompts))
+        answers = answer_all(
+            model.eval(), prompts, self.recipe.eval.max_new_tokens, self.stops, len(prompts), self.recipe.decoding
+        )
         model.train()
         return "".join(
             f"[{ex.kind}] user: {ex.messages[-2]['content']}\nexpected:  {ex.reference}\n"
