@@ -4,7 +4,8 @@
     python benchmarks/chat_benchmark.py decoding runs/chat --penalties 0 0.1 0.2 0.3 0.5 0.8
     python benchmarks/chat_benchmark.py serve runs/chat --seconds 20 --rounds 3
 
-`quality` runs `genlab eval` on each run that has no `chat` section yet (greedy answers to the held-out
+`quality` runs `genlab eval` on each run that has no `chat` section yet (the run's decoding: greedy answers, with
+its frequency penalty, to the held-out
 conversations of every kind the run was trained on, genlab/tasks/chat/scoring.py) and writes a table of every
 kind's metrics per run, with each run's training CPU seconds, to benchmarks/results/chat/quality.{json,md}.
 The first run is the chat model; the others are single-task runs of the same size (the same recipe with

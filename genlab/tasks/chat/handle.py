@@ -98,8 +98,8 @@ class ChatRun(RunHandle):
         is greedy.
 
         Args:
-            presence_penalty: in [-2, 2]; default: the run's (recipe decoding.presence_penalty)
-            frequency_penalty: in [-2, 2]; default: the run's (recipe decoding.frequency_penalty, 0.3)
+            presence_penalty: default: the run's (recipe decoding.presence_penalty, 0)
+            frequency_penalty: default: the run's (recipe decoding.frequency_penalty, 0.3)
         """
         if not prompt or not prompt.strip():
             raise GenlabError("a chat run needs a message: --prompt TEXT")
