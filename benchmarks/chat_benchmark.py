@@ -186,7 +186,10 @@ async def level(url: str, model: str, endpoint: str, clients: int, seconds: floa
                 body, path = common | {"messages": messages}, "/v1/chat/completions"
             else:
                 body, path = common | {"prompt": render(messages)}, "/v1/completions"
-            counts["tokens"] += await stream_tokens(client, path, body)
+            # Awaited first, then added: `counts["tokens"] += await ...` reads the count before the await and
+            # writes it back after, dropping what the other clients added meanwhile.
+            tokens = await stream_tokens(client, path, body)
+            counts["tokens"] += tokens
             counts["requests"] += 1
             i += clients
 
