@@ -17,7 +17,15 @@ from genlab.core.distributed import DistEnv
 from genlab.core.run import RunDir
 from genlab.data.augment import random_affine
 from genlab.data.fashion_edges import edge_map
-from genlab.data.glyphs import FONT_DIR, FONTS, char_order, load_glyphs, render_glyph
+from genlab.data.glyphs import (
+    FONT_DIR,
+    FONTS,
+    char_order,
+    gb2312_level2,
+    load_glyphs,
+    render_glyph,
+    training_order,
+)
 from genlab.evaluation.glyph_judges import glyph_augment
 from genlab.io.weights import read_tensors
 from genlab.models.glyph_unet import GlyphUNet, GlyphUNetConfig
@@ -109,15 +117,22 @@ def tiny(tmp_path_factory):
 
 def test_training_never_sees_a_held_out_character(tiny, tmp_path):
     case, _ = tiny
-    for chars in ("shared", "all"):
+    seen = {}
+    for chars in ("shared", "all", "gb2312"):
         recipe = load_recipe(case.recipe, [*case.overrides, f"data.train_chars={chars}"])
         training = Pix2PixTraining(recipe, DistEnv(), RunDir(tmp_path / chars))
         glyphs = training.glyphs
         held_out = {glyphs.chars[i] for i in glyphs.split("test")}
-        named = char_order() if chars == "all" else glyphs.chars  # what the pairs' character indices index
-        seen = {named[i] for i in training.pairs[:, 1].tolist()}
-        assert held_out and seen and not held_out & seen
-    assert len(seen) > 10 * len(glyphs.chars)  # all: every character each target shares with the source
+        # what the pairs' character indices index
+        named = glyphs.chars if chars == "shared" else training_order(chars == "gb2312")
+        seen[chars] = {named[i] for i in training.pairs[:, 1].tolist()}
+        assert held_out and seen[chars] and not held_out & seen[chars]
+        assert not set(char_order()[:: recipe.data.test_every]) & seen[chars]  # level 1's held-out, any run
+    assert len(seen["all"]) > 10 * len(glyphs.chars)  # all: every character each target shares with the source
+    level2 = gb2312_level2()
+    assert len(level2) == len(set(level2)) == 3008 and not set(level2) & set(char_order())
+    added = seen["gb2312"] - seen["all"]  # gb2312: level 1's training characters and level 2's the fonts have
+    assert seen["all"] < seen["gb2312"] and len(added) > 1000 and added <= set(level2)
 
 
 def test_a_training_pair_moves_as_one_and_dropout_is_off_in_use():

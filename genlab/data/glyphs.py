@@ -73,6 +73,27 @@ def char_order() -> str:
 
 
 @cache
+def gb2312_level2() -> str:
+    """The 3,008 GB2312 level-2 characters (rarer, ordered by radical then stroke count), from Python's codec:
+    rows 0xD8-0xF7 of the code table. None is a held-out character: the split counts over level 1 only."""
+    cells = (bytes([row, cell]) for row in range(0xD8, 0xF8) for cell in range(0xA1, 0xFF))
+    return "".join(code.decode("gb2312") for code in cells if _decodes(code))
+
+
+def _decodes(code: bytes) -> bool:
+    try:
+        code.decode("gb2312")
+    except UnicodeDecodeError:  # the unassigned cells at the end of row 0xD7 and in row 0xF7
+        return False
+    return True
+
+
+def training_order(level2: bool) -> str:
+    """The characters `training_glyphs` indexes: level 1 by frequency, then level 2 if asked for."""
+    return char_order() + (gb2312_level2() if level2 else "")
+
+
+@cache
 def _face(name: str, size: int) -> ImageFont.FreeTypeFont:
     font = check_font(name)
     return ImageFont.truetype(str(FONT_DIR / font.path), round(size * EM_SHARE), index=font.index)
@@ -107,10 +128,10 @@ def glyph_or_error(font: str, char: str, size: int) -> np.ndarray:
     return ink
 
 
-def rendered(font: str, count: int, size: int) -> np.ndarray:
-    """The first `count` characters of char_order() in `font`: (count, size, size) uint8 ink, all zero where
-    the font lacks the character. Cached in $GENLAB_DATA_DIR/glyphs/<font>-<size>px-<count>.npy."""
-    path = cache_root() / "glyphs" / f"{font}-{size}px-{count}.npy"
+def rendered(font: str, count: int, size: int, level2: bool = False) -> np.ndarray:
+    """The first `count` characters of training_order(level2) in `font`: (count, size, size) uint8 ink, all
+    zero where the font lacks the character. Cached in $GENLAB_DATA_DIR/glyphs/<font>-<size>px-<count>.npy."""
+    path = cache_root() / "glyphs" / f"{font}-{size}px-{count}.npy"  # counts past level 1 are level 2's
     check_font(font)
     if path.is_file():
         try:
@@ -120,7 +141,7 @@ def rendered(font: str, count: int, size: int) -> np.ndarray:
         except (OSError, ValueError):  # a damaged cache is rendered again
             pass
     blank = np.zeros((size, size), np.uint8)
-    out = np.stack([_or(render_glyph(font, c, size), blank) for c in char_order()[:count]])
+    out = np.stack([_or(render_glyph(font, c, size), blank) for c in training_order(level2)[:count]])
     buffer = io.BytesIO()
     np.save(buffer, out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,18 +196,18 @@ def load_glyphs(fonts: list[str], num_chars: int, size: int = 64, test_every: in
 
 
 def training_glyphs(
-    source: str, targets: list[str], size: int = 64, test_every: int = 8
+    source: str, targets: list[str], size: int = 64, test_every: int = 8, level2: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every training character of the whole order that the source and a target font both have, per target —
-    not only the characters all fonts share. Character i of the order is never among them when
+    """Every training character of level 1 (and of level 2 if `level2`) that the source and a target font both
+    have, per target — not only the characters all fonts share. Level-1 character i is never among them when
     i % test_every == 0 (the held-out characters of load_glyphs, whatever its fonts).
 
-    Returns the source's ink (N, size, size) uint8 over all N characters of char_order(), the targets' ink
-    (T, N, size, size) uint8, and the (P, 2) pairs (target slot, character index) to train on, in slot then
-    frequency order."""
-    n = len(char_order())
-    source_ink = rendered(source, n, size)
-    target_ink = np.stack([rendered(font, n, size) for font in targets])
+    Returns the source's ink (N, size, size) uint8 over all N characters of training_order(level2), the
+    targets' ink (T, N, size, size) uint8, and the (P, 2) pairs (target slot, character index) to train on,
+    in slot then order."""
+    n = len(training_order(level2))
+    source_ink = rendered(source, n, size, level2)
+    target_ink = np.stack([rendered(font, n, size, level2) for font in targets])
     has = target_ink.reshape(len(targets), n, -1).any(2) & source_ink.reshape(1, n, -1).any(2)  # (T, N)
-    has[:, ::test_every] = False  # the held-out characters, in every font
+    has[:, : len(char_order()) : test_every] = False  # the held-out characters, in every font
     return source_ink, target_ink, np.argwhere(has)
