@@ -118,13 +118,12 @@ def tiny(tmp_path_factory):
 def test_training_never_sees_a_held_out_character(tiny, tmp_path):
     case, _ = tiny
     seen = {}
-    for chars in ("shared", "all", "gb2312"):
+    for chars in ("shared", "all", "gb2312", "cjk"):
         recipe = load_recipe(case.recipe, [*case.overrides, f"data.train_chars={chars}"])
         training = Pix2PixTraining(recipe, DistEnv(), RunDir(tmp_path / chars))
         glyphs = training.glyphs
         held_out = {glyphs.chars[i] for i in glyphs.split("test")}
-        # what the pairs' character indices index
-        named = glyphs.chars if chars == "shared" else training_order(chars == "gb2312")
+        named = glyphs.chars if chars == "shared" else training_order(chars)  # what the pairs' indices index
         seen[chars] = {named[i] for i in training.pairs[:, 1].tolist()}
         assert held_out and seen[chars] and not held_out & seen[chars]
         assert not set(char_order()[:: recipe.data.test_every]) & seen[chars]  # level 1's held-out, any run
@@ -132,7 +131,9 @@ def test_training_never_sees_a_held_out_character(tiny, tmp_path):
     level2 = gb2312_level2()
     assert len(level2) == len(set(level2)) == 3008 and not set(level2) & set(char_order())
     added = seen["gb2312"] - seen["all"]  # gb2312: level 1's training characters and level 2's the fonts have
-    assert seen["all"] < seen["gb2312"] and len(added) > 1000 and added <= set(level2)
+    assert seen["all"] < seen["gb2312"] < seen["cjk"] and len(added) > 1000 and added <= set(level2)
+    # Beyond level 1, no variant of a held-out character: 摺 is 折's traditional form, 優 优's.
+    assert {"折", "优"} <= set(char_order()[:: recipe.data.test_every]) and not {"摺", "優"} & seen["cjk"]
 
 
 def test_a_training_pair_moves_as_one_and_dropout_is_off_in_use():

@@ -88,9 +88,32 @@ def _decodes(code: bytes) -> bool:
     return True
 
 
-def training_order(level2: bool) -> str:
-    """The characters `training_glyphs` indexes: level 1 by frequency, then level 2 if asked for."""
-    return char_order() + (gb2312_level2() if level2 else "")
+@cache
+def unified_ideographs() -> str:
+    """The CJK Unified Ideographs (U+4E00-U+9FFF) outside GB2312: mostly traditional and rare characters."""
+    gb2312 = set(char_order() + gb2312_level2())
+    return "".join(c for c in map(chr, range(0x4E00, 0xA000)) if c not in gb2312)
+
+
+# What data.train_chars adds after level 1: nothing, GB2312's level 2, or that and the other unified ideographs.
+BEYOND_LEVEL1 = {"all": (), "gb2312": (gb2312_level2,), "cjk": (gb2312_level2, unified_ideographs)}
+
+
+def training_order(chars: str = "all") -> str:
+    """The characters `training_glyphs` indexes for data.train_chars `chars`: level 1 by frequency, then the
+    characters BEYOND_LEVEL1 names."""
+    return char_order() + "".join(part() for part in BEYOND_LEVEL1[chars])
+
+
+def variants_of(held_out: set[str], candidates: str) -> np.ndarray:
+    """(len(candidates),) bool: the candidates that OpenCC's traditional-to-simplified table turns into a held-out
+    character (優 -> 优, 摺 -> 折): another code point, but the same character to a reader, so never trained."""
+    try:
+        import opencc
+    except ImportError:
+        raise GenlabError("characters beyond GB2312 level 1 need PyPI opencc (pip install opencc==1.4.2)") from None
+    simplify = opencc.OpenCC("t2s").convert
+    return np.array([simplify(c) in held_out for c in candidates], dtype=bool)
 
 
 @cache
@@ -128,10 +151,11 @@ def glyph_or_error(font: str, char: str, size: int) -> np.ndarray:
     return ink
 
 
-def rendered(font: str, count: int, size: int, level2: bool = False) -> np.ndarray:
-    """The first `count` characters of training_order(level2) in `font`: (count, size, size) uint8 ink, all
-    zero where the font lacks the character. Cached in $GENLAB_DATA_DIR/glyphs/<font>-<size>px-<count>.npy."""
-    path = cache_root() / "glyphs" / f"{font}-{size}px-{count}.npy"  # counts past level 1 are level 2's
+def rendered(font: str, count: int, size: int, chars: str = "all") -> np.ndarray:
+    """The first `count` characters of training_order(chars) in `font`: (count, size, size) uint8 ink, all
+    zero where the font lacks the character. Cached in $GENLAB_DATA_DIR/glyphs/<font>-<size>px-<count>.npy
+    (a count names its characters: level 1 ends at 3,755, level 2 at 6,763)."""
+    path = cache_root() / "glyphs" / f"{font}-{size}px-{count}.npy"
     check_font(font)
     if path.is_file():
         try:
@@ -141,7 +165,7 @@ def rendered(font: str, count: int, size: int, level2: bool = False) -> np.ndarr
         except (OSError, ValueError):  # a damaged cache is rendered again
             pass
     blank = np.zeros((size, size), np.uint8)
-    out = np.stack([_or(render_glyph(font, c, size), blank) for c in training_order(level2)[:count]])
+    out = np.stack([_or(render_glyph(font, c, size), blank) for c in training_order(chars)[:count]])
     buffer = io.BytesIO()
     np.save(buffer, out)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,18 +220,22 @@ def load_glyphs(fonts: list[str], num_chars: int, size: int = 64, test_every: in
 
 
 def training_glyphs(
-    source: str, targets: list[str], size: int = 64, test_every: int = 8, level2: bool = False
+    source: str, targets: list[str], size: int = 64, test_every: int = 8, chars: str = "all"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every training character of level 1 (and of level 2 if `level2`) that the source and a target font both
-    have, per target — not only the characters all fonts share. Level-1 character i is never among them when
-    i % test_every == 0 (the held-out characters of load_glyphs, whatever its fonts).
+    """Every training character of training_order(chars) that the source and a target font both have, per target
+    — not only the characters all fonts share. Level-1 character i is never among them when i % test_every == 0
+    (the held-out characters of load_glyphs, whatever its fonts), nor is any character beyond level 1 that is a
+    variant of one of those (variants_of).
 
-    Returns the source's ink (N, size, size) uint8 over all N characters of training_order(level2), the
+    Returns the source's ink (N, size, size) uint8 over all N characters of training_order(chars), the
     targets' ink (T, N, size, size) uint8, and the (P, 2) pairs (target slot, character index) to train on,
     in slot then order."""
-    n = len(training_order(level2))
-    source_ink = rendered(source, n, size, level2)
-    target_ink = np.stack([rendered(font, n, size, level2) for font in targets])
+    order, level1 = training_order(chars), char_order()
+    n = len(order)
+    source_ink = rendered(source, n, size, chars)
+    target_ink = np.stack([rendered(font, n, size, chars) for font in targets])
     has = target_ink.reshape(len(targets), n, -1).any(2) & source_ink.reshape(1, n, -1).any(2)  # (T, N)
-    has[:, : len(char_order()) : test_every] = False  # the held-out characters, in every font
+    has[:, : len(level1) : test_every] = False  # the held-out characters, in every font
+    if n > len(level1):
+        has[:, len(level1) :] &= ~variants_of(set(level1[::test_every]), order[len(level1) :])
     return source_ink, target_ink, np.argwhere(has)

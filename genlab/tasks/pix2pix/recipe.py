@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from genlab.core.recipe import EpochTrainConfig, check_betas, recipe_type
 from genlab.data.fashion_edges import PICTURE_SETS
-from genlab.data.glyphs import FONTS
+from genlab.data.glyphs import BEYOND_LEVEL1, FONTS
 from genlab.models.glyph_unet import GlyphUNetConfig
 
 
@@ -34,8 +34,9 @@ class GlyphDataConfig:
     shots: int = 0  # train on the first `shots` training characters of each target only (0 = all): few-shot
     # shared: train on the library's training characters (those every font of data.fonts has); all: on every
     # level-1 character the source and that target have, except the held-out ones; gb2312: those and every
-    # GB2312 level-2 character the two have (glyphs only). The judges and the held-out characters are the
-    # library's either way.
+    # GB2312 level-2 character the two have; cjk: those and every other CJK unified ideograph the two have
+    # (glyphs only; beyond level 1, variants of held-out characters are left out). The judges and the held-out
+    # characters are the library's either way.
     train_chars: str = "shared"
     batch_size: int = 64
 
@@ -48,11 +49,12 @@ class GlyphDataConfig:
             raise ValueError("data.source and data.targets (at least one) must be among data.fonts")
         if self.source in self.targets:
             raise ValueError("data.targets must not include data.source")
-        if self.train_chars not in ("shared", "all", "gb2312") or (
+        if self.train_chars not in ("shared", *BEYOND_LEVEL1) or (
             self.train_chars != "shared" and self.kind != "glyphs"
         ):
             raise ValueError(
-                f"data.train_chars must be shared, all or gb2312 (the last two: glyphs only), got {self.train_chars!r}"
+                "data.train_chars must be shared, all, gb2312 or cjk (all but shared: glyphs only), "
+                f"got {self.train_chars!r}"
             )
         if self.num_chars < 2 or self.test_every < 2 or self.shots < 0 or self.batch_size < 1:
             raise ValueError("data.num_chars and data.test_every must be >= 2, data.shots >= 0, data.batch_size >= 1")

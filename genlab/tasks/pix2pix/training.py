@@ -80,13 +80,12 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
     def _training_pairs(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The source ink (N, 1, S, S), the targets' ink (T, N, 1, S, S) and the (P, 2) (target slot, character)
         pairs to train on: the library's training characters (data.train_chars: shared) or every character
-        the source and that target have outside the held-out ones (all; gb2312 adds level 2); the first
-        data.shots per target."""
+        the source and that target have outside the held-out ones (all; gb2312 adds level 2, cjk the other
+        unified ideographs); the first data.shots per target."""
         data = self.recipe.data
         if data.train_chars != "shared":
-            level2 = data.train_chars == "gb2312"
             source, targets, pairs = training_glyphs(
-                data.source, list(data.targets), data.size, data.test_every, level2
+                data.source, list(data.targets), data.size, data.test_every, data.train_chars
             )
             source, targets = torch.from_numpy(source).unsqueeze(1), torch.from_numpy(targets).unsqueeze(2)
             pairs = torch.from_numpy(pairs)
