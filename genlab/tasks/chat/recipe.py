@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genlab.core.recipe import EpochAdamWTrainConfig, OptimizerChoice, TransformerSize, recipe_type
+from genlab.models.generation import MAX_PENALTY
 
 
 @dataclass
@@ -66,16 +67,16 @@ class ChatEvalConfig:
 @dataclass
 class ChatDecodingConfig:
     """How the run answers unless told otherwise: greedy, with OpenAI's penalties on the tokens of the answer so
-    far. The evaluation, the training samples, `genlab chat` and `genlab generate` use it; the server keeps the
-    OpenAI API's defaults (0), which a request can set. A small model decoding greedily can fall into a loop
-    ("a man who is a man who is ..."); a frequency penalty of 0.3, chosen on the validation conversations, ends
-    every one of them (docs/chat.md)."""
+    far. The evaluation, the training samples, `genlab chat`, `genlab generate` and the server (for requests
+    that leave a penalty out) use it. A small model decoding greedily can fall into a loop ("a man who is a man
+    who is ..."); a frequency penalty of 0.3, chosen on the validation conversations, ends every one of them
+    (docs/chat.md)."""
 
     frequency_penalty: float = 0.3  # in [-2, 2]: lower a token's score per time it was generated
     presence_penalty: float = 0.0  # in [-2, 2]: lower a token's score once it was generated
 
     def __post_init__(self) -> None:
-        if not (abs(self.frequency_penalty) <= 2 and abs(self.presence_penalty) <= 2):
+        if not (abs(self.frequency_penalty) <= MAX_PENALTY and abs(self.presence_penalty) <= MAX_PENALTY):
             raise ValueError("decoding.frequency_penalty and decoding.presence_penalty must be in [-2, 2]")
 
 
