@@ -252,6 +252,10 @@ def test_bad_input_is_one_line_and_exit_2(tiny, capsys, tmp_path):
         assert not (tmp_path / "x.png").exists()
     assert main(["train", "zi2zi-fonts", "data.targets=[comic-sans]", "--out", str(tmp_path / "r")]) == 2
     one_error_line(capsys, "unknown font comic-sans")
+    for recipe, chars in (("zi2zi-fonts", "everything"), ("fashion-edges", "cjk")):
+        assert main(["train", recipe, f"data.train_chars={chars}", "--out", str(tmp_path / chars)]) == 2
+        one_error_line(capsys, "data.train_chars must be shared, all, gb2312 or cjk")
+        assert not (tmp_path / chars).exists()
 
 
 def test_a_glyph_image_is_translated(tiny, tmp_path):
