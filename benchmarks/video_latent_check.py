@@ -2,7 +2,7 @@
 
 The flow of a latent run (model.latent > 0) can draw no sharper digits than its frame autoencoder gives
 back, so this reads held-out clips after a round trip through the autoencoder the same way `genlab eval`
-reads generated clips (the MNIST evaluator on the located digit windows): that pair accuracy is the
+reads generated clips (the pair reader, genlab.evaluation.pair_reader): that pair accuracy is the
 ceiling of the run's generation score. It writes it beside the run's evaluation (run `genlab eval RUN`
 first) and its training cost.
 
@@ -22,7 +22,7 @@ import genlab
 from genlab.data import load_image_dataset
 from genlab.data.moving_mnist import MovingMNIST
 from genlab.evaluation import video_eval
-from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.pair_reader import load_pair_reader, read_pairs
 from genlab.tasks.video.handle import EVAL_SEED
 from genlab.tasks.video.pipeline import to_model, to_pixels
 
@@ -34,10 +34,9 @@ def round_trip(handle, clips: int) -> dict:
     real = to_model(batch.frames, handle.config.size)
     with torch.no_grad():
         back = to_pixels(handle.model.decode(handle.model.encode(real)))
-    pixels, digits, evaluator = to_pixels(real), torch.from_numpy(batch.digits), load_evaluator("mnist")
-    keys = ("pair_accuracy", "pair_accuracy_apart", "clip_accuracy")
+    pixels, digits, reader = to_pixels(real), torch.from_numpy(batch.digits), load_pair_reader()
     read = {
-        name: {k: video_eval.digit_scores(video_eval.read_clips(x, evaluator), digits, x.size(-1))[k] for k in keys}
+        name: video_eval.pair_scores(read_pairs(reader, x)[0], digits)
         for name, x in (("real", pixels), ("round_trip", back))
     }
     return {

@@ -228,6 +228,7 @@ def lm_run(tmp_path_factory) -> Path:
         (["generate", "{lm}", "--prompt", "thou", "--n", "3"], "does not take n for generate"),
         (["generate", "{lm}", "--prompt", "thou", "--label", "3"], "does not take label for generate"),
         (["eval-nets", "train", "--epochs", "0", "--out", "{tmp}/nets"], "epochs must be positive"),
+        (["eval-nets", "train", "--data", "moving-mnist", "--epochs", "0", "--out", "{tmp}/nets"], "must be positive"),
         (
             ["train", "/nonexistent/dir/essay-mlp-mnist.yaml"],
             "recipe file /nonexistent/dir/essay-mlp-mnist.yaml not found",

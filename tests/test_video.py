@@ -15,9 +15,10 @@ from genlab.data.moving_mnist import FRAME, FRAMES, STEP, MovingMNIST, prompt_di
 from genlab.errors import GenlabError
 from genlab.evaluation import video_eval
 from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.pair_reader import PAIRS, load_pair_reader, pair_index, read_pairs
 from genlab.io.video import GeneratedVideo, read_video
-from genlab.models.video_unet import VideoUNet, VideoUNetConfig
-from genlab.tasks.video.pipeline import to_model, to_pixels
+from genlab.models.video_unet import LAYOUTS, VideoUNetConfig
+from genlab.tasks.video.pipeline import to_model, to_pixels, video_network
 from genlab.tasks.video.process import masked_flow_loss, mode_mask, sample_clips, training_masks
 from genlab.tasks.video.tiny import tiny_run
 from tests.conftest import one_error_line
@@ -85,9 +86,10 @@ def test_masks_of_the_three_uses():
     assert sorted(masks.sum(1).tolist()) == [0, 0, 2, 2, 10, 10]  # a third of each use
 
 
-def test_network_shapes_loss_ignores_given_frames_and_sampler_keeps_them():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_network_shapes_loss_ignores_given_frames_and_sampler_keeps_them(layout):
     torch.manual_seed(0)
-    net = VideoUNet(VideoUNetConfig(frames=6, size=16, width=16))
+    net = video_network(VideoUNetConfig(frames=6, size=16, width=16, layout=layout))
     x1 = torch.rand(2, 6, 16, 16) * 2 - 1
     mask = torch.stack([mode_mask("predict", 6, 3), mode_mask("between", 6, 3)])
     digits = torch.tensor([[2, 9], [0, 1]])
@@ -112,14 +114,32 @@ def test_gif_and_mp4_are_written_and_read_back_with_every_frame(tmp_path):
         video.save(tmp_path / "clip.avi")
 
 
-def test_reader_finds_the_digits_of_real_clips(clips):
-    evaluator = load_evaluator("mnist")
+def test_factorised_network_shares_its_weights_over_frames():
+    """Without its frame-index embedding, the factorised network treats frames alike: permuting a clip's
+    frames (and their mask) permutes its output the same way."""
+    torch.manual_seed(0)
+    net = video_network(VideoUNetConfig(frames=6, size=16, width=16, layout="factorised")).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.1)
+        net.frame_index.zero_()
+        x, mask, t = torch.rand(2, 6, 16, 16), mode_mask("between", 6, 3).expand(2, -1), torch.rand(2)
+        order = torch.tensor([3, 0, 5, 1, 4, 2])
+        out = net(x, mask, t)
+        assert out.abs().mean() > 0.01  # not the zero-initialised output
+        assert torch.allclose(net(x[:, order], mask[:, order], t), out[:, order], atol=1e-4)
+
+
+def test_pair_reader_reads_real_held_out_clips(clips):
+    """The shipped pair reader, on clips of MNIST test digits it never saw; the tracker finds their speed."""
     frames = to_pixels(to_model(clips.frames, 32))
-    read = video_eval.read_clips(frames, evaluator)
-    scores = video_eval.digit_scores(read, torch.from_numpy(clips.digits), 32)
-    assert scores["pair_accuracy_apart"] > 0.85 and scores["clip_accuracy"] > 0.5
+    probs, features = read_pairs(load_pair_reader(), frames)
+    assert probs.shape == (64, FRAMES, len(PAIRS)) and features.shape[0] == 64 * FRAMES
+    scores = video_eval.pair_scores(probs, torch.from_numpy(clips.digits))
+    assert scores["pair_accuracy"] > 0.85 and scores["clip_accuracy"] > 0.9
+    located = video_eval.digit_windows(frames, load_evaluator("mnist"))
     assert video_eval.ssim(frames, frames).min() > 0.999
-    assert video_eval.motion(read["centroids"], 32)["speed"] == pytest.approx(1.8, abs=0.25)  # 3.6 px at 64
+    assert video_eval.motion(located["centroids"], 32)["speed"] == pytest.approx(1.8, abs=0.25)  # 3.6 px at 64
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +173,14 @@ def test_the_three_uses_through_the_cli(tiny, capsys):
     assert len(video) == 1
 
 
+def test_a_factorised_run_trains_and_generates(tmp_path):
+    case = tiny_run(tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", case.recipe, *case.overrides, "model.layout=factorised", "--out", str(run)]) == 0
+    video = genlab.load(str(run)).generate(prompt="a 2 and a 9", n=2, seed=0)
+    assert video.clips.shape == (2, FRAMES, 16, 16) and torch.isfinite(video.clips).all()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -171,12 +199,17 @@ def test_bad_input_is_one_line_and_exit_2(tiny, capsys, args, message):
     assert message in one_error_line(capsys) and not out.exists()
 
 
-def test_clip_vote_and_pair_accuracy():
-    read = torch.tensor([[[2, 9]] * 18 + [[2, 2]] * 2, [[4, 4]] * 19 + [[4, 1]]])  # (2, 20, 2)
-    assert video_eval.clip_reading(read).sort(-1).values.tolist() == [[2, 9], [4, 4]]
+def test_pairs_are_unordered_and_scores_count_frames_and_clips():
+    assert len(PAIRS) == 55 and pair_index(torch.tensor([2, 9])) == pair_index(torch.tensor([9, 2]))
+    assert sorted(pair_index(torch.tensor(PAIRS)).tolist()) == list(range(55))
     asked = torch.tensor([[9, 2], [4, 4]])
-    assert video_eval.pair_accuracy(read, asked) == pytest.approx((18 + 19) / 40)
-    assert video_eval.pair_accuracy(read, asked, torch.zeros(2, 20, dtype=torch.bool)) is None
+    probs = np.full((2, 20, 55), 0.01)
+    probs[0, :18, pair_index(asked[0])] = 0.9  # clip 0: 18 of 20 frames read right
+    probs[0, 18:, 0] = 0.9
+    probs[1, :, pair_index(asked[1])] = 0.3  # clip 1: no frame's top class, but the clip's
+    probs[1, :10, 1], probs[1, 10:, 2] = 0.6, 0.6
+    scores = video_eval.pair_scores(probs, asked)
+    assert scores["pair_accuracy"] == pytest.approx(18 / 40) and scores["clip_accuracy"] == 1.0
 
 
 def test_velocity_towards_the_predicted_clip_stays_finite_at_the_end():

@@ -26,9 +26,10 @@ from genlab.data.audio import AUDIO_DATASETS, audio_sizes, is_synthesized
 from genlab.data.catalog import DERIVED_SETS
 from genlab.data.text import TEXT_CORPORA, corpus_sizes, is_parsed
 from genlab.errors import GenlabError
-from genlab.evaluation import compare
+from genlab.evaluation import compare, pair_reader
 from genlab.evaluation.audio_eval import audio_evaluator_info, train_audio_evaluator
 from genlab.evaluation.classifier import evaluator_info, train_evaluator
+from genlab.evaluation.pair_reader import train_pair_reader
 from genlab.evaluation.protocols import PROTOCOLS
 from genlab.io.files import atomic_write_text, read_yaml
 from genlab.io.validate import check_float, check_int, check_seed, check_text, environ_int, output_file
@@ -468,11 +469,13 @@ def _cmd_eval_nets(args: argparse.Namespace) -> None:
         kwargs = {"epochs": args.epochs} if args.epochs is not None else {}
         if args.data in AUDIO_DATASETS:
             info = train_audio_evaluator(out, seed=args.seed, **kwargs)
+        elif args.data == pair_reader.NAME:
+            info = train_pair_reader(out, seed=args.seed, **kwargs)
         else:
             info = train_evaluator(args.data, out, seed=args.seed, **kwargs)
         print(json.dumps(info, indent=2))
         return
-    for name in IMAGE_DATASETS:
+    for name in (*IMAGE_DATASETS, pair_reader.NAME):
         try:
             info = evaluator_info(name)
             print(f"{name:<15} test accuracy {info['test_accuracy']:.4f}  sha256 {info['sha256'][:16]}…")

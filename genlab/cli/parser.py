@@ -138,7 +138,11 @@ def build_parser(argv: list[str] = ()) -> argparse.ArgumentParser:
 
     nets = command("eval-nets", help="the fixed classifier networks behind FID/precision/recall")
     nets.add_argument("action", choices=["list", "train"])
-    nets.add_argument("--data", default="mnist", help="mnist, fashion-mnist or spoken-digits (default mnist)")
+    nets.add_argument(
+        "--data",
+        default="mnist",
+        help="mnist, fashion-mnist, spoken-digits or moving-mnist (the video frames' pair reader; default mnist)",
+    )
     nets.add_argument("--epochs", type=int)
     nets.add_argument("--seed", type=int, default=0)
     nets.add_argument("--out", help="folder for the weights (default: the package's shipped folder)")

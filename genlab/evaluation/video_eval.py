@@ -1,13 +1,14 @@
 """Scores for clips of moving digits (N, T, H, W) in [0, 1], task-free: pixel error and SSIM per frame, the
-two digits an MNIST evaluator reads in each frame, Fréchet distance in its features, and motion.
+digit pair a Moving-MNIST reader sees in each frame, Fréchet distances, and motion.
 
-Generated clips carry no digit tracks, so the digits are found the same way in real and generated clips:
-in each frame the window of a digit's size (28/64 of the side) holding the most ink, then the most inked
-window that overlaps it by less than half (`locate_digits`); each window is scaled to 28x28 for the
-evaluator. Positions are the ink centroids in those windows, linked from frame to frame to the nearer
-digit of the frame before (`tracks`). Every score is also reported for real held-out clips read the same
-way: overlapping digits and the reader's own errors cap what even real clips reach.
-"""
+Which two digits a frame shows is read by genlab's pair reader (genlab.evaluation.pair_reader), which
+reads a whole frame, overlapping digits included. Where the digits are, generated clips do not say, so
+they are found the same way in real and generated clips: in each frame the window of a digit's size
+(28/64 of the side) holding the most ink, then the most inked window that overlaps it by less than half
+(`locate_digits`). Their ink centroids, linked from frame to frame to the nearer digit of the frame
+before (`tracks`), give the motion scores; the windows, scaled to 28x28, the MNIST evaluator's features.
+Every score is also reported for real held-out clips read the same way: what the readers and the
+tracker themselves get right."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from genlab.evaluation.classifier import ImageClassifier, features_and_probs
+from genlab.evaluation.pair_reader import pair_index
 
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # Wang et al. 2004, for pixels in [0, 1]
 
@@ -98,52 +100,27 @@ def digit_side(frame_side: int) -> int:
     return round(28 * frame_side / 64)
 
 
-def read_clips(clips: torch.Tensor, evaluator: ImageClassifier) -> dict[str, torch.Tensor]:
-    """Clips (N, T, H, W) -> the digits read in every frame (N, T, 2), their centroids (N, T, 2, 2), the
-    evaluator's features of the digit windows (N*T*2, D)."""
+def digit_windows(clips: torch.Tensor, evaluator: ImageClassifier) -> dict[str, torch.Tensor]:
+    """Clips (N, T, H, W) -> the located digits' centroids (N, T, 2, 2) and the MNIST evaluator's features
+    of their windows (N*T*2, D)."""
     n, t, h, _ = clips.shape
     side = digit_side(h)
     frames = clips.reshape(n * t, h, h).float()
     corners = locate_digits(frames, side)
-    feats, probs = features_and_probs(evaluator, crops(frames, corners, side))
     return {
-        "digits": torch.from_numpy(probs.argmax(1)).reshape(n, t, 2),
         "centroids": centroids(frames, corners, side).reshape(n, t, 2, 2),
-        "features": feats,
+        "features": features_and_probs(evaluator, crops(frames, corners, side))[0],
     }
 
 
-def pair_accuracy(read: torch.Tensor, asked: torch.Tensor, keep: torch.Tensor | None = None) -> float | None:
-    """Share of frames whose two read digits (N, T, 2) are the two asked for (N, 2), in either order;
-    only the frames where `keep` (N, T) is true, if given (None when there are none)."""
-    right = (read.sort(-1).values == asked.sort(-1).values[:, None, :]).all(-1)  # (N, T)
-    right = right if keep is None else right[keep]
-    return right.float().mean().item() if right.numel() else None
-
-
-def apart(points: torch.Tensor, frame_side: int) -> torch.Tensor:
-    """(N, T, 2, 2) centroids -> (N, T) bool: the two digits' inked cores (20 of 28 pixels) do not overlap."""
-    side = digit_side(frame_side)
-    return (points[:, :, 0] - points[:, :, 1]).abs().max(-1).values >= side - 2 * margin(side)
-
-
-def clip_reading(read: torch.Tensor) -> torch.Tensor:
-    """(N, T, 2) digits read per frame -> (N, 2) the clip's two digits by vote: the two digits read most
-    often, or the commonest twice when it is over 3/4 of all reads ("a 4 and a 4")."""
-    counts = F.one_hot(read.reshape(read.size(0), -1), 10).sum(1)  # (N, 10)
-    top = counts.topk(2, dim=1)
-    twice = top.values[:, 0] > 0.75 * read[0].numel()
-    return torch.where(twice[:, None], top.indices[:, :1].expand(-1, 2), top.indices)
-
-
-def digit_scores(read: dict[str, torch.Tensor], asked: torch.Tensor, frame_side: int) -> dict[str, float | None]:
-    """How often the asked digits (N, 2) are read: in every frame, in frames where they are apart, per clip."""
-    votes = clip_reading(read["digits"])
+def pair_scores(probs: np.ndarray, asked: torch.Tensor) -> dict[str, float]:
+    """The pair reader's probabilities (N, T, 55) for clips asked for the digits (N, 2): the share of frames
+    read as the asked pair, and of clips whose frames together (the sum of their log-probabilities) are."""
+    target = pair_index(asked).numpy()  # (N,)
+    clip_vote = np.log(np.clip(probs, 1e-12, None)).sum(1).argmax(-1)  # (N,)
     return {
-        "pair_accuracy": pair_accuracy(read["digits"], asked),
-        "pair_accuracy_apart": pair_accuracy(read["digits"], asked, apart(read["centroids"], frame_side)),
-        "apart_frames": apart(read["centroids"], frame_side).float().mean().item(),
-        "clip_accuracy": (votes.sort(-1).values == asked.sort(-1).values).all(-1).float().mean().item(),
+        "pair_accuracy": float((probs.argmax(-1) == target[:, None]).mean()),
+        "clip_accuracy": float((clip_vote == target).mean()),
     }
 
 
@@ -185,10 +162,3 @@ def motion(points: torch.Tensor, frame_side: int) -> dict[str, float | None]:
         "speed": float(np.mean(speeds)) if speeds else None,
         "tracks_scored": len(deviations),
     }
-
-
-def frame_features(clips: torch.Tensor, evaluator: ImageClassifier) -> np.ndarray:
-    """Clips (N, T, H, W) -> the evaluator's features of every whole frame scaled to 28x28 (N*T, D)."""
-    n, t, h, w = clips.shape
-    frames = F.interpolate(clips.reshape(n * t, 1, h, w).float(), size=(28, 28), mode="area")
-    return features_and_probs(evaluator, frames)[0]

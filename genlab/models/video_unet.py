@@ -29,6 +29,8 @@ from torch import nn
 from genlab.models.frame_codec import FrameCodec
 from genlab.models.unet import Attention, ResBlock, time_features
 
+LAYOUTS = ("stacked", "factorised")
+
 
 @dataclass
 class VideoUNetConfig:
@@ -41,6 +43,8 @@ class VideoUNetConfig:
     num_digits: int = 10  # digit classes of the condition (0 = unconditional)
     latent: int = 0  # > 0: the flow works on a per-frame autoencoder's latents, this many planes per frame
     codec_width: int = 16  # channels of that autoencoder's first layer
+    layout: str = "stacked"  # stacked: frames as channels of one 2-D U-Net; factorised: per-frame blocks +
+    # attention across frames (genlab.models.video_spacetime)
 
     @property
     def grid(self) -> int:
@@ -62,6 +66,8 @@ class VideoUNetConfig:
             raise ValueError("model.latent must be >= 0; with it, model.size a multiple of 4, codec_width >= 8")
         if self.width < 8 or self.width % 8 or not self.mults or min(self.mults) < 1:
             raise ValueError("model.width must be a multiple of 8 and model.mults positive integers")
+        if self.layout not in LAYOUTS or self.layout == "factorised" and self.latent:
+            raise ValueError(f"model.layout must be one of {', '.join(LAYOUTS)}; factorised works on pixels (latent 0)")
         if self.patch not in (1, 2, 4) or self.num_digits < 0:
             raise ValueError("model.patch must be 1, 2 or 4 and model.num_digits >= 0")
 

@@ -14,14 +14,15 @@ from genlab.data import load_image_dataset
 from genlab.data.moving_mnist import MovingMNIST, prompt_digits
 from genlab.errors import GenlabError
 from genlab.evaluation.classifier import load_evaluator
+from genlab.evaluation.pair_reader import load_pair_reader
 from genlab.interop.onnx import ExportGraph
 from genlab.io.video import VIDEO_SUFFIXES, GeneratedVideo, read_frame_image, read_frames_npy
 from genlab.models.video_unet import VideoUNet, VideoUNetConfig
 from genlab.tasks.contract import RunHandle
-from genlab.tasks.video.pipeline import check_clips, draw, sample_frames, to_model
+from genlab.tasks.video.pipeline import check_clips, draw, sample_frames, to_model, video_network
 from genlab.tasks.video.process import MODES, mode_mask
 from genlab.tasks.video.recipe import VideoRecipe
-from genlab.tasks.video.scoring import Uses, score_uses
+from genlab.tasks.video.scoring import Judges, Uses, score_uses
 
 PAIRS = 100  # class k asks for digits k // 10 and k % 10
 
@@ -45,7 +46,7 @@ class VideoRun(RunHandle):
 
     def __init__(self, run: RunDir, recipe: VideoRecipe, checkpoint: str = "last"):
         super().__init__(run, recipe, checkpoint)
-        self.config, self.model, *_ = load_network(run, checkpoint, "video", VideoUNetConfig, VideoUNet, "model")
+        self.config, self.model, *_ = load_network(run, checkpoint, "video", VideoUNetConfig, video_network, "model")
 
     @property
     def class_names(self) -> list[str]:
@@ -165,19 +166,19 @@ class VideoRun(RunHandle):
     def evaluate(self, n: int | None = None, steps: int | None = None, guidance: float | None = None) -> dict[str, Any]:
         """Each use on n held-out clips (default eval.num_clips, test-split digits): prediction and
         in-betweening MSE and SSIM per frame against copy-last-frame and a cross-fade; generation's digits
-        read by the MNIST evaluator, Fréchet distances and motion, each beside real clips read the same
-        way. Written to report.json as `video`."""
+        read by the pair reader, Fréchet distances and motion, each beside real clips read the same way.
+        Written to report.json as `video`."""
         n = self.recipe.eval.num_clips if n is None else n
         if not 2 <= n <= 10_000:
             raise GenlabError(f"--n must be in 2..10000 clips, got {n}")
         steps, guidance = self._settings(steps, guidance)
         data = load_image_dataset(self.recipe.data.name, self.recipe.data.path)
-        evaluator = load_evaluator("mnist")
+        judges = Judges(load_pair_reader(), load_evaluator("mnist"))
         meter = CostMeter()
         test = MovingMNIST(data, "test", EVAL_SEED).batch(range(n))
         train = MovingMNIST(data, "train", EVAL_SEED).batch(range(n))  # real clips of other digits: FID's floor
         uses = Uses(self.model, self.recipe.data.context, steps, guidance, EVAL_SEED, self.recipe.eval.batch_size)
-        metrics = score_uses(uses, test, train, evaluator)
+        metrics = score_uses(uses, test, train, judges)
         metrics.update(
             clips=n,
             steps=steps,

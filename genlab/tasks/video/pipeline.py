@@ -11,10 +11,16 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import GenlabError
-from genlab.models.video_unet import VideoUNet
+from genlab.models.video_spacetime import SpaceTimeUNet
+from genlab.models.video_unet import VideoUNet, VideoUNetConfig
 from genlab.tasks.video.process import sample_clips
 
 MAX_CLIPS = 1000  # clips per call: bounds memory
+
+
+def video_network(config: VideoUNetConfig) -> VideoUNet:
+    """The network of `model.layout`: frames stacked as channels, or per-frame blocks with attention across them."""
+    return SpaceTimeUNet(config) if config.layout == "factorised" else VideoUNet(config)
 
 
 def to_model(frames: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:

@@ -2,9 +2,10 @@
 
 - predict: the 10 frames after the first 10; MSE and SSIM per frame against copying the last given frame;
 - between: the 18 frames between the first and the last; against a cross-fade of the two;
-- generate: clips asked for the held-out clips' digit pairs; the evaluator reads both digits in each frame
-  (pair accuracy), Fréchet distances of whole frames and of the digit windows against the held-out clips,
-  and the tracked digits' speed between bounces. Real clips of training digits are scored the same way:
+- generate: clips asked for the held-out clips' digit pairs; the pair reader names the two digits of each
+  frame (pair accuracy) and of each clip, Fréchet distances of whole frames (in the pair reader's features)
+  and of the digit windows (in the MNIST evaluator's) against the held-out clips, and the tracked digits'
+  speed between bounces. Real clips of training digits are scored the same way:
   their Fréchet distance is the floor a perfect generator reaches with this many clips, and their reading
   and tracking scores are what the reader itself gets right.
 """
@@ -20,6 +21,7 @@ from genlab.data.moving_mnist import Clips
 from genlab.evaluation import video_eval
 from genlab.evaluation.classifier import ImageClassifier
 from genlab.evaluation.metrics import frechet_distance
+from genlab.evaluation.pair_reader import PairReader, read_pairs
 from genlab.models.video_unet import VideoUNet
 from genlab.tasks.video.pipeline import draw, to_model, to_pixels
 from genlab.tasks.video.process import mode_mask
@@ -69,22 +71,31 @@ def score_between(uses: Uses, real: torch.Tensor) -> dict[str, Any]:
     return {**curve(made, pixels[:, 1:-1]), "cross_fade": curve(fade, pixels[:, 1:-1])}
 
 
-def reading(clips: torch.Tensor, digits: torch.Tensor, evaluator: ImageClassifier) -> dict[str, Any]:
-    read = video_eval.read_clips(clips, evaluator)
+@dataclass(frozen=True)
+class Judges:
+    """What reads the clips: the Moving-MNIST pair reader and the MNIST evaluator (for the digit windows)."""
+
+    reader: PairReader
+    evaluator: ImageClassifier
+
+
+def reading(clips: torch.Tensor, digits: torch.Tensor, judges: Judges) -> dict[str, Any]:
+    probs, frame_features = read_pairs(judges.reader, clips)
+    located = video_eval.digit_windows(clips, judges.evaluator)
     return {
-        **video_eval.digit_scores(read, digits, clips.size(-1)),
-        "motion": video_eval.motion(read["centroids"], clips.size(-1)),
-        "digit_features": read["features"],
-        "frame_features": video_eval.frame_features(clips, evaluator),
+        **video_eval.pair_scores(probs, digits),
+        "motion": video_eval.motion(located["centroids"], clips.size(-1)),
+        "digit_features": located["features"],
+        "frame_features": frame_features,
     }
 
 
-def score_generate(uses: Uses, test: Clips, train: Clips, evaluator: ImageClassifier) -> dict[str, Any]:
+def score_generate(uses: Uses, test: Clips, train: Clips, judges: Judges) -> dict[str, Any]:
     size = uses.net.config.size
     digits = torch.from_numpy(test.digits)
-    made = reading(uses.draw("generate", to_model(test.frames, size), digits), digits, evaluator)
-    held_out = reading(to_pixels(to_model(test.frames, size)), digits, evaluator)
-    other = reading(to_pixels(to_model(train.frames, size)), torch.from_numpy(train.digits), evaluator)
+    made = reading(uses.draw("generate", to_model(test.frames, size), digits), digits, judges)
+    held_out = reading(to_pixels(to_model(test.frames, size)), digits, judges)
+    other = reading(to_pixels(to_model(train.frames, size)), torch.from_numpy(train.digits), judges)
 
     def distances(x: dict[str, Any]) -> dict[str, float]:
         return {
@@ -92,16 +103,16 @@ def score_generate(uses: Uses, test: Clips, train: Clips, evaluator: ImageClassi
             "digit_fid": frechet_distance(x["digit_features"], held_out["digit_features"]),
         }
 
-    scores = ("pair_accuracy", "pair_accuracy_apart", "apart_frames", "clip_accuracy", "motion")
+    scores = ("pair_accuracy", "clip_accuracy", "motion")
     summary = {key: made[key] for key in scores}
     real = {**{key: held_out[key] for key in scores}, **distances(other)}
     return {**summary, **distances(made), "real_clips": real}
 
 
-def score_uses(uses: Uses, test: Clips, train: Clips, evaluator: ImageClassifier) -> dict[str, Any]:
+def score_uses(uses: Uses, test: Clips, train: Clips, judges: Judges) -> dict[str, Any]:
     real = to_model(test.frames, uses.net.config.size)  # (N, T, S, S) in [-1, 1]
     return {
         "predict": score_predict(uses, real),
         "between": score_between(uses, real),
-        "generate": score_generate(uses, test, train, evaluator),
+        "generate": score_generate(uses, test, train, judges),
     }

@@ -26,8 +26,8 @@ from genlab.core.training import OwnNoise, SampledEachPeriod, weights_meta
 from genlab.data import load_image_dataset
 from genlab.data.moving_mnist import FRAMES, MovingMNIST
 from genlab.errors import GenlabError
-from genlab.models.video_unet import VideoUNet, VideoUNetConfig
-from genlab.tasks.video.pipeline import draw, to_model
+from genlab.models.video_unet import VideoUNetConfig
+from genlab.tasks.video.pipeline import draw, to_model, video_network
 from genlab.tasks.video.process import masked_flow_loss, mode_mask, training_masks
 from genlab.tasks.video.recipe import VideoRecipe
 
@@ -58,7 +58,7 @@ class VideoTraining(OwnNoise, SampledEachPeriod):
         self.recipe, self.env = recipe, env
         self.clips = MovingMNIST(data, "train", recipe.data.seed, self.config.frames)
         torch.manual_seed(recipe.seed)
-        model = VideoUNet(self.config).to(env.device)
+        model = video_network(self.config).to(env.device)
         self.net, self.model = wrap_ddp(model, env), model
         self.modules: dict[str, torch.nn.Module] = {"model": model}
         self.ema = SamplerEMA(self.modules, "model", recipe.train.ema_decay)

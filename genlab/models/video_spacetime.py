@@ -1,0 +1,109 @@
+"""A factorised space-time U-Net: the image U-Net run on every frame, with attention across frames.
+
+The frames-as-channels U-Net (genlab.models.video_unet) folds a clip's 20 frames into its first layer
+and unfolds them from separate output weights, so what a digit looks like is learnt once per frame
+position. This network shares all its spatial weights over time instead (as Video Diffusion Models, Ho
+et al. 2022, and Make-A-Video do): every frame goes through the same 2-D residual blocks, a digit drawn
+in any frame teaches all frames, and frames talk through attention over time at each position of the
+lowest resolution (after its blocks on the way down and up, and in the middle beside attention over
+the frame's positions). There a position covers 8x8 pixels of a 32x32 frame, and a digit moves about
+one of them in five frames, so attention over time plus the blocks' 3x3 convolutions keep it in reach.
+(Attention over time at the higher resolution and over every position of every frame at once cost 60 %
+more per step between them, measured on one core.) It costs about one image pass per frame, many times
+the stacked network's pass per clip: fewer clips per CPU-minute, each worth more (docs/video.md).
+
+Inputs and outputs are those of VideoUNet: x (B, T, S, S) the frames at flow time t with the given ones
+clean, mask (B, T) 1 on given frames, t (B,), digits (B, 2) or None, drop (B,) -> (B, T, S, S). Each
+frame also gets its mask flag as an input plane and its index as a learned embedding added to the
+time + digits embedding, so a frame knows where it sits in the clip and whether it is given.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genlab.models.unet import Attention, ResBlock
+from genlab.models.video_unet import VideoUNet, VideoUNetConfig
+
+
+class TimeAttention(nn.Module):
+    """Self-attention over the T frames of a clip at each position, with a residual connection."""
+
+    def __init__(self, channels: int, frames: int, heads: int = 4):
+        super().__init__()
+        self.frames, self.heads = frames, heads
+        self.norm = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        nn.init.zeros_(self.proj.weight)  # starts as the identity: the per-frame network alone
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """h (B*T, C, H, W) -> the same shape."""
+        bt, c, hh, ww = h.shape
+        x = h.reshape(-1, self.frames, c, hh, ww).permute(0, 3, 4, 1, 2)  # (B, H, W, T, C)
+        seq = x.reshape(-1, self.frames, c)  # (B*H*W, T, C)
+        q, k, v = self.qkv(self.norm(seq)).reshape(*seq.shape[:2], 3, self.heads, c // self.heads).unbind(2)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        seq = seq + self.proj(out.transpose(1, 2).reshape(seq.shape))
+        return seq.reshape(x.shape).permute(0, 3, 4, 1, 2).reshape(bt, c, hh, ww)
+
+
+class SpaceTimeUNet(VideoUNet):
+    """VideoUNet's interface (embedding, encode/decode, plane_mask) over per-frame blocks; no latent codec."""
+
+    def __init__(self, config: VideoUNetConfig):
+        nn.Module.__init__(self)
+        self.config, self.codec = config, None
+        width, emb_dim, p, t = config.width, 4 * config.width, config.patch, config.frames
+        self.time_mlp = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.digit = nn.Embedding(config.num_digits + 1, emb_dim)  # the last row: no digit (null condition)
+        self.frame_index = nn.Parameter(torch.zeros(t, emb_dim))  # where each frame sits in the clip
+        self.stem = nn.Conv2d(2 * p * p, width, 3, padding=1)  # one frame and its mask flag, folded
+        chans = [width * m for m in config.mults]
+        self.down, self.down_time, self.downsample, c_prev = nn.ModuleList(), nn.ModuleList(), nn.ModuleList(), width
+        for i, c in enumerate(chans):
+            self.down.append(ResBlock(c_prev, c, emb_dim, 0.0))
+            self.down_time.append(TimeAttention(c, t) if i == len(chans) - 1 else nn.Identity())
+            self.downsample.append(nn.Identity() if i == len(chans) - 1 else nn.Conv2d(c, c, 3, stride=2, padding=1))
+            c_prev = c
+        self.mid = ResBlock(c_prev, c_prev, emb_dim, 0.0)
+        self.attn = nn.Sequential(Attention(c_prev), TimeAttention(c_prev, t)) if config.attention else nn.Identity()
+        self.up, self.up_time = nn.ModuleList(), nn.ModuleList()
+        for i, c in enumerate(reversed(chans)):
+            self.up.append(ResBlock(c_prev + c, c, emb_dim, 0.0))
+            self.up_time.append(TimeAttention(c, t) if i == 0 else nn.Identity())
+            c_prev = c
+        self.out_norm = nn.GroupNorm(8, c_prev)
+        self.out = nn.Conv2d(c_prev, p * p, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        t: torch.Tensor,
+        digits: torch.Tensor | None = None,
+        drop: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, T, S, S), mask (B, T), t (B,), digits (B, 2) -> (B, T, S, S)."""
+        b, frames, s, _ = x.shape
+        p = self.config.patch
+        emb = (self.embedding(t, digits, drop)[:, None] + self.frame_index).reshape(b * frames, -1)  # (B*T, E)
+        flags = mask[:, :, None, None].to(x.dtype).expand_as(x)
+        h = torch.stack([x, flags], dim=2).reshape(b * frames, 2, s, s)  # (B*T, 2, S, S): a frame, its flag
+        h = self.stem(F.pixel_unshuffle(h, p))  # (B*T, width, S/p, S/p)
+        skips = []
+        for block, across, downsample in zip(self.down, self.down_time, self.downsample):
+            h = across(block(h, emb))
+            skips.append(h)
+            h = downsample(h)
+        h = self.attn(self.mid(h, emb))
+        for block, across in zip(self.up, self.up_time):
+            up = F.interpolate(h, size=skips[-1].shape[-2:], mode="nearest")
+            h = across(block(torch.cat([up, skips.pop()], 1), emb))
+        h = F.pixel_shuffle(self.out(F.silu(self.out_norm(h))), p)  # (B*T, 1, S, S)
+        return h.reshape(b, frames, s, s)
