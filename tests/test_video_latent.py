@@ -50,7 +50,7 @@ def test_latent_network_samples_planes_and_keeps_the_given_frames_exactly():
 def latent_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("video-latent")
     case = tiny_run(folder)
-    latent = ["model.latent=2", "model.codec_width=8", "model.patch=1", "train.codec_steps=3"]
+    latent = ["model.layout=stacked", "model.latent=2", "model.codec_width=8", "model.patch=1", "train.codec_steps=3"]
     assert main(["train", case.recipe, *case.overrides, *latent, "--out", str(folder / "run")]) == 0
     return folder / "run"
 
@@ -91,7 +91,14 @@ def test_a_latent_run_predicts_from_the_given_frames(latent_run, tmp_path):
     assert np.allclose(np.load(out)[:, :10], given, atol=1e-5)
 
 
-def test_codec_steps_and_latent_go_together(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.layout=stacked", "model.latent=2"], "train.codec_steps"),
+        (["model.latent=2", "train.codec_steps=3"], "factorised works on pixels"),  # the factorised recipe
+    ],
+)
+def test_codec_steps_and_latent_go_together_on_the_stacked_layout(tmp_path, capsys, overrides, message):
     case = tiny_run(tmp_path)
-    assert main(["train", case.recipe, *case.overrides, "model.latent=2", "--out", str(tmp_path / "r")]) == 2
-    assert "train.codec_steps" in capsys.readouterr().err
+    assert main(["train", case.recipe, *case.overrides, *overrides, "--out", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "r").exists()
