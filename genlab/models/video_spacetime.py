@@ -13,8 +13,8 @@ attention over the frame's positions in the middle, carry the given frames to an
 more per step between them, measured on one core.) It costs about one image pass per frame, many times
 the stacked network's pass per clip: fewer clips per CPU-minute, each worth more (docs/video.md).
 
-Inputs and outputs are those of VideoUNet: x (B, T, S, S) the frames at flow time t with the given ones
-clean, mask (B, T) 1 on given frames, t (B,), digits (B, 2) or None, drop (B,) -> (B, T, S, S). Each
+Inputs and outputs are those of the stacked VideoUNet: x (B, T, S, S) the frames at flow time t with the
+given ones clean, mask (B, T) 1 on given frames, t (B,), digits (B, 2) or None, drop (B,) -> (B, T, S, S). Each
 frame also gets its mask flag as an input plane and its index as a learned embedding added to the
 time + digits embedding, so a frame knows where it sits in the clip and whether it is given.
 """
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.models.unet import Attention, ResBlock
-from genlab.models.video_unet import VideoUNet, VideoUNetConfig
+from genlab.models.video_unet import ClipNetwork, VideoUNetConfig
 
 
 class TimeConv(nn.Module):
@@ -77,15 +77,12 @@ def across_time(channels: int, frames: int, attention: bool) -> nn.Module:
     return nn.Sequential(conv, TimeAttention(channels, frames)) if attention else conv
 
 
-class SpaceTimeUNet(VideoUNet):
-    """VideoUNet's interface (embedding, encode/decode, plane_mask) over per-frame blocks; no latent codec."""
+class SpaceTimeUNet(ClipNetwork):
+    """Per-frame blocks with convolutions and attention over time (the `factorised` layout; pixels only)."""
 
     def __init__(self, config: VideoUNetConfig):
-        nn.Module.__init__(self)
-        self.config, self.codec = config, None
+        super().__init__(config)
         width, emb_dim, p, t = config.width, 4 * config.width, config.patch, config.frames
-        self.time_mlp = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.digit = nn.Embedding(config.num_digits + 1, emb_dim)  # the last row: no digit (null condition)
         self.frame_index = nn.Parameter(torch.zeros(t, emb_dim))  # where each frame sits in the clip
         self.stem = nn.Conv2d(2 * p * p, width, 3, padding=1)  # one frame and its mask flag, folded
         chans = [width * m for m in config.mults]

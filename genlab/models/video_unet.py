@@ -72,31 +72,17 @@ class VideoUNetConfig:
             raise ValueError("model.patch must be 1, 2 or 4 and model.num_digits >= 0")
 
 
-class VideoUNet(nn.Module):
+class ClipNetwork(nn.Module):
+    """What the video process asks of either layout's network, besides forward: the time + digits embedding,
+    and the planes the flow works on (encode / decode / plane_mask)."""
+
     def __init__(self, config: VideoUNetConfig):
         super().__init__()
         self.config = config
-        width, emb_dim, p = config.width, 4 * config.width, config.patch
+        width, emb_dim = config.width, 4 * config.width
         self.time_mlp = nn.Sequential(nn.Linear(width, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.digit = nn.Embedding(config.num_digits + 1, emb_dim)  # the last row: no digit (null condition)
         self.codec = FrameCodec(config.latent, config.codec_width) if config.latent else None
-        self.stem = nn.Conv2d(2 * config.planes * p * p, width, 3, padding=1)  # planes and mask, folded
-        chans = [width * m for m in config.mults]
-        self.down, self.downsample, c_prev = nn.ModuleList(), nn.ModuleList(), width
-        for i, c in enumerate(chans):
-            self.down.append(ResBlock(c_prev, c, emb_dim, 0.0))
-            self.downsample.append(nn.Identity() if i == len(chans) - 1 else nn.Conv2d(c, c, 3, stride=2, padding=1))
-            c_prev = c
-        self.mid = ResBlock(c_prev, c_prev, emb_dim, 0.0)
-        self.attn = Attention(c_prev) if config.attention else nn.Identity()
-        self.up = nn.ModuleList()
-        for c in reversed(chans):
-            self.up.append(ResBlock(c_prev + c, c, emb_dim, 0.0))
-            c_prev = c
-        self.out_norm = nn.GroupNorm(8, c_prev)
-        self.out = nn.Conv2d(c_prev, config.planes * p * p, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
     def embedding(self, t: torch.Tensor, digits: torch.Tensor | None, drop: torch.Tensor | None) -> torch.Tensor:
         """Time + the two digits -> (B, 4*width); rows without digits (or dropped) get the null one twice."""
@@ -118,6 +104,31 @@ class VideoUNet(nn.Module):
     def plane_mask(self, mask: torch.Tensor) -> torch.Tensor:
         """A frame mask (B, T) as a mask of the flow's planes (B, planes): each frame's latents share its flag."""
         return mask if self.codec is None else mask.repeat_interleave(self.config.latent, dim=1)
+
+
+class VideoUNet(ClipNetwork):
+    """Frames stacked as channels of one 2-D U-Net (the `stacked` layout)."""
+
+    def __init__(self, config: VideoUNetConfig):
+        super().__init__(config)
+        width, emb_dim, p = config.width, 4 * config.width, config.patch
+        self.stem = nn.Conv2d(2 * config.planes * p * p, width, 3, padding=1)  # planes and mask, folded
+        chans = [width * m for m in config.mults]
+        self.down, self.downsample, c_prev = nn.ModuleList(), nn.ModuleList(), width
+        for i, c in enumerate(chans):
+            self.down.append(ResBlock(c_prev, c, emb_dim, 0.0))
+            self.downsample.append(nn.Identity() if i == len(chans) - 1 else nn.Conv2d(c, c, 3, stride=2, padding=1))
+            c_prev = c
+        self.mid = ResBlock(c_prev, c_prev, emb_dim, 0.0)
+        self.attn = Attention(c_prev) if config.attention else nn.Identity()
+        self.up = nn.ModuleList()
+        for c in reversed(chans):
+            self.up.append(ResBlock(c_prev + c, c, emb_dim, 0.0))
+            c_prev = c
+        self.out_norm = nn.GroupNorm(8, c_prev)
+        self.out = nn.Conv2d(c_prev, config.planes * p * p, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     def forward(
         self,

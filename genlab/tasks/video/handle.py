@@ -17,7 +17,7 @@ from genlab.evaluation.classifier import load_evaluator
 from genlab.evaluation.pair_reader import load_pair_reader
 from genlab.interop.onnx import ExportGraph
 from genlab.io.video import VIDEO_SUFFIXES, GeneratedVideo, read_frame_image, read_frames_npy
-from genlab.models.video_unet import VideoUNet, VideoUNetConfig
+from genlab.models.video_unet import ClipNetwork, VideoUNetConfig
 from genlab.tasks.contract import RunHandle
 from genlab.tasks.video.pipeline import check_clips, draw, sample_frames, to_model, video_network
 from genlab.tasks.video.process import MODES, mode_mask
@@ -31,7 +31,7 @@ class Sampler(torch.nn.Module):
     """The exported graph: noise (B, planes, grid, grid), given frames (B, T, S, S) (in [-1, 1]), mask (B, T),
     digits (B, 2) -> clips (B, T, S, S) in [0, 1]."""
 
-    def __init__(self, net: VideoUNet, steps: int, guidance: float):
+    def __init__(self, net: ClipNetwork, steps: int, guidance: float):
         super().__init__()
         self.net, self.steps, self.guidance = net, steps, guidance
 

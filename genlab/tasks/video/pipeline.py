@@ -12,13 +12,13 @@ import torch.nn.functional as F
 
 from genlab.errors import GenlabError
 from genlab.models.video_spacetime import SpaceTimeUNet
-from genlab.models.video_unet import VideoUNet, VideoUNetConfig
+from genlab.models.video_unet import ClipNetwork, VideoUNet, VideoUNetConfig
 from genlab.tasks.video.process import sample_clips
 
 MAX_CLIPS = 1000  # clips per call: bounds memory
 
 
-def video_network(config: VideoUNetConfig) -> VideoUNet:
+def video_network(config: VideoUNetConfig) -> ClipNetwork:
     """The network of `model.layout`: frames stacked as channels, or per-frame blocks with attention across them."""
     return SpaceTimeUNet(config) if config.layout == "factorised" else VideoUNet(config)
 
@@ -45,7 +45,7 @@ def check_clips(n: int) -> None:
 
 
 def sample_frames(
-    net: VideoUNet,
+    net: ClipNetwork,
     noise: torch.Tensor,
     given: torch.Tensor,
     mask: torch.Tensor,
@@ -62,7 +62,7 @@ def sample_frames(
 
 @torch.no_grad()
 def draw(
-    net: VideoUNet,
+    net: ClipNetwork,
     seed: int,
     given: torch.Tensor,
     mask: torch.Tensor,

@@ -22,7 +22,7 @@ from genlab.evaluation import video_eval
 from genlab.evaluation.classifier import ImageClassifier
 from genlab.evaluation.metrics import frechet_distance
 from genlab.evaluation.pair_reader import PairReader, read_pairs
-from genlab.models.video_unet import VideoUNet
+from genlab.models.video_unet import ClipNetwork
 from genlab.tasks.video.pipeline import draw, to_model, to_pixels
 from genlab.tasks.video.process import mode_mask
 
@@ -31,7 +31,7 @@ from genlab.tasks.video.process import mode_mask
 class Uses:
     """How the uses are drawn: the network, the prediction context, the sampler settings, the noise seed."""
 
-    net: VideoUNet
+    net: ClipNetwork
     context: int
     steps: int
     guidance: float
