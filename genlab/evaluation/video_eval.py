@@ -8,7 +8,8 @@ they are found the same way in real and generated clips: in each frame the windo
 (`locate_digits`). Their ink centroids, linked from frame to frame to the nearer digit of the frame
 before (`tracks`), give the motion scores; the windows, scaled to 28x28, the MNIST evaluator's features.
 Every score is also reported for real held-out clips read the same way: what the readers and the
-tracker themselves get right."""
+tracker themselves get right.
+"""
 
 from __future__ import annotations
 
