@@ -41,6 +41,7 @@ class ClassifierConfig:
     feature_dim: int = 128
     num_classes: int = 10
     dropout: float = 0.3
+    side: int = 28  # input side; three 2x2 pools leave side // 8 (28 -> 3)
 
 
 def conv_blocks(channels: tuple[int, ...]) -> list[nn.Module]:
@@ -59,13 +60,14 @@ def conv_blocks(channels: tuple[int, ...]) -> list[nn.Module]:
 
 
 class ImageClassifier(nn.Module):
-    """(B, 1, 28, 28) in [0, 1] -> three conv blocks (28 -> 14 -> 7 -> 3) -> features (B, D) -> logits."""
+    """(B, 1, side, side) in [0, 1] -> three conv blocks (28 -> 14 -> 7 -> 3) -> features (B, D) -> logits."""
 
     def __init__(self, config: ClassifierConfig):
         super().__init__()
         self.config = config
         self.conv = nn.Sequential(*conv_blocks(config.channels), nn.Flatten())
-        self.embed = nn.Sequential(nn.Linear(config.channels[-1] * 3 * 3, config.feature_dim), nn.ReLU())
+        pooled = config.channels[-1] * (config.side // 8) ** 2  # channels x the side left after three pools
+        self.embed = nn.Sequential(nn.Linear(pooled, config.feature_dim), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
         self.info: dict = {}  # the json record, filled by load_evaluator
 

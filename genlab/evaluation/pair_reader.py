@@ -18,12 +18,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from genlab.data import load_image_dataset
 from genlab.data.moving_mnist import MovingMNIST
 from genlab.errors import GenlabError
-from genlab.evaluation.classifier import conv_blocks, features_and_probs, fit, load_checked, write_evaluator
+from genlab.evaluation.classifier import (
+    ClassifierConfig,
+    ImageClassifier,
+    features_and_probs,
+    fit,
+    load_checked,
+    write_evaluator,
+)
 
 NAME = "moving-mnist"
 SIZE = 32  # the reader's frame side: the video models' (Moving MNIST's 64 shrinks by 2x2 block means)
@@ -35,29 +41,13 @@ TRAIN_SEED, TEST_SEED = 7, 99  # clip seeds of the reader's own frames (the vide
 
 
 @dataclass
-class PairReaderConfig:
+class PairReaderConfig(ClassifierConfig):
+    """The evaluators' CNN, wider, on 32x32 frames (32 -> 16 -> 8 -> 4), naming one of the 55 pairs."""
+
     channels: tuple[int, int, int] = (32, 64, 128)
     feature_dim: int = 256
     num_classes: int = len(PAIRS)
-    dropout: float = 0.3
-
-
-class PairReader(nn.Module):
-    """(B, 1, 32, 32) in [0, 1] -> three conv blocks (32 -> 16 -> 8 -> 4) -> features (B, D) -> 55 logits."""
-
-    def __init__(self, config: PairReaderConfig):
-        super().__init__()
-        self.config = config
-        self.conv = nn.Sequential(*conv_blocks(config.channels), nn.Flatten())
-        self.embed = nn.Sequential(nn.Linear(config.channels[-1] * 4 * 4, config.feature_dim), nn.ReLU())
-        self.head = nn.Sequential(nn.Dropout(config.dropout), nn.Linear(config.feature_dim, config.num_classes))
-        self.info: dict = {}
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embed(self.conv(x))  # (B, D)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # (B, 55)
+    side: int = SIZE
 
 
 def pair_index(digits: torch.Tensor) -> torch.Tensor:
@@ -82,7 +72,7 @@ def frames_of(split: str, seed: int, num_clips: int) -> tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def frame_accuracy(reader: PairReader, frames: torch.Tensor, pairs: torch.Tensor) -> float:
+def frame_accuracy(reader: ImageClassifier, frames: torch.Tensor, pairs: torch.Tensor) -> float:
     return float((features_and_probs(reader, frames)[1].argmax(1) == pairs.numpy()).mean())
 
 
@@ -91,7 +81,7 @@ def train_pair_reader(out_dir: Path, seed: int = 0, epochs: int = 4, clips: int 
     if epochs < 1 or clips < 1:
         raise GenlabError(f"epochs and clips must be positive, got {epochs} and {clips}")
     torch.manual_seed(seed)
-    reader = PairReader(PairReaderConfig())
+    reader = ImageClassifier(PairReaderConfig())
     x_train, y_train = frames_of("train", TRAIN_SEED, clips)
     x_test, y_test = frames_of("test", TEST_SEED, 1000)
     generator = torch.Generator().manual_seed(seed)
@@ -112,11 +102,11 @@ def train_pair_reader(out_dir: Path, seed: int = 0, epochs: int = 4, clips: int 
     return write_evaluator(reader, NAME, out_dir, info)
 
 
-def load_pair_reader(weights_dir: Path | None = None) -> PairReader:
-    return load_checked(NAME, PairReaderConfig, PairReader, weights_dir)
+def load_pair_reader(weights_dir: Path | None = None) -> ImageClassifier:
+    return load_checked(NAME, PairReaderConfig, ImageClassifier, weights_dir)
 
 
-def read_pairs(reader: PairReader, clips: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def read_pairs(reader: ImageClassifier, clips: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Clips (N, T, S, S) in [0, 1] -> the pair probabilities of every frame (N, T, 55), features (N*T, D)."""
     feats, probs = features_and_probs(reader, as_frames(clips))
     return probs.reshape(*clips.shape[:2], -1), feats

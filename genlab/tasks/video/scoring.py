@@ -21,7 +21,7 @@ from genlab.data.moving_mnist import Clips
 from genlab.evaluation import video_eval
 from genlab.evaluation.classifier import ImageClassifier
 from genlab.evaluation.metrics import frechet_distance
-from genlab.evaluation.pair_reader import PairReader, read_pairs
+from genlab.evaluation.pair_reader import read_pairs
 from genlab.models.video_unet import ClipNetwork
 from genlab.tasks.video.pipeline import draw, to_model, to_pixels
 from genlab.tasks.video.process import mode_mask
@@ -75,7 +75,7 @@ def score_between(uses: Uses, real: torch.Tensor) -> dict[str, Any]:
 class Judges:
     """What reads the clips: the Moving-MNIST pair reader and the MNIST evaluator (for the digit windows)."""
 
-    reader: PairReader
+    reader: ImageClassifier
     evaluator: ImageClassifier
 
 
