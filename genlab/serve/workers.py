@@ -144,8 +144,7 @@ class TextWorker:
             request.top_p if request.top_p < 1 else None,
             self.decoding.stop_ids,
             None if request.seed is None else request.seed + choice,
-            self.decoding.presence_penalty if request.presence_penalty is None else request.presence_penalty,
-            self.decoding.frequency_penalty if request.frequency_penalty is None else request.frequency_penalty,
+            *self.decoding.penalties(request.presence_penalty, request.frequency_penalty),
         )
 
     def submit(self, jobs: list[TextJob]) -> None:

@@ -42,6 +42,13 @@ class TextDecoding:
     presence_penalty: float = 0.0  # a request that leaves a penalty out gets the run's (as vLLM reads a model's
     frequency_penalty: float = 0.0  # generation_config.json)
 
+    def penalties(self, presence: float | None, frequency: float | None) -> tuple[float, float]:
+        """A request's (presence, frequency) penalties, the run's where it leaves one out (None)."""
+        return (
+            self.presence_penalty if presence is None else presence,
+            self.frequency_penalty if frequency is None else frequency,
+        )
+
 
 class RunHandle:
     """A run directory opened for use: `genlab.load(path)` returns the task's subclass.

@@ -66,9 +66,7 @@ class ChatRun(RunHandle):
         left out are the run's (recipe `decoding`)."""
         if max_tokens < 1:
             raise GenlabError(f"--max-tokens must be >= 1, got {max_tokens}")
-        d = self.recipe.decoding
-        presence = d.presence_penalty if presence_penalty is None else presence_penalty
-        frequency = d.frequency_penalty if frequency_penalty is None else frequency_penalty
+        presence, frequency = self.text_decoding().penalties(presence_penalty, frequency_penalty)
         block = self.model.config.block_size
         ids = prompt_ids(self.tokenizer, messages, block)
         room = min(max_tokens, block - len(ids))
