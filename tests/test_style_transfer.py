@@ -26,7 +26,7 @@ from genlab.data.glyphs import (
     render_glyph,
     training_order,
 )
-from genlab.evaluation.glyph_judges import glyph_augment
+from genlab.evaluation.glyph_judges import glyph_augment, glyph_judges
 from genlab.io.weights import read_tensors
 from genlab.models.glyph_unet import GlyphUNet, GlyphUNetConfig
 from genlab.peft.conv_lora import apply_conv_lora, merge_conv_lora
@@ -202,6 +202,20 @@ def test_judge_augmentation_keeps_glyphs_legible_and_is_seeded():
     b = glyph_augment(x, torch.Generator().manual_seed(1), reshape=True)
     assert torch.equal(a, b) and a.shape == x.shape and 0 <= a.min() and a.max() <= 1
     assert not torch.equal(a, x) and (a - x).abs().mean() < 0.2  # changed, but still mostly the same ink
+
+
+def test_judges_are_the_same_whatever_the_thread_count(tmp_path, monkeypatch):
+    glyphs = load_glyphs(["wqy-microhei", "arphic-ukai"], 128)
+    weights, before = [], torch.get_num_threads()
+    try:
+        for count in (2, 1):  # a fresh cache each time: the judges are trained, not read back
+            monkeypatch.setenv("GENLAB_DATA_DIR", str(tmp_path / str(count)))
+            torch.set_num_threads(count)
+            weights.append(glyph_judges(glyphs, epochs=1).char.state_dict())
+            assert torch.get_num_threads() == count  # the caller's count is restored
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_evaluation_reports_the_judges_reading_real_glyphs_and_an_unseen_font(tiny):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -64,3 +66,15 @@ def configure_threads(recorded: int | None = None) -> int:
     elif not user_pinned():
         torch.set_num_threads(recorded or default_threads())
     return torch.get_num_threads()
+
+
+@contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Run the block on `count` intra-op threads, then restore the count: for work whose exact result must not
+    follow the machine's load at that moment (a reference network trained once and cached)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -12,7 +12,9 @@ reads the shape of a character rather than one rendering's exact pixels.
   accuracy on that font's real glyphs says how well this recipe reads a style it has never seen.
 - The font judge learns the training characters of every font and is measured on the held-out characters:
   it is asked about glyphs of held-out characters, so it must know a font without knowing the character.
-Trained judges are cached in $GENLAB_DATA_DIR/glyphs/judges/.
+Trained judges are cached in $GENLAB_DATA_DIR/glyphs/judges/. They train on one thread whatever the run's
+count: the thread count sets the float summation order, and a judge trained on whatever cores were free at
+that moment read the same generated glyphs a point or two differently from one trained on another count.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.core.threads import threads
 from genlab.data.augment import random_affine
 from genlab.data.glyphs import GlyphSet
 from genlab.data.images import cache_root
@@ -37,7 +40,7 @@ from genlab.io.weights import load_module, save_tensors
 
 JUDGE_SIZE = 32
 UNSEEN_FONT = "lxgw-wenkai"  # left out of the honesty check's character judge (else the library's last font)
-VERSION = 3  # bump when the judges' training changes: the cache key holds it
+VERSION = 4  # bump when the judges' training changes: the cache key holds it
 
 
 @dataclass
@@ -134,7 +137,8 @@ def glyph_judges(glyphs: GlyphSet, epochs: int, seed: int = 0) -> Judges:
         for name, judge in judges.items():
             load_module(judge, folder / f"{name}.safetensors")
         return Judges(judges["font"].eval(), judges["char"].eval(), json.loads((folder / "info.json").read_text()))
-    font, char, info = _train_judges(glyphs, epochs, seed)
+    with threads(1):  # the same judges whatever the machine's load (module docstring)
+        font, char, info = _train_judges(glyphs, epochs, seed)
     folder.mkdir(parents=True, exist_ok=True)
     save_tensors(folder / "font.safetensors", font.state_dict())
     save_tensors(folder / "char.safetensors", char.state_dict())
