@@ -2,6 +2,7 @@
 
     python benchmarks/style_transfer.py pictures runs/zi2zi         # grids + lines of text -> docs/img/
     python benchmarks/style_transfer.py results runs/zi2zi          # its evaluation -> benchmarks/results/style/
+    python benchmarks/style_transfer.py misread runs/p2p-kai-cjk-2t --tag p2p-kai-cjk   # what the judge misreads
     python benchmarks/style_transfer.py fewshot --base runs/zi2zi   # the few-shot curve over k, full vs LoRA
     python benchmarks/style_transfer.py pictures runs/fashion-edges --tag fashion-edges   # edges -> items grid
     python benchmarks/style_transfer.py table                       # the doc's table rows from the results
@@ -33,6 +34,8 @@ import genlab
 from genlab.cli import main as genlab_main
 from genlab.core.run import RunDir
 from genlab.data.glyphs import render_glyph
+from genlab.evaluation.classifier import features_and_probs
+from genlab.evaluation.glyph_judges import glyph_judges
 from genlab.io.images import make_grid
 from genlab.tasks import load_recipe
 from genlab.tasks.pix2pix.pipeline import load_library, load_pair, translate
@@ -79,6 +82,22 @@ def pictures(run: str, tag: str) -> None:
         lines += [handle.generate(text=LINE, font=font).images, true_line(font, data.size)]
     save_picture(torch.cat(lines), 1, IMG / f"style-{tag}-line.png")
     print("held-out characters shown:", "".join(glyphs.chars[i] for i in chars.tolist()))
+
+
+def misread(run: str, tag: str) -> None:
+    """The held-out glyphs of the recipe's first target that the character judge reads as another character:
+    source, generated and true rows -> docs/img/style-TAG-misread.png."""
+    handle = genlab.load(run)
+    glyphs = load_library(handle.recipe.data)
+    font = handle.recipe.data.targets[0]
+    chars = torch.as_tensor(glyphs.split("test"))
+    src = torch.from_numpy(glyphs.ink[glyphs.index(handle.source), chars]).unsqueeze(1)  # (n, 1, S, S)
+    made = translate(handle.generator, src, torch.full((len(chars),), handle.class_names.index(font)))
+    judges = glyph_judges(glyphs, handle.recipe.eval.judge_epochs, seed=handle.recipe.seed)
+    wrong = torch.as_tensor(np.flatnonzero(features_and_probs(judges.char, made)[1].argmax(1) != chars.numpy()))
+    truth = torch.from_numpy(glyphs.ink[glyphs.index(font), chars[wrong]]).unsqueeze(1)
+    save_picture(1 - torch.cat([src[wrong], made[wrong], truth]), len(wrong), IMG / f"style-{tag}-misread.png")
+    print(f"{len(wrong)} of {len(chars)} misread:", "".join(glyphs.chars[i] for i in chars[wrong].tolist()))
 
 
 def item_pictures(handle, pictures, tag: str, per_row: int = 12) -> None:
@@ -242,7 +261,7 @@ def fewshot_table() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pictures", "results", "fewshot", "table"])
+    parser.add_argument("what", choices=["pictures", "results", "misread", "fewshot", "table"])
     parser.add_argument("run", nargs="?")
     parser.add_argument("--tag", default="zi2zi")
     parser.add_argument("--tags", nargs="+", default=["zi2zi", "pix2pix-kai", "fashion-edges", "fashion-edges-l1"])
@@ -260,7 +279,7 @@ def main() -> None:
     elif args.run is None:
         parser.error(f"{args.what} needs a run directory")
     else:
-        (pictures if args.what == "pictures" else results)(args.run, args.tag)
+        {"pictures": pictures, "results": results, "misread": misread}[args.what](args.run, args.tag)
 
 
 if __name__ == "__main__":
