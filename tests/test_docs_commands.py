@@ -85,6 +85,12 @@ def _tokens(text: str) -> list[str]:
     return shlex.split(text, comments=True)
 
 
+def _unbracketed(text: str) -> str:
+    """`[--opt X]` (an optional part, as usage lines show it) -> ` --opt X `; a list override's value
+    (`data.targets=[a,b]`) keeps its brackets."""
+    return re.sub(r"(?<!=)\[([^\[\]]*)\]", r" \1 ", text)
+
+
 def _segments(tokens: list[str]) -> list[list[str]]:
     """`a && b | c` -> [a, b, c]."""
     parts: list[list[str]] = [[]]
@@ -141,7 +147,7 @@ def extract(text: str, page: str) -> list[Command]:
         if fence is None:
             for span in re.findall(r"`(genlab [^`]+)`", line):
                 try:
-                    tokens = _segments(_tokens(span.replace("[", " ").replace("]", " ")))[0]
+                    tokens = _segments(_tokens(_unbracketed(span)))[0]
                 except ValueError:
                     continue
                 commands.append(Command(f"{page}:{number}", tokens[1:], in_block=False))
@@ -158,7 +164,7 @@ def extract(text: str, page: str) -> list[Command]:
         tokens = None
         while tokens is None:
             try:
-                tokens = _tokens(line.replace("[", " ").replace("]", " "))
+                tokens = _tokens(_unbracketed(line))
             except ValueError as exc:  # a quote open across lines, as a shell reads it
                 if i == len(lines) or lines[i].startswith("```"):
                     if re.match(r"^(genlab|torchrun|python)\b", line):
