@@ -3,6 +3,7 @@
     python benchmarks/style_transfer.py pictures runs/zi2zi         # grids + lines of text -> docs/img/
     python benchmarks/style_transfer.py results runs/zi2zi          # its evaluation -> benchmarks/results/style/
     python benchmarks/style_transfer.py misread runs/p2p-kai-cjk-2t --tag p2p-kai-cjk   # what the judge misreads
+    python benchmarks/style_transfer.py live runs/p2p-kai-cjk-ema --tag p2p-kai-cjk-ema   # without the EMA
     python benchmarks/style_transfer.py fewshot --base runs/zi2zi   # the few-shot curve over k, full vs LoRA
     python benchmarks/style_transfer.py pictures runs/fashion-edges --tag fashion-edges   # edges -> items grid
     python benchmarks/style_transfer.py table                       # the doc's table rows from the results
@@ -125,6 +126,18 @@ def results(run: str, tag: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{tag}.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {RESULTS / f'{tag}.json'}")
+
+
+def live(run: str, tag: str) -> None:
+    """The evaluation of a run that averages its generator's weights (train.ema_decay), redone with the live
+    weights of the same checkpoint: what the average changed, all else equal -> report.json
+    "translation_live" and benchmarks/results/style/TAG-live.json."""
+    handle = genlab.load(run)
+    handle.generator = load_pair(handle.run, live=True)[0]
+    handle.eval_section = "translation_live"
+    out = {"run": run, "cost": handle.report["cost"], "translation": handle.evaluate(), "weights": "live"}
+    (RESULTS / f"{tag}-live.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {RESULTS / f'{tag}-live.json'}")
 
 
 def trainable(recipe_overrides: list[str]) -> int:
@@ -260,7 +273,7 @@ def fewshot_table() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["pictures", "results", "misread", "fewshot", "table"])
+    parser.add_argument("what", choices=["pictures", "results", "misread", "live", "fewshot", "table"])
     parser.add_argument("run", nargs="?")
     parser.add_argument("--tag", default="zi2zi")
     parser.add_argument("--tags", nargs="+", default=["zi2zi", "pix2pix-kai", "fashion-edges", "fashion-edges-l1"])
@@ -278,7 +291,7 @@ def main() -> None:
     elif args.run is None:
         parser.error(f"{args.what} needs a run directory")
     else:
-        {"pictures": pictures, "results": results, "misread": misread}[args.what](args.run, args.tag)
+        {"pictures": pictures, "results": results, "misread": misread, "live": live}[args.what](args.run, args.tag)
 
 
 if __name__ == "__main__":

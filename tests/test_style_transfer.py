@@ -26,6 +26,7 @@ from genlab.data.glyphs import (
     render_glyph,
     training_order,
 )
+from genlab.errors import GenlabError
 from genlab.evaluation.glyph_judges import glyph_augment, glyph_judges
 from genlab.io.weights import read_tensors
 from genlab.models.glyph_unet import GlyphUNet, GlyphUNetConfig
@@ -160,7 +161,8 @@ def test_a_step_with_every_lever_on_is_seeded_by_the_step(tiny, tmp_path):
 def test_few_shot_lora_start_grows_a_font_and_keeps_the_trained_ones(tiny):
     case, folder = tiny
     base, out = folder / "run", folder / "few"
-    settings = [o for o in case.overrides if not o.startswith(("data.targets", "data.fonts"))]
+    # LoRA trains without a moving average (it ships its live low-rank updates)
+    settings = [o for o in case.overrides if not o.startswith(("data.targets", "data.fonts", "train.ema_decay"))]
     new = ["data.fonts=[wqy-microhei,arphic-ukai,arphic-uming,lxgw-wenkai]", "data.targets=[lxgw-wenkai]"]
     assert main(["train", case.recipe, *settings, *new, "data.shots=16", f"train.init={base}",
                  "train.method=lora", "--out", str(out)]) == 0  # fmt: skip
@@ -183,6 +185,17 @@ def test_few_shot_lora_start_grows_a_font_and_keeps_the_trained_ones(tiny):
     source, fonts = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 2, 2])
     checkpoint = load_pair(RunDir(out))[0]
     assert torch.equal(translate(grown.generator, source, fonts), translate(checkpoint, source, fonts))
+
+
+def test_the_run_draws_with_its_generators_moving_average(tiny):
+    case, folder = tiny
+    averaged, live = load_pair(RunDir(folder / "run"))[0], load_pair(RunDir(folder / "run"), live=True)[0]
+    source, fonts = torch.rand(4, 1, 32, 32), torch.tensor([0, 1, 0, 1])
+    drawn = translate(genlab.load(folder / "run").generator, source, fonts)
+    assert torch.equal(drawn, translate(averaged, source, fonts))
+    assert not torch.equal(drawn, translate(live, source, fonts))
+    with pytest.raises(GenlabError, match="ema_decay is for full training"):
+        load_recipe(case.recipe, [*case.overrides, f"train.init={folder / 'run'}", "train.method=lora"])
 
 
 def test_lr_decays_linearly_to_zero_after_decay_from(tiny, tmp_path):

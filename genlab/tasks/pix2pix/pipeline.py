@@ -47,11 +47,14 @@ def build_pair(meta: dict[str, Any]) -> tuple[GlyphUNet, PatchGAN]:
     return generator, PatchGAN(from_dict(PatchGANConfig, meta["discriminator"]))
 
 
-def load_pair(run: RunDir, which: str = "last") -> tuple[GlyphUNet, PatchGAN, dict[str, Any]]:
-    """A pix2pix run's generator (LoRA merged into its kernels) and discriminator, and its meta."""
+def load_pair(run: RunDir, which: str = "last", live: bool = False) -> tuple[GlyphUNet, PatchGAN, dict[str, Any]]:
+    """A pix2pix run's generator (LoRA merged into its kernels) and discriminator, and its meta. The generator
+    is the one the run draws with (its weights' moving average, where it kept one), or with `live` the
+    weights as last trained."""
     folder, meta = open_run_checkpoint(run, which, "pix2pix")
     generator, discriminator = build_pair(meta)
-    load_weights(folder, {"generator": generator, "discriminator": discriminator}, meta)
+    drawing = "generator" if live else meta.get("sampler", "generator")
+    load_weights(folder, {drawing: generator, "discriminator": discriminator}, meta)
     return merge_conv_lora(generator).eval(), discriminator.eval(), meta
 
 

@@ -9,6 +9,7 @@ from genlab.core.recipe import EpochTrainConfig, check_betas, recipe_type
 from genlab.data.fashion_edges import PICTURE_SETS
 from genlab.data.glyphs import BEYOND_LEVEL1, FONTS
 from genlab.models.glyph_unet import GlyphUNetConfig
+from genlab.tasks.gan.recipe import check_ema_decay
 
 
 def _known(fonts: list[str], key: str, kind: str) -> None:
@@ -92,10 +93,16 @@ class TranslationTrainConfig(EpochTrainConfig):
     method: str = "full"  # with init: full | lora (the generator's convolutions get low-rank updates)
     lora_rank: int = 4
     lora_alpha: float = 8.0
+    # Draw with an exponential moving average of the generator's weights (0 = the live weights): it smooths
+    # the speckle a GAN generator's weights leave as they wander around the discriminator (Yazici et al. 2019)
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_betas(self.betas)
+        check_ema_decay(self.ema_decay)
+        if self.ema_decay and self.method == "lora":
+            raise ValueError("train.ema_decay is for full training: a LoRA run ships its live low-rank updates")
         if (
             min(self.lr_g, self.lr_d) <= 0
             or min(self.l1_weight, self.adversarial_weight, self.category_weight, self.constant_weight) < 0

@@ -22,6 +22,7 @@ def tiny_run(folder: Path) -> TinyRun:
         "discriminator.width": 8,
         "discriminator.depth": 2,
         "train.epochs": 2,
+        "train.ema_decay": 0.9,
         "eval.judge_epochs": 1,
     }
     return TinyRun.of("zi2zi-fonts", settings, {"text": "生成", "font": "arphic-uming"}, out=folder / "line.png")

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from genlab.core.distributed import DistEnv, wrap_ddp
+from genlab.core.ema import SamplerEMA
 from genlab.core.run import RunDir
 from genlab.core.training import NoRandomState, weights_meta
 from genlab.data.augment import random_affine
@@ -58,6 +59,8 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
         self.g, self.d = wrap_ddp(self.generator, env), wrap_ddp(self.discriminator, env)
         self.modules = {"generator": self.generator, "discriminator": self.discriminator}
         t = recipe.train
+        self.ema = SamplerEMA(self.modules, "generator", t.ema_decay)
+        self.sampler = self.ema.sampler  # what the run draws with: the EMA of the generator, or the generator
         trainable = [p for p in self.generator.parameters() if p.requires_grad]
         self.optimizers = {
             "generator": torch.optim.Adam(trainable, lr=t.lr_g, betas=tuple(t.betas)),
@@ -107,6 +110,7 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
             discriminator=dataclasses.asdict(self.discriminator.config),
             lora=lora,
             source=self.recipe.data.source,
+            sampler=self.ema.name,
         )
 
     def step_kind(self, step: int) -> str:
@@ -121,7 +125,9 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
             u = torch.rand(len(source), 3).to(source.device)
             source, truth = random_affine(torch.cat([source, truth], 1), u, t.augment_shift, t.augment_zoom).chunk(2, 1)
         self._set_learning_rates(step)
-        return translation_step(self.g, self.d, self.optimizers, (source, truth, self.target_ids[slots]), t)
+        metrics = translation_step(self.g, self.d, self.optimizers, (source, truth, self.target_ids[slots]), t)
+        self.ema.update(step)
+        return metrics
 
     def _set_learning_rates(self, step: int) -> None:
         """pix2pix's linear decay to 0 over the steps after train.decay_from of them."""
@@ -141,11 +147,11 @@ class Pix2PixTraining(NoRandomState):  # the steps draw nothing
             save_lora_delta(
                 self.generator, run.path / "adapter", str(t.init), {"rank": t.lora_rank, "alpha": t.lora_alpha}
             )
-        pictures, nrow = sample_grid(self.generator, self.glyphs, self.recipe.data.source)
+        pictures, nrow = sample_grid(self.sampler, self.glyphs, self.recipe.data.source)
         run.save_sample_grid(pictures, nrow, period)
         test = torch.as_tensor(self.glyphs.split("test"), device=self.source.device)
         l1 = [
-            (translate(self.generator, self.source[test], font_id.repeat(len(test))) - self.targets[slot, test])
+            (translate(self.sampler, self.source[test], font_id.repeat(len(test))) - self.targets[slot, test])
             .abs()
             .mean()
             .item()
