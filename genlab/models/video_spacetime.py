@@ -84,7 +84,14 @@ class SpaceTimeUNet(ClipNetwork):
         super().__init__(config)
         width, emb_dim, p, t = config.width, 4 * config.width, config.patch, config.frames
         self.frame_index = nn.Parameter(torch.zeros(t, emb_dim))  # where each frame sits in the clip
-        self.stem = nn.Conv2d(2 * p * p, width, 3, padding=1)  # one frame and its mask flag, folded
+        # One frame and its mask flag, folded; with stem_frames k > 1 also its neighbours' (a k x 3 x 3
+        # convolution over time and space): a stroke one frame away, moved a pixel, is in the first features.
+        k = config.stem_frames
+        self.stem = (
+            nn.Conv2d(2 * p * p, width, 3, padding=1)
+            if k == 1
+            else nn.Conv3d(2 * p * p, width, (k, 3, 3), padding=(k // 2, 1, 1))
+        )
         chans = [width * m for m in config.mults]
         self.down, self.down_time, self.downsample, c_prev = nn.ModuleList(), nn.ModuleList(), nn.ModuleList(), width
         for i, c in enumerate(chans):
@@ -119,7 +126,7 @@ class SpaceTimeUNet(ClipNetwork):
         emb = (self.embedding(t, digits, drop)[:, None] + self.frame_index).reshape(b * frames, -1)  # (B*T, E)
         flags = mask[:, :, None, None].to(x.dtype).expand_as(x)
         h = torch.stack([x, flags], dim=2).reshape(b * frames, 2, s, s)  # (B*T, 2, S, S): a frame, its flag
-        h = self.stem(F.pixel_unshuffle(h, p))  # (B*T, width, S/p, S/p)
+        h = self._stem(F.pixel_unshuffle(h, p), frames)  # (B*T, width, S/p, S/p)
         skips = []
         for block, across, downsample in zip(self.down, self.down_time, self.downsample):
             h = across(block(h, emb))
@@ -131,3 +138,11 @@ class SpaceTimeUNet(ClipNetwork):
             h = across(block(torch.cat([up, skips.pop()], 1), emb))
         h = F.pixel_shuffle(self.out(F.silu(self.out_norm(h))), p)  # (B*T, 1, S, S)
         return h.reshape(b, frames, s, s)
+
+    def _stem(self, h: torch.Tensor, frames: int) -> torch.Tensor:
+        """h (B*T, C, H, W) folded frames -> (B*T, width, H, W), each frame alone or with its neighbours."""
+        if isinstance(self.stem, nn.Conv2d):
+            return self.stem(h)
+        bt, c, hh, ww = h.shape
+        clip = h.reshape(-1, frames, c, hh, ww).transpose(1, 2)  # (B, C, T, H, W)
+        return self.stem(clip).transpose(1, 2).reshape(bt, -1, hh, ww)

@@ -45,6 +45,7 @@ class VideoUNetConfig:
     codec_width: int = 16  # channels of that autoencoder's first layer
     layout: str = "stacked"  # stacked: frames as channels of one 2-D U-Net; factorised: per-frame blocks +
     # attention across frames (genlab.models.video_spacetime)
+    stem_frames: int = 1  # factorised: the first convolution sees each frame with its (k - 1) / 2 neighbours
 
     @property
     def grid(self) -> int:
@@ -68,6 +69,8 @@ class VideoUNetConfig:
             raise ValueError("model.width must be a multiple of 8 and model.mults positive integers")
         if self.layout not in LAYOUTS or self.layout == "factorised" and self.latent:
             raise ValueError(f"model.layout must be one of {', '.join(LAYOUTS)}; factorised works on pixels (latent 0)")
+        if self.stem_frames < 1 or self.stem_frames % 2 == 0 or self.stem_frames > 1 and self.layout != "factorised":
+            raise ValueError("model.stem_frames must be odd, and above 1 only with layout factorised")
         if self.patch not in (1, 2, 4) or self.num_digits < 0:
             raise ValueError("model.patch must be 1, 2 or 4 and model.num_digits >= 0")
 
