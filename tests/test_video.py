@@ -132,6 +132,24 @@ def test_factorised_network_shares_its_weights_over_frames_and_frames_reach_each
         assert (out_moved[:, -1] - out[:, -1]).abs().max() > 1e-5  # the last frame sees the first (0 if it did not)
 
 
+def test_a_wider_stem_shows_each_frame_its_neighbours_and_no_further():
+    torch.manual_seed(0)
+    x, mask, t = torch.rand(2, 6, 16, 16), torch.zeros(2, 6), torch.rand(2)
+    moved = x.clone()
+    moved[:, 0] = moved[:, 0].roll(4, dims=-1)  # only the first frame changes
+    changed = {}
+    for k in (1, 3):
+        net = video_network(VideoUNetConfig(frames=6, size=16, width=16, layout="factorised", stem_frames=k)).eval()
+        with torch.no_grad():
+            net.out.weight.normal_(0, 0.1)  # the layers across time start as the identity: frames apart
+            changed[k] = [(net(moved, mask, t) - net(x, mask, t))[:, f].abs().max().item() for f in (1, 2)]
+    assert changed[1] == [0.0, 0.0]  # alone, a frame sees only itself
+    assert changed[3][0] > 1e-5 and changed[3][1] == 0.0  # k = 3: its neighbours, not the frame after them
+    for bad in ({"stem_frames": 2, "layout": "factorised"}, {"stem_frames": 3, "layout": "stacked"}):
+        with pytest.raises(ValueError, match="stem_frames"):
+            VideoUNetConfig(**bad)
+
+
 def test_pair_reader_reads_real_held_out_clips(clips):
     """The shipped pair reader, on clips of MNIST test digits it never saw; the tracker finds their speed."""
     frames = to_pixels(to_model(clips.frames, 32))
