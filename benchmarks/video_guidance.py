@@ -50,6 +50,7 @@ def score(handle, steps: int, guidance: float, test, train, judges: Judges) -> d
 def pictures(handle, weights: list[float], steps: int, img: Path) -> None:
     """The six prompts at each guidance weight, the same noise: one filmstrip per weight."""
     digits = torch.tensor(PROMPTS)
+    img.mkdir(parents=True, exist_ok=True)
     for w in weights:
         uses = Uses(handle.model, handle.recipe.data.context, steps, w, 0, len(PROMPTS))
         blank = torch.zeros(len(PROMPTS), handle.config.frames, handle.config.size, handle.config.size)
