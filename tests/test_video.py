@@ -84,6 +84,8 @@ def test_masks_of_the_three_uses():
         mode_mask("rewind", 20, 10)
     masks = training_masks(6, 20, 10, torch.Generator().manual_seed(0))
     assert sorted(masks.sum(1).tolist()) == [0, 0, 2, 2, 10, 10]  # a third of each use
+    only = training_masks(4, 20, 10, torch.Generator().manual_seed(0), ("predict",))
+    assert only.sum(1).tolist() == [10] * 4  # train.uses: [predict] trains prediction alone
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

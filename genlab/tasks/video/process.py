@@ -46,10 +46,12 @@ def mode_mask(mode: str, frames: int, context: int) -> torch.Tensor:
     return mask
 
 
-def training_masks(n: int, frames: int, context: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, T): each row one use in turn from a random start (a third each), the masks of mode_mask."""
-    first = int(torch.randint(len(MODES), (1,), generator=generator))
-    return torch.stack([mode_mask(MODES[(first + i) % len(MODES)], frames, context) for i in range(n)])
+def training_masks(
+    n: int, frames: int, context: int, generator: torch.Generator, uses: tuple[str, ...] = MODES
+) -> torch.Tensor:
+    """(n, T): each row one of `uses` in turn from a random start (equal shares), the masks of mode_mask."""
+    first = int(torch.randint(len(uses), (1,), generator=generator))
+    return torch.stack([mode_mask(uses[(first + i) % len(uses)], frames, context) for i in range(n)])
 
 
 def masked_flow_loss(

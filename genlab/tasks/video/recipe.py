@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from genlab.core.recipe import TrainConfig, check_betas, recipe_type
 from genlab.models.video_unet import VideoUNetConfig
+from genlab.tasks.video.process import MODES
 
 
 @dataclass
@@ -34,6 +35,8 @@ class VideoTrainConfig(TrainConfig):
     ema_decay: float = 0.995  # a short average: a CPU run takes only a couple of thousand steps
     cond_dropout: float = 0.2  # rows trained without their digits (classifier-free guidance, and predict/between)
     logit_normal: bool = True
+    # The uses the rows of a batch train, in equal shares (one network serves the uses it trained)
+    uses: list[str] = field(default_factory=lambda: ["predict", "between", "generate"])
     codec_steps: int = 0  # with model.latent: the first steps train the frame autoencoder alone, then the flow
     codec_frames: int = 128  # frames per autoencoder step, drawn from the step's clips
     codec_noise: float = 0.1  # latent noise (times the latents' spread) the decoder learns to ignore
@@ -49,6 +52,8 @@ class VideoTrainConfig(TrainConfig):
             raise ValueError("train.lr must be > 0, train.warmup_steps and train.grad_clip >= 0")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.cond_dropout < 1:
             raise ValueError("train.ema_decay and train.cond_dropout must be in [0, 1)")
+        if not self.uses or len(set(self.uses)) < len(self.uses) or not set(self.uses) <= set(MODES):
+            raise ValueError(f"train.uses must name distinct uses among {', '.join(MODES)}")
 
     @property
     def periods(self) -> int:

@@ -95,10 +95,9 @@ class VideoTraining(OwnNoise, SampledEachPeriod):
 
     def _flow_loss(self, clips: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
         """Masked flow matching on clips (B, T, S, S) (on their latents for a latent run; the autoencoder fixed)."""
-        t, mask = (
-            self.recipe.train,
-            training_masks(clips.size(0), self.config.frames, self.recipe.data.context, self.noise).to(clips.device),
-        )
+        t = self.recipe.train
+        mask = training_masks(clips.size(0), self.config.frames, self.recipe.data.context, self.noise, tuple(t.uses))
+        mask = mask.to(clips.device)
         with torch.no_grad():
             x1 = self.model.encode(clips)
         return masked_flow_loss(
