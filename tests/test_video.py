@@ -195,6 +195,20 @@ def test_the_three_uses_through_the_cli(tiny, capsys):
     assert len(video) == 1
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.uses=[predict,fly]", "train.uses must name distinct uses"),
+        ("train.uses=[predict,predict]", "train.uses must name distinct uses"),
+        ("model.stem_frames=2", "model.stem_frames must be odd"),
+    ],
+)
+def test_bad_training_keys_are_one_line_and_write_nothing(tmp_path, capsys, override, message):
+    case = tiny_run(tmp_path)
+    assert main(["train", case.recipe, *case.overrides, override, "--out", str(tmp_path / "r")]) == 2
+    assert message in one_error_line(capsys) and not (tmp_path / "r").exists()
+
+
 def test_a_stacked_run_trains_and_generates(tmp_path):
     case = tiny_run(tmp_path)
     run = tmp_path / "run"
